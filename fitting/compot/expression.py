@@ -1,0 +1,514 @@
+"""Model expressions in the paper's notation and the layout they imply.
+
+An expression such as ``E[G8L4] + N[E[G8L4]] + ZBL(1.6, 2.4)`` or
+``G10 * E[G8L4]`` (Wang et al., arXiv:2504.19372, Sec. II–III and TABLE 1)
+parses into an immutable tree of terms. :func:`layout` numbers the nodes in
+pre-order (``n0`` is the root), assigns basis sets with the sharing rule of
+MODEL_SPEC §4 (direct leaf children of one sum with equal basis specification
+share a basis; product factors never share) and lists every parameter block in
+the canonical order of the parameter file format v1 (``docs/parameter-file.md``).
+
+Grammar::
+
+    expr    := product ('+' product)*        n-ary sum, nested sums flattened
+    product := factor ('*' factor)*          binary, left-associative
+    factor  := term | '(' expr ')'
+    term    := G<K> | C<K> | E[<basis>L<L>] | N[E[<basis>L<L>]] | A[<basis>P<P>]
+             | ZBL(<r_in>, <r_out>)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from .errors import ExpressionError
+
+__all__ = [
+    "BasisSpec", "Linear", "Exponentiated", "NeighbourExponentiated", "Angular",
+    "ZBL", "Sum", "Product", "parse", "layout", "Layout", "ParameterBlock",
+    "count_parameters",
+]
+
+
+# --------------------------------------------------------------------------- terms
+@dataclass(frozen=True)
+class BasisSpec:
+    """Two-body basis specification: ``kind`` 'G' (even-tempered Gaussian,
+    nonlinear α, β) or 'C' (Chebyshev, no nonlinear parameters), size ``K``."""
+
+    kind: str
+    K: int
+
+    def __str__(self) -> str:
+        return f"{self.kind}{self.K}"
+
+    @property
+    def n_nonlinear(self) -> int:
+        return 2 if self.kind == "G" else 0
+
+
+class Term:
+    """Base class of expression nodes."""
+
+    def children(self) -> tuple["Term", ...]:
+        return ()
+
+
+@dataclass(frozen=True)
+class Linear(Term):
+    """Linear pair-cluster model ``G<K>``/``C<K>`` (paper Eq. 6)."""
+
+    basis: BasisSpec
+
+    def __str__(self) -> str:
+        return str(self.basis)
+
+
+@dataclass(frozen=True)
+class Exponentiated(Term):
+    """Exponentiated pair-cluster model ``E[G<K>L<L>]`` (paper Eq. 13)."""
+
+    basis: BasisSpec
+    L: int
+
+    def __str__(self) -> str:
+        return f"E[{self.basis}L{self.L}]"
+
+
+@dataclass(frozen=True)
+class NeighbourExponentiated(Term):
+    """Neighbouring-exponentiated model ``N[E[G<K>L<L>]]`` (paper Eq. 16)."""
+
+    basis: BasisSpec
+    L: int
+
+    def __str__(self) -> str:
+        return f"N[E[{self.basis}L{self.L}]]"
+
+
+@dataclass(frozen=True)
+class Angular(Term):
+    """Angular three-body pair-cluster model ``A[G<K>P<P>]`` (paper App. A,
+    Eq. 48–50; MODEL_SPEC §3)."""
+
+    basis: BasisSpec
+    P: int
+
+    def __str__(self) -> str:
+        return f"A[{self.basis}P{self.P}]"
+
+
+@dataclass(frozen=True)
+class ZBL(Term):
+    """Fixed Ziegler–Biersack–Littmark core repulsion switched off between
+    ``r_in`` and ``r_out`` [Å] as LAMMPS ``pair_style zbl`` (MODEL_SPEC §4)."""
+
+    r_in: float
+    r_out: float
+
+    def __str__(self) -> str:
+        return f"ZBL({_fmt_float(self.r_in)}, {_fmt_float(self.r_out)})"
+
+
+@dataclass(frozen=True)
+class Sum(Term):
+    """n-ary sum ⊕ (paper Eq. 21–22): one shift in total."""
+
+    terms: tuple[Term, ...]
+
+    def children(self) -> tuple[Term, ...]:
+        return self.terms
+
+    def __str__(self) -> str:
+        return " + ".join(_str_in(t, "sum") for t in self.terms)
+
+
+@dataclass(frozen=True)
+class Product(Term):
+    """Binary product ⊗ (paper Eq. 23–25): (X + s_X)(Y + s_Y) + s."""
+
+    left: Term
+    right: Term
+
+    def children(self) -> tuple[Term, ...]:
+        return (self.left, self.right)
+
+    def __str__(self) -> str:
+        right = str(self.right)
+        if isinstance(self.right, (Sum, Product)):
+            right = f"({right})"
+        return f"{_str_in(self.left, 'product')} * {right}"
+
+
+LEAVES = (Linear, Exponentiated, NeighbourExponentiated, Angular)
+
+
+def _fmt_float(x: float) -> str:
+    return repr(float(x)).rstrip("0").rstrip(".") if "e" not in repr(float(x)) else repr(float(x))
+
+
+def _str_in(t: Term, context: str) -> str:
+    if isinstance(t, Sum) and context in ("sum", "product"):
+        return f"({t})" if context == "product" else str(t)
+    return str(t)
+
+
+# --------------------------------------------------------------------------- parser
+_TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|(?P<name>ZBL|[GCENAPL])|(?P<sym>[\[\]()+*,]))")
+
+
+class _Parser:
+    def __init__(self, text: str):
+        self.text = text
+        self.tokens: list[tuple[str, str, int]] = []
+        pos = 0
+        stripped = text.rstrip()
+        while pos < len(stripped):
+            m = _TOKEN.match(stripped, pos)
+            if not m or m.end() == pos:
+                col = pos + 1
+                while col - 1 < len(stripped) and stripped[col - 1].isspace():
+                    col += 1
+                raise ExpressionError(
+                    f"expression {text!r}: unexpected character {stripped[col - 1]!r} at column {col}; "
+                    "expected G<K>, C<K>, E[..], N[E[..]], A[..], ZBL(..), '+', '*' or parentheses")
+            kind = m.lastgroup
+            self.tokens.append((kind, m.group(kind), m.start(kind) + 1))
+            pos = m.end()
+        self.i = 0
+
+    def peek(self):
+        return self.tokens[self.i] if self.i < len(self.tokens) else ("end", "", len(self.text) + 1)
+
+    def take(self, value: str | None = None, kind: str | None = None):
+        tok = self.peek()
+        if (value is not None and tok[1] != value) or (kind is not None and tok[0] != kind):
+            want = repr(value) if value is not None else {"num": "a number", "name": "a term"}.get(kind, kind)
+            found = "end of expression" if tok[0] == "end" else repr(tok[1])
+            raise ExpressionError(f"expression {self.text!r}: expected {want} at column {tok[2]}, found {found}")
+        self.i += 1
+        return tok
+
+    def integer(self, what: str, minimum: int) -> int:
+        tok = self.take(kind="num")
+        if not re.fullmatch(r"\d+", tok[1]) or int(tok[1]) < minimum:
+            raise ExpressionError(
+                f"expression {self.text!r}: {what} at column {tok[2]} must be an integer >= {minimum}, found {tok[1]!r}")
+        return int(tok[1])
+
+    def basis(self) -> BasisSpec:
+        tok = self.take(kind="name")
+        if tok[1] not in ("G", "C"):
+            raise ExpressionError(
+                f"expression {self.text!r}: expected a basis G<K> or C<K> at column {tok[2]}, found {tok[1]!r}")
+        return BasisSpec(tok[1], self.integer("basis size K", 1))
+
+    def expr(self) -> Term:
+        terms = [self.product()]
+        while self.peek()[1] == "+":
+            self.take("+")
+            terms.append(self.product())
+        if len(terms) == 1:
+            return terms[0]
+        flat: list[Term] = []
+        for t in terms:
+            flat.extend(t.terms if isinstance(t, Sum) else (t,))
+        return Sum(tuple(flat))
+
+    def product(self) -> Term:
+        left = self.factor()
+        while self.peek()[1] == "*":
+            self.take("*")
+            left = Product(left, self.factor())
+        return left
+
+    def factor(self) -> Term:
+        tok = self.peek()
+        if tok[1] == "(":
+            self.take("(")
+            inner = self.expr()
+            self.take(")")
+            return inner
+        if tok[0] != "name":
+            found = "end of expression" if tok[0] == "end" else repr(tok[1])
+            raise ExpressionError(
+                f"expression {self.text!r}: expected a term at column {tok[2]}, found {found}; "
+                "expected G<K>, C<K>, E[..], N[E[..]], A[..] or ZBL(..)")
+        name = tok[1]
+        if name in ("G", "C"):
+            return Linear(self.basis())
+        self.take(kind="name")
+        if name == "E":
+            self.take("[")
+            b = self.basis()
+            self.take("L")
+            L = self.integer("latent size L", 1)
+            self.take("]")
+            return Exponentiated(b, L)
+        if name == "N":
+            self.take("[")
+            self.take("E")
+            self.take("[")
+            b = self.basis()
+            self.take("L")
+            L = self.integer("latent size L", 1)
+            self.take("]")
+            self.take("]")
+            return NeighbourExponentiated(b, L)
+        if name == "A":
+            self.take("[")
+            b = self.basis()
+            self.take("P")
+            P = self.integer("Legendre order P", 0)
+            self.take("]")
+            return Angular(b, P)
+        if name == "ZBL":
+            self.take("(")
+            r_in = float(self.take(kind="num")[1])
+            self.take(",")
+            r_out = float(self.take(kind="num")[1])
+            self.take(")")
+            if not 0 < r_in < r_out:
+                raise ExpressionError(
+                    f"expression {self.text!r}: ZBL(r_in, r_out) needs 0 < r_in < r_out, found ({r_in}, {r_out})")
+            return ZBL(r_in, r_out)
+        raise ExpressionError(
+            f"expression {self.text!r}: unknown term {name!r} at column {tok[2]}; "
+            "expected G<K>, C<K>, E[..], N[E[..]], A[..] or ZBL(..)")
+
+
+def parse(text: str) -> Term:
+    """Parse an expression in the paper's notation.
+
+    Parameters
+    ----------
+    text : str
+        e.g. ``"E[G8L4] + N[E[G8L4]]"``, ``"G10 * E[G8L4]"``, ``"G8 + A[G8P4] + ZBL(1.6, 2.4)"``.
+
+    Returns
+    -------
+    Term
+        Root of the immutable term tree.
+
+    Raises
+    ------
+    ExpressionError
+        On a syntax error (naming the column and what was expected) or on a ZBL
+        term anywhere but as a summand of the top-level sum.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ExpressionError(f"expression {text!r}: empty; expected e.g. 'E[G8L4] + N[E[G8L4]]'")
+    p = _Parser(text)
+    root = p.expr()
+    if p.peek()[0] != "end":
+        tok = p.peek()
+        raise ExpressionError(f"expression {text!r}: unexpected {tok[1]!r} at column {tok[2]}")
+    top = root.terms if isinstance(root, Sum) else (root,)
+    if isinstance(root, ZBL) or (isinstance(root, Sum) and all(isinstance(t, ZBL) for t in top)):
+        raise ExpressionError(f"expression {text!r}: a model needs at least one fitted term besides ZBL")
+
+    def check(node: Term, top_level: bool) -> None:
+        if isinstance(node, ZBL) and not top_level:
+            raise ExpressionError(
+                f"expression {text!r}: ZBL may only be a summand of the top-level sum, found it inside a product")
+        for c in node.children():
+            check(c, False)
+
+    for t in top:
+        check(t, True)
+    return root
+
+
+# --------------------------------------------------------------------------- layout
+@dataclass(frozen=True)
+class ParameterBlock:
+    """A named array of parameters in the canonical file order.
+
+    ``name`` is the block prefix (``b1.alpha``, ``n1.c``); element names are
+    ``name`` followed by the dotted indices (``n1.c.Nb.Nb.1.3``). ``role`` is
+    'linear', 'nonlinear' or 'fixed'. ``shape`` is the array shape in C order."""
+
+    name: str
+    role: str
+    shape: tuple[int, ...]
+    labels: tuple[tuple[str, ...], ...]
+    unit: str
+    description: str
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    def element_names(self) -> list[str]:
+        names = [self.name]
+        for axis in self.labels:
+            names = [f"{n}.{a}" for n in names for a in axis]
+        return names
+
+
+@dataclass
+class NodeInfo:
+    """One node of the numbered tree."""
+
+    index: int
+    term: Term
+    parent: int | None
+    children: list[int] = field(default_factory=list)
+    basis: int | None = None          # 0-based basis index for leaves
+    has_shift: bool = False
+
+
+@dataclass(frozen=True)
+class BasisInfo:
+    index: int
+    spec: BasisSpec
+    users: tuple[int, ...]
+
+
+@dataclass
+class Layout:
+    """Numbered tree, bases and parameter blocks of an expression for given species."""
+
+    expression: str
+    root: Term
+    species: tuple[str, ...]
+    nodes: list[NodeInfo]
+    bases: list[BasisInfo]
+    blocks: list[ParameterBlock]
+
+    @property
+    def n_linear(self) -> int:
+        return sum(b.size for b in self.blocks if b.role == "linear")
+
+    @property
+    def n_nonlinear(self) -> int:
+        return sum(b.size for b in self.blocks if b.role == "nonlinear")
+
+    @property
+    def has_neighbour_term(self) -> bool:
+        return any(isinstance(n.term, NeighbourExponentiated) for n in self.nodes)
+
+    def block(self, name: str) -> ParameterBlock:
+        for b in self.blocks:
+            if b.name == name:
+                return b
+        raise KeyError(name)
+
+
+def _species_pairs(species: tuple[str, ...]) -> list[str]:
+    S = len(species)
+    return [f"{species[a]}.{species[b]}" for a in range(S) for b in range(a, S)]
+
+
+def layout(root: Term | str, species: tuple[str, ...] | list[str]) -> Layout:
+    """Number nodes, assign (shared) bases and list parameter blocks.
+
+    Parameters
+    ----------
+    root : Term or str
+        Parsed expression or its text.
+    species : sequence of str
+        Chemical symbols; their order indexes every species axis.
+
+    Returns
+    -------
+    Layout
+
+    Raises
+    ------
+    ExpressionError
+        If the expression is invalid or ``species`` is empty or repeats a symbol.
+    """
+    if isinstance(root, str):
+        root = parse(root)
+    species = tuple(species)
+    if not species or len(set(species)) != len(species):
+        raise ExpressionError(f"species {species!r}: expected one or more distinct chemical symbols")
+    nodes: list[NodeInfo] = []
+
+    def visit(term: Term, parent: int | None) -> int:
+        idx = len(nodes)
+        info = NodeInfo(idx, term, parent)
+        nodes.append(info)
+        for c in term.children():
+            info.children.append(visit(c, idx))
+        return idx
+
+    visit(root, None)
+    for n in nodes:
+        parent_is_sum = n.parent is not None and isinstance(nodes[n.parent].term, Sum)
+        n.has_shift = not parent_is_sum and not isinstance(n.term, ZBL)
+
+    # basis assignment in pre-order with sharing among direct leaf children of a sum
+    bases: list[list] = []  # [spec, users]
+    for n in nodes:
+        if not isinstance(n.term, LEAVES):
+            continue
+        spec = n.term.basis
+        shared = None
+        if n.parent is not None and isinstance(nodes[n.parent].term, Sum):
+            for sib in nodes[n.parent].children:
+                if sib == n.index:
+                    break
+                s = nodes[sib]
+                if isinstance(s.term, LEAVES) and s.term.basis == spec:
+                    shared = s.basis
+                    break
+        if shared is None:
+            bases.append([spec, [n.index]])
+            n.basis = len(bases) - 1
+        else:
+            bases[shared][1].append(n.index)
+            n.basis = shared
+    basis_infos = [BasisInfo(i, spec, tuple(users)) for i, (spec, users) in enumerate(bases)]
+
+    S = len(species)
+    sp = tuple(species)
+    blocks: list[ParameterBlock] = []
+    for b in basis_infos:
+        name = f"b{b.index + 1}"
+        ks = tuple(str(k + 1) for k in range(b.spec.K))
+        if b.spec.kind == "G":
+            blocks.append(ParameterBlock(f"{name}.alpha", "nonlinear", (), (), "1/Å²",
+                                         f"Gaussian exponent α of basis {name} ({b.spec}); a_k = α β^(k-1)"))
+            blocks.append(ParameterBlock(f"{name}.beta", "nonlinear", (), (), "-",
+                                         f"even-tempered ratio β of basis {name} ({b.spec})"))
+        blocks.append(ParameterBlock(f"{name}.phi_max", "fixed", (S, b.spec.K), (sp, ks), "-",
+                                     f"scale of φ_k^(s) of basis {name}: max |φ| over the fitting atoms [s, k]"))
+        blocks.append(ParameterBlock(f"{name}.rho_max", "fixed", (S, b.spec.K), (sp, ks), "-",
+                                     f"scale of ρ_k^(s) of basis {name}: max |ρ| over the fitting atoms [s, k]"))
+    for n in nodes:
+        t = n.term
+        pre = f"n{n.index}"
+        if isinstance(t, (Exponentiated, NeighbourExponentiated)):
+            ls = tuple(str(l + 1) for l in range(t.L))
+            ks = tuple(str(k + 1) for k in range(t.basis.K))
+            blocks.append(ParameterBlock(f"{pre}.gamma", "nonlinear", (t.L,), (ls,), "-",
+                                         f"latent exponents γ_l of {t} [l]"))
+            blocks.append(ParameterBlock(f"{pre}.c", "linear", (S, S, t.L, t.basis.K), (sp, sp, ls, ks), "eV",
+                                         f"coefficients c of {t} [centre species, neighbour species, l, k]"))
+        elif isinstance(t, Linear):
+            ks = tuple(str(k + 1) for k in range(t.basis.K))
+            blocks.append(ParameterBlock(f"{pre}.c", "linear", (S, S, t.basis.K), (sp, sp, ks), "eV",
+                                         f"coefficients c of {t} [centre species, neighbour species, k]"))
+        elif isinstance(t, Angular):
+            ks = tuple(str(k + 1) for k in range(t.basis.K))
+            ps = tuple(str(p) for p in range(t.P + 1))
+            pairs = tuple(_species_pairs(sp))
+            blocks.append(ParameterBlock(f"{pre}.c", "linear", (S, len(pairs), t.basis.K, t.P + 1),
+                                         (sp, pairs, ks, ps), "eV",
+                                         f"coefficients c of {t} [centre species, neighbour pair s1<=s2, k, p]"))
+        if n.has_shift:
+            blocks.append(ParameterBlock(f"{pre}.shift", "linear", (S,), (sp,), "eV",
+                                         f"site-energy shift of node {pre} ({t}) [centre species]"))
+    text = str(root)
+    return Layout(text, root, sp, nodes, basis_infos, blocks)
+
+
+def count_parameters(expression: str, species: tuple[str, ...] = ("X",)) -> tuple[int, int]:
+    """(linear, nonlinear) parameter counts of an expression; single species by
+    default, as in the paper's TABLE 3, 4 and 6."""
+    lay = layout(parse(expression), species)
+    return lay.n_linear, lay.n_nonlinear

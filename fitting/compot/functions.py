@@ -1,0 +1,269 @@
+"""Scalar building blocks: cutoff, two-body bases, the bounded exponentiated
+feature, ZBL and the real-harmonic polynomials of the angular term.
+
+Each function returns value and derivative together (``*_fdf``), vectorised
+over NumPy arrays. The C core (``kim_driver/``) implements the same formulas;
+MODEL_SPEC §1–4 is the contract.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "cutoff_fdf", "gaussian_basis_fdf", "chebyshev_basis_fdf", "basis_fdf",
+    "exp_feature_fdf", "zbl_pair_fdf", "atomic_number", "angular_tables",
+    "angular_weights",
+]
+
+
+def cutoff_fdf(r: np.ndarray, r_c: float) -> tuple[np.ndarray, np.ndarray]:
+    """Cutoff f_c(r) = 1 − 35x⁴ + 84x⁵ − 70x⁶ + 20x⁷, x = r/r_c, 0 beyond r_c.
+
+    MODEL_SPEC §1 (paper Eq. 41 properties: f_c(0) = 1, first three
+    derivatives vanish at r_c).
+
+    Parameters
+    ----------
+    r : ndarray, shape (n,) [Å]
+    r_c : float [Å]
+
+    Returns
+    -------
+    f, df : ndarray, shape (n,)
+        value [-] and derivative df/dr [1/Å].
+    """
+    x = np.asarray(r, dtype=float) / r_c
+    inside = x < 1.0
+    x = np.where(inside, x, 1.0)
+    x3 = x * x * x
+    x4 = x3 * x
+    f = 1.0 + x4 * (-35.0 + x * (84.0 + x * (-70.0 + 20.0 * x)))
+    df = x3 * (-140.0 + x * (420.0 + x * (-420.0 + 140.0 * x))) / r_c
+    return np.where(inside, f, 0.0), np.where(inside, df, 0.0)
+
+
+def gaussian_basis_fdf(r: np.ndarray, fc: np.ndarray, dfc: np.ndarray, alpha: float, beta: float, K: int):
+    """Even-tempered Gaussian basis ĝ_k(r) = exp(−α β^(k−1) r²) f_c(r), k = 1..K.
+
+    MODEL_SPEC §2 (paper Eq. 54–57).
+
+    Parameters
+    ----------
+    r, fc, dfc : ndarray, shape (n_pairs,)
+        distances [Å], cutoff values and derivatives.
+    alpha : float [1/Å²]; beta : float [-]; K : int
+
+    Returns
+    -------
+    g, dg : ndarray, shape (n_pairs, K)
+        ĝ_k(r) and dĝ_k/dr [1/Å].
+    """
+    a = alpha * beta ** np.arange(K)
+    e = np.exp(-np.outer(r * r, a))
+    g = e * fc[:, None]
+    dg = e * (dfc[:, None] - 2.0 * np.outer(r * fc, a))
+    return g, dg
+
+
+def chebyshev_basis_fdf(r: np.ndarray, fc: np.ndarray, dfc: np.ndarray, r_c: float, K: int):
+    """Chebyshev basis ĝ_k(r) = T_(k−1)(2r/r_c − 1) f_c(r), k = 1..K (MODEL_SPEC §2).
+
+    Shapes and units as :func:`gaussian_basis_fdf`.
+    """
+    t = 2.0 * r / r_c - 1.0
+    T = np.empty((r.shape[0], K))
+    dT = np.empty((r.shape[0], K))
+    T[:, 0] = 1.0
+    dT[:, 0] = 0.0
+    if K > 1:
+        T[:, 1] = t
+        dT[:, 1] = 1.0
+    for n in range(2, K):
+        T[:, n] = 2.0 * t * T[:, n - 1] - T[:, n - 2]
+        dT[:, n] = 2.0 * T[:, n - 1] + 2.0 * t * dT[:, n - 1] - dT[:, n - 2]
+    g = T * fc[:, None]
+    dg = dT * (2.0 / r_c) * fc[:, None] + T * dfc[:, None]
+    return g, dg
+
+
+def basis_fdf(kind: str, r, fc, dfc, r_c: float, K: int, alpha: float | None = None, beta: float | None = None):
+    """Dispatch to the Gaussian ('G') or Chebyshev ('C') basis."""
+    if kind == "G":
+        return gaussian_basis_fdf(r, fc, dfc, alpha, beta, K)
+    return chebyshev_basis_fdf(r, fc, dfc, r_c, K)
+
+
+def exp_feature_fdf(gamma: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounded exponentiated feature x(γ, u) of MODEL_SPEC §3 and ∂x/∂u.
+
+    x(γ, u) = (exp(γu) − 1)/γ for |u| ≤ 1 (the series u + γu²/2 + γ²u³/6 for
+    |γ| < 1e-6), continued beyond |u| = 1 by its second-order Taylor expansion
+    about u = ±1, so it grows at most quadratically outside the fitted range.
+    Equal in span to the paper's exp(γu) plus a shift (Eq. 13).
+
+    Parameters
+    ----------
+    gamma : ndarray, broadcastable with ``u`` [-]
+    u : ndarray [-] (scaled cluster function φ/φ_max or ρ/ρ_max)
+
+    Returns
+    -------
+    x, dx : ndarray, broadcast shape of ``gamma`` and ``u``
+    """
+    gamma = np.asarray(gamma, dtype=float)
+    u = np.asarray(u, dtype=float)
+    gamma, u = np.broadcast_arrays(gamma, u)
+    uc = np.clip(u, -1.0, 1.0)
+    small = np.abs(gamma) < 1e-6
+    safe_g = np.where(small, 1.0, gamma)
+    x_in = np.where(small, uc + gamma * uc * uc / 2.0 + gamma * gamma * uc ** 3 / 6.0,
+                    np.expm1(gamma * uc) / safe_g)
+    e = np.exp(gamma * uc)
+    d = u - uc  # zero inside
+    x = x_in + e * d + 0.5 * gamma * e * d * d
+    dx = e + gamma * e * d
+    return x, dx
+
+
+# ------------------------------------------------------------------------- ZBL
+_SYMBOLS = (
+    "H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As Se Br Kr "
+    "Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm Eu Gd Tb Dy Ho Er Tm Yb "
+    "Lu Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U Np Pu Am Cm Bk Cf Es Fm Md No Lr Rf "
+    "Db Sg Bh Hs Mt Ds Rg Cn Nh Fl Mc Lv Ts Og").split()
+
+
+def atomic_number(symbol: str) -> int:
+    """Atomic number of a chemical symbol; ValueError naming the symbol if unknown."""
+    try:
+        return _SYMBOLS.index(symbol) + 1
+    except ValueError:
+        raise ValueError(f"unknown chemical symbol {symbol!r}") from None
+
+
+# LAMMPS pair_style zbl constants (metal units), Ziegler, Biersack, Littmark (1985).
+ZBL_QQR2E = 14.399645      # e²/(4πε₀) [eV·Å]
+ZBL_A0 = 0.46850           # screening length prefactor [Å]
+ZBL_PZBL = 0.23
+ZBL_C = (0.02817, 0.28022, 0.50986, 0.18175)
+ZBL_D = (0.20162, 0.40290, 0.94229, 3.19980)
+
+
+def _zbl_raw(r, zi, zj):
+    """Unswitched ZBL energy and its first two r-derivatives."""
+    a = ZBL_A0 / (zi ** ZBL_PZBL + zj ** ZBL_PZBL)
+    pref = ZBL_QQR2E * zi * zj
+    s = sum(c * np.exp(-d * r / a) for c, d in zip(ZBL_C, ZBL_D))
+    ds = sum(-c * d / a * np.exp(-d * r / a) for c, d in zip(ZBL_C, ZBL_D))
+    d2s = sum(c * (d / a) ** 2 * np.exp(-d * r / a) for c, d in zip(ZBL_C, ZBL_D))
+    e = pref * s / r
+    de = pref * (ds / r - s / r ** 2)
+    d2e = pref * (d2s / r - 2.0 * ds / r ** 2 + 2.0 * s / r ** 3)
+    return e, de, d2e
+
+
+def zbl_pair_fdf(r: np.ndarray, zi: np.ndarray, zj: np.ndarray, r_in: float, r_out: float):
+    """Switched ZBL pair energy φ(r) and dφ/dr, as LAMMPS ``pair_style zbl``.
+
+    Between r_in and r_out the switching polynomial S(t) = A t³/3 + B t⁴/4 + C,
+    t = r − r_in, is added, with A, B, C such that φ, φ′ and φ″ vanish at r_out;
+    below r_in the constant C is added; φ = 0 at and beyond r_out.
+
+    Parameters
+    ----------
+    r : ndarray, shape (n,) [Å]
+    zi, zj : ndarray, shape (n,) — atomic numbers
+    r_in, r_out : float [Å]
+
+    Returns
+    -------
+    e, de : ndarray, shape (n,) — [eV], [eV/Å]
+    """
+    r = np.asarray(r, dtype=float)
+    zi = np.asarray(zi, dtype=float)
+    zj = np.asarray(zj, dtype=float)
+    tc = r_out - r_in
+    ec, dec, d2ec = _zbl_raw(np.full_like(r, r_out), zi, zj)
+    A = (-3.0 * dec + tc * d2ec) / tc ** 2
+    B = (2.0 * dec - tc * d2ec) / tc ** 3
+    C = -ec + 0.5 * tc * dec - tc * tc * d2ec / 12.0
+    rr = np.where(r < r_out, r, r_out)
+    e, de, _ = _zbl_raw(rr, zi, zj)
+    t = np.clip(rr - r_in, 0.0, None)
+    e = e + A * t ** 3 / 3.0 + B * t ** 4 / 4.0 + C
+    de = de + A * t ** 2 + B * t ** 3
+    inside = r < r_out
+    return np.where(inside, e, 0.0), np.where(inside, de, 0.0)
+
+
+# ------------------------------------------------------------- angular term
+def angular_weights(P: int) -> list[np.ndarray]:
+    """Weights w_lm of the Legendre addition theorem in polynomial form.
+
+    P_l(û_a·û_b) = Σ_{m=0..l} w_lm Q_l^m(z_a) Q_l^m(z_b) [C_m(a)C_m(b) + S_m(a)S_m(b)]
+    with w_l0 = 1, w_lm = 2 (l−m)!/(l+m)!, Q_l^m = d^m P_l/dz^m and
+    C_m + i S_m = (x + i y)^m (see :func:`angular_tables`).
+    """
+    return [np.array([1.0] + [2.0 * math.factorial(l - m) / math.factorial(l + m) for m in range(1, l + 1)])
+            for l in range(P + 1)]
+
+
+def angular_tables(u: np.ndarray, P: int):
+    """Real-harmonic polynomials of unit vectors and their gradients.
+
+    For each unit vector û = (x, y, z) returns the functions
+    Y^c_lm = Q_l^m(z) C_m(x, y) and Y^s_lm = Q_l^m(z) S_m(x, y), l ≤ P, m ≤ l,
+    and their gradients with respect to (x, y, z) treated as independent
+    variables (the caller projects them onto the sphere). Recurrences:
+    C_m = x C_{m−1} − y S_{m−1}, S_m = x S_{m−1} + y C_{m−1};
+    Q_m^m = (2m−1)!!, Q_{m+1}^m = (2m+1) z Q_m^m,
+    Q_l^m = ((2l−1) z Q_{l−1}^m − (l+m−1) Q_{l−2}^m)/(l−m), dQ_l^m/dz = Q_l^{m+1}.
+
+    Parameters
+    ----------
+    u : ndarray, shape (n, 3) — unit vectors
+    P : int — highest Legendre order
+
+    Returns
+    -------
+    Yc, Ys : ndarray, shape (n, M) with M = (P+1)(P+2)/2 entries ordered (l, m), m ≤ l
+    dYc, dYs : ndarray, shape (n, 3, M)
+    lm : list of (l, m) in the same order
+    """
+    n = u.shape[0]
+    x, y, z = u[:, 0], u[:, 1], u[:, 2]
+    C = [np.ones(n)]
+    S = [np.zeros(n)]
+    for m in range(1, P + 1):
+        C.append(x * C[m - 1] - y * S[m - 1])
+        S.append(x * S[m - 1] + y * C[m - 1])
+    Q = {}
+    for m in range(P + 1):
+        Q[(m, m)] = np.full(n, float(np.prod(np.arange(2 * m - 1, 0, -2))) if m > 0 else 1.0)
+        if m + 1 <= P:
+            Q[(m + 1, m)] = (2 * m + 1) * z * Q[(m, m)]
+        for l in range(m + 2, P + 1):
+            Q[(l, m)] = ((2 * l - 1) * z * Q[(l - 1, m)] - (l + m - 1) * Q[(l - 2, m)]) / (l - m)
+    lm = [(l, m) for l in range(P + 1) for m in range(l + 1)]
+    M = len(lm)
+    Yc = np.empty((n, M))
+    Ys = np.empty((n, M))
+    dYc = np.zeros((n, 3, M))
+    dYs = np.zeros((n, 3, M))
+    zero = np.zeros(n)
+    for idx, (l, m) in enumerate(lm):
+        q = Q[(l, m)]
+        dq = Q[(l, m + 1)] if m + 1 <= l else zero
+        Yc[:, idx] = q * C[m]
+        Ys[:, idx] = q * S[m]
+        if m > 0:
+            dYc[:, 0, idx] = q * m * C[m - 1]
+            dYc[:, 1, idx] = -q * m * S[m - 1]
+            dYs[:, 0, idx] = q * m * S[m - 1]
+            dYs[:, 1, idx] = q * m * C[m - 1]
+        dYc[:, 2, idx] = dq * C[m]
+        dYs[:, 2, idx] = dq * S[m]
+    return Yc, Ys, dYc, dYs, lm
