@@ -1,0 +1,656 @@
+"""Reference data: reading, validating and splitting DFT configurations.
+
+A :class:`Configuration` is one DFT calculation: species, positions, cell,
+total energy, forces and (optionally) stress, plus a fitting weight, a group
+name (used for stratified splitting and per-group metrics, MODEL_SPEC §7) and
+a ``source`` string ``"path:record_index"`` that every error message quotes.
+
+Two kinds of file are read:
+
+* anything ASE can read (extended XYZ, VASP ``OUTCAR``, ``vasprun.xml``, ...);
+* the JSON format of the Materials Virtual Lab SNAP training sets
+  (``nb-mvl/raw/*.json``): a list of records, each with a pymatgen
+  ``structure`` dict and ``outputs`` = {``energy`` [eV], ``forces`` [eV/Å],
+  ``stress`` [kbar, order xx yy zz xy yz xz, compressive positive]}. It is
+  parsed by hand (no pymatgen dependency).
+
+Units and conventions are ASE's throughout: positions and cell [Å] with the
+lattice vectors as the rows of ``cell``, energy [eV], forces [eV/Å], stress
+[eV/Å³] in Voigt order (xx, yy, zz, yz, xz, xy) with tensile stress positive
+(stress = (1/V) ∂E/∂ε).
+
+Every record is checked as it is read; a bad record raises
+:class:`~compot.errors.DatasetError` (or :class:`~compot.errors.SpeciesError`)
+with a one-line message naming the file, the 0-based record index, what was
+expected and what was found.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import pathlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms
+from ase.data import chemical_symbols
+from ase.units import GPa
+
+from compot.errors import ConfigError, DatasetError, SpeciesError
+
+__all__ = [
+    "Configuration",
+    "default_data_dir",
+    "read_configurations",
+    "read_dataset",
+    "train_validation_split",
+    "validate_configuration",
+    "KBAR",
+]
+
+logger = logging.getLogger(__name__)
+
+#: One kilobar in ASE units [eV/Å³] (1 kbar = 0.1 GPa).
+KBAR = 0.1 * GPa
+
+#: Permutation taking the VASP/pymatgen stress order (xx, yy, zz, xy, yz, xz)
+#: to ASE Voigt order (xx, yy, zz, yz, xz, xy).
+_VASP_TO_VOIGT = (0, 1, 2, 4, 5, 3)
+
+_KNOWN_SYMBOLS = frozenset(chemical_symbols[1:])
+
+
+def default_data_dir() -> pathlib.Path:
+    """Directory holding the shared reference data.
+
+    Returns
+    -------
+    pathlib.Path
+        ``$COMPOT_DATA`` if that environment variable is set and non-empty,
+        otherwise ``<repository root>/../shared/data``, the repository root
+        being found from this file's location (``fitting/compot/data.py``).
+        The directory is not required to exist.
+    """
+    env = os.environ.get("COMPOT_DATA")
+    if env:
+        return pathlib.Path(env).expanduser()
+    repo_root = pathlib.Path(__file__).resolve().parents[2]
+    return repo_root.parent / "shared" / "data"
+
+
+def _where(source: str) -> str:
+    """Render a ``"path:index"`` source as ``"path: record index"`` for messages."""
+    path, sep, index = source.rpartition(":")
+    if sep and index.isdigit():
+        return f"{path}: record {index}"
+    return source
+
+
+def _format_indices(indices: np.ndarray, limit: int = 5) -> str:
+    """Comma-separated atom indices, truncated after ``limit`` entries."""
+    shown = ", ".join(str(int(i)) for i in indices[:limit])
+    if len(indices) > limit:
+        shown += f", ... ({len(indices)} in total)"
+    return shown
+
+
+@dataclass(eq=False, kw_only=True)
+class Configuration:
+    """One reference DFT configuration.
+
+    Arrays are converted to ``float64`` numpy arrays on construction, and
+    shapes and finiteness are checked; a violation raises
+    :class:`~compot.errors.DatasetError` naming :attr:`source`.
+
+    Parameters
+    ----------
+    symbols : tuple of str, length n_atoms
+        Chemical symbols.
+    positions : ndarray, shape (n_atoms, 3)
+        Cartesian positions [Å].
+    cell : ndarray, shape (3, 3)
+        Lattice vectors as rows [Å] (zeros for a non-periodic direction are
+        allowed).
+    pbc : ndarray of bool, shape (3,)
+        Periodicity along each lattice vector.
+    energy : float
+        Total energy [eV].
+    forces : ndarray, shape (n_atoms, 3)
+        Forces [eV/Å].
+    stress : ndarray, shape (6,), or None
+        Stress [eV/Å³], ASE Voigt order (xx, yy, zz, yz, xz, xy), tensile
+        positive; ``None`` when the source has none.
+    weight : float, default 1.0
+        Fitting weight of this configuration (finite, non-negative).
+    group : str
+        Group name: ``config_type`` from the file if present, else the file
+        stem. Used for stratified splitting and per-group metrics.
+    source : str
+        ``"path:record_index"`` (0-based record index), quoted in errors.
+    """
+
+    symbols: tuple[str, ...]
+    positions: np.ndarray
+    cell: np.ndarray
+    pbc: np.ndarray
+    energy: float
+    forces: np.ndarray
+    stress: np.ndarray | None = None
+    weight: float = 1.0
+    group: str = "default"
+    source: str = "<memory>"
+
+    def __post_init__(self) -> None:
+        where = _where(self.source)
+        self.symbols = tuple(str(s) for s in self.symbols)
+        n = len(self.symbols)
+        if n == 0:
+            raise DatasetError(f"{where}: configuration has no atoms; expected at least 1")
+        unknown = sorted(set(self.symbols) - _KNOWN_SYMBOLS)
+        if unknown:
+            raise DatasetError(
+                f"{where}: unknown chemical symbol(s) {unknown}; expected element symbols"
+            )
+        self.positions = self._array("positions", self.positions, (n, 3), "(n_atoms, 3)")
+        self.cell = self._array("cell", self.cell, (3, 3), "(3, 3)")
+        pbc = np.asarray(self.pbc, dtype=bool)
+        if pbc.shape == ():
+            pbc = np.full(3, bool(pbc))
+        if pbc.shape != (3,):
+            raise DatasetError(f"{where}: pbc has shape {pbc.shape}; expected (3,)")
+        self.pbc = pbc
+
+        if self.energy is None:
+            raise DatasetError(f"{where}: missing energy; expected a total energy [eV], found none")
+        try:
+            energy = float(self.energy)
+        except (TypeError, ValueError):
+            raise DatasetError(
+                f"{where}: energy is not a number; expected a float [eV], found {self.energy!r}"
+            ) from None
+        if not math.isfinite(energy):
+            raise DatasetError(f"{where}: energy is {energy}; expected a finite value [eV]")
+        self.energy = energy
+
+        if self.forces is None:
+            raise DatasetError(
+                f"{where}: missing forces; expected shape (n_atoms, 3) = ({n}, 3) [eV/Å], "
+                "found none"
+            )
+        self.forces = self._array("forces", self.forces, (n, 3), "(n_atoms, 3)")
+
+        if self.stress is not None:
+            self.stress = self._array("stress", _to_voigt(self.stress), (6,), "(6,)")
+
+        weight = float(self.weight)
+        if not (math.isfinite(weight) and weight >= 0.0):
+            raise DatasetError(f"{where}: weight is {weight}; expected a finite value >= 0")
+        self.weight = weight
+        self.group = str(self.group)
+
+    def _array(self, name: str, value, shape: tuple[int, ...], shape_doc: str) -> np.ndarray:
+        """Convert ``value`` to a float array and check its shape and finiteness."""
+        where = _where(self.source)
+        try:
+            arr = np.array(value, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise DatasetError(
+                f"{where}: {name} is not a numeric array of shape {shape_doc} ({exc})"
+            ) from None
+        if arr.shape != shape:
+            raise DatasetError(
+                f"{where}: wrong shape of {name}; expected {shape_doc} = {shape}, found {arr.shape}"
+            )
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            kind = "NaN" if np.isnan(arr[bad]).any() else "inf"
+            if arr.ndim == 2 and name in ("positions", "forces"):
+                atoms = np.flatnonzero(bad.any(axis=1))
+                detail = f" at atom(s) {_format_indices(atoms)}"
+            else:
+                detail = f" at component(s) {_format_indices(np.flatnonzero(bad.ravel()))}"
+            raise DatasetError(f"{where}: {kind} in {name}{detail}; expected finite values")
+        return arr
+
+    @property
+    def n_atoms(self) -> int:
+        """Number of atoms."""
+        return len(self.symbols)
+
+    def to_atoms(self) -> Atoms:
+        """The structure as an :class:`ase.Atoms` (cell and pbc set, no calculator).
+
+        Returns
+        -------
+        ase.Atoms
+            A new object; modifying it does not modify this configuration.
+        """
+        return Atoms(
+            symbols=list(self.symbols),
+            positions=self.positions.copy(),
+            cell=self.cell.copy(),
+            pbc=self.pbc.copy(),
+        )
+
+    @classmethod
+    def from_atoms(cls, atoms: Atoms, source: str, group: str | None = None) -> Configuration:
+        """Build a configuration from an :class:`ase.Atoms` carrying DFT results.
+
+        Energy, forces and stress are taken from the attached calculator
+        (extended XYZ and VASP readers attach a ``SinglePointCalculator``),
+        falling back to ``atoms.info["energy"]``, ``atoms.arrays["forces"]``
+        and ``atoms.info["stress"]``. Forces are read without applying
+        constraints (``FixAtoms`` from selective dynamics would otherwise zero
+        them). The weight is ``atoms.info["weight"]`` if present, else 1.
+
+        Parameters
+        ----------
+        atoms : ase.Atoms
+            Structure with results.
+        source : str
+            ``"path:record_index"``, quoted in error messages.
+        group : str, optional
+            Group name; default ``atoms.info["config_type"]``, else the stem of
+            the path in ``source``.
+
+        Returns
+        -------
+        Configuration
+
+        Raises
+        ------
+        DatasetError
+            Missing energy or forces, wrong shapes, NaN/inf values.
+        """
+        energy = _calc_property(atoms, "energy")
+        if energy is None:
+            energy = atoms.info.get("energy")
+        forces = _calc_property(atoms, "forces")
+        if forces is None:
+            forces = atoms.arrays.get("forces")
+        stress = _calc_property(atoms, "stress")
+        if stress is None:
+            stress = atoms.info.get("stress")
+        if group is None:
+            group = atoms.info.get("config_type")
+        if group is None:
+            group = pathlib.Path(source.rpartition(":")[0] or source).stem
+        return cls(
+            symbols=tuple(atoms.get_chemical_symbols()),
+            positions=atoms.get_positions(),
+            cell=np.array(atoms.get_cell()),
+            pbc=atoms.get_pbc(),
+            energy=energy,
+            forces=forces,
+            stress=stress,
+            weight=atoms.info.get("weight", 1.0),
+            group=group,
+            source=source,
+        )
+
+
+def _calc_property(atoms: Atoms, name: str):
+    """A stored calculator result, or None; never triggers a calculation."""
+    calc = atoms.calc
+    if calc is None:
+        return None
+    try:
+        return calc.get_property(name, atoms, allow_calculation=False)
+    except Exception:  # noqa: BLE001 - any calculator failure means "not available"
+        return None
+
+
+def _to_voigt(stress) -> np.ndarray:
+    """Stress as given (6,), (9,) or (3, 3) → Voigt (6,); other shapes pass through."""
+    arr = np.array(stress, dtype=float)
+    if arr.shape == (9,):
+        arr = arr.reshape(3, 3)
+    if arr.shape == (3, 3):
+        arr = np.array([arr[0, 0], arr[1, 1], arr[2, 2], arr[1, 2], arr[0, 2], arr[0, 1]])
+    return arr
+
+
+def validate_configuration(
+    config: Configuration,
+    *,
+    species: Iterable[str] | None = None,
+    min_distance: float | None = 0.5,
+) -> None:
+    """Check species and interatomic distances of one configuration.
+
+    Shapes and finiteness are already checked when a :class:`Configuration`
+    is built; this adds the checks that depend on the model and on physics.
+
+    Parameters
+    ----------
+    config : Configuration
+    species : iterable of str, optional
+        Allowed chemical symbols; ``None`` allows all.
+    min_distance : float or None, default 0.5
+        Smallest allowed distance [Å] between two atoms, periodic images
+        included (an atom and its own image count); ``None`` or 0 disables.
+
+    Raises
+    ------
+    SpeciesError
+        A symbol is not in ``species``; the message names it, the atoms
+        carrying it and the allowed species.
+    DatasetError
+        Two atoms are closer than ``min_distance``; the message names the
+        closest pair, the image shift and their distance.
+    """
+    where = _where(config.source)
+    if species is not None:
+        allowed = sorted(set(species))
+        symbols = np.array(config.symbols)
+        extra = sorted(set(config.symbols) - set(allowed))
+        if extra:
+            atoms_idx = np.flatnonzero(np.isin(symbols, extra))
+            raise SpeciesError(
+                f"{where}: species {', '.join(extra)} (atom(s) {_format_indices(atoms_idx)}) "
+                f"not supported; expected only {allowed}"
+            )
+    if min_distance:
+        i, j, d, shift = _close_pairs(config.to_atoms(), float(min_distance))
+        if len(d):
+            k = int(np.argmin(d))
+            image = (
+                ""
+                if not np.any(shift[k])
+                else f" (periodic image {tuple(int(s) for s in shift[k])})"
+            )
+            raise DatasetError(
+                f"{where}: atoms {i[k]} ({config.symbols[i[k]]}) and {j[k]} "
+                f"({config.symbols[j[k]]}){image} are {d[k]:.4f} Å apart; expected at least "
+                f"{min_distance} Å (min_distance); {len(d)} such pair(s)"
+            )
+
+
+def _close_pairs(atoms: Atoms, cutoff: float):
+    """Pairs (i, j, distance [Å], image shift) closer than ``cutoff``, i ≤ j."""
+    if abs(np.linalg.det(atoms.cell.array)) > 1e-12:
+        from matscipy.neighbours import neighbour_list
+    else:  # matscipy needs a non-singular cell; ASE builds a bounding box
+        from ase.neighborlist import neighbor_list as neighbour_list
+    i, j, d, shift = neighbour_list("ijdS", atoms, cutoff)
+    # each unordered pair is listed twice; keep i < j, and for an atom close to
+    # its own image the shift that is lexicographically positive
+    positive = np.array([tuple(s) > (0, 0, 0) for s in shift], dtype=bool).reshape(len(i))
+    keep = (i < j) | ((i == j) & positive)
+    return i[keep], j[keep], d[keep], shift[keep]
+
+
+def _select(n: int, index, path: pathlib.Path) -> list[int]:
+    """Record indices selected by ``index`` (int, slice or ASE index string)."""
+    if isinstance(index, str):
+        from ase.io.formats import string2index
+
+        try:
+            index = string2index(index)
+        except ValueError:
+            raise DatasetError(
+                f"{path}: bad index {index!r}; expected an int, a slice or a string like '0:10'"
+            ) from None
+    if isinstance(index, (int, np.integer)):
+        if not -n <= index < n:
+            raise DatasetError(f"{path}: record index {index} out of range; file has {n} record(s)")
+        return [int(index) % n]
+    return list(range(n))[index]
+
+
+def _is_mvl_json(path: pathlib.Path) -> tuple[bool, object]:
+    """Whether ``path`` is MVL-style JSON (list of {structure, outputs}); also the data."""
+    if path.suffix.lower() != ".json":
+        return False, None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read file: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{path}: invalid JSON: {exc}") from exc
+    is_mvl = (
+        isinstance(data, list)
+        and len(data) > 0
+        and all(isinstance(r, dict) and "structure" in r for r in data)
+    )
+    return is_mvl, data
+
+
+def _parse_mvl_record(record: dict, path: pathlib.Path, index: int, group: str | None):
+    """One MVL JSON record → Configuration (stress converted to ASE convention)."""
+    source = f"{path}:{index}"
+    where = _where(source)
+    try:
+        structure = record["structure"]
+        matrix = np.array(structure["lattice"]["matrix"], dtype=float)
+        sites = structure["sites"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DatasetError(
+            f"{where}: malformed pymatgen structure ({type(exc).__name__}: {exc}); expected "
+            "'structure' with 'lattice.matrix' and 'sites'"
+        ) from None
+    symbols, positions = [], []
+    for k, site in enumerate(sites):
+        occupancy = site.get("species", [])
+        if len(occupancy) != 1 or float(occupancy[0].get("occu", 1.0)) != 1.0:
+            raise DatasetError(
+                f"{where}: site {k} is disordered ({occupancy}); expected one species with "
+                "occupancy 1"
+            )
+        symbols.append(occupancy[0]["element"])
+        if "xyz" in site:
+            positions.append(site["xyz"])
+        elif "abc" in site:
+            positions.append(np.asarray(site["abc"], dtype=float) @ matrix)
+        else:
+            raise DatasetError(f"{where}: site {k} has neither 'xyz' nor 'abc' coordinates")
+
+    outputs = record.get("outputs")
+    if not isinstance(outputs, dict):
+        raise DatasetError(f"{where}: missing 'outputs'; expected {{energy, forces, stress}}")
+    stress = outputs.get("stress")
+    if stress is not None:
+        raw = np.array(stress, dtype=float)
+        if raw.shape != (6,):
+            raise DatasetError(
+                f"{where}: wrong shape of stress; expected (6,) [kbar], found {raw.shape}"
+            )
+        # kbar, (xx yy zz xy yz xz), compressive positive → eV/Å³, Voigt, tensile positive
+        stress = -KBAR * raw[list(_VASP_TO_VOIGT)]
+    if group is None:
+        group = record.get("group")
+        if not isinstance(group, str) or not group:
+            tags = record.get("tags")
+            group = tags[0] if isinstance(tags, list) and tags else path.stem
+    return Configuration(
+        symbols=tuple(symbols),
+        positions=positions,
+        cell=matrix,
+        pbc=(True, True, True),
+        energy=outputs.get("energy"),
+        forces=outputs.get("forces"),
+        stress=stress,
+        weight=record.get("weight", 1.0),
+        group=group,
+        source=source,
+    )
+
+
+def read_configurations(
+    path: str | os.PathLike,
+    *,
+    index: int | slice | str = ":",
+    group: str | None = None,
+    species: Iterable[str] | None = None,
+    min_distance: float | None = 0.5,
+) -> list[Configuration]:
+    """Read and validate the configurations of one file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Any file ASE can read (extended XYZ, ``OUTCAR``, ``vasprun.xml``, ...)
+        or an MVL-style JSON file (``.json`` holding a list of records with a
+        pymatgen ``structure`` and ``outputs``). MVL stress [kbar, xx yy zz xy
+        yz xz, compressive positive] is converted to ASE convention: ``σ =
+        -0.1 GPa · s[[0, 1, 2, 4, 5, 3]]`` [eV/Å³].
+    index : int, slice or str, default ":"
+        Records to return, by 0-based record index (ASE syntax for strings).
+    group : str, optional
+        Group name for every configuration; default ``config_type`` (extxyz),
+        the record's ``group`` (MVL JSON), else the file stem.
+    species : iterable of str, optional
+        Allowed chemical symbols; ``None`` allows all.
+    min_distance : float or None, default 0.5
+        Smallest allowed interatomic distance [Å], periodic images included.
+
+    Returns
+    -------
+    list of Configuration
+        In file order; ``source`` is ``"path:record_index"``.
+
+    Raises
+    ------
+    DatasetError
+        Unreadable or nonexistent file (message gives the reader's reason),
+        empty file, missing energy/forces, wrong shapes, NaN/inf, atoms too
+        close.
+    SpeciesError
+        A species outside ``species``.
+    """
+    path = pathlib.Path(path)
+    is_mvl, data = _is_mvl_json(path)
+    if is_mvl:
+        records = data
+        selected = _select(len(records), index, path)
+        configs = [_parse_mvl_record(records[k], path, k, group) for k in selected]
+    else:
+        import ase.io
+
+        try:
+            images = ase.io.read(path, index=":")
+        except Exception as exc:  # noqa: BLE001 - ASE raises many types; report its reason
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+            raise DatasetError(f"{path}: cannot read configurations; {reason}") from exc
+        if isinstance(images, Atoms):
+            images = [images]
+        selected = _select(len(images), index, path) if images else []
+        configs = [Configuration.from_atoms(images[k], f"{path}:{k}", group) for k in selected]
+    if not configs:
+        raise DatasetError(f"{path}: no configurations read (index={index!r}); expected at least 1")
+    for config in configs:
+        validate_configuration(config, species=species, min_distance=min_distance)
+    logger.info(
+        "read %d configurations (%d atoms) from %s",
+        len(configs),
+        sum(c.n_atoms for c in configs),
+        path,
+    )
+    return configs
+
+
+def read_dataset(
+    paths: str | os.PathLike | Iterable[str | os.PathLike], **kwargs
+) -> list[Configuration]:
+    """Read configurations from several files.
+
+    Parameters
+    ----------
+    paths : path-like or iterable of path-like
+        Files, or directories standing for all their ``*.extxyz`` and
+        ``*.xyz`` files (sorted by name).
+    **kwargs
+        Passed to :func:`read_configurations` for every file.
+
+    Returns
+    -------
+    list of Configuration
+        Files in the given order, records in file order.
+
+    Raises
+    ------
+    DatasetError
+        As :func:`read_configurations`; also a directory with no
+        ``*.extxyz``/``*.xyz`` files, or no paths at all.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    files: list[pathlib.Path] = []
+    for p in map(pathlib.Path, paths):
+        if p.is_dir():
+            found = sorted(
+                f for f in p.iterdir() if f.is_file() and f.suffix.lower() in (".extxyz", ".xyz")
+            )
+            if not found:
+                raise DatasetError(f"{p}: directory has no *.extxyz or *.xyz files")
+            files.extend(found)
+        else:
+            files.append(p)
+    if not files:
+        raise DatasetError("read_dataset: no paths given; expected at least one file or directory")
+    configs: list[Configuration] = []
+    for f in files:
+        configs.extend(read_configurations(f, **kwargs))
+    return configs
+
+
+def train_validation_split(
+    configs: Sequence[Configuration], validation_fraction: float, seed: int
+) -> tuple[list[Configuration], list[Configuration]]:
+    """Split configurations into training and validation sets, stratified by group.
+
+    Within each group (in sorted group order) the configurations are permuted
+    with ``numpy.random.default_rng(seed)`` and the first
+    ``round(validation_fraction · n_group)`` go to validation, capped at
+    ``n_group − 1`` so that every group keeps at least one training
+    configuration; a group of one configuration is always in training.
+
+    Parameters
+    ----------
+    configs : sequence of Configuration
+    validation_fraction : float
+        In [0, 1); 0 gives an empty validation set.
+    seed : int
+        Seed; the split is a deterministic function of (configs, fraction, seed).
+
+    Returns
+    -------
+    train, validation : list of Configuration
+        Each in the original order of ``configs``.
+
+    Raises
+    ------
+    ConfigError
+        ``validation_fraction`` outside [0, 1).
+    """
+    fraction = float(validation_fraction)
+    if not (0.0 <= fraction < 1.0):
+        raise ConfigError(
+            f"validation_fraction is {validation_fraction}; expected a value in [0, 1)"
+        )
+    rng = np.random.default_rng(seed)
+    by_group: dict[str, list[int]] = {}
+    for k, c in enumerate(configs):
+        by_group.setdefault(c.group, []).append(k)
+    validation_idx: set[int] = set()
+    for name in sorted(by_group):
+        members = by_group[name]
+        order = rng.permutation(len(members))  # drawn for every group: nested splits
+        n_val = min(int(round(fraction * len(members))), len(members) - 1)
+        validation_idx.update(members[c] for c in order[: max(n_val, 0)])
+    train = [c for k, c in enumerate(configs) if k not in validation_idx]
+    validation = [c for k, c in enumerate(configs) if k in validation_idx]
+    logger.info(
+        "split %d configurations into %d training and %d validation (%d groups, seed %s)",
+        len(configs),
+        len(train),
+        len(validation),
+        len(by_group),
+        seed,
+    )
+    return train, validation

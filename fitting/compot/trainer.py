@@ -1,0 +1,516 @@
+"""Dual-bipartite training (paper Sec. IV.1, Fig. 3; MODEL_SPEC §6).
+
+The parameters are split twice: into the parts of a composition and, within
+each part, into linear coefficients (solved by linear least squares) and
+nonlinear ones (α, β, γ; searched by Bayesian optimisation with sequential
+domain reduction, ``bayes_opt``). The plan follows the expression tree:
+
+* a leaf: one search over its nonlinear parameters, every evaluation solving
+  its linear coefficients (and the shifts above it);
+* a sum X + Y + …: train X, then Y with X fixed, …; nonlinear basis
+  parameters shared by several summands are searched with the first one and
+  then held; finally one joint linear solve (a sum is linear in all its
+  linear coefficients at once) — or alternating solves if it contains products;
+* a product X * Y: train X with Y ≡ 1, then Y with X fixed, then alternate
+  linear solves of X and Y until the loss stops improving, fixing the scale
+  gauge (X·t, Y/t) after every sweep.
+
+Loss (paper Eq. 26): L = Σ_m w_E,m (E_m − Ê_m)² + Σ_m Σ_i w_F,m |F_mi − F̂_mi|².
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import scipy.linalg
+
+from .errors import ConfigError, FitError
+from .expression import LEAVES, Product, Sum, ZBL
+from .model import Model
+
+__all__ = ["FitSettings", "Trainer", "Stage", "DEFAULT_BOUNDS"]
+
+log = logging.getLogger(__name__)
+
+#: Default search box of nonlinear parameters. α is searched in log space.
+DEFAULT_BOUNDS = {"alpha": (0.02, 2.0), "beta": (1.05, 3.0), "gamma": (-3.0, 3.0)}
+
+
+@dataclass
+class FitSettings:
+    """Settings of the dual-bipartite trainer (YAML section ``fit``).
+
+    max_evaluations : Bayesian-optimisation evaluations per search stage
+    init_points : random evaluations that start each search (after the start point)
+    seed : random seed; the procedure is deterministic for a given seed
+    energy_weight, force_weight : loss weights w_E, w_F (paper Eq. 26 uses 1, 1)
+    energy_per_atom : divide each energy residual by the configuration's atom count
+    group_weights : extra weight per configuration group (multiplies both terms)
+    ridge : Tikhonov weight added to the linear least squares (0 = none)
+    bounds : search box {alpha, beta, gamma} → (low, high); α [1/Å²] searched in log space
+    max_sweeps, tol : alternating solves of products stop after max_sweeps or
+        when the relative loss decrease of a sweep is below tol
+    batch_atoms : atoms per evaluation batch (memory ∝ batch_atoms)
+    freeze : node names (``n1``) or block names (``b1.alpha``) held fixed ("switches")
+    """
+
+    max_evaluations: int = 40
+    init_points: int = 8
+    seed: int = 0
+    energy_weight: float = 1.0
+    force_weight: float = 1.0
+    energy_per_atom: bool = False
+    group_weights: dict = field(default_factory=dict)
+    ridge: float = 0.0
+    bounds: dict = field(default_factory=lambda: dict(DEFAULT_BOUNDS))
+    max_sweeps: int = 30
+    tol: float = 1e-7
+    batch_atoms: int = 3000
+    freeze: list = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "fit") -> "FitSettings":
+        """Build from a mapping, rejecting unknown keys with the list of allowed ones."""
+        allowed = list(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - set(allowed))
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+        s = cls(**d)
+        bounds = dict(DEFAULT_BOUNDS)
+        for k, v in (d.get("bounds") or {}).items():
+            if k not in DEFAULT_BOUNDS:
+                raise ConfigError(f"{where}.bounds: unknown key {k!r}; allowed: {', '.join(DEFAULT_BOUNDS)}")
+            if len(v) != 2 or not float(v[0]) < float(v[1]):
+                raise ConfigError(f"{where}.bounds.{k}: expected [low, high] with low < high, found {v!r}")
+            bounds[k] = (float(v[0]), float(v[1]))
+        s.bounds = bounds
+        if s.max_evaluations < 1 or s.init_points < 0:
+            raise ConfigError(f"{where}: max_evaluations must be >= 1 and init_points >= 0, "
+                              f"found {s.max_evaluations}, {s.init_points}")
+        return s
+
+
+@dataclass
+class Stage:
+    """One step of the plan: a search (nonlinear + inner linear solve), a
+    linear solve, or alternating linear solves over ``groups``."""
+
+    kind: str
+    name: str
+    nonlinear: list = field(default_factory=list)
+    linear: list = field(default_factory=list)
+    groups: list = field(default_factory=list)
+
+
+class _Data:
+    """Training batches with targets and row weights."""
+
+    def __init__(self, model: Model, configs, settings: FitSettings):
+        self.batches = []
+        batch, natoms = [], 0
+        for c in configs:
+            batch.append(c)
+            natoms += c.n_atoms
+            if natoms >= settings.batch_atoms:
+                self.batches.append(batch)
+                batch, natoms = [], 0
+        if batch:
+            self.batches.append(batch)
+        self.systems = []
+        self.E, self.F, self.wE, self.wF = [], [], [], []
+        for b in self.batches:
+            self.systems.append(model.system(b, sources=[c.source for c in b]))
+            self.E.append(np.array([c.energy for c in b]))
+            self.F.append(np.concatenate([c.forces for c in b]))
+            gw = np.array([float(settings.group_weights.get(c.group, 1.0)) * c.weight for c in b])
+            we = settings.energy_weight * gw
+            if settings.energy_per_atom:
+                we = we / np.array([c.n_atoms for c in b], dtype=float) ** 2
+            self.wE.append(we)
+            self.wF.append(np.repeat(settings.force_weight * gw, [c.n_atoms for c in b]))
+        self.n_rows = sum(len(e) for e in self.E) + 3 * sum(len(f) for f in self.F)
+
+
+class Trainer:
+    """Fit a :class:`~compot.model.Model` to configurations.
+
+    Parameters
+    ----------
+    model : Model — modified in place
+    configs : list of Configuration — training data
+    settings : FitSettings
+    checkpoint : path, optional — JSON file written after every evaluation; a
+        trainer given an existing checkpoint of the same model and settings resumes from it
+    progress : callable(dict), optional — called after every evaluation/solve with
+        keys stage, n_stages, name, evaluation, max_evaluations, loss, best_loss
+
+    Raises
+    ------
+    FitError
+        Empty data, or a checkpoint that belongs to another model or settings.
+    """
+
+    def __init__(self, model: Model, configs, settings: FitSettings | None = None,
+                 checkpoint: str | os.PathLike | None = None, progress: Callable | None = None):
+        if not configs:
+            raise FitError("no training configurations")
+        self.model = model
+        self.settings = settings or FitSettings()
+        self.data = _Data(model, configs, self.settings)
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.progress = progress or (lambda info: None)
+        self.frozen = self._frozen_blocks()
+        self._init_product_factors()
+        self.plan = self.make_plan()
+        self.history: list[dict] = []
+
+    # ----------------------------------------------------------------- plan
+    def _frozen_blocks(self) -> set:
+        out = set()
+        names = [b.name for b in self.model.layout.blocks]
+        for f in self.settings.freeze:
+            hit = [n for n in names if n == f or n.split(".")[0] == f]
+            if not hit:
+                raise ConfigError(f"fit.freeze: {f!r} names no node or parameter block; "
+                                  f"nodes are n0..n{len(self.model.layout.nodes) - 1}, blocks e.g. {names[:3]}")
+            if f.startswith("n") and "." not in f:
+                idx = int(f[1:])
+                hit = self.model.blocks(under=idx)
+                hit = [h for h in hit if h.startswith("n")]
+            out.update(hit)
+        return out
+
+    def _init_product_factors(self) -> None:
+        """Right factors of products start at V ≡ 1 so that the left factor can be trained alone."""
+        for n in self.model.layout.nodes:
+            if isinstance(n.term, Product):
+                right = n.children[1]
+                name = f"n{right}.shift"
+                if np.all(self.model.params[name] == 0):
+                    self.model.params[name] = np.ones_like(self.model.params[name])
+
+    def _lin(self, idx: int) -> list:
+        return [b for b in self.model.blocks("linear", under=idx) if b not in self.frozen]
+
+    def _own(self, idx: int) -> list:
+        """Linear blocks of a leaf (its coefficients and its shift)."""
+        return [b for b in (f"n{idx}.c", f"n{idx}.shift") if b in self.model.params and b not in self.frozen]
+
+    def _shift(self, idx: int) -> list:
+        name = f"n{idx}.shift"
+        return [name] if name in self.model.params and name not in self.frozen else []
+
+    def linear_groups(self, idx: int) -> list:
+        """Sets of linear blocks in which node idx's value is affine."""
+        node = self.model.layout.nodes[idx]
+        t = node.term
+        if isinstance(t, ZBL):
+            return [[]]
+        if isinstance(t, LEAVES):
+            return [self._own(idx)]
+        if isinstance(t, Sum):
+            child = [self.linear_groups(c) for c in node.children]
+            n = max(len(g) for g in child)
+            return [sum((g[min(k, len(g) - 1)] for g in child), []) + self._shift(idx) for k in range(n)]
+        left, right = node.children
+        return [g + self._shift(idx) for g in self.linear_groups(left) + self.linear_groups(right)]
+
+    def make_plan(self) -> list:
+        searched: set = set()
+        stages: list = []
+
+        def nonlin(idx):
+            out = []
+            for b in self.model.blocks("nonlinear", under=idx):
+                if b not in searched and b not in self.frozen:
+                    out.append(b)
+            return out
+
+        def plan(idx: int, extra: list) -> None:
+            node = self.model.layout.nodes[idx]
+            t = node.term
+            if isinstance(t, ZBL):
+                return
+            if isinstance(t, LEAVES):
+                nl = nonlin(idx)
+                searched.update(nl)
+                lin = self._own(idx) + extra
+                stages.append(Stage("search" if nl else "solve", f"n{idx} {t}", nl, lin))
+                return
+            inner = extra + self._shift(idx)
+            for c in node.children:
+                plan(c, inner)
+            groups = [g + extra for g in self.linear_groups(idx)]
+            if len(groups) == 1:
+                stages.append(Stage("solve", f"n{idx} {t}: joint linear solve", [], groups[0]))
+            else:
+                stages.append(Stage("alternate", f"n{idx} {t}: alternating linear solves", [], [], groups))
+
+        plan(0, [])
+        return stages
+
+    # ------------------------------------------------------------ solving
+    def _system_rows(self, names: list):
+        """Stacked weighted design A and right-hand side b for linear blocks ``names``."""
+        model = self.model
+        theta = model.vector(names)
+        As, bs = [], []
+        for k, sysm in enumerate(self.data.systems):
+            JE, JF, pred = model.linear_design(sysm, names)
+            restE = pred.energy_m - JE @ theta
+            restF = pred.forces_nc - JF @ theta
+            sE = np.sqrt(self.data.wE[k])
+            sF = np.sqrt(self.data.wF[k])
+            As.append(JE * sE[:, None])
+            bs.append((self.data.E[k] - restE) * sE)
+            As.append((JF * sF[:, None, None]).reshape(-1, len(theta)))
+            bs.append(((self.data.F[k] - restF) * sF[:, None]).ravel())
+        return np.concatenate(As), np.concatenate(bs)
+
+    def solve(self, names: list) -> float:
+        """Solve the linear blocks ``names`` by SVD least squares (columns scaled
+        to unit norm; optional ridge). Updates the model; returns the loss."""
+        if not names:
+            return self.loss()
+        A, b = self._system_rows(names)
+        norms = np.linalg.norm(A, axis=0)
+        norms[norms == 0] = 1.0
+        As = A / norms
+        if self.settings.ridge > 0:
+            k = As.shape[1]
+            As = np.vstack([As, math.sqrt(self.settings.ridge) * np.eye(k)])
+            b_aug = np.concatenate([b, np.zeros(k)])
+        else:
+            b_aug = b
+        x, *_ = scipy.linalg.lstsq(As, b_aug, lapack_driver="gelsd")
+        theta = x / norms
+        self.model.set_vector(names, theta)
+        r = A @ theta - b
+        return float(r @ r)
+
+    def loss(self) -> float:
+        """Current loss L (paper Eq. 26) on the training data [eV²]."""
+        total = 0.0
+        for k, sysm in enumerate(self.data.systems):
+            p = self.model.evaluate(sysm, forces=True, virial=False)
+            total += float(np.sum(self.data.wE[k] * (p.energy_m - self.data.E[k]) ** 2))
+            total += float(np.sum(self.data.wF[k][:, None] * (p.forces_nc - self.data.F[k]) ** 2))
+        return total
+
+    def _refresh_scales(self, names: list) -> None:
+        bases = sorted({int(n.split(".")[0][1:]) - 1 for n in names if n.startswith("b")})
+        if bases:
+            self.model.compute_scales(self.data.systems, bases)
+
+    # ------------------------------------------------------------ search
+    def _keys(self, names: list) -> list:
+        keys = []
+        for n in names:
+            size = self.model.params[n].size
+            keys += [n] if size == 1 and self.model.params[n].ndim == 0 else [f"{n}.{i + 1}" for i in range(size)]
+        return keys
+
+    def _bounds(self, key: str):
+        kind = key.split(".")[1]
+        lo, hi = self.settings.bounds[kind]
+        if kind == "alpha":
+            return (math.log(lo), math.log(hi))
+        return (lo, hi)
+
+    def _to_params(self, names: list, keys: list, point: dict) -> np.ndarray:
+        x = []
+        for key in keys:
+            v = float(point[key])
+            x.append(math.exp(v) if key.split(".")[1] == "alpha" else v)
+        return np.array(x)
+
+    def _from_params(self, keys: list, x: np.ndarray) -> dict:
+        out = {}
+        for key, v in zip(keys, x):
+            lo, hi = self._bounds(key)
+            v = math.log(v) if key.split(".")[1] == "alpha" else float(v)
+            out[key] = min(max(v, lo), hi)
+        return out
+
+    def _evaluate(self, stage: Stage, x: np.ndarray) -> float:
+        self.model.set_vector(stage.nonlinear, x)
+        self._refresh_scales(stage.nonlinear)
+        return self.solve(stage.linear)
+
+    def search(self, si: int, stage: Stage, done: list) -> float:
+        """Bayesian optimisation over the stage's nonlinear parameters."""
+        from bayes_opt import BayesianOptimization, SequentialDomainReductionTransformer
+
+        s = self.settings
+        keys = self._keys(stage.nonlinear)
+        pbounds = {k: self._bounds(k) for k in keys}
+        opt = BayesianOptimization(f=None, pbounds=pbounds, random_state=s.seed + si, verbose=0,
+                                   bounds_transformer=SequentialDomainReductionTransformer(minimum_window=0.05),
+                                   allow_duplicate_points=True)
+        start_params = self.model.vector(stage.nonlinear)
+        queue = [self._from_params(keys, start_params)] + opt.random_sample(s.init_points)
+        best = (math.inf, None)
+        n_eval = 0
+        for x, target in done:                       # resumed evaluations
+            point = dict(zip(keys, x))
+            opt.register(point, target)
+            loss = 10.0 ** (-target) * self.data.n_rows
+            if loss < best[0]:
+                best = (loss, point)
+            n_eval += 1
+            if queue:
+                queue.pop(0)
+        while n_eval < s.max_evaluations:
+            point = queue.pop(0) if queue else opt.suggest()
+            point = {k: float(point[k]) for k in keys}
+            try:
+                loss = self._evaluate(stage, self._to_params(stage.nonlinear, keys, point))
+                ok = math.isfinite(loss)
+            except (FloatingPointError, np.linalg.LinAlgError, ValueError):
+                ok = False
+            if not ok:
+                loss = math.inf
+            target = -math.log10(loss / self.data.n_rows) if ok and loss > 0 else -30.0
+            opt.register(point, target)
+            if not queue and n_eval >= s.init_points and len(opt.space) > 1:
+                opt.set_bounds(opt._bounds_transformer.transform(opt.space))
+            n_eval += 1
+            if loss < best[0]:
+                best = (loss, point)
+            done.append(([point[k] for k in keys], target))
+            self._save_checkpoint(si, done)
+            self.progress(dict(stage=si + 1, n_stages=len(self.plan), name=stage.name, evaluation=n_eval,
+                               max_evaluations=s.max_evaluations, loss=loss / self.data.n_rows,
+                               best_loss=best[0] / self.data.n_rows))
+        if best[1] is None:
+            raise FitError(f"stage {stage.name}: no evaluation gave a finite loss; check the data and the bounds")
+        final = self._evaluate(stage, self._to_params(stage.nonlinear, keys, best[1]))
+        at_bound = []
+        for k in keys:
+            lo, hi = pbounds[k]
+            v = best[1][k]
+            if min(v - lo, hi - v) <= 1e-3 * (hi - lo):
+                at_bound.append(k)
+        if at_bound:
+            log.warning("stage %s: parameter(s) %s ended on the bound of the search box %s",
+                        stage.name, ", ".join(at_bound), {k: pbounds[k] for k in at_bound})
+        self.history.append(dict(stage=stage.name, kind="search", loss=final / self.data.n_rows,
+                                 evaluations=n_eval, at_bound=at_bound))
+        return final
+
+    def alternate(self, si: int, stage: Stage) -> float:
+        """Alternating linear solves over groups until the loss stops improving."""
+        prev = math.inf
+        loss = math.inf
+        for sweep in range(self.settings.max_sweeps):
+            for g in stage.groups:
+                loss = self.solve(g)
+            self._fix_gauges()
+            self.progress(dict(stage=si + 1, n_stages=len(self.plan), name=stage.name, evaluation=sweep + 1,
+                               max_evaluations=self.settings.max_sweeps, loss=loss / self.data.n_rows,
+                               best_loss=loss / self.data.n_rows))
+            if prev - loss <= self.settings.tol * prev:
+                break
+            prev = loss
+        self.history.append(dict(stage=stage.name, kind="alternate", loss=loss / self.data.n_rows,
+                                 sweeps=sweep + 1))
+        return loss
+
+    def _homogeneous(self, idx: int) -> bool:
+        t = self.model.layout.nodes[idx].term
+        if isinstance(t, LEAVES):
+            return True
+        if isinstance(t, Sum):
+            return all(isinstance(self.model.layout.nodes[c].term, LEAVES) for c in self.model.layout.nodes[idx].children)
+        return False
+
+    def _fix_gauges(self) -> None:
+        """Normalise the right factor of each product to RMS(V) = 1 over the
+        training atoms, scaling the left factor inversely (exact gauge X·t, Y/t)."""
+        for n in self.model.layout.nodes:
+            if not isinstance(n.term, Product):
+                continue
+            left, right = n.children
+            if not (self._homogeneous(left) and self._homogeneous(right)):
+                continue
+            sq, count = 0.0, 0
+            for sysm in self.data.systems:
+                v = self.model.context(sysm).value(right)
+                sq += float(v @ v)
+                count += v.size
+            t = math.sqrt(sq / count)
+            if not t > 0:
+                continue
+            for name in self.model.blocks("linear", under=right):
+                self.model.params[name] = self.model.params[name] / t
+            for name in self.model.blocks("linear", under=left):
+                self.model.params[name] = self.model.params[name] * t
+
+    # ----------------------------------------------------------- checkpoint
+    def _fingerprint(self) -> str:
+        d = dict(expression=self.model.expression, species=self.model.species, cutoff=self.model.cutoff,
+                 settings={k: v for k, v in asdict(self.settings).items()},
+                 n_configs=sum(len(b) for b in self.data.batches), n_rows=self.data.n_rows)
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def _save_checkpoint(self, stage_index: int, done: list) -> None:
+        if not self.checkpoint:
+            return
+        from .io import atomic_write_text
+        state = dict(fingerprint=self._fingerprint(), stage=stage_index, evaluations=done,
+                     params={k: v.tolist() for k, v in self._stage_start_params.items()},
+                     history=self.history)
+        atomic_write_text(self.checkpoint, json.dumps(state))
+
+    def _load_checkpoint(self):
+        if not self.checkpoint or not self.checkpoint.exists():
+            return 0, []
+        state = json.loads(self.checkpoint.read_text())
+        if state.get("fingerprint") != self._fingerprint():
+            raise FitError(f"{self.checkpoint}: checkpoint belongs to another model, data or settings; "
+                           "delete it or choose another output folder")
+        for k, v in state["params"].items():
+            self.model.set_block(k, np.array(v))
+        self.history = state.get("history", [])
+        log.info("resuming from %s at stage %d with %d evaluations done", self.checkpoint,
+                 state["stage"] + 1, len(state["evaluations"]))
+        return state["stage"], [tuple(e) for e in state["evaluations"]]
+
+    # ----------------------------------------------------------------- fit
+    def fit(self) -> Model:
+        """Run the plan; returns the fitted model (the same object)."""
+        t0 = time.perf_counter()
+        start, done = self._load_checkpoint()
+        for si, stage in enumerate(self.plan):
+            if si < start:
+                continue
+            if si > start:
+                done = []
+            self._stage_start_params = {k: v.copy() for k, v in self.model.params.items()}
+            if done:   # resumed mid-stage: parameters at the stage start are in the checkpoint
+                pass
+            self._save_checkpoint(si, done)
+            log.info("stage %d/%d: %s", si + 1, len(self.plan), stage.name)
+            if stage.kind == "search":
+                loss = self.search(si, stage, list(done))
+            elif stage.kind == "solve":
+                self._refresh_scales(self.model.blocks("nonlinear"))
+                loss = self.solve(stage.linear)
+                self.history.append(dict(stage=stage.name, kind="solve", loss=loss / self.data.n_rows))
+                self.progress(dict(stage=si + 1, n_stages=len(self.plan), name=stage.name, evaluation=1,
+                                   max_evaluations=1, loss=loss / self.data.n_rows, best_loss=loss / self.data.n_rows))
+            else:
+                loss = self.alternate(si, stage)
+        self._stage_start_params = {k: v.copy() for k, v in self.model.params.items()}
+        self._save_checkpoint(len(self.plan), [])
+        self.seconds = time.perf_counter() - t0
+        return self.model
