@@ -555,7 +555,7 @@ def read_configurations(
 
 
 def read_dataset(
-    paths: str | os.PathLike | Iterable[str | os.PathLike], **kwargs
+    paths: str | os.PathLike | Iterable[str | os.PathLike], *, group_by: str | None = None, **kwargs
 ) -> list[Configuration]:
     """Read configurations from several files.
 
@@ -564,6 +564,9 @@ def read_dataset(
     paths : path-like or iterable of path-like
         Files, or directories standing for all their ``*.extxyz`` and
         ``*.xyz`` files (sorted by name).
+    group_by : {None, "file", "config_type"}, optional
+        ``"file"`` names every configuration's group after its file stem
+        (``Nb_AIMD``); otherwise the default of :func:`read_configurations`.
     **kwargs
         Passed to :func:`read_configurations` for every file.
 
@@ -595,6 +598,8 @@ def read_dataset(
         raise DatasetError("read_dataset: no paths given; expected at least one file or directory")
     configs: list[Configuration] = []
     for f in files:
+        if group_by == "file":
+            kwargs["group"] = f.stem
         configs.extend(read_configurations(f, **kwargs))
     return configs
 

@@ -56,6 +56,9 @@ class FitSettings:
     energy_per_atom : divide each energy residual by the configuration's atom count
     group_weights : extra weight per configuration group (multiplies both terms)
     ridge : Tikhonov weight added to the linear least squares (0 = none)
+    rcond : singular values below rcond·σ_max of the column-normalised design
+        matrix are discarded (truncated SVD; near-collinear bases otherwise give
+        coefficients so large that rounding alone ruins the fit)
     bounds : search box {alpha, beta, gamma} → (low, high); α [1/Å²] searched in log space
     max_sweeps, tol : alternating solves of products stop after max_sweeps or
         when the relative loss decrease of a sweep is below tol
@@ -71,6 +74,7 @@ class FitSettings:
     energy_per_atom: bool = False
     group_weights: dict = field(default_factory=dict)
     ridge: float = 0.0
+    rcond: float = 1e-12
     bounds: dict = field(default_factory=lambda: dict(DEFAULT_BOUNDS))
     max_sweeps: int = 30
     tol: float = 1e-7
@@ -263,11 +267,17 @@ class Trainer:
         """Stacked weighted design A and right-hand side b for linear blocks ``names``."""
         model = self.model
         theta = model.vector(names)
+        # the value is affine in these blocks and their columns do not depend on
+        # them: with the blocks at zero the prediction is exactly the rest
+        model.set_vector(names, np.zeros_like(theta))
         As, bs = [], []
-        for k, sysm in enumerate(self.data.systems):
-            JE, JF, pred = model.linear_design(sysm, names)
-            restE = pred.energy_m - JE @ theta
-            restF = pred.forces_nc - JF @ theta
+        try:
+            rows = [model.linear_design(sysm, names) for sysm in self.data.systems]
+        finally:
+            model.set_vector(names, theta)
+        for k, (JE, JF, pred) in enumerate(rows):
+            restE = pred.energy_m
+            restF = pred.forces_nc
             sE = np.sqrt(self.data.wE[k])
             sF = np.sqrt(self.data.wF[k])
             As.append(JE * sE[:, None])
@@ -283,7 +293,10 @@ class Trainer:
             return self.loss()
         A, b = self._system_rows(names)
         norms = np.linalg.norm(A, axis=0)
-        norms[norms == 0] = 1.0
+        # a column that is ~0 on all training data (a basis function sampled only
+        # in its far tail) gets coefficient 0 instead of an astronomically large one
+        dead = norms <= 1e-14 * norms.max(initial=0.0)
+        norms[dead] = np.inf
         As = A / norms
         if self.settings.ridge > 0:
             k = As.shape[1]
@@ -291,7 +304,7 @@ class Trainer:
             b_aug = np.concatenate([b, np.zeros(k)])
         else:
             b_aug = b
-        x, *_ = scipy.linalg.lstsq(As, b_aug, lapack_driver="gelsd")
+        x, *_ = scipy.linalg.lstsq(As, b_aug, cond=self.settings.rcond, lapack_driver="gelsd")
         theta = x / norms
         self.model.set_vector(names, theta)
         r = A @ theta - b
@@ -418,7 +431,7 @@ class Trainer:
             self.progress(dict(stage=si + 1, n_stages=len(self.plan), name=stage.name, evaluation=sweep + 1,
                                max_evaluations=self.settings.max_sweeps, loss=loss / self.data.n_rows,
                                best_loss=loss / self.data.n_rows))
-            if prev - loss <= self.settings.tol * prev:
+            if math.isfinite(prev) and prev - loss <= self.settings.tol * prev:
                 break
             prev = loss
         self.history.append(dict(stage=stage.name, kind="alternate", loss=loss / self.data.n_rows,
@@ -462,13 +475,13 @@ class Trainer:
                  n_configs=sum(len(b) for b in self.data.batches), n_rows=self.data.n_rows)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-    def _save_checkpoint(self, stage_index: int, done: list) -> None:
+    def _save_checkpoint(self, stage_index: int, done: list, finished: bool = False) -> None:
         if not self.checkpoint:
             return
         from .io import atomic_write_text
         state = dict(fingerprint=self._fingerprint(), stage=stage_index, evaluations=done,
                      params={k: v.tolist() for k, v in self._stage_start_params.items()},
-                     history=self.history)
+                     history=self.history, finished=finished)
         atomic_write_text(self.checkpoint, json.dumps(state))
 
     def _load_checkpoint(self):
@@ -476,8 +489,11 @@ class Trainer:
             return 0, []
         state = json.loads(self.checkpoint.read_text())
         if state.get("fingerprint") != self._fingerprint():
-            raise FitError(f"{self.checkpoint}: checkpoint belongs to another model, data or settings; "
-                           "delete it or choose another output folder")
+            if state.get("stage", 0) >= len(self.plan) or state.get("finished"):
+                log.info("%s: previous fit finished with other settings; starting afresh", self.checkpoint)
+                return 0, []
+            raise FitError(f"{self.checkpoint}: an unfinished fit of another model, data or settings is in this "
+                           "folder; resume it with its own settings, or start afresh with --restart")
         for k, v in state["params"].items():
             self.model.set_block(k, np.array(v))
         self.history = state.get("history", [])
@@ -511,6 +527,6 @@ class Trainer:
             else:
                 loss = self.alternate(si, stage)
         self._stage_start_params = {k: v.copy() for k, v in self.model.params.items()}
-        self._save_checkpoint(len(self.plan), [])
+        self._save_checkpoint(len(self.plan), [], finished=True)
         self.seconds = time.perf_counter() - t0
         return self.model

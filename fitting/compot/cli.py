@@ -1,0 +1,232 @@
+"""Command-line interface ``compot``.
+
+    compot params EXPR [--species Nb ...] [--json]
+    compot fit [CONFIG.yaml] [--expression EXPR] [--data PATH ...] [--test PATH ...]
+               [--max-evaluations N] [--seed S] [--cutoff RC] --out DIR [--restart]
+    compot eval MODEL.params DATA ... [--json]
+
+Errors of compot (bad files, data, expressions, configurations) are printed as
+one line ``compot: error: …`` with exit status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import CompotError
+
+log = logging.getLogger("compot")
+
+
+# ------------------------------------------------------------------ helpers
+class _Progress:
+    """Prints trainer progress: one updating line on a terminal, lines otherwise."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.t0 = time.perf_counter()
+        self.last_stage = None
+
+    def __call__(self, info: dict) -> None:
+        el = time.perf_counter() - self.t0
+        line = (f"[stage {info['stage']}/{info['n_stages']}] {info['name']}: "
+                f"{info['evaluation']}/{info['max_evaluations']}  "
+                f"loss {info['loss']:.5g}  best {info['best_loss']:.5g} eV²/row  {el:6.1f} s")
+        if self.tty:
+            if self.last_stage is not None and self.last_stage != info["stage"]:
+                self.stream.write("\n")
+            self.stream.write("\r" + line[:150].ljust(150))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+        self.last_stage = info["stage"]
+
+    def close(self):
+        if self.tty and self.last_stage is not None:
+            self.stream.write("\n")
+
+
+def _read_data(paths, base, species, min_distance, group_by):
+    from .config import resolve_path
+    from .data import read_dataset
+    return read_dataset([resolve_path(p, base) for p in paths], species=species,
+                        min_distance=min_distance, group_by=group_by)
+
+
+def _metrics_rows(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if isinstance(v, dict) and "rmse_force" in v}
+
+
+# ----------------------------------------------------------------- commands
+def cmd_params(args) -> int:
+    from .expression import layout
+    lay = layout(args.expression, tuple(args.species))
+    out = {"expression": lay.expression, "species": list(lay.species), "n_linear": lay.n_linear,
+           "n_nonlinear": lay.n_nonlinear, "n_total": lay.n_linear + lay.n_nonlinear}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{lay.expression}: {lay.n_linear} linear + {lay.n_nonlinear} nonlinear = "
+              f"{lay.n_linear + lay.n_nonlinear} parameters (species {' '.join(lay.species)})")
+    return 0
+
+
+def cmd_fit(args) -> int:
+    from .config import load_config
+    from .data import train_validation_split
+    from .evaluation import evaluate_split, parity_plots
+    from .io import atomic_write_text, write_model
+    from .metrics import format_table
+    from .model import Model
+    from .report import fit_report
+    from .trainer import FitSettings, Trainer
+    import yaml
+
+    cfg, base = load_config(args.config)
+    if args.expression:
+        cfg["model"]["expression"] = args.expression
+    if args.cutoff:
+        cfg["model"]["cutoff"] = args.cutoff
+    if args.data:
+        cfg["data"]["train"] = list(args.data)
+        base = Path.cwd()
+    if args.test:
+        cfg["data"]["test"] = list(args.test)
+    if args.max_evaluations is not None:
+        cfg["fit"]["max_evaluations"] = args.max_evaluations
+    if args.seed is not None:
+        cfg["fit"]["seed"] = args.seed
+        cfg["data"]["seed"] = args.seed
+    if not cfg["data"]["train"]:
+        raise CompotError("no training data: give --data PATH or data.train in the configuration")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    d = cfg["data"]
+    species = cfg["model"]["species"]
+    train_all = _read_data(d["train"], base, species, d["min_distance"], d["group_by"])
+    test = _read_data(d["test"], base, species, d["min_distance"], d["group_by"]) if d["test"] else []
+    if species is None:
+        found = sorted({s for c in train_all for s in c.symbols})
+        species = found
+        cfg["model"]["species"] = found
+    train, validation = train_validation_split(train_all, float(d["validation_fraction"]), int(d["seed"]))
+    settings = FitSettings.from_dict(cfg["fit"])
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+    model = Model(cfg["model"]["expression"], species, float(cfg["model"]["cutoff"]))
+    log.info("fitting %s (%d linear + %d nonlinear parameters) to %d training configurations "
+             "(%d atoms); %d validation, %d test", model.expression, model.n_linear, model.n_nonlinear,
+             len(train), sum(c.n_atoms for c in train), len(validation), len(test))
+    log.info("search box: %s (α in log space); %d evaluations per search stage, seed %d",
+             settings.bounds, settings.max_evaluations, settings.seed)
+    ckpt = out / "checkpoint.json"
+    if args.restart and ckpt.exists():
+        ckpt.unlink()
+    progress = _Progress()
+    trainer = Trainer(model, train, settings, checkpoint=ckpt, progress=progress)
+    for i, st in enumerate(trainer.plan):
+        log.info("plan %d: %s (%s)", i + 1, st.name, st.kind)
+    t0 = time.perf_counter()
+    trainer.fit()
+    progress.close()
+    seconds = time.perf_counter() - t0
+    write_model(model, out / "model.params", comment=f"fitted by compot fit in {seconds:.0f} s; config {out / 'config.yaml'}")
+    metrics = {"expression": model.expression, "species": list(model.species), "cutoff": model.cutoff,
+               "n_linear": model.n_linear, "n_nonlinear": model.n_nonlinear, "fit_seconds": seconds,
+               "stages": trainer.history}
+    splits = {}
+    by_group = {}
+    for name, cs in (("train", train), ("validation", validation), ("test", test)):
+        if not cs:
+            continue
+        m, g, e, f = evaluate_split(model, cs)
+        metrics[name] = m
+        by_group[name] = g
+        splits[name] = (cs, e, f)
+    metrics["groups"] = by_group
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float))
+    plots = parity_plots(splits, out, model.expression)
+    atomic_write_text(out / "report.md", fit_report(model, metrics, settings, cfg, plots))
+    print(format_table(_metrics_rows(metrics)))
+    print(f"wrote {out / 'model.params'}, {out / 'metrics.json'}, {out / 'report.md'} and parity plots")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluation import evaluate_split
+    from .io import read_model
+    from .metrics import format_table
+
+    model = read_model(args.model)
+    configs = _read_data(args.data, Path.cwd(), list(model.species), args.min_distance, "file")
+    m, groups, _, _ = evaluate_split(model, configs)
+    if args.json:
+        print(json.dumps(m))
+    else:
+        rows = {"all": m}
+        rows.update(groups)
+        print(f"{model.expression}  ({model.n_linear} linear + {model.n_nonlinear} nonlinear parameters)")
+        print(format_table(rows))
+    return 0
+
+
+# --------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="compot", description="Composable pair-cluster interatomic potentials "
+                                "(Wang et al., arXiv:2504.19372).")
+    p.add_argument("--version", action="version", version=f"compot {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    q = sub.add_parser("params", help="parameter counts of an expression")
+    q.add_argument("expression", help="e.g. 'E[G8L4] + N[E[G8L4]]'")
+    q.add_argument("--species", nargs="+", default=["X"], help="species (counts scale with their number)")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_params)
+
+    q = sub.add_parser("fit", help="fit a model (dual-bipartite training)")
+    q.add_argument("config", nargs="?", help="YAML configuration (sections model, data, fit)")
+    q.add_argument("--expression")
+    q.add_argument("--cutoff", type=float, help="cutoff radius r_c [Å]")
+    q.add_argument("--data", nargs="+", help="training data files or folders")
+    q.add_argument("--test", nargs="+", help="test data files or folders")
+    q.add_argument("--max-evaluations", type=int)
+    q.add_argument("--seed", type=int)
+    q.add_argument("--out", required=True, help="output folder")
+    q.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
+    q.set_defaults(func=cmd_fit)
+
+    q = sub.add_parser("eval", help="metrics of a saved model on data")
+    q.add_argument("model", help="parameter file (format v1)")
+    q.add_argument("data", nargs="+")
+    q.add_argument("--min-distance", type=float, default=0.5, help="smallest allowed distance [Å]")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_eval)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    np.seterr(over="ignore", under="ignore")
+    try:
+        return args.func(args)
+    except CompotError as exc:
+        print(f"compot: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("compot: interrupted; run the same command again to resume from the checkpoint", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Markdown report of a fit (``report.md``)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+from . import __version__
+from .metrics import format_markdown_table
+
+
+def fit_report(model, metrics: dict, settings, cfg: dict, plots: list[Path]) -> str:
+    """Readable summary: model, data, settings, stage history, errors, plots."""
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"# compot fit: `{model.expression}`", "",
+             f"compot {__version__}, {now}. Method: Wang et al., arXiv:2504.19372 (dual-bipartite training).", "",
+             "## Model", "",
+             f"- expression: `{model.expression}`",
+             f"- species: {', '.join(model.species)}; cutoff r_c = {model.cutoff} Å"
+             f" (influence distance {model.influence_distance} Å)",
+             f"- parameters: {model.n_linear} linear + {model.n_nonlinear} nonlinear"
+             f" = {model.n_linear + model.n_nonlinear}",
+             "- parameter file: `model.params` (format v1, docs/parameter-file.md)", ""]
+    nl = [b.name for b in model.layout.blocks if b.role == "nonlinear"]
+    if nl:
+        lines += ["| nonlinear parameter | value |", "|---|---|"]
+        for n in nl:
+            vals = model.params[n].ravel()
+            lines.append(f"| `{n}` | {', '.join(f'{v:.6g}' for v in vals)} |")
+        lines.append("")
+    d = cfg["data"]
+    lines += ["## Data", "",
+              f"- training files: {', '.join(map(str, d['train']))}",
+              f"- test files: {', '.join(map(str, d['test'])) or 'none'}",
+              f"- validation fraction {d['validation_fraction']} (seed {d['seed']}), groups by {d['group_by']}", ""]
+    for split in ("train", "validation", "test"):
+        if split in metrics:
+            m = metrics[split]
+            lines.append(f"- {split}: {m['n_configurations']} configurations, {m['n_atoms']} atoms")
+    lines += ["", "## Training", "",
+              f"- loss weights: energy {settings.energy_weight}, force {settings.force_weight}"
+              f"{', energy per atom' if settings.energy_per_atom else ''}"
+              f"{', groups ' + str(settings.group_weights) if settings.group_weights else ''}",
+              f"- search box: {settings.bounds} (α searched in log space)",
+              f"- {settings.max_evaluations} Bayesian-optimisation evaluations per search stage "
+              f"({settings.init_points} random), seed {settings.seed}, ridge {settings.ridge}",
+              f"- wall time {metrics.get('fit_seconds', 0):.1f} s", "",
+              "| stage | kind | loss [eV²/row] | note |", "|---|---|---|---|"]
+    for h in metrics.get("stages", []):
+        note = ""
+        if h.get("at_bound"):
+            note = "on bound: " + ", ".join(h["at_bound"])
+        elif "evaluations" in h:
+            note = f"{h['evaluations']} evaluations"
+        elif "sweeps" in h:
+            note = f"{h['sweeps']} sweeps"
+        lines.append(f"| {h['stage']} | {h['kind']} | {h['loss']:.6g} | {note} |")
+    rows = {k: metrics[k] for k in ("train", "validation", "test") if k in metrics}
+    lines += ["", "## Errors", "", format_markdown_table(rows), ""]
+    for split, groups in metrics.get("groups", {}).items():
+        lines += [f"### {split} by group", "", format_markdown_table(groups), ""]
+    if plots:
+        lines += ["## Parity plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
+    return "\n".join(lines)
