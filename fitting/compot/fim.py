@@ -47,6 +47,8 @@ References
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import logging
 import math
@@ -83,9 +85,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Rows per float64 BLAS block in the multi-modular product; with primes below
-#: 2**20 a block sum is bounded by 2**15 * (2**19)**2 = 2**53 and stays exact.
-_ROW_BLOCK = 1 << 15
+#: Rows per float64 BLAS block in the multi-modular product; with residues of
+#: magnitude below p < 2**20 a block sum is bounded by 2**13 * 2**40 = 2**53 and
+#: stays exact.
+_ROW_BLOCK = 1 << 13
 _PRIME_LIMIT = 1 << 20
 #: Extra bits of working precision on top of ``bits`` and the condition number.
 _GUARD_BITS = 64
@@ -144,8 +147,7 @@ class ExactFIM:
         out = np.empty((n, n), dtype=np.float64)
         for a in range(n):
             for b in range(n):
-                man, exp = self.entry_man_exp(a, b)
-                out[a, b] = libmp.to_float(libmp.from_man_exp(man, exp, 53, "n"))
+                out[a, b] = _man_exp_to_float(*self.entry_man_exp(a, b))
         return out
 
     def to_arb_mat(self) -> "flint.arb_mat":
@@ -215,6 +217,14 @@ class ExactFIM:
 
 def _man_exp_to_fraction(man: int, exp: int) -> Fraction:
     return Fraction(man << exp) if exp >= 0 else Fraction(man, 1 << -exp)
+
+
+def _man_exp_to_float(man: int, exp: int) -> float:
+    """``man·2**exp`` correctly rounded to float64, also when subnormal (±inf on overflow)."""
+    try:
+        return float(_man_exp_to_fraction(man, exp))
+    except OverflowError:
+        return math.copysign(math.inf, man)
 
 
 def _as_rows(matrix, name: str) -> list[list]:
@@ -307,20 +317,32 @@ def _product_mod_p(p: int, mant: np.ndarray, shift: np.ndarray,
 
     Returns int64 of shape (n_params, n_params) in ``[0, p)``.
     """
-    half = p // 2
-    mr = (np.mod(mant, p) * pw[shift]) % p
-    wr = (np.mod(wmant, p) * pw[wshift]) % p
-    ar = (mr * wr[:, None]) % p
-    mf = np.where(mr > half, mr - p, mr).astype(np.float64)
-    af = np.where(ar > half, ar - p, ar).astype(np.float64)
+    # C-style remainders: |residue| < p < 2**20, products of two < 2**40
+    mr = np.fmod(mant, p)
+    mr *= pw[shift]
+    np.fmod(mr, p, out=mr)
+    wr = np.fmod(np.fmod(wmant, p) * pw[wshift], p)
+    ar = mr * wr[:, None]
+    np.fmod(ar, p, out=ar)
+    mf = mr.astype(np.float64)
+    af = ar.astype(np.float64)
     n_params = mant.shape[1]
     acc = np.zeros((n_params, n_params), dtype=np.int64)
     for start in range(0, mant.shape[0], _ROW_BLOCK):
         blk = slice(start, start + _ROW_BLOCK)
-        # exact: every partial sum is an integer of magnitude < 2**53
-        prod = af[blk].T @ mf[blk]
-        acc = (acc + np.mod(prod.astype(np.int64), p)) % p
-    return acc
+        # exact: every partial sum is an integer of magnitude < 2**13 * 2**40 = 2**53
+        acc += np.fmod((af[blk].T @ mf[blk]).astype(np.int64), p)
+    return np.mod(acc, p)
+
+
+def _single_threaded_blas():
+    """Limit BLAS to one thread (the products are small; on a loaded machine
+    multi-threaded OpenBLAS made them 50× slower). No-op without threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _crt_symmetric(residues: list[np.ndarray], primes: list[int]) -> np.ndarray:
@@ -371,7 +393,7 @@ def fisher_information_exact(J, weights) -> ExactFIM:
     integer matrix ``N = Mᵀ diag(W) M`` is computed modulo enough primes
     below 2**20 that their product exceeds ``2·max|N_ab|``; each modular
     product is a float64 matrix product whose partial sums are integers below
-    2**53 (exact), reduced every 2**15 rows. ``N`` is reconstructed by the
+    2**53 (exact), reduced every 2**13 rows. ``N`` is reconstructed by the
     Chinese remainder theorem and verified modulo one further prime. For
     35 000 × 75 entries spanning 1e-12..1e3 this takes about a second.
     """
@@ -413,9 +435,10 @@ def fisher_information_exact(J, weights) -> ExactFIM:
     check_prime = int(primes_all[len(primes)])
 
     residues = []
-    for p in primes + [check_prime]:
-        pw = _pow2_mod(p, max_shift)
-        residues.append(_product_mod_p(p, mant, shift, wmant, wshift, pw))
+    with _single_threaded_blas():
+        for p in primes + [check_prime]:
+            pw = _pow2_mod(p, max_shift)
+            residues.append(_product_mod_p(p, mant, shift, wmant, wshift, pw))
     numer = _crt_symmetric(residues[:-1], primes)
 
     check = np.array([[int(x) % check_prime for x in row] for row in numer], dtype=np.int64)
@@ -651,6 +674,12 @@ def eigenvalues_high_precision(fim, bits: int = 256, *, max_bits: int | None = N
     ------
     FitError
         If ``fim`` is not a symmetric dyadic matrix or ``bits`` < 2.
+
+    Notes
+    -----
+    The solve sets python-flint's global working precision for its duration
+    (``flint.ctx.workprec``); do not run it concurrently in threads. Cost for
+    75 × 75 at κ ≈ 1e30: about 1 s; 120 × 120: about 4 s.
     """
     t0 = time.perf_counter()
     if not isinstance(bits, Integral) or bits < 2:
@@ -664,9 +693,12 @@ def eigenvalues_high_precision(fim, bits: int = 256, *, max_bits: int | None = N
     entries = [[fim.entry_man_exp(a, b) for b in range(n)] for a in range(n)]
 
     # first guess of log2 κ from the float64 rounding (sees at most ~2**52)
-    lam64 = np.linalg.eigvalsh(fim.to_float64())
+    f64 = fim.to_float64()
+    lam64 = np.linalg.eigvalsh(f64) if np.all(np.isfinite(f64)) else np.zeros(0)
     top = float(np.max(np.abs(lam64))) if lam64.size else 0.0
-    if top > 0:
+    if not lam64.size:
+        kappa_bits = 52
+    elif top > 0:
         low = max(float(np.min(np.abs(lam64))), top * 2.0 ** -52)
         kappa_bits = int(math.ceil(math.log2(top / low)))
     else:
@@ -685,8 +717,8 @@ def eigenvalues_high_precision(fim, bits: int = 256, *, max_bits: int | None = N
                 continue
             if l2m > -math.inf and libmp.mpf_cmp(r, libmp.mpf_abs(m)) < 0:
                 need = max(need, bits + _GUARD_BITS + int(math.ceil(top_l2 - l2m)) + 2)
-            else:  # the ball contains 0: at least double the head room
-                need = max(need, 2 * work - bits)
+            else:  # the ball contains 0 despite the head room: most likely an
+                need = max_bits  # exact zero, so go straight to the cap
         if all(resolved) or work >= max_bits:
             break
         work = min(max_bits, max(need, work + _GUARD_BITS))
@@ -916,7 +948,12 @@ def _spectrum(fim: ExactFIM, lam64: np.ndarray, bits: int, sc_ratio: float,
         raise FitError("FIM spectrum: expected at least one parameter, got 0")
     lmax, lmin = vals[0], vals[-1]
     lmin_zero = (not ev.resolved[-1]) and abs(lmin) <= rads[-1]
-    if lmax <= 0 or lmin <= 0 or lmin_zero:
+    if lmin < 0 and not lmin_zero:
+        kappa = mpmath.mp.make_mpf(libmp.finf)
+        log10k = math.inf
+        notes.append(f"the matrix is not positive semi-definite: λ_min = {ctx.nstr(lmin, 6)} "
+                     f"± {ctx.nstr(rads[-1], 3)} < 0; κ reported as inf")
+    elif lmax <= 0 or lmin <= 0 or lmin_zero:
         kappa = mpmath.mp.make_mpf(libmp.finf)
         log10k = math.inf
         notes.append(
@@ -1063,8 +1100,8 @@ def analyse_fim(fim, blocks: Mapping[str, Sequence[int]] | None = None, bits: in
 def _finish(spec: FisherSpectrum, sub: dict, t0: float) -> FisherSpectrum:
     notes = list(spec.notes) + [f"block {name!r}: {note}" for name, b in sub.items()
                                 for note in b.notes]
-    out = FisherSpectrum(**{**spec.__dict__, "blocks": sub, "notes": tuple(notes),
-                            "seconds": time.perf_counter() - t0})
+    out = dataclasses.replace(spec, blocks=sub, notes=tuple(notes),
+                              seconds=time.perf_counter() - t0)
     logger.info("FIM spectrum: n=%d, log10 κ=%s, n_significant=%d, %d bits (working %d), %.2f s",
                 out.n_params, f"{out.log10_condition_number:.3f}", out.n_significant,
                 out.precision_bits, out.working_precision_bits, out.seconds)

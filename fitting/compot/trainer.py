@@ -60,6 +60,9 @@ class FitSettings:
         matrix are discarded (truncated SVD; near-collinear bases otherwise give
         coefficients so large that rounding alone ruins the fit)
     bounds : search box {alpha, beta, gamma} → (low, high); α [1/Å²] searched in log space
+    polish_evaluations : after the Bayesian optimisation, a bounded Powell
+        search (SciPy) started from its best point refines the nonlinear
+        parameters with at most this many evaluations (0 = off)
     max_sweeps, tol : alternating solves of products stop after max_sweeps or
         when the relative loss decrease of a sweep is below tol
     batch_atoms : atoms per evaluation batch (memory ∝ batch_atoms)
@@ -68,6 +71,7 @@ class FitSettings:
 
     max_evaluations: int = 40
     init_points: int = 8
+    polish_evaluations: int = 20
     seed: int = 0
     energy_weight: float = 1.0
     force_weight: float = 1.0
@@ -368,14 +372,15 @@ class Trainer:
         pbounds = {k: self._bounds(k) for k in keys}
         opt = BayesianOptimization(f=None, pbounds=pbounds, random_state=s.seed + si, verbose=0,
                                    bounds_transformer=SequentialDomainReductionTransformer(minimum_window=0.05),
-                                   allow_duplicate_points=True)
+                                   allow_duplicate_points=False)
         start_params = self.model.vector(stage.nonlinear)
         queue = [self._from_params(keys, start_params)] + opt.random_sample(s.init_points)
         best = (math.inf, None)
         n_eval = 0
         for x, target in done:                       # resumed evaluations
             point = dict(zip(keys, x))
-            opt.register(point, target)
+            if opt.space.params_to_array(point) not in opt.space:
+                opt.register(point, target)
             loss = 10.0 ** (-target) * self.data.n_rows
             if loss < best[0]:
                 best = (loss, point)
@@ -385,6 +390,8 @@ class Trainer:
         while n_eval < s.max_evaluations:
             point = queue.pop(0) if queue else opt.suggest()
             point = {k: float(point[k]) for k in keys}
+            if opt.space.params_to_array(point) in opt.space:    # a repeat teaches nothing: explore
+                point = {k: float(v) for k, v in opt.random_sample(1)[0].items()}
             try:
                 loss = self._evaluate(stage, self._to_params(stage.nonlinear, keys, point))
                 ok = math.isfinite(loss)
@@ -393,7 +400,8 @@ class Trainer:
             if not ok:
                 loss = math.inf
             target = -math.log10(loss / self.data.n_rows) if ok and loss > 0 else -30.0
-            opt.register(point, target)
+            if opt.space.params_to_array(point) not in opt.space:
+                opt.register(point, target)
             if not queue and n_eval >= s.init_points and len(opt.space) > 1:
                 opt.set_bounds(opt._bounds_transformer.transform(opt.space))
             n_eval += 1
@@ -406,6 +414,8 @@ class Trainer:
                                best_loss=best[0] / self.data.n_rows))
         if best[1] is None:
             raise FitError(f"stage {stage.name}: no evaluation gave a finite loss; check the data and the bounds")
+        if s.polish_evaluations > 0:
+            best = self._polish(si, stage, keys, pbounds, best, n_eval)
         final = self._evaluate(stage, self._to_params(stage.nonlinear, keys, best[1]))
         at_bound = []
         for k in keys:
@@ -419,6 +429,35 @@ class Trainer:
         self.history.append(dict(stage=stage.name, kind="search", loss=final / self.data.n_rows,
                                  evaluations=n_eval, at_bound=at_bound))
         return final
+
+    def _polish(self, si, stage, keys, pbounds, best, n_eval):
+        """Bounded Powell refinement of the best point of the search."""
+        from scipy.optimize import minimize
+
+        s = self.settings
+        state = {"best": best, "n": 0}
+
+        def objective(v):
+            point = dict(zip(keys, (float(x) for x in v)))
+            try:
+                loss = self._evaluate(stage, self._to_params(stage.nonlinear, keys, point))
+            except (FloatingPointError, np.linalg.LinAlgError, ValueError):
+                loss = math.inf
+            if not math.isfinite(loss):
+                return 1e300
+            state["n"] += 1
+            if loss < state["best"][0]:
+                state["best"] = (loss, point)
+            self.progress(dict(stage=si + 1, n_stages=len(self.plan), name=stage.name + " (polish)",
+                               evaluation=n_eval + state["n"], max_evaluations=s.max_evaluations + s.polish_evaluations,
+                               loss=loss / self.data.n_rows, best_loss=state["best"][0] / self.data.n_rows))
+            return math.log(loss)
+
+        x0 = np.array([best[1][k] for k in keys])
+        bounds = [pbounds[k] for k in keys]
+        minimize(objective, x0, method="Powell", bounds=bounds,
+                 options={"maxfev": s.polish_evaluations, "xtol": 1e-4, "ftol": 1e-6})
+        return state["best"]
 
     def alternate(self, si: int, stage: Stage) -> float:
         """Alternating linear solves over groups until the loss stops improving."""

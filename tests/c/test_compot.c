@@ -1,0 +1,1235 @@
+/*
+ * test_compot.c -- unit tests of the compot C core (kim_driver/).
+ *
+ *   parser: hand-written files (names and order of docs/parameter-file.md),
+ *           write -> read -> write byte-identical round trips, parameter
+ *           counts of MODEL_SPEC section 4, every class of bad file;
+ *   compute: for every term type and nested sums and products, on random
+ *           clusters (random contributing flags, forces on non-contributing
+ *           particles included) and on a periodic cell replicated into
+ *           ghosts: per-particle energies against an independent direct
+ *           evaluation (the A term by a direct double loop over neighbour
+ *           pairs, 1e-12), forces against central finite differences of the
+ *           energy, the virial against the finite-difference strain
+ *           derivative (1e-6 relative), sums of per-particle energies and
+ *           virials.
+ *
+ * Usage: test_compot <data dir> <scratch dir>
+ */
+#include "compot_core.h"
+#include "compot_internal.h" /* white box: the reference evaluator walks the tree */
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int n_checks = 0, n_failures = 0;
+static char const *data_dir = "data";
+static char const *tmp_dir = ".";
+
+#define CHECK(cond, ...)                                                     \
+  do {                                                                       \
+    ++n_checks;                                                              \
+    if (!(cond)) {                                                           \
+      ++n_failures;                                                          \
+      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                   \
+      fprintf(stderr, __VA_ARGS__);                                          \
+      fputc('\n', stderr);                                                   \
+    }                                                                        \
+  } while (0)
+
+/* ---- small utilities ---------------------------------------------------- */
+
+static unsigned long long rng_state = 88172645463325252ULL;
+static double urand(double a, double b)
+{
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return a + (b - a) * (double) (rng_state >> 11) / 9007199254740992.0;
+}
+
+static char *read_text(char const *path)
+{
+  FILE *fp = fopen(path, "rb");
+  long n;
+  char *t;
+  if (fp == NULL) return NULL;
+  fseek(fp, 0, SEEK_END);
+  n = ftell(fp);
+  fseek(fp, 0, SEEK_SET);
+  t = (char *) malloc((size_t) n + 1);
+  if (t == NULL || fread(t, 1, (size_t) n, fp) != (size_t) n) {
+    free(t);
+    fclose(fp);
+    return NULL;
+  }
+  t[n] = '\0';
+  fclose(fp);
+  return t;
+}
+
+static void write_text(char const *path, char const *text)
+{
+  FILE *fp = fopen(path, "wb");
+  if (fp == NULL) {
+    fprintf(stderr, "cannot write %s\n", path);
+    exit(2);
+  }
+  fputs(text, fp);
+  fclose(fp);
+}
+
+static void path_join(char *buf, size_t n, char const *dir, char const *f)
+{
+  snprintf(buf, n, "%s/%s", dir, f);
+}
+
+/* Randomise every parameter with sensible values. */
+static void randomize(compot_model *m)
+{
+  int i, e;
+  for (i = 0; i < compot_n_params(m); ++i) {
+    compot_param const *p = compot_param_at(m, i);
+    size_t n = strlen(p->name);
+    for (e = 0; e < p->extent; ++e) {
+      double v;
+      if (strstr(p->name, "_alpha"))
+        v = urand(0.1, 0.5);
+      else if (strstr(p->name, "_beta"))
+        v = urand(1.2, 2.0);
+      else if (strstr(p->name, "_phi_max"))
+        v = urand(0.5, 6.0); /* small scales: |u| > 1 occurs */
+      else if (strstr(p->name, "_rho_max"))
+        v = urand(5.0, 60.0);
+      else if (strstr(p->name, "_gamma"))
+        v = urand(-1.0, 1.0);
+      else if (n >= 6 && strcmp(p->name + n - 6, "_shift") == 0)
+        v = urand(-1.0, 1.0);
+      else
+        v = urand(-0.5, 0.5);
+      p->values[e] = v;
+    }
+  }
+}
+
+static compot_model *random_model(char const *expr, char const *const *sp,
+                                  int S)
+{
+  compot_model *m = NULL;
+  char msg[512];
+  int err = compot_create_blank(&m, expr, sp, S, 5.0, msg, sizeof msg);
+  CHECK(err == 0, "create_blank(%s): %s", expr, msg);
+  if (err) return NULL;
+  randomize(m);
+  err = compot_refresh(m, msg, sizeof msg);
+  CHECK(err == 0, "refresh(%s): %s", expr, msg);
+  return m;
+}
+
+/* ---- configurations ----------------------------------------------------- */
+
+typedef struct config {
+  int n;         /* particles (contributing + others) */
+  int n_owner;   /* periodic: number of cell atoms; else n */
+  double *x;     /* [3n] */
+  int *species;  /* [n] */
+  int *contrib;  /* [n] */
+  int *owner;    /* [n] periodic image of which cell atom, or itself */
+  int *nn;       /* [n] */
+  int *start;    /* [n] */
+  int *idx;      /* neighbour indices */
+  double list_cutoff;
+} config;
+
+static void config_free(config *c)
+{
+  free(c->x);
+  free(c->species);
+  free(c->contrib);
+  free(c->owner);
+  free(c->nn);
+  free(c->start);
+  free(c->idx);
+}
+
+/* Brute-force full neighbour lists of every particle with r < list_cutoff. */
+static void build_lists(config *c)
+{
+  int i, j, cap = 1024, used = 0;
+  double rc2 = c->list_cutoff * c->list_cutoff;
+  free(c->nn);
+  free(c->start);
+  free(c->idx);
+  c->nn = (int *) calloc((size_t) c->n, sizeof(int));
+  c->start = (int *) calloc((size_t) c->n, sizeof(int));
+  c->idx = (int *) malloc((size_t) cap * sizeof(int));
+  for (i = 0; i < c->n; ++i) {
+    c->start[i] = used;
+    for (j = 0; j < c->n; ++j) {
+      double d2 = 0.0;
+      int a;
+      if (j == i) continue;
+      for (a = 0; a < 3; ++a) {
+        double d = c->x[3 * j + a] - c->x[3 * i + a];
+        d2 += d * d;
+      }
+      if (d2 >= rc2) continue;
+      if (used == cap) {
+        cap *= 2;
+        c->idx = (int *) realloc(c->idx, (size_t) cap * sizeof(int));
+      }
+      c->idx[used++] = j;
+      c->nn[i]++;
+    }
+  }
+}
+
+static int get_neighbors(void *ctx, int i, int *n, int const **list)
+{
+  config const *c = (config const *) ctx;
+  *n = c->nn[i];
+  *list = c->idx + c->start[i];
+  return 0;
+}
+
+/* Random cluster: n atoms, min distance dmin, random species and flags. */
+static void make_cluster(config *c, int n, int S, double frac_contrib)
+{
+  double L = cbrt(n / 0.05);
+  int i, tries = 0;
+  memset(c, 0, sizeof *c);
+  c->n = c->n_owner = n;
+  c->x = (double *) malloc(3 * (size_t) n * sizeof(double));
+  c->species = (int *) malloc((size_t) n * sizeof(int));
+  c->contrib = (int *) malloc((size_t) n * sizeof(int));
+  c->owner = (int *) malloc((size_t) n * sizeof(int));
+  for (i = 0; i < n; ++i) {
+    int j, ok;
+    do {
+      ok = 1;
+      c->x[3 * i] = urand(0, L);
+      c->x[3 * i + 1] = urand(0, L);
+      c->x[3 * i + 2] = urand(0, L);
+      for (j = 0; j < i && ok; ++j) {
+        double dx = c->x[3 * i] - c->x[3 * j], dy = c->x[3 * i + 1] - c->x[3 * j + 1],
+               dz = c->x[3 * i + 2] - c->x[3 * j + 2];
+        if (dx * dx + dy * dy + dz * dz < 1.9 * 1.9) ok = 0;
+      }
+    } while (!ok && ++tries < 100000);
+    c->species[i] = (int) urand(0, S - 1e-9);
+    c->contrib[i] = urand(0, 1) < frac_contrib;
+    c->owner[i] = i;
+  }
+  c->contrib[0] = 1;
+  c->list_cutoff = 5.7; /* longer than r_c = 5: the core must skip */
+  build_lists(c);
+}
+
+/* Periodic bcc cell (2x2x2 conventional cells, a = 3.3 A, jittered),
+   replicated into non-contributing images up to 2 r_c + 1 A. */
+static void make_periodic(config *c, int S)
+{
+  double a = 3.3, Lc = 2 * a, reach = 11.0;
+  int nc = 16, nimg = (int) ceil(reach / Lc), i, ix, iy, iz, k = 0;
+  double base[16 * 3];
+  int sp[16];
+  memset(c, 0, sizeof *c);
+  for (ix = 0; ix < 2; ++ix)
+    for (iy = 0; iy < 2; ++iy)
+      for (iz = 0; iz < 2; ++iz) {
+        int b;
+        for (b = 0; b < 2; ++b) {
+          base[3 * k] = a * (ix + 0.5 * b) + urand(-0.15, 0.15);
+          base[3 * k + 1] = a * (iy + 0.5 * b) + urand(-0.15, 0.15);
+          base[3 * k + 2] = a * (iz + 0.5 * b) + urand(-0.15, 0.15);
+          sp[k] = (int) urand(0, S - 1e-9);
+          ++k;
+        }
+      }
+  c->n_owner = nc;
+  c->n = 0;
+  c->x = (double *) malloc(3 * (size_t) nc * (2 * nimg + 1) * (2 * nimg + 1)
+                           * (2 * nimg + 1) * sizeof(double));
+  c->species = (int *) malloc((size_t) nc * (2 * nimg + 1) * (2 * nimg + 1)
+                              * (2 * nimg + 1) * sizeof(int));
+  c->contrib = (int *) malloc((size_t) nc * (2 * nimg + 1) * (2 * nimg + 1)
+                              * (2 * nimg + 1) * sizeof(int));
+  c->owner = (int *) malloc((size_t) nc * (2 * nimg + 1) * (2 * nimg + 1)
+                            * (2 * nimg + 1) * sizeof(int));
+  /* the cell atoms first, then images within reach of the cell */
+  for (i = 0; i < nc; ++i) {
+    c->x[3 * i] = base[3 * i];
+    c->x[3 * i + 1] = base[3 * i + 1];
+    c->x[3 * i + 2] = base[3 * i + 2];
+    c->species[i] = sp[i];
+    c->contrib[i] = 1;
+    c->owner[i] = i;
+  }
+  c->n = nc;
+  for (iz = -nimg; iz <= nimg; ++iz)
+    for (iy = -nimg; iy <= nimg; ++iy)
+      for (ix = -nimg; ix <= nimg; ++ix) {
+        if (ix == 0 && iy == 0 && iz == 0) continue;
+        for (i = 0; i < nc; ++i) {
+          double p[3], dd = 0.0;
+          int a2;
+          p[0] = base[3 * i] + ix * Lc;
+          p[1] = base[3 * i + 1] + iy * Lc;
+          p[2] = base[3 * i + 2] + iz * Lc;
+          for (a2 = 0; a2 < 3; ++a2) {
+            double lo = p[a2] < 0 ? -p[a2] : (p[a2] > Lc ? p[a2] - Lc : 0);
+            dd += lo * lo;
+          }
+          if (dd > reach * reach) continue;
+          c->x[3 * c->n] = p[0];
+          c->x[3 * c->n + 1] = p[1];
+          c->x[3 * c->n + 2] = p[2];
+          c->species[c->n] = sp[i];
+          c->contrib[c->n] = 0;
+          c->owner[c->n] = i;
+          c->n++;
+        }
+      }
+  c->list_cutoff = 5.5;
+  build_lists(c);
+}
+
+static int evaluate(compot_model const *m, compot_workspace *ws,
+                    config const *c, compot_output const *out, char *msg,
+                    size_t msg_size)
+{
+  compot_input in;
+  in.n_particles = c->n;
+  in.species = c->species;
+  in.coords = c->x;
+  in.contributing = c->contrib;
+  in.get_neighbors = get_neighbors;
+  in.neighbor_context = (void *) c;
+  return compot_compute(m, ws, &in, out, msg, msg_size);
+}
+
+static double energy_of(compot_model const *m, compot_workspace *ws,
+                        config const *c)
+{
+  double e = 0.0;
+  char msg[256];
+  compot_output out;
+  memset(&out, 0, sizeof out);
+  out.energy = &e;
+  if (evaluate(m, ws, c, &out, msg, sizeof msg)) {
+    fprintf(stderr, "compute failed: %s\n", msg);
+    exit(2);
+  }
+  return e;
+}
+
+/* ---- independent reference evaluation ----------------------------------- */
+
+static double ref_fc(double r, double rc)
+{
+  double x = r / rc;
+  if (x >= 1.0) return 0.0;
+  return 1.0 - 35.0 * pow(x, 4) + 84.0 * pow(x, 5) - 70.0 * pow(x, 6)
+         + 20.0 * pow(x, 7);
+}
+
+static double ref_ghat(compot_basis const *b, double rc, int k, double r)
+{
+  double fc = ref_fc(r, rc);
+  if (b->kind == COMPOT_BASIS_GAUSSIAN)
+    return exp(-(*b->alpha) * pow(*b->beta, k) * r * r) * fc;
+  return cos(k * acos(2.0 * r / rc - 1.0)) * fc;
+}
+
+static double ref_x(double g, double u)
+{
+  double e;
+  if (u > 1.0) {
+    e = exp(g);
+    return ref_x(g, 1.0) + e * (u - 1) + 0.5 * g * e * (u - 1) * (u - 1);
+  }
+  if (u < -1.0) {
+    e = exp(-g);
+    return ref_x(g, -1.0) + e * (u + 1) + 0.5 * g * e * (u + 1) * (u + 1);
+  }
+  if (fabs(g) < 1e-6) return u + g * u * u / 2 + g * g * u * u * u / 6;
+  return (exp(g * u) - 1.0) / g;
+}
+
+static double dist(config const *c, int i, int j, double *u)
+{
+  double d[3], r;
+  int a;
+  for (a = 0; a < 3; ++a) d[a] = c->x[3 * j + a] - c->x[3 * i + a];
+  r = sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
+  if (u != NULL)
+    for (a = 0; a < 3; ++a) u[a] = d[a] / r;
+  return r;
+}
+
+/* phi_k^(s)(i) by brute force over all particles. */
+static double ref_phi(compot_model const *m, config const *c, int b, int i,
+                      int s, int k)
+{
+  double sum = 0.0, r;
+  int j;
+  for (j = 0; j < c->n; ++j) {
+    if (j == i || c->species[j] != s) continue;
+    r = dist(c, i, j, NULL);
+    if (r < m->cutoff) sum += ref_ghat(&m->bases[b], m->cutoff, k, r);
+  }
+  return sum;
+}
+
+static double ref_rho(compot_model const *m, config const *c, int b, int i,
+                      int s, int k)
+{
+  double sum = 0.0, r;
+  int j;
+  for (j = 0; j < c->n; ++j) {
+    if (j == i) continue;
+    r = dist(c, i, j, NULL);
+    if (r < m->cutoff) sum += ref_fc(r, m->cutoff) * ref_phi(m, c, b, j, s, k);
+  }
+  return sum;
+}
+
+static double legendre(int p, double x)
+{
+  double p0 = 1.0, p1 = x, p2;
+  int l;
+  if (p == 0) return 1.0;
+  for (l = 2; l <= p; ++l) {
+    p2 = ((2 * l - 1) * x * p1 - (l - 1) * p0) / l;
+    p0 = p1;
+    p1 = p2;
+  }
+  return p1;
+}
+
+/* q_kp^(s1 s2)(i) by the direct double loop over neighbour pairs. */
+static double ref_q(compot_model const *m, config const *c, int b, int i,
+                    int s1, int s2, int k, int p)
+{
+  double sum = 0.0, uj[3], um[3];
+  int j, mm;
+  for (j = 0; j < c->n; ++j) {
+    double rj;
+    if (j == i) continue;
+    rj = dist(c, i, j, uj);
+    if (rj >= m->cutoff) continue;
+    for (mm = 0; mm < c->n; ++mm) {
+      double rm;
+      int a = c->species[j], bb = c->species[mm];
+      if (mm == i || mm == j) continue;
+      if (!((a == s1 && bb == s2) || (a == s2 && bb == s1))) continue;
+      rm = dist(c, i, mm, um);
+      if (rm >= m->cutoff) continue;
+      sum += ref_ghat(&m->bases[b], m->cutoff, k, rj)
+             * ref_ghat(&m->bases[b], m->cutoff, k, rm)
+             * legendre(p, uj[0] * um[0] + uj[1] * um[1] + uj[2] * um[2]);
+    }
+  }
+  return sum;
+}
+
+/* LAMMPS pair_style zbl, written out directly (metal units). */
+static double ref_zbl_raw(double zi, double zj, double r, int deriv)
+{
+  static double const cc[4] = {0.02817, 0.28022, 0.50986, 0.18175};
+  static double const dd[4] = {0.20162, 0.40290, 0.94229, 3.19980};
+  double ainv = (pow(zi, 0.23) + pow(zj, 0.23)) / 0.46850, s = 0, s1 = 0,
+         s2 = 0, k = zi * zj * 14.399645;
+  int n;
+  for (n = 0; n < 4; ++n) {
+    double e = cc[n] * exp(-dd[n] * ainv * r);
+    s += e;
+    s1 += -dd[n] * ainv * e;
+    s2 += dd[n] * ainv * dd[n] * ainv * e;
+  }
+  if (deriv == 0) return k * s / r;
+  if (deriv == 1) return k * (s1 / r - s / (r * r));
+  return k * (s2 / r - 2 * s1 / (r * r) + 2 * s / (r * r * r));
+}
+
+static double ref_zbl(double zi, double zj, double ri, double ro, double r)
+{
+  double tc = ro - ri, fc, fp, fpp, A, B, C, e;
+  if (r >= ro) return 0.0;
+  fc = ref_zbl_raw(zi, zj, ro, 0);
+  fp = ref_zbl_raw(zi, zj, ro, 1);
+  fpp = ref_zbl_raw(zi, zj, ro, 2);
+  A = (-3 * fp + tc * fpp) / (tc * tc);
+  B = (2 * fp - tc * fpp) / (tc * tc * tc);
+  C = -fc + tc / 2 * fp - tc * tc / 12 * fpp;
+  e = ref_zbl_raw(zi, zj, r, 0) + C;
+  if (r > ri) {
+    double t = r - ri;
+    e += A / 3 * t * t * t + B / 4 * t * t * t * t;
+  }
+  return e;
+}
+
+static double ref_value(compot_model const *m, config const *c, int nd,
+                        int i)
+{
+  compot_node const *n = &m->nodes[nd];
+  int S = m->n_species, Z = c->species[i], s, k, l, ch, b = n->basis;
+  double e = 0.0;
+  switch (n->kind) {
+  case COMPOT_NODE_SUM:
+    for (ch = 0; ch < n->n_children; ++ch)
+      e += ref_value(m, c, n->children[ch], i);
+    break;
+  case COMPOT_NODE_PRODUCT:
+    e = ref_value(m, c, n->children[0], i) * ref_value(m, c, n->children[1], i);
+    break;
+  case COMPOT_NODE_LINEAR:
+    for (s = 0; s < S; ++s)
+      for (k = 0; k < n->K; ++k)
+        e += n->c[(Z * S + s) * n->K + k] * ref_phi(m, c, b, i, s, k);
+    break;
+  case COMPOT_NODE_EXP:
+  case COMPOT_NODE_NEXP:
+    for (s = 0; s < S; ++s)
+      for (k = 0; k < n->K; ++k) {
+        double f = n->kind == COMPOT_NODE_EXP ? ref_phi(m, c, b, i, s, k)
+                                              : ref_rho(m, c, b, i, s, k);
+        double fm = n->kind == COMPOT_NODE_EXP ? m->bases[b].phi_max[s * n->K + k]
+                                               : m->bases[b].rho_max[s * n->K + k];
+        for (l = 0; l < n->L; ++l)
+          e += n->c[((Z * S + s) * n->L + l) * n->K + k]
+               * ref_x(n->gamma[l], f / fm);
+      }
+    break;
+  case COMPOT_NODE_ANGULAR: {
+    int s1, s2, q = 0, np = S * (S + 1) / 2, p;
+    for (s1 = 0; s1 < S; ++s1)
+      for (s2 = s1; s2 < S; ++s2, ++q)
+        for (k = 0; k < n->K; ++k)
+          for (p = 0; p <= n->P; ++p)
+            e += n->c[((Z * np + q) * n->K + k) * (n->P + 1) + p]
+                 * ref_q(m, c, b, i, s1, s2, k, p);
+    break;
+  }
+  default: {
+    int j;
+    for (j = 0; j < c->n; ++j) {
+      double r;
+      if (j == i) continue;
+      r = dist(c, i, j, NULL);
+      if (r < m->cutoff)
+        e += 0.5 * ref_zbl(m->z[Z], m->z[c->species[j]], n->r_in, n->r_out, r);
+    }
+  }
+  }
+  if (n->shift != NULL) e += n->shift[Z];
+  return e;
+}
+
+/* ---- compute tests ------------------------------------------------------ */
+
+static void check_model_on(compot_model const *m, config *c, char const *what)
+{
+  compot_workspace *ws = compot_workspace_create();
+  int n = c->n, i, a, b;
+  double E = 0, vir[6], *pe, *F, *pv, *Ff, h = 1e-5, fscale = 1e-300,
+         ferr = 0.0, escale = 1.0, eerr = 0.0, vscale = 1e-300, verr = 0.0,
+         sum, vsum[6], esum = 0.0;
+  char msg[512];
+  compot_output out;
+  int err;
+
+  pe = (double *) malloc((size_t) n * sizeof(double));
+  F = (double *) malloc(3 * (size_t) n * sizeof(double));
+  Ff = (double *) calloc(3 * (size_t) n, sizeof(double));
+  pv = (double *) malloc(6 * (size_t) n * sizeof(double));
+  out.energy = &E;
+  out.particle_energy = pe;
+  out.forces = F;
+  out.virial = vir;
+  out.particle_virial = pv;
+  err = evaluate(m, ws, c, &out, msg, sizeof msg);
+  CHECK(err == 0, "%s: compute: %s", what, msg);
+  if (err) goto done;
+
+  /* energy alone agrees with energy among all outputs */
+  CHECK(fabs(energy_of(m, ws, c) - E) <= 1e-13 * (1 + fabs(E)),
+        "%s: energy alone differs", what);
+
+  /* per-particle energies: sum, zero on non-contributing, reference */
+  sum = 0.0;
+  for (i = 0; i < n; ++i) {
+    sum += pe[i];
+    esum += fabs(pe[i]);
+    if (!c->contrib[i]) CHECK(pe[i] == 0.0, "%s: pe of ghost %d", what, i);
+  }
+  CHECK(fabs(sum - E) <= 1e-12 * (1 + fabs(E)),
+        "%s: sum of particle energies %.17g != energy %.17g", what, sum, E);
+  for (i = 0; i < c->n_owner; ++i) {
+    double ref;
+    if (!c->contrib[i]) continue;
+    ref = ref_value(m, c, 0, i);
+    if (fabs(ref) > escale) escale = fabs(ref);
+    if (fabs(ref - pe[i]) > eerr) eerr = fabs(ref - pe[i]);
+  }
+  CHECK(eerr <= 1e-12 * escale,
+        "%s: particle energies differ from the direct evaluation by %.3g "
+        "(scale %.3g)",
+        what, eerr, escale);
+
+  /* forces: central differences; periodic images move with their owner */
+  for (i = 0; i < n; ++i)
+    for (a = 0; a < 3; ++a) Ff[3 * c->owner[i] + a] += F[3 * i + a];
+  for (i = 0; i < c->n_owner; ++i)
+    for (a = 0; a < 3; ++a)
+      if (fabs(Ff[3 * i + a]) > fscale) fscale = fabs(Ff[3 * i + a]);
+  for (i = 0; i < c->n_owner; ++i)
+    for (a = 0; a < 3; ++a) {
+      double ep, em, fd;
+      int j;
+      for (j = 0; j < n; ++j)
+        if (c->owner[j] == i) c->x[3 * j + a] += h;
+      ep = energy_of(m, ws, c);
+      for (j = 0; j < n; ++j)
+        if (c->owner[j] == i) c->x[3 * j + a] -= 2 * h;
+      em = energy_of(m, ws, c);
+      for (j = 0; j < n; ++j)
+        if (c->owner[j] == i) c->x[3 * j + a] += h;
+      fd = -(ep - em) / (2 * h);
+      if (fabs(fd - Ff[3 * i + a]) > ferr) ferr = fabs(fd - Ff[3 * i + a]);
+    }
+  /* relative 1e-6, with an allowance for the round-off floor of central
+     differences, about eps sum|E_i| / h */
+  CHECK(ferr <= 1e-6 * fscale + 1e-9 * esum,
+        "%s: forces differ from finite differences by %.3g (max |F| %.3g)",
+        what, ferr, fscale);
+
+  /* virial: strain derivative, all coordinates (ghosts included) */
+  for (i = 0; i < 6; ++i) vsum[i] = 0.0;
+  for (i = 0; i < n; ++i)
+    for (a = 0; a < 6; ++a) vsum[a] += pv[6 * i + a];
+  for (a = 0; a < 6; ++a)
+    if (fabs(vir[a]) > vscale) vscale = fabs(vir[a]);
+  for (b = 0; b < 6; ++b) {
+    static int const ia[6] = {0, 1, 2, 1, 0, 0}, ib[6] = {0, 1, 2, 2, 2, 1};
+    double ep = 0.0, em = 0.0, fd, *x0 = (double *) malloc(3 * (size_t) n * sizeof(double));
+    int sign;
+    memcpy(x0, c->x, 3 * (size_t) n * sizeof(double));
+    for (sign = -1; sign <= 1; sign += 2) {
+      double eps[3][3] = {{0}};
+      if (ia[b] == ib[b])
+        eps[ia[b]][ib[b]] = sign * h;
+      else
+        eps[ia[b]][ib[b]] = eps[ib[b]][ia[b]] = sign * h / 2;
+      for (i = 0; i < n; ++i)
+        for (a = 0; a < 3; ++a)
+          c->x[3 * i + a] = x0[3 * i + a] + eps[a][0] * x0[3 * i]
+                            + eps[a][1] * x0[3 * i + 1]
+                            + eps[a][2] * x0[3 * i + 2];
+      if (sign < 0)
+        em = energy_of(m, ws, c);
+      else
+        ep = energy_of(m, ws, c);
+    }
+    memcpy(c->x, x0, 3 * (size_t) n * sizeof(double));
+    free(x0);
+    fd = (ep - em) / (2 * h);
+    if (fabs(fd - vir[b]) > verr) verr = fabs(fd - vir[b]);
+    CHECK(fabs(vsum[b] - vir[b]) <= 1e-12 * (1 + vscale),
+          "%s: particle virials do not sum to the virial (component %d)",
+          what, b);
+  }
+  CHECK(verr <= 1e-6 * (vscale > 1 ? vscale : 1) + 1e-9 * esum,
+        "%s: virial differs from the strain derivative by %.3g (max %.3g)",
+        what, verr, vscale);
+  printf("  %-60s E=%12.6f dE=%.1e dF=%.1e dV=%.1e\n", what, E,
+         eerr / escale, ferr / fscale, verr / (vscale > 1 ? vscale : 1));
+done:
+  free(pe);
+  free(F);
+  free(Ff);
+  free(pv);
+  compot_workspace_destroy(ws);
+}
+
+/* Per-particle energies with all shifts zero and wide Gaussians, so the
+   cluster functions themselves dominate, against the direct evaluation (the
+   A term: the addition theorem against the double loop), 1e-12 relative. */
+static void check_direct(compot_model *m, config *c, char const *what)
+{
+  int i, e, n = c->n;
+  double *pe = (double *) malloc((size_t) n * sizeof(double)), err = 0.0,
+         scale = 1e-300;
+  char msg[256];
+  compot_output out;
+  for (i = 0; i < compot_n_params(m); ++i) {
+    compot_param const *p = compot_param_at(m, i);
+    for (e = 0; e < p->extent; ++e) {
+      if (strstr(p->name, "_shift")) p->values[e] = 0.0;
+      if (strstr(p->name, "_alpha")) p->values[e] = urand(0.05, 0.2);
+      if (strstr(p->name, "_beta")) p->values[e] = urand(1.2, 1.5);
+    }
+  }
+  compot_refresh(m, msg, sizeof msg);
+  memset(&out, 0, sizeof out);
+  out.particle_energy = pe;
+  if (evaluate(m, NULL, c, &out, msg, sizeof msg) == 0) {
+    for (i = 0; i < c->n_owner; ++i) {
+      double ref;
+      if (!c->contrib[i]) continue;
+      ref = ref_value(m, c, 0, i);
+      if (fabs(ref) > scale) scale = fabs(ref);
+      if (fabs(ref - pe[i]) > err) err = fabs(ref - pe[i]);
+    }
+    CHECK(err <= 1e-12 * scale,
+          "%s: unshifted particle energies differ from the direct evaluation "
+          "by %.3g (scale %.3g)",
+          what, err, scale);
+    printf("  %-60s direct, no shifts: max|E_i|=%.3g rel.err=%.1e\n", what,
+           scale, err / scale);
+  } else
+    CHECK(0, "%s: %s", what, msg);
+  free(pe);
+}
+
+static void test_compute(void)
+{
+  static char const *const exprs[] = {
+      "G4",
+      "C5",
+      "E[G3L2]",
+      "E[C3L2]",
+      "N[E[G3L2]]",
+      "N[E[C2L2]]",
+      "A[G3P3]",
+      "A[C2P2]",
+      "ZBL(2.0, 3.2)",
+      "G3 + A[G3P2]",
+      "E[G3L2] + N[E[G3L2]] + ZBL(1.6, 2.4)",
+      "G3 * E[G2L2]",
+      "(G2 + C2) * (E[G2L2] * N[E[C2L1]])",
+      "G2 * (C3 + A[G2P2]) + N[E[G2L2]] + ZBL(1.2, 2.0)",
+  };
+  static char const *const sp1[] = {"Nb"}, *const sp2[] = {"Mo", "Nb"};
+  size_t e;
+  int S;
+  printf("compute tests (relative errors: direct evaluation, finite-difference forces, virial)\n");
+  for (S = 1; S <= 2; ++S)
+    for (e = 0; e < sizeof exprs / sizeof exprs[0]; ++e) {
+      config c;
+      char what[160];
+      compot_model *m = random_model(exprs[e], S == 1 ? sp1 : sp2, S);
+      if (m == NULL) continue;
+      make_cluster(&c, 24, S, 0.6);
+      snprintf(what, sizeof what, "%s [%d species, cluster]", exprs[e], S);
+      check_model_on(m, &c, what);
+      config_free(&c);
+      make_periodic(&c, S);
+      snprintf(what, sizeof what, "%s [%d species, periodic]", exprs[e], S);
+      check_model_on(m, &c, what);
+      check_direct(m, &c, what);
+      config_free(&c);
+      compot_destroy(m);
+    }
+}
+
+/* Compute errors are reported, not crashed on. */
+static void test_compute_errors(void)
+{
+  static char const *const sp[] = {"Nb"};
+  compot_model *m = random_model("E[G3L2] + N[E[G3L2]]", sp, 1);
+  config c;
+  double E;
+  char msg[256];
+  compot_output out;
+  int err;
+  memset(&out, 0, sizeof out);
+  out.energy = &E;
+  make_cluster(&c, 8, 1, 1.0);
+  c.species[3] = 1;
+  err = evaluate(m, NULL, &c, &out, msg, sizeof msg);
+  CHECK(err == COMPOT_ERR_INPUT && strstr(msg, "particle 3"),
+        "bad species: %d %s", err, msg);
+  c.species[3] = 0;
+  memcpy(c.x + 6, c.x + 3, 3 * sizeof(double));
+  err = evaluate(m, NULL, &c, &out, msg, sizeof msg);
+  CHECK(err == COMPOT_ERR_INPUT && strstr(msg, "same position"),
+        "coincident: %d %s", err, msg);
+  config_free(&c);
+  compot_destroy(m);
+}
+
+/* ---- kernels ------------------------------------------------------------ */
+
+static void test_kernels(void)
+{
+  double g, u, x, dx, xp, xm, dd;
+  double gs[] = {-1.0, -0.3, 1e-8, 0.0, 0.7, 1.0};
+  size_t i;
+  /* x(gamma, u): value against the direct formula, C1 at u = +-1, FD */
+  for (i = 0; i < sizeof gs / sizeof gs[0]; ++i) {
+    g = gs[i];
+    for (u = -2.5; u <= 2.5; u += 0.125) {
+      compot_xfeature(g, u, &x, &dx);
+      CHECK(fabs(x - ref_x(g, u)) <= 1e-14 * (1 + fabs(x)),
+            "x(%g,%g) = %.17g, direct %.17g", g, u, x, ref_x(g, u));
+      compot_xfeature(g, u + 1e-6, &xp, &dd);
+      compot_xfeature(g, u - 1e-6, &xm, &dd);
+      CHECK(fabs((xp - xm) / 2e-6 - dx) <= 1e-7 * (1 + fabs(dx)),
+            "x'(%g,%g)", g, u);
+    }
+    compot_xfeature(g, 1.0, &x, &dx);
+    compot_xfeature(g, 1.0 + 1e-12, &xp, &dd);
+    CHECK(fabs(xp - x) < 1e-11 && fabs(dd - dx) < 1e-10, "C1 at u=1");
+    compot_xfeature(g, -1.0, &x, &dx);
+    compot_xfeature(g, -1.0 - 1e-12, &xm, &dd);
+    CHECK(fabs(xm - x) < 1e-11 && fabs(dd - dx) < 1e-10, "C1 at u=-1");
+  }
+  /* cutoff: 1 at 0, 0 with three vanishing derivatives at r_c */
+  {
+    double fc, dfc, f1, d1;
+    compot_cutoff_fn(0.0, 5.0, &fc, &dfc);
+    CHECK(fc == 1.0 && dfc == 0.0, "f_c(0)");
+    compot_cutoff_fn(5.0 - 1e-4, 5.0, &fc, &dfc);
+    CHECK(fabs(fc) < 1e-14 && fabs(dfc) < 1e-10, "f_c near r_c: %g %g", fc,
+          dfc);
+    compot_cutoff_fn(5.0, 5.0, &f1, &d1);
+    CHECK(f1 == 0.0 && d1 == 0.0, "f_c(r_c)");
+    compot_cutoff_fn(2.3, 5.0, &fc, &dfc);
+    CHECK(fabs(fc - ref_fc(2.3, 5.0)) < 1e-15, "f_c(2.3)");
+  }
+  /* ZBL: values against the LAMMPS formula written out, and independent
+     numbers for Nb-Nb (Z = 41), r_in = 1.6, r_out = 2.4 */
+  {
+    compot_zbl z;
+    double d[4], zze[1], sw[5], dphi, v;
+    double rs[] = {0.5, 1.0, 1.6, 2.0, 2.39};
+    z.d = d;
+    z.zze = zze;
+    z.sw = sw;
+    compot_zbl_setup(&z, 0, 41, 41, 1.6, 2.4);
+    for (i = 0; i < sizeof rs / sizeof rs[0]; ++i) {
+      double vp, vm;
+      v = compot_zbl_eval(&z, 0, 1.6, 2.4, rs[i], &dphi);
+      CHECK(fabs(v - ref_zbl(41, 41, 1.6, 2.4, rs[i])) <= 1e-12 * (1 + fabs(v)),
+            "zbl(%g)", rs[i]);
+      vp = compot_zbl_eval(&z, 0, 1.6, 2.4, rs[i] + 1e-6, &dd);
+      vm = compot_zbl_eval(&z, 0, 1.6, 2.4, rs[i] - 1e-6, &dd);
+      CHECK(fabs((vp - vm) / 2e-6 - dphi) <= 1e-6 * (1 + fabs(dphi)),
+            "zbl'(%g)", rs[i]);
+    }
+    v = compot_zbl_eval(&z, 0, 1.6, 2.4, 2.4 - 1e-4, &dphi);
+    CHECK(fabs(v) < 1e-9 && fabs(dphi) < 1e-6, "zbl smooth at r_out");
+    v = compot_zbl_eval(&z, 0, 1.6, 2.4, 2.4, &dphi);
+    CHECK(v == 0.0 && dphi == 0.0, "zbl zero at r_out");
+    /* unshifted ZBL at 1 A for Z = 41: 41^2 * 14.399645 * sum c e^(-d r/a) */
+    v = compot_zbl_eval(&z, 0, 1.6, 2.4, 1.0, &dphi) - sw[4];
+    CHECK(fabs(v - ref_zbl_raw(41, 41, 1.0, 0)) < 1e-10, "zbl raw");
+  }
+}
+
+/* ---- parser tests ------------------------------------------------------- */
+
+/* Significant (name, value) lines of a file, comments removed. */
+static int significant_lines(char const *text, char names[][96],
+                             char values[][64], int max)
+{
+  int n = 0;
+  char const *p = text;
+  while (*p && n < max) {
+    char line[512], *h;
+    size_t len = strcspn(p, "\n");
+    if (len >= sizeof line) len = sizeof line - 1;
+    memcpy(line, p, len);
+    line[len] = '\0';
+    p += strcspn(p, "\n");
+    if (*p) ++p;
+    h = strchr(line, '#');
+    if (h) *h = '\0';
+    names[n][0] = values[n][0] = '\0';
+    if (sscanf(line, "%95s %63s", names[n], values[n]) >= 1) ++n;
+  }
+  return n;
+}
+
+static void test_handwritten(char const *file, char const *expr,
+                             int n_params)
+{
+  char path[512], out1[512], out2[512], msg[512];
+  compot_model *m = NULL, *m2 = NULL;
+  int err;
+  path_join(path, sizeof path, data_dir, file);
+  err = compot_create(&m, path, msg, sizeof msg);
+  CHECK(err == 0, "read %s: %s", file, msg);
+  if (err) return;
+  CHECK(strcmp(compot_expression(m), expr) == 0, "expression '%s'",
+        compot_expression(m));
+  CHECK(m->n_values == n_params, "%s: %d parameters", file, m->n_values);
+  snprintf(out1, sizeof out1, "%s/rt1_%s", tmp_dir, file);
+  snprintf(out2, sizeof out2, "%s/rt2_%s", tmp_dir, file);
+  err = compot_write(m, out1, msg, sizeof msg);
+  CHECK(err == 0, "write: %s", msg);
+  err = compot_create(&m2, out1, msg, sizeof msg);
+  CHECK(err == 0, "re-read: %s", msg);
+  if (!err) {
+    char *t0, *t1, *t2;
+    static char n0[400][96], v0[400][64], n1[400][96], v1[400][64];
+    int k0, k1, i;
+    err = compot_write(m2, out2, msg, sizeof msg);
+    CHECK(err == 0, "write 2: %s", msg);
+    t0 = read_text(path);
+    t1 = read_text(out1);
+    t2 = read_text(out2);
+    CHECK(t1 && t2 && strcmp(t1, t2) == 0, "%s: second write differs", file);
+    /* same names, order and values as the hand-written file */
+    k0 = significant_lines(t0, n0, v0, 400);
+    k1 = significant_lines(t1, n1, v1, 400);
+    CHECK(k0 == k1, "%s: %d vs %d significant lines", file, k0, k1);
+    for (i = 6; i < k0 && i < k1 - 1; ++i) {
+      CHECK(strcmp(n0[i], n1[i]) == 0, "%s: name %d '%s' vs '%s'", file, i,
+            n0[i], n1[i]);
+      CHECK(strtod(v0[i], NULL) == strtod(v1[i], NULL), "%s: value of %s",
+            file, n0[i]);
+    }
+    free(t0);
+    free(t1);
+    free(t2);
+    compot_destroy(m2);
+  }
+  compot_destroy(m);
+}
+
+static void test_roundtrip(void)
+{
+  static char const *const exprs[] = {
+      "G8", "C40", "E[G8L4]", "N[E[G8L4]]", "A[G8P4]",
+      "E[G8L4] + N[E[G8L4]] + ZBL(1.6, 2.4)", "G4 * G4",
+      "(G2 + C3 + G2) * (A[C2P3] + E[C2L2]) + N[E[G3L1]]",
+      "G2 * (G3 * (G4 * E[C2L3]))"};
+  static char const *const sp[] = {"Mo", "Nb", "Ta"};
+  size_t e;
+  int S;
+  for (S = 1; S <= 3; ++S)
+    for (e = 0; e < sizeof exprs / sizeof exprs[0]; ++e) {
+      compot_model *m = random_model(exprs[e], sp, S), *m2 = NULL;
+      char p1[512], p2[512], msg[512];
+      int err, i, k;
+      if (m == NULL) continue;
+      snprintf(p1, sizeof p1, "%s/roundtrip_a.params", tmp_dir);
+      snprintf(p2, sizeof p2, "%s/roundtrip_b.params", tmp_dir);
+      err = compot_write(m, p1, msg, sizeof msg);
+      CHECK(err == 0, "write: %s", msg);
+      err = compot_create(&m2, p1, msg, sizeof msg);
+      CHECK(err == 0, "read back %s: %s", exprs[e], msg);
+      if (!err) {
+        char *a, *b;
+        CHECK(m2->n_values == m->n_values, "count");
+        for (i = 0; i < m->n_values; ++i)
+          CHECK(memcmp(&m->values[i], &m2->values[i], sizeof(double)) == 0,
+                "%s: value %d not bit-identical", exprs[e], i);
+        err = compot_write(m2, p2, msg, sizeof msg);
+        a = read_text(p1);
+        b = read_text(p2);
+        CHECK(a && b && strcmp(a, b) == 0, "%s: rewrite differs", exprs[e]);
+        free(a);
+        free(b);
+        /* KIM names are identifiers; extents add up */
+        for (i = 0, k = 0; i < compot_n_params(m2); ++i) {
+          compot_param const *p = compot_param_at(m2, i);
+          size_t j;
+          int ok = !(p->name[0] >= '0' && p->name[0] <= '9');
+          for (j = 0; p->name[j]; ++j)
+            if (!(p->name[j] == '_' || (p->name[j] >= 'a' && p->name[j] <= 'z')
+                  || (p->name[j] >= 'A' && p->name[j] <= 'Z')
+                  || (p->name[j] >= '0' && p->name[j] <= '9')))
+              ok = 0;
+          CHECK(ok, "KIM name '%s'", p->name);
+          CHECK(p->description && strstr(p->description, "unit")
+                    && strstr(p->description, "role"),
+                "description of %s", p->name);
+          k += p->extent;
+        }
+        CHECK(k == m2->n_values, "extents");
+        compot_destroy(m2);
+      }
+      compot_destroy(m);
+    }
+}
+
+/* Parameter counts of MODEL_SPEC section 4 (one species). */
+static void test_counts(void)
+{
+  static struct {
+    char const *expr;
+    int lin, nonlin;
+  } const rows[] = {{"G8", 9, 2},
+                    {"C40", 41, 0},
+                    {"E[G8L4]", 33, 6},
+                    {"N[E[G8L4]]", 33, 6},
+                    {"G4 * G4", 11, 4},
+                    {"G8 * E[G4L8]", 43, 12},
+                    {"G10 * E[G8L4]", 45, 8},
+                    {"E[G6L5] + N[E[G6L5]]", 61, 12},
+                    {"E[G8L4] + N[E[G8L4]]", 65, 10},
+                    {"G8 + A[G8P4]", 49, 2},
+                    {"E[G8L4] + A[G8P4] + ZBL(1.6, 2.4)", 73, 6}};
+  static char const *const sp[] = {"Nb"};
+  size_t r;
+  for (r = 0; r < sizeof rows / sizeof rows[0]; ++r) {
+    compot_model *m = NULL;
+    char msg[256];
+    int lin = 0, non = 0, i;
+    if (compot_create_blank(&m, rows[r].expr, sp, 1, 5.0, msg, sizeof msg)) {
+      CHECK(0, "%s: %s", rows[r].expr, msg);
+      continue;
+    }
+    for (i = 0; i < compot_n_params(m); ++i) {
+      compot_param const *p = compot_param_at(m, i);
+      if (p->role == COMPOT_ROLE_LINEAR) lin += p->extent;
+      if (p->role == COMPOT_ROLE_NONLINEAR) non += p->extent;
+    }
+    CHECK(lin == rows[r].lin && non == rows[r].nonlin,
+          "%s: %d linear %d nonlinear, expected %d %d", rows[r].expr, lin,
+          non, rows[r].lin, rows[r].nonlin);
+    compot_destroy(m);
+  }
+}
+
+/* Lines of a text, for mutation. */
+typedef struct lines {
+  int n;
+  char *l[600];
+} lines;
+
+static void split_lines(char const *text, lines *ls)
+{
+  char const *p = text;
+  ls->n = 0;
+  while (*p && ls->n < 600) {
+    size_t len = strcspn(p, "\n");
+    ls->l[ls->n] = (char *) malloc(len + 64);
+    memcpy(ls->l[ls->n], p, len);
+    ls->l[ls->n][len] = '\0';
+    ls->n++;
+    p += len;
+    if (*p) ++p;
+  }
+}
+
+static void free_lines(lines *ls)
+{
+  int i;
+  for (i = 0; i < ls->n; ++i) free(ls->l[i]);
+}
+
+static int find_line(lines const *ls, char const *prefix)
+{
+  int i;
+  for (i = 0; i < ls->n; ++i)
+    if (strncmp(ls->l[i], prefix, strlen(prefix)) == 0) return i;
+  return -1;
+}
+
+/* Write lines [0, upto) to file, read it, expect failure with substrings. */
+static void expect_bad(lines const *ls, int upto, char const *file,
+                       char const *sub1, char const *sub2)
+{
+  char path[512], msg[1024], *text;
+  size_t cap = 1, used = 0;
+  int i, err;
+  compot_model *m = NULL;
+  for (i = 0; i < upto; ++i) cap += strlen(ls->l[i]) + 1;
+  text = (char *) malloc(cap);
+  for (i = 0; i < upto; ++i) {
+    size_t len = strlen(ls->l[i]);
+    memcpy(text + used, ls->l[i], len);
+    text[used + len] = '\n';
+    used += len + 1;
+  }
+  text[used] = '\0';
+  snprintf(path, sizeof path, "%s/%s", tmp_dir, file);
+  write_text(path, text);
+  free(text);
+  msg[0] = '\0';
+  err = compot_create(&m, path, msg, sizeof msg);
+  CHECK(err != 0 && m == NULL, "%s: accepted", file);
+  CHECK(strstr(msg, file) != NULL, "%s: message lacks the file name: %s",
+        file, msg);
+  CHECK(strstr(msg, sub1) != NULL, "%s: message lacks '%s': %s", file, sub1,
+        msg);
+  if (sub2 != NULL)
+    CHECK(strstr(msg, sub2) != NULL, "%s: message lacks '%s': %s", file,
+          sub2, msg);
+  if (m != NULL) compot_destroy(m);
+}
+
+static void test_bad_files(void)
+{
+  static char const *const sp[] = {"Nb"};
+  compot_model *m = random_model("E[G2L2] + N[E[G2L2]] + ZBL(1.6, 2.4)", sp, 1);
+  char path[512], msg[256], loc[160], *good;
+  lines ls;
+  int ip, iv, ie, ipar, iend, err;
+  char *saved;
+
+  snprintf(path, sizeof path, "%s/good.params", tmp_dir);
+  err = compot_write(m, path, msg, sizeof msg);
+  CHECK(err == 0, "write good: %s", msg);
+  good = read_text(path);
+  split_lines(good, &ls);
+  free(good);
+  iv = find_line(&ls, "compot-params");
+  ie = find_line(&ls, "expression");
+  ipar = find_line(&ls, "parameters");
+  ip = find_line(&ls, "b1.beta");
+  iend = find_line(&ls, "end");
+  CHECK(iv >= 0 && ie >= 0 && ipar >= 0 && ip >= 0 && iend >= 0,
+        "layout of the written file");
+  if (iv < 0 || ie < 0 || ipar < 0 || ip < 0 || iend < 0) return;
+
+  /* truncated */
+  expect_bad(&ls, ip + 3, "bad_truncated.params", "file ends at line", "after 4 of 19 parameters");
+  /* missing end */
+  expect_bad(&ls, iend, "bad_noend.params", "file ends at line", "'end'");
+
+  /* unknown key */
+  saved = ls.l[ip];
+  ls.l[ip] = (char *) malloc(64);
+  snprintf(ls.l[ip], 64, "b1.gamma 1.5");
+  snprintf(loc, sizeof loc, ":%d: expected parameter 'b1.beta', found 'b1.gamma'", ip + 1);
+  expect_bad(&ls, ls.n, "bad_unknown.params", loc, NULL);
+  /* NaN, inf, not a number, out of range */
+  snprintf(ls.l[ip], 64, "b1.beta nan");
+  snprintf(loc, sizeof loc, ":%d: value 'nan' of 'b1.beta' is not a finite number", ip + 1);
+  expect_bad(&ls, ls.n, "bad_nan.params", loc, NULL);
+  snprintf(ls.l[ip], 64, "b1.beta 1e999");
+  snprintf(loc, sizeof loc, ":%d:", ip + 1);
+  expect_bad(&ls, ls.n, "bad_inf.params", loc, "not a finite number");
+  snprintf(ls.l[ip], 64, "b1.beta 1.5x");
+  expect_bad(&ls, ls.n, "bad_nonnumber.params", loc, "is not a number");
+  snprintf(ls.l[ip], 64, "b1.beta -2");
+  expect_bad(&ls, ls.n, "bad_range.params", loc, "beta > 0");
+  snprintf(ls.l[ip], 64, "b1.beta 1.5 2.5");
+  expect_bad(&ls, ls.n, "bad_tokens.params", loc, "3 tokens");
+  free(ls.l[ip]);
+  ls.l[ip] = saved;
+
+  /* wrong count */
+  saved = ls.l[ipar];
+  ls.l[ipar] = (char *) malloc(64);
+  snprintf(ls.l[ipar], 64, "parameters 18");
+  snprintf(loc, sizeof loc, ":%d: parameters: expected 19", ipar + 1);
+  expect_bad(&ls, ls.n, "bad_count.params", loc, "found 18");
+  snprintf(ls.l[ipar], 64, "paramters 19");
+  snprintf(loc, sizeof loc, ":%d: expected 'parameters <n>', found 'paramters'", ipar + 1);
+  expect_bad(&ls, ls.n, "bad_key.params", loc, NULL);
+  free(ls.l[ipar]);
+  ls.l[ipar] = saved;
+
+  /* unsupported version */
+  saved = ls.l[iv];
+  ls.l[iv] = (char *) malloc(64);
+  snprintf(ls.l[iv], 64, "compot-params 2");
+  snprintf(loc, sizeof loc, ":%d: format version 2 is not supported; this reader reads version 1", iv + 1);
+  expect_bad(&ls, ls.n, "bad_version.params", loc, NULL);
+  free(ls.l[iv]);
+  ls.l[iv] = saved;
+
+  /* bad expressions */
+  saved = ls.l[ie];
+  ls.l[ie] = (char *) malloc(128);
+  snprintf(loc, sizeof loc, ":%d: expression:", ie + 1);
+  snprintf(ls.l[ie], 128, "expression E[G2L2] + Q8");
+  expect_bad(&ls, ls.n, "bad_expr_term.params", loc, "unknown term 'Q8' at column 11");
+  snprintf(ls.l[ie], 128, "expression G2 * ZBL(1.6, 2.4)");
+  expect_bad(&ls, ls.n, "bad_expr_zbl.params", loc, "inside a product");
+  snprintf(ls.l[ie], 128, "expression E[G2L2 + N[E[G2L2]]");
+  expect_bad(&ls, ls.n, "bad_expr_bracket.params", loc, "expected ']'");
+  snprintf(ls.l[ie], 128, "expression E[G2L2] + N[E[G2L2]] + ZBL(1.6, 5.5)");
+  expect_bad(&ls, ls.n, "bad_expr_rout.params", loc, "r_out <= r_c");
+  snprintf(ls.l[ie], 128, "expression E[G0L2]");
+  expect_bad(&ls, ls.n, "bad_expr_k0.params", loc, "basis size K");
+  snprintf(ls.l[ie], 128, "expression (E[G2L2]");
+  expect_bad(&ls, ls.n, "bad_expr_paren.params", loc, "expected ')'");
+  snprintf(ls.l[ie], 128, "expression G2 G3");
+  expect_bad(&ls, ls.n, "bad_expr_trailing.params", loc, "'+', '*' or end");
+  free(ls.l[ie]);
+  ls.l[ie] = saved;
+
+  /* species */
+  saved = ls.l[ie + 1];
+  ls.l[ie + 1] = (char *) malloc(64);
+  snprintf(ls.l[ie + 1], 64, "species Xx");
+  snprintf(loc, sizeof loc, ":%d: species:", ie + 2);
+  expect_bad(&ls, ls.n, "bad_species.params", loc, "'Xx'");
+  free(ls.l[ie + 1]);
+  ls.l[ie + 1] = saved;
+
+  /* junk after end */
+  snprintf(ls.l[iend] + strlen(ls.l[iend]), 60, "\nmore");
+  snprintf(loc, sizeof loc, ":%d: expected nothing after 'end', found 'more'", iend + 2);
+  expect_bad(&ls, ls.n, "bad_after_end.params", loc, NULL);
+
+  /* file that does not exist */
+  {
+    compot_model *m2 = NULL;
+    err = compot_create(&m2, "/nonexistent/x.params", msg, sizeof msg);
+    CHECK(err == COMPOT_ERR_IO && strstr(msg, "/nonexistent/x.params"),
+          "missing file: %s", msg);
+  }
+  /* refresh rejects values set out of range through the table */
+  {
+    compot_param const *p = compot_param_at(m, 0);
+    double keep = p->values[0];
+    p->values[0] = -1.0;
+    err = compot_refresh(m, msg, sizeof msg);
+    CHECK(err == COMPOT_ERR_VALUE && strstr(msg, "b1.alpha"),
+          "refresh: %s", msg);
+    p->values[0] = keep;
+    CHECK(compot_refresh(m, msg, sizeof msg) == 0, "refresh restored");
+  }
+  free_lines(&ls);
+  compot_destroy(m);
+}
+
+static void test_model_info(void)
+{
+  static char const *const sp[] = {"Nb"};
+  compot_model *m = random_model("E[G2L2] + N[E[G2L2]]", sp, 1);
+  compot_model *g = random_model("G3 + A[G3P2]", sp, 1);
+  if (m == NULL || g == NULL) return;
+  CHECK(compot_influence_distance(m) == 10.0, "influence distance 2 r_c");
+  CHECK(compot_needs_ghost_neighbors(m) == 1, "needs ghost neighbours");
+  CHECK(compot_influence_distance(g) == 5.0, "influence distance r_c");
+  CHECK(compot_needs_ghost_neighbors(g) == 0, "no ghost neighbours");
+  CHECK(m->n_bases == 1 && g->n_bases == 1, "basis sharing in a sum");
+  compot_destroy(g);
+  g = random_model("G3 * G3", sp, 1);
+  CHECK(g && g->n_bases == 2, "a product's factors never share");
+  compot_destroy(g);
+  g = random_model("G3 + (G3 + C3) + G4", sp, 1);
+  CHECK(g && g->n_nodes == 5 && g->n_bases == 3, "flattened sum shares");
+  compot_destroy(g);
+  compot_destroy(m);
+}
+
+int main(int argc, char **argv)
+{
+  if (argc > 1) data_dir = argv[1];
+  if (argc > 2) tmp_dir = argv[2];
+  test_kernels();
+  test_counts();
+  test_model_info();
+  test_handwritten("nb_e_n_zbl.params",
+                   "E[G2L2] + N[E[G2L2]] + ZBL(1.6, 2.4)", 19);
+  test_handwritten("mo_nb_g_times_a.params", "G2 * A[C2P1]", 56);
+  test_roundtrip();
+  test_bad_files();
+  test_compute_errors();
+  test_compute();
+  printf("%d checks, %d failures\n", n_checks, n_failures);
+  return n_failures ? 1 : 0;
+}

@@ -1,0 +1,53 @@
+"""Shared test helpers: random models and structures (no test collection here)."""
+
+from __future__ import annotations
+
+import numpy as np
+from ase.build import bulk
+
+from compot.model import Model
+
+
+def random_model(expression: str, species=("Nb",), cutoff: float = 4.5, seed: int = 0) -> Model:
+    """A model with random but sensible parameters (α 0.2–0.6 Å⁻², β 1.2–1.8,
+    γ ±1, coefficients ±0.5 eV)."""
+    rng = np.random.default_rng(seed)
+    m = Model(expression, species, cutoff)
+    for b in m.layout.blocks:
+        leaf = b.name.split(".")[-1]
+        if leaf == "alpha":
+            m.params[b.name] = np.array(rng.uniform(0.2, 0.6))
+        elif leaf == "beta":
+            m.params[b.name] = np.array(rng.uniform(1.2, 1.8))
+        elif leaf == "gamma":
+            m.params[b.name] = rng.uniform(-1, 1, b.shape)
+        elif b.role == "linear":
+            m.params[b.name] = rng.uniform(-0.5, 0.5, b.shape)
+    return m
+
+
+def random_structure(kind: str = "triclinic", species=("Nb",), seed: int = 1):
+    """Perturbed bcc structures: 'triclinic' (16 atoms, sheared cell), 'small'
+    (1-atom primitive cell, smaller than the cutoff), 'cluster' (non-periodic)."""
+    rng = np.random.default_rng(seed)
+    if kind == "small":
+        at = bulk("Nb", "bcc", a=3.3)
+        at.set_cell(at.cell.array + rng.uniform(-0.1, 0.1, (3, 3)), scale_atoms=True)
+        return at
+    at = bulk("Nb", "bcc", a=3.3, cubic=True).repeat((2, 2, 2))
+    at.rattle(0.12, seed=seed)
+    if kind == "triclinic":
+        at.set_cell(at.cell.array + rng.uniform(-0.25, 0.25, (3, 3)), scale_atoms=True)
+    if kind == "cluster":
+        at.pbc = False
+        at.cell = [0, 0, 0]
+    if len(species) > 1:
+        idx = rng.choice(len(at), size=len(at) // 3, replace=False)
+        syms = np.array(at.get_chemical_symbols(), dtype=object)
+        syms[idx] = species[1]
+        at.set_chemical_symbols(list(syms))
+    return at
+
+
+def energy(model: Model, atoms) -> float:
+    return float(model.evaluate(model.system([atoms]), forces=False, virial=False).energy_m[0])
