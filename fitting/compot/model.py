@@ -77,19 +77,35 @@ class _Grad:
             self.lam[b] = np.zeros((self.system.n_atoms, self.system.n_species, K, self.m))
         self.lam[b][..., cols] += lam
 
-    def finish(self, ctx: "_Context") -> np.ndarray:
-        """Pair gradients G, shape (p, 3, m) [eV/Å]."""
+    def _fold_lam(self, ctx: "_Context") -> None:
+        """Turn φ adjoints into radial pair weights: R_p += Σ_k λ_k(i_p, s_p) ĝ_k'(r_p)."""
         s = self.system
+        rows = s.i_p * s.n_species + s.channel_p
         for b, lam in self.lam.items():
             dg = ctx.basis(b)[1]
-            lam_flat = lam.reshape(s.n_atoms * s.n_species, lam.shape[2], self.m)
-            rows = s.i_p * s.n_species + s.channel_p
-            for k in range(lam.shape[2]):
-                self.R += lam_flat[rows, k, :] * dg[:, k:k + 1]
-        G = self.R[:, None, :] * s.u_pc[:, :, None]
+            lam_p = lam.reshape(s.n_atoms * s.n_species, lam.shape[2], self.m)[rows]
+            self.R += np.einsum("pkm,pk->pm", lam_p, dg)
+        self.lam = {}
+
+    def finish(self, ctx: "_Context") -> np.ndarray:
+        """Pair gradients G, shape (p, 3, m) [eV/Å]."""
+        self._fold_lam(ctx)
+        G = self.R[:, None, :] * self.system.u_pc[:, :, None]
         if self.V is not None:
             G = G + self.V
         return G
+
+    def forces(self, ctx: "_Context") -> np.ndarray:
+        """Forces of every column, shape (n, 3, m) [eV/Å], without forming G."""
+        self._fold_lam(ctx)
+        s = self.system
+        F = np.empty((s.n_atoms, 3, self.m))
+        for c in range(3):
+            Gc = self.R * s.u_pc[:, c:c + 1]
+            if self.V is not None:
+                Gc += self.V[:, c, :]
+            F[:, c, :] = s.incidence @ Gc
+        return F
 
 
 class _Context:
@@ -592,8 +608,7 @@ class Model:
             grad = _Grad(system, pos + 1)
             self._column_vjp(ctx, 0, names, offsets, np.ones(system.n_atoms), grad)
             ctx.vjp(0, np.ones((system.n_atoms, 1)), grad, slice(pos, pos + 1))
-            G = grad.finish(ctx)
-            Fall = system.forces(G)
+            Fall = grad.forces(ctx)
             JF = Fall[:, :, :pos]
             G1 = Fall[:, :, pos]
         pred = Prediction(system.sum_config @ pred_e, pred_e, G1, None)
