@@ -4,6 +4,7 @@
     compot fit [CONFIG.yaml] [--expression EXPR] [--data PATH ...] [--test PATH ...]
                [--max-evaluations N] [--seed S] [--cutoff RC] --out DIR [--restart]
     compot eval MODEL.params DATA ... [--json]
+    compot validate MODEL.params [--lattice bcc] [--a0 A] [--elastic F] [--surface F] [--out DIR]
 
 Errors of compot (bad files, data, expressions, configurations) are printed as
 one line ``compot: error: …`` with exit status 2, never as a traceback.
@@ -154,8 +155,19 @@ def cmd_fit(args) -> int:
     metrics["groups"] = by_group
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float))
     plots = parity_plots(splits, out, model.expression)
+    if len(model.species) == 1:
+        from .config import resolve_path
+        elastic, surface = _property_files([resolve_path(p, base) for p in d["train"]])
+        sanity, splot = _sanity(model, cfg["model"].get("lattice", "bcc"), None, elastic, surface, out)
+        metrics["sanity"] = sanity
+        if splot:
+            plots.append(splot)
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float))
     atomic_write_text(out / "report.md", fit_report(model, metrics, settings, cfg, plots))
     print(format_table(_metrics_rows(metrics)))
+    if metrics.get("sanity", {}).get("checks"):
+        from .sanity import format_sanity
+        print(format_sanity(metrics["sanity"]))
     print(f"wrote {out / 'model.params'}, {out / 'metrics.json'}, {out / 'report.md'} and parity plots")
     return 0
 
@@ -176,6 +188,52 @@ def cmd_eval(args) -> int:
         print(f"{model.expression}  ({model.n_linear} linear + {model.n_nonlinear} nonlinear parameters)")
         print(format_table(rows))
     return 0
+
+
+def _property_files(paths) -> tuple:
+    """Elastic and surface files among data paths (names containing 'elastic'/'surface')."""
+    elastic = surface = None
+    for p in paths:
+        p = Path(p)
+        files = sorted(p.glob("*.extxyz")) + sorted(p.glob("*.xyz")) if p.is_dir() else [p]
+        for f in files:
+            low = f.name.lower()
+            if "elastic" in low and elastic is None:
+                elastic = f
+            if "surface" in low and surface is None:
+                surface = f
+    return elastic, surface
+
+
+def _sanity(model, lattice, a0, elastic, surface, out_dir=None):
+    from .sanity import plot_sanity, sanity_report
+    rep = sanity_report(model, lattice, a0, elastic, surface)
+    plot = plot_sanity(rep, Path(out_dir) / "sanity.png", model.expression) if out_dir else None
+    return rep, plot
+
+
+def cmd_validate(args) -> int:
+    from .config import resolve_path
+    from .io import atomic_write_text, read_model
+    from .sanity import format_sanity
+
+    model = read_model(args.model)
+    elastic, surface = args.elastic, args.surface
+    if elastic is None and surface is None and model.species == ("Nb",):
+        default = resolve_path("$COMPOT_DATA/nb-mvl", Path.cwd())
+        if default.is_dir():
+            elastic, surface = _property_files([default])
+            log.info("DFT reference: %s, %s", elastic, surface)
+    out = Path(args.out) if args.out else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+    rep, plot = _sanity(model, args.lattice, args.a0, elastic, surface, out)
+    print(f"{model.expression}: physical sanity (MODEL_SPEC §9)")
+    print(format_sanity(rep))
+    if out:
+        atomic_write_text(out / "sanity.json", json.dumps(rep, indent=1, default=float))
+        print(f"wrote {out / 'sanity.json'} and {plot}")
+    return 0 if rep.get("passed") in (True, None) else 1
 
 
 # --------------------------------------------------------------------- main
@@ -203,6 +261,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True, help="output folder")
     q.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
     q.set_defaults(func=cmd_fit)
+
+    q = sub.add_parser("validate", help="physical sanity checks and material properties of a model")
+    q.add_argument("model", help="parameter file (format v1)")
+    q.add_argument("--lattice", default="bcc", choices=["bcc", "fcc"])
+    q.add_argument("--a0", type=float, help="starting guess of the lattice constant [Å]")
+    q.add_argument("--elastic", help="extxyz of strained cells with DFT energies (default for Nb: the shared data)")
+    q.add_argument("--surface", help="extxyz of slabs with DFT energies (default for Nb: the shared data)")
+    q.add_argument("--out", help="folder for sanity.json and sanity.png")
+    q.set_defaults(func=cmd_validate)
 
     q = sub.add_parser("eval", help="metrics of a saved model on data")
     q.add_argument("model", help="parameter file (format v1)")

@@ -37,7 +37,7 @@ from .trainer import FitSettings
 __all__ = ["DEFAULTS", "load_config", "check_config", "resolve_path"]
 
 DEFAULTS = {
-    "model": {"expression": "E[G8L4] + N[E[G8L4]]", "cutoff": 5.0, "species": None},
+    "model": {"expression": "E[G8L4] + N[E[G8L4]]", "cutoff": 5.0, "species": None, "lattice": "bcc"},
     "data": {"train": [], "test": [], "validation_fraction": 0.1, "seed": 0, "min_distance": 0.5,
              "group_by": "file"},
     "fit": {},

@@ -59,6 +59,9 @@ def fit_report(model, metrics: dict, settings, cfg: dict, plots: list[Path]) -> 
     lines += ["", "## Errors", "", format_markdown_table(rows), ""]
     for split, groups in metrics.get("groups", {}).items():
         lines += [f"### {split} by group", "", format_markdown_table(groups), ""]
+    if metrics.get("sanity", {}).get("checks"):
+        from .sanity import format_sanity
+        lines += ["## Physical sanity (MODEL_SPEC §9)", "", format_sanity(metrics["sanity"], markdown=True), ""]
     if plots:
         lines += ["## Parity plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
     return "\n".join(lines)

@@ -1,0 +1,56 @@
+"""ASE calculator for compot models.
+
+    from compot.calculator import CompotCalculator
+    atoms.calc = CompotCalculator("model.params")      # or a Model
+    atoms.get_potential_energy(); atoms.get_forces(); atoms.get_stress()
+
+Stress follows ASE: σ = (1/V) ∂E/∂ε [eV/Å³], tensile positive.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from ase.calculators.calculator import Calculator, all_changes
+from ase.stress import full_3x3_to_voigt_6_stress
+
+from .model import Model
+
+__all__ = ["CompotCalculator"]
+
+
+class CompotCalculator(Calculator):
+    """ASE calculator evaluating a compot :class:`~compot.model.Model`.
+
+    Parameters
+    ----------
+    model : Model or path of a parameter file (format v1)
+
+    Implemented properties: energy [eV], free_energy, energies (site energies
+    [eV]), forces [eV/Å], stress [eV/Å³] (periodic cells only).
+    """
+
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
+
+    def __init__(self, model, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(model, Model):
+            from .io import read_model
+            model = read_model(model)
+        self.model = model
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        sysm = self.model.system([self.atoms])
+        want_stress = "stress" in properties and self.atoms.pbc.all()
+        p = self.model.evaluate(sysm, forces=True, virial=want_stress)
+        e = float(p.energy_m[0])
+        self.results.update(energy=e, free_energy=e, energies=p.energies_n.copy(), forces=p.forces_nc.copy())
+        if want_stress:
+            W = p.virial_mcc[0]
+            self.results["stress"] = full_3x3_to_voigt_6_stress(0.5 * (W + W.T) / self.atoms.get_volume())
+        elif "stress" in properties:
+            from ase.calculators.calculator import PropertyNotImplementedError
+            raise PropertyNotImplementedError("stress needs a periodic cell in all three directions")
+        if not np.isfinite(e):
+            from .errors import CompotError
+            raise CompotError(f"model {self.model.expression} gave a non-finite energy ({e}) for {self.atoms}")
