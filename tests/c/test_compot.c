@@ -706,7 +706,7 @@ static void test_compute(void)
       "N[E[C2L2]]",
       "A[G3P3]",
       "A[C2P2]",
-      "ZBL(2.0, 3.2)",
+      "C2 + ZBL(2.0, 3.2)",
       "G3 + A[G3P2]",
       "E[G3L2] + N[E[G3L2]] + ZBL(1.6, 2.4)",
       "G3 * E[G2L2]",

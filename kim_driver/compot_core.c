@@ -1,0 +1,512 @@
+/*
+ * compot_core.c -- model lifecycle, parameter table and refresh of the
+ * compot C core.  The parameter table is the single description of every
+ * parameter block (name, meaning, unit, role, indexing); the reader, the
+ * writer and the KIM glue all iterate over it.
+ */
+#include "compot_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void compot_set_msg(char *msg, size_t msg_size, char const *fmt, ...)
+{
+  va_list ap;
+  if (msg == NULL || msg_size == 0) return;
+  va_start(ap, fmt);
+  vsnprintf(msg, msg_size, fmt, ap);
+  va_end(ap);
+}
+
+/* Chemical symbols by atomic number (index 0 unused). */
+static char const *const element_symbols[] = {
+    "",   "H",  "He", "Li", "Be", "B",  "C",  "N",  "O",  "F",  "Ne", "Na",
+    "Mg", "Al", "Si", "P",  "S",  "Cl", "Ar", "K",  "Ca", "Sc", "Ti", "V",
+    "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As", "Se", "Br",
+    "Kr", "Rb", "Sr", "Y",  "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag",
+    "Cd", "In", "Sn", "Sb", "Te", "I",  "Xe", "Cs", "Ba", "La", "Ce", "Pr",
+    "Nd", "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er", "Tm", "Yb", "Lu",
+    "Hf", "Ta", "W",  "Re", "Os", "Ir", "Pt", "Au", "Hg", "Tl", "Pb", "Bi",
+    "Po", "At", "Rn", "Fr", "Ra", "Ac", "Th", "Pa", "U",  "Np", "Pu", "Am",
+    "Cm", "Bk", "Cf", "Es", "Fm", "Md", "No", "Lr", "Rf", "Db", "Sg", "Bh",
+    "Hs", "Mt", "Ds", "Rg", "Cn", "Nh", "Fl", "Mc", "Lv", "Ts", "Og"};
+
+int compot_symbol_to_z(char const *symbol)
+{
+  int z;
+  for (z = 1; z < (int) (sizeof element_symbols / sizeof element_symbols[0]);
+       ++z)
+    if (strcmp(symbol, element_symbols[z]) == 0) return z;
+  return 0;
+}
+
+/* ---- parameter table ---------------------------------------------------- */
+
+typedef struct table_builder {
+  compot_model *m;
+  int count_only;
+  int n_params;
+  int n_values;
+} table_builder;
+
+static char *dup_printf(char const *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+static char *dup_printf(char const *fmt, ...)
+{
+  va_list ap;
+  int n;
+  char *s;
+  va_start(ap, fmt);
+  n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0) return NULL;
+  s = (char *) malloc((size_t) n + 1);
+  if (s == NULL) return NULL;
+  va_start(ap, fmt);
+  vsnprintf(s, (size_t) n + 1, fmt, ap);
+  va_end(ap);
+  return s;
+}
+
+/* Add a block; returns a pointer to its values (NULL when counting). */
+static double *add_block(table_builder *tb, char const *name,
+                         char const *key, char const *unit, int role,
+                         int n_index, int const *dims, int const *kinds,
+                         char *description)
+{
+  int extent = 1, i;
+  compot_param *p;
+  for (i = 0; i < n_index; ++i) extent *= dims[i];
+  if (tb->count_only) {
+    free(description);
+    tb->n_params++;
+    tb->n_values += extent;
+    return NULL;
+  }
+  p = &tb->m->params[tb->n_params++];
+  snprintf(p->name, sizeof p->name, "%s", name);
+  snprintf(p->key, sizeof p->key, "%s", key);
+  p->unit = unit;
+  p->role = role;
+  p->values = tb->m->values + tb->n_values;
+  p->extent = extent;
+  p->n_index = n_index;
+  for (i = 0; i < n_index; ++i) {
+    p->dims[i] = dims[i];
+    p->index_kind[i] = kinds[i];
+  }
+  p->description = description;
+  tb->n_values += extent;
+  return p->values;
+}
+
+static char const *species_list(compot_model const *m, char *buf, size_t n)
+{
+  int s;
+  size_t used = 0;
+  buf[0] = '\0';
+  for (s = 0; s < m->n_species && used + 5 < n; ++s) {
+    int w = snprintf(buf + used, n - used, "%s%s", s ? " " : "",
+                     m->species[s]);
+    if (w < 0) break;
+    used += (size_t) w;
+  }
+  return buf;
+}
+
+static char const *basis_users(compot_model const *m, int b, char *buf,
+                               size_t n)
+{
+  int k;
+  size_t used = 0;
+  buf[0] = '\0';
+  for (k = 0; k < m->n_nodes && used + 8 < n; ++k) {
+    if (m->nodes[k].basis == b) {
+      int w = snprintf(buf + used, n - used, "%sn%d", used ? " " : "", k);
+      if (w < 0) break;
+      used += (size_t) w;
+    }
+  }
+  return buf;
+}
+
+static int node_has_shift(compot_model const *m, int k)
+{
+  int parent = m->nodes[k].parent;
+  return parent < 0 || m->nodes[parent].kind != COMPOT_NODE_SUM;
+}
+
+static int build_table(table_builder *tb)
+{
+  compot_model *m = tb->m;
+  int S = m->n_species, b, k;
+  int npair = S * (S + 1) / 2;
+  char sp[512], users[256], name[COMPOT_NAME_SIZE], key[COMPOT_NAME_SIZE];
+  int const kinds_sk[2] = {COMPOT_INDEX_SPECIES, COMPOT_INDEX_ONE_BASED};
+
+  species_list(m, sp, sizeof sp);
+  for (b = 0; b < m->n_bases; ++b) {
+    compot_basis *B = &m->bases[b];
+    int dims[2];
+    char bspec[24];
+    double *v;
+    snprintf(bspec, sizeof bspec, "%c%d",
+             B->kind == COMPOT_BASIS_GAUSSIAN ? 'G' : 'C', B->K);
+    basis_users(m, b, users, sizeof users);
+    if (B->kind == COMPOT_BASIS_GAUSSIAN) {
+      snprintf(name, sizeof name, "b%d_alpha", b + 1);
+      snprintf(key, sizeof key, "b%d.alpha", b + 1);
+      v = add_block(
+          tb, name, key, "1/Angstrom^2", COMPOT_ROLE_NONLINEAR, 0, NULL, NULL,
+          dup_printf("basis b%d (%s even-tempered Gaussian, used by %s): "
+                     "alpha of the exponents a_k = alpha*beta^(k-1) in "
+                     "g_k(r) = exp(-a_k r^2) f_c(r); unit 1/Angstrom^2; "
+                     "role nonlinear; scalar",
+                     b + 1, bspec, users));
+      if (v) B->alpha = v;
+      snprintf(name, sizeof name, "b%d_beta", b + 1);
+      snprintf(key, sizeof key, "b%d.beta", b + 1);
+      v = add_block(
+          tb, name, key, "1", COMPOT_ROLE_NONLINEAR, 0, NULL, NULL,
+          dup_printf("basis b%d (%s even-tempered Gaussian, used by %s): "
+                     "ratio beta of the exponents a_k = alpha*beta^(k-1); "
+                     "unit 1 (dimensionless); role nonlinear; scalar",
+                     b + 1, bspec, users));
+      if (v) B->beta = v;
+    }
+    dims[0] = S;
+    dims[1] = B->K;
+    snprintf(name, sizeof name, "b%d_phi_max", b + 1);
+    snprintf(key, sizeof key, "b%d.phi_max", b + 1);
+    v = add_block(
+        tb, name, key, "1", COMPOT_ROLE_FIXED, 2, dims, kinds_sk,
+        dup_printf("basis b%d (%s, used by %s): scale phi_max[s][k] of the "
+                   "cluster function phi_k^(s)(i) = sum over neighbours j of "
+                   "species s of g_k(r_ij) (largest |phi| over the fitting "
+                   "data); unit 1; role fixed (not fitted); flat index "
+                   "s*%d + (k-1), s = neighbour species in order (%s), "
+                   "k = 1..%d",
+                   b + 1, bspec, users, B->K, sp, B->K));
+    if (v) B->phi_max = v;
+    snprintf(name, sizeof name, "b%d_rho_max", b + 1);
+    snprintf(key, sizeof key, "b%d.rho_max", b + 1);
+    v = add_block(
+        tb, name, key, "1", COMPOT_ROLE_FIXED, 2, dims, kinds_sk,
+        dup_printf("basis b%d (%s, used by %s): scale rho_max[s][k] of the "
+                   "neighbour aggregate rho_k^(s)(i) = sum over neighbours j "
+                   "of f_c(r_ij) phi_k^(s)(j) (largest |rho| over the fitting "
+                   "data); unit 1; role fixed (not fitted); flat index "
+                   "s*%d + (k-1), s in order (%s), k = 1..%d",
+                   b + 1, bspec, users, B->K, sp, B->K));
+    if (v) B->rho_max = v;
+  }
+
+  for (k = 0; k < m->n_nodes; ++k) {
+    compot_node *n = &m->nodes[k];
+    int K = n->K, L = n->L, P1 = n->P + 1;
+    double *v;
+    if (n->kind == COMPOT_NODE_EXP || n->kind == COMPOT_NODE_NEXP) {
+      int dims[1];
+      int const kinds[1] = {COMPOT_INDEX_ONE_BASED};
+      dims[0] = L;
+      snprintf(name, sizeof name, "n%d_gamma", k);
+      snprintf(key, sizeof key, "n%d.gamma", k);
+      v = add_block(
+          tb, name, key, "1", COMPOT_ROLE_NONLINEAR, 1, dims, kinds,
+          dup_printf("node n%d %s: exponents gamma_l of the bounded "
+                     "exponentiated feature x(gamma_l, u) = "
+                     "(exp(gamma_l u) - 1)/gamma_l for |u| <= 1 (2nd-order "
+                     "Taylor outside); unit 1; role nonlinear; flat index "
+                     "l-1, l = 1..%d",
+                     k, n->spec, L));
+      if (v) n->gamma = v;
+    }
+    if (n->kind == COMPOT_NODE_LINEAR) {
+      int dims[3];
+      int const kinds[3] = {COMPOT_INDEX_SPECIES, COMPOT_INDEX_SPECIES,
+                            COMPOT_INDEX_ONE_BASED};
+      dims[0] = S;
+      dims[1] = S;
+      dims[2] = K;
+      snprintf(name, sizeof name, "n%d_c", k);
+      snprintf(key, sizeof key, "n%d.c", k);
+      v = add_block(
+          tb, name, key, "eV", COMPOT_ROLE_LINEAR, 3, dims, kinds,
+          dup_printf("node n%d %s: coefficients c[Z][s][k] of phi_k^(s)(i) "
+                     "(basis b%d) in the value of the node at a centre atom i "
+                     "of species Z; unit eV; role linear; flat index "
+                     "(Z*%d + s)*%d + (k-1), Z and s in species order (%s), "
+                     "k = 1..%d",
+                     k, n->spec, n->basis + 1, S, K, sp, K));
+      if (v) n->c = v;
+    } else if (n->kind == COMPOT_NODE_EXP || n->kind == COMPOT_NODE_NEXP) {
+      int dims[4];
+      int const kinds[4] = {COMPOT_INDEX_SPECIES, COMPOT_INDEX_SPECIES,
+                            COMPOT_INDEX_ONE_BASED, COMPOT_INDEX_ONE_BASED};
+      int nexp = n->kind == COMPOT_NODE_NEXP;
+      dims[0] = S;
+      dims[1] = S;
+      dims[2] = L;
+      dims[3] = K;
+      snprintf(name, sizeof name, "n%d_c", k);
+      snprintf(key, sizeof key, "n%d.c", k);
+      v = add_block(
+          tb, name, key, "eV", COMPOT_ROLE_LINEAR, 4, dims, kinds,
+          dup_printf("node n%d %s: coefficients c[Z][s][l][k] of "
+                     "x(gamma_l, %s) (basis b%d) in the value of the node at "
+                     "a centre atom of species Z; unit eV; role linear; flat "
+                     "index ((Z*%d + s)*%d + (l-1))*%d + (k-1), Z and s in "
+                     "species order (%s), l = 1..%d, k = 1..%d",
+                     k, n->spec,
+                     nexp ? "rho_k^(s)/rho_max[s][k]"
+                          : "phi_k^(s)/phi_max[s][k]",
+                     n->basis + 1, S, L, K, sp, L, K));
+      if (v) n->c = v;
+    } else if (n->kind == COMPOT_NODE_ANGULAR) {
+      int dims[4];
+      int const kinds[4] = {COMPOT_INDEX_SPECIES, COMPOT_INDEX_SPECIES_PAIR,
+                            COMPOT_INDEX_ONE_BASED, COMPOT_INDEX_ZERO_BASED};
+      dims[0] = S;
+      dims[1] = npair;
+      dims[2] = K;
+      dims[3] = P1;
+      snprintf(name, sizeof name, "n%d_c", k);
+      snprintf(key, sizeof key, "n%d.c", k);
+      v = add_block(
+          tb, name, key, "eV", COMPOT_ROLE_LINEAR, 4, dims, kinds,
+          dup_printf("node n%d %s: coefficients c[Z][s1,s2][k][p] of the "
+                     "angular cluster function q_kp^(s1 s2)(i) = sum over "
+                     "j of species s1, m != j of species s2 of "
+                     "g_k(r_ij) g_k(r_im) P_p(cos theta_jim) (both orders for "
+                     "s1 < s2; basis b%d) at a centre atom of species Z; unit "
+                     "eV; role linear; flat index ((Z*%d + q)*%d + (k-1))*%d "
+                     "+ p, q = index of the pair s1 <= s2 (s1 outer) over "
+                     "species (%s), k = 1..%d, p = 0..%d",
+                     k, n->spec, n->basis + 1, npair, K, P1, sp, K,
+                     n->P));
+      if (v) n->c = v;
+    }
+    if (node_has_shift(m, k)) {
+      int dims[1];
+      int const kinds[1] = {COMPOT_INDEX_SPECIES};
+      dims[0] = S;
+      snprintf(name, sizeof name, "n%d_shift", k);
+      snprintf(key, sizeof key, "n%d.shift", k);
+      v = add_block(
+          tb, name, key, "eV", COMPOT_ROLE_LINEAR, 1, dims, kinds,
+          dup_printf("node n%d %s: shift s[Z] added to the value of the "
+                     "node at a centre atom of species Z%s; unit eV%s; role "
+                     "linear; flat index Z in species order (%s)",
+                     k, n->spec, k == 0 ? " (the site energy)" : "",
+                     m->nodes[k].parent >= 0 ? " (nominal inside a product)"
+                                             : "",
+                     sp));
+      if (v) n->shift = v;
+    }
+  }
+  return COMPOT_OK;
+}
+
+int compot_build_params(compot_model *m, char *msg, size_t msg_size)
+{
+  table_builder tb;
+  int S = m->n_species, b, k, i;
+  size_t n_derived = 0;
+  double *d;
+
+  memset(&tb, 0, sizeof tb);
+  tb.m = m;
+  tb.count_only = 1;
+  build_table(&tb);
+  m->params = (compot_param *) calloc((size_t) tb.n_params + 1,
+                                      sizeof(compot_param));
+  m->values = (double *) calloc((size_t) tb.n_values + 1, sizeof(double));
+  for (b = 0; b < m->n_bases; ++b) n_derived += (size_t) m->bases[b].K;
+  for (k = 0; k < m->n_nodes; ++k)
+    if (m->nodes[k].kind == COMPOT_NODE_ZBL) n_derived += 10 * (size_t) S * S;
+  m->derived = (double *) calloc(n_derived + 1, sizeof(double));
+  if (m->params == NULL || m->values == NULL || m->derived == NULL) {
+    compot_set_msg(msg, msg_size, "out of memory building parameter table");
+    return COMPOT_ERR_MEMORY;
+  }
+  m->n_params = tb.n_params;
+  m->n_values = tb.n_values;
+  tb.count_only = 0;
+  tb.n_params = 0;
+  tb.n_values = 0;
+  build_table(&tb);
+  for (i = 0; i < m->n_params; ++i) {
+    if (m->params[i].description == NULL) {
+      compot_set_msg(msg, msg_size, "out of memory building parameter table");
+      return COMPOT_ERR_MEMORY;
+    }
+  }
+  d = m->derived;
+  for (b = 0; b < m->n_bases; ++b) {
+    m->bases[b].a = d;
+    d += m->bases[b].K;
+  }
+  for (k = 0; k < m->n_nodes; ++k) {
+    compot_node *n = &m->nodes[k];
+    if (n->kind != COMPOT_NODE_ZBL) continue;
+    n->zbl.d = d;
+    d += 4 * S * S;
+    n->zbl.zze = d;
+    d += S * S;
+    n->zbl.sw = d;
+    d += 5 * S * S;
+  }
+  return COMPOT_OK;
+}
+
+/* ---- accessors ---------------------------------------------------------- */
+
+char const *compot_expression(compot_model const *m) { return m->expression; }
+int compot_n_species(compot_model const *m) { return m->n_species; }
+char const *compot_species_symbol(compot_model const *m, int s)
+{
+  return (s >= 0 && s < m->n_species) ? m->species[s] : NULL;
+}
+int compot_atomic_number(compot_model const *m, int s)
+{
+  return (s >= 0 && s < m->n_species) ? m->z[s] : 0;
+}
+double compot_cutoff(compot_model const *m) { return m->cutoff; }
+double compot_influence_distance(compot_model const *m)
+{
+  return m->influence_distance;
+}
+int compot_needs_ghost_neighbors(compot_model const *m)
+{
+  return m->has_nexp;
+}
+int compot_n_params(compot_model const *m) { return m->n_params; }
+compot_param const *compot_param_at(compot_model const *m, int index)
+{
+  return (index >= 0 && index < m->n_params) ? &m->params[index] : NULL;
+}
+
+int compot_param_element_name(compot_model const *m, int index, int flat,
+                              char *buf, size_t buf_size)
+{
+  compot_param const *p = compot_param_at(m, index);
+  int idx[COMPOT_MAX_INDEX], d, rest = flat;
+  size_t used;
+  if (p == NULL || flat < 0 || flat >= p->extent || buf_size == 0)
+    return COMPOT_ERR_ARG;
+  for (d = p->n_index - 1; d >= 0; --d) {
+    idx[d] = rest % p->dims[d];
+    rest /= p->dims[d];
+  }
+  used = (size_t) snprintf(buf, buf_size, "%s", p->key);
+  for (d = 0; d < p->n_index && used < buf_size; ++d) {
+    int w = 0;
+    switch (p->index_kind[d]) {
+    case COMPOT_INDEX_SPECIES:
+      w = snprintf(buf + used, buf_size - used, ".%s", m->species[idx[d]]);
+      break;
+    case COMPOT_INDEX_SPECIES_PAIR: {
+      int s1 = 0, q = idx[d];
+      while (q >= m->n_species - s1) {
+        q -= m->n_species - s1;
+        ++s1;
+      }
+      w = snprintf(buf + used, buf_size - used, ".%s.%s", m->species[s1],
+                   m->species[s1 + q]);
+      break;
+    }
+    case COMPOT_INDEX_ONE_BASED:
+      w = snprintf(buf + used, buf_size - used, ".%d", idx[d] + 1);
+      break;
+    default:
+      w = snprintf(buf + used, buf_size - used, ".%d", idx[d]);
+      break;
+    }
+    if (w < 0) return COMPOT_ERR_ARG;
+    used += (size_t) w;
+  }
+  return used < buf_size ? COMPOT_OK : COMPOT_ERR_ARG;
+}
+
+/* ---- refresh ------------------------------------------------------------ */
+
+/* Domain of a value of block p; returns a description of the violated
+   condition or NULL. */
+char const *compot_value_domain_error(compot_param const *p, double v)
+{
+  size_t n = strlen(p->name);
+  if (!(v == v) || v > 1.79e308 || v < -1.79e308) return "a finite number";
+  if (n >= 6 && strcmp(p->name + n - 6, "_alpha") == 0 && !(v > 0.0))
+    return "alpha > 0";
+  if (n >= 5 && strcmp(p->name + n - 5, "_beta") == 0 && !(v > 0.0))
+    return "beta > 0";
+  if (n >= 8 && strcmp(p->name + n - 8, "_phi_max") == 0 && !(v > 0.0))
+    return "phi_max > 0 (a channel that never occurs is stored as 1)";
+  if (n >= 8 && strcmp(p->name + n - 8, "_rho_max") == 0 && !(v > 0.0))
+    return "rho_max > 0 (a channel that never occurs is stored as 1)";
+  return NULL;
+}
+
+int compot_refresh(compot_model *m, char *msg, size_t msg_size)
+{
+  int i, e, b, k, S;
+  if (m == NULL) {
+    compot_set_msg(msg, msg_size, "compot_refresh: model is NULL");
+    return COMPOT_ERR_ARG;
+  }
+  S = m->n_species;
+  for (i = 0; i < m->n_params; ++i) {
+    compot_param const *p = &m->params[i];
+    for (e = 0; e < p->extent; ++e) {
+      char const *want = compot_value_domain_error(p, p->values[e]);
+      if (want != NULL) {
+        char nm[128];
+        compot_param_element_name(m, i, e, nm, sizeof nm);
+        compot_set_msg(msg, msg_size,
+                       "parameter %s[%d] ('%s') is %.17g; expected %s",
+                       p->name, e, nm, p->values[e], want);
+        return COMPOT_ERR_VALUE;
+      }
+    }
+  }
+  for (b = 0; b < m->n_bases; ++b) {
+    compot_basis *B = &m->bases[b];
+    if (B->kind == COMPOT_BASIS_GAUSSIAN)
+      for (k = 0; k < B->K; ++k)
+        B->a[k] = *B->alpha * pow(*B->beta, (double) k);
+  }
+  for (k = 0; k < m->n_nodes; ++k) {
+    compot_node *n = &m->nodes[k];
+    int si, sj;
+    if (n->kind != COMPOT_NODE_ZBL) continue;
+    for (si = 0; si < S; ++si)
+      for (sj = 0; sj < S; ++sj)
+        compot_zbl_setup(&n->zbl, si * S + sj, (double) m->z[si],
+                         (double) m->z[sj], n->r_in, n->r_out);
+  }
+  m->influence_distance = m->has_nexp ? 2.0 * m->cutoff : m->cutoff;
+  return COMPOT_OK;
+}
+
+void compot_destroy(compot_model *m)
+{
+  int i;
+  if (m == NULL) return;
+  for (i = 0; i < m->n_params; ++i) free((char *) m->params[i].description);
+  if (m->nodes != NULL)
+    for (i = 0; i < m->n_nodes; ++i) free(m->nodes[i].children);
+  free(m->params);
+  free(m->values);
+  free(m->derived);
+  free(m->nodes);
+  free(m->bases);
+  free(m->species);
+  free(m->z);
+  free(m->expression);
+  free(m);
+}

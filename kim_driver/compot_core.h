@@ -1,0 +1,179 @@
+/*
+ * compot_core.h -- host-agnostic C99 core of the compot interatomic potential.
+ *
+ * Composable pair-cluster potentials after Wang, Transtrum, Lordi, Bulatov,
+ * Samanta, "Composable and adaptive design of machine learning interatomic
+ * potentials guided by Fisher-information analysis", arXiv:2504.19372 (2025).
+ * The mathematics is MODEL_SPEC.md of the project; the file format is
+ * docs/parameter-file.md (format v1).  This header knows nothing of KIM or
+ * LAMMPS: the KIM model driver (compot_kim.c) and the LAMMPS plugin are thin
+ * adapters around it.
+ *
+ * Conventions
+ *   - Units: energy eV, length Angstrom, force eV/Angstrom.
+ *   - Every fallible call returns COMPOT_OK (0) or a positive error code and,
+ *     if msg is not NULL, writes a NUL-terminated message of the form
+ *     "file:line: what; expected X, found Y" into msg[0..msg_size-1].
+ *     The core never prints, never exits, never aborts.
+ *   - Lifecycle: compot_create (read a parameter file) -> compot_refresh
+ *     (recompute derived values after parameters changed in place) ->
+ *     compot_compute (any number of times) -> compot_destroy.
+ *     compot_create already refreshes once.
+ */
+#ifndef COMPOT_CORE_H
+#define COMPOT_CORE_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Version of the parameter file format this core reads and writes. */
+#define COMPOT_FORMAT_VERSION 1
+
+/* Error codes (0 = success). */
+enum compot_status {
+  COMPOT_OK = 0,
+  COMPOT_ERR_IO = 1,     /* file cannot be opened, read or written */
+  COMPOT_ERR_FORMAT = 2, /* malformed parameter file or expression */
+  COMPOT_ERR_VALUE = 3,  /* parameter value out of its domain (NaN, alpha <= 0, ...) */
+  COMPOT_ERR_MEMORY = 4, /* allocation failed */
+  COMPOT_ERR_INPUT = 5,  /* invalid compute input (species index, coincident atoms) */
+  COMPOT_ERR_ARG = 6     /* invalid argument to an API call (NULL model, index range) */
+};
+
+/* Role of a parameter block in fitting. */
+enum compot_role {
+  COMPOT_ROLE_LINEAR = 0,    /* linear coefficient or shift [eV] */
+  COMPOT_ROLE_NONLINEAR = 1, /* basis alpha/beta or feature gamma */
+  COMPOT_ROLE_FIXED = 2      /* fixed scale phi_max/rho_max (set from data, never fitted) */
+};
+
+/* Kind of one index of a parameter block (used to spell element names). */
+enum compot_index_kind {
+  COMPOT_INDEX_SPECIES = 0,      /* species symbol, 0..S-1 in file order */
+  COMPOT_INDEX_SPECIES_PAIR = 1, /* two symbols s1.s2 with s1 <= s2, pairs s1-major */
+  COMPOT_INDEX_ONE_BASED = 2,    /* k = 1..K, l = 1..L */
+  COMPOT_INDEX_ZERO_BASED = 3    /* p = 0..P */
+};
+
+#define COMPOT_MAX_INDEX 4
+#define COMPOT_NAME_SIZE 48
+
+/*
+ * One parameter block: a contiguous array of values with one KIM parameter
+ * name.  The table of all blocks, in file order, drives the file reader, the
+ * writer and the KIM glue.  Element e of a block has the multi-index
+ * (i_0, ..., i_{n_index-1}) in row-major order over dims[] (first index
+ * outermost) and the file name key.i_0.i_1... spelled per index_kind.
+ */
+typedef struct compot_param {
+  char name[COMPOT_NAME_SIZE]; /* C identifier, e.g. "b1_alpha", "n1_c" */
+  char key[COMPOT_NAME_SIZE];  /* file name prefix, e.g. "b1.alpha", "n1.c" */
+  char const *unit;            /* "eV", "1/Angstrom^2", "1" */
+  int role;                    /* enum compot_role */
+  double *values;              /* extent values, owned by the model, writable */
+  int extent;                  /* number of values */
+  int n_index;                 /* number of indices (0 for a scalar) */
+  int dims[COMPOT_MAX_INDEX];
+  int index_kind[COMPOT_MAX_INDEX];
+  char const *description;     /* meaning, unit, role and indexing, one line */
+} compot_param;
+
+typedef struct compot_model compot_model;
+typedef struct compot_workspace compot_workspace;
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+/* Read the parameter file at path (format v1) into a new model and refresh
+   it.  On error *model is NULL. */
+int compot_create(compot_model **model, char const *path, char *msg,
+                  size_t msg_size);
+
+/* Same from a NUL-terminated text; source_name is used in messages. */
+int compot_create_from_text(compot_model **model, char const *text,
+                            char const *source_name, char *msg,
+                            size_t msg_size);
+
+/* A model of the given expression, species (chemical symbols, in index
+   order) and cutoff r_c [A] with default values: alpha 1, beta 2,
+   phi_max = rho_max = 1, gamma 1, coefficients and shifts 0. */
+int compot_create_blank(compot_model **model, char const *expression,
+                        char const *const *species, int n_species,
+                        double cutoff, char *msg, size_t msg_size);
+
+/* Recompute every derived value (even-tempered exponents a_k = alpha
+   beta^(k-1), ZBL switching coefficients, influence distance) after
+   parameter values changed, and check the values' domains. */
+int compot_refresh(compot_model *model, char *msg, size_t msg_size);
+
+void compot_destroy(compot_model *model);
+
+/* Write the model in format v1 (%.17g, round trip exact). */
+int compot_write(compot_model const *model, char const *path, char *msg,
+                 size_t msg_size);
+int compot_write_stream(compot_model const *model, FILE *fp,
+                        char const *name_for_messages, char *msg,
+                        size_t msg_size);
+
+/* ---- model description -------------------------------------------------- */
+
+char const *compot_expression(compot_model const *model);
+int compot_n_species(compot_model const *model);
+char const *compot_species_symbol(compot_model const *model, int s);
+int compot_atomic_number(compot_model const *model, int s);
+double compot_cutoff(compot_model const *model);            /* r_c [A] */
+double compot_influence_distance(compot_model const *model); /* 2 r_c with an N term, else r_c */
+/* 1 if the model has an N[...] term: the host must then supply neighbour
+   lists of non-contributing particles that neighbour contributing ones. */
+int compot_needs_ghost_neighbors(compot_model const *model);
+
+int compot_n_params(compot_model const *model);
+compot_param const *compot_param_at(compot_model const *model, int index);
+/* Spell the file name of element flat of block index ("n1.c.Nb.Nb.1.1"). */
+int compot_param_element_name(compot_model const *model, int index, int flat,
+                              char *buf, size_t buf_size);
+
+/* ---- compute ------------------------------------------------------------ */
+
+/* Neighbour list accessor: the full list of particle i (every j != i with
+   r_ij < some cutoff >= r_c; neighbours at r >= r_c are skipped).  Returns 0
+   on success. */
+typedef int compot_neighbor_fn(void *context, int i, int *n_neighbors,
+                               int const **neighbors);
+
+typedef struct compot_input {
+  int n_particles;
+  int const *species;      /* [n] species index 0..S-1 in file order */
+  double const *coords;    /* [n*3] positions [A] */
+  int const *contributing; /* [n] 1 = energy of this particle counts */
+  compot_neighbor_fn *get_neighbors;
+  void *neighbor_context;
+} compot_input;
+
+/* Outputs; each NULL when not requested.  Requested outputs are zeroed and
+   filled (not accumulated). */
+typedef struct compot_output {
+  double *energy;          /* [1] sum of E_i over contributing i [eV] */
+  double *particle_energy; /* [n] E_i, 0 for non-contributing [eV] */
+  double *forces;          /* [n*3] -dE/dr_i on every particle [eV/A] */
+  double *virial;          /* [6] sum (dE/dr_i) (x) r_i, order xx yy zz yz xz xy [eV] */
+  double *particle_virial; /* [n*6] pair terms split 1/2 - 1/2 [eV] */
+} compot_output;
+
+/* Workspace reused between compute calls (one per thread). */
+compot_workspace *compot_workspace_create(void);
+void compot_workspace_destroy(compot_workspace *ws);
+
+/* Evaluate the model.  ws may be NULL (a temporary one is used). */
+int compot_compute(compot_model const *model, compot_workspace *ws,
+                   compot_input const *in, compot_output const *out,
+                   char *msg, size_t msg_size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* COMPOT_CORE_H */

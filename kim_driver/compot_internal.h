@@ -1,0 +1,127 @@
+/*
+ * compot_internal.h -- data structures shared by the files of the compot C
+ * core (not part of the public API; hosts include compot_core.h only).
+ */
+#ifndef COMPOT_INTERNAL_H
+#define COMPOT_INTERNAL_H
+
+#include "compot_core.h"
+
+#include <stdarg.h>
+
+/* Node kinds; they mirror the Python term classes one to one. */
+enum compot_node_kind {
+  COMPOT_NODE_SUM = 0,     /* n-ary sum  X + Y + ...           */
+  COMPOT_NODE_PRODUCT = 1, /* binary product X * Y             */
+  COMPOT_NODE_LINEAR = 2,  /* G<K> / C<K>                      */
+  COMPOT_NODE_EXP = 3,     /* E[<basis>L<L>]                   */
+  COMPOT_NODE_NEXP = 4,    /* N[E[<basis>L<L>]]                */
+  COMPOT_NODE_ANGULAR = 5, /* A[<basis>P<P>]                   */
+  COMPOT_NODE_ZBL = 6      /* ZBL(r_in, r_out)                 */
+};
+
+enum compot_basis_kind {
+  COMPOT_BASIS_GAUSSIAN = 0, /* G<K>: exp(-alpha beta^(k-1) r^2) f_c(r) */
+  COMPOT_BASIS_CHEBYSHEV = 1 /* C<K>: T_(k-1)(2r/r_c - 1) f_c(r)        */
+};
+
+/* Limits that keep every intermediate finite. */
+#define COMPOT_MAX_K 10000
+#define COMPOT_MAX_L 10000
+#define COMPOT_MAX_P 40
+#define COMPOT_MAX_DEPTH 200
+
+typedef struct compot_basis {
+  int kind; /* enum compot_basis_kind */
+  int K;
+  /* parameters (pointers into model->values) */
+  double *alpha;   /* [1] Gaussian only, else NULL */
+  double *beta;    /* [1] Gaussian only, else NULL */
+  double *phi_max; /* [S*K] */
+  double *rho_max; /* [S*K] */
+  /* derived in refresh */
+  double *a; /* [K] a_k = alpha beta^(k-1) (Gaussian) */
+  /* use, fixed at creation */
+  int need_phi; /* used by a G/C, E or N leaf */
+  int need_rho; /* used by an N leaf */
+} compot_basis;
+
+typedef struct compot_zbl {
+  /* per species pair (si*S + sj), derived in refresh, as LAMMPS pair_style zbl */
+  double *d;   /* [4*S*S] screening exponents d_n / a_ij */
+  double *zze; /* [S*S] Z_i Z_j qqr2e */
+  double *sw;  /* [5*S*S] switching coefficients sw1..sw5 */
+} compot_zbl;
+
+typedef struct compot_node {
+  int kind;   /* enum compot_node_kind */
+  int parent; /* -1 for the root */
+  int n_children;
+  int *children;
+  int basis; /* index into model->bases, -1 if none */
+  int K, L, P;
+  double r_in, r_out; /* ZBL */
+  /* parameters (pointers into model->values), NULL if absent */
+  double *gamma; /* [L] */
+  double *c;     /* coefficients, layout of docs/parameter-file.md */
+  double *shift; /* [S] */
+  compot_zbl zbl;
+  char spec[64]; /* canonical text of the term, e.g. "E[G8L4]" */
+} compot_node;
+
+struct compot_model {
+  char *expression; /* expression text as read */
+  int n_species;
+  char (*species)[4];
+  int *z; /* atomic numbers */
+  double cutoff;
+  int n_bases;
+  compot_basis *bases;
+  int n_nodes;
+  compot_node *nodes;
+  int n_params;
+  compot_param *params;
+  int n_values;
+  double *values;  /* every parameter value in file order */
+  double *derived; /* storage of derived arrays */
+  int has_nexp;
+  int has_angular;
+  int max_K;
+  int max_P;
+  double influence_distance;
+};
+
+/* compot_core.c */
+void compot_set_msg(char *msg, size_t msg_size, char const *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+int compot_symbol_to_z(char const *symbol);
+/* Condition a value of block p violates ("alpha > 0"), or NULL if valid. */
+char const *compot_value_domain_error(compot_param const *p, double v);
+
+/* compot_expr.c: parse an expression into model->nodes / model->bases
+   (structure only; parameter pointers are bound later).  On error fills msg
+   with "what at column c; expected ..." (no file prefix). */
+int compot_parse_expression(compot_model *model, char const *text, char *msg,
+                            size_t msg_size);
+
+/* compot_core.c: build the parameter table and storage from the tree. */
+int compot_build_params(compot_model *model, char *msg, size_t msg_size);
+
+/* compot_kernels.c: math shared by compute and tests */
+void compot_cutoff_fn(double r, double rc, double *fc, double *dfc);
+void compot_cutoff_fn_inv(double r, double rc_inv, double *fc, double *dfc);
+void compot_xfeature(double gamma, double u, double *x, double *dx);
+void compot_radial(compot_basis const *b, double rc, double r, double fc,
+                   double dfc, double *g, double *dg);
+int compot_n_lm(int P);
+void compot_ylm(double const u[3], int P, double *q, double *yc, double *ys,
+                double *dyc, double *dys);
+double compot_zbl_eval(compot_zbl const *z, int pair, double r_in,
+                       double r_out, double r, double *dphi);
+void compot_zbl_setup(compot_zbl *z, int pair, double zi, double zj,
+                      double r_in, double r_out);
+
+#endif /* COMPOT_INTERNAL_H */

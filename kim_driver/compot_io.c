@@ -1,0 +1,602 @@
+/*
+ * compot_io.c -- strict reader and writer of parameter file format v1
+ * (docs/parameter-file.md).  Every parameter must appear once, with the
+ * expected name, in the expected order; every error names the file and the
+ * line, what was expected and what was found.
+ */
+#include "compot_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SPECIES 64
+#define MAX_TOKENS (MAX_SPECIES + 2)
+
+typedef struct reader {
+  char const *name; /* file name for messages */
+  char *buf;        /* private copy of the text */
+  char *cur;        /* start of the next unread line */
+  int line;         /* number of the line last read */
+  char *text;       /* current line, comment removed, NUL-split */
+  char *raw;        /* copy of the current line before splitting */
+  char *tok[MAX_TOKENS];
+  int ntok; /* number of tokens on the line (may exceed MAX_TOKENS) */
+} reader;
+
+static int is_blank(char c)
+{
+  return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* Advance to the next significant line; 0 at end of file. */
+static int next_line(reader *r)
+{
+  while (*r->cur != '\0') {
+    char *line = r->cur, *end = strchr(line, '\n'), *hash, *p;
+    if (end != NULL) {
+      *end = '\0';
+      r->cur = end + 1;
+    } else {
+      r->cur = line + strlen(line);
+    }
+    r->line++;
+    hash = strchr(line, '#');
+    if (hash != NULL) *hash = '\0';
+    r->text = line;
+    memcpy(r->raw, line, strlen(line) + 1); /* raw has the text's size */
+    r->ntok = 0;
+    p = line;
+    for (;;) {
+      while (is_blank(*p)) ++p;
+      if (*p == '\0') break;
+      if (r->ntok < MAX_TOKENS) r->tok[r->ntok] = p;
+      r->ntok++;
+      while (*p != '\0' && !is_blank(*p)) ++p;
+      if (*p == '\0') break;
+      *p++ = '\0';
+    }
+    if (r->ntok > 0) return 1;
+  }
+  return 0;
+}
+
+/* Parse a whole token as a finite double. 0 = ok, 1 = not a number,
+   2 = not finite. */
+static int parse_double(char const *tok, double *v)
+{
+  char *end;
+  errno = 0;
+  *v = strtod(tok, &end);
+  if (end == tok || *end != '\0') return 1;
+  if (!(*v == *v) || *v > 1.79769e308 || *v < -1.79769e308) return 2;
+  return 0;
+}
+
+static int parse_int_token(char const *tok, long *v)
+{
+  char *end;
+  errno = 0;
+  *v = strtol(tok, &end, 10);
+  return end != tok && *end == '\0' && errno == 0;
+}
+
+static int fail_eof(reader *r, char *msg, size_t msg_size,
+                    char const *expected)
+{
+  compot_set_msg(msg, msg_size, "%s: file ends at line %d; expected %s",
+                 r->name, r->line, expected);
+  return COMPOT_ERR_FORMAT;
+}
+
+/* Read the header line "keyword args..."; checks the keyword. */
+static int header_line(reader *r, char const *keyword, char const *form,
+                       char *msg, size_t msg_size)
+{
+  if (!next_line(r)) return fail_eof(r, msg, msg_size, form);
+  if (strcmp(r->tok[0], keyword) != 0) {
+    compot_set_msg(msg, msg_size, "%s:%d: expected %s, found '%s'", r->name,
+                   r->line, form, r->tok[0]);
+    return COMPOT_ERR_FORMAT;
+  }
+  return COMPOT_OK;
+}
+
+/* Store and check the species symbols; message without file prefix. */
+static int set_species(compot_model *m, char const *const *syms, int n,
+                       char *msg, size_t msg_size)
+{
+  int s, i;
+  if (n < 1 || n > MAX_SPECIES) {
+    compot_set_msg(msg, msg_size,
+                   "species: expected 1 to %d chemical symbols, found %d",
+                   MAX_SPECIES, n);
+    return COMPOT_ERR_FORMAT;
+  }
+  m->n_species = n;
+  m->species = (char(*)[4]) calloc((size_t) n, sizeof *m->species);
+  m->z = (int *) calloc((size_t) n, sizeof(int));
+  if (m->species == NULL || m->z == NULL) {
+    compot_set_msg(msg, msg_size, "out of memory");
+    return COMPOT_ERR_MEMORY;
+  }
+  for (s = 0; s < n; ++s) {
+    char const *sym = syms[s];
+    if (strlen(sym) > 3 || (m->z[s] = compot_symbol_to_z(sym)) == 0) {
+      compot_set_msg(msg, msg_size,
+                     "species: expected a chemical symbol such as Nb, found "
+                     "'%s'",
+                     sym);
+      return COMPOT_ERR_FORMAT;
+    }
+    for (i = 0; i < s; ++i)
+      if (m->z[i] == m->z[s]) {
+        compot_set_msg(msg, msg_size,
+                       "species: expected distinct symbols, found '%s' twice",
+                       sym);
+        return COMPOT_ERR_FORMAT;
+      }
+    snprintf(m->species[s], sizeof m->species[s], "%s", sym);
+  }
+  return COMPOT_OK;
+}
+
+/* ZBL needs r_out <= r_c; message without file prefix. */
+static int check_zbl_cutoff(compot_model const *m, char *msg,
+                            size_t msg_size)
+{
+  int i;
+  for (i = 0; i < m->n_nodes; ++i) {
+    compot_node const *n = &m->nodes[i];
+    if (n->kind == COMPOT_NODE_ZBL && n->r_out > m->cutoff) {
+      compot_set_msg(msg, msg_size,
+                     "expression: %s needs r_out <= r_c; expected r_out <= "
+                     "%.17g (the cutoff), found %.17g",
+                     n->spec, m->cutoff, n->r_out);
+      return COMPOT_ERR_FORMAT;
+    }
+  }
+  return COMPOT_OK;
+}
+
+static int read_model(compot_model *m, reader *r, char *msg, size_t msg_size)
+{
+  char sub[512];
+  long version, n_declared;
+  int err, s, i, e, expr_line, got = 0;
+  double v;
+  char *p;
+
+  /* 1: magic and version */
+  err = header_line(r, "compot-params", "'compot-params 1'", msg, msg_size);
+  if (err) return err;
+  if (r->ntok != 2 || !parse_int_token(r->tok[1], &version)) {
+    compot_set_msg(msg, msg_size,
+                   "%s:%d: expected 'compot-params <version>' with an "
+                   "integer version, found %s",
+                   r->name, r->line,
+                   r->ntok < 2 ? "no version" : "something else");
+    return COMPOT_ERR_FORMAT;
+  }
+  if (version != COMPOT_FORMAT_VERSION) {
+    compot_set_msg(msg, msg_size,
+                   "%s:%d: format version %s is not supported; this reader "
+                   "reads version %d",
+                   r->name, r->line, r->tok[1], COMPOT_FORMAT_VERSION);
+    return COMPOT_ERR_FORMAT;
+  }
+
+  /* 2: expression, rest of the line */
+  err = header_line(r, "expression", "'expression <text>'", msg, msg_size);
+  if (err) return err;
+  expr_line = r->line;
+  if (r->ntok < 2) {
+    compot_set_msg(msg, msg_size,
+                   "%s:%d: expression: empty; expected a model such as "
+                   "E[G8L4]",
+                   r->name, r->line);
+    return COMPOT_ERR_FORMAT;
+  }
+  /* the rest of the line after the keyword, blanks at both ends removed */
+  {
+    size_t len;
+    p = r->raw;
+    while (is_blank(*p)) ++p;
+    p += strlen("expression");
+    while (is_blank(*p)) ++p;
+    len = strlen(p);
+    while (len > 0 && is_blank(p[len - 1])) --len;
+    m->expression = (char *) malloc(len + 1);
+    if (m->expression == NULL) goto nomem;
+    memcpy(m->expression, p, len);
+    m->expression[len] = '\0';
+  }
+  err = compot_parse_expression(m, m->expression, sub, sizeof sub);
+  if (err) {
+    compot_set_msg(msg, msg_size, "%s:%d: %s", r->name, expr_line, sub);
+    return err;
+  }
+
+  /* 3: species */
+  err = header_line(r, "species", "'species <S1> [<S2> ...]'", msg, msg_size);
+  if (err) return err;
+  m->n_species = r->ntok - 1;
+  if (m->n_species > MAX_SPECIES) {
+    compot_set_msg(msg, msg_size,
+                   "%s:%d: species: expected at most %d chemical symbols, "
+                   "found %d",
+                   r->name, r->line, MAX_SPECIES, m->n_species);
+    return COMPOT_ERR_FORMAT;
+  }
+  {
+    char const *syms[MAX_SPECIES];
+    for (s = 0; s < m->n_species; ++s) syms[s] = r->tok[s + 1];
+    err = set_species(m, syms, m->n_species, sub, sizeof sub);
+    if (err) {
+      compot_set_msg(msg, msg_size, "%s:%d: %s", r->name, r->line, sub);
+      return err;
+    }
+  }
+
+  /* 4: cutoff */
+  err = header_line(r, "cutoff", "'cutoff <r_c>'", msg, msg_size);
+  if (err) return err;
+  if (r->ntok != 2 || parse_double(r->tok[1], &v) || !(v > 0.0)) {
+    compot_set_msg(msg, msg_size,
+                   "%s:%d: cutoff: expected one finite number r_c > 0 "
+                   "[Angstrom], found '%s'",
+                   r->name, r->line, r->ntok > 1 ? r->tok[1] : "");
+    return COMPOT_ERR_FORMAT;
+  }
+  m->cutoff = v;
+  err = check_zbl_cutoff(m, sub, sizeof sub);
+  if (err) {
+    compot_set_msg(msg, msg_size, "%s:%d: %s (cutoff on line %d)", r->name,
+                   expr_line, sub, r->line);
+    return err;
+  }
+
+  /* 5: parameter count */
+  err = compot_build_params(m, msg, msg_size);
+  if (err) return err;
+  err = header_line(r, "parameters", "'parameters <n>'", msg, msg_size);
+  if (err) return err;
+  if (r->ntok != 2 || !parse_int_token(r->tok[1], &n_declared)) {
+    compot_set_msg(msg, msg_size,
+                   "%s:%d: parameters: expected an integer count, found '%s'",
+                   r->name, r->line, r->ntok > 1 ? r->tok[1] : "");
+    return COMPOT_ERR_FORMAT;
+  }
+  if (n_declared != m->n_values) {
+    compot_set_msg(msg, msg_size,
+                   "%s:%d: parameters: expected %d for '%s' with %d "
+                   "species, found %s",
+                   r->name, r->line, m->n_values, m->expression,
+                   m->n_species, r->tok[1]);
+    return COMPOT_ERR_FORMAT;
+  }
+
+  /* 6: the parameters, in table order */
+  for (i = 0; i < m->n_params; ++i) {
+    compot_param const *pp = &m->params[i];
+    for (e = 0; e < pp->extent; ++e, ++got) {
+      char want[128];
+      char const *domain;
+      int rc;
+      compot_param_element_name(m, i, e, want, sizeof want);
+      if (!next_line(r)) {
+        compot_set_msg(msg, msg_size,
+                       "%s: file ends at line %d after %d of %d parameters; "
+                       "expected '%s'",
+                       r->name, r->line, got, m->n_values, want);
+        return COMPOT_ERR_FORMAT;
+      }
+      if (strcmp(r->tok[0], want) != 0) {
+        compot_set_msg(msg, msg_size,
+                       "%s:%d: expected parameter '%s', found '%s'", r->name,
+                       r->line, want, r->tok[0]);
+        return COMPOT_ERR_FORMAT;
+      }
+      if (r->ntok != 2) {
+        compot_set_msg(msg, msg_size,
+                       "%s:%d: expected '%s <value>', found %d tokens",
+                       r->name, r->line, want, r->ntok);
+        return COMPOT_ERR_FORMAT;
+      }
+      rc = parse_double(r->tok[1], &v);
+      if (rc) {
+        compot_set_msg(msg, msg_size, "%s:%d: value '%s' of '%s' is not %s",
+                       r->name, r->line, r->tok[1], want,
+                       rc == 1 ? "a number" : "a finite number");
+        return COMPOT_ERR_FORMAT;
+      }
+      domain = compot_value_domain_error(pp, v);
+      if (domain != NULL) {
+        compot_set_msg(msg, msg_size,
+                       "%s:%d: value '%s' of '%s' is out of range; expected "
+                       "%s",
+                       r->name, r->line, r->tok[1], want, domain);
+        return COMPOT_ERR_VALUE;
+      }
+      pp->values[e] = v;
+    }
+  }
+
+  /* 7: end, and nothing after it */
+  if (!next_line(r)) return fail_eof(r, msg, msg_size, "'end'");
+  if (strcmp(r->tok[0], "end") != 0 || r->ntok != 1) {
+    compot_set_msg(msg, msg_size,
+                   "%s:%d: expected 'end' after %d parameters, found '%s'",
+                   r->name, r->line, m->n_values, r->tok[0]);
+    return COMPOT_ERR_FORMAT;
+  }
+  if (next_line(r)) {
+    compot_set_msg(msg, msg_size,
+                   "%s:%d: expected nothing after 'end', found '%s'", r->name,
+                   r->line, r->tok[0]);
+    return COMPOT_ERR_FORMAT;
+  }
+  return COMPOT_OK;
+
+nomem:
+  compot_set_msg(msg, msg_size, "%s: out of memory", r->name);
+  return COMPOT_ERR_MEMORY;
+}
+
+int compot_create_from_text(compot_model **model, char const *text,
+                            char const *source_name, char *msg,
+                            size_t msg_size)
+{
+  reader r;
+  compot_model *m;
+  size_t n;
+  int err;
+
+  if (model == NULL || text == NULL) {
+    compot_set_msg(msg, msg_size, "compot_create: NULL argument");
+    return COMPOT_ERR_ARG;
+  }
+  *model = NULL;
+  memset(&r, 0, sizeof r);
+  r.name = source_name != NULL ? source_name : "<text>";
+  n = strlen(text);
+  r.buf = (char *) malloc(n + 1);
+  r.raw = (char *) malloc(n + 1);
+  m = (compot_model *) calloc(1, sizeof(compot_model));
+  if (r.buf == NULL || r.raw == NULL || m == NULL) {
+    free(r.buf);
+    free(r.raw);
+    free(m);
+    compot_set_msg(msg, msg_size, "%s: out of memory", r.name);
+    return COMPOT_ERR_MEMORY;
+  }
+  memcpy(r.buf, text, n + 1);
+  r.cur = r.buf;
+  err = read_model(m, &r, msg, msg_size);
+  free(r.buf);
+  free(r.raw);
+  if (!err) {
+    char sub[512];
+    err = compot_refresh(m, sub, sizeof sub);
+    if (err) compot_set_msg(msg, msg_size, "%s: %s", r.name, sub);
+  }
+  if (err) {
+    compot_destroy(m);
+    return err;
+  }
+  *model = m;
+  return COMPOT_OK;
+}
+
+int compot_create_blank(compot_model **model, char const *expression,
+                        char const *const *species, int n_species,
+                        double cutoff, char *msg, size_t msg_size)
+{
+  compot_model *m;
+  int err, i, e;
+  size_t len;
+  if (model == NULL || expression == NULL || species == NULL) {
+    compot_set_msg(msg, msg_size, "compot_create_blank: NULL argument");
+    return COMPOT_ERR_ARG;
+  }
+  *model = NULL;
+  m = (compot_model *) calloc(1, sizeof(compot_model));
+  if (m == NULL) {
+    compot_set_msg(msg, msg_size, "out of memory");
+    return COMPOT_ERR_MEMORY;
+  }
+  len = strlen(expression);
+  m->expression = (char *) malloc(len + 1);
+  if (m->expression == NULL) {
+    compot_destroy(m);
+    compot_set_msg(msg, msg_size, "out of memory");
+    return COMPOT_ERR_MEMORY;
+  }
+  memcpy(m->expression, expression, len + 1);
+  err = compot_parse_expression(m, expression, msg, msg_size);
+  if (!err) err = set_species(m, species, n_species, msg, msg_size);
+  if (!err && !(cutoff > 0.0 && cutoff < 1e300)) {
+    compot_set_msg(msg, msg_size,
+                   "cutoff: expected a finite r_c > 0 [Angstrom], found %g",
+                   cutoff);
+    err = COMPOT_ERR_VALUE;
+  }
+  m->cutoff = cutoff;
+  if (!err) err = check_zbl_cutoff(m, msg, msg_size);
+  if (!err) err = compot_build_params(m, msg, msg_size);
+  if (!err) {
+    /* defaults: alpha 1, beta 2, scales 1, gamma 1, coefficients 0 */
+    for (i = 0; i < m->n_params; ++i) {
+      compot_param const *p = &m->params[i];
+      size_t n = strlen(p->name);
+      double v = 0.0;
+      if (n >= 6 && strcmp(p->name + n - 6, "_alpha") == 0) v = 1.0;
+      if (n >= 5 && strcmp(p->name + n - 5, "_beta") == 0) v = 2.0;
+      if (n >= 4 && strcmp(p->name + n - 4, "_max") == 0) v = 1.0;
+      if (n >= 6 && strcmp(p->name + n - 6, "_gamma") == 0) v = 1.0;
+      for (e = 0; e < p->extent; ++e) p->values[e] = v;
+    }
+    err = compot_refresh(m, msg, msg_size);
+  }
+  if (err) {
+    compot_destroy(m);
+    return err;
+  }
+  *model = m;
+  return COMPOT_OK;
+}
+
+int compot_create(compot_model **model, char const *path, char *msg,
+                  size_t msg_size)
+{
+  FILE *fp;
+  char *text = NULL;
+  size_t len = 0, cap = 0;
+  int err;
+
+  if (model == NULL || path == NULL) {
+    compot_set_msg(msg, msg_size, "compot_create: NULL argument");
+    return COMPOT_ERR_ARG;
+  }
+  *model = NULL;
+  fp = fopen(path, "rb");
+  if (fp == NULL) {
+    compot_set_msg(msg, msg_size, "%s: cannot open the parameter file: %s",
+                   path, strerror(errno));
+    return COMPOT_ERR_IO;
+  }
+  for (;;) {
+    size_t got;
+    if (cap - len < 4097) {
+      size_t ncap = cap ? 2 * cap : 65536;
+      char *t = (char *) realloc(text, ncap);
+      if (t == NULL) {
+        free(text);
+        fclose(fp);
+        compot_set_msg(msg, msg_size, "%s: out of memory", path);
+        return COMPOT_ERR_MEMORY;
+      }
+      text = t;
+      cap = ncap;
+    }
+    got = fread(text + len, 1, cap - len - 1, fp);
+    len += got;
+    if (got == 0) break;
+  }
+  if (ferror(fp)) {
+    free(text);
+    fclose(fp);
+    compot_set_msg(msg, msg_size, "%s: read error", path);
+    return COMPOT_ERR_IO;
+  }
+  fclose(fp);
+  text[len] = '\0';
+  if (strlen(text) != len) {
+    size_t at = strlen(text), line = 1, i;
+    for (i = 0; i < at; ++i)
+      if (text[i] == '\n') ++line;
+    free(text);
+    compot_set_msg(msg, msg_size,
+                   "%s:%lu: expected ASCII text, found a NUL byte", path,
+                   (unsigned long) line);
+    return COMPOT_ERR_FORMAT;
+  }
+  err = compot_create_from_text(model, text, path, msg, msg_size);
+  free(text);
+  return err;
+}
+
+/* ---- writer ------------------------------------------------------------- */
+
+static char const *role_name(int role)
+{
+  switch (role) {
+  case COMPOT_ROLE_LINEAR: return "linear";
+  case COMPOT_ROLE_NONLINEAR: return "nonlinear";
+  default: return "fixed";
+  }
+}
+
+int compot_write_stream(compot_model const *m, FILE *fp, char const *name,
+                        char *msg, size_t msg_size)
+{
+  int i, e, s, k, last_owner = -1;
+  int ok = 1;
+  if (m == NULL || fp == NULL) {
+    compot_set_msg(msg, msg_size, "compot_write: NULL argument");
+    return COMPOT_ERR_ARG;
+  }
+  if (name == NULL) name = "<stream>";
+  ok &= fprintf(fp, "# compot parameter file, format v%d\n",
+                COMPOT_FORMAT_VERSION) > 0;
+  ok &= fprintf(fp, "# written by the compot C core (kim_driver/compot_io.c); "
+                    "grammar in docs/parameter-file.md\n") > 0;
+  ok &= fprintf(fp, "compot-params %d\n", COMPOT_FORMAT_VERSION) > 0;
+  ok &= fprintf(fp, "expression %s\n", m->expression) > 0;
+  ok &= fprintf(fp, "species") > 0;
+  for (s = 0; s < m->n_species; ++s)
+    ok &= fprintf(fp, " %s", m->species[s]) > 0;
+  ok &= fprintf(fp, "\n") > 0;
+  ok &= fprintf(fp, "cutoff %.17g  # r_c [Angstrom]\n", m->cutoff) > 0;
+  ok &= fprintf(fp, "parameters %d\n", m->n_values) > 0;
+  for (i = 0; i < m->n_params && ok; ++i) {
+    compot_param const *p = &m->params[i];
+    int owner; /* basis b (>= 0) or node (< 0: -1 - node) */
+    if (p->key[0] == 'b')
+      owner = atoi(p->key + 1) - 1;
+    else
+      owner = -1 - atoi(p->key + 1);
+    if (owner != last_owner) {
+      if (owner >= 0) {
+        compot_basis const *B = &m->bases[owner];
+        ok &= fprintf(fp, "# basis b%d: %c%d %s, used by", owner + 1,
+                      B->kind == COMPOT_BASIS_GAUSSIAN ? 'G' : 'C', B->K,
+                      B->kind == COMPOT_BASIS_GAUSSIAN
+                          ? "even-tempered Gaussian"
+                          : "Chebyshev") > 0;
+        for (k = 0; k < m->n_nodes; ++k)
+          if (m->nodes[k].basis == owner) ok &= fprintf(fp, " n%d", k) > 0;
+        ok &= fprintf(fp, "\n") > 0;
+      } else {
+        ok &= fprintf(fp, "# n%d: %s\n", -1 - owner,
+                      m->nodes[-1 - owner].spec) > 0;
+      }
+      last_owner = owner;
+    }
+    for (e = 0; e < p->extent && ok; ++e) {
+      char nm[128];
+      compot_param_element_name(m, i, e, nm, sizeof nm);
+      ok &= fprintf(fp, "%s %.17g  # [%s] %s\n", nm, p->values[e], p->unit,
+                    role_name(p->role)) > 0;
+    }
+  }
+  ok &= fprintf(fp, "end\n") > 0;
+  if (!ok || ferror(fp)) {
+    compot_set_msg(msg, msg_size, "%s: write error", name);
+    return COMPOT_ERR_IO;
+  }
+  return COMPOT_OK;
+}
+
+int compot_write(compot_model const *m, char const *path, char *msg,
+                 size_t msg_size)
+{
+  FILE *fp;
+  int err;
+  if (m == NULL || path == NULL) {
+    compot_set_msg(msg, msg_size, "compot_write: NULL argument");
+    return COMPOT_ERR_ARG;
+  }
+  fp = fopen(path, "w");
+  if (fp == NULL) {
+    compot_set_msg(msg, msg_size, "%s: cannot open for writing: %s", path,
+                   strerror(errno));
+    return COMPOT_ERR_IO;
+  }
+  err = compot_write_stream(m, fp, path, msg, msg_size);
+  if (fclose(fp) != 0 && !err) {
+    compot_set_msg(msg, msg_size, "%s: write error on close", path);
+    err = COMPOT_ERR_IO;
+  }
+  return err;
+}
