@@ -4,6 +4,7 @@
     compot fit [CONFIG.yaml] [--expression EXPR] [--data PATH ...] [--test PATH ...]
                [--max-evaluations N] [--seed S] [--cutoff RC] --out DIR [--restart]
     compot eval MODEL.params DATA ... [--json]
+    compot fim MODEL.params DATA ... --out DIR [--bits 256]
     compot validate MODEL.params [--lattice bcc] [--a0 A] [--elastic F] [--surface F] [--out DIR]
 
 Errors of compot (bad files, data, expressions, configurations) are printed as
@@ -190,6 +191,46 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_fim(args) -> int:
+    from .analysis import fim_analysis
+    from .fim import plot_spectra
+    from .io import atomic_write_text, read_model
+    from .trainer import FitSettings
+
+    model = read_model(args.model)
+    configs = _read_data(args.data, Path.cwd(), list(model.species), args.min_distance, "file")
+    settings = FitSettings(energy_weight=args.energy_weight, force_weight=args.force_weight)
+    t0 = time.perf_counter()
+    res = fim_analysis(model, configs, bits=args.bits, settings=settings)
+    seconds = time.perf_counter() - t0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = res["ours"].to_json()
+    doc.update(expression=model.expression, parameters=res["names"], n_rows=res["n_rows"],
+               seconds=seconds, parametrisation="as stored: c (exp(γu) − 1)/γ")
+    if "paper" in res:
+        doc["paper_parametrisation"] = res["paper"].to_json()
+        doc["paper_parametrisation"]["parametrisation"] = "paper Eq. 13: c′ exp(γu) + shift"
+    atomic_write_text(out / "fim.json", json.dumps(doc, indent=1, default=str))
+    spectra = {"total": res["ours"]}
+    spectra.update({k: v for k, v in res["ours"].blocks.items()})
+    if "paper" in res:
+        spectra["total (paper param.)"] = res["paper"]
+    plot_spectra(spectra, out / "fim_spectrum.png", title=f"{model.expression}: FIM eigenspectrum")
+    print(f"{model.expression}: {len(res['names'])} linear parameter blocks, {res['n_rows']} rows, "
+          f"{args.bits}-bit eigenvalues")
+    for label, sp_ in [("as stored", res["ours"])] + ([("paper param.", res["paper"])] if "paper" in res else []):
+        j = sp_.to_json()
+        extra = "  ".join(f"{b}: log10 κ {v['log10_condition_number']:.2f}, SC {v['n_significant']}"
+                          for b, v in j["blocks"].items())
+        print(f"  {label:13s} log10 κ = {j['log10_condition_number']:.2f}  SC = {j['n_significant']}"
+              f"/{len(j['eigenvalues'])}  {extra}")
+        for note in sp_.notes:
+            print(f"    note: {note}")
+    print(f"wrote {out / 'fim.json'} and {out / 'fim_spectrum.png'} ({seconds:.1f} s)")
+    return 0
+
+
 def _property_files(paths) -> tuple:
     """Elastic and surface files among data paths (names containing 'elastic'/'surface')."""
     elastic = surface = None
@@ -270,6 +311,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--surface", help="extxyz of slabs with DFT energies (default for Nb: the shared data)")
     q.add_argument("--out", help="folder for sanity.json and sanity.png")
     q.set_defaults(func=cmd_validate)
+
+    q = sub.add_parser("fim", help="Fisher-information eigenspectrum of a model on data (256-bit)")
+    q.add_argument("model", help="parameter file (format v1)")
+    q.add_argument("data", nargs="+")
+    q.add_argument("--out", required=True, help="folder for fim.json and fim_spectrum.png")
+    q.add_argument("--bits", type=int, default=256, help="relative precision of the eigenvalues")
+    q.add_argument("--energy-weight", type=float, default=1.0)
+    q.add_argument("--force-weight", type=float, default=1.0)
+    q.add_argument("--min-distance", type=float, default=0.5, help="smallest allowed distance [Å]")
+    q.set_defaults(func=cmd_fim)
 
     q = sub.add_parser("eval", help="metrics of a saved model on data")
     q.add_argument("model", help="parameter file (format v1)")

@@ -42,7 +42,7 @@ __all__ = ["FitSettings", "Trainer", "Stage", "DEFAULT_BOUNDS"]
 log = logging.getLogger(__name__)
 
 #: Default search box of nonlinear parameters. α is searched in log space.
-DEFAULT_BOUNDS = {"alpha": (0.02, 2.0), "beta": (1.05, 3.0), "gamma": (-3.0, 3.0)}
+DEFAULT_BOUNDS = {"alpha": (0.005, 2.0), "beta": (1.05, 3.0), "gamma": (-3.0, 3.0)}
 
 
 @dataclass
