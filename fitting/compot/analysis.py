@@ -37,9 +37,50 @@ def jacobian(model: Model, configs, settings: FitSettings | None = None):
     """
     settings = settings or FitSettings()
     names = model.blocks("linear")
-    trainer = Trainer(model, configs, settings)
-    A, _ = trainer._system_rows(names)
-    return A, names
+    data = Trainer(model, configs, settings).data
+    rows = []
+    for k, sysm in enumerate(data.systems):
+        # at the fitted parameters (not the trainer's "rest at zero" rows, which
+        # are only valid for an affine group): exact derivative columns
+        JE, JF, _ = model.linear_design(sysm, names)
+        rows.append(JE * np.sqrt(data.wE[k])[:, None])
+        rows.append((JF * np.sqrt(data.wF[k])[:, None, None]).reshape(-1, JE.shape[1]))
+    return np.concatenate(rows), names
+
+
+def _composition_root(model: Model):
+    """The top-level composition, looking through a sum with a ZBL core."""
+    root = model.layout.nodes[0]
+    if isinstance(root.term, Sum):
+        kids = [c for c in root.children if not isinstance(model.layout.nodes[c].term, ZBL)]
+        if len(kids) == 1:
+            return model.layout.nodes[kids[0]]
+    return root
+
+
+def gauge_fixed_columns(model: Model, names: list) -> tuple[list, list]:
+    """Columns kept after fixing the scale gauge of every product.
+
+    E = (X + s_X)(Y + s_Y) is unchanged by (X, s_X)·t, (Y, s_Y)/t, so the FIM of
+    all linear coefficients of a product has an exact null direction. It is
+    removed by holding the right factor's shift s_Y (its column is dropped).
+
+    Returns (kept column indices, names of the held shifts).
+    """
+    drop = set()
+    held = []
+    pos = 0
+    starts = {}
+    for n in names:
+        starts[n] = pos
+        pos += model.params[n].size
+    for node in model.layout.nodes:
+        if isinstance(node.term, Product):
+            sname = f"n{node.children[1]}.shift"
+            if sname in starts:
+                held.append(sname)
+                drop.update(range(starts[sname], starts[sname] + model.params[sname].size))
+    return [i for i in range(pos) if i not in drop], held
 
 
 def composition_blocks(model: Model, names: list) -> dict:
@@ -49,7 +90,7 @@ def composition_blocks(model: Model, names: list) -> dict:
     (the paper's TABLE 6); for larger sums, ``n<i> <term>``. ZBL terms own no
     columns; the root shift belongs to no block.
     """
-    root = model.layout.nodes[0]
+    root = _composition_root(model)
     if not isinstance(root.term, (Sum, Product)):
         return {}
     offsets = []
@@ -59,7 +100,7 @@ def composition_blocks(model: Model, names: list) -> dict:
         offsets.append((n, list(range(pos, pos + size))))
         pos += size
     kids = [c for c in root.children if not isinstance(model.layout.nodes[c].term, ZBL)]
-    out = {}
+    out: dict = {}
     for k, c in enumerate(kids):
         under = set(model.blocks("linear", under=c))
         cols = [i for n, idx in offsets if n in under for i in idx]
@@ -116,12 +157,17 @@ def fim_analysis(model: Model, configs, bits: int = 256, settings: FitSettings |
     from .fim import analyse
 
     A, names = jacobian(model, configs, settings)
+    keep, held = gauge_fixed_columns(model, names)
     w = np.ones(A.shape[0])
     blocks = composition_blocks(model, names)
-    out = {"names": names, "n_rows": A.shape[0]}
-    log.info("FIM of %d linear parameters from %d rows at %d bits", A.shape[1], A.shape[0], bits)
-    out["ours"] = analyse(A, w, blocks=blocks or None, bits=bits, sc_ratio=sc_ratio)
+    remap = {old: new for new, old in enumerate(keep)}
+    blocks = {k: [remap[i] for i in v if i in remap] for k, v in blocks.items()}
+    out = {"names": names, "n_rows": A.shape[0], "gauge_held": held, "n_parameters": len(keep)}
+    log.info("FIM of %d linear parameters from %d rows at %d bits%s", len(keep), A.shape[0], bits,
+             f" (product gauge fixed by holding {', '.join(held)})" if held else "")
+    out["ours"] = analyse(A[:, keep], w, blocks=blocks or None, bits=bits, sc_ratio=sc_ratio)
     T = paper_transform(model, names)
     if T is not None:
-        out["paper"] = analyse(A, w, blocks=blocks or None, bits=bits, sc_ratio=sc_ratio, transform=T)
+        out["paper"] = analyse(A[:, keep], w, blocks=blocks or None, bits=bits, sc_ratio=sc_ratio,
+                               transform=T[np.ix_(keep, keep)])
     return out

@@ -4,6 +4,7 @@
     compot fit [CONFIG.yaml] [--expression EXPR] [--data PATH ...] [--test PATH ...]
                [--max-evaluations N] [--seed S] [--cutoff RC] --out DIR [--restart]
     compot eval MODEL.params DATA ... [--json]
+    compot design CONFIG.yaml --out DIR [--processes N]
     compot fim MODEL.params DATA ... --out DIR [--bits 256]
     compot validate MODEL.params [--lattice bcc] [--a0 A] [--elastic F] [--surface F] [--out DIR]
 
@@ -207,7 +208,8 @@ def cmd_fim(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     doc = res["ours"].to_json()
     doc.update(expression=model.expression, parameters=res["names"], n_rows=res["n_rows"],
-               seconds=seconds, parametrisation="as stored: c (exp(γu) − 1)/γ")
+               seconds=seconds, parametrisation="as stored: c (exp(γu) − 1)/γ",
+               gauge_held=res["gauge_held"])
     if "paper" in res:
         doc["paper_parametrisation"] = res["paper"].to_json()
         doc["paper_parametrisation"]["parametrisation"] = "paper Eq. 13: c′ exp(γu) + shift"
@@ -228,6 +230,29 @@ def cmd_fim(args) -> int:
         for note in sp_.notes:
             print(f"    note: {note}")
     print(f"wrote {out / 'fim.json'} and {out / 'fim_spectrum.png'} ({seconds:.1f} s)")
+    return 0
+
+
+def cmd_design(args) -> int:
+    from .config import load_config
+    from .design import run_design
+
+    cfg, base = load_config(args.config)
+    if args.processes:
+        cfg["design"]["processes"] = args.processes
+    if args.data:
+        cfg["data"]["train"] = list(args.data)
+        base = Path.cwd()
+    if not cfg["data"]["train"]:
+        raise CompotError("no training data: give --data PATH or data.train in the configuration")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    res = run_design(cfg, base, out, progress=lambda line: print(line, flush=True))
+    from .design import table_markdown
+    print(table_markdown(res["rows"]))
+    chosen = res["chosen"]
+    print(f"chosen: {chosen['configuration'] if chosen else 'none'} — rule: {res['rule']}")
+    print(f"wrote {out / 'design.csv'}, {out / 'design.md'} and plots ({res['seconds'] / 60:.1f} min)")
     return 0
 
 
@@ -277,6 +302,18 @@ def cmd_validate(args) -> int:
     return 0 if rep.get("passed") in (True, None) else 1
 
 
+def cmd_export(args) -> int:
+    from .export import export_kim
+
+    def say(line: str) -> None:
+        print(f"[export] {line}", file=sys.stderr, flush=True)
+
+    model_dir = export_kim(args.model, args.name, args.out, install=args.install,
+                           reinstall_driver=not args.keep_driver, progress=say)
+    print(f"{'installed' if args.install else 'wrote'} KIM portable model {args.name} ({model_dir})")
+    return 0
+
+
 # --------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="compot", description="Composable pair-cluster interatomic potentials "
@@ -303,6 +340,22 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
     q.set_defaults(func=cmd_fit)
 
+    q = sub.add_parser("export", help="export a model to another host (KIM portable model)",
+                       description="Write a KIM portable model (CMakeLists.txt + parameter file) for the "
+                       "compot KIM driver; with --install, install the driver and the model into the KIM "
+                       "user collection (offline) for LAMMPS 'kim init', ASE and KLIFF.")
+    q.add_argument("format", choices=["kim"], help="export format")
+    q.add_argument("model", help="parameter file (format v1)")
+    q.add_argument("--name", required=True,
+                   help="KIM model name <Prefix>__MO_<12 digits>_<3 digits>, e.g. Compot_Nb__MO_000000000001_000")
+    q.add_argument("--out", default=".", help="folder in which the model folder NAME is written (default .)")
+    q.add_argument("--install", action="store_true",
+                   help="install the driver (from kim_driver/, replacing an installed one) and the model "
+                   "into the KIM user collection")
+    q.add_argument("--keep-driver", action="store_true",
+                   help="with --install: keep an already installed driver instead of rebuilding it")
+    q.set_defaults(func=cmd_export)
+
     q = sub.add_parser("validate", help="physical sanity checks and material properties of a model")
     q.add_argument("model", help="parameter file (format v1)")
     q.add_argument("--lattice", default="bcc", choices=["bcc", "fcc"])
@@ -311,6 +364,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--surface", help="extxyz of slabs with DFT energies (default for Nb: the shared data)")
     q.add_argument("--out", help="folder for sanity.json and sanity.png")
     q.set_defaults(func=cmd_validate)
+
+    q = sub.add_parser("design", help="adaptive design loop: scan and compose configurations (paper TABLE 6)")
+    q.add_argument("config", help="YAML configuration (sections model, data, fit, design)")
+    q.add_argument("--data", nargs="+", help="training data files or folders (override data.train)")
+    q.add_argument("--processes", type=int, help="candidates fitted in parallel")
+    q.add_argument("--out", required=True, help="output folder (resumable)")
+    q.set_defaults(func=cmd_design)
 
     q = sub.add_parser("fim", help="Fisher-information eigenspectrum of a model on data (256-bit)")
     q.add_argument("model", help="parameter file (format v1)")

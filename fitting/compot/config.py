@@ -41,6 +41,7 @@ DEFAULTS = {
     "data": {"train": [], "test": [], "validation_fraction": 0.1, "seed": 0, "min_distance": 0.5,
              "group_by": "file"},
     "fit": {},
+    "design": {},
 }
 
 
@@ -66,6 +67,10 @@ def check_config(cfg: dict, where: str = "config") -> dict:
     fit = cfg.get("fit") or {}
     FitSettings.from_dict(fit, where=f"{where}: fit")   # validates keys and values
     out["fit"] = dict(fit)
+    design = cfg.get("design") or {}
+    from .design import DesignSettings
+    DesignSettings.from_dict(design, where=f"{where}: design")
+    out["design"] = dict(design)
     for key in ("train", "test"):
         v = out["data"][key]
         out["data"][key] = [v] if isinstance(v, str) else list(v or [])

@@ -92,6 +92,23 @@ class FitSettings:
         unknown = sorted(set(d) - set(allowed))
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+        d = dict(d)
+        defaults = cls()
+        for key, value in list(d.items()):
+            want = type(getattr(defaults, key))
+            if want in (int, float) and not isinstance(value, bool):
+                try:
+                    num = float(value)
+                except (TypeError, ValueError):
+                    raise ConfigError(f"{where}.{key}: expected a number, found {value!r}") from None
+                if want is int and num != int(num):
+                    raise ConfigError(f"{where}.{key}: expected an integer, found {value!r}")
+                d[key] = int(num) if want is int else num
+            elif want is bool and not isinstance(value, bool):
+                raise ConfigError(f"{where}.{key}: expected true or false, found {value!r}")
+            elif want in (dict, list) and not isinstance(value, want):
+                raise ConfigError(f"{where}.{key}: expected a {'mapping' if want is dict else 'list'}, "
+                                  f"found {value!r}")
         s = cls(**d)
         bounds = dict(DEFAULT_BOUNDS)
         for k, v in (d.get("bounds") or {}).items():
