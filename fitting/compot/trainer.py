@@ -66,6 +66,13 @@ class FitSettings:
     max_sweeps, tol : alternating solves of products stop after max_sweeps or
         when the relative loss decrease of a sweep is below tol
     batch_atoms : atoms per evaluation batch (memory ∝ batch_atoms)
+    zbl_anchor : short-range prior for models with a ZBL core, e.g.
+        ``{r_min: 1.0, r_max: 2.3, n: 14, weight: 1.0}`` (empty = off): adds
+        dimers of every species pair at n distances in [r_min, r_max] Å whose
+        target forces are the ZBL forces alone (energies not fitted), so that
+        the fitted terms add no force where only the core repulsion is known
+        to hold. The data has no pair closer than ~2.1 Å; without a prior the
+        fitted terms extrapolate freely there (MODEL_SPEC §9).
     freeze : node names (``n1``) or block names (``b1.alpha``) held fixed ("switches")
     """
 
@@ -84,6 +91,7 @@ class FitSettings:
     tol: float = 1e-7
     batch_atoms: int = 3000
     freeze: list = field(default_factory=list)
+    zbl_anchor: dict = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "fit") -> "FitSettings":
@@ -136,6 +144,39 @@ class Stage:
     groups: list = field(default_factory=list)
 
 
+def zbl_anchor_configurations(model: Model, anchor: dict) -> list:
+    """Dimers whose target forces are those of the model's ZBL term alone
+    (see ``FitSettings.zbl_anchor``); energy weight 0, group ``zbl_anchor``."""
+    if not anchor:
+        return []
+    allowed = {"r_min", "r_max", "n", "weight"}
+    unknown = sorted(set(anchor) - allowed)
+    if unknown:
+        raise ConfigError(f"fit.zbl_anchor: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    zbl = [n.term for n in model.layout.nodes if isinstance(n.term, ZBL)]
+    if not zbl:
+        raise ConfigError(f"fit.zbl_anchor needs a ZBL term in the expression; found {model.expression!r}")
+    from .data import Configuration
+    from .functions import atomic_number, zbl_pair_fdf
+
+    r = np.linspace(float(anchor.get("r_min", 1.0)), float(anchor.get("r_max", 2.3)), int(anchor.get("n", 14)))
+    weight = float(anchor.get("weight", 1.0))
+    out = []
+    sp = model.species
+    for a in range(len(sp)):
+        for b in range(a, len(sp)):
+            za, zb = atomic_number(sp[a]), atomic_number(sp[b])
+            for k, rk in enumerate(r):
+                de = sum(zbl_pair_fdf(np.array([rk]), np.array([za]), np.array([zb]), t.r_in, t.r_out)[1][0]
+                         for t in zbl)
+                forces = np.array([[de, 0.0, 0.0], [-de, 0.0, 0.0]])     # F_0 = +dE/dr x̂ (pushed apart)
+                out.append(Configuration(symbols=(sp[a], sp[b]), positions=np.array([[0.0, 0, 0], [rk, 0, 0]]),
+                                         cell=np.zeros((3, 3)), pbc=np.array([False] * 3), energy=0.0,
+                                         forces=forces, weight=weight, group="zbl_anchor",
+                                         source=f"zbl_anchor:{sp[a]}{sp[b]}:{rk:.3f}"))
+    return out
+
+
 class _Data:
     """Training batches with targets and row weights."""
 
@@ -157,7 +198,7 @@ class _Data:
             self.E.append(np.array([c.energy for c in b]))
             self.F.append(np.concatenate([c.forces for c in b]))
             gw = np.array([float(settings.group_weights.get(c.group, 1.0)) * c.weight for c in b])
-            we = settings.energy_weight * gw
+            we = settings.energy_weight * gw * np.array([c.group != "zbl_anchor" for c in b], dtype=float)
             if settings.energy_per_atom:
                 we = we / np.array([c.n_atoms for c in b], dtype=float) ** 2
             self.wE.append(we)
@@ -190,7 +231,8 @@ class Trainer:
             raise FitError("no training configurations")
         self.model = model
         self.settings = settings or FitSettings()
-        self.data = _Data(model, configs, self.settings)
+        self.data = _Data(model, list(configs) + zbl_anchor_configurations(model, self.settings.zbl_anchor),
+                          self.settings)
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.progress = progress or (lambda info: None)
         self.frozen = self._frozen_blocks()

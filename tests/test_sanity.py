@@ -1,0 +1,85 @@
+"""Physical sanity report (MODEL_SPEC §9): elastic fits, surface energies, checks."""
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from compot.sanity import EV_PER_A3_TO_GPA, elastic_fit, format_sanity, plot_sanity, sanity_report, surface_energies
+from compot.trainer import FitSettings, zbl_anchor_configurations
+from compot.model import Model
+
+
+def _quadratic_energy(eta, C11, C12, C44, p=0.0):
+    e1, e2, e3, e4, e5, e6 = eta
+    return (p * (e1 + e2 + e3) + 0.5 * C11 * (e1 ** 2 + e2 ** 2 + e3 ** 2)
+            + C12 * (e1 * e2 + e1 * e3 + e2 * e3) + 0.5 * C44 * (e4 ** 2 + e5 ** 2 + e6 ** 2))
+
+
+def _strained(cell0, eps):
+    return cell0 @ (np.eye(3) + eps)
+
+
+@pytest.mark.parametrize("mixed", [True, False])
+def test_elastic_fit_recovers_constants(mixed):
+    from compot.sanity import _voigt_strain
+    C11, C12, C44 = 1.5, 0.8, 0.3          # eV/Å³
+    cell0 = np.eye(3) * 3.3
+    V0 = 3.3 ** 3
+    cells, energies, stresses = [], [], []
+    for amp in (-0.02, -0.01, 0.01, 0.02):
+        epss = [np.diag([amp, 0, 0]), np.diag([0, amp, 0]), np.diag([0, 0, amp]),
+                np.array([[0, amp / 2, 0], [amp / 2, 0, 0], [0, 0, 0]])]
+        if mixed:
+            epss.append(np.diag([amp, amp, 0]))
+        for eps in epss:
+            c = _strained(cell0, eps)
+            eta = _voigt_strain(c, cell0)
+            cells.append(c)
+            energies.append(_quadratic_energy(eta, C11, C12, C44) * V0 / 2)
+            sig = np.array([C11 * eta[0] + C12 * (eta[1] + eta[2]), C11 * eta[1] + C12 * (eta[0] + eta[2]),
+                            C11 * eta[2] + C12 * (eta[0] + eta[1]), C44 * eta[3], C44 * eta[4], C44 * eta[5]])
+            stresses.append(sig)
+    res = elastic_fit(cells, energies, 2, cell0, stresses=None if mixed else stresses)
+    assert res["C11"] == pytest.approx(C11 * EV_PER_A3_TO_GPA, rel=1e-6)
+    assert res["C44"] == pytest.approx(C44 * EV_PER_A3_TO_GPA, rel=1e-4)   # O(η²) cross terms when C12 is not fitted
+    assert res["C12"] == pytest.approx(C12 * EV_PER_A3_TO_GPA, rel=1e-3)
+    assert res["c12_source"] == ("energy" if mixed else "stress")
+    assert res["a0"] == pytest.approx(3.3, rel=1e-9)
+
+
+def test_surface_energy_formula():
+    slab = bulk("Nb", "bcc", a=3.3, cubic=True).repeat((1, 1, 3))
+    slab.center(vacuum=5.0, axis=2)
+    slab.info["source_desc"] = "Surface {'Sur': '100'}"
+    g = surface_energies([slab], [6 * -10.0 + 2 * 0.1], -10.0)
+    assert g == {"(100)": pytest.approx(0.2 / (2 * 3.3 * 3.3) * 16.021766208)}
+
+
+def test_checks_flag_a_collapsing_model_and_pass_a_repulsive_one(tmp_path):
+    # attractive pair model: collapses under compression, dimer not repulsive
+    bad = Model("G2", ("Nb",), 4.5, {"b1.alpha": 0.3, "b1.beta": 1.5, "n0.c": [[[-1.0, -0.5]]]})
+    rep = sanity_report(bad)
+    assert rep["passed"] is False
+    assert not rep["checks"]["dimer_repulsive"]["passed"]
+    # purely repulsive screened core plus a weak attraction: sane
+    good = Model("G1 + ZBL(0.5, 4.0)", ("Nb",), 4.5, {"b1.alpha": 0.3, "n1.c": [[[-0.02]]]})
+    rep = sanity_report(good)
+    assert rep["checks"]["ev_finite"]["passed"] and rep["checks"]["dimer_repulsive"]["passed"]
+    assert rep["checks"]["ev_rises_under_compression"]["passed"]
+    text = format_sanity(rep)
+    assert "PASS dimer_repulsive" in text
+    assert plot_sanity(rep, tmp_path / "s.png", "test").stat().st_size > 1000
+
+
+def test_zbl_anchor_dimers():
+    m = Model("G2 + ZBL(1.6, 2.4)", ("Nb",), 5.0)
+    anchors = zbl_anchor_configurations(m, {"r_min": 1.0, "r_max": 2.0, "n": 5, "weight": 3.0})
+    assert len(anchors) == 5 and all(a.group == "zbl_anchor" and a.weight == 3.0 for a in anchors)
+    # target forces are the ZBL forces: compare with the model's own ZBL term (fitted part zero)
+    for a in anchors:
+        p = m.evaluate(m.system([a]), virial=False)
+        np.testing.assert_allclose(p.forces_nc, a.forces, rtol=1e-12, atol=1e-12)
+        assert a.forces[0, 0] < 0          # atom 0 pushed away from atom 1
+    with pytest.raises(ValueError, match="needs a ZBL term"):
+        zbl_anchor_configurations(Model("G2", ("Nb",), 5.0), {"n": 3})
+    assert FitSettings.from_dict({"zbl_anchor": {"n": 3}}).zbl_anchor == {"n": 3}
