@@ -83,3 +83,23 @@ def test_zbl_anchor_dimers():
     with pytest.raises(ValueError, match="needs a ZBL term"):
         zbl_anchor_configurations(Model("G2", ("Nb",), 5.0), {"n": 3})
     assert FitSettings.from_dict({"zbl_anchor": {"n": 3}}).zbl_anchor == {"n": 3}
+
+
+def test_vinet_eos_anchor():
+    from compot.trainer import eos_anchor_configurations, vinet_energy
+    a0, e0, B = 3.3, -10.0, 170.0
+    assert vinet_energy(a0, a0, e0, B, 4.0, 2) == pytest.approx(e0, abs=1e-14)
+    # dE/dV = 0 and V d²E/dV² = B at V0 (per-atom volume a³/2)
+    h = 1e-4
+    V = lambda a: a ** 3 / 2
+    e = lambda a: float(vinet_energy(a, a0, e0, B, 4.0, 2))
+    dEda = (e(a0 + h) - e(a0 - h)) / (2 * h)
+    assert abs(dEda) < 1e-6          # central difference of an O(1) function, h = 1e-4
+    d2Eda2 = (e(a0 + h) - 2 * e(a0) + e(a0 - h)) / h ** 2
+    dVda = 3 * a0 ** 2 / 2
+    assert V(a0) * d2Eda2 / dVda ** 2 * EV_PER_A3_TO_GPA == pytest.approx(B, rel=1e-5)
+    m = Model("G2 + ZBL(1.6, 2.4)", ("Nb",), 5.0)
+    confs = eos_anchor_configurations(m, {"a0": a0, "e0": e0, "bulk_modulus": B, "scales": [0.8, 1.2]})
+    assert [c.n_atoms for c in confs] == [2, 2] and confs[0].energy > 2 * e0 and confs[1].energy > 2 * e0
+    with pytest.raises(ValueError, match="missing"):
+        eos_anchor_configurations(m, {"a0": a0})

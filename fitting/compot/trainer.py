@@ -73,6 +73,14 @@ class FitSettings:
         the fitted terms add no force where only the core repulsion is known
         to hold. The data has no pair closer than ~2.1 Å; without a prior the
         fitted terms extrapolate freely there (MODEL_SPEC §9).
+    eos_anchor : equation-of-state prior outside the data (empty = off), e.g.
+        ``{a0: 3.322, e0: -10.095, bulk_modulus: 173, b_prime: 4.0, lattice: bcc,
+        weight: 1.0}``: perfect lattices at ``scales`` × a0 (default 0.72–0.94 and
+        1.06–1.40) whose target energies follow the Vinet equation of state
+        E(V) = E0 + 2B0V0/(B'−1)² {2 − [5 + 3B'(η−1) − 3η] exp(−3(B'−1)(η−1)/2)},
+        η = (V/V0)^(1/3) [Vinet et al., J. Phys. C 19, L467 (1986)], with a0 [Å],
+        E0 [eV/atom] and B0 [GPa] from the data (``compot validate`` prints them)
+        and B' = 4 unless given. Single-species models only.
     freeze : node names (``n1``) or block names (``b1.alpha``) held fixed ("switches")
     """
 
@@ -92,6 +100,7 @@ class FitSettings:
     batch_atoms: int = 3000
     freeze: list = field(default_factory=list)
     zbl_anchor: dict = field(default_factory=dict)
+    eos_anchor: dict = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "fit") -> "FitSettings":
@@ -177,6 +186,52 @@ def zbl_anchor_configurations(model: Model, anchor: dict) -> list:
     return out
 
 
+def vinet_energy(a, a0: float, e0: float, bulk_modulus_gpa: float, b_prime: float, atoms_per_cell: int,
+                 lattice: str = "bcc") -> np.ndarray:
+    """Vinet equation-of-state energy per atom [eV/atom] at lattice constants ``a`` [Å]."""
+    v_per_atom = {"bcc": 0.5, "fcc": 0.25}[lattice]
+    V0 = v_per_atom * a0 ** 3
+    B0 = bulk_modulus_gpa / 160.21766208
+    eta = np.asarray(a, dtype=float) / a0
+    k = b_prime - 1.0
+    return e0 + 2 * B0 * V0 / k ** 2 * (2 - (5 + 3 * b_prime * (eta - 1) - 3 * eta) * np.exp(-1.5 * k * (eta - 1)))
+
+
+def eos_anchor_configurations(model: Model, anchor: dict) -> list:
+    """Perfect lattices with Vinet-EOS target energies (see ``FitSettings.eos_anchor``)."""
+    if not anchor:
+        return []
+    allowed = {"a0", "e0", "bulk_modulus", "b_prime", "lattice", "scales", "weight"}
+    unknown = sorted(set(anchor) - allowed)
+    if unknown:
+        raise ConfigError(f"fit.eos_anchor: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    missing = sorted({"a0", "e0", "bulk_modulus"} - set(anchor))
+    if missing:
+        raise ConfigError(f"fit.eos_anchor: missing {', '.join(missing)} (a0 [Å], e0 [eV/atom], bulk_modulus [GPa])")
+    if len(model.species) != 1:
+        raise ConfigError(f"fit.eos_anchor: single-species models only; found species {model.species}")
+    from ase.build import bulk
+
+    from .data import Configuration
+
+    lattice = anchor.get("lattice", "bcc")
+    if lattice not in ("bcc", "fcc"):
+        raise ConfigError(f"fit.eos_anchor.lattice: expected bcc or fcc, found {lattice!r}")
+    scales = anchor.get("scales") or [0.72, 0.76, 0.80, 0.84, 0.88, 0.92, 0.94,
+                                      1.06, 1.10, 1.15, 1.20, 1.25, 1.30, 1.35, 1.40]
+    a0 = float(anchor["a0"])
+    out = []
+    for x in scales:
+        at = bulk(model.species[0], lattice, a=a0 * float(x), cubic=True)
+        e = float(vinet_energy(a0 * float(x), a0, float(anchor["e0"]), float(anchor["bulk_modulus"]),
+                               float(anchor.get("b_prime", 4.0)), len(at), lattice)) * len(at)
+        out.append(Configuration(symbols=tuple(at.get_chemical_symbols()), positions=at.positions,
+                                 cell=at.cell.array, pbc=at.pbc, energy=e, forces=np.zeros((len(at), 3)),
+                                 weight=float(anchor.get("weight", 1.0)), group="eos_anchor",
+                                 source=f"eos_anchor:{lattice}:{x:.3f}a0"))
+    return out
+
+
 class _Data:
     """Training batches with targets and row weights."""
 
@@ -231,8 +286,8 @@ class Trainer:
             raise FitError("no training configurations")
         self.model = model
         self.settings = settings or FitSettings()
-        self.data = _Data(model, list(configs) + zbl_anchor_configurations(model, self.settings.zbl_anchor),
-                          self.settings)
+        self.data = _Data(model, list(configs) + zbl_anchor_configurations(model, self.settings.zbl_anchor)
+                          + eos_anchor_configurations(model, self.settings.eos_anchor), self.settings)
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.progress = progress or (lambda info: None)
         self.frozen = self._frozen_blocks()
