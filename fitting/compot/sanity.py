@@ -302,6 +302,11 @@ def format_sanity(rep: dict, markdown: bool = False) -> str:
             out.append(f"| {label} | {v['model']:.4g} | {dft} | {rel} |")
         else:
             out.append(f"{label:14s} {v['model']:10.4g} {dft:>10s} {rel:>11s}")
+    if rep["properties"].get("C12", {}).get("dft_source") == "stress":
+        out.append("DFT C12 and B from the stress–strain slope of uniaxial cells: the elastic set has no "
+                   "mixed normal strains, so energies alone do not determine C12.")
+    out.append("DFT values: energy–strain fit (|η| ≤ 2.1 %) of the elastic set; surface energies of the "
+               "unrelaxed DFT slabs, model and DFT on the same geometries.")
     return "\n".join(out)
 
 
