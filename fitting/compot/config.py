@@ -31,7 +31,7 @@ from pathlib import Path
 import yaml
 
 from .data import default_data_dir
-from .errors import ConfigError
+from .errors import ConfigError, reject_unknown_keys
 from .trainer import FitSettings
 
 __all__ = ["DEFAULTS", "load_config", "check_config", "resolve_path"]
@@ -45,24 +45,17 @@ DEFAULTS = {
 }
 
 
-def _check_keys(section: str, given: dict, allowed) -> None:
-    unknown = sorted(set(given) - set(allowed))
-    if unknown:
-        raise ConfigError(f"{section}: unknown key(s) {', '.join(map(str, unknown))}; "
-                          f"allowed: {', '.join(allowed)}")
-
-
 def check_config(cfg: dict, where: str = "config") -> dict:
     """Merge ``cfg`` into the defaults, rejecting unknown sections/keys."""
     if not isinstance(cfg, dict):
         raise ConfigError(f"{where}: expected a mapping with sections model, data, fit; found {type(cfg).__name__}")
-    _check_keys(where, cfg, DEFAULTS)
+    reject_unknown_keys(where, cfg, DEFAULTS)
     out = copy.deepcopy(DEFAULTS)
     for section in ("model", "data"):
         given = cfg.get(section) or {}
         if not isinstance(given, dict):
             raise ConfigError(f"{where}: section {section!r} must be a mapping")
-        _check_keys(f"{where}: {section}", given, DEFAULTS[section])
+        reject_unknown_keys(f"{where}: {section}", given, DEFAULTS[section])
         out[section].update(given)
     fit = cfg.get("fit") or {}
     FitSettings.from_dict(fit, where=f"{where}: fit")   # validates keys and values

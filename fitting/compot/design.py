@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, reject_unknown_keys
 from .expression import Angular, Exponentiated, Linear, NeighbourExponentiated, parse
 
 log = logging.getLogger(__name__)
@@ -73,10 +73,7 @@ class DesignSettings:
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "design") -> "DesignSettings":
-        allowed = list(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - set(allowed))
-        if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+        reject_unknown_keys(where, d, list(cls.__dataclass_fields__))
         s = cls(**d)
         for t in s.single_terms:
             parse(t)

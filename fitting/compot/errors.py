@@ -35,3 +35,12 @@ class SpeciesError(CompotError, ValueError):
 
 class FitError(CompotError, RuntimeError):
     """Raised when a fit cannot proceed (empty data, singular problem, bad checkpoint)."""
+
+
+def reject_unknown_keys(where: str, given, allowed) -> None:
+    """Raise :class:`ConfigError` naming the unknown keys of a configuration
+    mapping and the allowed ones (``where`` locates the mapping)."""
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; "
+                          f"allowed: {', '.join(map(str, allowed))}")

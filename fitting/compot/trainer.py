@@ -33,7 +33,7 @@ from typing import Callable
 import numpy as np
 import scipy.linalg
 
-from .errors import ConfigError, FitError
+from .errors import ConfigError, FitError, reject_unknown_keys
 from .expression import LEAVES, Product, Sum, ZBL
 from .model import Model
 
@@ -105,10 +105,7 @@ class FitSettings:
     @classmethod
     def from_dict(cls, d: dict, where: str = "fit") -> "FitSettings":
         """Build from a mapping, rejecting unknown keys with the list of allowed ones."""
-        allowed = list(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - set(allowed))
-        if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+        reject_unknown_keys(where, d, list(cls.__dataclass_fields__))
         d = dict(d)
         defaults = cls()
         for key, value in list(d.items()):
@@ -129,8 +126,7 @@ class FitSettings:
         s = cls(**d)
         bounds = dict(DEFAULT_BOUNDS)
         for k, v in (d.get("bounds") or {}).items():
-            if k not in DEFAULT_BOUNDS:
-                raise ConfigError(f"{where}.bounds: unknown key {k!r}; allowed: {', '.join(DEFAULT_BOUNDS)}")
+            reject_unknown_keys(f"{where}.bounds", [k], DEFAULT_BOUNDS)
             if len(v) != 2 or not float(v[0]) < float(v[1]):
                 raise ConfigError(f"{where}.bounds.{k}: expected [low, high] with low < high, found {v!r}")
             bounds[k] = (float(v[0]), float(v[1]))
@@ -158,10 +154,7 @@ def zbl_anchor_configurations(model: Model, anchor: dict) -> list:
     (see ``FitSettings.zbl_anchor``); energy weight 0, group ``zbl_anchor``."""
     if not anchor:
         return []
-    allowed = {"r_min", "r_max", "n", "weight"}
-    unknown = sorted(set(anchor) - allowed)
-    if unknown:
-        raise ConfigError(f"fit.zbl_anchor: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    reject_unknown_keys("fit.zbl_anchor", anchor, sorted({"r_min", "r_max", "n", "weight"}))
     zbl = [n.term for n in model.layout.nodes if isinstance(n.term, ZBL)]
     if not zbl:
         raise ConfigError(f"fit.zbl_anchor needs a ZBL term in the expression; found {model.expression!r}")
@@ -201,10 +194,7 @@ def eos_anchor_configurations(model: Model, anchor: dict) -> list:
     """Perfect lattices with Vinet-EOS target energies (see ``FitSettings.eos_anchor``)."""
     if not anchor:
         return []
-    allowed = {"a0", "e0", "bulk_modulus", "b_prime", "lattice", "scales", "weight"}
-    unknown = sorted(set(anchor) - allowed)
-    if unknown:
-        raise ConfigError(f"fit.eos_anchor: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    reject_unknown_keys("fit.eos_anchor", anchor, sorted({"a0", "e0", "bulk_modulus", "b_prime", "lattice", "scales", "weight"}))
     missing = sorted({"a0", "e0", "bulk_modulus"} - set(anchor))
     if missing:
         raise ConfigError(f"fit.eos_anchor: missing {', '.join(missing)} (a0 [Å], e0 [eV/atom], bulk_modulus [GPa])")
