@@ -302,30 +302,30 @@ class _Context:
 
     def _angular_vjp(self, idx: int, a: np.ndarray, grad: _Grad, cols: slice, columns: bool) -> None:
         """VJP of an A leaf. With ``columns`` the adjoint a has one column per
-        coefficient (feature mode); otherwise the coefficients are contracted."""
+        coefficient (feature mode, evaluated column by column: each touches one
+        (k, l)); otherwise the coefficients are contracted, in chunks of adjoint
+        columns so that no (pairs × K × harmonics × columns) array is large."""
+        if columns:
+            self._angular_feature_vjp(idx, a, grad, cols)
+            return
         node = self.model.layout.nodes[idx]
-        t = node.term
+        s = self.system
+        K = self.basis(node.basis)[0].shape[1]
+        M = self.angular(idx)[3].shape[1]
+        chunk = max(1, int(2e7 // max(1, s.n_pairs * K * M)))
+        for lo in range(0, a.shape[1], chunk):
+            hi = min(a.shape[1], lo + chunk)
+            self._angular_vjp_contracted(idx, a[:, lo:hi], grad, slice(cols.start + lo, cols.start + hi))
+
+    def _angular_vjp_contracted(self, idx: int, a: np.ndarray, grad: _Grad, cols: slice) -> None:
+        node = self.model.layout.nodes[idx]
         s = self.system
         S = s.n_species
         q, Ac, As, Yc, Ys, dYc, dYs, w, l_of, pairs = self.angular(idx)
         g, dg = self.basis(node.basis)
-        K, M, P1 = g.shape[1], Yc.shape[1], t.P + 1
-        npair = len(pairs)
-        onehot = np.eye(S)[s.species_n]
-        if columns:
-            # a: (n, S*npair*K*P1); Λ[i, pair, k, l, col] one-hot per column
-            ncol = a.shape[1]
-            Lam = np.zeros((s.n_atoms, npair, K, P1, ncol))
-            A5 = a.reshape(s.n_atoms, S, npair, K, P1) * onehot[:, :, None, None, None]
-            cidx = np.arange(ncol).reshape(S, npair, K, P1)
-            for z in range(S):
-                for ip in range(npair):
-                    for k in range(K):
-                        for l in range(P1):
-                            Lam[:, ip, k, l, cidx[z, ip, k, l]] = A5[:, z, ip, k, l]
-        else:
-            c = self.model.params[f"n{idx}.c"]                   # (S, npair, K, P1)
-            Lam = c[s.species_n][..., None] * a[:, None, None, None, :]   # (n, npair, K, P1, m)
+        K, M = g.shape[1], Yc.shape[1]
+        c = self.model.params[f"n{idx}.c"]                   # (S, npair, K, P1)
+        Lam = c[s.species_n][..., None] * a[:, None, None, None, :]   # (n, npair, K, P1, m)
         m = Lam.shape[-1]
         LamM = Lam[:, :, :, l_of, :] * w[None, None, None, :, None]         # (n, npair, K, M, m)
         pair_index = {}
@@ -354,9 +354,56 @@ class _Context:
         Hc = np.einsum("pkjm,pk->pjm", Bcp, g)
         Hs = np.einsum("pkjm,pk->pjm", Bsp, g)
         V = np.einsum("pjm,pcj->pcm", Hc, dYc) + np.einsum("pjm,pcj->pcm", Hs, dYs)
+        grad.add_vector(cols, self._project(V))
+
+    def _project(self, V: np.ndarray) -> np.ndarray:
+        """Gradient of f(û) w.r.t. D from its gradient in û: (V − (û·V) û)/r, V (p, 3, m)."""
+        s = self.system
         radial = np.einsum("pcm,pc->pm", V, s.u_pc)
-        V = (V - radial[:, None, :] * s.u_pc[:, :, None]) / s.r_p[:, None, None]
-        grad.add_vector(cols, V)
+        return (V - radial[:, None, :] * s.u_pc[:, :, None]) / s.r_p[:, None, None]
+
+    def _angular_feature_vjp(self, idx: int, a: np.ndarray, grad: _Grad, cols: slice) -> None:
+        """Column by column: column (Z, s1s2, k, l) has adjoint a[:, col] on
+        q_kl^(s1 s2)(i) of atoms of species Z; ∂q/∂A^c_klm(s1) = 2 w_lm A^c_klm(s2)."""
+        node = self.model.layout.nodes[idx]
+        s = self.system
+        S = s.n_species
+        q, Ac, As, Yc, Ys, dYc, dYs, w, l_of, pairs = self.angular(idx)
+        g, dg = self.basis(node.basis)
+        K, P1 = g.shape[1], node.term.P + 1
+        npair = len(pairs)
+        ncol = a.shape[1]
+        onehot = np.eye(S)[s.species_n]
+        A5 = a.reshape(s.n_atoms, S, npair, K, P1) * onehot[:, :, None, None, None]
+        cidx = np.arange(ncol).reshape(S, npair, K, P1)
+        R = np.zeros((s.n_pairs, ncol))
+        V = np.zeros((s.n_pairs, 3, ncol))
+        chan = s.channel_p
+        harmonics = [np.flatnonzero(l_of == l) for l in range(P1)]
+        for ip, (x, y) in enumerate(pairs):
+            sel = ((chan == x) | (chan == y)).astype(float)
+            other = np.where(chan == x, y, x)
+            for k in range(K):
+                Acp = Ac[s.i_p, other, k]                    # (p, M)
+                Asp = As[s.i_p, other, k]
+                gdg = g[:, k] * dg[:, k]
+                for z in range(S):
+                    for l in range(P1):
+                        lam = A5[:, z, ip, k, l]
+                        if not lam.any():
+                            continue
+                        col = cidx[z, ip, k, l]
+                        js = harmonics[l]
+                        f = (2.0 * lam[s.i_p] * sel)[:, None] * w[js][None, :]
+                        Bc = f * Acp[:, js]
+                        Bs = f * Asp[:, js]
+                        R[:, col] = ((Bc * Yc[:, js]).sum(1) + (Bs * Ys[:, js]).sum(1)) * dg[:, k]
+                        if x == y:
+                            R[:, col] -= 2.0 * lam[s.i_p] * (chan == x) * gdg
+                        V[:, :, col] = g[:, k, None] * (np.einsum("pj,pcj->pc", Bc, dYc[:, :, js])
+                                                        + np.einsum("pj,pcj->pc", Bs, dYs[:, :, js]))
+        grad.R[:, cols] += R
+        grad.add_vector(cols, self._project(V))
 
     def feature_vjp(self, idx: int, A: np.ndarray, grad: _Grad, cols: slice) -> None:
         """Accumulate, for every coefficient column c of leaf idx,
