@@ -191,7 +191,8 @@ def find_kim_item(name: str) -> KimItem | None:
     drivers, portable models and simulator models), or None."""
     info = _info_tool()
     for kind in ("model_drivers", "portable_models", "simulator_models"):
-        r = subprocess.run([info, kind, "find", name], capture_output=True, text=True)
+        with tempfile.TemporaryDirectory(prefix="compot-kim-") as cwd:  # the tool writes kim.log in its cwd
+            r = subprocess.run([info, kind, "find", name], capture_output=True, text=True, cwd=cwd)
         if r.returncode != 0:
             raise KimInstallError(f"kim-api-collections-info {kind} find {name} failed: "
                                   f"{(r.stderr or r.stdout).strip()}")
@@ -215,8 +216,9 @@ def _check_replaceable(name: str) -> KimItem | None:
 def _run_installer(args: list[str], what: str) -> str:
     env = dict(os.environ)
     env.setdefault("TMPDIR", tempfile.gettempdir())
-    r = subprocess.run([_management_tool(), *args], capture_output=True, text=True, env=env,
-                       stdin=subprocess.DEVNULL)
+    with tempfile.TemporaryDirectory(prefix="compot-kim-") as cwd:  # KIM writes kim.log in its cwd
+        r = subprocess.run([_management_tool(), *args], capture_output=True, text=True, env=env,
+                           stdin=subprocess.DEVNULL, cwd=cwd)
     out = (r.stdout or "") + (r.stderr or "")
     if r.returncode != 0:
         tail = " | ".join(line.strip() for line in out.strip().splitlines()[-12:] if line.strip())
@@ -394,6 +396,13 @@ def write_kim_model_dir(params_text: str, name: str, out_dir: str | os.PathLike,
     """
     check_kim_model_name(name)
     model_dir = Path(out_dir) / name
+    try:
+        return _write_model_dir(model_dir, params_text, name, expression, species, source)
+    except OSError as exc:
+        raise KimInstallError(f"{model_dir}: cannot write the portable model: {exc}") from None
+
+
+def _write_model_dir(model_dir: Path, params_text: str, name: str, expression: str, species, source: str) -> Path:
     if model_dir.exists():
         cmake = model_dir / "CMakeLists.txt"
         ours = cmake.is_file() and _CMAKE_MARK in cmake.read_text(encoding="utf-8", errors="replace")
