@@ -93,7 +93,7 @@ class FitSettings:
     energy_per_atom: bool = False
     group_weights: dict = field(default_factory=dict)
     ridge: float = 0.0
-    rcond: float = 1e-12
+    rcond: float = 1e-10
     bounds: dict = field(default_factory=lambda: dict(DEFAULT_BOUNDS))
     max_sweeps: int = 30
     tol: float = 1e-7
