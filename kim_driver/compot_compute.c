@@ -3,21 +3,36 @@
  * (MODEL_SPEC.md section 5).
  *
  * Organisation
- *   1. Pair lists: for every particle whose cluster functions are needed
- *      (contributing particles, plus with an N term every particle within
- *      r_c of a contributing one, ghosts included) the neighbours with
- *      r < r_c, with r, the unit vector and f_c(r), f_c'(r) computed once.
- *   2. Forward pass: per basis phi_k^(s)(i) (and rho_k^(s)(i) for N terms),
- *      every leaf's value e(i) at contributing atoms, then sums and products
- *      bottom-up, V_n(i) = e_n(i) + shift_n(Z_i).
- *   3. Backward pass: per-atom adjoints a_n(i) = dE/dV_n(i) top-down (sum:
- *      a child = a; product: a_X = a V_Y, a_Y = a V_X); leaf adjoints
- *      lambda_k^(s)(i) = dE/dphi_k^(s)(i) and nu = dE/drho (flowing back to
- *      phi of neighbours, ghosts included); every contribution is collected
- *      as the gradient of E with respect to the pair vector D_ij = r_j - r_i
- *      of the directed pair (i centre, j neighbour).
- *   4. Assembly: F_i += dE/dD_ij, F_j -= dE/dD_ij; virial
- *      sum dE/dD_ij (x) D_ij (symmetrised), per-particle virial half-half.
+ *   1. Pairs: for every particle whose cluster functions are needed
+ *      (contributing particles, plus -- when the host supplies neighbour
+ *      lists of ghosts -- with an N term every particle within r_c of a
+ *      contributing one) the neighbours with r < r_c, with r, the unit
+ *      vector and f_c(r), f_c'(r).  The two directions (i, j) and (j, i)
+ *      of a pair whose particles both have lists are linked as twins and
+ *      share one cache slot: the radial basis (the exponentials) is
+ *      evaluated once per unordered pair.
+ *   2. Bases: per basis and slot g^_k(r) and g^_k'(r), in one vectorised
+ *      batch per particle; phi_k^(s)(i) = sum_j g^_k(r_ij) for both
+ *      directions; g^' (and g^ for A leaves) stays in the slot cache.
+ *      With a host exchange, phi is then copied onto ghosts.
+ *   3. Sites: for each contributing atom i in turn, rho_k^(s)(i) of N
+ *      terms, every node's value bottom-up, V_n(i) = e_n(i) + shift_n(Z_i),
+ *      and -- with gradients -- its adjoints a_n(i) = dE/dV_n(i) top-down
+ *      (sum: a child = a; product: a_X = a V_Y, a_Y = a V_X), all local to
+ *      atom i.  Leaves turn adjoints into lambda_k^(s)(i) = dE/dphi (E and
+ *      G/C leaves, with derivatives kept from the value step) and
+ *      nu(i) = dE/drho (N leaves), which flows at once into lambda of the
+ *      neighbours, ghosts included; A and ZBL leaves and the f_c' term of
+ *      rho add to dE/dD_ij, the gradient with respect to the pair vector
+ *      D_ij = r_j - r_i of the directed pair (i centre, j neighbour).  What
+ *      matters for forces and virials is H = dE/dD_ij - dE/dD_ji of the
+ *      slot's first direction (i, j): radial terms t u_ij (and t' u_ji of
+ *      the twin) add t (t') to a scalar T of the slot, H = T u_ij + h,
+ *      A terms add to the vector h with the sign of their direction.
+ *   4. With a host exchange, lambda of ghosts is summed into the owners.
+ *   5. Slots, in order: T += sum_k lambda_k^(s_j)(i) g^_k'(r_ij) for both
+ *      directions, then F_i += H, F_j -= H, the virial H (x) D_ij
+ *      (symmetrised) and per-particle virials half-half.
  */
 #include "compot_internal.h"
 
@@ -29,22 +44,38 @@ struct compot_workspace {
   size_t n_cap;
   int *pstart;         /* [n] first pair of particle i */
   int *pend;           /* [n] one past its last pair */
-  unsigned char *flag; /* [n] bit 1: contributing; bit 2: needs pairs */
+  int *pmid;           /* [n] one past its last pair that owns a slot */
+  int *order;          /* [n] particles with pairs, in the order built */
+  int *pending;        /* [n] last pair (j, i) built before i, or -1 */
+  int *twin_of;        /* [n] pair (j, i) of the particle being built, or -1 */
+  unsigned char *flag; /* [n] bit 1: contributing; 2: needs pairs; 4: built */
   size_t pair_cap;
   int *pj;      /* [np] neighbour index */
+  int *ptwin;   /* [np] the pair (j, i) of pair (i, j), or -1 */
+  int *pslot;   /* [np] cache slot (shared by twins) */
+  int *powner;  /* [np] its particle i */
+  int *pnext;   /* [np] the pair before it in its neighbour's pending list */
   double *pr;   /* [np] distance */
   double *pu;   /* [3 np] unit vector D / r */
   double *pfc;  /* [np] f_c(r) */
   double *pdfc; /* [np] f_c'(r) */
-  double *pg;   /* [3 np] dE/dD */
+  size_t list_cap;
+  int *tj;      /* [list] positions in the host list of those inside r_c */
+  int *tt;      /* [list] their twins (pairs built before), or -1 */
+  double *td;   /* [4 list] D and |D|^2 of every listed neighbour */
   size_t feat_cap;
-  double *feat; /* per basis phi, lambda, rho, nu: [n S K] each */
-  size_t node_cap;
-  double *nodev; /* V and adjoint per node: [2 n_nodes n] */
+  double *feat; /* per basis phi and lambda: [n S K] each */
+  size_t slot_cap;
+  double *slot; /* [4 ns] per slot: radial part T and vector part h of
+                   H = dE/dD_ij - dE/dD_ji, collected by the site step */
+  size_t cache_cap;
+  double *cache; /* per basis and slot g^' and (A leaves) g^: [ns K] each */
   size_t scr_cap;
   double *scr;
+  size_t bat_cap;
+  double *bat; /* per-particle batches of pairs and features */
   size_t ptr_cap;
-  double **ptr; /* per-basis feature pointers */
+  double **ptr; /* per-basis pointers */
 };
 
 compot_workspace *compot_workspace_create(void)
@@ -57,16 +88,28 @@ void compot_workspace_destroy(compot_workspace *ws)
   if (ws == NULL) return;
   free(ws->pstart);
   free(ws->pend);
+  free(ws->pmid);
+  free(ws->order);
+  free(ws->pending);
+  free(ws->twin_of);
   free(ws->flag);
   free(ws->pj);
+  free(ws->ptwin);
+  free(ws->pslot);
+  free(ws->powner);
+  free(ws->pnext);
   free(ws->pr);
   free(ws->pu);
   free(ws->pfc);
   free(ws->pdfc);
-  free(ws->pg);
+  free(ws->slot);
+  free(ws->tj);
+  free(ws->tt);
+  free(ws->td);
   free(ws->feat);
-  free(ws->nodev);
+  free(ws->cache);
   free(ws->scr);
+  free(ws->bat);
   free(ws->ptr);
   free(ws);
 }
@@ -79,20 +122,42 @@ static int grow(void **p, size_t need, size_t elem)
   return COMPOT_OK;
 }
 
+static size_t grown(size_t cap, size_t need)
+{
+  cap = cap ? cap : 1024;
+  while (cap < need) cap *= 2;
+  return cap;
+}
+
 static int ensure_pairs(compot_workspace *ws, size_t need)
 {
   size_t cap;
   if (need <= ws->pair_cap) return COMPOT_OK;
-  cap = ws->pair_cap ? ws->pair_cap : 1024;
-  while (cap < need) cap *= 2;
+  cap = grown(ws->pair_cap, need);
   if (grow((void **) &ws->pj, cap, sizeof(int))
+      || grow((void **) &ws->ptwin, cap, sizeof(int))
+      || grow((void **) &ws->pslot, cap, sizeof(int))
+      || grow((void **) &ws->powner, cap, sizeof(int))
+      || grow((void **) &ws->pnext, cap, sizeof(int))
       || grow((void **) &ws->pr, cap, sizeof(double))
       || grow((void **) &ws->pu, 3 * cap, sizeof(double))
       || grow((void **) &ws->pfc, cap, sizeof(double))
-      || grow((void **) &ws->pdfc, cap, sizeof(double))
-      || grow((void **) &ws->pg, 3 * cap, sizeof(double)))
+      || grow((void **) &ws->pdfc, cap, sizeof(double)))
     return COMPOT_ERR_MEMORY;
   ws->pair_cap = cap;
+  return COMPOT_OK;
+}
+
+static int ensure_list(compot_workspace *ws, size_t need)
+{
+  size_t cap;
+  if (need <= ws->list_cap) return COMPOT_OK;
+  cap = grown(ws->list_cap, need);
+  if (grow((void **) &ws->tj, cap, sizeof(int))
+      || grow((void **) &ws->tt, cap, sizeof(int))
+      || grow((void **) &ws->td, 4 * cap, sizeof(double)))
+    return COMPOT_ERR_MEMORY;
+  ws->list_cap = cap;
   return COMPOT_OK;
 }
 
@@ -104,240 +169,110 @@ static int ensure_doubles(double **p, size_t *cap, size_t need)
   return COMPOT_OK;
 }
 
+/* sum_k a[k] b[k] with four partial sums (short dependency chains; the
+   block of four vectorises) */
+static inline double dot(int n, double const *a, double const *b)
+{
+  double s[4] = {0.0, 0.0, 0.0, 0.0}, r = 0.0;
+  int k = 0, v;
+  for (; k + 4 <= n; k += 4)
+    for (v = 0; v < 4; ++v) s[v] += a[k + v] * b[k + v];
+  for (; k < n; ++k) r += a[k] * b[k];
+  return ((s[0] + s[1]) + (s[2] + s[3])) + r;
+}
+
+/*
+ * OC[lm][t] = sum_k AC[k][lm] G[k][t] and OS likewise with AS, for
+ * lm < nlm2 (even; AC, AS rows nlm2 long) and t < nt (a multiple of 8; rows
+ * of G, OC, OS nt long): a small matrix product in 2 x 8 register blocks.
+ */
+static void gemm_cs(int nk, int nlm2, int nt, double const *restrict AC,
+                    double const *restrict AS, double const *restrict G,
+                    double *restrict OC, double *restrict OS)
+{
+  int t0, lm0, k, r, v;
+  for (lm0 = 0; lm0 < nlm2; lm0 += 2)
+    for (t0 = 0; t0 < nt; t0 += 8) {
+      double oc[2][8], os[2][8];
+      for (r = 0; r < 2; ++r)
+        for (v = 0; v < 8; ++v) oc[r][v] = os[r][v] = 0.0;
+      for (k = 0; k < nk; ++k) {
+        double const *g = G + (size_t) k * nt + t0;
+        for (r = 0; r < 2; ++r) {
+          double ac = AC[(size_t) k * nlm2 + lm0 + r], as = AS[(size_t) k * nlm2 + lm0 + r];
+          for (v = 0; v < 8; ++v) {
+            oc[r][v] += ac * g[v];
+            os[r][v] += as * g[v];
+          }
+        }
+      }
+      for (r = 0; r < 2; ++r)
+        for (v = 0; v < 8; ++v) {
+          OC[(size_t) (lm0 + r) * nt + t0 + v] = oc[r][v];
+          OS[(size_t) (lm0 + r) * nt + t0 + v] = os[r][v];
+        }
+    }
+}
+
 /* Everything one compute call needs, gathered once. */
 typedef struct ctx {
   compot_model const *m;
   compot_workspace *ws;
   compot_input const *in;
+  compot_exchange const *ex; /* NULL: ghosts have neighbour lists */
   int n, S;
   int want_grad;
-  double **bphi, **blam, **brho, **bnu;     /* per basis, NULL if unused */
-  double *V, *adj;                          /* [n_nodes n] */
-  double *g, *dg;                           /* [max_K] */
-  double *w;                                /* [nlm] addition theorem weights */
-  double *ac, *as, *bac, *bas;              /* [S K nlm] */
-  double *selfv, *selfbar;                  /* [S K] */
-  double *q, *yc, *ys, *dyc, *dys;          /* [nlm], [3 nlm] */
+  int n_built; /* particles with pairs (ws->order) */
+  int n_slots;
+  int max_pairs; /* most pairs of one particle */
+  /* per basis, NULL if unused */
+  double **bphi, **blam; /* [n S K] cluster functions and their adjoints */
+  double **bg, **bdg;    /* [n_slots K] cached g^ (A leaves), g^' */
+  double **brho, **bnu;  /* [S K] rho and nu of the current atom */
+  double *st, *sh;       /* [n_slots], [3 n_slots]: T and h of each slot */
+  /* per-atom scratch */
+  double *V, *adj; /* [n_nodes] */
+  double *dedf;    /* [n_nodes S max_K] de/df of E and N leaves */
+  double *fg, *fgi, *fu, *fx, *fdx; /* [max_L max_K] feature batch */
+  double *bgv, *bdgv;         /* [max_pairs max_K] basis batch */
+  double *w;                  /* [nlm] addition theorem weights */
+  double *angsum; /* [n_nodes ang_stride] per A leaf and atom: sums A^c,
+                     A^s, self terms; per pair Y^c, Y^s, their gradients,
+                     g^ and g^' by species (see leaf_angular) */
+  double *bac, *bas;  /* [S K nlm] */
+  double *selfbar;    /* [S K] */
+  double *ascr;       /* A leaves: [(2 (max_P+1) + 6 nlm + 8) pst] */
+  size_t ang_stride;
+  int pst;            /* max_pairs rounded up to a multiple of 8 */
 } ctx;
 
 #define IS_CONTRIB(c, i) ((c)->ws->flag[i] & 1)
 
-/* ---- leaves: forward ---------------------------------------------------- */
-
-static double leaf_linear(ctx const *c, compot_node const *nd, int i)
+/* Does particle i need basis b evaluated on its pairs?  Contributing
+   particles always; ghosts with lists for the second hop of N terms. */
+static int evaluates(ctx const *c, compot_basis const *B, int i)
 {
-  compot_basis const *b = &c->m->bases[nd->basis];
-  int S = c->S, K = b->K, Z = c->in->species[i], s, k;
-  double const *f = c->bphi[nd->basis] + (size_t) i * S * K;
-  double const *cc = nd->c + (size_t) Z * S * K;
-  double e = 0.0;
-  for (s = 0; s < S; ++s)
-    for (k = 0; k < K; ++k) e += cc[s * K + k] * f[s * K + k];
-  return e;
+  return IS_CONTRIB(c, i) || (B->need_rho && (c->ws->flag[i] & 2));
 }
 
-/* E and N leaves: e = sum_s sum_l sum_k c[Z,s,l,k] x(gamma_l, f/f_max);
-   if fbar is not NULL, add a * de/df into fbar. */
-static double leaf_exp(ctx const *c, compot_node const *nd, int i, double a,
-                       double *fbar)
-{
-  compot_basis const *b = &c->m->bases[nd->basis];
-  int S = c->S, K = b->K, L = nd->L, Z = c->in->species[i], s, k, l;
-  int nexp = nd->kind == COMPOT_NODE_NEXP;
-  double const *f = (nexp ? c->brho : c->bphi)[nd->basis] + (size_t) i * S * K;
-  double const *fmax = nexp ? b->rho_max : b->phi_max;
-  double e = 0.0;
-  for (s = 0; s < S; ++s) {
-    double const *cs = nd->c + (size_t) (Z * S + s) * L * K;
-    for (k = 0; k < K; ++k) {
-      double u = f[s * K + k] / fmax[s * K + k], dsum = 0.0;
-      for (l = 0; l < L; ++l) {
-        double x, dx;
-        compot_xfeature(nd->gamma[l], u, &x, &dx);
-        e += cs[l * K + k] * x;
-        dsum += cs[l * K + k] * dx;
-      }
-      if (fbar != NULL) fbar[s * K + k] += a * dsum / fmax[s * K + k];
-    }
-  }
-  return e;
-}
-
-/* Accumulate A^c, A^s and the self terms of atom i for an A leaf. */
-static void angular_sums(ctx *c, compot_node const *nd, int i)
-{
-  compot_model const *m = c->m;
-  compot_basis const *b = &m->bases[nd->basis];
-  compot_workspace const *ws = c->ws;
-  int S = c->S, K = b->K, P = nd->P, nlm = compot_n_lm(P), p, k, lm;
-  size_t tot = (size_t) S * K * nlm;
-  memset(c->ac, 0, tot * sizeof(double));
-  memset(c->as, 0, tot * sizeof(double));
-  memset(c->selfv, 0, (size_t) S * K * sizeof(double));
-  for (p = ws->pstart[i]; p < ws->pend[i]; ++p) {
-    int s = c->in->species[ws->pj[p]];
-    compot_radial(b, m->cutoff, ws->pr[p], ws->pfc[p], ws->pdfc[p], c->g,
-                  c->dg);
-    compot_ylm(ws->pu + 3 * p, P, c->q, c->yc, c->ys, NULL, NULL);
-    for (k = 0; k < K; ++k) {
-      double gk = c->g[k];
-      double *ac = c->ac + (size_t) (s * K + k) * nlm;
-      double *as = c->as + (size_t) (s * K + k) * nlm;
-      for (lm = 0; lm < nlm; ++lm) {
-        ac[lm] += gk * c->yc[lm];
-        as[lm] += gk * c->ys[lm];
-      }
-      c->selfv[s * K + k] += gk * gk;
-    }
-  }
-}
-
-/* Index of the species pair (s1 <= s2), s1-major. */
-static int pair_index(int S, int s1, int s2)
-{
-  return s1 * S - s1 * (s1 - 1) / 2 + (s2 - s1);
-}
-
-/*
- * A leaf: e(i) = sum_{s1<=s2} sum_k sum_p c[Z,(s1,s2),k,p] q_kp^(s1 s2)(i),
- *   q^(ss)   = sum_m w_lm (A^c_s^2 + A^s_s^2) - sum_{j in s} g_k(r_ij)^2,
- *   q^(s1s2) = 2 sum_m w_lm (A^c_s1 A^c_s2 + A^s_s1 A^s_s2)   (s1 < s2),
- * with l = p and A^c_(s,k,lm) = sum_{j in s} g_k(r_ij) Q_l^m(z_ij) C_m(u_ij).
- */
-static double leaf_angular(ctx *c, compot_node const *nd, int i)
-{
-  int S = c->S, K = nd->K, P = nd->P, P1 = P + 1, nlm = compot_n_lm(P);
-  int Z = c->in->species[i], np = S * (S + 1) / 2, s1, s2, k, l, m;
-  double e = 0.0;
-  angular_sums(c, nd, i);
-  for (s1 = 0; s1 < S; ++s1)
-    for (s2 = s1; s2 < S; ++s2) {
-      double const *cc =
-          nd->c + (size_t) (Z * np + pair_index(S, s1, s2)) * K * P1;
-      for (k = 0; k < K; ++k) {
-        double const *a1 = c->ac + (size_t) (s1 * K + k) * nlm;
-        double const *b1 = c->as + (size_t) (s1 * K + k) * nlm;
-        double const *a2 = c->ac + (size_t) (s2 * K + k) * nlm;
-        double const *b2 = c->as + (size_t) (s2 * K + k) * nlm;
-        for (l = 0; l <= P; ++l) {
-          double sum = 0.0, qv;
-          for (m = 0; m <= l; ++m) {
-            int lm = l * (l + 1) / 2 + m;
-            sum += c->w[lm] * (a1[lm] * a2[lm] + b1[lm] * b2[lm]);
-          }
-          qv = s1 == s2 ? sum - c->selfv[s1 * K + k] : 2.0 * sum;
-          e += cc[k * P1 + l] * qv;
-        }
-      }
-    }
-  return e;
-}
-
-/* Backward of an A leaf at atom i with adjoint a: adds dE/dD_ij to pg. */
-static void leaf_angular_backward(ctx *c, compot_node const *nd, int i,
-                                  double a)
-{
-  compot_model const *model = c->m;
-  compot_basis const *b = &model->bases[nd->basis];
-  compot_workspace *ws = c->ws;
-  int S = c->S, K = nd->K, P = nd->P, P1 = P + 1, nlm = compot_n_lm(P);
-  int Z = c->in->species[i], np = S * (S + 1) / 2, s1, s2, k, l, m, p, lm;
-  size_t tot = (size_t) S * K * nlm;
-
-  angular_sums(c, nd, i);
-  memset(c->bac, 0, tot * sizeof(double));
-  memset(c->bas, 0, tot * sizeof(double));
-  memset(c->selfbar, 0, (size_t) S * K * sizeof(double));
-  for (s1 = 0; s1 < S; ++s1)
-    for (s2 = s1; s2 < S; ++s2) {
-      double const *cc =
-          nd->c + (size_t) (Z * np + pair_index(S, s1, s2)) * K * P1;
-      for (k = 0; k < K; ++k) {
-        size_t o1 = (size_t) (s1 * K + k) * nlm, o2 = (size_t) (s2 * K + k) * nlm;
-        for (l = 0; l <= P; ++l) {
-          double t = 2.0 * a * cc[k * P1 + l];
-          if (t == 0.0) continue;
-          if (s1 == s2) c->selfbar[s1 * K + k] -= 0.5 * t;
-          for (m = 0; m <= l; ++m) {
-            lm = l * (l + 1) / 2 + m;
-            /* s1 == s2: d(A^2)/dA = 2A; s1 < s2: 2 (A1 A2) -> 2 A2, 2 A1 */
-            c->bac[o1 + lm] += t * c->w[lm] * c->ac[o2 + lm];
-            c->bas[o1 + lm] += t * c->w[lm] * c->as[o2 + lm];
-            if (s1 != s2) {
-              c->bac[o2 + lm] += t * c->w[lm] * c->ac[o1 + lm];
-              c->bas[o2 + lm] += t * c->w[lm] * c->as[o1 + lm];
-            }
-          }
-        }
-      }
-    }
-  for (p = ws->pstart[i]; p < ws->pend[i]; ++p) {
-    int s = c->in->species[ws->pj[p]];
-    double const *u = ws->pu + 3 * p;
-    double r = ws->pr[p], G[3] = {0.0, 0.0, 0.0};
-    compot_radial(b, model->cutoff, r, ws->pfc[p], ws->pdfc[p], c->g, c->dg);
-    compot_ylm(u, P, c->q, c->yc, c->ys, c->dyc, c->dys);
-    for (k = 0; k < K; ++k) {
-      double const *bac = c->bac + (size_t) (s * K + k) * nlm;
-      double const *bas = c->bas + (size_t) (s * K + k) * nlm;
-      double h = 0.0, gv[3] = {0.0, 0.0, 0.0}, coef, ug;
-      for (lm = 0; lm < nlm; ++lm) {
-        h += bac[lm] * c->yc[lm] + bas[lm] * c->ys[lm];
-        gv[0] += bac[lm] * c->dyc[3 * lm] + bas[lm] * c->dys[3 * lm];
-        gv[1] += bac[lm] * c->dyc[3 * lm + 1] + bas[lm] * c->dys[3 * lm + 1];
-        gv[2] += bac[lm] * c->dyc[3 * lm + 2] + bas[lm] * c->dys[3 * lm + 2];
-      }
-      coef = c->dg[k] * h + 2.0 * c->selfbar[s * K + k] * c->g[k] * c->dg[k];
-      ug = u[0] * gv[0] + u[1] * gv[1] + u[2] * gv[2];
-      G[0] += coef * u[0] + c->g[k] * (gv[0] - ug * u[0]) / r;
-      G[1] += coef * u[1] + c->g[k] * (gv[1] - ug * u[1]) / r;
-      G[2] += coef * u[2] + c->g[k] * (gv[2] - ug * u[2]) / r;
-    }
-    ws->pg[3 * p] += G[0];
-    ws->pg[3 * p + 1] += G[1];
-    ws->pg[3 * p + 2] += G[2];
-  }
-}
-
-/* ZBL leaf: e(i) = 1/2 sum_j phi_ZBL(r_ij); with grad, adds a/2 phi' u. */
-static double leaf_zbl(ctx *c, compot_node const *nd, int i, double a,
-                       int grad)
-{
-  compot_workspace *ws = c->ws;
-  int S = c->S, Zi = c->in->species[i], p;
-  double e = 0.0;
-  for (p = ws->pstart[i]; p < ws->pend[i]; ++p) {
-    double dphi;
-    int pair = Zi * S + c->in->species[ws->pj[p]];
-    if (ws->pr[p] >= nd->r_out) continue;
-    e += 0.5 * compot_zbl_eval(&nd->zbl, pair, nd->r_in, nd->r_out,
-                               ws->pr[p], &dphi);
-    if (grad) {
-      double t = 0.5 * a * dphi;
-      ws->pg[3 * p] += t * ws->pu[3 * p];
-      ws->pg[3 * p + 1] += t * ws->pu[3 * p + 1];
-      ws->pg[3 * p + 2] += t * ws->pu[3 * p + 2];
-    }
-  }
-  return e;
-}
-
-/* ---- setup -------------------------------------------------------------- */
+/* ---- 1. pairs ------------------------------------------------------------ */
 
 /* Pairs (r < r_c) of particle i, appended at *np; with mark, the
-   neighbours found are flagged as needing pairs of their own. */
+   neighbours found are flagged as needing pairs of their own.  A neighbour
+   whose pairs are built already and list i is linked as twin. */
 static int pairs_of(ctx *c, int i, size_t *np, int mark, char *msg,
                     size_t msg_size)
 {
   compot_input const *in = c->in;
   compot_workspace *ws = c->ws;
-  int n = c->n, jj, nn = 0, err;
+  int n = c->n, jj, nn = 0, err, t, m = 0, s;
   int const *list = NULL;
-  double rc = c->m->cutoff, rc2 = rc * rc, rc_inv = 1.0 / rc;
-  double const *xi = in->coords + 3 * i;
+  double const *x = in->coords;
+  double rc = c->m->cutoff, rc2 = rc * rc;
+  double xi0 = x[3 * i], xi1 = x[3 * i + 1], xi2 = x[3 * i + 2];
+  size_t q0 = *np;
 
-  ws->pstart[i] = (int) *np;
-  ws->pend[i] = (int) *np;
+  ws->pstart[i] = ws->pmid[i] = ws->pend[i] = (int) q0;
   if (in->species[i] < 0 || in->species[i] >= c->S) {
     compot_set_msg(msg, msg_size,
                    "particle %d has species index %d; expected 0..%d "
@@ -353,15 +288,18 @@ static int pairs_of(ctx *c, int i, size_t *np, int mark, char *msg,
                    i, err);
     return COMPOT_ERR_INPUT;
   }
-  if (nn > 0 && ensure_pairs(ws, *np + (size_t) nn)) {
+  if (nn > 0
+      && (ensure_pairs(ws, q0 + (size_t) nn) || ensure_list(ws, (size_t) nn))) {
     compot_set_msg(msg, msg_size, "out of memory for %lu pairs",
-                   (unsigned long) (*np + (size_t) nn));
+                   (unsigned long) (q0 + (size_t) nn));
     return COMPOT_ERR_MEMORY;
   }
+  /* D and |D|^2 of every listed neighbour (independent iterations), then
+     those inside r_c without branches on the distance (longer lists are
+     allowed, e.g. KLIFF's, and LAMMPS's with the skin) */
   for (jj = 0; jj < nn; ++jj) {
-    int j = list[jj], a;
-    double d[3], d2 = 0.0, r;
-    size_t q = *np;
+    int j = list[jj];
+    double *d = ws->td + 4 * jj;
     if (j < 0 || j >= n) {
       compot_set_msg(msg, msg_size,
                      "neighbour list of particle %d contains index %d; "
@@ -369,11 +307,17 @@ static int pairs_of(ctx *c, int i, size_t *np, int mark, char *msg,
                      i, j, n - 1);
       return COMPOT_ERR_INPUT;
     }
-    for (a = 0; a < 3; ++a) {
-      d[a] = in->coords[3 * j + a] - xi[a];
-      d2 += d[a] * d[a];
-    }
-    if (!(d2 < rc2)) continue; /* longer lists are allowed (KLIFF) */
+    d[0] = x[3 * j] - xi0;
+    d[1] = x[3 * j + 1] - xi1;
+    d[2] = x[3 * j + 2] - xi2;
+    d[3] = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+  }
+  for (jj = 0; jj < nn; ++jj) {
+    ws->tj[m] = jj;
+    m += ws->td[4 * jj + 3] < rc2;
+  }
+  for (t = 0; t < m; ++t) {
+    int j = list[ws->tj[t]];
     if (in->species[j] < 0 || in->species[j] >= c->S) {
       compot_set_msg(msg, msg_size,
                      "particle %d (a neighbour of particle %d) has species "
@@ -381,37 +325,79 @@ static int pairs_of(ctx *c, int i, size_t *np, int mark, char *msg,
                      j, i, in->species[j], c->S - 1);
       return COMPOT_ERR_INPUT;
     }
-    r = sqrt(d2);
-    if (!(r > 0.0)) {
+    if (!(ws->td[4 * ws->tj[t] + 3] > 0.0)) {
       compot_set_msg(msg, msg_size,
                      "particles %d and %d are at the same position; "
                      "expected distinct positions",
                      i, j);
       return COMPOT_ERR_INPUT;
     }
-    if (mark) ws->flag[j] |= 2;
-    ws->pj[q] = j;
-    ws->pr[q] = r;
-    for (a = 0; a < 3; ++a) ws->pu[3 * q + a] = d[a] / r;
-    compot_cutoff_fn_inv(r, rc_inv, &ws->pfc[q], &ws->pdfc[q]);
-    ws->pg[3 * q] = ws->pg[3 * q + 1] = ws->pg[3 * q + 2] = 0.0;
-    *np = q + 1;
   }
+  /* twins: the pairs (j, i) built before i wait in i's pending list (the
+     same distance bit for bit: (x_i - x_j)^2 == (x_j - x_i)^2).  Pairs
+     without a twin yet own a cache slot and go first, from q0 on; those
+     with one go last, from the end of i's block backwards. */
+  for (s = ws->pending[i]; s >= 0; s = ws->pnext[s])
+    ws->twin_of[ws->powner[s]] = s;
+  for (t = 0; t < m; ++t) {
+    int j = list[ws->tj[t]];
+    ws->tt[t] = -1;
+    if ((ws->flag[j] & 4) && ws->twin_of[j] >= 0) {
+      ws->tt[t] = ws->twin_of[j];
+      ws->twin_of[j] = -1;
+    }
+  }
+  for (s = ws->pending[i]; s >= 0; s = ws->pnext[s])
+    ws->twin_of[ws->powner[s]] = -1;
+  {
+    int front = 0, back = m - 1;
+    for (t = 0; t < m; ++t) {
+      int j = list[ws->tj[t]], tw = ws->tt[t], q;
+      double const *d = ws->td + 4 * ws->tj[t];
+      double r = sqrt(d[3]), inv = 1.0 / r;
+      q = (int) q0 + (tw < 0 ? front++ : back--);
+      ws->pj[q] = j;
+      ws->powner[q] = i;
+      ws->ptwin[q] = tw;
+      if (tw >= 0) {
+        ws->ptwin[tw] = q;
+      } else if (!(ws->flag[j] & 4)) {
+        /* wait in j's pending list */
+        ws->pnext[q] = ws->pending[j];
+        ws->pending[j] = q;
+      }
+      if (mark) ws->flag[j] |= 2;
+      ws->pr[q] = r;
+      ws->pu[3 * q] = d[0] * inv;
+      ws->pu[3 * q + 1] = d[1] * inv;
+      ws->pu[3 * q + 2] = d[2] * inv;
+    }
+    ws->pmid[i] = (int) q0 + front;
+  }
+  compot_cutoff_n(m, ws->pr + q0, 1.0 / rc, ws->pfc + q0, ws->pdfc + q0);
+  *np = q0 + (size_t) m;
   ws->pend[i] = (int) *np;
+  ws->flag[i] |= 4;
+  ws->order[c->n_built++] = i;
+  if (m > c->max_pairs) c->max_pairs = m;
   return COMPOT_OK;
 }
 
-/* Pairs of contributing particles, and with an N term of every particle
-   within r_c of one (ghosts included). */
-static int build_pairs(ctx *c, char *msg, size_t msg_size)
+/* Pairs of contributing particles, and -- with an N term and without a host
+   exchange -- of every particle within r_c of one (ghosts included); then
+   the cache slots: one per pair without twin or first of its twins. */
+static int build_pairs(ctx *c, size_t *np_out, char *msg, size_t msg_size)
 {
   compot_workspace *ws = c->ws;
-  int n = c->n, i, err, mark = c->m->has_nexp;
+  int n = c->n, i, err, mark = c->m->has_nexp && c->ex == NULL, o, p;
   size_t np = 0;
 
+  c->n_built = 0;
+  c->max_pairs = 0;
   for (i = 0; i < n; ++i) {
-    ws->flag[i] = c->in->contributing[i] ? 3 : 0;
-    ws->pstart[i] = ws->pend[i] = 0;
+    ws->flag[i] = c->in->contributing[i] ? 1 : 0;
+    ws->pstart[i] = ws->pmid[i] = ws->pend[i] = 0;
+    ws->pending[i] = ws->twin_of[i] = -1;
   }
   for (i = 0; i < n; ++i)
     if (ws->flag[i] & 1) {
@@ -424,87 +410,91 @@ static int build_pairs(ctx *c, char *msg, size_t msg_size)
         err = pairs_of(c, i, &np, 0, msg, msg_size);
         if (err) return err;
       }
+  c->n_slots = 0;
+  for (o = 0; o < c->n_built; ++o) {
+    i = ws->order[o];
+    for (p = ws->pstart[i]; p < ws->pmid[i]; ++p) ws->pslot[p] = c->n_slots++;
+    for (; p < ws->pend[i]; ++p) ws->pslot[p] = ws->pslot[ws->ptwin[p]];
+  }
+  *np_out = np;
   return COMPOT_OK;
 }
 
+/* ---- setup -------------------------------------------------------------- */
+
+/* Per-atom arrays, scratch, and the weights of the addition theorem. */
 static int setup(ctx *c, char *msg, size_t msg_size)
 {
   compot_model const *m = c->m;
   compot_workspace *ws = c->ws;
-  int n = c->n, S = c->S, b, lm, l, mm;
+  int n = c->n, S = c->S, nb = m->n_bases, b, lm, l, mm;
   size_t nfeat = 0, nscr, nlm = (size_t) compot_n_lm(m->max_P);
-  size_t sk = (size_t) S * (size_t) m->max_K;
+  size_t sk = (size_t) S * (size_t) m->max_K, nn = (size_t) m->n_nodes;
   double *f, *s;
 
   if ((size_t) n + 1 > ws->n_cap) {
     if (grow((void **) &ws->pstart, (size_t) n + 1, sizeof(int))
         || grow((void **) &ws->pend, (size_t) n + 1, sizeof(int))
+        || grow((void **) &ws->pmid, (size_t) n + 1, sizeof(int))
+        || grow((void **) &ws->order, (size_t) n + 1, sizeof(int))
+        || grow((void **) &ws->pending, (size_t) n + 1, sizeof(int))
+        || grow((void **) &ws->twin_of, (size_t) n + 1, sizeof(int))
         || grow((void **) &ws->flag, (size_t) n + 1, 1))
       goto nomem;
     ws->n_cap = (size_t) n + 1;
   }
-  for (b = 0; b < m->n_bases; ++b) {
-    size_t one = (size_t) n * S * m->bases[b].K;
-    compot_basis const *B = &m->bases[b];
-    if (B->need_phi) nfeat += one * (c->want_grad ? 2 : 1);
-    if (B->need_rho) nfeat += one * (c->want_grad ? 2 : 1);
-  }
-  nscr = 2 * (size_t) m->max_K + nlm;
-  if (m->has_angular) nscr += 4 * sk * nlm + 2 * sk + 9 * nlm;
+  for (b = 0; b < nb; ++b)
+    if (m->bases[b].need_phi)
+      nfeat += (size_t) n * S * m->bases[b].K * (c->want_grad ? 2 : 1);
+  nscr = 2 * nn + nn * sk + nlm + 2 * (size_t) nb * sk;
+  if (m->has_angular) nscr += 2 * sk * (nlm + 1) + sk;
   if (ensure_doubles(&ws->feat, &ws->feat_cap, nfeat)
-      || ensure_doubles(&ws->nodev, &ws->node_cap,
-                        2 * (size_t) m->n_nodes * n)
       || ensure_doubles(&ws->scr, &ws->scr_cap, nscr))
     goto nomem;
-  if (4 * (size_t) m->n_bases > ws->ptr_cap) {
-    if (grow((void **) &ws->ptr, 4 * (size_t) m->n_bases, sizeof(double *)))
+  if (6 * (size_t) nb > ws->ptr_cap) {
+    if (grow((void **) &ws->ptr, 6 * (size_t) nb, sizeof(double *)))
       goto nomem;
-    ws->ptr_cap = 4 * (size_t) m->n_bases;
+    ws->ptr_cap = 6 * (size_t) nb;
   }
   if (nfeat > 0) memset(ws->feat, 0, nfeat * sizeof(double));
 
   /* carve the scratch */
-  s = ws->scr;
   c->bphi = ws->ptr;
-  c->blam = c->bphi + m->n_bases;
-  c->brho = c->blam + m->n_bases;
-  c->bnu = c->brho + m->n_bases;
-  c->g = s;
-  s += m->max_K;
-  c->dg = s;
-  s += m->max_K;
+  c->blam = c->bphi + nb;
+  c->bg = c->blam + nb;
+  c->bdg = c->bg + nb;
+  c->brho = c->bdg + nb;
+  c->bnu = c->brho + nb;
+  s = ws->scr;
+  c->V = s;
+  s += nn;
+  c->adj = s;
+  s += nn;
+  c->dedf = s;
+  s += nn * sk;
   c->w = s;
   s += nlm;
+  for (b = 0; b < nb; ++b) {
+    c->brho[b] = c->bnu[b] = NULL;
+    if (m->bases[b].need_rho) {
+      c->brho[b] = s;
+      c->bnu[b] = s + sk;
+    }
+    s += 2 * sk;
+  }
   if (m->has_angular) {
-    c->ac = s;
-    s += sk * nlm;
-    c->as = s;
-    s += sk * nlm;
     c->bac = s;
-    s += sk * nlm;
+    s += sk * (nlm + 1);
     c->bas = s;
-    s += sk * nlm;
-    c->selfv = s;
-    s += sk;
+    s += sk * (nlm + 1);
     c->selfbar = s;
     s += sk;
-    c->q = s;
-    s += nlm;
-    c->yc = s;
-    s += nlm;
-    c->ys = s;
-    s += nlm;
-    c->dyc = s;
-    s += 3 * nlm;
-    c->dys = s;
-    s += 3 * nlm;
   }
   f = ws->feat;
-  for (b = 0; b < m->n_bases; ++b) {
+  for (b = 0; b < nb; ++b) {
     size_t one = (size_t) n * S * m->bases[b].K;
-    compot_basis const *B = &m->bases[b];
-    c->bphi[b] = c->blam[b] = c->brho[b] = c->bnu[b] = NULL;
-    if (B->need_phi) {
+    c->bphi[b] = c->blam[b] = c->bg[b] = c->bdg[b] = NULL;
+    if (m->bases[b].need_phi) {
       c->bphi[b] = f;
       f += one;
       if (c->want_grad) {
@@ -512,17 +502,7 @@ static int setup(ctx *c, char *msg, size_t msg_size)
         f += one;
       }
     }
-    if (B->need_rho) {
-      c->brho[b] = f;
-      f += one;
-      if (c->want_grad) {
-        c->bnu[b] = f;
-        f += one;
-      }
-    }
   }
-  c->V = ws->nodev;
-  c->adj = ws->nodev + (size_t) m->n_nodes * n;
   /* addition theorem weights w_l0 = 1, w_lm = 2 (l-m)!/(l+m)! */
   for (l = 0; l <= m->max_P; ++l)
     for (mm = 0; mm <= l; ++mm) {
@@ -541,191 +521,546 @@ nomem:
   return COMPOT_ERR_MEMORY;
 }
 
-/* ---- compute ------------------------------------------------------------ */
-
-static void forward(ctx *c)
+/* Slot caches of g^' (gradients) and g^ (A leaves); per-particle batches. */
+static int setup_caches(ctx *c, char *msg, size_t msg_size)
 {
   compot_model const *m = c->m;
   compot_workspace *ws = c->ws;
-  int n = c->n, S = c->S, b, i, p, k, s, nd;
+  size_t total = 0, nbat, ns = (size_t) c->n_slots, mp = (size_t) c->max_pairs;
+  size_t nascr;
+  size_t lk;
+  double *f;
+  int b, nd, max_l = 1;
+  for (b = 0; b < m->n_bases; ++b) {
+    size_t one = ns * (size_t) m->bases[b].K;
+    if (m->bases[b].need_ang) total += one;
+    if (c->want_grad) total += one;
+  }
+  for (nd = 0; nd < m->n_nodes; ++nd)
+    if (m->nodes[nd].L > max_l) max_l = m->nodes[nd].L;
+  lk = (size_t) max_l * m->max_K;
+  c->ang_stride = nascr = 0;
+  c->pst = (c->max_pairs + 7) & ~7;
+  if (m->has_angular) {
+    size_t nlm = (size_t) compot_n_lm(m->max_P), sk = (size_t) c->S * m->max_K;
+    size_t pst = (size_t) c->pst;
+    c->ang_stride = 2 * sk * nlm + sk + 8 * nlm * pst + 2 * sk * pst;
+    nascr = (2 * (size_t) (m->max_P + 1) + 6 * nlm + 12) * pst;
+  }
+  nbat = 5 * lk + mp * 2 * (size_t) m->max_K
+         + (size_t) m->n_nodes * c->ang_stride + nascr;
+  if (ensure_doubles(&ws->cache, &ws->cache_cap, total)
+      || ensure_doubles(&ws->bat, &ws->bat_cap, nbat)
+      || ensure_doubles(&ws->slot, &ws->slot_cap, 4 * ns)) {
+    compot_set_msg(msg, msg_size, "out of memory for %lu pair slots",
+                   (unsigned long) ns);
+    return COMPOT_ERR_MEMORY;
+  }
+  c->st = ws->slot;
+  c->sh = ws->slot + ns;
+  if (c->want_grad) memset(ws->slot, 0, 4 * ns * sizeof(double));
+  f = ws->cache;
+  for (b = 0; b < m->n_bases; ++b) {
+    size_t one = ns * (size_t) m->bases[b].K;
+    if (m->bases[b].need_ang) {
+      c->bg[b] = f;
+      f += one;
+    }
+    if (c->want_grad) {
+      c->bdg[b] = f;
+      f += one;
+    }
+  }
+  f = ws->bat;
+  c->fg = f;
+  f += lk;
+  c->fgi = f;
+  f += lk;
+  c->fu = f;
+  f += lk;
+  c->fx = f;
+  f += lk;
+  c->fdx = f;
+  f += lk;
+  c->bgv = f;
+  f += mp * m->max_K;
+  c->bdgv = f;
+  f += mp * m->max_K;
+  c->angsum = f;
+  f += (size_t) m->n_nodes * c->ang_stride;
+  c->ascr = f;
+  return COMPOT_OK;
+}
+
+/* ---- 2. bases ------------------------------------------------------------ */
+
+/* g^_k and g^_k' once per slot, for every particle that needs basis b, in
+   one batch of its slot-owning pairs (consecutive pairs and slots);
+   phi_k^(s) of both particles of a slot; then the exchange of phi for N
+   terms. */
+static int eval_bases(ctx *c, char *msg, size_t msg_size)
+{
+  compot_model const *m = c->m;
+  compot_workspace *ws = c->ws;
+  int const *spec = c->in->species;
+  int S = c->S, b, o, p, k, t, err;
 
   for (b = 0; b < m->n_bases; ++b) {
     compot_basis const *B = &m->bases[b];
-    int K = B->K;
-    if (!B->need_phi) continue;
-    for (i = 0; i < n; ++i) {
-      double *f;
-      if (!(IS_CONTRIB(c, i) || (B->need_rho && ws->flag[i]))) continue;
-      f = c->bphi[b] + (size_t) i * S * K;
-      for (p = ws->pstart[i]; p < ws->pend[i]; ++p) {
-        double *fs = f + c->in->species[ws->pj[p]] * K;
-        compot_radial(B, m->cutoff, ws->pr[p], ws->pfc[p], ws->pdfc[p], c->g,
-                      c->dg);
-        for (k = 0; k < K; ++k) fs[k] += c->g[k];
+    int K = B->K, SK = S * K, gauss = B->kind == COMPOT_BASIS_GAUSSIAN;
+    double *phi = c->bphi[b], *gc = c->bg[b], *dgc = c->bdg[b];
+    if (phi == NULL && gc == NULL && dgc == NULL) continue;
+    for (o = 0; o < c->n_built; ++o) {
+      int i = ws->order[o], p0 = ws->pstart[i], nb = ws->pmid[i] - p0;
+      double *g, *dg, *fi;
+      if (nb == 0 || !evaluates(c, B, i)) continue;
+      g = gc != NULL ? gc + (size_t) ws->pslot[p0] * K : c->bgv;
+      dg = dgc != NULL ? dgc + (size_t) ws->pslot[p0] * K : c->bdgv;
+      if (gauss)
+        compot_gaussian_n(B, nb, ws->pr + p0, ws->pfc + p0, ws->pdfc + p0, g,
+                          dg);
+      else
+        for (t = 0; t < nb; ++t)
+          compot_radial(B, m->cutoff, ws->pr[p0 + t], ws->pfc[p0 + t],
+                        ws->pdfc[p0 + t], g + (size_t) t * K,
+                        dg + (size_t) t * K);
+      if (phi == NULL) continue;
+      fi = phi + (size_t) i * SK;
+      for (t = 0, p = p0; t < nb; ++t, ++p) {
+        int j = ws->pj[p];
+        double const *gt = g + (size_t) t * K;
+        double *fs = fi + spec[j] * K;
+        for (k = 0; k < K; ++k) fs[k] += gt[k];
+        if (ws->ptwin[p] >= 0) {
+          fs = phi + (size_t) j * SK + spec[i] * K;
+          for (k = 0; k < K; ++k) fs[k] += gt[k];
+        }
       }
     }
-    if (!B->need_rho) continue;
-    /* rho_k^(s)(i) = sum_j f_c(r_ij) phi_k^(s)(j) */
-    for (i = 0; i < n; ++i) {
-      double *rh;
-      if (!IS_CONTRIB(c, i)) continue;
-      rh = c->brho[b] + (size_t) i * S * K;
-      for (p = ws->pstart[i]; p < ws->pend[i]; ++p) {
-        double const *fj = c->bphi[b] + (size_t) ws->pj[p] * S * K;
-        double fc = ws->pfc[p];
-        for (s = 0; s < S * K; ++s) rh[s] += fc * fj[s];
+    if (B->need_rho && c->ex != NULL) {
+      err = c->ex->forward(c->ex->context, phi, SK);
+      if (err) {
+        compot_set_msg(msg, msg_size,
+                       "host exchange (forward) of the cluster functions of "
+                       "basis b%d failed with error %d", b + 1, err);
+        return COMPOT_ERR_INPUT;
       }
     }
   }
+  return COMPOT_OK;
+}
 
-  /* nodes bottom-up: pre-order numbering, so descending indices visit
+/* ---- 3. leaves at one atom ----------------------------------------------- */
+
+static double leaf_linear(ctx const *c, compot_node const *nd, int i)
+{
+  compot_basis const *b = &c->m->bases[nd->basis];
+  int S = c->S, K = b->K, Z = c->in->species[i], k;
+  double const *f = c->bphi[nd->basis] + (size_t) i * S * K;
+  double const *cc = nd->c + (size_t) Z * S * K;
+  double e = 0.0;
+  for (k = 0; k < S * K; ++k) e += cc[k] * f[k];
+  return e;
+}
+
+/* E and N leaves: e = sum_s sum_l sum_k c[Z,s,l,k] x(gamma_l, f/f_max);
+   with gradients, dedf[s K + k] = de/df.  All L K features of one species
+   in one batch. */
+static double leaf_exp(ctx *c, compot_node const *nd, int i, double *dedf)
+{
+  compot_basis const *b = &c->m->bases[nd->basis];
+  int S = c->S, K = b->K, L = nd->L, LK = L * K, Z = c->in->species[i];
+  int s, k, l;
+  int nexp = nd->kind == COMPOT_NODE_NEXP;
+  double const *f =
+      nexp ? c->brho[nd->basis] : c->bphi[nd->basis] + (size_t) i * S * K;
+  double const *fmax = nexp ? b->rho_max : b->phi_max;
+  double e = 0.0;
+  for (l = 0; l < L; ++l) {
+    double gi = compot_xfeature_ginv(nd->gamma[l]);
+    for (k = 0; k < K; ++k) {
+      c->fg[l * K + k] = nd->gamma[l];
+      c->fgi[l * K + k] = gi;
+    }
+  }
+  for (s = 0; s < S; ++s) {
+    double const *cs = nd->c + (size_t) (Z * S + s) * LK;
+    double const *fs = f + s * K, *ms = fmax + s * K;
+    for (k = 0; k < K; ++k) c->fu[k] = fs[k] / ms[k];
+    for (l = 1; l < L; ++l)
+      for (k = 0; k < K; ++k) c->fu[l * K + k] = c->fu[k];
+    compot_xfeature_v(LK, c->fg, c->fgi, c->fu, c->fx, c->fdx);
+    e += dot(LK, cs, c->fx);
+    if (dedf != NULL) {
+      double *ds = dedf + s * K;
+      for (k = 0; k < K; ++k) {
+        double acc = 0.0;
+        for (l = 0; l < L; ++l) acc += cs[l * K + k] * c->fdx[l * K + k];
+        ds[k] = acc / ms[k];
+      }
+    }
+  }
+  return e;
+}
+
+/* Index of the species pair (s1 <= s2), s1-major. */
+static int pair_index(int S, int s1, int s2)
+{
+  return s1 * S - s1 * (s1 - 1) / 2 + (s2 - s1);
+}
+
+/*
+ * A leaf: e(i) = sum_{s1<=s2} sum_k sum_p c[Z,(s1,s2),k,p] q_kp^(s1 s2)(i),
+ *   q^(ss)   = sum_m w_lm (A^c_s^2 + A^s_s^2) - sum_{j in s} g_k(r_ij)^2,
+ *   q^(s1s2) = 2 sum_m w_lm (A^c_s1 A^c_s2 + A^s_s1 A^s_s2)   (s1 < s2),
+ * with l = p and A^c_(s,k,lm) = sum_{j in s} g_k(r_ij) Q_l^m(z_ij) C_m(u_ij).
+ * The sums A^c, A^s and the self terms are kept in sum for the backward
+ * step at the same atom.
+ */
+static double leaf_angular(ctx *c, compot_node const *nd, int i, double *sum)
+{
+  compot_workspace const *ws = c->ws;
+  int S = c->S, K = nd->K, P = nd->P, P1 = P + 1, nlm = compot_n_lm(P);
+  int Z = c->in->species[i], np = S * (S + 1) / 2, pst = c->pst;
+  int p0 = ws->pstart[i], n = ws->pend[i] - p0, s1, s2, k, l, m, t, lm;
+  size_t sk = (size_t) S * K, tot = sk * nlm;
+  double *ac = sum, *as = sum + tot, *selfv = sum + 2 * tot;
+  double *yc = selfv + sk, *ys = yc + (size_t) nlm * pst;
+  double *dyc = ys + (size_t) nlm * pst, *dys = dyc + 3 * (size_t) nlm * pst;
+  double *gS = dys + 3 * (size_t) nlm * pst, *dgS = gS + sk * pst;
+  double *ux = c->ascr, *uy = ux + pst, *uz = uy + pst, *yscr = uz + pst;
+  double const *gc = c->bg[nd->basis], *dgc = c->bdg[nd->basis];
+  double e = 0.0;
+
+  /* g^_k and g^_k' of each pair, by neighbour species (zero for the others) */
+  memset(gS, 0, 2 * sk * pst * sizeof(double));
+  for (t = 0; t < n; ++t) {
+    int p = p0 + t, s = c->in->species[ws->pj[p]];
+    double const *g = gc + (size_t) ws->pslot[p] * K;
+    for (k = 0; k < K; ++k) gS[(size_t) (s * K + k) * pst + t] = g[k];
+    if (c->want_grad) {
+      double const *dg = dgc + (size_t) ws->pslot[p] * K;
+      for (k = 0; k < K; ++k) dgS[(size_t) (s * K + k) * pst + t] = dg[k];
+    }
+    ux[t] = ws->pu[3 * p];
+    uy[t] = ws->pu[3 * p + 1];
+    uz[t] = ws->pu[3 * p + 2];
+  }
+  for (t = n; t < pst; ++t) { /* finite pads (their gS are zero) */
+    ux[t] = 1.0;
+    uy[t] = uz[t] = 0.0;
+  }
+  compot_ylm_n(pst, ux, uy, uz, P, yscr, yc, ys, c->want_grad ? dyc : NULL,
+               c->want_grad ? dys : NULL, pst);
+  /* A^c_(s,k,lm) = sum_j g_k(r_ij) Y^c_lm(u_ij) over neighbours j of species s */
+  for (k = 0; k < (int) sk; ++k) {
+    double const *g = gS + (size_t) k * pst;
+    for (lm = 0; lm < nlm; ++lm) {
+      ac[(size_t) k * nlm + lm] = dot(n, g, yc + (size_t) lm * pst);
+      as[(size_t) k * nlm + lm] = dot(n, g, ys + (size_t) lm * pst);
+    }
+    selfv[k] = dot(n, g, g);
+  }
+  for (s1 = 0; s1 < S; ++s1)
+    for (s2 = s1; s2 < S; ++s2) {
+      double const *cc =
+          nd->c + (size_t) (Z * np + pair_index(S, s1, s2)) * K * P1;
+      for (k = 0; k < K; ++k) {
+        double const *a1 = ac + (size_t) (s1 * K + k) * nlm;
+        double const *b1 = as + (size_t) (s1 * K + k) * nlm;
+        double const *a2 = ac + (size_t) (s2 * K + k) * nlm;
+        double const *b2 = as + (size_t) (s2 * K + k) * nlm;
+        for (l = 0; l <= P; ++l) {
+          double acc = 0.0, qv;
+          for (m = 0; m <= l; ++m) {
+            lm = l * (l + 1) / 2 + m;
+            acc += c->w[lm] * (a1[lm] * a2[lm] + b1[lm] * b2[lm]);
+          }
+          qv = s1 == s2 ? acc - selfv[s1 * K + k] : 2.0 * acc;
+          e += cc[k * P1 + l] * qv;
+        }
+      }
+    }
+  return e;
+}
+
+/*
+ * Backward of an A leaf at atom i with adjoint a.  With the adjoints
+ * bac = dE/dA^c, bas = dE/dA^s and selfbar of the self terms, pair (i, j)
+ * of species s gets
+ *   dE/dD_ij = sum_k [g^_k' (sum_lm bac_k Y^c + bas_k Y^s)
+ *                     + 2 selfbar_k g^_k g^_k'] u
+ *            + (GV - (u.GV) u) / r,   GV = sum_lm Bc grad Y^c + Bs grad Y^s,
+ * with Bc = sum_k g^_k bac_k, over k first; all loops run over the pairs
+ * of atom i.  The first line is radial and goes to the slot's T, the
+ * second to h.
+ */
+static void leaf_angular_backward(ctx *c, compot_node const *nd, int i,
+                                  double a, double const *sum)
+{
+  compot_workspace *ws = c->ws;
+  int S = c->S, K = nd->K, P = nd->P, P1 = P + 1, nlm = compot_n_lm(P);
+  int Z = c->in->species[i], np = S * (S + 1) / 2, pst = c->pst;
+  int p0 = ws->pstart[i], n = ws->pend[i] - p0, s1, s2, k, l, m, t, lm, d;
+  int nlm2 = (nlm + 1) & ~1;
+  size_t sk = (size_t) S * K, tot = sk * nlm;
+  double const *ac = sum, *as = sum + tot, *selfv = sum + 2 * tot;
+  double const *yc = selfv + sk, *ys = yc + (size_t) nlm * pst;
+  double const *dyc = ys + (size_t) nlm * pst, *dys = dyc + 3 * (size_t) nlm * pst;
+  double const *gS = dys + 3 * (size_t) nlm * pst, *dgS = gS + sk * pst;
+  double *Bc = c->ascr, *Bs = Bc + (size_t) (nlm + 1) * pst;
+  double *Dc = Bs + (size_t) (nlm + 1) * pst, *Ds = Dc + (size_t) (nlm + 1) * pst;
+  double *radial = Ds + (size_t) (nlm + 1) * pst, *GV = radial + pst;
+
+  memset(c->bac, 0, sk * nlm2 * sizeof(double));
+  memset(c->bas, 0, sk * nlm2 * sizeof(double));
+  memset(c->selfbar, 0, sk * sizeof(double));
+  for (s1 = 0; s1 < S; ++s1)
+    for (s2 = s1; s2 < S; ++s2) {
+      double const *cc =
+          nd->c + (size_t) (Z * np + pair_index(S, s1, s2)) * K * P1;
+      for (k = 0; k < K; ++k) {
+        size_t o1 = (size_t) (s1 * K + k) * nlm, o2 = (size_t) (s2 * K + k) * nlm;
+        size_t b1 = (size_t) (s1 * K + k) * nlm2, b2 = (size_t) (s2 * K + k) * nlm2;
+        for (l = 0; l <= P; ++l) {
+          double tt = 2.0 * a * cc[k * P1 + l];
+          if (tt == 0.0) continue;
+          if (s1 == s2) c->selfbar[s1 * K + k] -= 0.5 * tt;
+          for (m = 0; m <= l; ++m) {
+            lm = l * (l + 1) / 2 + m;
+            /* s1 == s2: d(A^2)/dA = 2A; s1 < s2: 2 (A1 A2) -> 2 A2, 2 A1 */
+            c->bac[b1 + lm] += tt * c->w[lm] * ac[o2 + lm];
+            c->bas[b1 + lm] += tt * c->w[lm] * as[o2 + lm];
+            if (s1 != s2) {
+              c->bac[b2 + lm] += tt * c->w[lm] * ac[o1 + lm];
+              c->bas[b2 + lm] += tt * c->w[lm] * as[o1 + lm];
+            }
+          }
+        }
+      }
+    }
+  /* Bc_lm(j) = sum_(s,k) bac_(s,k,lm) g^_k(r_ij) [s_j = s], and Bs, Dc, Ds
+     (rows of pst pairs; the zero pads of gS, dgS give zero pads here) */
+  gemm_cs((int) sk, nlm2, pst, c->bac, c->bas, gS, Bc, Bs);
+  gemm_cs((int) sk, nlm2, pst, c->bac, c->bas, dgS, Dc, Ds);
+  memset(radial, 0, 4 * (size_t) pst * sizeof(double));
+  for (k = 0; k < (int) sk; ++k) {
+    double const *g = gS + (size_t) k * pst, *dg = dgS + (size_t) k * pst;
+    for (t = 0; t < n; ++t) radial[t] += 2.0 * c->selfbar[k] * g[t] * dg[t];
+  }
+  for (lm = 0; lm < nlm; ++lm) {
+    size_t o = (size_t) lm * pst;
+    for (t = 0; t < n; ++t)
+      radial[t] += Dc[o + t] * yc[o + t] + Ds[o + t] * ys[o + t];
+    for (d = 0; d < 3; ++d) {
+      double const *gc = dyc + (size_t) d * nlm * pst + o;
+      double const *gs = dys + (size_t) d * nlm * pst + o;
+      double *gv = GV + (size_t) d * pst;
+      for (t = 0; t < n; ++t) gv[t] += Bc[o + t] * gc[t] + Bs[o + t] * gs[t];
+    }
+  }
+  for (t = 0; t < n; ++t) {
+    int p = p0 + t, sl = ws->pslot[p];
+    double const *u = ws->pu + 3 * p;
+    double g0 = GV[t], g1 = GV[pst + t], g2 = GV[2 * pst + t];
+    double rinv = 1.0 / ws->pr[p], ug = u[0] * g0 + u[1] * g1 + u[2] * g2;
+    double sign = p >= ws->pmid[i] ? -1.0 : 1.0, *h = c->sh + 3 * sl;
+    c->st[sl] += radial[t];
+    h[0] += sign * (g0 - ug * u[0]) * rinv;
+    h[1] += sign * (g1 - ug * u[1]) * rinv;
+    h[2] += sign * (g2 - ug * u[2]) * rinv;
+  }
+}
+
+/* ZBL leaf: e(i) = 1/2 sum_j phi_ZBL(r_ij); with grad, adds a/2 phi' u. */
+static double leaf_zbl(ctx *c, compot_node const *nd, int i, double a,
+                       int grad)
+{
+  compot_workspace *ws = c->ws;
+  int S = c->S, Zi = c->in->species[i], p;
+  double e = 0.0;
+  for (p = ws->pstart[i]; p < ws->pend[i]; ++p) {
+    double dphi;
+    int pair = Zi * S + c->in->species[ws->pj[p]];
+    if (ws->pr[p] >= nd->r_out) continue;
+    e += 0.5 * compot_zbl_eval(&nd->zbl, pair, nd->r_in, nd->r_out,
+                               ws->pr[p], &dphi);
+    if (grad) c->st[ws->pslot[p]] += 0.5 * a * dphi;
+  }
+  return e;
+}
+
+/* ---- 3. one atom: values, adjoints, leaf gradients ----------------------- */
+
+static double atom_site(ctx *c, int i)
+{
+  compot_model const *m = c->m;
+  compot_workspace *ws = c->ws;
+  int S = c->S, b, p, k, nd, Z = c->in->species[i];
+  int grad = c->want_grad;
+  size_t sk = (size_t) S * m->max_K;
+
+  /* rho_k^(s)(i) = sum_j f_c(r_ij) phi_k^(s)(j) */
+  for (b = 0; b < m->n_bases; ++b) {
+    int SK = S * m->bases[b].K;
+    double *rh = c->brho[b];
+    if (rh == NULL) continue;
+    for (k = 0; k < SK; ++k) rh[k] = 0.0;
+    for (p = ws->pstart[i]; p < ws->pend[i]; ++p) {
+      double const *fj = c->bphi[b] + (size_t) ws->pj[p] * SK;
+      double fc = ws->pfc[p];
+      for (k = 0; k < SK; ++k) rh[k] += fc * fj[k];
+    }
+  }
+
+  /* values bottom-up: pre-order numbering, so descending indices visit
      children before parents */
   for (nd = m->n_nodes - 1; nd >= 0; --nd) {
     compot_node const *node = &m->nodes[nd];
-    double *V = c->V + (size_t) nd * n;
-    for (i = 0; i < n; ++i) {
-      double e;
-      int ch;
-      if (!IS_CONTRIB(c, i)) continue;
-      switch (node->kind) {
-      case COMPOT_NODE_SUM:
-        e = 0.0;
-        for (ch = 0; ch < node->n_children; ++ch)
-          e += c->V[(size_t) node->children[ch] * n + i];
-        break;
-      case COMPOT_NODE_PRODUCT:
-        e = c->V[(size_t) node->children[0] * n + i]
-            * c->V[(size_t) node->children[1] * n + i];
-        break;
-      case COMPOT_NODE_LINEAR: e = leaf_linear(c, node, i); break;
-      case COMPOT_NODE_EXP:
-      case COMPOT_NODE_NEXP: e = leaf_exp(c, node, i, 0.0, NULL); break;
-      case COMPOT_NODE_ANGULAR: e = leaf_angular(c, node, i); break;
-      default: e = leaf_zbl(c, node, i, 0.0, 0); break;
-      }
-      if (node->shift != NULL) e += node->shift[c->in->species[i]];
-      V[i] = e;
+    double e;
+    int ch;
+    switch (node->kind) {
+    case COMPOT_NODE_SUM:
+      e = 0.0;
+      for (ch = 0; ch < node->n_children; ++ch) e += c->V[node->children[ch]];
+      break;
+    case COMPOT_NODE_PRODUCT:
+      e = c->V[node->children[0]] * c->V[node->children[1]];
+      break;
+    case COMPOT_NODE_LINEAR: e = leaf_linear(c, node, i); break;
+    case COMPOT_NODE_EXP:
+    case COMPOT_NODE_NEXP:
+      e = leaf_exp(c, node, i, grad ? c->dedf + (size_t) nd * sk : NULL);
+      break;
+    case COMPOT_NODE_ANGULAR:
+      e = leaf_angular(c, node, i, c->angsum + (size_t) nd * c->ang_stride);
+      break;
+    default: e = leaf_zbl(c, node, i, 0.0, 0); break;
+    }
+    if (node->shift != NULL) e += node->shift[Z];
+    c->V[nd] = e;
+  }
+  if (!grad) return c->V[0];
+
+  /* adjoints top-down */
+  for (b = 0; b < m->n_bases; ++b)
+    if (c->bnu[b] != NULL)
+      for (k = 0; k < S * m->bases[b].K; ++k) c->bnu[b][k] = 0.0;
+  c->adj[0] = 1.0;
+  for (nd = 0; nd < m->n_nodes; ++nd) {
+    compot_node const *node = &m->nodes[nd];
+    double a = c->adj[nd];
+    int ch, K = node->K;
+    switch (node->kind) {
+    case COMPOT_NODE_SUM:
+      for (ch = 0; ch < node->n_children; ++ch) c->adj[node->children[ch]] = a;
+      break;
+    case COMPOT_NODE_PRODUCT:
+      c->adj[node->children[0]] = a * c->V[node->children[1]];
+      c->adj[node->children[1]] = a * c->V[node->children[0]];
+      break;
+    case COMPOT_NODE_LINEAR: {
+      double *lam = c->blam[node->basis] + (size_t) i * S * K;
+      double const *cc = node->c + (size_t) Z * S * K;
+      for (k = 0; k < S * K; ++k) lam[k] += a * cc[k];
+      break;
+    }
+    case COMPOT_NODE_EXP:
+    case COMPOT_NODE_NEXP: {
+      double *fbar = node->kind == COMPOT_NODE_EXP
+                         ? c->blam[node->basis] + (size_t) i * S * K
+                         : c->bnu[node->basis];
+      double const *d = c->dedf + (size_t) nd * sk;
+      for (k = 0; k < S * K; ++k) fbar[k] += a * d[k];
+      break;
+    }
+    case COMPOT_NODE_ANGULAR:
+      if (a != 0.0)
+        leaf_angular_backward(c, node, i, a,
+                              c->angsum + (size_t) nd * c->ang_stride);
+      break;
+    default: leaf_zbl(c, node, i, a, 1); break;
     }
   }
+
+  /* rho(i) = sum_j f_c(r_ij) phi(j): lambda(j) += nu(i) f_c, and the
+     explicit f_c'(r_ij) term */
+  for (b = 0; b < m->n_bases; ++b) {
+    int SK = S * m->bases[b].K;
+    double const *nu = c->bnu[b];
+    if (nu == NULL) continue;
+    for (p = ws->pstart[i]; p < ws->pend[i]; ++p) {
+      int j = ws->pj[p];
+      double const *fj = c->bphi[b] + (size_t) j * SK;
+      double *lj = c->blam[b] + (size_t) j * SK, t;
+      double fc = ws->pfc[p];
+      for (k = 0; k < SK; ++k) lj[k] += nu[k] * fc;
+      t = dot(SK, nu, fj) * ws->pdfc[p];
+      c->st[ws->pslot[p]] += t;
+    }
+  }
+  return c->V[0];
 }
 
-static void backward(ctx *c)
+/* ---- 4., 5. pair gradients and assembly ----------------------------------- */
+
+/* After the reverse exchange of lambda: for every slot (an unordered pair,
+   or a directed pair without twin) the radial term of phi,
+   sum_k lambda_k^(s_j)(i) g^_k'(r_ij), of both directions, and the
+   assembly of forces and virials. */
+static int gradients(ctx *c, compot_output const *out, char *msg,
+                     size_t msg_size)
 {
   compot_model const *m = c->m;
   compot_workspace *ws = c->ws;
-  int n = c->n, S = c->S, b, i, p, k, nd;
-
-  for (i = 0; i < n; ++i) c->adj[i] = IS_CONTRIB(c, i) ? 1.0 : 0.0;
-  for (nd = 0; nd < m->n_nodes; ++nd) {
-    compot_node const *node = &m->nodes[nd];
-    double const *A = c->adj + (size_t) nd * n;
-    for (i = 0; i < n; ++i) {
-      double a = A[i];
-      int ch;
-      if (!IS_CONTRIB(c, i)) continue;
-      switch (node->kind) {
-      case COMPOT_NODE_SUM:
-        for (ch = 0; ch < node->n_children; ++ch)
-          c->adj[(size_t) node->children[ch] * n + i] = a;
-        break;
-      case COMPOT_NODE_PRODUCT: {
-        int x = node->children[0], y = node->children[1];
-        c->adj[(size_t) x * n + i] = a * c->V[(size_t) y * n + i];
-        c->adj[(size_t) y * n + i] = a * c->V[(size_t) x * n + i];
-        break;
-      }
-      case COMPOT_NODE_LINEAR: {
-        int K = node->K, Z = c->in->species[i];
-        double *lam = c->blam[node->basis] + (size_t) i * S * K;
-        double const *cc = node->c + (size_t) Z * S * K;
-        for (k = 0; k < S * K; ++k) lam[k] += a * cc[k];
-        break;
-      }
-      case COMPOT_NODE_EXP:
-        leaf_exp(c, node, i, a,
-                 c->blam[node->basis] + (size_t) i * S * node->K);
-        break;
-      case COMPOT_NODE_NEXP:
-        leaf_exp(c, node, i, a,
-                 c->bnu[node->basis] + (size_t) i * S * node->K);
-        break;
-      case COMPOT_NODE_ANGULAR:
-        if (a != 0.0) leaf_angular_backward(c, node, i, a);
-        break;
-      default: leaf_zbl(c, node, i, a, 1); break;
-      }
-    }
-  }
+  int const *spec = c->in->species;
+  int S = c->S, b, o, p, a, err;
+  double *F = out->forces, *vir = out->virial, *pv = out->particle_virial;
 
   for (b = 0; b < m->n_bases; ++b) {
     compot_basis const *B = &m->bases[b];
-    int K = B->K, SK = S * K;
-    if (!B->need_phi) continue;
-    if (B->need_rho) {
-      /* rho(i) = sum_j f_c(r_ij) phi(j): lambda(j) += nu(i) f_c, and the
-         explicit f_c'(r_ij) term */
-      for (i = 0; i < n; ++i) {
-        double const *nu;
-        if (!IS_CONTRIB(c, i)) continue;
-        nu = c->bnu[b] + (size_t) i * SK;
-        for (p = ws->pstart[i]; p < ws->pend[i]; ++p) {
-          int j = ws->pj[p];
-          double const *fj = c->bphi[b] + (size_t) j * SK;
-          double *lj = c->blam[b] + (size_t) j * SK, dot = 0.0, t;
-          double fc = ws->pfc[p];
-          for (k = 0; k < SK; ++k) {
-            lj[k] += nu[k] * fc;
-            dot += nu[k] * fj[k];
-          }
-          t = dot * ws->pdfc[p];
-          ws->pg[3 * p] += t * ws->pu[3 * p];
-          ws->pg[3 * p + 1] += t * ws->pu[3 * p + 1];
-          ws->pg[3 * p + 2] += t * ws->pu[3 * p + 2];
-        }
-      }
-    }
-    /* phi(i) = sum_j g_k(r_ij): dE/dr_ij = sum_k lambda_k^(s_j)(i) g_k' */
-    for (i = 0; i < n; ++i) {
-      double const *lam;
-      if (!(IS_CONTRIB(c, i) || (B->need_rho && ws->flag[i]))) continue;
-      lam = c->blam[b] + (size_t) i * SK;
-      for (p = ws->pstart[i]; p < ws->pend[i]; ++p) {
-        double const *ls = lam + c->in->species[ws->pj[p]] * K;
-        double t = 0.0;
-        compot_radial(B, m->cutoff, ws->pr[p], ws->pfc[p], ws->pdfc[p], c->g,
-                      c->dg);
-        for (k = 0; k < K; ++k) t += ls[k] * c->dg[k];
-        ws->pg[3 * p] += t * ws->pu[3 * p];
-        ws->pg[3 * p + 1] += t * ws->pu[3 * p + 1];
-        ws->pg[3 * p + 2] += t * ws->pu[3 * p + 2];
-      }
+    if (!B->need_rho || c->ex == NULL) continue;
+    err = c->ex->reverse(c->ex->context, c->blam[b], S * B->K);
+    if (err) {
+      compot_set_msg(msg, msg_size,
+                     "host exchange (reverse) of the cluster function "
+                     "adjoints of basis b%d failed with error %d", b + 1,
+                     err);
+      return COMPOT_ERR_INPUT;
     }
   }
-}
-
-static void assemble(ctx *c, compot_output const *out)
-{
-  compot_workspace const *ws = c->ws;
-  int n = c->n, i, p, a;
-  double *F = out->forces, *vir = out->virial, *pv = out->particle_virial;
-  for (i = 0; i < n; ++i) {
-    for (p = ws->pstart[i]; p < ws->pend[i]; ++p) {
-      int j = ws->pj[p];
-      double const *G = ws->pg + 3 * p, *u = ws->pu + 3 * p;
-      double r = ws->pr[p], D[3], v[6];
+  for (o = 0; o < c->n_built; ++o) {
+    int i = ws->order[o];
+    for (p = ws->pstart[i]; p < ws->pmid[i]; ++p) {
+      int tw = ws->ptwin[p], j = ws->pj[p], slot = ws->pslot[p];
+      double const *u = ws->pu + 3 * p, *h = c->sh + 3 * slot;
+      double r = ws->pr[p], T = c->st[slot], H[3], D[3], v[6];
+      for (b = 0; b < m->n_bases; ++b) {
+        compot_basis const *B = &m->bases[b];
+        int K = B->K, SK = S * K;
+        double const *dg;
+        if (!B->need_phi) continue;
+        dg = c->bdg[b] + (size_t) slot * K;
+        if (evaluates(c, B, i))
+          T += dot(K, c->blam[b] + (size_t) i * SK + spec[j] * K, dg);
+        if (tw >= 0 && evaluates(c, B, j))
+          T += dot(K, c->blam[b] + (size_t) j * SK + spec[i] * K, dg);
+      }
+      /* H = dE/dD_ij - dE/dD_ji = T u_ij + h (D_ji = -D_ij, u_ji = -u_ij) */
+      for (a = 0; a < 3; ++a) H[a] = T * u[a] + h[a];
       if (F != NULL)
         for (a = 0; a < 3; ++a) {
-          F[3 * i + a] += G[a];
-          F[3 * j + a] -= G[a];
+          F[3 * i + a] += H[a];
+          F[3 * j + a] -= H[a];
         }
       if (vir == NULL && pv == NULL) continue;
       for (a = 0; a < 3; ++a) D[a] = r * u[a];
-      v[0] = G[0] * D[0];
-      v[1] = G[1] * D[1];
-      v[2] = G[2] * D[2];
-      v[3] = 0.5 * (G[1] * D[2] + G[2] * D[1]);
-      v[4] = 0.5 * (G[0] * D[2] + G[2] * D[0]);
-      v[5] = 0.5 * (G[0] * D[1] + G[1] * D[0]);
+      v[0] = H[0] * D[0];
+      v[1] = H[1] * D[1];
+      v[2] = H[2] * D[2];
+      v[3] = 0.5 * (H[1] * D[2] + H[2] * D[1]);
+      v[4] = 0.5 * (H[0] * D[2] + H[2] * D[0]);
+      v[5] = 0.5 * (H[0] * D[1] + H[1] * D[0]);
       if (vir != NULL)
         for (a = 0; a < 6; ++a) vir[a] += v[a];
       if (pv != NULL)
@@ -735,15 +1070,26 @@ static void assemble(ctx *c, compot_output const *out)
         }
     }
   }
+  return COMPOT_OK;
 }
 
 int compot_compute(compot_model const *m, compot_workspace *ws,
                    compot_input const *in, compot_output const *out,
                    char *msg, size_t msg_size)
 {
+  return compot_compute_exchange(m, ws, in, NULL, out, msg, msg_size);
+}
+
+int compot_compute_exchange(compot_model const *m, compot_workspace *ws,
+                            compot_input const *in,
+                            compot_exchange const *ex,
+                            compot_output const *out, char *msg,
+                            size_t msg_size)
+{
   ctx c;
   compot_workspace *own = NULL;
   int err, i, n;
+  size_t np = 0;
 
   if (m == NULL || in == NULL || out == NULL) {
     compot_set_msg(msg, msg_size, "compot_compute: NULL argument");
@@ -759,6 +1105,12 @@ int compot_compute(compot_model const *m, compot_workspace *ws,
                    "coords, contributing and get_neighbors set");
     return COMPOT_ERR_ARG;
   }
+  if (ex != NULL && (ex->forward == NULL || ex->reverse == NULL)) {
+    compot_set_msg(msg, msg_size,
+                   "compot_compute_exchange: expected forward and reverse "
+                   "exchange functions set");
+    return COMPOT_ERR_ARG;
+  }
   if (ws == NULL) {
     own = ws = compot_workspace_create();
     if (ws == NULL) {
@@ -770,6 +1122,7 @@ int compot_compute(compot_model const *m, compot_workspace *ws,
   c.m = m;
   c.ws = ws;
   c.in = in;
+  c.ex = ex;
   c.n = n;
   c.S = m->n_species;
   c.want_grad = out->forces != NULL || out->virial != NULL
@@ -784,18 +1137,18 @@ int compot_compute(compot_model const *m, compot_workspace *ws,
     memset(out->particle_virial, 0, 6 * (size_t) n * sizeof(double));
 
   err = setup(&c, msg, msg_size);
-  if (!err) err = build_pairs(&c, msg, msg_size);
+  if (!err) err = build_pairs(&c, &np, msg, msg_size);
+  if (!err) err = setup_caches(&c, msg, msg_size);
+  if (!err) err = eval_bases(&c, msg, msg_size);
   if (!err) {
-    forward(&c);
     for (i = 0; i < n; ++i) {
+      double e;
       if (!IS_CONTRIB(&c, i)) continue;
-      if (out->energy != NULL) *out->energy += c.V[i];
-      if (out->particle_energy != NULL) out->particle_energy[i] = c.V[i];
+      e = atom_site(&c, i);
+      if (out->energy != NULL) *out->energy += e;
+      if (out->particle_energy != NULL) out->particle_energy[i] = e;
     }
-    if (c.want_grad) {
-      backward(&c);
-      assemble(&c, out);
-    }
+    if (c.want_grad) err = gradients(&c, out, msg, msg_size);
   }
   compot_workspace_destroy(own);
   return err;

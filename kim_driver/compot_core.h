@@ -163,6 +163,24 @@ typedef struct compot_output {
   double *particle_virial; /* [n*6] pair terms split 1/2 - 1/2 [eV] */
 } compot_output;
 
+/*
+ * Exchange of per-particle rows between particles and their images, for
+ * hosts that split space between processes (e.g. LAMMPS with MPI).  data
+ * holds n_particles rows of width doubles (row i at data + i*width).
+ *   forward: overwrite the row of every non-contributing particle (a ghost)
+ *            with the row of the contributing particle it is an image of;
+ *   reverse: add the row of every ghost into the row of the particle it is
+ *            an image of (the ghost rows may be left as they are).
+ * Each returns 0 on success.
+ */
+typedef int compot_exchange_fn(void *context, double *data, int width);
+
+typedef struct compot_exchange {
+  compot_exchange_fn *forward;
+  compot_exchange_fn *reverse;
+  void *context;
+} compot_exchange;
+
 /* Workspace reused between compute calls (one per thread). */
 compot_workspace *compot_workspace_create(void);
 void compot_workspace_destroy(compot_workspace *ws);
@@ -171,6 +189,28 @@ void compot_workspace_destroy(compot_workspace *ws);
 int compot_compute(compot_model const *model, compot_workspace *ws,
                    compot_input const *in, compot_output const *out,
                    char *msg, size_t msg_size);
+
+/*
+ * The same for a host that exchanges per-particle quantities instead of
+ * supplying neighbour lists of ghosts (exchange not NULL): contributing
+ * particles are the host's own, every non-contributing particle is an image
+ * (ghost) of a contributing particle of this or another process, and
+ * get_neighbors is called for contributing particles only.  With an N[...]
+ * term the core calls exchange->forward on the cluster functions phi
+ * (width S K, after they are computed on contributing particles) and
+ * exchange->reverse on their adjoints (width S K, before the pair
+ * gradients), once per basis that an N term uses; otherwise it makes no
+ * exchange call.  Forces and per-particle virials of ghosts are filled as
+ * in compot_compute; the host adds them into their owners.  With
+ * exchange == NULL this is compot_compute.  Ghosts must cover r_c (plus
+ * the host's skin) around the contributing particles; results equal those
+ * of compot_compute on the same particles with ghost lists to rounding.
+ */
+int compot_compute_exchange(compot_model const *model, compot_workspace *ws,
+                            compot_input const *in,
+                            compot_exchange const *exchange,
+                            compot_output const *out, char *msg,
+                            size_t msg_size);
 
 #ifdef __cplusplus
 }

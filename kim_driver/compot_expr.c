@@ -574,6 +574,7 @@ int compot_parse_expression(compot_model *m, char const *text, char *msg,
         || nd->kind == COMPOT_NODE_NEXP)
       m->bases[shared].need_phi = 1;
     if (nd->kind == COMPOT_NODE_NEXP) m->bases[shared].need_rho = 1;
+    if (nd->kind == COMPOT_NODE_ANGULAR) m->bases[shared].need_ang = 1;
     if (nd->kind == COMPOT_NODE_NEXP) m->has_nexp = 1;
     if (nd->kind == COMPOT_NODE_ANGULAR) {
       m->has_angular = 1;

@@ -44,6 +44,7 @@ typedef struct compot_basis {
   /* use, fixed at creation */
   int need_phi; /* used by a G/C, E or N leaf */
   int need_rho; /* used by an N leaf */
+  int need_ang; /* used by an A leaf */
 } compot_basis;
 
 typedef struct compot_zbl {
@@ -113,12 +114,23 @@ int compot_build_params(compot_model *model, char *msg, size_t msg_size);
 /* compot_kernels.c: math shared by compute and tests */
 void compot_cutoff_fn(double r, double rc, double *fc, double *dfc);
 void compot_cutoff_fn_inv(double r, double rc_inv, double *fc, double *dfc);
+void compot_cutoff_n(int n, double const *r, double rc_inv, double *fc,
+                     double *dfc);
 void compot_xfeature(double gamma, double u, double *x, double *dx);
+double compot_xfeature_ginv(double gamma);
+void compot_xfeature_v(int n, double const *gamma, double const *ginv,
+                       double const *u, double *x, double *dx);
+double compot_exp(double x); /* branch-free exp, ~2 ulp, x clamped to [-708, 709] */
+void compot_exp_n(int n, double const *x, double *y);
+void compot_gaussian_n(compot_basis const *b, int m, double const *r,
+                       double const *fc, double const *dfc, double *g,
+                       double *dg);
 void compot_radial(compot_basis const *b, double rc, double r, double fc,
                    double dfc, double *g, double *dg);
 int compot_n_lm(int P);
-void compot_ylm(double const u[3], int P, double *q, double *yc, double *ys,
-                double *dyc, double *dys);
+void compot_ylm_n(int n, double const *ux, double const *uy,
+                  double const *uz, int P, double *scratch, double *yc,
+                  double *ys, double *dyc, double *dys, int stride);
 double compot_zbl_eval(compot_zbl const *z, int pair, double r_in,
                        double r_out, double r, double *dphi);
 void compot_zbl_setup(compot_zbl *z, int pair, double zi, double zj,

@@ -1,5 +1,5 @@
 /*
- * compot_kernels.c -- scalar kernels of the compot model (MODEL_SPEC.md
+ * compot_kernels.c -- kernels of the compot model (MODEL_SPEC.md
  * sections 1-4): cutoff function, radial basis functions, the bounded
  * exponentiated feature, the polynomial form of the Legendre addition
  * theorem, and the ZBL core repulsion.  Each function returns the value and
@@ -8,6 +8,8 @@
 #include "compot_internal.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 /*
  * Cutoff function (MODEL_SPEC 1), x = r / r_c:
@@ -41,43 +43,126 @@ void compot_cutoff_fn_inv(double r, double rc_inv, double *fc, double *dfc)
   *dfc = x3 * (-140.0 + x * (420.0 + x * (-420.0 + 140.0 * x))) * rc_inv;
 }
 
-/* x(gamma, u) on |u| <= 1: expm1(gamma u)/gamma, series for |gamma| < 1e-6. */
-static void xfeature_inner(double gamma, double u, double *x, double *dx)
+/* f_c and f_c' on n distances (the loop vectorises). */
+void compot_cutoff_n(int n, double const *r, double rc_inv, double *fc,
+                     double *dfc)
 {
-  if (fabs(gamma) < 1e-6) {
-    *x = u + gamma * u * u / 2.0 + gamma * gamma * u * u * u / 6.0;
-    *dx = 1.0 + gamma * u + gamma * gamma * u * u / 2.0;
-  } else {
-    *x = expm1(gamma * u) / gamma;
-    *dx = exp(gamma * u);
+  int i;
+  for (i = 0; i < n; ++i) {
+    double x = r[i] * rc_inv, x3 = x * x * x;
+    double in = (double) (x < 1.0);
+    fc[i] = in * (1.0 + x3 * x * (-35.0 + x * (84.0 + x * (-70.0 + 20.0 * x))));
+    dfc[i] = in * (x3 * (-140.0 + x * (420.0 + x * (-420.0 + 140.0 * x))) * rc_inv);
   }
 }
 
 /*
- * Bounded exponentiated feature (MODEL_SPEC 3):
+ * exp(x) = s (1 + q) and expm1(x) = s q + (s - 1), s = 2^n, q = expm1(r),
+ * for x clamped to [-708, 709] (so that 2^n is a normal number; below
+ * -708 the result is ~1e-308 instead of 0 or a subnormal, far below any
+ * term it is added to).  Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2,
+ * and the Taylor polynomial of expm1(r) to degree 13 (truncation error
+ * < 5e-18) in Estrin's scheme (short dependency chains): about 2 ulp for
+ * exp, and for expm1 also near 0 (n = 0 gives q exactly, without
+ * cancellation).  Written without branches or library calls (the clamp is
+ * arithmetic, 2^n is built in the exponent bits) so that loops over it
+ * vectorise in plain C99, e.g. with SSE2 at -O3.
+ */
+static inline void exp_parts(double x, double *s_out, double *q_out)
+{
+  const double shift = 6755399441055744.0; /* 1.5 * 2^52 */
+  const double log2e = 1.4426950408889634074;
+  const double ln2_hi = 6.93147180369123816490e-01; /* 32 significant bits */
+  const double ln2_lo = 1.90821492927058770002e-10;
+  double lo = (double) (x < -708.0), hi = (double) (x > 709.0);
+  double t, n, r, r2, r4, r8, p01, p23, p45, p67, p89, pab, s;
+  uint64_t bits;
+  x = (1.0 - lo - hi) * x - 708.0 * lo + 709.0 * hi;
+  t = x * log2e + shift; /* n in the low mantissa bits of t */
+  n = t - shift;         /* round(x log2e) */
+  r = (x - n * ln2_hi) - n * ln2_lo;
+  r2 = r * r;
+  r4 = r2 * r2;
+  r8 = r4 * r4;
+  /* q = r P(r), P(r) = sum_{i=0..12} r^i / (i+1)! */
+  p01 = 1.0 + r * (1.0 / 2.0);
+  p23 = 1.0 / 6.0 + r * (1.0 / 24.0);
+  p45 = 1.0 / 120.0 + r * (1.0 / 720.0);
+  p67 = 1.0 / 5040.0 + r * (1.0 / 40320.0);
+  p89 = 1.0 / 362880.0 + r * (1.0 / 3628800.0);
+  pab = 1.0 / 39916800.0 + r * (1.0 / 479001600.0);
+  p01 += r2 * p23;
+  p45 += r2 * p67;
+  p89 += r2 * pab;
+  p01 += r4 * p45;
+  p89 += r4 * (1.0 / 6227020800.0);
+  p01 += r8 * p89;
+  memcpy(&bits, &t, sizeof bits);
+  bits = (bits + 1023u) << 52; /* exponent field n + 1023 */
+  memcpy(&s, &bits, sizeof s);
+  *s_out = s;
+  *q_out = r * p01;
+}
+
+double compot_exp(double x)
+{
+  double s, q;
+  exp_parts(x, &s, &q);
+  return s + s * q;
+}
+
+/* y[i] = exp(x[i]) for i < n (y may equal x); the loop vectorises. */
+void compot_exp_n(int n, double const *x, double *y)
+{
+  int i;
+  for (i = 0; i < n; ++i) {
+    double s, q;
+    exp_parts(x[i], &s, &q);
+    y[i] = s + s * q;
+  }
+}
+
+/*
+ * Bounded exponentiated feature (MODEL_SPEC 3), element-wise for i < n:
  *   x(g, u) = (exp(g u) - 1)/g                          for |u| <= 1,
  *   x(g, u) = x(g, 1) + e^g (u-1) + g e^g (u-1)^2 / 2    for u > 1,
  *   x(g, u) = x(g,-1) + e^-g (u+1) + g e^-g (u+1)^2 / 2  for u < -1;
- * the outer branches are the 2nd-order Taylor expansions about u = +-1.
+ * the outer branches are the 2nd-order Taylor expansions about u = +-1;
+ * u + g u^2/2 + g^2 u^3/6 replaces (exp(g u) - 1)/g for |g| < 1e-6.
+ * With uc = clip(u, -1, 1), d = u - uc, e = exp(g uc):
+ *   x = x(g, uc) + e d + g e d^2 / 2,  dx/du = e + g e d
+ * (as compot.functions.exp_feature_fdf).  ginv[i] = 1/gamma[i], or 1 where
+ * |gamma[i]| < 1e-6 (compot_xfeature_ginv).  Branches are arithmetic
+ * blends, so the loop vectorises.
  */
+double compot_xfeature_ginv(double gamma)
+{
+  return fabs(gamma) < 1e-6 ? 1.0 : 1.0 / gamma;
+}
+
+void compot_xfeature_v(int n, double const *gamma, double const *ginv,
+                       double const *u, double *x, double *dx)
+{
+  int i;
+  for (i = 0; i < n; ++i) {
+    double g = gamma[i], v = u[i];
+    double lo = (double) (v < -1.0), hi = (double) (v > 1.0);
+    double small = (double) (g < 1e-6) * (double) (g > -1e-6);
+    double uc = (1.0 - lo - hi) * v + hi - lo, s, q, e, d, xin;
+    exp_parts(g * uc, &s, &q);
+    e = s + s * q;
+    d = v - uc;
+    xin = small * (uc + g * uc * uc / 2.0 + g * g * uc * uc * uc / 6.0)
+          + (1.0 - small) * ((s * q + (s - 1.0)) * ginv[i]);
+    x[i] = xin + e * d + 0.5 * g * e * d * d;
+    dx[i] = e + g * e * d;
+  }
+}
+
 void compot_xfeature(double gamma, double u, double *x, double *dx)
 {
-  double x1, d1, e, t;
-  if (u >= -1.0 && u <= 1.0) {
-    xfeature_inner(gamma, u, x, dx);
-    return;
-  }
-  if (u > 1.0) {
-    xfeature_inner(gamma, 1.0, &x1, &d1);
-    e = exp(gamma);
-    t = u - 1.0;
-  } else {
-    xfeature_inner(gamma, -1.0, &x1, &d1);
-    e = exp(-gamma);
-    t = u + 1.0;
-  }
-  *x = x1 + e * t + 0.5 * gamma * e * t * t;
-  *dx = e + gamma * e * t;
+  double ginv = compot_xfeature_ginv(gamma);
+  compot_xfeature_v(1, &gamma, &ginv, &u, x, dx);
 }
 
 /*
@@ -86,17 +171,22 @@ void compot_xfeature(double gamma, double u, double *x, double *dx)
  *   Gaussian:  g_k = exp(-a_k r^2), a_k = alpha beta^(k-1);
  *   Chebyshev: g_k = T_(k-1)(t), t = 2 r / r_c - 1.
  * fc, dfc are f_c(r) and f_c'(r).  g[k-1], dg[k-1] receive g^_k, g^_k'.
+ * The Gaussian loop over k vectorises.  (No recurrence in k: e_(k+1) =
+ * e_k^beta is a product only for integer beta, and beta is fitted.)
  */
 void compot_radial(compot_basis const *b, double rc, double r, double fc,
                    double dfc, double *g, double *dg)
 {
   int k, K = b->K;
   if (b->kind == COMPOT_BASIS_GAUSSIAN) {
-    double r2 = r * r;
+    double const *a = b->a;
+    double r2 = r * r, two_r_fc = 2.0 * r * fc;
     for (k = 0; k < K; ++k) {
-      double e = exp(-b->a[k] * r2);
+      double s, q, e;
+      exp_parts(-a[k] * r2, &s, &q);
+      e = s + s * q;
       g[k] = e * fc;
-      dg[k] = e * (dfc - 2.0 * b->a[k] * r * fc);
+      dg[k] = e * (dfc - a[k] * two_r_fc);
     }
   } else {
     double t = 2.0 * r / rc - 1.0, dtdr = 2.0 / rc;
@@ -120,6 +210,32 @@ void compot_radial(compot_basis const *b, double rc, double r, double fc,
   }
 }
 
+/*
+ * Gaussian basis on m pairs at once (the loops vectorise over pairs and k):
+ * g[t K + k] = exp(-a_k r_t^2) f_c(r_t), dg[t K + k] = its r-derivative.
+ */
+void compot_gaussian_n(compot_basis const *b, int m, double const *r,
+                       double const *fc, double const *dfc, double *g,
+                       double *dg)
+{
+  int K = b->K, t, k;
+  double const *a = b->a;
+  for (t = 0; t < m; ++t) {
+    double r2 = r[t] * r[t];
+    for (k = 0; k < K; ++k) g[t * K + k] = -a[k] * r2;
+  }
+  compot_exp_n(m * K, g, g);
+  for (t = 0; t < m; ++t) {
+    double f = fc[t], df = dfc[t], two_r_fc = 2.0 * r[t] * f;
+    double *gt = g + t * K, *dgt = dg + t * K;
+    for (k = 0; k < K; ++k) {
+      double e = gt[k];
+      gt[k] = e * f;
+      dgt[k] = e * (df - a[k] * two_r_fc);
+    }
+  }
+}
+
 /* Number of (l, m) with 0 <= m <= l <= P; index of (l, m) is l(l+1)/2 + m. */
 int compot_n_lm(int P) { return (P + 1) * (P + 2) / 2; }
 
@@ -131,55 +247,92 @@ int compot_n_lm(int P) { return (P + 1) * (P + 2) / 2; }
  *   Q_l^m = ((2l-1) z Q_(l-1)^m - (l+m-1) Q_(l-2)^m) / (l-m),
  * so that P_l(u_a . u_b) = sum_m w_lm Q_l^m(z_a) Q_l^m(z_b)
  *   [C_m(a) C_m(b) + S_m(a) S_m(b)],  w_l0 = 1, w_lm = 2 (l-m)!/(l+m)!.
- * Output yc[lm] = Q_l^m C_m, ys[lm] = Q_l^m S_m, and, if dyc is not NULL,
- * their gradients dyc[3 lm + a], dys[3 lm + a] with x, y, z treated as
- * independent (dC_m/dx = m C_(m-1), dC_m/dy = -m S_(m-1), dS_m/dx =
- * m S_(m-1), dS_m/dy = m C_(m-1), dQ_l^m/dz = Q_l^(m+1)).  q is scratch of
- * compot_n_lm(P) doubles; P <= COMPOT_MAX_P.
+ * For n unit vectors u_t = (ux[t], uy[t], uz[t]) at once (the loops run
+ * over t and vectorise), with lm = l(l+1)/2 + m:
+ *   yc[lm stride + t] = Q_l^m C_m, ys[lm stride + t] = Q_l^m S_m,
+ * and, if dyc is not NULL, their gradients dyc[(a nlm + lm) stride + t],
+ * dys[...] (component a = x, y, z; nlm = compot_n_lm(P)) with x, y, z
+ * treated as independent (dC_m/dx = m C_(m-1), dC_m/dy = -m S_(m-1),
+ * dS_m/dx = m S_(m-1), dS_m/dy = m C_(m-1), dQ_l^m/dz = Q_l^(m+1)).
+ * scratch holds (2 (P+1) + nlm) stride doubles; stride >= n;
+ * P <= COMPOT_MAX_P.
  */
-void compot_ylm(double const u[3], int P, double *q, double *yc, double *ys,
-                double *dyc, double *dys)
+void compot_ylm_n(int n, double const *ux, double const *uy,
+                  double const *uz, int P, double *scratch, double *yc,
+                  double *ys, double *dyc, double *dys, int stride)
 {
-  double cm[COMPOT_MAX_P + 2], sm[COMPOT_MAX_P + 2];
-  double x = u[0], y = u[1], z = u[2], dfact = 1.0;
-  int l, m;
+  int nlm = compot_n_lm(P), l, m, t;
+  double *cm = scratch, *sm = scratch + (size_t) (P + 1) * stride;
+  double *q = sm + (size_t) (P + 1) * stride;
 
-  cm[0] = 1.0;
-  sm[0] = 0.0;
+  for (t = 0; t < n; ++t) {
+    cm[t] = 1.0;
+    sm[t] = 0.0;
+  }
   for (m = 1; m <= P; ++m) {
-    cm[m] = x * cm[m - 1] - y * sm[m - 1];
-    sm[m] = x * sm[m - 1] + y * cm[m - 1];
+    double const *c0 = cm + (size_t) (m - 1) * stride, *s0 = sm + (size_t) (m - 1) * stride;
+    double *c1 = cm + (size_t) m * stride, *s1 = sm + (size_t) m * stride;
+    for (t = 0; t < n; ++t) {
+      c1[t] = ux[t] * c0[t] - uy[t] * s0[t];
+      s1[t] = ux[t] * s0[t] + uy[t] * c0[t];
+    }
   }
-  for (m = 0; m <= P; ++m) {
-    if (m > 0) dfact *= (double) (2 * m - 1);
-    q[m * (m + 1) / 2 + m] = dfact;
-    if (m + 1 <= P) q[(m + 1) * (m + 2) / 2 + m] = (2 * m + 1) * z * dfact;
-    for (l = m + 2; l <= P; ++l)
-      q[l * (l + 1) / 2 + m] = ((2 * l - 1) * z * q[(l - 1) * l / 2 + m]
-                                - (l + m - 1) * q[(l - 2) * (l - 1) / 2 + m])
-                               / (double) (l - m);
-  }
-  for (l = 0; l <= P; ++l) {
-    for (m = 0; m <= l; ++m) {
-      int lm = l * (l + 1) / 2 + m;
-      double Q = q[lm];
-      yc[lm] = Q * cm[m];
-      ys[lm] = Q * sm[m];
-      if (dyc != NULL) {
-        double dq = m < l ? q[lm + 1] : 0.0;
-        double dcx = m > 0 ? m * cm[m - 1] : 0.0;
-        double dcy = m > 0 ? -m * sm[m - 1] : 0.0;
-        double dsx = m > 0 ? m * sm[m - 1] : 0.0;
-        double dsy = m > 0 ? m * cm[m - 1] : 0.0;
-        dyc[3 * lm + 0] = Q * dcx;
-        dyc[3 * lm + 1] = Q * dcy;
-        dyc[3 * lm + 2] = dq * cm[m];
-        dys[3 * lm + 0] = Q * dsx;
-        dys[3 * lm + 1] = Q * dsy;
-        dys[3 * lm + 2] = dq * sm[m];
+  {
+    double dfact = 1.0;
+    for (m = 0; m <= P; ++m) {
+      double *qmm = q + (size_t) (m * (m + 1) / 2 + m) * stride;
+      if (m > 0) dfact *= (double) (2 * m - 1);
+      for (t = 0; t < n; ++t) qmm[t] = dfact;
+      if (m + 1 <= P) {
+        double *q1 = q + (size_t) ((m + 1) * (m + 2) / 2 + m) * stride;
+        for (t = 0; t < n; ++t) q1[t] = (2 * m + 1) * uz[t] * dfact;
+      }
+      for (l = m + 2; l <= P; ++l) {
+        double const *qa = q + (size_t) ((l - 1) * l / 2 + m) * stride;
+        double const *qb = q + (size_t) ((l - 2) * (l - 1) / 2 + m) * stride;
+        double *ql = q + (size_t) (l * (l + 1) / 2 + m) * stride;
+        double ca = (double) (2 * l - 1), cb = (double) (l + m - 1), cd = (double) (l - m);
+        for (t = 0; t < n; ++t) ql[t] = (ca * uz[t] * qa[t] - cb * qb[t]) / cd;
       }
     }
   }
+  for (l = 0; l <= P; ++l)
+    for (m = 0; m <= l; ++m) {
+      int lm = l * (l + 1) / 2 + m;
+      double const *Q = q + (size_t) lm * stride, *cmm = cm + (size_t) m * stride;
+      double const *smm = sm + (size_t) m * stride;
+      double *yc1 = yc + (size_t) lm * stride, *ys1 = ys + (size_t) lm * stride;
+      for (t = 0; t < n; ++t) {
+        yc1[t] = Q[t] * cmm[t];
+        ys1[t] = Q[t] * smm[t];
+      }
+      if (dyc != NULL) {
+        double *cx = dyc + (size_t) lm * stride, *cy = cx + (size_t) nlm * stride;
+        double *cz = cy + (size_t) nlm * stride;
+        double *sx = dys + (size_t) lm * stride, *sy = sx + (size_t) nlm * stride;
+        double *sz = sy + (size_t) nlm * stride;
+        double const *dq = m < l ? q + (size_t) (lm + 1) * stride : NULL;
+        if (m == 0) {
+          for (t = 0; t < n; ++t) {
+            cx[t] = cy[t] = sx[t] = sy[t] = sz[t] = 0.0;
+            cz[t] = dq != NULL ? dq[t] : 0.0;
+          }
+        } else {
+          double const *cm1 = cm + (size_t) (m - 1) * stride;
+          double const *sm1 = sm + (size_t) (m - 1) * stride;
+          double dm = (double) m;
+          for (t = 0; t < n; ++t) {
+            double d = dq != NULL ? dq[t] : 0.0;
+            cx[t] = Q[t] * (dm * cm1[t]);
+            cy[t] = Q[t] * (-dm * sm1[t]);
+            cz[t] = d * cmm[t];
+            sx[t] = Q[t] * (dm * sm1[t]);
+            sy[t] = Q[t] * (dm * cm1[t]);
+            sz[t] = d * smm[t];
+          }
+        }
+      }
+    }
 }
 
 /*
