@@ -8,21 +8,31 @@ from ase.build import bulk
 from compot.model import Model
 
 
-def random_model(expression: str, species=("Nb",), cutoff: float = 4.5, seed: int = 0) -> Model:
-    """A model with random but sensible parameters (α 0.2–0.6 Å⁻², β 1.2–1.8,
-    γ ±1, coefficients ±0.5 eV)."""
+def random_model(expression: str, species=("Nb",), cutoff: float = 4.5, seed: int = 0,
+                 structures=()) -> Model:
+    """A model with random but sensible parameters (α 0.15–0.5 Å⁻², β 1.2–1.9,
+    γ ±1, coefficients and shifts ±0.5 eV).
+
+    With ``structures`` the scales φ_max, ρ_max are computed from them and then
+    multiplied by 0.6–1.2, so that |u| > 1 (the Taylor branch of x(γ, u)) occurs too.
+    """
     rng = np.random.default_rng(seed)
     m = Model(expression, species, cutoff)
     for b in m.layout.blocks:
         leaf = b.name.split(".")[-1]
         if leaf == "alpha":
-            m.params[b.name] = np.array(rng.uniform(0.2, 0.6))
+            m.params[b.name] = np.array(rng.uniform(0.15, 0.5))
         elif leaf == "beta":
-            m.params[b.name] = np.array(rng.uniform(1.2, 1.8))
+            m.params[b.name] = np.array(rng.uniform(1.2, 1.9))
         elif leaf == "gamma":
             m.params[b.name] = rng.uniform(-1, 1, b.shape)
         elif b.role == "linear":
             m.params[b.name] = rng.uniform(-0.5, 0.5, b.shape)
+    if len(structures):
+        m.compute_scales([m.system(list(structures))])
+        for b in m.layout.blocks:
+            if b.name.endswith("_max"):
+                m.params[b.name] = m.params[b.name] * rng.uniform(0.6, 1.2, b.shape)
     return m
 
 

@@ -61,6 +61,8 @@ from compot.export import (DRIVER_NAME, KimNameError, check_kim_model_name, conf
 from compot.io import format_model, read_model
 from compot.model import Model
 
+from helpers import random_model
+
 pytestmark = pytest.mark.integration
 
 if shutil.which("kim-api-collections-management") is None:
@@ -93,32 +95,6 @@ EXPRESSIONS = [
 
 
 # ------------------------------------------------------------------ helpers
-def random_model(expression, species, seed, cutoff=4.5, structures=()):
-    """Random parameters; scales from ``structures`` times 0.6–1.2, so that
-    |u| > 1 (the Taylor branch of x(γ, u)) occurs too."""
-    rng = np.random.default_rng(seed)
-    m = Model(expression, species, cutoff)
-    for b in m.layout.blocks:
-        leaf = b.name.split(".")[-1]
-        shape = m.params[b.name].shape
-        if leaf == "alpha":
-            m.set_block(b.name, rng.uniform(0.15, 0.5))
-        elif leaf == "beta":
-            m.set_block(b.name, rng.uniform(1.2, 1.9))
-        elif leaf == "gamma":
-            m.set_block(b.name, rng.uniform(-1, 1, shape))
-        elif leaf == "shift":
-            m.set_block(b.name, rng.uniform(-1, 1, shape))
-        elif leaf == "c":
-            m.set_block(b.name, rng.uniform(-0.5, 0.5, shape))
-    if structures:
-        m.compute_scales([m.system(list(structures))])
-        for b in m.layout.blocks:
-            if b.name.endswith("_max"):
-                m.set_block(b.name, m.params[b.name] * rng.uniform(0.6, 1.2, m.params[b.name].shape))
-    return m
-
-
 def lammps_form_cell(rng, lengths, tilt=0.15):
     """Rows a=(ax,0,0), b=(bx,by,0), c=(cx,cy,cz): LAMMPS's triclinic form,
     tilts within ±tilt of the box lengths."""

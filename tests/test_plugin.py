@@ -40,6 +40,8 @@ from compot.calculator import CompotCalculator
 from compot.io import write_model
 from compot.model import Model
 
+from helpers import random_model
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "lammps_plugin"))
 from compot_lammps import PLUGIN_SO, lammps_env, load_plugin, open_lammps, venv_bin  # noqa: E402
@@ -96,29 +98,6 @@ SHIPPED = {"shipped": REPO / "examples" / "nb" / "model.params",
 
 
 # ------------------------------------------------------------------ helpers
-def random_model(expression, species, seed, structures, cutoff=4.5) -> Model:
-    """Random parameters; scales from ``structures`` times 0.6–1.2 (so that
-    |u| > 1, the Taylor branch of x(γ, u), occurs too)."""
-    rng = np.random.default_rng(seed)
-    m = Model(expression, species, cutoff)
-    for b in m.layout.blocks:
-        leaf = b.name.split(".")[-1]
-        shape = m.params[b.name].shape
-        if leaf == "alpha":
-            m.set_block(b.name, rng.uniform(0.15, 0.5))
-        elif leaf == "beta":
-            m.set_block(b.name, rng.uniform(1.2, 1.9))
-        elif leaf == "gamma":
-            m.set_block(b.name, rng.uniform(-1, 1, shape))
-        elif leaf in ("shift", "c"):
-            m.set_block(b.name, rng.uniform(-0.5, 0.5, shape))
-    m.compute_scales([m.system(list(structures))])
-    for b in m.layout.blocks:
-        if b.name.endswith("_max"):
-            m.set_block(b.name, m.params[b.name] * rng.uniform(0.6, 1.2, m.params[b.name].shape))
-    return m
-
-
 def structure(kind, species, seed) -> Atoms:
     """Perturbed bcc Nb (and Mo): 'random' 16 atoms in a rattled cubic 2×2×2
     cell; 'triclinic' the same sheared; 'small' 2 atoms in a sheared 3.3 Å
@@ -259,7 +238,7 @@ def test_plugin_equals_python(plugin, tmp_path, expression, species):
     seed = zlib.crc32(f"{expression} {species}".encode())
     kinds = ("random", "triclinic", "small")
     structures = [lammps_frame(structure(k, species, seed + i)) for i, k in enumerate(kinds)]
-    model = random_model(expression, list(species), seed, structures)
+    model = random_model(expression, list(species), seed=seed, structures=structures)
     path = tmp_path / "m.params"
     write_model(model, path)
     for kind, atoms in zip(kinds, structures):
@@ -277,7 +256,7 @@ def test_newton_off_equals_on_and_per_atom_virial(plugin, tmp_path, expression):
     species = ["Mo", "Nb"]
     atoms = lammps_frame(structure("triclinic", species, 7))
     path = tmp_path / "m.params"
-    write_model(random_model(expression, species, 7, [atoms]), path)
+    write_model(random_model(expression, species, seed=7, structures=[atoms]), path)
     on = run_plugin(path, atoms, species, newton="on")
     off = run_plugin(path, atoms, species, newton="off")
     for name, a, b in zip(("E", "E_i", "F", "stress", "per-atom virial"), on, off):
