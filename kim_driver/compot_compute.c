@@ -13,7 +13,8 @@
  *      evaluated once per unordered pair.
  *   2. Bases: per basis and slot g^_k(r) and g^_k'(r), in one vectorised
  *      batch per particle; phi_k^(s)(i) = sum_j g^_k(r_ij) for both
- *      directions; g^' (and g^ for A leaves) stays in the slot cache.
+ *      directions; g^' stays in the slot cache.  (A leaves evaluate
+ *      g^ of all pairs of their atom themselves, in their own layout.)
  *      With a host exchange, phi is then copied onto ghosts.
  *   3. Sites: for each contributing atom i in turn, rho_k^(s)(i) of N
  *      terms, every node's value bottom-up, V_n(i) = e_n(i) + shift_n(Z_i),
@@ -69,7 +70,7 @@ struct compot_workspace {
   double *slot; /* [4 ns] per slot: radial part T and vector part h of
                    H = dE/dD_ij - dE/dD_ji, collected by the site step */
   size_t cache_cap;
-  double *cache; /* per basis and slot g^' and (A leaves) g^: [ns K] each */
+  double *cache; /* per basis and slot g^': [ns K] */
   size_t scr_cap;
   double *scr;
   size_t bat_cap;
@@ -182,36 +183,34 @@ static inline double dot(int n, double const *a, double const *b)
 }
 
 /*
- * OC[lm][t] = sum_k AC[k][lm] G[k][t] and OS likewise with AS, for
- * lm < nlm2 (even; AC, AS rows nlm2 long) and t < nt (a multiple of 8; rows
- * of G, OC, OS nt long): a small matrix product in 2 x 8 register blocks.
+ * C[i ldc + j] = sum_t X[i nt + t] Y[j nt + t] for i < ni, j < nj (a
+ * multiple of 4) and t < nt (a multiple of 4): a small matrix product in
+ * 2 x 4 blocks of 4-lane partial sums.
  */
-static void gemm_cs(int nk, int nlm2, int nt, double const *restrict AC,
-                    double const *restrict AS, double const *restrict G,
-                    double *restrict OC, double *restrict OS)
+static void gemm_nt(int ni, int nj, int nt, double const *restrict X,
+                    double const *restrict Y, double *restrict C, int ldc)
 {
-  int t0, lm0, k, r, v;
-  for (lm0 = 0; lm0 < nlm2; lm0 += 2)
-    for (t0 = 0; t0 < nt; t0 += 8) {
-      double oc[2][8], os[2][8];
-      for (r = 0; r < 2; ++r)
-        for (v = 0; v < 8; ++v) oc[r][v] = os[r][v] = 0.0;
-      for (k = 0; k < nk; ++k) {
-        double const *g = G + (size_t) k * nt + t0;
-        for (r = 0; r < 2; ++r) {
-          double ac = AC[(size_t) k * nlm2 + lm0 + r], as = AS[(size_t) k * nlm2 + lm0 + r];
-          for (v = 0; v < 8; ++v) {
-            oc[r][v] += ac * g[v];
-            os[r][v] += as * g[v];
-          }
+  int i0, j0, t, r, q;
+  for (i0 = 0; i0 < ni; i0 += 2) {
+    int nr = ni - i0 < 2 ? ni - i0 : 2;
+    double const *x0 = X + (size_t) i0 * nt, *x1 = x0 + (nr > 1 ? nt : 0);
+    for (j0 = 0; j0 < nj; j0 += 4) {
+      double const *y = Y + (size_t) j0 * nt;
+      compot_v4 a0[4], a1[4];
+      for (q = 0; q < 4; ++q) a0[q] = a1[q] = v4_set1(0.0);
+      for (t = 0; t < nt; t += 4) {
+        compot_v4 u0 = v4_load(x0 + t), u1 = v4_load(x1 + t);
+        for (q = 0; q < 4; ++q) {
+          compot_v4 yq = v4_load(y + (size_t) q * nt + t);
+          a0[q] = v4_madd(u0, yq, a0[q]);
+          a1[q] = v4_madd(u1, yq, a1[q]);
         }
       }
-      for (r = 0; r < 2; ++r)
-        for (v = 0; v < 8; ++v) {
-          OC[(size_t) (lm0 + r) * nt + t0 + v] = oc[r][v];
-          OS[(size_t) (lm0 + r) * nt + t0 + v] = os[r][v];
-        }
+      for (r = 0; r < nr; ++r)
+        for (q = 0; q < 4; ++q)
+          C[(size_t) (i0 + r) * ldc + j0 + q] = v4_sum(r == 0 ? a0[q] : a1[q]);
     }
+  }
 }
 
 /* Everything one compute call needs, gathered once. */
@@ -227,7 +226,7 @@ typedef struct ctx {
   int max_pairs; /* most pairs of one particle */
   /* per basis, NULL if unused */
   double **bphi, **blam; /* [n S K] cluster functions and their adjoints */
-  double **bg, **bdg;    /* [n_slots K] cached g^ (A leaves), g^' */
+  double **bdg;          /* [n_slots K] cached g^' (gradients) */
   double **brho, **bnu;  /* [S K] rho and nu of the current atom */
   double *st, *sh;       /* [n_slots], [3 n_slots]: T and h of each slot */
   /* per-atom scratch */
@@ -235,15 +234,16 @@ typedef struct ctx {
   double *dedf;    /* [n_nodes S max_K] de/df of E and N leaves */
   double *fg, *fgi, *fu, *fx, *fdx; /* [max_L max_K] feature batch */
   double *bgv, *bdgv;         /* [max_pairs max_K] basis batch */
-  double *w;                  /* [nlm] addition theorem weights */
-  double *angsum; /* [n_nodes ang_stride] per A leaf and atom: sums A^c,
-                     A^s, self terms; per pair Y^c, Y^s, their gradients,
-                     g^ and g^' by species (see leaf_angular) */
-  double *bac, *bas;  /* [S K nlm] */
-  double *selfbar;    /* [S K] */
-  double *ascr;       /* A leaves: [(2 (max_P+1) + 6 nlm + 8) pst] */
+  double *ylm;                /* [3 nlm] compot_ylm_coef(max_P) */
+  double *angsum; /* [n_nodes ang_stride] per A leaf and atom, kept from
+                     the value to the backward step (see leaf_angular) */
+  double *bac;    /* [S K nvp] adjoints of the A sums */
+  double **acoef; /* [n_nodes] A leaves: angular_coef tables, else NULL */
+  double *selfbar; /* [S K] */
+  double *ascr;    /* A leaves: [(7 + max_K) pst + 16 nvp] */
   size_t ang_stride;
-  int pst;            /* max_pairs rounded up to a multiple of 8 */
+  int pst;  /* max_pairs rounded up to a multiple of 4 */
+  int nvp;  /* (max_P+1)^2 rounded up to a multiple of 4 */
 } ctx;
 
 #define IS_CONTRIB(c, i) ((c)->ws->flag[i] & 1)
@@ -420,6 +420,32 @@ static int build_pairs(ctx *c, size_t *np_out, char *msg, size_t msg_size)
   return COMPOT_OK;
 }
 
+/*
+ * Coefficients of an A leaf spread over the (P+1)^2 functions Y_v, for
+ * energy and adjoints at one atom without loops over l:
+ *   out[(Z np + pair) K + k][v] = c[Z, pair, k, l(v)]  (rows nvp long,
+ *     zero for v >= (P+1)^2),
+ *   then out[S np K nvp + (Z np + pair) K + k] = sum_l c[Z, pair, k, l].
+ * Returns the number of doubles written, S np K (nvp + 1).
+ */
+static size_t angular_coef(compot_node const *nd, int S, int nvp, double *out)
+{
+  int np = S * (S + 1) / 2, K = nd->K, P1 = nd->P + 1, row, l, v;
+  int nrow = S * np * K;
+  double *sums = out + (size_t) nrow * nvp;
+  for (row = 0; row < nrow; ++row) {
+    double const *cc = nd->c + (size_t) row * P1;
+    double *o = out + (size_t) row * nvp, tot = 0.0;
+    for (v = 0; v < nvp; ++v) o[v] = 0.0;
+    for (l = 0; l < P1; ++l) {
+      for (v = l * l; v < (l + 1) * (l + 1); ++v) o[v] = cc[l];
+      tot += cc[l];
+    }
+    sums[row] = tot;
+  }
+  return (size_t) nrow * (nvp + 1);
+}
+
 /* ---- setup -------------------------------------------------------------- */
 
 /* Per-atom arrays, scratch, and the weights of the addition theorem. */
@@ -427,7 +453,7 @@ static int setup(ctx *c, char *msg, size_t msg_size)
 {
   compot_model const *m = c->m;
   compot_workspace *ws = c->ws;
-  int n = c->n, S = c->S, nb = m->n_bases, b, lm, l, mm;
+  int n = c->n, S = c->S, nb = m->n_bases, b;
   size_t nfeat = 0, nscr, nlm = (size_t) compot_n_lm(m->max_P);
   size_t sk = (size_t) S * (size_t) m->max_K, nn = (size_t) m->n_nodes;
   double *f, *s;
@@ -446,25 +472,31 @@ static int setup(ctx *c, char *msg, size_t msg_size)
   for (b = 0; b < nb; ++b)
     if (m->bases[b].need_phi)
       nfeat += (size_t) n * S * m->bases[b].K * (c->want_grad ? 2 : 1);
-  nscr = 2 * nn + nn * sk + nlm + 2 * (size_t) nb * sk;
-  if (m->has_angular) nscr += 2 * sk * (nlm + 1) + sk;
+  c->nvp = ((m->max_P + 1) * (m->max_P + 1) + 3) & ~3;
+  nscr = 2 * nn + nn * sk + 3 * nlm + 2 * (size_t) nb * sk;
+  if (m->has_angular) {
+    nscr += sk * (size_t) c->nvp + sk;
+    for (b = 0; b < (int) nn; ++b)
+      if (m->nodes[b].kind == COMPOT_NODE_ANGULAR)
+        nscr += (size_t) S * S * (S + 1) / 2 * m->nodes[b].K * (c->nvp + 1);
+  }
   if (ensure_doubles(&ws->feat, &ws->feat_cap, nfeat)
       || ensure_doubles(&ws->scr, &ws->scr_cap, nscr))
     goto nomem;
-  if (6 * (size_t) nb > ws->ptr_cap) {
-    if (grow((void **) &ws->ptr, 6 * (size_t) nb, sizeof(double *)))
+  if (5 * (size_t) nb + nn > ws->ptr_cap) {
+    if (grow((void **) &ws->ptr, 5 * (size_t) nb + nn, sizeof(double *)))
       goto nomem;
-    ws->ptr_cap = 6 * (size_t) nb;
+    ws->ptr_cap = 5 * (size_t) nb + nn;
   }
   if (nfeat > 0) memset(ws->feat, 0, nfeat * sizeof(double));
 
   /* carve the scratch */
   c->bphi = ws->ptr;
   c->blam = c->bphi + nb;
-  c->bg = c->blam + nb;
-  c->bdg = c->bg + nb;
+  c->bdg = c->blam + nb;
   c->brho = c->bdg + nb;
   c->bnu = c->brho + nb;
+  c->acoef = c->bnu + nb;
   s = ws->scr;
   c->V = s;
   s += nn;
@@ -472,8 +504,8 @@ static int setup(ctx *c, char *msg, size_t msg_size)
   s += nn;
   c->dedf = s;
   s += nn * sk;
-  c->w = s;
-  s += nlm;
+  c->ylm = s;
+  s += 3 * nlm;
   for (b = 0; b < nb; ++b) {
     c->brho[b] = c->bnu[b] = NULL;
     if (m->bases[b].need_rho) {
@@ -484,16 +516,21 @@ static int setup(ctx *c, char *msg, size_t msg_size)
   }
   if (m->has_angular) {
     c->bac = s;
-    s += sk * (nlm + 1);
-    c->bas = s;
-    s += sk * (nlm + 1);
+    s += sk * (size_t) c->nvp;
     c->selfbar = s;
     s += sk;
+    for (b = 0; b < (int) nn; ++b) {
+      compot_node const *nd = &m->nodes[b];
+      c->acoef[b] = NULL;
+      if (nd->kind != COMPOT_NODE_ANGULAR) continue;
+      c->acoef[b] = s;
+      s += angular_coef(nd, S, c->nvp, s);
+    }
   }
   f = ws->feat;
   for (b = 0; b < nb; ++b) {
     size_t one = (size_t) n * S * m->bases[b].K;
-    c->bphi[b] = c->blam[b] = c->bg[b] = c->bdg[b] = NULL;
+    c->bphi[b] = c->blam[b] = c->bdg[b] = NULL;
     if (m->bases[b].need_phi) {
       c->bphi[b] = f;
       f += one;
@@ -503,25 +540,14 @@ static int setup(ctx *c, char *msg, size_t msg_size)
       }
     }
   }
-  /* addition theorem weights w_l0 = 1, w_lm = 2 (l-m)!/(l+m)! */
-  for (l = 0; l <= m->max_P; ++l)
-    for (mm = 0; mm <= l; ++mm) {
-      double w = 1.0;
-      int t;
-      lm = l * (l + 1) / 2 + mm;
-      if (mm > 0) {
-        w = 2.0;
-        for (t = l - mm + 1; t <= l + mm; ++t) w /= (double) t;
-      }
-      c->w[lm] = w;
-    }
+  compot_ylm_coef(m->max_P, c->ylm);
   return COMPOT_OK;
 nomem:
   compot_set_msg(msg, msg_size, "out of memory for %d particles", n);
   return COMPOT_ERR_MEMORY;
 }
 
-/* Slot caches of g^' (gradients) and g^ (A leaves); per-particle batches. */
+/* Slot caches of g^' (gradients of phi); per-particle batches. */
 static int setup_caches(ctx *c, char *msg, size_t msg_size)
 {
   compot_model const *m = c->m;
@@ -531,21 +557,19 @@ static int setup_caches(ctx *c, char *msg, size_t msg_size)
   size_t lk;
   double *f;
   int b, nd, max_l = 1;
-  for (b = 0; b < m->n_bases; ++b) {
-    size_t one = ns * (size_t) m->bases[b].K;
-    if (m->bases[b].need_ang) total += one;
-    if (c->want_grad) total += one;
-  }
+  for (b = 0; b < m->n_bases; ++b)
+    if (c->want_grad && m->bases[b].need_phi)
+      total += ns * (size_t) m->bases[b].K;
   for (nd = 0; nd < m->n_nodes; ++nd)
     if (m->nodes[nd].L > max_l) max_l = m->nodes[nd].L;
   lk = (size_t) max_l * m->max_K;
   c->ang_stride = nascr = 0;
-  c->pst = (c->max_pairs + 7) & ~7;
+  c->pst = ((c->max_pairs > 0 ? c->max_pairs : 1) + 3) & ~3;
   if (m->has_angular) {
-    size_t nlm = (size_t) compot_n_lm(m->max_P), sk = (size_t) c->S * m->max_K;
-    size_t pst = (size_t) c->pst;
-    c->ang_stride = 2 * sk * nlm + sk + 8 * nlm * pst + 2 * sk * pst;
-    nascr = (2 * (size_t) (m->max_P + 1) + 6 * nlm + 12) * pst;
+    size_t sk = (size_t) c->S * m->max_K;
+    size_t pst = (size_t) c->pst, nvp = (size_t) c->nvp;
+    c->ang_stride = sk * nvp + sk + nvp * pst + 2 * sk * pst;
+    nascr = (7 + (size_t) m->max_K) * pst + 16 * nvp;
   }
   nbat = 5 * lk + mp * 2 * (size_t) m->max_K
          + (size_t) m->n_nodes * c->ang_stride + nascr;
@@ -560,17 +584,11 @@ static int setup_caches(ctx *c, char *msg, size_t msg_size)
   c->sh = ws->slot + ns;
   if (c->want_grad) memset(ws->slot, 0, 4 * ns * sizeof(double));
   f = ws->cache;
-  for (b = 0; b < m->n_bases; ++b) {
-    size_t one = ns * (size_t) m->bases[b].K;
-    if (m->bases[b].need_ang) {
-      c->bg[b] = f;
-      f += one;
-    }
-    if (c->want_grad) {
+  for (b = 0; b < m->n_bases; ++b)
+    if (c->want_grad && m->bases[b].need_phi) {
       c->bdg[b] = f;
-      f += one;
+      f += ns * (size_t) m->bases[b].K;
     }
-  }
   f = ws->bat;
   c->fg = f;
   f += lk;
@@ -608,13 +626,13 @@ static int eval_bases(ctx *c, char *msg, size_t msg_size)
   for (b = 0; b < m->n_bases; ++b) {
     compot_basis const *B = &m->bases[b];
     int K = B->K, SK = S * K, gauss = B->kind == COMPOT_BASIS_GAUSSIAN;
-    double *phi = c->bphi[b], *gc = c->bg[b], *dgc = c->bdg[b];
-    if (phi == NULL && gc == NULL && dgc == NULL) continue;
+    double *phi = c->bphi[b], *dgc = c->bdg[b];
+    if (phi == NULL) continue; /* A leaves evaluate their own */
     for (o = 0; o < c->n_built; ++o) {
       int i = ws->order[o], p0 = ws->pstart[i], nb = ws->pmid[i] - p0;
       double *g, *dg, *fi;
       if (nb == 0 || !evaluates(c, B, i)) continue;
-      g = gc != NULL ? gc + (size_t) ws->pslot[p0] * K : c->bgv;
+      g = c->bgv;
       dg = dgc != NULL ? dgc + (size_t) ws->pslot[p0] * K : c->bdgv;
       if (gauss)
         compot_gaussian_n(B, nb, ws->pr + p0, ws->pfc + p0, ws->pdfc + p0, g,
@@ -624,7 +642,6 @@ static int eval_bases(ctx *c, char *msg, size_t msg_size)
           compot_radial(B, m->cutoff, ws->pr[p0 + t], ws->pfc[p0 + t],
                         ws->pdfc[p0 + t], g + (size_t) t * K,
                         dg + (size_t) t * K);
-      if (phi == NULL) continue;
       fi = phi + (size_t) i * SK;
       for (t = 0, p = p0; t < nb; ++t, ++p) {
         int j = ws->pj[p];
@@ -710,75 +727,121 @@ static int pair_index(int S, int s1, int s2)
 }
 
 /*
+ * g^_k(r_ij) and g^_k'(r_ij) of the n pairs of atom i by neighbour species:
+ * G[(s K + k) pst + t] (zero unless pair t has a neighbour of species s,
+ * and for t >= n), dG likewise if not NULL.  tmp holds K pst doubles.
+ */
+static void angular_radial(ctx const *c, compot_basis const *B, int i,
+                           double *G, double *dG, double *tmp)
+{
+  compot_workspace const *ws = c->ws;
+  int S = c->S, K = B->K, pst = c->pst, p0 = ws->pstart[i];
+  int n = ws->pend[i] - p0, k, t;
+  double const *r = ws->pr + p0, *fc = ws->pfc + p0, *dfc = ws->pdfc + p0;
+  size_t sk = (size_t) S * K;
+
+  memset(G, 0, sk * pst * sizeof(double));
+  if (dG != NULL) memset(dG, 0, sk * pst * sizeof(double));
+  if (B->kind == COMPOT_BASIS_GAUSSIAN) {
+    for (k = 0; k < K; ++k) {
+      double ak = -B->a[k], *x = tmp + (size_t) k * pst;
+      for (t = 0; t < n; ++t) x[t] = ak * r[t] * r[t];
+    }
+    compot_exp_n(K * pst, tmp, tmp);
+    for (k = 0; k < K; ++k) {
+      double ak2 = 2.0 * B->a[k], *e = tmp + (size_t) k * pst;
+      double *g = G + (size_t) k * pst, *dg = dG + (size_t) k * pst;
+      for (t = 0; t < n; ++t) g[t] = e[t] * fc[t];
+      if (dG != NULL)
+        for (t = 0; t < n; ++t) dg[t] = e[t] * (dfc[t] - ak2 * r[t] * fc[t]);
+    }
+  } else {
+    for (t = 0; t < n; ++t) {
+      double *g = tmp, *dg = tmp + K;
+      compot_radial(B, c->m->cutoff, r[t], fc[t], dfc[t], g, dg);
+      for (k = 0; k < K; ++k) {
+        G[(size_t) k * pst + t] = g[k];
+        if (dG != NULL) dG[(size_t) k * pst + t] = dg[k];
+      }
+    }
+  }
+  if (S == 1) return;
+  /* move each pair's values to the rows of its neighbour's species */
+  for (t = 0; t < n; ++t) {
+    int sj = c->in->species[ws->pj[p0 + t]];
+    if (sj == 0) continue;
+    for (k = 0; k < K; ++k) {
+      size_t from = (size_t) k * pst + t, to = (size_t) (sj * K + k) * pst + t;
+      G[to] = G[from];
+      G[from] = 0.0;
+      if (dG != NULL) {
+        dG[to] = dG[from];
+        dG[from] = 0.0;
+      }
+    }
+  }
+}
+
+/*
  * A leaf: e(i) = sum_{s1<=s2} sum_k sum_p c[Z,(s1,s2),k,p] q_kp^(s1 s2)(i),
- *   q^(ss)   = sum_m w_lm (A^c_s^2 + A^s_s^2) - sum_{j in s} g_k(r_ij)^2,
- *   q^(s1s2) = 2 sum_m w_lm (A^c_s1 A^c_s2 + A^s_s1 A^s_s2)   (s1 < s2),
- * with l = p and A^c_(s,k,lm) = sum_{j in s} g_k(r_ij) Q_l^m(z_ij) C_m(u_ij).
- * The sums A^c, A^s and the self terms are kept in sum for the backward
- * step at the same atom.
+ *   q^(ss)   = sum_(v in l=p) A_(s,k,v)^2 - sum_{j in s} g_k(r_ij)^2,
+ *   q^(s1s2) = 2 sum_(v in l=p) A_(s1,k,v) A_(s2,k,v)   (s1 < s2),
+ * with A_(s,k,v) = sum_{j in s} g^_k(r_ij) Y_v(u_ij) over the (P+1)^2 real
+ * functions Y_v of compot_ylm_real_n (sum over v of degree l = P_l).  The
+ * per-atom arrays (layout ang_stride, rows pst long):
+ *   A [S K nvp], self [S K], Y [nvp pst], G, dG [S K pst]
+ * are kept in sum for the backward step at the same atom; rows of Y beyond
+ * (P+1)^2 and columns of G, dG beyond the n pairs are zero.
  */
 static double leaf_angular(ctx *c, compot_node const *nd, int i, double *sum)
 {
   compot_workspace const *ws = c->ws;
-  int S = c->S, K = nd->K, P = nd->P, P1 = P + 1, nlm = compot_n_lm(P);
-  int Z = c->in->species[i], np = S * (S + 1) / 2, pst = c->pst;
-  int p0 = ws->pstart[i], n = ws->pend[i] - p0, s1, s2, k, l, m, t, lm;
-  size_t sk = (size_t) S * K, tot = sk * nlm;
-  double *ac = sum, *as = sum + tot, *selfv = sum + 2 * tot;
-  double *yc = selfv + sk, *ys = yc + (size_t) nlm * pst;
-  double *dyc = ys + (size_t) nlm * pst, *dys = dyc + 3 * (size_t) nlm * pst;
-  double *gS = dys + 3 * (size_t) nlm * pst, *dgS = gS + sk * pst;
-  double *ux = c->ascr, *uy = ux + pst, *uz = uy + pst, *yscr = uz + pst;
-  double const *gc = c->bg[nd->basis], *dgc = c->bdg[nd->basis];
+  int S = c->S, K = nd->K, P = nd->P, P1 = P + 1, nvp = c->nvp;
+  int nv = P1 * P1, Z = c->in->species[i], np = S * (S + 1) / 2, pst = c->pst;
+  int p0 = ws->pstart[i], n = ws->pend[i] - p0, s1, s2, k, v, t;
+  size_t sk = (size_t) S * K;
+  double *A = sum, *selfv = A + sk * nvp, *Y = selfv + sk;
+  double *G = Y + (size_t) nvp * pst, *dG = G + sk * pst;
+  double *ux = c->ascr, *uy = ux + pst, *uz = uy + pst, *tmp = uz + pst;
   double e = 0.0;
 
-  /* g^_k and g^_k' of each pair, by neighbour species (zero for the others) */
-  memset(gS, 0, 2 * sk * pst * sizeof(double));
+  angular_radial(c, &c->m->bases[nd->basis], i, G, c->want_grad ? dG : NULL,
+                 tmp);
   for (t = 0; t < n; ++t) {
-    int p = p0 + t, s = c->in->species[ws->pj[p]];
-    double const *g = gc + (size_t) ws->pslot[p] * K;
-    for (k = 0; k < K; ++k) gS[(size_t) (s * K + k) * pst + t] = g[k];
-    if (c->want_grad) {
-      double const *dg = dgc + (size_t) ws->pslot[p] * K;
-      for (k = 0; k < K; ++k) dgS[(size_t) (s * K + k) * pst + t] = dg[k];
-    }
-    ux[t] = ws->pu[3 * p];
-    uy[t] = ws->pu[3 * p + 1];
-    uz[t] = ws->pu[3 * p + 2];
+    double const *u = ws->pu + 3 * (size_t) (p0 + t);
+    ux[t] = u[0];
+    uy[t] = u[1];
+    uz[t] = u[2];
   }
-  for (t = n; t < pst; ++t) { /* finite pads (their gS are zero) */
+  for (; t < pst; ++t) { /* finite pads (their G are zero) */
     ux[t] = 1.0;
     uy[t] = uz[t] = 0.0;
   }
-  compot_ylm_n(pst, ux, uy, uz, P, yscr, yc, ys, c->want_grad ? dyc : NULL,
-               c->want_grad ? dys : NULL, pst);
-  /* A^c_(s,k,lm) = sum_j g_k(r_ij) Y^c_lm(u_ij) over neighbours j of species s */
+  compot_ylm_real_n(pst, ux, uy, uz, P, c->ylm, Y, NULL, pst);
+  if (nvp > nv)
+    memset(Y + (size_t) nv * pst, 0, (size_t) (nvp - nv) * pst * sizeof(double));
+  /* A_(s,k,v) = sum_t G_(s,k)(t) Y_v(t) */
+  gemm_nt((int) sk, nvp, pst, G, Y, A, nvp);
   for (k = 0; k < (int) sk; ++k) {
-    double const *g = gS + (size_t) k * pst;
-    for (lm = 0; lm < nlm; ++lm) {
-      ac[(size_t) k * nlm + lm] = dot(n, g, yc + (size_t) lm * pst);
-      as[(size_t) k * nlm + lm] = dot(n, g, ys + (size_t) lm * pst);
-    }
-    selfv[k] = dot(n, g, g);
+    double const *g = G + (size_t) k * pst;
+    double sq = 0.0;
+    for (t = 0; t < n; ++t) sq += g[t] * g[t];
+    selfv[k] = sq;
   }
   for (s1 = 0; s1 < S; ++s1)
     for (s2 = s1; s2 < S; ++s2) {
-      double const *cc =
-          nd->c + (size_t) (Z * np + pair_index(S, s1, s2)) * K * P1;
+      size_t row = (size_t) (Z * np + pair_index(S, s1, s2)) * K;
+      double const *cc = c->acoef[nd - c->m->nodes] + row * nvp;
+      double const *cs = c->acoef[nd - c->m->nodes] + (size_t) S * np * K * nvp + row;
+      double f = s1 == s2 ? 1.0 : 2.0;
       for (k = 0; k < K; ++k) {
-        double const *a1 = ac + (size_t) (s1 * K + k) * nlm;
-        double const *b1 = as + (size_t) (s1 * K + k) * nlm;
-        double const *a2 = ac + (size_t) (s2 * K + k) * nlm;
-        double const *b2 = as + (size_t) (s2 * K + k) * nlm;
-        for (l = 0; l <= P; ++l) {
-          double acc = 0.0, qv;
-          for (m = 0; m <= l; ++m) {
-            lm = l * (l + 1) / 2 + m;
-            acc += c->w[lm] * (a1[lm] * a2[lm] + b1[lm] * b2[lm]);
-          }
-          qv = s1 == s2 ? acc - selfv[s1 * K + k] : 2.0 * acc;
-          e += cc[k * P1 + l] * qv;
-        }
+        double const *a1 = A + (size_t) (s1 * K + k) * nvp;
+        double const *a2 = A + (size_t) (s2 * K + k) * nvp, *ck = cc + (size_t) k * nvp;
+        compot_v4 acc = v4_set1(0.0);
+        for (v = 0; v < nvp; v += 4)
+          acc = v4_madd(v4_mul(v4_load(ck + v), v4_load(a1 + v)), v4_load(a2 + v), acc);
+        e += f * v4_sum(acc);
+        if (s1 == s2) e -= cs[k] * selfv[s1 * K + k];
       }
     }
   return e;
@@ -786,78 +849,101 @@ static double leaf_angular(ctx *c, compot_node const *nd, int i, double *sum)
 
 /*
  * Backward of an A leaf at atom i with adjoint a.  With the adjoints
- * bac = dE/dA^c, bas = dE/dA^s and selfbar of the self terms, pair (i, j)
- * of species s gets
- *   dE/dD_ij = sum_k [g^_k' (sum_lm bac_k Y^c + bas_k Y^s)
- *                     + 2 selfbar_k g^_k g^_k'] u
- *            + (GV - (u.GV) u) / r,   GV = sum_lm Bc grad Y^c + Bs grad Y^s,
- * with Bc = sum_k g^_k bac_k, over k first; all loops run over the pairs
- * of atom i.  The first line is radial and goes to the slot's T, the
+ * bac = dE/dA and selfbar of the self terms, pair t (i, j) gets
+ *   dE/dD_ij = [sum_v Bd_v(t) Y_v(t) + 2 sum_k selfbar_k g^_k g^_k'] u
+ *            + (GV - (u.GV) u) / r,   GV = sum_v Bg_v(t) grad Y_v(t),
+ * with Bg_v(t) = sum_(s,k) bac_(s,k,v) G_(s,k)(t) and Bd likewise with dG.
+ * The loops run over blocks of 4 pairs (the lanes) and 4 functions v; Y
+ * and grad Y are recomputed per block of pairs, which keeps the working
+ * set in the first-level cache.  Rows v >= (P+1)^2 have bac = 0, so what
+ * they read (zeros, or the next gradient plane) does not contribute.  The first line is radial and goes to the slot's T, the
  * second to h.
  */
 static void leaf_angular_backward(ctx *c, compot_node const *nd, int i,
                                   double a, double const *sum)
 {
   compot_workspace *ws = c->ws;
-  int S = c->S, K = nd->K, P = nd->P, P1 = P + 1, nlm = compot_n_lm(P);
+  int S = c->S, K = nd->K, P = nd->P, P1 = P + 1, nvp = c->nvp;
   int Z = c->in->species[i], np = S * (S + 1) / 2, pst = c->pst;
-  int p0 = ws->pstart[i], n = ws->pend[i] - p0, s1, s2, k, l, m, t, lm, d;
-  int nlm2 = (nlm + 1) & ~1;
-  size_t sk = (size_t) S * K, tot = sk * nlm;
-  double const *ac = sum, *as = sum + tot, *selfv = sum + 2 * tot;
-  double const *yc = selfv + sk, *ys = yc + (size_t) nlm * pst;
-  double const *dyc = ys + (size_t) nlm * pst, *dys = dyc + 3 * (size_t) nlm * pst;
-  double const *gS = dys + 3 * (size_t) nlm * pst, *dgS = gS + sk * pst;
-  double *Bc = c->ascr, *Bs = Bc + (size_t) (nlm + 1) * pst;
-  double *Dc = Bs + (size_t) (nlm + 1) * pst, *Ds = Dc + (size_t) (nlm + 1) * pst;
-  double *radial = Ds + (size_t) (nlm + 1) * pst, *GV = radial + pst;
+  int p0 = ws->pstart[i], n = ws->pend[i] - p0, s1, s2, k, t, v, q;
+  int nv = P1 * P1;
+  int sk = S * K;
+  double const *A = sum, *selfv = A + (size_t) sk * nvp, *Yall = selfv + sk;
+  double const *G = Yall + (size_t) nvp * pst, *dG = G + (size_t) sk * pst;
+  double *rad = c->ascr, *GV = rad + pst, *ux = GV + 3 * (size_t) pst;
+  double *uy = ux + pst, *uz = uy + pst, *Y = uz + pst, *dY = Y + 4 * (size_t) nvp;
+  double *bac = c->bac;
 
-  memset(c->bac, 0, sk * nlm2 * sizeof(double));
-  memset(c->bas, 0, sk * nlm2 * sizeof(double));
-  memset(c->selfbar, 0, sk * sizeof(double));
+  memset(bac, 0, (size_t) sk * nvp * sizeof(double));
+  memset(c->selfbar, 0, (size_t) sk * sizeof(double));
   for (s1 = 0; s1 < S; ++s1)
     for (s2 = s1; s2 < S; ++s2) {
-      double const *cc =
-          nd->c + (size_t) (Z * np + pair_index(S, s1, s2)) * K * P1;
+      size_t row = (size_t) (Z * np + pair_index(S, s1, s2)) * K;
+      double const *cc = c->acoef[nd - c->m->nodes] + row * nvp;
+      double const *cs = c->acoef[nd - c->m->nodes] + (size_t) S * np * K * nvp + row;
+      compot_v4 ta = v4_set1(2.0 * a);
+      /* s1 == s2: d(c A^2)/dA = 2 c A; s1 < s2: d(2 c A1 A2) = 2 c A2, 2 c A1 */
       for (k = 0; k < K; ++k) {
-        size_t o1 = (size_t) (s1 * K + k) * nlm, o2 = (size_t) (s2 * K + k) * nlm;
-        size_t b1 = (size_t) (s1 * K + k) * nlm2, b2 = (size_t) (s2 * K + k) * nlm2;
-        for (l = 0; l <= P; ++l) {
-          double tt = 2.0 * a * cc[k * P1 + l];
-          if (tt == 0.0) continue;
-          if (s1 == s2) c->selfbar[s1 * K + k] -= 0.5 * tt;
-          for (m = 0; m <= l; ++m) {
-            lm = l * (l + 1) / 2 + m;
-            /* s1 == s2: d(A^2)/dA = 2A; s1 < s2: 2 (A1 A2) -> 2 A2, 2 A1 */
-            c->bac[b1 + lm] += tt * c->w[lm] * ac[o2 + lm];
-            c->bas[b1 + lm] += tt * c->w[lm] * as[o2 + lm];
-            if (s1 != s2) {
-              c->bac[b2 + lm] += tt * c->w[lm] * ac[o1 + lm];
-              c->bas[b2 + lm] += tt * c->w[lm] * as[o1 + lm];
-            }
-          }
+        size_t o1 = (size_t) (s1 * K + k) * nvp, o2 = (size_t) (s2 * K + k) * nvp;
+        double const *ck = cc + (size_t) k * nvp;
+        for (v = 0; v < nvp; v += 4) {
+          compot_v4 cv = v4_mul(ta, v4_load(ck + v));
+          v4_store(bac + o1 + v, v4_madd(cv, v4_load(A + o2 + v), v4_load(bac + o1 + v)));
+          if (s1 != s2)
+            v4_store(bac + o2 + v, v4_madd(cv, v4_load(A + o1 + v), v4_load(bac + o2 + v)));
         }
+        if (s1 == s2) c->selfbar[s1 * K + k] -= a * cs[k];
       }
     }
-  /* Bc_lm(j) = sum_(s,k) bac_(s,k,lm) g^_k(r_ij) [s_j = s], and Bs, Dc, Ds
-     (rows of pst pairs; the zero pads of gS, dgS give zero pads here) */
-  gemm_cs((int) sk, nlm2, pst, c->bac, c->bas, gS, Bc, Bs);
-  gemm_cs((int) sk, nlm2, pst, c->bac, c->bas, dgS, Dc, Ds);
-  memset(radial, 0, 4 * (size_t) pst * sizeof(double));
-  for (k = 0; k < (int) sk; ++k) {
-    double const *g = gS + (size_t) k * pst, *dg = dgS + (size_t) k * pst;
-    for (t = 0; t < n; ++t) radial[t] += 2.0 * c->selfbar[k] * g[t] * dg[t];
+  for (t = 0; t < n; ++t) {
+    double const *u = ws->pu + 3 * (size_t) (p0 + t);
+    ux[t] = u[0];
+    uy[t] = u[1];
+    uz[t] = u[2];
   }
-  for (lm = 0; lm < nlm; ++lm) {
-    size_t o = (size_t) lm * pst;
-    for (t = 0; t < n; ++t)
-      radial[t] += Dc[o + t] * yc[o + t] + Ds[o + t] * ys[o + t];
-    for (d = 0; d < 3; ++d) {
-      double const *gc = dyc + (size_t) d * nlm * pst + o;
-      double const *gs = dys + (size_t) d * nlm * pst + o;
-      double *gv = GV + (size_t) d * pst;
-      for (t = 0; t < n; ++t) gv[t] += Bc[o + t] * gc[t] + Bs[o + t] * gs[t];
+  for (; t < pst; ++t) {
+    ux[t] = 1.0;
+    uy[t] = uz[t] = 0.0;
+  }
+  memset(Y, 0, 16 * (size_t) nvp * sizeof(double));
+  for (t = 0; t < n; t += 4) {
+    compot_v4 rd = v4_set1(0.0), gx = rd, gy = rd, gz = rd;
+    /* Y_v and grad Y_v of these 4 pairs: rows of 4 (those beyond
+       (P+1)^2 stay zero) */
+    compot_ylm_real_n(4, ux + t, uy + t, uz + t, P, c->ylm, Y, dY, 4);
+    for (k = 0; k < sk; ++k) {
+      compot_v4 g = v4_load(G + (size_t) k * pst + t);
+      compot_v4 dg = v4_load(dG + (size_t) k * pst + t);
+      rd = v4_madd(v4_madd(v4_set1(2.0 * c->selfbar[k]), g, v4_set1(0.0)), dg,
+                   rd);
     }
+    for (v = 0; v < nvp; v += 4) {
+      compot_v4 bg[4], bd[4];
+      for (q = 0; q < 4; ++q) bg[q] = bd[q] = v4_set1(0.0);
+      for (k = 0; k < sk; ++k) {
+        compot_v4 g = v4_load(G + (size_t) k * pst + t);
+        compot_v4 dg = v4_load(dG + (size_t) k * pst + t);
+        double const *b = bac + (size_t) k * nvp + v;
+        for (q = 0; q < 4; ++q) {
+          compot_v4 bq = v4_set1(b[q]);
+          bg[q] = v4_madd(bq, g, bg[q]);
+          bd[q] = v4_madd(bq, dg, bd[q]);
+        }
+      }
+      for (q = 0; q < 4; ++q) {
+        double const *y = Y + 4 * (size_t) (v + q);
+        double const *dx = dY + 4 * (size_t) (v + q);
+        double const *dy = dx + 4 * (size_t) nv, *dz = dy + 4 * (size_t) nv;
+        rd = v4_madd(bd[q], v4_load(y), rd);
+        gx = v4_madd(bg[q], v4_load(dx), gx);
+        gy = v4_madd(bg[q], v4_load(dy), gy);
+        gz = v4_madd(bg[q], v4_load(dz), gz);
+      }
+    }
+    v4_store(rad + t, rd);
+    v4_store(GV + t, gx);
+    v4_store(GV + pst + t, gy);
+    v4_store(GV + 2 * (size_t) pst + t, gz);
   }
   for (t = 0; t < n; ++t) {
     int p = p0 + t, sl = ws->pslot[p];
@@ -865,7 +951,7 @@ static void leaf_angular_backward(ctx *c, compot_node const *nd, int i,
     double g0 = GV[t], g1 = GV[pst + t], g2 = GV[2 * pst + t];
     double rinv = 1.0 / ws->pr[p], ug = u[0] * g0 + u[1] * g1 + u[2] * g2;
     double sign = p >= ws->pmid[i] ? -1.0 : 1.0, *h = c->sh + 3 * sl;
-    c->st[sl] += radial[t];
+    c->st[sl] += rad[t];
     h[0] += sign * (g0 - ug * u[0]) * rinv;
     h[1] += sign * (g1 - ug * u[1]) * rinv;
     h[2] += sign * (g2 - ug * u[2]) * rinv;

@@ -92,6 +92,95 @@ struct compot_model {
   double influence_distance;
 };
 
+/*
+ * Four double lanes for the hot kernels (angular term): GCC/Clang vector
+ * extension where available (AVX or 2 x SSE2 code, as the target allows),
+ * else a plain array.  Lanes are combined only element-wise, so results do
+ * not depend on the representation.
+ */
+#if defined(__GNUC__)
+/* the helpers are static and inlined: no ABI is involved, whatever the
+   target's vector units (GCC warns otherwise when AVX is off) */
+#if !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+typedef double compot_v4 __attribute__((vector_size(32)));
+static inline compot_v4 v4_load(double const *p)
+{
+  compot_v4 v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline void v4_store(double *p, compot_v4 v)
+{
+  __builtin_memcpy(p, &v, sizeof v);
+}
+static inline compot_v4 v4_set1(double x)
+{
+  compot_v4 v = {x, x, x, x};
+  return v;
+}
+static inline compot_v4 v4_madd(compot_v4 a, compot_v4 b, compot_v4 c)
+{
+  return a * b + c;
+}
+static inline compot_v4 v4_mul(compot_v4 a, compot_v4 b) { return a * b; }
+static inline compot_v4 v4_add(compot_v4 a, compot_v4 b) { return a + b; }
+static inline compot_v4 v4_sub(compot_v4 a, compot_v4 b) { return a - b; }
+static inline double v4_sum(compot_v4 a) { return (a[0] + a[1]) + (a[2] + a[3]); }
+#else
+typedef struct compot_v4 {
+  double x[4];
+} compot_v4;
+static inline compot_v4 v4_load(double const *p)
+{
+  compot_v4 v;
+  int i;
+  for (i = 0; i < 4; ++i) v.x[i] = p[i];
+  return v;
+}
+static inline void v4_store(double *p, compot_v4 v)
+{
+  int i;
+  for (i = 0; i < 4; ++i) p[i] = v.x[i];
+}
+static inline compot_v4 v4_set1(double x)
+{
+  compot_v4 v;
+  int i;
+  for (i = 0; i < 4; ++i) v.x[i] = x;
+  return v;
+}
+static inline compot_v4 v4_madd(compot_v4 a, compot_v4 b, compot_v4 c)
+{
+  int i;
+  for (i = 0; i < 4; ++i) c.x[i] = a.x[i] * b.x[i] + c.x[i];
+  return c;
+}
+static inline compot_v4 v4_mul(compot_v4 a, compot_v4 b)
+{
+  int i;
+  for (i = 0; i < 4; ++i) a.x[i] *= b.x[i];
+  return a;
+}
+static inline compot_v4 v4_add(compot_v4 a, compot_v4 b)
+{
+  int i;
+  for (i = 0; i < 4; ++i) a.x[i] += b.x[i];
+  return a;
+}
+static inline compot_v4 v4_sub(compot_v4 a, compot_v4 b)
+{
+  int i;
+  for (i = 0; i < 4; ++i) a.x[i] -= b.x[i];
+  return a;
+}
+static inline double v4_sum(compot_v4 a)
+{
+  return (a.x[0] + a.x[1]) + (a.x[2] + a.x[3]);
+}
+#endif
+
 /* compot_core.c */
 void compot_set_msg(char *msg, size_t msg_size, char const *fmt, ...)
 #if defined(__GNUC__)
@@ -128,9 +217,10 @@ void compot_gaussian_n(compot_basis const *b, int m, double const *r,
 void compot_radial(compot_basis const *b, double rc, double r, double fc,
                    double dfc, double *g, double *dg);
 int compot_n_lm(int P);
-void compot_ylm_n(int n, double const *ux, double const *uy,
-                  double const *uz, int P, double *scratch, double *yc,
-                  double *ys, double *dyc, double *dys, int stride);
+void compot_ylm_coef(int P, double *coef);
+void compot_ylm_real_n(int n, double const *ux, double const *uy,
+                       double const *uz, int P, double const *coef,
+                       double *Y, double *dY, int stride);
 double compot_zbl_eval(compot_zbl const *z, int pair, double r_in,
                        double r_out, double r, double *dphi);
 void compot_zbl_setup(compot_zbl *z, int pair, double zi, double zj,

@@ -239,6 +239,36 @@ void compot_gaussian_n(compot_basis const *b, int m, double const *r,
 /* Number of (l, m) with 0 <= m <= l <= P; index of (l, m) is l(l+1)/2 + m. */
 int compot_n_lm(int P) { return (P + 1) * (P + 2) / 2; }
 
+/* coef[3 lm + 0..2] for lm < compot_n_lm(P): sqrt(w_lm) and the
+   coefficients of the recurrence for Q_l^m (compot_ylm_real_n). */
+void compot_ylm_coef(int P, double *coef)
+{
+  int l, m, t;
+  double dfact = 1.0;
+  for (m = 0; m <= P; ++m) {
+    if (m > 0) dfact *= (double) (2 * m - 1);
+    for (l = m; l <= P; ++l) {
+      int lm = l * (l + 1) / 2 + m;
+      double w = 1.0;
+      if (m > 0) {
+        w = 2.0;
+        for (t = l - m + 1; t <= l + m; ++t) w /= (double) t;
+      }
+      coef[3 * lm] = sqrt(w);
+      if (l == m) { /* Q_m^m = (2m-1)!! */
+        coef[3 * lm + 1] = 0.0;
+        coef[3 * lm + 2] = -dfact;
+      } else if (l == m + 1) { /* Q_(m+1)^m = (2m+1) z Q_m^m */
+        coef[3 * lm + 1] = (double) (2 * m + 1) * dfact;
+        coef[3 * lm + 2] = 0.0;
+      } else {
+        coef[3 * lm + 1] = (double) (2 * l - 1) / (double) (l - m);
+        coef[3 * lm + 2] = (double) (l + m - 1) / (double) (l - m);
+      }
+    }
+  }
+}
+
 /*
  * Polynomial form of the addition theorem (MODEL_SPEC 3, angular term).
  * For a unit vector u = (x, y, z):
@@ -246,93 +276,121 @@ int compot_n_lm(int P) { return (P + 1) * (P + 2) / 2; }
  *   Q_l^m(z) = d^m P_l / dz^m:  Q_m^m = (2m-1)!!, Q_(m+1)^m = (2m+1) z Q_m^m,
  *   Q_l^m = ((2l-1) z Q_(l-1)^m - (l+m-1) Q_(l-2)^m) / (l-m),
  * so that P_l(u_a . u_b) = sum_m w_lm Q_l^m(z_a) Q_l^m(z_b)
- *   [C_m(a) C_m(b) + S_m(a) S_m(b)],  w_l0 = 1, w_lm = 2 (l-m)!/(l+m)!.
- * For n unit vectors u_t = (ux[t], uy[t], uz[t]) at once (the loops run
- * over t and vectorise), with lm = l(l+1)/2 + m:
- *   yc[lm stride + t] = Q_l^m C_m, ys[lm stride + t] = Q_l^m S_m,
- * and, if dyc is not NULL, their gradients dyc[(a nlm + lm) stride + t],
- * dys[...] (component a = x, y, z; nlm = compot_n_lm(P)) with x, y, z
- * treated as independent (dC_m/dx = m C_(m-1), dC_m/dy = -m S_(m-1),
- * dS_m/dx = m S_(m-1), dS_m/dy = m C_(m-1), dQ_l^m/dz = Q_l^(m+1)).
- * scratch holds (2 (P+1) + nlm) stride doubles; stride >= n;
- * P <= COMPOT_MAX_P.
+ *   [C_m(a) C_m(b) + S_m(a) S_m(b)],  w_l0 = 1, w_lm = 2 (l-m)!/(l+m)!,
+ * i.e. P_l(u_a . u_b) = sum_v Y_v(u_a) Y_v(u_b) over the 2l+1 real functions
+ *   Y_(l^2) = Q_l^0,  Y_(l^2+2m-1) = sqrt(w_lm) Q_l^m C_m,
+ *   Y_(l^2+2m) = sqrt(w_lm) Q_l^m S_m   (m = 1..l),
+ * (P_l-normalised real solid harmonics on the unit sphere).
+ * For n unit vectors u_t = (ux[t], uy[t], uz[t]) at once, in blocks of 4
+ * lanes (n a multiple of 4): Y[v stride + t] for v < (P+1)^2 and, if dY is not
+ * NULL, the gradients dY[(a nv + v) stride + t] (component a = x, y, z;
+ * nv = (P+1)^2) with x, y, z treated as independent (dC_m/dx = m C_(m-1),
+ * dC_m/dy = -m S_(m-1), dS_m/dx = m S_(m-1), dS_m/dy = m C_(m-1),
+ * dQ_l^m/dz = Q_l^(m+1)).  coef: 3 compot_n_lm(P) coefficients from
+ * compot_ylm_coef (per (l, m): sqrt(w_lm) and two of the recurrence; the
+ * table of a larger P serves too).  stride >= n; P <= COMPOT_MAX_P.
  */
-void compot_ylm_n(int n, double const *ux, double const *uy,
-                  double const *uz, int P, double *scratch, double *yc,
-                  double *ys, double *dyc, double *dys, int stride)
-{
-  int nlm = compot_n_lm(P), l, m, t;
-  double *cm = scratch, *sm = scratch + (size_t) (P + 1) * stride;
-  double *q = sm + (size_t) (P + 1) * stride;
+#if defined(__GNUC__)
+#define COMPOT_ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define COMPOT_ALWAYS_INLINE
+#endif
 
-  for (t = 0; t < n; ++t) {
-    cm[t] = 1.0;
-    sm[t] = 0.0;
-  }
-  for (m = 1; m <= P; ++m) {
-    double const *c0 = cm + (size_t) (m - 1) * stride, *s0 = sm + (size_t) (m - 1) * stride;
-    double *c1 = cm + (size_t) m * stride, *s1 = sm + (size_t) m * stride;
-    for (t = 0; t < n; ++t) {
-      c1[t] = ux[t] * c0[t] - uy[t] * s0[t];
-      s1[t] = ux[t] * s0[t] + uy[t] * c0[t];
+static inline COMPOT_ALWAYS_INLINE void
+ylm_real(int n, double const *ux, double const *uy, double const *uz, int P,
+         double const *coef, double *Y, double *dY,
+         int stride)
+{
+  int nv = (P + 1) * (P + 1), l, m, t;
+  size_t st = (size_t) stride, plane = (size_t) nv * st;
+#define SW(lm) coef[3 * (lm)]
+#define CA(lm) coef[3 * (lm) + 1]
+#define CB(lm) coef[3 * (lm) + 2]
+  /* per block of 4 vectors: C_m, S_m and Q_l^m (registers once the copies
+     for small P are unrolled; at most 27.5 kB of stack for P = 40) */
+  compot_v4 cm[P + 1], sm[P + 1], q[(P + 1) * (P + 2) / 2];
+  compot_v4 const zero = v4_set1(0.0);
+
+  for (t = 0; t < n; t += 4) {
+    compot_v4 x = v4_load(ux + t), y = v4_load(uy + t), z = v4_load(uz + t);
+    compot_v4 c0 = v4_set1(1.0), s0 = zero;
+    cm[0] = c0;
+    sm[0] = s0;
+    for (m = 1; m <= P; ++m) {
+      compot_v4 c1 = v4_sub(v4_mul(x, c0), v4_mul(y, s0));
+      compot_v4 s1 = v4_add(v4_mul(x, s0), v4_mul(y, c0));
+      cm[m] = c1;
+      sm[m] = s1;
+      c0 = c1;
+      s0 = s1;
     }
-  }
-  {
-    double dfact = 1.0;
     for (m = 0; m <= P; ++m) {
-      double *qmm = q + (size_t) (m * (m + 1) / 2 + m) * stride;
-      if (m > 0) dfact *= (double) (2 * m - 1);
-      for (t = 0; t < n; ++t) qmm[t] = dfact;
-      if (m + 1 <= P) {
-        double *q1 = q + (size_t) ((m + 1) * (m + 2) / 2 + m) * stride;
-        for (t = 0; t < n; ++t) q1[t] = (2 * m + 1) * uz[t] * dfact;
-      }
+      int lm = m * (m + 1) / 2 + m;
+      compot_v4 qb = v4_set1(-CB(lm)), qa;
+      q[lm] = qb;
+      if (m + 1 > P) continue;
+      lm += m + 1;
+      qa = v4_mul(v4_set1(CA(lm)), z);
+      q[lm] = qa;
       for (l = m + 2; l <= P; ++l) {
-        double const *qa = q + (size_t) ((l - 1) * l / 2 + m) * stride;
-        double const *qb = q + (size_t) ((l - 2) * (l - 1) / 2 + m) * stride;
-        double *ql = q + (size_t) (l * (l + 1) / 2 + m) * stride;
-        double ca = (double) (2 * l - 1), cb = (double) (l + m - 1), cd = (double) (l - m);
-        for (t = 0; t < n; ++t) ql[t] = (ca * uz[t] * qa[t] - cb * qb[t]) / cd;
+        compot_v4 qv;
+        lm += l;
+        qv = v4_sub(v4_mul(v4_mul(v4_set1(CA(lm)), z), qa),
+                    v4_mul(v4_set1(CB(lm)), qb));
+        q[lm] = qv;
+        qb = qa;
+        qa = qv;
       }
     }
-  }
-  for (l = 0; l <= P; ++l)
-    for (m = 0; m <= l; ++m) {
-      int lm = l * (l + 1) / 2 + m;
-      double const *Q = q + (size_t) lm * stride, *cmm = cm + (size_t) m * stride;
-      double const *smm = sm + (size_t) m * stride;
-      double *yc1 = yc + (size_t) lm * stride, *ys1 = ys + (size_t) lm * stride;
-      for (t = 0; t < n; ++t) {
-        yc1[t] = Q[t] * cmm[t];
-        ys1[t] = Q[t] * smm[t];
+    for (l = 0; l <= P; ++l) {
+      int lm = l * (l + 1) / 2, v = l * l;
+      compot_v4 Q = q[lm];
+      double *dc = dY + (size_t) v * st + t;
+      v4_store(Y + (size_t) v * st + t, Q);
+      if (dY != NULL) {
+        v4_store(dc, zero);
+        v4_store(dc + plane, zero);
+        v4_store(dc + 2 * plane, l > 0 ? q[lm + 1] : zero);
       }
-      if (dyc != NULL) {
-        double *cx = dyc + (size_t) lm * stride, *cy = cx + (size_t) nlm * stride;
-        double *cz = cy + (size_t) nlm * stride;
-        double *sx = dys + (size_t) lm * stride, *sy = sx + (size_t) nlm * stride;
-        double *sz = sy + (size_t) nlm * stride;
-        double const *dq = m < l ? q + (size_t) (lm + 1) * stride : NULL;
-        if (m == 0) {
-          for (t = 0; t < n; ++t) {
-            cx[t] = cy[t] = sx[t] = sy[t] = sz[t] = 0.0;
-            cz[t] = dq != NULL ? dq[t] : 0.0;
-          }
-        } else {
-          double const *cm1 = cm + (size_t) (m - 1) * stride;
-          double const *sm1 = sm + (size_t) (m - 1) * stride;
-          double dm = (double) m;
-          for (t = 0; t < n; ++t) {
-            double d = dq != NULL ? dq[t] : 0.0;
-            cx[t] = Q[t] * (dm * cm1[t]);
-            cy[t] = Q[t] * (-dm * sm1[t]);
-            cz[t] = d * cmm[t];
-            sx[t] = Q[t] * (dm * sm1[t]);
-            sy[t] = Q[t] * (dm * cm1[t]);
-            sz[t] = d * smm[t];
-          }
+      for (m = 1; m <= l; ++m) {
+        compot_v4 w = v4_set1(SW(lm + m)), wq = v4_mul(w, q[lm + m]);
+        compot_v4 cmm = cm[m], smm = sm[m];
+        double *yc = Y + (size_t) (v + 2 * m - 1) * st + t;
+        v4_store(yc, v4_mul(wq, cmm));
+        v4_store(yc + st, v4_mul(wq, smm));
+        if (dY != NULL) {
+          compot_v4 mq = v4_mul(v4_set1((double) m), wq);
+          compot_v4 wd = m < l ? v4_mul(w, q[lm + m + 1]) : zero;
+          compot_v4 cm1 = cm[m - 1], sm1 = sm[m - 1];
+          dc = dY + (size_t) (v + 2 * m - 1) * st + t;
+          v4_store(dc, v4_mul(mq, cm1));
+          v4_store(dc + plane, v4_sub(zero, v4_mul(mq, sm1)));
+          v4_store(dc + 2 * plane, v4_mul(wd, cmm));
+          v4_store(dc + st, v4_mul(mq, sm1));
+          v4_store(dc + st + plane, v4_mul(mq, cm1));
+          v4_store(dc + st + 2 * plane, v4_mul(wd, smm));
         }
       }
     }
+  }
+#undef SW
+#undef CA
+#undef CB
+}
+
+void compot_ylm_real_n(int n, double const *ux, double const *uy,
+                       double const *uz, int P, double const *coef,
+                       double *Y, double *dY, int stride)
+{
+  /* copies for small P, with the loops over l and m unrolled */
+  switch (P) {
+  case 2: ylm_real(n, ux, uy, uz, 2, coef, Y, dY, stride); break;
+  case 3: ylm_real(n, ux, uy, uz, 3, coef, Y, dY, stride); break;
+  case 4: ylm_real(n, ux, uy, uz, 4, coef, Y, dY, stride); break;
+  case 5: ylm_real(n, ux, uy, uz, 5, coef, Y, dY, stride); break;
+  case 6: ylm_real(n, ux, uy, uz, 6, coef, Y, dY, stride); break;
+  default: ylm_real(n, ux, uy, uz, P, coef, Y, dY, stride); break;
+  }
 }
 
 /*
