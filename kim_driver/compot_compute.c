@@ -38,6 +38,7 @@
 #include "compot_internal.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +64,7 @@ struct compot_workspace {
   size_t list_cap;
   int *tj;      /* [list] positions in the host list of those inside r_c */
   int *tt;      /* [list] their twins (pairs built before), or -1 */
+  int *tq;      /* [list] the pair index each of them gets */
   double *td;   /* [4 list] D and |D|^2 of every listed neighbour */
   size_t feat_cap;
   double *feat; /* per basis phi and lambda: [n S K] each */
@@ -106,6 +108,7 @@ void compot_workspace_destroy(compot_workspace *ws)
   free(ws->slot);
   free(ws->tj);
   free(ws->tt);
+  free(ws->tq);
   free(ws->td);
   free(ws->feat);
   free(ws->cache);
@@ -156,6 +159,7 @@ static int ensure_list(compot_workspace *ws, size_t need)
   cap = grown(ws->list_cap, need);
   if (grow((void **) &ws->tj, cap, sizeof(int))
       || grow((void **) &ws->tt, cap, sizeof(int))
+      || grow((void **) &ws->tq, cap, sizeof(int))
       || grow((void **) &ws->td, 4 * cap, sizeof(double)))
     return COMPOT_ERR_MEMORY;
   ws->list_cap = cap;
@@ -190,7 +194,7 @@ static inline double dot(int n, double const *a, double const *b)
 static void gemm_nt(int ni, int nj, int nt, double const *restrict X,
                     double const *restrict Y, double *restrict C, int ldc)
 {
-  int i0, j0, t, r, q;
+  int i0, j0, t, q;
   for (i0 = 0; i0 < ni; i0 += 2) {
     int nr = ni - i0 < 2 ? ni - i0 : 2;
     double const *x0 = X + (size_t) i0 * nt, *x1 = x0 + (nr > 1 ? nt : 0);
@@ -206,11 +210,18 @@ static void gemm_nt(int ni, int nj, int nt, double const *restrict X,
           a1[q] = v4_madd(u1, yq, a1[q]);
         }
       }
-      for (r = 0; r < nr; ++r)
-        for (q = 0; q < 4; ++q)
-          C[(size_t) (i0 + r) * ldc + j0 + q] = v4_sum(r == 0 ? a0[q] : a1[q]);
+      v4_store(C + (size_t) i0 * ldc + j0, v4_sum4(a0[0], a0[1], a0[2], a0[3]));
+      if (nr > 1)
+        v4_store(C + (size_t) (i0 + 1) * ldc + j0, v4_sum4(a1[0], a1[1], a1[2], a1[3]));
     }
   }
+}
+
+/* p rounded up to a multiple of 64 bytes (within 7 doubles) */
+static double *align64(double *p)
+{
+  size_t mis = (size_t) ((uintptr_t) p % 64) / sizeof(double);
+  return mis ? p + (8 - mis) : p;
 }
 
 /* Everything one compute call needs, gathered once. */
@@ -339,40 +350,46 @@ static int pairs_of(ctx *c, int i, size_t *np, int mark, char *msg,
      with one go last, from the end of i's block backwards. */
   for (s = ws->pending[i]; s >= 0; s = ws->pnext[s])
     ws->twin_of[ws->powner[s]] = s;
+  /* (twin_of is -1 but for the owners of i's pending pairs, all built;
+     clearing it makes a second listing of the same j find no twin) */
   for (t = 0; t < m; ++t) {
     int j = list[ws->tj[t]];
-    ws->tt[t] = -1;
-    if ((ws->flag[j] & 4) && ws->twin_of[j] >= 0) {
-      ws->tt[t] = ws->twin_of[j];
-      ws->twin_of[j] = -1;
-    }
+    ws->tt[t] = ws->twin_of[j];
+    ws->twin_of[j] = -1;
   }
   for (s = ws->pending[i]; s >= 0; s = ws->pnext[s])
     ws->twin_of[ws->powner[s]] = -1;
   {
     int front = 0, back = m - 1;
+    /* written without branches on the data (they would be mispredicted
+       half the time): a pair without twin whose neighbour is not built yet
+       waits in the neighbour's pending list */
     for (t = 0; t < m; ++t) {
-      int j = list[ws->tj[t]], tw = ws->tt[t], q;
-      double const *d = ws->td + 4 * ws->tj[t];
-      double r = sqrt(d[3]), inv = 1.0 / r;
-      q = (int) q0 + (tw < 0 ? front++ : back--);
+      int j = list[ws->tj[t]], tw = ws->tt[t], has = tw >= 0, q;
+      int wait = !has && !(ws->flag[j] & 4);
+      q = (int) q0 + (has ? back : front);
+      front += !has;
+      back -= has;
+      ws->tq[t] = q;
       ws->pj[q] = j;
       ws->powner[q] = i;
       ws->ptwin[q] = tw;
-      if (tw >= 0) {
-        ws->ptwin[tw] = q;
-      } else if (!(ws->flag[j] & 4)) {
-        /* wait in j's pending list */
-        ws->pnext[q] = ws->pending[j];
-        ws->pending[j] = q;
-      }
-      if (mark) ws->flag[j] |= 2;
+      ws->ptwin[has ? tw : q] = has ? q : tw;
+      ws->pnext[q] = ws->pending[j];
+      ws->pending[j] = wait ? q : ws->pending[j];
+      ws->flag[j] |= (unsigned char) (mark << 1);
+    }
+    ws->pmid[i] = (int) q0 + front;
+    /* distances and unit vectors (independent iterations) */
+    for (t = 0; t < m; ++t) {
+      double const *d = ws->td + 4 * ws->tj[t];
+      double r = sqrt(d[3]), inv = 1.0 / r;
+      int q = ws->tq[t];
       ws->pr[q] = r;
       ws->pu[3 * q] = d[0] * inv;
       ws->pu[3 * q + 1] = d[1] * inv;
       ws->pu[3 * q + 2] = d[2] * inv;
     }
-    ws->pmid[i] = (int) q0 + front;
   }
   compot_cutoff_n(m, ws->pr + q0, 1.0 / rc, ws->pfc + q0, ws->pdfc + q0);
   *np = q0 + (size_t) m;
@@ -475,12 +492,12 @@ static int setup(ctx *c, char *msg, size_t msg_size)
   c->nvp = ((m->max_P + 1) * (m->max_P + 1) + 3) & ~3;
   nscr = 2 * nn + nn * sk + 3 * nlm + 2 * (size_t) nb * sk;
   if (m->has_angular) {
-    nscr += sk * (size_t) c->nvp + sk;
+    nscr += sk * (size_t) c->nvp + sk + 8 * (nn + 1);
     for (b = 0; b < (int) nn; ++b)
       if (m->nodes[b].kind == COMPOT_NODE_ANGULAR)
         nscr += (size_t) S * S * (S + 1) / 2 * m->nodes[b].K * (c->nvp + 1);
   }
-  if (ensure_doubles(&ws->feat, &ws->feat_cap, nfeat)
+  if (ensure_doubles(&ws->feat, &ws->feat_cap, nfeat + 8)
       || ensure_doubles(&ws->scr, &ws->scr_cap, nscr))
     goto nomem;
   if (5 * (size_t) nb + nn > ws->ptr_cap) {
@@ -488,7 +505,7 @@ static int setup(ctx *c, char *msg, size_t msg_size)
       goto nomem;
     ws->ptr_cap = 5 * (size_t) nb + nn;
   }
-  if (nfeat > 0) memset(ws->feat, 0, nfeat * sizeof(double));
+  if (nfeat > 0) memset(align64(ws->feat), 0, nfeat * sizeof(double));
 
   /* carve the scratch */
   c->bphi = ws->ptr;
@@ -515,6 +532,7 @@ static int setup(ctx *c, char *msg, size_t msg_size)
     s += 2 * sk;
   }
   if (m->has_angular) {
+    s = align64(s);
     c->bac = s;
     s += sk * (size_t) c->nvp;
     c->selfbar = s;
@@ -523,11 +541,12 @@ static int setup(ctx *c, char *msg, size_t msg_size)
       compot_node const *nd = &m->nodes[b];
       c->acoef[b] = NULL;
       if (nd->kind != COMPOT_NODE_ANGULAR) continue;
+      s = align64(s);
       c->acoef[b] = s;
       s += angular_coef(nd, S, c->nvp, s);
     }
   }
-  f = ws->feat;
+  f = align64(ws->feat); /* rows of S K doubles: cache lines for S K = 8 */
   for (b = 0; b < nb; ++b) {
     size_t one = (size_t) n * S * m->bases[b].K;
     c->bphi[b] = c->blam[b] = c->bdg[b] = NULL;
@@ -568,12 +587,15 @@ static int setup_caches(ctx *c, char *msg, size_t msg_size)
   if (m->has_angular) {
     size_t sk = (size_t) c->S * m->max_K;
     size_t pst = (size_t) c->pst, nvp = (size_t) c->nvp;
-    c->ang_stride = sk * nvp + sk + nvp * pst + 2 * sk * pst;
+    /* every array a multiple of 8 doubles, so that with an aligned start
+       the rows of 4-lane loads stay 32-byte aligned */
+    c->ang_stride = sk * nvp + ((sk + 7) & ~(size_t) 7) + nvp * pst + 2 * sk * pst;
+    c->ang_stride = (c->ang_stride + 7) & ~(size_t) 7;
     nascr = (7 + (size_t) m->max_K) * pst + 16 * nvp;
   }
-  nbat = 5 * lk + mp * 2 * (size_t) m->max_K
+  nbat = 8 + 5 * lk + mp * 2 * (size_t) m->max_K
          + (size_t) m->n_nodes * c->ang_stride + nascr;
-  if (ensure_doubles(&ws->cache, &ws->cache_cap, total)
+  if (ensure_doubles(&ws->cache, &ws->cache_cap, total + 8)
       || ensure_doubles(&ws->bat, &ws->bat_cap, nbat)
       || ensure_doubles(&ws->slot, &ws->slot_cap, 4 * ns)) {
     compot_set_msg(msg, msg_size, "out of memory for %lu pair slots",
@@ -583,7 +605,7 @@ static int setup_caches(ctx *c, char *msg, size_t msg_size)
   c->st = ws->slot;
   c->sh = ws->slot + ns;
   if (c->want_grad) memset(ws->slot, 0, 4 * ns * sizeof(double));
-  f = ws->cache;
+  f = align64(ws->cache);
   for (b = 0; b < m->n_bases; ++b)
     if (c->want_grad && m->bases[b].need_phi) {
       c->bdg[b] = f;
@@ -604,6 +626,7 @@ static int setup_caches(ctx *c, char *msg, size_t msg_size)
   f += mp * m->max_K;
   c->bdgv = f;
   f += mp * m->max_K;
+  f = align64(f);
   c->angsum = f;
   f += (size_t) m->n_nodes * c->ang_stride;
   c->ascr = f;
@@ -740,22 +763,30 @@ static void angular_radial(ctx const *c, compot_basis const *B, int i,
   double const *r = ws->pr + p0, *fc = ws->pfc + p0, *dfc = ws->pdfc + p0;
   size_t sk = (size_t) S * K;
 
-  memset(G, 0, sk * pst * sizeof(double));
-  if (dG != NULL) memset(dG, 0, sk * pst * sizeof(double));
+  if (S > 1) {
+    memset(G, 0, sk * pst * sizeof(double));
+    if (dG != NULL) memset(dG, 0, sk * pst * sizeof(double));
+  }
   if (B->kind == COMPOT_BASIS_GAUSSIAN) {
     for (k = 0; k < K; ++k) {
-      double ak = -B->a[k], *x = tmp + (size_t) k * pst;
+      double ak = -B->a[k], *x = tmp + (size_t) k * n;
       for (t = 0; t < n; ++t) x[t] = ak * r[t] * r[t];
     }
-    compot_exp_n(K * pst, tmp, tmp);
+    compot_exp_n(K * n, tmp, tmp);
     for (k = 0; k < K; ++k) {
-      double ak2 = 2.0 * B->a[k], *e = tmp + (size_t) k * pst;
+      double ak2 = 2.0 * B->a[k], *e = tmp + (size_t) k * n;
       double *g = G + (size_t) k * pst, *dg = dG + (size_t) k * pst;
       for (t = 0; t < n; ++t) g[t] = e[t] * fc[t];
-      if (dG != NULL)
-        for (t = 0; t < n; ++t) dg[t] = e[t] * (dfc[t] - ak2 * r[t] * fc[t]);
+      for (; t < pst; ++t) g[t] = 0.0;
+      if (dG == NULL) continue;
+      for (t = 0; t < n; ++t) dg[t] = e[t] * (dfc[t] - ak2 * r[t] * fc[t]);
+      for (; t < pst; ++t) dg[t] = 0.0;
     }
   } else {
+    if (S == 1) {
+      memset(G, 0, sk * pst * sizeof(double));
+      if (dG != NULL) memset(dG, 0, sk * pst * sizeof(double));
+    }
     for (t = 0; t < n; ++t) {
       double *g = tmp, *dg = tmp + K;
       compot_radial(B, c->m->cutoff, r[t], fc[t], dfc[t], g, dg);
@@ -800,7 +831,7 @@ static double leaf_angular(ctx *c, compot_node const *nd, int i, double *sum)
   int nv = P1 * P1, Z = c->in->species[i], np = S * (S + 1) / 2, pst = c->pst;
   int p0 = ws->pstart[i], n = ws->pend[i] - p0, s1, s2, k, v, t;
   size_t sk = (size_t) S * K;
-  double *A = sum, *selfv = A + sk * nvp, *Y = selfv + sk;
+  double *A = sum, *selfv = A + sk * nvp, *Y = selfv + ((sk + 7) & ~(size_t) 7);
   double *G = Y + (size_t) nvp * pst, *dG = G + sk * pst;
   double *ux = c->ascr, *uy = ux + pst, *uz = uy + pst, *tmp = uz + pst;
   double e = 0.0;
@@ -822,11 +853,11 @@ static double leaf_angular(ctx *c, compot_node const *nd, int i, double *sum)
     memset(Y + (size_t) nv * pst, 0, (size_t) (nvp - nv) * pst * sizeof(double));
   /* A_(s,k,v) = sum_t G_(s,k)(t) Y_v(t) */
   gemm_nt((int) sk, nvp, pst, G, Y, A, nvp);
-  for (k = 0; k < (int) sk; ++k) {
+  for (k = 0; k < (int) sk; ++k) { /* (the pads of G are zero) */
     double const *g = G + (size_t) k * pst;
-    double sq = 0.0;
-    for (t = 0; t < n; ++t) sq += g[t] * g[t];
-    selfv[k] = sq;
+    compot_v4 sq = v4_set1(0.0);
+    for (t = 0; t < pst; t += 4) sq = v4_madd(v4_load(g + t), v4_load(g + t), sq);
+    selfv[k] = v4_sum(sq);
   }
   for (s1 = 0; s1 < S; ++s1)
     for (s2 = s1; s2 < S; ++s2) {
@@ -868,7 +899,8 @@ static void leaf_angular_backward(ctx *c, compot_node const *nd, int i,
   int p0 = ws->pstart[i], n = ws->pend[i] - p0, s1, s2, k, t, v, q;
   int nv = P1 * P1;
   int sk = S * K;
-  double const *A = sum, *selfv = A + (size_t) sk * nvp, *Yall = selfv + sk;
+  double const *A = sum, *selfv = A + (size_t) sk * nvp;
+  double const *Yall = selfv + ((sk + 7) & ~7);
   double const *G = Yall + (size_t) nvp * pst, *dG = G + (size_t) sk * pst;
   double *rad = c->ascr, *GV = rad + pst, *ux = GV + 3 * (size_t) pst;
   double *uy = ux + pst, *uz = uy + pst, *Y = uz + pst, *dY = Y + 4 * (size_t) nvp;

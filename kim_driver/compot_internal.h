@@ -128,6 +128,23 @@ static inline compot_v4 v4_mul(compot_v4 a, compot_v4 b) { return a * b; }
 static inline compot_v4 v4_add(compot_v4 a, compot_v4 b) { return a + b; }
 static inline compot_v4 v4_sub(compot_v4 a, compot_v4 b) { return a - b; }
 static inline double v4_sum(compot_v4 a) { return (a[0] + a[1]) + (a[2] + a[3]); }
+/* {v4_sum(a), v4_sum(b), v4_sum(c), v4_sum(d)} with the same additions */
+static inline compot_v4 v4_sum4(compot_v4 a, compot_v4 b, compot_v4 c, compot_v4 d)
+{
+  typedef long long compot_i4 __attribute__((vector_size(32)));
+#if defined(__clang__)
+  compot_v4 ab = __builtin_shufflevector(a, b, 0, 4, 2, 6) + __builtin_shufflevector(a, b, 1, 5, 3, 7);
+  compot_v4 cd = __builtin_shufflevector(c, d, 0, 4, 2, 6) + __builtin_shufflevector(c, d, 1, 5, 3, 7);
+  return __builtin_shufflevector(ab, cd, 0, 1, 4, 5) + __builtin_shufflevector(ab, cd, 2, 3, 6, 7);
+#else
+  compot_i4 const even = {0, 4, 2, 6}, odd = {1, 5, 3, 7};
+  compot_i4 const lo = {0, 1, 4, 5}, hi = {2, 3, 6, 7};
+  /* ab = (a0+a1, b0+b1, a2+a3, b2+b3), cd likewise */
+  compot_v4 ab = __builtin_shuffle(a, b, even) + __builtin_shuffle(a, b, odd);
+  compot_v4 cd = __builtin_shuffle(c, d, even) + __builtin_shuffle(c, d, odd);
+  return __builtin_shuffle(ab, cd, lo) + __builtin_shuffle(ab, cd, hi);
+#endif
+}
 #else
 typedef struct compot_v4 {
   double x[4];
@@ -178,6 +195,15 @@ static inline compot_v4 v4_sub(compot_v4 a, compot_v4 b)
 static inline double v4_sum(compot_v4 a)
 {
   return (a.x[0] + a.x[1]) + (a.x[2] + a.x[3]);
+}
+static inline compot_v4 v4_sum4(compot_v4 a, compot_v4 b, compot_v4 c, compot_v4 d)
+{
+  compot_v4 r;
+  r.x[0] = v4_sum(a);
+  r.x[1] = v4_sum(b);
+  r.x[2] = v4_sum(c);
+  r.x[3] = v4_sum(d);
+  return r;
 }
 #endif
 
