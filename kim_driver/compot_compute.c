@@ -13,8 +13,7 @@
  *      evaluated once per unordered pair.
  *   2. Bases: per basis and slot g^_k(r) and g^_k'(r), in one vectorised
  *      batch per particle; phi_k^(s)(i) = sum_j g^_k(r_ij) for both
- *      directions; g^' stays in the slot cache.  (A leaves evaluate
- *      g^ of all pairs of their atom themselves, in their own layout.)
+ *      directions; g^' (and g^ for A leaves) stays in the slot cache.
  *      With a host exchange, phi is then copied onto ghosts.
  *   3. Sites: for each contributing atom i in turn, rho_k^(s)(i) of N
  *      terms, every node's value bottom-up, V_n(i) = e_n(i) + shift_n(Z_i),
@@ -72,7 +71,7 @@ struct compot_workspace {
   double *slot; /* [4 ns] per slot: radial part T and vector part h of
                    H = dE/dD_ij - dE/dD_ji, collected by the site step */
   size_t cache_cap;
-  double *cache; /* per basis and slot g^': [ns K] */
+  double *cache; /* per basis and slot g^' and (A leaves) g^: [ns K] each */
   size_t scr_cap;
   double *scr;
   size_t bat_cap;
@@ -187,8 +186,9 @@ static inline double dot(int n, double const *a, double const *b)
 }
 
 /*
- * C[i ldc + j] = sum_t X[i nt + t] Y[j nt + t] for i < ni, j < nj (a
- * multiple of 4) and t < nt (a multiple of 4): a small matrix product in
+ * C[i ldc + j] = sum_t X[i nt + t] Y_j(t) for i < ni, j < nj (a multiple
+ * of 4) and t < nt (a multiple of 4), with Y by blocks of 4 t:
+ * Y_j(t) = Y[(t - t % 4) nj + 4 j + t % 4].  A small matrix product in
  * 2 x 4 blocks of 4-lane partial sums.
  */
 static void gemm_nt(int ni, int nj, int nt, double const *restrict X,
@@ -199,13 +199,13 @@ static void gemm_nt(int ni, int nj, int nt, double const *restrict X,
     int nr = ni - i0 < 2 ? ni - i0 : 2;
     double const *x0 = X + (size_t) i0 * nt, *x1 = x0 + (nr > 1 ? nt : 0);
     for (j0 = 0; j0 < nj; j0 += 4) {
-      double const *y = Y + (size_t) j0 * nt;
       compot_v4 a0[4], a1[4];
       for (q = 0; q < 4; ++q) a0[q] = a1[q] = v4_set1(0.0);
       for (t = 0; t < nt; t += 4) {
         compot_v4 u0 = v4_load(x0 + t), u1 = v4_load(x1 + t);
+        double const *y = Y + (size_t) t * nj + 4 * (size_t) j0;
         for (q = 0; q < 4; ++q) {
-          compot_v4 yq = v4_load(y + (size_t) q * nt + t);
+          compot_v4 yq = v4_load(y + 4 * q);
           a0[q] = v4_madd(u0, yq, a0[q]);
           a1[q] = v4_madd(u1, yq, a1[q]);
         }
@@ -237,7 +237,7 @@ typedef struct ctx {
   int max_pairs; /* most pairs of one particle */
   /* per basis, NULL if unused */
   double **bphi, **blam; /* [n S K] cluster functions and their adjoints */
-  double **bdg;          /* [n_slots K] cached g^' (gradients) */
+  double **bg, **bdg;    /* [n_slots K] cached g^ (A leaves), g^' (gradients) */
   double **brho, **bnu;  /* [S K] rho and nu of the current atom */
   double *st, *sh;       /* [n_slots], [3 n_slots]: T and h of each slot */
   /* per-atom scratch */
@@ -500,17 +500,18 @@ static int setup(ctx *c, char *msg, size_t msg_size)
   if (ensure_doubles(&ws->feat, &ws->feat_cap, nfeat + 8)
       || ensure_doubles(&ws->scr, &ws->scr_cap, nscr))
     goto nomem;
-  if (5 * (size_t) nb + nn > ws->ptr_cap) {
-    if (grow((void **) &ws->ptr, 5 * (size_t) nb + nn, sizeof(double *)))
+  if (6 * (size_t) nb + nn > ws->ptr_cap) {
+    if (grow((void **) &ws->ptr, 6 * (size_t) nb + nn, sizeof(double *)))
       goto nomem;
-    ws->ptr_cap = 5 * (size_t) nb + nn;
+    ws->ptr_cap = 6 * (size_t) nb + nn;
   }
   if (nfeat > 0) memset(align64(ws->feat), 0, nfeat * sizeof(double));
 
   /* carve the scratch */
   c->bphi = ws->ptr;
   c->blam = c->bphi + nb;
-  c->bdg = c->blam + nb;
+  c->bg = c->blam + nb;
+  c->bdg = c->bg + nb;
   c->brho = c->bdg + nb;
   c->bnu = c->brho + nb;
   c->acoef = c->bnu + nb;
@@ -549,7 +550,7 @@ static int setup(ctx *c, char *msg, size_t msg_size)
   f = align64(ws->feat); /* rows of S K doubles: cache lines for S K = 8 */
   for (b = 0; b < nb; ++b) {
     size_t one = (size_t) n * S * m->bases[b].K;
-    c->bphi[b] = c->blam[b] = c->bdg[b] = NULL;
+    c->bphi[b] = c->blam[b] = c->bg[b] = c->bdg[b] = NULL;
     if (m->bases[b].need_phi) {
       c->bphi[b] = f;
       f += one;
@@ -566,7 +567,7 @@ nomem:
   return COMPOT_ERR_MEMORY;
 }
 
-/* Slot caches of g^' (gradients of phi); per-particle batches. */
+/* Slot caches of g^' (gradients) and g^ (A leaves); per-particle batches. */
 static int setup_caches(ctx *c, char *msg, size_t msg_size)
 {
   compot_model const *m = c->m;
@@ -576,9 +577,11 @@ static int setup_caches(ctx *c, char *msg, size_t msg_size)
   size_t lk;
   double *f;
   int b, nd, max_l = 1;
-  for (b = 0; b < m->n_bases; ++b)
-    if (c->want_grad && m->bases[b].need_phi)
-      total += ns * (size_t) m->bases[b].K;
+  for (b = 0; b < m->n_bases; ++b) {
+    compot_basis const *B = &m->bases[b];
+    if (B->need_ang) total += ns * (size_t) B->K;
+    if (c->want_grad && (B->need_phi || B->need_ang)) total += ns * (size_t) B->K;
+  }
   for (nd = 0; nd < m->n_nodes; ++nd)
     if (m->nodes[nd].L > max_l) max_l = m->nodes[nd].L;
   lk = (size_t) max_l * m->max_K;
@@ -589,9 +592,9 @@ static int setup_caches(ctx *c, char *msg, size_t msg_size)
     size_t pst = (size_t) c->pst, nvp = (size_t) c->nvp;
     /* every array a multiple of 8 doubles, so that with an aligned start
        the rows of 4-lane loads stay 32-byte aligned */
-    c->ang_stride = sk * nvp + ((sk + 7) & ~(size_t) 7) + nvp * pst + 2 * sk * pst;
+    c->ang_stride = sk * nvp + ((sk + 7) & ~(size_t) 7) + 4 * nvp * pst + 2 * sk * pst;
     c->ang_stride = (c->ang_stride + 7) & ~(size_t) 7;
-    nascr = (7 + (size_t) m->max_K) * pst + 16 * nvp;
+    nascr = (7 + (size_t) m->max_K) * pst;
   }
   nbat = 8 + 5 * lk + mp * 2 * (size_t) m->max_K
          + (size_t) m->n_nodes * c->ang_stride + nascr;
@@ -606,11 +609,17 @@ static int setup_caches(ctx *c, char *msg, size_t msg_size)
   c->sh = ws->slot + ns;
   if (c->want_grad) memset(ws->slot, 0, 4 * ns * sizeof(double));
   f = align64(ws->cache);
-  for (b = 0; b < m->n_bases; ++b)
-    if (c->want_grad && m->bases[b].need_phi) {
-      c->bdg[b] = f;
-      f += ns * (size_t) m->bases[b].K;
+  for (b = 0; b < m->n_bases; ++b) {
+    compot_basis const *B = &m->bases[b];
+    if (B->need_ang) {
+      c->bg[b] = f;
+      f += ns * (size_t) B->K;
     }
+    if (c->want_grad && (B->need_phi || B->need_ang)) {
+      c->bdg[b] = f;
+      f += ns * (size_t) B->K;
+    }
+  }
   f = ws->bat;
   c->fg = f;
   f += lk;
@@ -628,6 +637,9 @@ static int setup_caches(ctx *c, char *msg, size_t msg_size)
   f += mp * m->max_K;
   f = align64(f);
   c->angsum = f;
+  /* rows beyond (P+1)^2 of the Y blocks are read (times zero) but never
+     written: zero them once */
+  memset(f, 0, (size_t) m->n_nodes * c->ang_stride * sizeof(double));
   f += (size_t) m->n_nodes * c->ang_stride;
   c->ascr = f;
   return COMPOT_OK;
@@ -649,13 +661,13 @@ static int eval_bases(ctx *c, char *msg, size_t msg_size)
   for (b = 0; b < m->n_bases; ++b) {
     compot_basis const *B = &m->bases[b];
     int K = B->K, SK = S * K, gauss = B->kind == COMPOT_BASIS_GAUSSIAN;
-    double *phi = c->bphi[b], *dgc = c->bdg[b];
-    if (phi == NULL) continue; /* A leaves evaluate their own */
+    double *phi = c->bphi[b], *gc = c->bg[b], *dgc = c->bdg[b];
+    if (phi == NULL && gc == NULL) continue;
     for (o = 0; o < c->n_built; ++o) {
       int i = ws->order[o], p0 = ws->pstart[i], nb = ws->pmid[i] - p0;
       double *g, *dg, *fi;
       if (nb == 0 || !evaluates(c, B, i)) continue;
-      g = c->bgv;
+      g = gc != NULL ? gc + (size_t) ws->pslot[p0] * K : c->bgv;
       dg = dgc != NULL ? dgc + (size_t) ws->pslot[p0] * K : c->bdgv;
       if (gauss)
         compot_gaussian_n(B, nb, ws->pr + p0, ws->pfc + p0, ws->pdfc + p0, g,
@@ -665,6 +677,7 @@ static int eval_bases(ctx *c, char *msg, size_t msg_size)
           compot_radial(B, m->cutoff, ws->pr[p0 + t], ws->pfc[p0 + t],
                         ws->pdfc[p0 + t], g + (size_t) t * K,
                         dg + (size_t) t * K);
+      if (phi == NULL) continue;
       fi = phi + (size_t) i * SK;
       for (t = 0, p = p0; t < nb; ++t, ++p) {
         int j = ws->pj[p];
@@ -750,65 +763,59 @@ static int pair_index(int S, int s1, int s2)
 }
 
 /*
- * g^_k(r_ij) and g^_k'(r_ij) of the n pairs of atom i by neighbour species:
- * G[(s K + k) pst + t] (zero unless pair t has a neighbour of species s,
- * and for t >= n), dG likewise if not NULL.  tmp holds K pst doubles.
+ * g^_k(r_ij) and g^_k'(r_ij) of the n pairs of atom i by neighbour species,
+ * from the slot caches: G[(s K + k) pst + t] (zero unless pair t has a
+ * neighbour of species s, and for t >= n), dG likewise if not NULL.
  */
-static void angular_radial(ctx const *c, compot_basis const *B, int i,
-                           double *G, double *dG, double *tmp)
+static void angular_radial(ctx const *c, int b, int i, double *G, double *dG)
 {
   compot_workspace const *ws = c->ws;
-  int S = c->S, K = B->K, pst = c->pst, p0 = ws->pstart[i];
+  int S = c->S, K = c->m->bases[b].K, pst = c->pst, p0 = ws->pstart[i];
   int n = ws->pend[i] - p0, k, t;
-  double const *r = ws->pr + p0, *fc = ws->pfc + p0, *dfc = ws->pdfc + p0;
   size_t sk = (size_t) S * K;
+  double const *gc = c->bg[b], *dgc = c->bdg[b];
 
-  if (S > 1) {
-    memset(G, 0, sk * pst * sizeof(double));
-    if (dG != NULL) memset(dG, 0, sk * pst * sizeof(double));
+#if defined(__GNUC__)
+  /* the slot rows of the next atom's pairs, in the caches by the time it
+     comes (those of twins sit far back, with the earlier atoms' slots) */
+  if (i + 1 < c->n && (c->ws->flag[i + 1] & 4)) {
+    int q;
+    for (q = ws->pstart[i + 1]; q < ws->pend[i + 1]; ++q) {
+      size_t slot = (size_t) ws->pslot[q] * K;
+      __builtin_prefetch(gc + slot);
+      if (dgc != NULL) __builtin_prefetch(dgc + slot);
+    }
   }
-  if (B->kind == COMPOT_BASIS_GAUSSIAN) {
-    for (k = 0; k < K; ++k) {
-      double ak = -B->a[k], *x = tmp + (size_t) k * n;
-      for (t = 0; t < n; ++t) x[t] = ak * r[t] * r[t];
-    }
-    compot_exp_n(K * n, tmp, tmp);
-    for (k = 0; k < K; ++k) {
-      double ak2 = 2.0 * B->a[k], *e = tmp + (size_t) k * n;
-      double *g = G + (size_t) k * pst, *dg = dG + (size_t) k * pst;
-      for (t = 0; t < n; ++t) g[t] = e[t] * fc[t];
-      for (; t < pst; ++t) g[t] = 0.0;
-      if (dG == NULL) continue;
-      for (t = 0; t < n; ++t) dg[t] = e[t] * (dfc[t] - ak2 * r[t] * fc[t]);
-      for (; t < pst; ++t) dg[t] = 0.0;
-    }
-  } else {
-    if (S == 1) {
-      memset(G, 0, sk * pst * sizeof(double));
-      if (dG != NULL) memset(dG, 0, sk * pst * sizeof(double));
-    }
-    for (t = 0; t < n; ++t) {
-      double *g = tmp, *dg = tmp + K;
-      compot_radial(B, c->m->cutoff, r[t], fc[t], dfc[t], g, dg);
-      for (k = 0; k < K; ++k) {
-        G[(size_t) k * pst + t] = g[k];
-        if (dG != NULL) dG[(size_t) k * pst + t] = dg[k];
+#endif
+  if (S == 1 && K % 4 == 0) {
+    /* blocks of 4 pairs x 4 functions, transposed in registers */
+    static double const zero[4] = {0.0, 0.0, 0.0, 0.0};
+    int src, w;
+    for (t = 0; t < pst; t += 4)
+      for (src = 0; src < (dG != NULL ? 2 : 1); ++src) {
+        double const *cache = src ? dgc : gc;
+        double *dst = src ? dG : G;
+        for (k = 0; k < K; k += 4) {
+          compot_v4 r[4], col[4];
+          for (w = 0; w < 4; ++w)
+            r[w] = v4_load(t + w < n ? cache + (size_t) ws->pslot[p0 + t + w] * K + k
+                                     : zero);
+          v4_transpose(r, col);
+          for (w = 0; w < 4; ++w) v4_store(dst + (size_t) (k + w) * pst + t, col[w]);
+        }
       }
-    }
+    return;
   }
-  if (S == 1) return;
-  /* move each pair's values to the rows of its neighbour's species */
+  memset(G, 0, sk * pst * sizeof(double));
+  if (dG != NULL) memset(dG, 0, sk * pst * sizeof(double));
   for (t = 0; t < n; ++t) {
-    int sj = c->in->species[ws->pj[p0 + t]];
-    if (sj == 0) continue;
-    for (k = 0; k < K; ++k) {
-      size_t from = (size_t) k * pst + t, to = (size_t) (sj * K + k) * pst + t;
-      G[to] = G[from];
-      G[from] = 0.0;
-      if (dG != NULL) {
-        dG[to] = dG[from];
-        dG[from] = 0.0;
-      }
+    int sj = S > 1 ? c->in->species[ws->pj[p0 + t]] : 0;
+    size_t slot = (size_t) ws->pslot[p0 + t] * K;
+    double *g = G + (size_t) sj * K * pst + t;
+    for (k = 0; k < K; ++k) g[(size_t) k * pst] = gc[slot + k];
+    if (dG != NULL) {
+      double *dg = dG + (size_t) sj * K * pst + t;
+      for (k = 0; k < K; ++k) dg[(size_t) k * pst] = dgc[slot + k];
     }
   }
 }
@@ -827,17 +834,17 @@ static void angular_radial(ctx const *c, compot_basis const *B, int i,
 static double leaf_angular(ctx *c, compot_node const *nd, int i, double *sum)
 {
   compot_workspace const *ws = c->ws;
-  int S = c->S, K = nd->K, P = nd->P, P1 = P + 1, nvp = c->nvp;
-  int nv = P1 * P1, Z = c->in->species[i], np = S * (S + 1) / 2, pst = c->pst;
+  int S = c->S, K = nd->K, P = nd->P, nvp = c->nvp;
+  int Z = c->in->species[i], np = S * (S + 1) / 2, pst = c->pst;
   int p0 = ws->pstart[i], n = ws->pend[i] - p0, s1, s2, k, v, t;
   size_t sk = (size_t) S * K;
   double *A = sum, *selfv = A + sk * nvp, *Y = selfv + ((sk + 7) & ~(size_t) 7);
-  double *G = Y + (size_t) nvp * pst, *dG = G + sk * pst;
-  double *ux = c->ascr, *uy = ux + pst, *uz = uy + pst, *tmp = uz + pst;
+  double *dY = Y + (size_t) nvp * pst, *G = dY + 3 * (size_t) nvp * pst;
+  double *dG = G + sk * pst;
+  double *ux = c->ascr, *uy = ux + pst, *uz = uy + pst;
   double e = 0.0;
 
-  angular_radial(c, &c->m->bases[nd->basis], i, G, c->want_grad ? dG : NULL,
-                 tmp);
+  angular_radial(c, nd->basis, i, G, c->want_grad ? dG : NULL);
   for (t = 0; t < n; ++t) {
     double const *u = ws->pu + 3 * (size_t) (p0 + t);
     ux[t] = u[0];
@@ -848,9 +855,11 @@ static double leaf_angular(ctx *c, compot_node const *nd, int i, double *sum)
     ux[t] = 1.0;
     uy[t] = uz[t] = 0.0;
   }
-  compot_ylm_real_n(pst, ux, uy, uz, P, c->ylm, Y, NULL, pst);
-  if (nvp > nv)
-    memset(Y + (size_t) nv * pst, 0, (size_t) (nvp - nv) * pst * sizeof(double));
+  /* Y and grad Y by blocks of 4 pairs (rows nvp long; the rows from
+     (P+1)^2 on stay zero, see setup_caches) */
+  for (t = 0; t < pst; t += 4)
+    compot_ylm_real_n(4, ux + t, uy + t, uz + t, P, c->ylm, Y + (size_t) t * nvp,
+                      c->want_grad ? dY + 3 * (size_t) t * nvp : NULL, 4);
   /* A_(s,k,v) = sum_t G_(s,k)(t) Y_v(t) */
   gemm_nt((int) sk, nvp, pst, G, Y, A, nvp);
   for (k = 0; k < (int) sk; ++k) { /* (the pads of G are zero) */
@@ -900,10 +909,9 @@ static void leaf_angular_backward(ctx *c, compot_node const *nd, int i,
   int nv = P1 * P1;
   int sk = S * K;
   double const *A = sum, *selfv = A + (size_t) sk * nvp;
-  double const *Yall = selfv + ((sk + 7) & ~7);
-  double const *G = Yall + (size_t) nvp * pst, *dG = G + (size_t) sk * pst;
-  double *rad = c->ascr, *GV = rad + pst, *ux = GV + 3 * (size_t) pst;
-  double *uy = ux + pst, *uz = uy + pst, *Y = uz + pst, *dY = Y + 4 * (size_t) nvp;
+  double const *Yall = selfv + ((sk + 7) & ~7), *dYall = Yall + (size_t) nvp * pst;
+  double const *G = dYall + 3 * (size_t) nvp * pst, *dG = G + (size_t) sk * pst;
+  double *rad = c->ascr, *GV = rad + pst;
   double *bac = c->bac;
 
   memset(bac, 0, (size_t) sk * nvp * sizeof(double));
@@ -927,22 +935,9 @@ static void leaf_angular_backward(ctx *c, compot_node const *nd, int i,
         if (s1 == s2) c->selfbar[s1 * K + k] -= a * cs[k];
       }
     }
-  for (t = 0; t < n; ++t) {
-    double const *u = ws->pu + 3 * (size_t) (p0 + t);
-    ux[t] = u[0];
-    uy[t] = u[1];
-    uz[t] = u[2];
-  }
-  for (; t < pst; ++t) {
-    ux[t] = 1.0;
-    uy[t] = uz[t] = 0.0;
-  }
-  memset(Y, 0, 16 * (size_t) nvp * sizeof(double));
   for (t = 0; t < n; t += 4) {
+    double const *Y = Yall + (size_t) t * nvp, *dY = dYall + 3 * (size_t) t * nvp;
     compot_v4 rd = v4_set1(0.0), gx = rd, gy = rd, gz = rd;
-    /* Y_v and grad Y_v of these 4 pairs: rows of 4 (those beyond
-       (P+1)^2 stay zero) */
-    compot_ylm_real_n(4, ux + t, uy + t, uz + t, P, c->ylm, Y, dY, 4);
     for (k = 0; k < sk; ++k) {
       compot_v4 g = v4_load(G + (size_t) k * pst + t);
       compot_v4 dg = v4_load(dG + (size_t) k * pst + t);
@@ -1023,6 +1018,7 @@ static double atom_site(ctx *c, int i)
     int SK = S * m->bases[b].K;
     double *rh = c->brho[b];
     if (rh == NULL) continue;
+
     for (k = 0; k < SK; ++k) rh[k] = 0.0;
     for (p = ws->pstart[i]; p < ws->pend[i]; ++p) {
       double const *fj = c->bphi[b] + (size_t) ws->pj[p] * SK;

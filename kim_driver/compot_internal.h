@@ -145,6 +145,30 @@ static inline compot_v4 v4_sum4(compot_v4 a, compot_v4 b, compot_v4 c, compot_v4
   return __builtin_shuffle(ab, cd, lo) + __builtin_shuffle(ab, cd, hi);
 #endif
 }
+/* c[k][l] = r[l][k]: the transpose of 4 rows of 4 lanes */
+static inline void v4_transpose(compot_v4 const r[4], compot_v4 c[4])
+{
+#if defined(__clang__)
+  compot_v4 t0 = __builtin_shufflevector(r[0], r[1], 0, 4, 2, 6);
+  compot_v4 t1 = __builtin_shufflevector(r[0], r[1], 1, 5, 3, 7);
+  compot_v4 t2 = __builtin_shufflevector(r[2], r[3], 0, 4, 2, 6);
+  compot_v4 t3 = __builtin_shufflevector(r[2], r[3], 1, 5, 3, 7);
+  c[0] = __builtin_shufflevector(t0, t2, 0, 1, 4, 5);
+  c[1] = __builtin_shufflevector(t1, t3, 0, 1, 4, 5);
+  c[2] = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
+  c[3] = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
+#else
+  typedef long long compot_i4 __attribute__((vector_size(32)));
+  compot_i4 const even = {0, 4, 2, 6}, odd = {1, 5, 3, 7};
+  compot_i4 const lo = {0, 1, 4, 5}, hi = {2, 3, 6, 7};
+  compot_v4 t0 = __builtin_shuffle(r[0], r[1], even), t1 = __builtin_shuffle(r[0], r[1], odd);
+  compot_v4 t2 = __builtin_shuffle(r[2], r[3], even), t3 = __builtin_shuffle(r[2], r[3], odd);
+  c[0] = __builtin_shuffle(t0, t2, lo);
+  c[1] = __builtin_shuffle(t1, t3, lo);
+  c[2] = __builtin_shuffle(t0, t2, hi);
+  c[3] = __builtin_shuffle(t1, t3, hi);
+#endif
+}
 #else
 typedef struct compot_v4 {
   double x[4];
@@ -195,6 +219,12 @@ static inline compot_v4 v4_sub(compot_v4 a, compot_v4 b)
 static inline double v4_sum(compot_v4 a)
 {
   return (a.x[0] + a.x[1]) + (a.x[2] + a.x[3]);
+}
+static inline void v4_transpose(compot_v4 const r[4], compot_v4 c[4])
+{
+  int k, l;
+  for (k = 0; k < 4; ++k)
+    for (l = 0; l < 4; ++l) c[k].x[l] = r[l].x[k];
 }
 static inline compot_v4 v4_sum4(compot_v4 a, compot_v4 b, compot_v4 c, compot_v4 d)
 {
