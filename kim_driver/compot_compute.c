@@ -243,13 +243,14 @@ typedef struct ctx {
   /* per-atom scratch */
   double *V, *adj; /* [n_nodes] */
   double *dedf;    /* [n_nodes S max_K] de/df of E and N leaves */
-  double *fg, *fgi, *fu, *fx, *fdx; /* [max_L max_K] feature batch */
+  double *fu, *fx, *fdx; /* [max_L max_K] feature batch */
   double *bgv, *bdgv;         /* [max_pairs max_K] basis batch */
   double *ylm;                /* [3 nlm] compot_ylm_coef(max_P) */
   double *angsum; /* [n_nodes ang_stride] per A leaf and atom, kept from
                      the value to the backward step (see leaf_angular) */
   double *bac;    /* [S K nvp] adjoints of the A sums */
-  double **acoef; /* [n_nodes] A leaves: angular_coef tables, else NULL */
+  double **acoef; /* [n_nodes] per leaf, tables fixed for the call: A
+                     leaves angular_coef, E and N leaves exp_coef; else NULL */
   double *selfbar; /* [S K] */
   double *ascr;    /* A leaves: [(7 + max_K) pst + 16 nvp] */
   size_t ang_stride;
@@ -463,6 +464,29 @@ static size_t angular_coef(compot_node const *nd, int S, int nvp, double *out)
   return (size_t) nrow * (nvp + 1);
 }
 
+/*
+ * Tables of an E or N leaf for one compute call: gamma_l and
+ * compot_xfeature_ginv(gamma_l) spread over the L K features (l-major),
+ * then 1 / f_max of its S K cluster functions (phi_max or rho_max).
+ * Returns the number of doubles written, 2 L K + S K.
+ */
+static size_t exp_coef(compot_model const *m, compot_node const *nd, int S,
+                       double *out)
+{
+  compot_basis const *b = &m->bases[nd->basis];
+  int K = b->K, L = nd->L, l, k;
+  double const *fmax = nd->kind == COMPOT_NODE_NEXP ? b->rho_max : b->phi_max;
+  for (l = 0; l < L; ++l) {
+    double gi = compot_xfeature_ginv(nd->gamma[l]);
+    for (k = 0; k < K; ++k) {
+      out[l * K + k] = nd->gamma[l];
+      out[L * K + l * K + k] = gi;
+    }
+  }
+  for (k = 0; k < S * K; ++k) out[2 * L * K + k] = 1.0 / fmax[k];
+  return 2 * (size_t) L * K + (size_t) S * K;
+}
+
 /* ---- setup -------------------------------------------------------------- */
 
 /* Per-atom arrays, scratch, and the weights of the addition theorem. */
@@ -491,11 +515,14 @@ static int setup(ctx *c, char *msg, size_t msg_size)
       nfeat += (size_t) n * S * m->bases[b].K * (c->want_grad ? 2 : 1);
   c->nvp = ((m->max_P + 1) * (m->max_P + 1) + 3) & ~3;
   nscr = 2 * nn + nn * sk + 3 * nlm + 2 * (size_t) nb * sk;
-  if (m->has_angular) {
-    nscr += sk * (size_t) c->nvp + sk + 8 * (nn + 1);
-    for (b = 0; b < (int) nn; ++b)
-      if (m->nodes[b].kind == COMPOT_NODE_ANGULAR)
-        nscr += (size_t) S * S * (S + 1) / 2 * m->nodes[b].K * (c->nvp + 1);
+  nscr += 8 * (nn + 1);
+  if (m->has_angular) nscr += sk * (size_t) c->nvp + sk;
+  for (b = 0; b < (int) nn; ++b) {
+    compot_node const *nd = &m->nodes[b];
+    if (nd->kind == COMPOT_NODE_ANGULAR)
+      nscr += (size_t) S * S * (S + 1) / 2 * nd->K * (c->nvp + 1);
+    if (nd->kind == COMPOT_NODE_EXP || nd->kind == COMPOT_NODE_NEXP)
+      nscr += 2 * (size_t) nd->L * m->bases[nd->basis].K + sk;
   }
   if (ensure_doubles(&ws->feat, &ws->feat_cap, nfeat + 8)
       || ensure_doubles(&ws->scr, &ws->scr_cap, nscr))
@@ -538,13 +565,17 @@ static int setup(ctx *c, char *msg, size_t msg_size)
     s += sk * (size_t) c->nvp;
     c->selfbar = s;
     s += sk;
-    for (b = 0; b < (int) nn; ++b) {
-      compot_node const *nd = &m->nodes[b];
-      c->acoef[b] = NULL;
-      if (nd->kind != COMPOT_NODE_ANGULAR) continue;
+  }
+  for (b = 0; b < (int) nn; ++b) {
+    compot_node const *nd = &m->nodes[b];
+    c->acoef[b] = NULL;
+    if (nd->kind == COMPOT_NODE_ANGULAR) {
       s = align64(s);
       c->acoef[b] = s;
       s += angular_coef(nd, S, c->nvp, s);
+    } else if (nd->kind == COMPOT_NODE_EXP || nd->kind == COMPOT_NODE_NEXP) {
+      c->acoef[b] = s;
+      s += exp_coef(m, nd, S, s);
     }
   }
   f = align64(ws->feat); /* rows of S K doubles: cache lines for S K = 8 */
@@ -596,7 +627,7 @@ static int setup_caches(ctx *c, char *msg, size_t msg_size)
     c->ang_stride = (c->ang_stride + 7) & ~(size_t) 7;
     nascr = (7 + (size_t) m->max_K) * pst;
   }
-  nbat = 8 + 5 * lk + mp * 2 * (size_t) m->max_K
+  nbat = 8 + 3 * lk + mp * 2 * (size_t) m->max_K
          + (size_t) m->n_nodes * c->ang_stride + nascr;
   if (ensure_doubles(&ws->cache, &ws->cache_cap, total + 8)
       || ensure_doubles(&ws->bat, &ws->bat_cap, nbat)
@@ -621,10 +652,6 @@ static int setup_caches(ctx *c, char *msg, size_t msg_size)
     }
   }
   f = ws->bat;
-  c->fg = f;
-  f += lk;
-  c->fgi = f;
-  f += lk;
   c->fu = f;
   f += lk;
   c->fx = f;
@@ -727,29 +754,23 @@ static double leaf_exp(ctx *c, compot_node const *nd, int i, double *dedf)
   int nexp = nd->kind == COMPOT_NODE_NEXP;
   double const *f =
       nexp ? c->brho[nd->basis] : c->bphi[nd->basis] + (size_t) i * S * K;
-  double const *fmax = nexp ? b->rho_max : b->phi_max;
+  double const *tab = c->acoef[nd - c->m->nodes];
+  double const *fg = tab, *fgi = tab + LK, *minv = tab + 2 * LK;
   double e = 0.0;
-  for (l = 0; l < L; ++l) {
-    double gi = compot_xfeature_ginv(nd->gamma[l]);
-    for (k = 0; k < K; ++k) {
-      c->fg[l * K + k] = nd->gamma[l];
-      c->fgi[l * K + k] = gi;
-    }
-  }
   for (s = 0; s < S; ++s) {
     double const *cs = nd->c + (size_t) (Z * S + s) * LK;
-    double const *fs = f + s * K, *ms = fmax + s * K;
-    for (k = 0; k < K; ++k) c->fu[k] = fs[k] / ms[k];
+    double const *fs = f + s * K, *ms = minv + s * K;
+    for (k = 0; k < K; ++k) c->fu[k] = fs[k] * ms[k];
     for (l = 1; l < L; ++l)
       for (k = 0; k < K; ++k) c->fu[l * K + k] = c->fu[k];
-    compot_xfeature_v(LK, c->fg, c->fgi, c->fu, c->fx, c->fdx);
+    compot_xfeature_v(LK, fg, fgi, c->fu, c->fx, c->fdx);
     e += dot(LK, cs, c->fx);
     if (dedf != NULL) {
       double *ds = dedf + s * K;
       for (k = 0; k < K; ++k) {
         double acc = 0.0;
         for (l = 0; l < L; ++l) acc += cs[l * K + k] * c->fdx[l * K + k];
-        ds[k] = acc / ms[k];
+        ds[k] = acc * ms[k];
       }
     }
   }
@@ -1130,6 +1151,7 @@ static int gradients(ctx *c, compot_output const *out, char *msg,
   int const *spec = c->in->species;
   int S = c->S, b, o, p, a, err;
   double *F = out->forces, *vir = out->virial, *pv = out->particle_virial;
+  double vacc[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0}; /* (not via memory that F may alias) */
 
   for (b = 0; b < m->n_bases; ++b) {
     compot_basis const *B = &m->bases[b];
@@ -1145,6 +1167,7 @@ static int gradients(ctx *c, compot_output const *out, char *msg,
   }
   for (o = 0; o < c->n_built; ++o) {
     int i = ws->order[o];
+    double Fi[3] = {0.0, 0.0, 0.0}; /* (j != i: no pair of a particle with itself) */
     for (p = ws->pstart[i]; p < ws->pmid[i]; ++p) {
       int tw = ws->ptwin[p], j = ws->pj[p], slot = ws->pslot[p];
       double const *u = ws->pu + 3 * p, *h = c->sh + 3 * slot;
@@ -1162,11 +1185,9 @@ static int gradients(ctx *c, compot_output const *out, char *msg,
       }
       /* H = dE/dD_ij - dE/dD_ji = T u_ij + h (D_ji = -D_ij, u_ji = -u_ij) */
       for (a = 0; a < 3; ++a) H[a] = T * u[a] + h[a];
+      for (a = 0; a < 3; ++a) Fi[a] += H[a];
       if (F != NULL)
-        for (a = 0; a < 3; ++a) {
-          F[3 * i + a] += H[a];
-          F[3 * j + a] -= H[a];
-        }
+        for (a = 0; a < 3; ++a) F[3 * j + a] -= H[a];
       if (vir == NULL && pv == NULL) continue;
       for (a = 0; a < 3; ++a) D[a] = r * u[a];
       v[0] = H[0] * D[0];
@@ -1175,15 +1196,18 @@ static int gradients(ctx *c, compot_output const *out, char *msg,
       v[3] = 0.5 * (H[1] * D[2] + H[2] * D[1]);
       v[4] = 0.5 * (H[0] * D[2] + H[2] * D[0]);
       v[5] = 0.5 * (H[0] * D[1] + H[1] * D[0]);
-      if (vir != NULL)
-        for (a = 0; a < 6; ++a) vir[a] += v[a];
+      for (a = 0; a < 6; ++a) vacc[a] += v[a];
       if (pv != NULL)
         for (a = 0; a < 6; ++a) {
           pv[6 * i + a] += 0.5 * v[a];
           pv[6 * j + a] += 0.5 * v[a];
         }
     }
+    if (F != NULL)
+      for (a = 0; a < 3; ++a) F[3 * i + a] += Fi[a];
   }
+  if (vir != NULL)
+    for (a = 0; a < 6; ++a) vir[a] += vacc[a];
   return COMPOT_OK;
 }
 
