@@ -186,33 +186,46 @@ static inline double dot(int n, double const *a, double const *b)
 }
 
 /*
- * C[i ldc + j] = sum_t X[i nt + t] Y_j(t) for i < ni, j < nj (a multiple
- * of 4) and t < nt (a multiple of 4), with Y by blocks of 4 t:
- * Y_j(t) = Y[(t - t % 4) nj + 4 j + t % 4].  A small matrix product in
- * 2 x 4 blocks of 4-lane partial sums.
+ * C[i nyp + j] = sum_t X[i nt + t] Y_j(t) for i < ni, j < ny, and zero for
+ * ny <= j < nyp (a multiple of 4), t < nt (a multiple of 4), with Y by
+ * blocks of 4 t: Y_j(t) = Y[(t - t % 4) nyp + 4 j + t % 4].  A small matrix
+ * product in 2 x 4 blocks of 4-lane partial sums, the last columns one at
+ * a time.
  */
-static void gemm_nt(int ni, int nj, int nt, double const *restrict X,
-                    double const *restrict Y, double *restrict C, int ldc)
+static void gemm_nt(int ni, int ny, int nyp, int nt, double const *restrict X,
+                    double const *restrict Y, double *restrict C)
 {
-  int i0, j0, t, q;
+  int i0, j0, t, q, r;
   for (i0 = 0; i0 < ni; i0 += 2) {
     int nr = ni - i0 < 2 ? ni - i0 : 2;
     double const *x0 = X + (size_t) i0 * nt, *x1 = x0 + (nr > 1 ? nt : 0);
-    for (j0 = 0; j0 < nj; j0 += 4) {
+    for (j0 = 0; j0 + 4 <= ny; j0 += 4) {
       compot_v4 a0[4], a1[4];
       for (q = 0; q < 4; ++q) a0[q] = a1[q] = v4_set1(0.0);
       for (t = 0; t < nt; t += 4) {
         compot_v4 u0 = v4_load(x0 + t), u1 = v4_load(x1 + t);
-        double const *y = Y + (size_t) t * nj + 4 * (size_t) j0;
+        double const *y = Y + (size_t) t * nyp + 4 * (size_t) j0;
         for (q = 0; q < 4; ++q) {
           compot_v4 yq = v4_load(y + 4 * q);
           a0[q] = v4_madd(u0, yq, a0[q]);
           a1[q] = v4_madd(u1, yq, a1[q]);
         }
       }
-      v4_store(C + (size_t) i0 * ldc + j0, v4_sum4(a0[0], a0[1], a0[2], a0[3]));
+      v4_store(C + (size_t) i0 * nyp + j0, v4_sum4(a0[0], a0[1], a0[2], a0[3]));
       if (nr > 1)
-        v4_store(C + (size_t) (i0 + 1) * ldc + j0, v4_sum4(a1[0], a1[1], a1[2], a1[3]));
+        v4_store(C + (size_t) (i0 + 1) * nyp + j0, v4_sum4(a1[0], a1[1], a1[2], a1[3]));
+    }
+    for (r = 0; r < nr; ++r)
+      for (q = j0; q < nyp; ++q) C[(size_t) (i0 + r) * nyp + q] = 0.0;
+    for (; j0 < ny; ++j0) {
+      compot_v4 a0 = v4_set1(0.0), a1 = a0;
+      for (t = 0; t < nt; t += 4) {
+        compot_v4 yq = v4_load(Y + (size_t) t * nyp + 4 * (size_t) j0);
+        a0 = v4_madd(v4_load(x0 + t), yq, a0);
+        a1 = v4_madd(v4_load(x1 + t), yq, a1);
+      }
+      C[(size_t) i0 * nyp + j0] = v4_sum(a0);
+      if (nr > 1) C[(size_t) (i0 + 1) * nyp + j0] = v4_sum(a1);
     }
   }
 }
@@ -855,7 +868,7 @@ static void angular_radial(ctx const *c, int b, int i, double *G, double *dG)
 static double leaf_angular(ctx *c, compot_node const *nd, int i, double *sum)
 {
   compot_workspace const *ws = c->ws;
-  int S = c->S, K = nd->K, P = nd->P, nvp = c->nvp;
+  int S = c->S, K = nd->K, P = nd->P, P1 = P + 1, nvp = c->nvp;
   int Z = c->in->species[i], np = S * (S + 1) / 2, pst = c->pst;
   int p0 = ws->pstart[i], n = ws->pend[i] - p0, s1, s2, k, v, t;
   size_t sk = (size_t) S * K;
@@ -881,8 +894,8 @@ static double leaf_angular(ctx *c, compot_node const *nd, int i, double *sum)
   for (t = 0; t < pst; t += 4)
     compot_ylm_real_n(4, ux + t, uy + t, uz + t, P, c->ylm, Y + (size_t) t * nvp,
                       c->want_grad ? dY + 3 * (size_t) t * nvp : NULL, 4);
-  /* A_(s,k,v) = sum_t G_(s,k)(t) Y_v(t) */
-  gemm_nt((int) sk, nvp, pst, G, Y, A, nvp);
+  /* A_(s,k,v) = sum_t G_(s,k)(t) Y_v(t) (zero for v >= (P+1)^2) */
+  gemm_nt((int) sk, P1 * P1, nvp, pst, G, Y, A);
   for (k = 0; k < (int) sk; ++k) { /* (the pads of G are zero) */
     double const *g = G + (size_t) k * pst;
     compot_v4 sq = v4_set1(0.0);
@@ -965,7 +978,7 @@ static void leaf_angular_backward(ctx *c, compot_node const *nd, int i,
       rd = v4_madd(v4_madd(v4_set1(2.0 * c->selfbar[k]), g, v4_set1(0.0)), dg,
                    rd);
     }
-    for (v = 0; v < nvp; v += 4) {
+    for (v = 0; v + 4 <= nv; v += 4) {
       compot_v4 bg[4], bd[4];
       for (q = 0; q < 4; ++q) bg[q] = bd[q] = v4_set1(0.0);
       for (k = 0; k < sk; ++k) {
@@ -987,6 +1000,20 @@ static void leaf_angular_backward(ctx *c, compot_node const *nd, int i,
         gy = v4_madd(bg[q], v4_load(dy), gy);
         gz = v4_madd(bg[q], v4_load(dz), gz);
       }
+    }
+    for (; v < nv; ++v) { /* the last 1 to 3 functions, one at a time */
+      compot_v4 bg = v4_set1(0.0), bd = bg;
+      double const *y = Y + 4 * (size_t) v, *dx = dY + 4 * (size_t) v;
+      double const *dy = dx + 4 * (size_t) nv, *dz = dy + 4 * (size_t) nv;
+      for (k = 0; k < sk; ++k) {
+        compot_v4 bq = v4_set1(bac[(size_t) k * nvp + v]);
+        bg = v4_madd(bq, v4_load(G + (size_t) k * pst + t), bg);
+        bd = v4_madd(bq, v4_load(dG + (size_t) k * pst + t), bd);
+      }
+      rd = v4_madd(bd, v4_load(y), rd);
+      gx = v4_madd(bg, v4_load(dx), gx);
+      gy = v4_madd(bg, v4_load(dy), gy);
+      gz = v4_madd(bg, v4_load(dz), gz);
     }
     v4_store(rad + t, rd);
     v4_store(GV + t, gx);
