@@ -1,6 +1,6 @@
 """MD speed through the KIM API in Debian's LAMMPS: compot vs EAM vs SNAP (µs per atom-step).
 
-    .venv/bin/python benchmarks/md_kim.py [--model runs/demo/model.params] [--cells 20] [--steps 100]
+    .venv/bin/python benchmarks/md_kim.py [--model MODEL.params ...] [--cells 20] [--steps 100]
 
 One run, one core, the same input deck for every potential: a bcc Nb lattice
 (a = 3.30 Å, cells³ cubic cells, 2 atoms each: 16,000 atoms by default),
@@ -8,8 +8,9 @@ velocities at 300 K, NVE with a 1 fs time step, LAMMPS default neighbour
 settings (skin 2 Å), ``kim init NAME metal`` / ``kim interactions Nb``.
 Potentials:
 
-* the fitted compot model (exported and installed with
-  ``compot.export.export_kim``; C model driver ``Compot__MD_000000123456_000``);
+* the shipped compot models (``examples/nb/model.params`` and the paper's
+  ``examples/nb/paper_e8l4_n8l4.params``; or ``--model``), exported and installed with
+  ``compot.export.export_kim`` (C model driver ``Compot__MD_000000123456_000``);
 * ``EAM_Dynamo_FellingerParkWilkins_2010_Nb__MO_102133002179_005`` and
   ``SNAP_LiChenZheng_2019_NbTaWMo__MO_560387080449_000`` from Debian's
   ``openkim-models`` (skipped, and said so, when not installed).
@@ -109,12 +110,11 @@ run {steps}
 
 
 def main(argv=None) -> int:
-    demo = REPO / "runs" / "demo" / "model.params"
     shipped = [REPO / "examples" / "nb" / "model.params", REPO / "examples" / "nb" / "paper_e8l4_n8l4.params"]
-    defaults = [str(demo)] if demo.exists() else [str(p) for p in shipped if p.exists()]
+    defaults = [str(p) for p in shipped if p.exists()]
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", nargs="+", default=defaults,
-                    help="compot Nb model(s) (default: runs/demo/model.params or the shipped examples/nb models: "
+                    help="compot Nb model(s) (default: the shipped examples/nb models: "
                     + ", ".join(os.path.relpath(d, REPO) for d in defaults) + ")")
     ap.add_argument("--cells", type=int, default=20, help="cubic bcc cells per edge (default 20: 16,000 atoms)")
     ap.add_argument("--steps", type=int, default=100)
