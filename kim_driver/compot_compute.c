@@ -47,15 +47,11 @@ struct compot_workspace {
   int *pend;           /* [n] one past its last pair */
   int *pmid;           /* [n] one past its last pair that owns a slot */
   int *order;          /* [n] particles with pairs, in the order built */
-  int *pending;        /* [n] last pair (j, i) built before i, or -1 */
-  int *twin_of;        /* [n] pair (j, i) of the particle being built, or -1 */
   unsigned char *flag; /* [n] bit 1: contributing; 2: needs pairs; 4: built */
   size_t pair_cap;
   int *pj;      /* [np] neighbour index */
   int *ptwin;   /* [np] the pair (j, i) of pair (i, j), or -1 */
   int *pslot;   /* [np] cache slot (shared by twins) */
-  int *powner;  /* [np] its particle i */
-  int *pnext;   /* [np] the pair before it in its neighbour's pending list */
   double *pr;   /* [np] distance */
   double *pu;   /* [3 np] unit vector D / r */
   double *pfc;  /* [np] f_c(r) */
@@ -92,14 +88,10 @@ void compot_workspace_destroy(compot_workspace *ws)
   free(ws->pend);
   free(ws->pmid);
   free(ws->order);
-  free(ws->pending);
-  free(ws->twin_of);
   free(ws->flag);
   free(ws->pj);
   free(ws->ptwin);
   free(ws->pslot);
-  free(ws->powner);
-  free(ws->pnext);
   free(ws->pr);
   free(ws->pu);
   free(ws->pfc);
@@ -140,8 +132,6 @@ static int ensure_pairs(compot_workspace *ws, size_t need)
   if (grow((void **) &ws->pj, cap, sizeof(int))
       || grow((void **) &ws->ptwin, cap, sizeof(int))
       || grow((void **) &ws->pslot, cap, sizeof(int))
-      || grow((void **) &ws->powner, cap, sizeof(int))
-      || grow((void **) &ws->pnext, cap, sizeof(int))
       || grow((void **) &ws->pr, cap, sizeof(double))
       || grow((void **) &ws->pu, 3 * cap, sizeof(double))
       || grow((void **) &ws->pfc, cap, sizeof(double))
@@ -290,7 +280,7 @@ static int pairs_of(ctx *c, int i, size_t *np, int mark, char *msg,
 {
   compot_input const *in = c->in;
   compot_workspace *ws = c->ws;
-  int n = c->n, jj, nn = 0, err, t, m = 0, s;
+  int n = c->n, jj, nn = 0, err, t, m = 0;
   int const *list = NULL;
   double const *x = in->coords;
   double rc = c->m->cutoff, rc2 = rc * rc;
@@ -358,39 +348,36 @@ static int pairs_of(ctx *c, int i, size_t *np, int mark, char *msg,
       return COMPOT_ERR_INPUT;
     }
   }
-  /* twins: the pairs (j, i) built before i wait in i's pending list (the
-     same distance bit for bit: (x_i - x_j)^2 == (x_j - x_i)^2).  Pairs
-     without a twin yet own a cache slot and go first, from q0 on; those
-     with one go last, from the end of i's block backwards. */
-  for (s = ws->pending[i]; s >= 0; s = ws->pnext[s])
-    ws->twin_of[ws->powner[s]] = s;
-  /* (twin_of is -1 but for the owners of i's pending pairs, all built;
-     clearing it makes a second listing of the same j find no twin) */
+  /* twins: a neighbour j built before i has its pair (j, i) among its
+     pairs without twin (i was not built then); search them (the same
+     distance bit for bit: (x_i - x_j)^2 == (x_j - x_i)^2).  A match is
+     marked at once, so that a second listing of j finds no twin.  Pairs
+     without a twin own a cache slot and go first, from q0 on; those with
+     one go last, from the end of i's block backwards. */
   for (t = 0; t < m; ++t) {
-    int j = list[ws->tj[t]];
-    ws->tt[t] = ws->twin_of[j];
-    ws->twin_of[j] = -1;
+    int j = list[ws->tj[t]], q, end = ws->pmid[j], tw = -1;
+    if (ws->flag[j] & 4)
+      for (q = ws->pstart[j]; q < end; ++q)
+        if (ws->pj[q] == i && ws->ptwin[q] == -1) {
+          tw = q;
+          ws->ptwin[q] = -2;
+          break;
+        }
+    ws->tt[t] = tw;
   }
-  for (s = ws->pending[i]; s >= 0; s = ws->pnext[s])
-    ws->twin_of[ws->powner[s]] = -1;
   {
     int front = 0, back = m - 1;
     /* written without branches on the data (they would be mispredicted
-       half the time): a pair without twin whose neighbour is not built yet
-       waits in the neighbour's pending list */
+       half the time) */
     for (t = 0; t < m; ++t) {
       int j = list[ws->tj[t]], tw = ws->tt[t], has = tw >= 0, q;
-      int wait = !has && !(ws->flag[j] & 4);
       q = (int) q0 + (has ? back : front);
       front += !has;
       back -= has;
       ws->tq[t] = q;
       ws->pj[q] = j;
-      ws->powner[q] = i;
       ws->ptwin[q] = tw;
       ws->ptwin[has ? tw : q] = has ? q : tw;
-      ws->pnext[q] = ws->pending[j];
-      ws->pending[j] = wait ? q : ws->pending[j];
       ws->flag[j] |= (unsigned char) (mark << 1);
     }
     ws->pmid[i] = (int) q0 + front;
@@ -428,7 +415,6 @@ static int build_pairs(ctx *c, size_t *np_out, char *msg, size_t msg_size)
   for (i = 0; i < n; ++i) {
     ws->flag[i] = c->in->contributing[i] ? 1 : 0;
     ws->pstart[i] = ws->pmid[i] = ws->pend[i] = 0;
-    ws->pending[i] = ws->twin_of[i] = -1;
   }
   for (i = 0; i < n; ++i)
     if (ws->flag[i] & 1) {
@@ -517,8 +503,6 @@ static int setup(ctx *c, char *msg, size_t msg_size)
         || grow((void **) &ws->pend, (size_t) n + 1, sizeof(int))
         || grow((void **) &ws->pmid, (size_t) n + 1, sizeof(int))
         || grow((void **) &ws->order, (size_t) n + 1, sizeof(int))
-        || grow((void **) &ws->pending, (size_t) n + 1, sizeof(int))
-        || grow((void **) &ws->twin_of, (size_t) n + 1, sizeof(int))
         || grow((void **) &ws->flag, (size_t) n + 1, 1))
       goto nomem;
     ws->n_cap = (size_t) n + 1;
