@@ -182,8 +182,9 @@ static inline double dot(int n, double const *a, double const *b)
  * product in 2 x 4 blocks of 4-lane partial sums, the last columns one at
  * a time.
  */
-static void gemm_nt(int ni, int ny, int nyp, int nt, double const *restrict X,
-                    double const *restrict Y, double *restrict C)
+static inline COMPOT_ALWAYS_INLINE void
+gemm_nt(int ni, int ny, int nyp, int nt, double const *restrict X,
+        double const *restrict Y, double *restrict C)
 {
   int i0, j0, t, q, r;
   for (i0 = 0; i0 < ni; i0 += 2) {
@@ -879,7 +880,11 @@ static double leaf_angular(ctx *c, compot_node const *nd, int i, double *sum)
     compot_ylm_real_n(4, ux + t, uy + t, uz + t, P, c->ylm, Y + (size_t) t * nvp,
                       c->want_grad ? dY + 3 * (size_t) t * nvp : NULL, 4);
   /* A_(s,k,v) = sum_t G_(s,k)(t) Y_v(t) (zero for v >= (P+1)^2) */
-  gemm_nt((int) sk, P1 * P1, nvp, pst, G, Y, A);
+  switch (sk) { /* copies with the loop over the rows unrolled */
+  case 4: gemm_nt(4, P1 * P1, nvp, pst, G, Y, A); break;
+  case 8: gemm_nt(8, P1 * P1, nvp, pst, G, Y, A); break;
+  default: gemm_nt((int) sk, P1 * P1, nvp, pst, G, Y, A);
+  }
   for (k = 0; k < (int) sk; ++k) { /* (the pads of G are zero) */
     double const *g = G + (size_t) k * pst;
     compot_v4 sq = v4_set1(0.0);
@@ -906,60 +911,26 @@ static double leaf_angular(ctx *c, compot_node const *nd, int i, double *sum)
 }
 
 /*
- * Backward of an A leaf at atom i with adjoint a.  With the adjoints
- * bac = dE/dA and selfbar of the self terms, pair t (i, j) gets
- *   dE/dD_ij = [sum_v Bd_v(t) Y_v(t) + 2 sum_k selfbar_k g^_k g^_k'] u
- *            + (GV - (u.GV) u) / r,   GV = sum_v Bg_v(t) grad Y_v(t),
- * with Bg_v(t) = sum_(s,k) bac_(s,k,v) G_(s,k)(t) and Bd likewise with dG.
- * The loops run over blocks of 4 pairs (the lanes) and 4 functions v; Y
- * and grad Y are recomputed per block of pairs, which keeps the working
- * set in the first-level cache.  Rows v >= (P+1)^2 have bac = 0, so what
- * they read (zeros, or the next gradient plane) does not contribute.  The first line is radial and goes to the slot's T, the
- * second to h.
+ * The per-pair gradients of an A leaf at one atom (leaf_angular_backward):
+ * for blocks of 4 of the n pairs, rad = sum_v Bd_v Y_v + 2 sum_k selfbar_k
+ * G_k dG_k and GV = sum_v Bg_v grad Y_v, with Bg_v = sum_k bac_kv G_k and
+ * Bd_v = sum_k bac_kv dG_k (k < sk).  Inlined with constant sk for the
+ * common sizes, so that the loops over k unroll.
  */
-static void leaf_angular_backward(ctx *c, compot_node const *nd, int i,
-                                  double a, double const *sum)
+static inline COMPOT_ALWAYS_INLINE void
+angular_pair_gradients(int n, int sk, int nv, int nvp, int pst,
+                       double const *G, double const *dG, double const *Yall,
+                       double const *dYall, double const *bac,
+                       double const *selfbar, double *rad, double *GV)
 {
-  compot_workspace *ws = c->ws;
-  int S = c->S, K = nd->K, P = nd->P, P1 = P + 1, nvp = c->nvp;
-  int Z = c->in->species[i], np = S * (S + 1) / 2, pst = c->pst;
-  int p0 = ws->pstart[i], n = ws->pend[i] - p0, s1, s2, k, t, v, q;
-  int nv = P1 * P1;
-  int sk = S * K;
-  double const *A = sum, *selfv = A + (size_t) sk * nvp;
-  double const *Yall = selfv + ((sk + 7) & ~7), *dYall = Yall + (size_t) nvp * pst;
-  double const *G = dYall + 3 * (size_t) nvp * pst, *dG = G + (size_t) sk * pst;
-  double *rad = c->ascr, *GV = rad + pst;
-  double *bac = c->bac;
-
-  memset(bac, 0, (size_t) sk * nvp * sizeof(double));
-  memset(c->selfbar, 0, (size_t) sk * sizeof(double));
-  for (s1 = 0; s1 < S; ++s1)
-    for (s2 = s1; s2 < S; ++s2) {
-      size_t row = (size_t) (Z * np + pair_index(S, s1, s2)) * K;
-      double const *cc = c->acoef[nd - c->m->nodes] + row * nvp;
-      double const *cs = c->acoef[nd - c->m->nodes] + (size_t) S * np * K * nvp + row;
-      compot_v4 ta = v4_set1(2.0 * a);
-      /* s1 == s2: d(c A^2)/dA = 2 c A; s1 < s2: d(2 c A1 A2) = 2 c A2, 2 c A1 */
-      for (k = 0; k < K; ++k) {
-        size_t o1 = (size_t) (s1 * K + k) * nvp, o2 = (size_t) (s2 * K + k) * nvp;
-        double const *ck = cc + (size_t) k * nvp;
-        for (v = 0; v < nvp; v += 4) {
-          compot_v4 cv = v4_mul(ta, v4_load(ck + v));
-          v4_store(bac + o1 + v, v4_madd(cv, v4_load(A + o2 + v), v4_load(bac + o1 + v)));
-          if (s1 != s2)
-            v4_store(bac + o2 + v, v4_madd(cv, v4_load(A + o1 + v), v4_load(bac + o2 + v)));
-        }
-        if (s1 == s2) c->selfbar[s1 * K + k] -= a * cs[k];
-      }
-    }
+  int t, k, v, q;
   for (t = 0; t < n; t += 4) {
     double const *Y = Yall + (size_t) t * nvp, *dY = dYall + 3 * (size_t) t * nvp;
     compot_v4 rd = v4_set1(0.0), gx = rd, gy = rd, gz = rd;
     for (k = 0; k < sk; ++k) {
       compot_v4 g = v4_load(G + (size_t) k * pst + t);
       compot_v4 dg = v4_load(dG + (size_t) k * pst + t);
-      rd = v4_madd(v4_madd(v4_set1(2.0 * c->selfbar[k]), g, v4_set1(0.0)), dg,
+      rd = v4_madd(v4_madd(v4_set1(2.0 * selfbar[k]), g, v4_set1(0.0)), dg,
                    rd);
     }
     for (v = 0; v + 4 <= nv; v += 4) {
@@ -1003,6 +974,65 @@ static void leaf_angular_backward(ctx *c, compot_node const *nd, int i,
     v4_store(GV + t, gx);
     v4_store(GV + pst + t, gy);
     v4_store(GV + 2 * (size_t) pst + t, gz);
+  }
+}
+
+/*
+ * Backward of an A leaf at atom i with adjoint a.  With the adjoints
+ * bac = dE/dA and selfbar of the self terms, pair t (i, j) gets
+ *   dE/dD_ij = [sum_v Bd_v(t) Y_v(t) + 2 sum_k selfbar_k g^_k g^_k'] u
+ *            + (GV - (u.GV) u) / r,   GV = sum_v Bg_v(t) grad Y_v(t),
+ * with Bg_v(t) = sum_(s,k) bac_(s,k,v) G_(s,k)(t) and Bd likewise with dG.
+ * The loops run over blocks of 4 pairs (the lanes) and 4 functions v
+ * (angular_pair_gradients), with Y and grad Y stored by blocks of 4 pairs
+ * in the value step.  The first line is radial and goes to the slot's T,
+ * the second to h.
+ */
+static void leaf_angular_backward(ctx *c, compot_node const *nd, int i,
+                                  double a, double const *sum)
+{
+  compot_workspace *ws = c->ws;
+  int S = c->S, K = nd->K, P = nd->P, P1 = P + 1, nvp = c->nvp;
+  int Z = c->in->species[i], np = S * (S + 1) / 2, pst = c->pst;
+  int p0 = ws->pstart[i], n = ws->pend[i] - p0, s1, s2, k, t, v;
+  int nv = P1 * P1;
+  int sk = S * K;
+  double const *A = sum, *selfv = A + (size_t) sk * nvp;
+  double const *Yall = selfv + ((sk + 7) & ~7), *dYall = Yall + (size_t) nvp * pst;
+  double const *G = dYall + 3 * (size_t) nvp * pst, *dG = G + (size_t) sk * pst;
+  double *rad = c->ascr, *GV = rad + pst;
+  double *bac = c->bac;
+
+  memset(bac, 0, (size_t) sk * nvp * sizeof(double));
+  memset(c->selfbar, 0, (size_t) sk * sizeof(double));
+  for (s1 = 0; s1 < S; ++s1)
+    for (s2 = s1; s2 < S; ++s2) {
+      size_t row = (size_t) (Z * np + pair_index(S, s1, s2)) * K;
+      double const *cc = c->acoef[nd - c->m->nodes] + row * nvp;
+      double const *cs = c->acoef[nd - c->m->nodes] + (size_t) S * np * K * nvp + row;
+      compot_v4 ta = v4_set1(2.0 * a);
+      /* s1 == s2: d(c A^2)/dA = 2 c A; s1 < s2: d(2 c A1 A2) = 2 c A2, 2 c A1 */
+      for (k = 0; k < K; ++k) {
+        size_t o1 = (size_t) (s1 * K + k) * nvp, o2 = (size_t) (s2 * K + k) * nvp;
+        double const *ck = cc + (size_t) k * nvp;
+        for (v = 0; v < nvp; v += 4) {
+          compot_v4 cv = v4_mul(ta, v4_load(ck + v));
+          v4_store(bac + o1 + v, v4_madd(cv, v4_load(A + o2 + v), v4_load(bac + o1 + v)));
+          if (s1 != s2)
+            v4_store(bac + o2 + v, v4_madd(cv, v4_load(A + o1 + v), v4_load(bac + o2 + v)));
+        }
+        if (s1 == s2) c->selfbar[s1 * K + k] -= a * cs[k];
+      }
+    }
+  switch (sk) {
+  case 4:
+    angular_pair_gradients(n, 4, nv, nvp, pst, G, dG, Yall, dYall, bac, c->selfbar, rad, GV);
+    break;
+  case 8:
+    angular_pair_gradients(n, 8, nv, nvp, pst, G, dG, Yall, dYall, bac, c->selfbar, rad, GV);
+    break;
+  default:
+    angular_pair_gradients(n, sk, nv, nvp, pst, G, dG, Yall, dYall, bac, c->selfbar, rad, GV);
   }
   for (t = 0; t < n; ++t) {
     int p = p0 + t, sl = ws->pslot[p];

@@ -237,6 +237,12 @@ static inline compot_v4 v4_sum4(compot_v4 a, compot_v4 b, compot_v4 c, compot_v4
 }
 #endif
 
+#if defined(__GNUC__)
+#define COMPOT_ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define COMPOT_ALWAYS_INLINE
+#endif
+
 /* compot_core.c */
 void compot_set_msg(char *msg, size_t msg_size, char const *fmt, ...)
 #if defined(__GNUC__)

@@ -290,12 +290,6 @@ void compot_ylm_coef(int P, double *coef)
  * compot_ylm_coef (per (l, m): sqrt(w_lm) and two of the recurrence; the
  * table of a larger P serves too).  stride >= n; P <= COMPOT_MAX_P.
  */
-#if defined(__GNUC__)
-#define COMPOT_ALWAYS_INLINE __attribute__((always_inline))
-#else
-#define COMPOT_ALWAYS_INLINE
-#endif
-
 static inline COMPOT_ALWAYS_INLINE void
 ylm_real(int n, double const *ux, double const *uy, double const *uz, int P,
          double const *coef, double *Y, double *dY,
