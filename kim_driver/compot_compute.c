@@ -704,6 +704,23 @@ static int eval_bases(ctx *c, char *msg, size_t msg_size)
                         dg + (size_t) t * K);
       if (phi == NULL) continue;
       fi = phi + (size_t) i * SK;
+      if (S == 1 && K == 8) { /* phi(i) in registers */
+        compot_v4 f0 = v4_load(fi), f1 = v4_load(fi + 4);
+        for (t = 0, p = p0; t < nb; ++t, ++p) {
+          double const *gt = g + (size_t) t * 8;
+          compot_v4 g0 = v4_load(gt), g1 = v4_load(gt + 4);
+          f0 = v4_add(f0, g0);
+          f1 = v4_add(f1, g1);
+          if (ws->ptwin[p] >= 0) {
+            double *fj = phi + (size_t) ws->pj[p] * 8;
+            v4_store(fj, v4_add(v4_load(fj), g0));
+            v4_store(fj + 4, v4_add(v4_load(fj + 4), g1));
+          }
+        }
+        v4_store(fi, f0);
+        v4_store(fi + 4, f1);
+        continue;
+      }
       for (t = 0, p = p0; t < nb; ++t, ++p) {
         int j = ws->pj[p];
         double const *gt = g + (size_t) t * K;
@@ -1081,6 +1098,18 @@ static double atom_site(ctx *c, int i)
     double *rh = c->brho[b];
     if (rh == NULL) continue;
 
+    if (SK == 8) { /* the common case, in registers */
+      compot_v4 r0 = v4_set1(0.0), r1 = r0;
+      for (p = ws->pstart[i]; p < ws->pend[i]; ++p) {
+        double const *fj = c->bphi[b] + (size_t) ws->pj[p] * 8;
+        compot_v4 fc = v4_set1(ws->pfc[p]);
+        r0 = v4_madd(fc, v4_load(fj), r0);
+        r1 = v4_madd(fc, v4_load(fj + 4), r1);
+      }
+      v4_store(rh, r0);
+      v4_store(rh + 4, r1);
+      continue;
+    }
     for (k = 0; k < SK; ++k) rh[k] = 0.0;
     for (p = ws->pstart[i]; p < ws->pend[i]; ++p) {
       double const *fj = c->bphi[b] + (size_t) ws->pj[p] * SK;
@@ -1165,6 +1194,20 @@ static double atom_site(ctx *c, int i)
     int SK = S * m->bases[b].K;
     double const *nu = c->bnu[b];
     if (nu == NULL) continue;
+    if (SK == 8) { /* the common case, in registers */
+      compot_v4 n0 = v4_load(nu), n1 = v4_load(nu + 4);
+      for (p = ws->pstart[i]; p < ws->pend[i]; ++p) {
+        int j = ws->pj[p];
+        double const *fj = c->bphi[b] + (size_t) j * 8;
+        double *lj = c->blam[b] + (size_t) j * 8;
+        compot_v4 fc = v4_set1(ws->pfc[p]);
+        v4_store(lj, v4_madd(n0, fc, v4_load(lj)));
+        v4_store(lj + 4, v4_madd(n1, fc, v4_load(lj + 4)));
+        c->st[ws->pslot[p]] +=
+            v4_sum(v4_madd(n1, v4_load(fj + 4), v4_mul(n0, v4_load(fj)))) * ws->pdfc[p];
+      }
+      continue;
+    }
     for (p = ws->pstart[i]; p < ws->pend[i]; ++p) {
       int j = ws->pj[p];
       double const *fj = c->bphi[b] + (size_t) j * SK;
