@@ -1262,6 +1262,18 @@ static int gradients(ctx *c, compot_output const *out, char *msg,
         double const *dg;
         if (!B->need_phi) continue;
         dg = c->bdg[b] + (size_t) slot * K;
+        if (K == 8) { /* the common case, 4 lanes at a time */
+          compot_v4 d0 = v4_load(dg), d1 = v4_load(dg + 4);
+          if (evaluates(c, B, i)) {
+            double const *l = c->blam[b] + (size_t) i * SK + spec[j] * 8;
+            T += v4_sum(v4_madd(v4_load(l + 4), d1, v4_mul(v4_load(l), d0)));
+          }
+          if (tw >= 0 && evaluates(c, B, j)) {
+            double const *l = c->blam[b] + (size_t) j * SK + spec[i] * 8;
+            T += v4_sum(v4_madd(v4_load(l + 4), d1, v4_mul(v4_load(l), d0)));
+          }
+          continue;
+        }
         if (evaluates(c, B, i))
           T += dot(K, c->blam[b] + (size_t) i * SK + spec[j] * K, dg);
         if (tw >= 0 && evaluates(c, B, j))
