@@ -256,7 +256,7 @@ typedef struct ctx {
   double **acoef; /* [n_nodes] per leaf, tables fixed for the call: A
                      leaves angular_coef, E and N leaves exp_coef; else NULL */
   double *selfbar; /* [S K] */
-  double *ascr;    /* A leaves: [(7 + max_K) pst + 16 nvp] */
+  double *ascr;    /* A leaves: [4 pst] u_x, u_y, u_z of the pairs (value step), rad and GV (backward) */
   size_t ang_stride;
   int pst;  /* max_pairs rounded up to a multiple of 4 */
   int nvp;  /* (max_P+1)^2 rounded up to a multiple of 4 */
@@ -623,7 +623,7 @@ static int setup_caches(ctx *c, char *msg, size_t msg_size)
        the rows of 4-lane loads stay 32-byte aligned */
     c->ang_stride = sk * nvp + ((sk + 7) & ~(size_t) 7) + 4 * nvp * pst + 2 * sk * pst;
     c->ang_stride = (c->ang_stride + 7) & ~(size_t) 7;
-    nascr = (7 + (size_t) m->max_K) * pst;
+    nascr = 4 * pst;
   }
   nbat = 8 + 3 * lk + mp * 2 * (size_t) m->max_K
          + (size_t) m->n_nodes * c->ang_stride + nascr;
