@@ -10,7 +10,10 @@
  *      vector and f_c(r), f_c'(r).  The two directions (i, j) and (j, i)
  *      of a pair whose particles both have lists are linked as twins and
  *      share one cache slot: the radial basis (the exponentials) is
- *      evaluated once per unordered pair.
+ *      evaluated once per unordered pair.  When only contributing
+ *      particles need pairs, each pair is kept once (from a half list, or
+ *      j > i from full lists) and both directions are written together
+ *      (pairs_once); otherwise twins are found by search (pairs_of).
  *   2. Bases: per basis and slot g^_k(r) and g^_k'(r), in one vectorised
  *      batch per particle; phi_k^(s)(i) = sum_j g^_k(r_ij) for both
  *      directions; g^' (and g^ for A leaves) stays in the slot cache.
@@ -61,6 +64,12 @@ struct compot_workspace {
   int *tt;      /* [list] their twins (pairs built before), or -1 */
   int *tq;      /* [list] the pair index each of them gets */
   double *td;   /* [4 list] D and |D|^2 of every listed neighbour */
+  size_t once_cap;
+  int *oj;      /* [no] each pair once (see pairs_once): neighbour index */
+  double *orr;  /* [no] distance */
+  double *ou;   /* [3 no] unit vector */
+  double *ofc;  /* [no] f_c(r) */
+  double *odfc; /* [no] f_c'(r) */
   size_t feat_cap;
   double *feat; /* per basis phi and lambda: [n S K] each */
   size_t slot_cap;
@@ -101,6 +110,11 @@ void compot_workspace_destroy(compot_workspace *ws)
   free(ws->tt);
   free(ws->tq);
   free(ws->td);
+  free(ws->oj);
+  free(ws->orr);
+  free(ws->ou);
+  free(ws->ofc);
+  free(ws->odfc);
   free(ws->feat);
   free(ws->cache);
   free(ws->scr);
@@ -152,6 +166,21 @@ static int ensure_list(compot_workspace *ws, size_t need)
       || grow((void **) &ws->td, 4 * cap, sizeof(double)))
     return COMPOT_ERR_MEMORY;
   ws->list_cap = cap;
+  return COMPOT_OK;
+}
+
+static int ensure_once(compot_workspace *ws, size_t need)
+{
+  size_t cap;
+  if (need <= ws->once_cap) return COMPOT_OK;
+  cap = grown(ws->once_cap, need);
+  if (grow((void **) &ws->oj, cap, sizeof(int))
+      || grow((void **) &ws->orr, cap, sizeof(double))
+      || grow((void **) &ws->ou, 3 * cap, sizeof(double))
+      || grow((void **) &ws->ofc, cap, sizeof(double))
+      || grow((void **) &ws->odfc, cap, sizeof(double)))
+    return COMPOT_ERR_MEMORY;
+  ws->once_cap = cap;
   return COMPOT_OK;
 }
 
@@ -273,11 +302,13 @@ static int evaluates(ctx const *c, compot_basis const *B, int i)
 
 /* ---- 1. pairs ------------------------------------------------------------ */
 
-/* Pairs (r < r_c) of particle i, appended at *np; with mark, the
-   neighbours found are flagged as needing pairs of their own.  A neighbour
-   whose pairs are built already and list i is linked as twin. */
-static int pairs_of(ctx *c, int i, size_t *np, int mark, char *msg,
-                    size_t msg_size)
+/* The host's list of particle i (*list_out) and which of its entries lie
+   inside r_c: their positions in the list in ws->tj[0..*m_out), the
+   difference vectors D = x_j - x_i and |D|^2 of every entry in ws->td.
+   Checks the species and indices involved and that no two particles
+   coincide. */
+static int listed_inside(ctx *c, int i, int const **list_out, int *m_out,
+                         char *msg, size_t msg_size)
 {
   compot_input const *in = c->in;
   compot_workspace *ws = c->ws;
@@ -286,9 +317,7 @@ static int pairs_of(ctx *c, int i, size_t *np, int mark, char *msg,
   double const *x = in->coords;
   double rc = c->m->cutoff, rc2 = rc * rc;
   double xi0 = x[3 * i], xi1 = x[3 * i + 1], xi2 = x[3 * i + 2];
-  size_t q0 = *np;
 
-  ws->pstart[i] = ws->pmid[i] = ws->pend[i] = (int) q0;
   if (in->species[i] < 0 || in->species[i] >= c->S) {
     compot_set_msg(msg, msg_size,
                    "particle %d has species index %d; expected 0..%d "
@@ -304,10 +333,9 @@ static int pairs_of(ctx *c, int i, size_t *np, int mark, char *msg,
                    i, err);
     return COMPOT_ERR_INPUT;
   }
-  if (nn > 0
-      && (ensure_pairs(ws, q0 + (size_t) nn) || ensure_list(ws, (size_t) nn))) {
-    compot_set_msg(msg, msg_size, "out of memory for %lu pairs",
-                   (unsigned long) (q0 + (size_t) nn));
+  if (nn > 0 && ensure_list(ws, (size_t) nn)) {
+    compot_set_msg(msg, msg_size, "out of memory for a list of %d neighbours",
+                   nn);
     return COMPOT_ERR_MEMORY;
   }
   /* D and |D|^2 of every listed neighbour (independent iterations), then
@@ -348,6 +376,30 @@ static int pairs_of(ctx *c, int i, size_t *np, int mark, char *msg,
                      i, j);
       return COMPOT_ERR_INPUT;
     }
+  }
+  *list_out = list;
+  *m_out = m;
+  return COMPOT_OK;
+}
+
+/* Pairs (r < r_c) of particle i, appended at *np; with mark, the
+   neighbours found are flagged as needing pairs of their own.  A neighbour
+   whose pairs are built already and list i is linked as twin. */
+static int pairs_of(ctx *c, int i, size_t *np, int mark, char *msg,
+                    size_t msg_size)
+{
+  compot_workspace *ws = c->ws;
+  int err, t, m = 0;
+  int const *list = NULL;
+  size_t q0 = *np;
+
+  ws->pstart[i] = ws->pmid[i] = ws->pend[i] = (int) q0;
+  err = listed_inside(c, i, &list, &m, msg, msg_size);
+  if (err) return err;
+  if (m > 0 && ensure_pairs(ws, q0 + (size_t) m)) {
+    compot_set_msg(msg, msg_size, "out of memory for %lu pairs",
+                   (unsigned long) (q0 + (size_t) m));
+    return COMPOT_ERR_MEMORY;
   }
   /* twins: a neighbour j built before i has its pair (j, i) among its
      pairs without twin (i was not built then); search them (the same
@@ -393,12 +445,113 @@ static int pairs_of(ctx *c, int i, size_t *np, int mark, char *msg,
       ws->pu[3 * q + 2] = d[2] * inv;
     }
   }
-  compot_cutoff_n(m, ws->pr + q0, 1.0 / rc, ws->pfc + q0, ws->pdfc + q0);
+  compot_cutoff_n(m, ws->pr + q0, 1.0 / c->m->cutoff, ws->pfc + q0, ws->pdfc + q0);
   *np = q0 + (size_t) m;
   ws->pend[i] = (int) *np;
   ws->flag[i] |= 4;
   ws->order[c->n_built++] = i;
   if (m > c->max_pairs) c->max_pairs = m;
+  return COMPOT_OK;
+}
+
+/*
+ * Pairs of contributing particles when no other particle needs pairs (no N
+ * term, or a host exchange), without searching for twins: pass 1 keeps
+ * every pair once -- from a half list (in->half_list) all its entries
+ * inside r_c; from full lists the entry (i, j) when j does not contribute
+ * or j > i (the list of j holds i at the same distance, bit for bit) --
+ * with r, the unit vector and f_c, and counts the pairs of each particle:
+ * those it keeps (own) and those kept by a neighbour.  Pass 2 lays out the
+ * block of each particle, own pairs first (they own the cache slots), and
+ * writes both directions of every pair of two contributing particles,
+ * linked as twins.
+ */
+static int pairs_once(ctx *c, size_t *np_out, char *msg, size_t msg_size)
+{
+  compot_workspace *ws = c->ws;
+  int n = c->n, i, t, m, err, o, p, half = c->in->half_list;
+  int const *list;
+  size_t h = 0, e = 0, q = 0;
+
+  for (i = 0; i < n; ++i) { /* pmid: own pairs, pend: kept by others */
+    if (!(ws->flag[i] & 1)) continue;
+    err = listed_inside(c, i, &list, &m, msg, msg_size);
+    if (err) return err;
+    if (ensure_once(ws, h + (size_t) m)) {
+      compot_set_msg(msg, msg_size, "out of memory for %lu pairs",
+                     (unsigned long) (h + (size_t) m));
+      return COMPOT_ERR_MEMORY;
+    }
+    for (t = 0; t < m; ++t) {
+      int j = list[ws->tj[t]], cj = ws->flag[j] & 1;
+      double const *d = ws->td + 4 * ws->tj[t];
+      double r, inv;
+      if (!half && cj && j < i) continue;
+      r = sqrt(d[3]);
+      inv = 1.0 / r;
+      ws->oj[h] = j;
+      ws->orr[h] = r;
+      ws->ou[3 * h] = d[0] * inv;
+      ws->ou[3 * h + 1] = d[1] * inv;
+      ws->ou[3 * h + 2] = d[2] * inv;
+      ws->pmid[i] += 1;
+      ws->pend[j] += cj;
+      ++h;
+    }
+  }
+  compot_cutoff_n((int) h, ws->orr, 1.0 / c->m->cutoff, ws->ofc, ws->odfc);
+  for (i = 0; i < n; ++i) {
+    int own = ws->pmid[i], total = own + ws->pend[i];
+    if (!(ws->flag[i] & 1)) continue;
+    ws->pstart[i] = (int) q;
+    ws->pmid[i] = ws->pend[i] = (int) q + own;
+    q += (size_t) total;
+    if (total > c->max_pairs) c->max_pairs = total;
+    ws->flag[i] |= 4;
+    ws->order[c->n_built++] = i;
+  }
+  if (ensure_pairs(ws, q)) {
+    compot_set_msg(msg, msg_size, "out of memory for %lu pairs",
+                   (unsigned long) q);
+    return COMPOT_ERR_MEMORY;
+  }
+  for (o = 0; o < c->n_built; ++o) {
+    i = ws->order[o];
+    for (p = ws->pstart[i]; p < ws->pmid[i]; ++p, ++e) {
+      int j = ws->oj[e], tw = -1;
+      double const *u = ws->ou + 3 * e;
+      ws->pj[p] = j;
+      ws->pr[p] = ws->orr[e];
+      ws->pfc[p] = ws->ofc[e];
+      ws->pdfc[p] = ws->odfc[e];
+      ws->pu[3 * p] = u[0];
+      ws->pu[3 * p + 1] = u[1];
+      ws->pu[3 * p + 2] = u[2];
+      if (ws->flag[j] & 1) {
+        tw = ws->pend[j]++;
+        ws->pj[tw] = i;
+        ws->ptwin[tw] = p;
+        ws->pr[tw] = ws->orr[e];
+        ws->pfc[tw] = ws->ofc[e];
+        ws->pdfc[tw] = ws->odfc[e];
+        ws->pu[3 * tw] = -u[0];
+        ws->pu[3 * tw + 1] = -u[1];
+        ws->pu[3 * tw + 2] = -u[2];
+      }
+      ws->ptwin[p] = tw;
+    }
+  }
+  c->n_slots = 0;
+  for (o = 0; o < c->n_built; ++o) {
+    i = ws->order[o];
+    for (p = ws->pstart[i]; p < ws->pmid[i]; ++p) ws->pslot[p] = c->n_slots++;
+  }
+  for (o = 0; o < c->n_built; ++o) {
+    i = ws->order[o];
+    for (p = ws->pmid[i]; p < ws->pend[i]; ++p)
+      ws->pslot[p] = ws->pslot[ws->ptwin[p]];
+  }
+  *np_out = q;
   return COMPOT_OK;
 }
 
@@ -417,6 +570,14 @@ static int build_pairs(ctx *c, size_t *np_out, char *msg, size_t msg_size)
     ws->flag[i] = c->in->contributing[i] ? 1 : 0;
     ws->pstart[i] = ws->pmid[i] = ws->pend[i] = 0;
   }
+  if (c->in->half_list && mark) {
+    compot_set_msg(msg, msg_size,
+                   "half neighbour lists (half_list = 1) with a model with "
+                   "an N term need a host exchange "
+                   "(compot_compute_exchange): ghosts would need lists");
+    return COMPOT_ERR_ARG;
+  }
+  if (!mark) return pairs_once(c, np_out, msg, msg_size);
   for (i = 0; i < n; ++i)
     if (ws->flag[i] & 1) {
       err = pairs_of(c, i, &np, mark, msg, msg_size);

@@ -151,6 +151,12 @@ typedef struct compot_input {
   int const *contributing; /* [n] 1 = energy of this particle counts */
   compot_neighbor_fn *get_neighbors;
   void *neighbor_context;
+  /* 0: get_neighbors returns full lists.  1: half lists -- every pair of
+     contributing particles listed once (in the list of either), every pair
+     of a contributing and a non-contributing particle in the contributing
+     one's list (LAMMPS's half list with newton off).  Allowed for models
+     without N terms, and with compot_compute_exchange for any model. */
+  int half_list;
 } compot_input;
 
 /* Outputs; each NULL when not requested.  Requested outputs are zeroed and

@@ -339,6 +339,7 @@ compute_routine(KIM_ModelCompute const * const modelCompute,
 
   KIM_ModelCompute_GetModelBufferPointer(modelCompute, (void **) &buffer);
   KIM_ModelComputeArguments_GetModelBufferPointer(modelComputeArguments, &ws);
+  memset(&in, 0, sizeof in);
   memset(&out, 0, sizeof out);
   ier = KIM_ModelComputeArguments_GetArgumentPointerInteger(
             modelComputeArguments,

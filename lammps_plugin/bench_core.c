@@ -1,12 +1,13 @@
 /*
  * bench_core.c -- time the C core alone (no LAMMPS, no MPI) on a rattled
  * bcc crystal with periodic images as ghosts, the way the plugin calls it
- * (contributing owned atoms, full lists of owned atoms only, a host
- * exchange that copies rows of images from their owners).  A developer tool
+ * (contributing owned atoms, lists of owned atoms only -- half lists with
+ * newton off, as the plugin requests, or full lists, as KIM gives -- and a
+ * host exchange that copies rows of images from their owners).  A developer tool
  * for profiling (perf record ./bench_core model.params 12 20).
  *
  *   make -C lammps_plugin bench_core
- *   lammps_plugin/bench_core MODEL.params [cells=12] [repeats=20] [a=3.30] [skin=2.0]
+ *   lammps_plugin/bench_core MODEL.params [cells=12] [repeats=20] [a=3.30] [skin=2.0] [half|full]
  *
  * Prints CPU microseconds per atom and compute call (energy, forces,
  * virial) and the energy per atom.
@@ -71,11 +72,12 @@ int main(int argc, char **argv)
   crystal s;
   int cells = argc > 2 ? atoi(argv[2]) : 12, reps = argc > 3 ? atoi(argv[3]) : 20;
   double a = argc > 4 ? atof(argv[4]) : 3.30, skin = argc > 5 ? atof(argv[5]) : 2.0;
+  int half = !(argc > 6 && strcmp(argv[6], "full") == 0);
   double L, rl, rl2, energy, vir[6], t0, t1, *f;
   int i, j, c, r, img[3], nimg, cap, nl = 0;
 
   if (argc < 2) {
-    fprintf(stderr, "usage: %s MODEL.params [cells] [repeats] [a] [skin]\n", argv[0]);
+    fprintf(stderr, "usage: %s MODEL.params [cells] [repeats] [a] [skin] [half|full]\n", argv[0]);
     return 2;
   }
   if (compot_create(&model, argv[1], msg, sizeof msg)) {
@@ -122,7 +124,8 @@ int main(int argc, char **argv)
   s.species = calloc(s.n, sizeof(int));
   s.contributing = calloc(s.n, sizeof(int));
   for (i = 0; i < s.n_own; ++i) s.contributing[i] = 1;
-  /* full lists of owned atoms within rl (brute force over all atoms) */
+  /* lists of owned atoms within rl (brute force over all atoms): full, or
+     half with newton off (owned j > i, and every ghost) */
   s.start = malloc(s.n * sizeof(int));
   s.count = calloc(s.n, sizeof(int));
   s.list = malloc((size_t) s.n_own * 200 * sizeof(int));
@@ -131,6 +134,7 @@ int main(int argc, char **argv)
     for (j = 0; j < s.n; ++j) {
       double d0 = s.x[3 * j] - s.x[3 * i], d1 = s.x[3 * j + 1] - s.x[3 * i + 1];
       double d2 = s.x[3 * j + 2] - s.x[3 * i + 2];
+      if (half && j < s.n_own && j <= i) continue;
       if (j != i && d0 * d0 + d1 * d1 + d2 * d2 < rl2 && s.count[i] < 200) {
         s.list[nl++] = j;
         ++s.count[i];
@@ -149,6 +153,7 @@ int main(int argc, char **argv)
     in.contributing = s.contributing;
     in.get_neighbors = neighbors;
     in.neighbor_context = &s;
+    in.half_list = half;
     ex.forward = forward;
     ex.reverse = reverse;
     ex.context = &s;
@@ -164,8 +169,9 @@ int main(int argc, char **argv)
       compot_compute_exchange(model, ws, &in, &ex, &out, msg, sizeof msg);
     t1 = cpu_seconds();
   }
-  printf("%s: %d atoms (+%d ghosts), %.1f listed neighbours/atom: %.3f us/atom-call, E/N = %.6f eV\n",
+  printf("%s: %d atoms (+%d ghosts), %.1f listed neighbours/atom (%s lists): %.3f us/atom-call, E/N = %.6f eV\n",
          compot_expression(model), s.n_own, s.n - s.n_own, (double) nl / s.n_own,
+         half ? "half" : "full",
          1e6 * (t1 - t0) / reps / s.n_own, energy / s.n_own);
   compot_workspace_destroy(ws);
   compot_destroy(model);

@@ -10,8 +10,9 @@
    site energies and adjoints of owned atoms, and asks for the adjoints
    accumulated on ghosts to be summed into their owners
    (Comm::reverse_comm) before the pair gradients.  Only owned atoms need
-   neighbour lists, the ghost cutoff stays r_c + skin, and no neighbour
-   lists of ghosts are built.  See README.md.
+   neighbour lists -- a half list with newton off, from which the core
+   builds both directions of every pair --, the ghost cutoff stays
+   r_c + skin, and no neighbour lists of ghosts are built.  See README.md.
 ------------------------------------------------------------------------- */
 
 #include "pair_compot.h"
@@ -225,7 +226,10 @@ void PairCompot::init_style()
     error->all(FLERR, "Pair style compot requires 'metal' units (eV, Angstrom); found units '{}'",
                update->unit_style);
   if (model == nullptr) error->all(FLERR, "Pair style compot: pair_coeff * * <file> ... not set");
-  neighbor->add_request(this, NeighConst::REQ_FULL);
+  // half list with newton off: a pair of owned atoms once, a pair of an
+  // owned atom and a ghost in the owned atom's list; the core builds both
+  // directions of every pair from it (compot_input.half_list)
+  neighbor->add_request(this, NeighConst::REQ_NEWTON_OFF);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -358,6 +362,7 @@ void PairCompot::compute(int eflag, int vflag)
   in.contributing = contributing.data();
   in.get_neighbors = compot_lmp_neighbors;
   in.neighbor_context = this;
+  in.half_list = 1;
 
   compot_exchange ex;
   ex.forward = compot_lmp_forward;

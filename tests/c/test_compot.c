@@ -301,6 +301,7 @@ static int evaluate(compot_model const *m, compot_workspace *ws,
                     size_t msg_size)
 {
   compot_input in;
+  memset(&in, 0, sizeof in);
   in.n_particles = c->n;
   in.species = c->species;
   in.coords = c->x;
@@ -760,6 +761,210 @@ static void test_compute_errors(void)
         "coincident: %d %s", err, msg);
   config_free(&c);
   compot_destroy(m);
+}
+
+/* ---- half lists and host exchange ------------------------------------- */
+
+/* Lists as a host with half lists gives them (LAMMPS, newton off): a pair
+   of contributing particles once, in the list of the lower index; a pair
+   with a non-contributing particle in the contributing one's list. */
+typedef struct listed {
+  config const *c;
+  int half;
+  int *idx, *nn, *start;
+} listed;
+
+static void listed_init(listed *l, config const *c, int half)
+{
+  int i, t, used = 0;
+  l->c = c;
+  l->half = half;
+  l->nn = (int *) calloc((size_t) c->n, sizeof(int));
+  l->start = (int *) calloc((size_t) c->n, sizeof(int));
+  l->idx = (int *) malloc((size_t) (c->start[c->n - 1] + c->nn[c->n - 1] + 1)
+                          * sizeof(int));
+  for (i = 0; i < c->n; ++i) {
+    l->start[i] = used;
+    for (t = 0; t < c->nn[i]; ++t) {
+      int j = c->idx[c->start[i] + t];
+      if (half && c->contrib[i] && c->contrib[j] && j < i) continue;
+      l->idx[used++] = j;
+      l->nn[i]++;
+    }
+  }
+}
+
+static void listed_free(listed *l)
+{
+  free(l->idx);
+  free(l->nn);
+  free(l->start);
+}
+
+static int listed_neighbors(void *ctx, int i, int *n, int const **list)
+{
+  listed const *l = (listed const *) ctx;
+  *n = l->nn[i];
+  *list = l->idx + l->start[i];
+  return 0;
+}
+
+/* exchange over periodic images: image i of particle owner[i] */
+static int image_forward(void *ctx, double *data, int width)
+{
+  config const *c = (config const *) ctx;
+  int i;
+  for (i = 0; i < c->n; ++i)
+    if (c->owner[i] != i)
+      memcpy(data + (size_t) i * width, data + (size_t) c->owner[i] * width,
+             (size_t) width * sizeof(double));
+  return 0;
+}
+
+static int image_reverse(void *ctx, double *data, int width)
+{
+  config const *c = (config const *) ctx;
+  int i, k;
+  for (i = 0; i < c->n; ++i)
+    if (c->owner[i] != i)
+      for (k = 0; k < width; ++k)
+        data[(size_t) c->owner[i] * width + k] += data[(size_t) i * width + k];
+  return 0;
+}
+
+typedef struct result {
+  double E, vir[6], *pe, *F, *pv; /* F and pv folded onto owners */
+} result;
+
+static int run_lists(compot_model const *m, config const *c, int half,
+                     int exchange, result *r, char *msg, size_t msg_size)
+{
+  listed l;
+  compot_input in;
+  compot_exchange ex;
+  compot_output out;
+  int err, i, a;
+  double *F = (double *) malloc(3 * (size_t) c->n * sizeof(double));
+  double *pv = (double *) malloc(6 * (size_t) c->n * sizeof(double));
+  listed_init(&l, c, half);
+  memset(&in, 0, sizeof in);
+  in.n_particles = c->n;
+  in.species = c->species;
+  in.coords = c->x;
+  in.contributing = c->contrib;
+  in.get_neighbors = listed_neighbors;
+  in.neighbor_context = &l;
+  in.half_list = half;
+  ex.forward = image_forward;
+  ex.reverse = image_reverse;
+  ex.context = (void *) c;
+  out.energy = &r->E;
+  out.particle_energy = r->pe;
+  out.forces = F;
+  out.virial = r->vir;
+  out.particle_virial = pv;
+  err = compot_compute_exchange(m, NULL, &in, exchange ? &ex : NULL, &out,
+                                msg, msg_size);
+  memset(r->F, 0, 3 * (size_t) c->n * sizeof(double));
+  memset(r->pv, 0, 6 * (size_t) c->n * sizeof(double));
+  for (i = 0; i < c->n && !err; ++i) {
+    for (a = 0; a < 3; ++a) r->F[3 * c->owner[i] + a] += F[3 * i + a];
+    for (a = 0; a < 6; ++a) r->pv[6 * c->owner[i] + a] += pv[6 * i + a];
+  }
+  listed_free(&l);
+  free(F);
+  free(pv);
+  return err;
+}
+
+static double max_rel(int n, double const *a, double const *b)
+{
+  double scale = 1e-300, err = 0.0;
+  int i;
+  for (i = 0; i < n; ++i) {
+    if (fabs(a[i]) > scale) scale = fabs(a[i]);
+    if (fabs(a[i] - b[i]) > err) err = fabs(a[i] - b[i]);
+  }
+  return err / scale;
+}
+
+/* Half lists and the host exchange give the results of full lists with
+   ghost lists (to rounding: only the order of the sums differs). */
+static void test_half_lists(void)
+{
+  static char const *const exprs[] = {
+      "G4",
+      "E[G3L2]",
+      "A[G3P3]",
+      "G3 + A[G3P2] + ZBL(2.0, 3.2)",
+      "E[G3L2] + N[E[G3L2]] + ZBL(1.6, 2.4)",
+      "G2 * (C3 + A[G2P2]) + N[E[G2L2]] + ZBL(1.2, 2.0)",
+  };
+  static char const *const sp1[] = {"Nb"}, *const sp2[] = {"Mo", "Nb"};
+  size_t e;
+  int S, geom, half, exchange;
+  char msg[512];
+  printf("half lists and host exchange against full lists\n");
+  for (S = 1; S <= 2; ++S)
+    for (e = 0; e < sizeof exprs / sizeof exprs[0]; ++e) {
+      compot_model *m = random_model(exprs[e], S == 1 ? sp1 : sp2, S);
+      int nterm = compot_needs_ghost_neighbors(m);
+      if (m == NULL) continue;
+      for (geom = 0; geom < 2; ++geom) {
+        config c;
+        result ref, r;
+        int err;
+        if (geom == 0)
+          make_cluster(&c, 24, S, 0.6);
+        else
+          make_periodic(&c, S);
+        ref.pe = (double *) malloc((size_t) c.n * sizeof(double));
+        ref.F = (double *) malloc(3 * (size_t) c.n * sizeof(double));
+        ref.pv = (double *) malloc(6 * (size_t) c.n * sizeof(double));
+        r.pe = (double *) malloc((size_t) c.n * sizeof(double));
+        r.F = (double *) malloc(3 * (size_t) c.n * sizeof(double));
+        r.pv = (double *) malloc(6 * (size_t) c.n * sizeof(double));
+        err = run_lists(m, &c, 0, 0, &ref, msg, sizeof msg);
+        CHECK(err == 0, "%s: full lists: %s", exprs[e], msg);
+        /* the exchange needs images (periodic); N terms without it need
+           ghost lists, which half lists do not give */
+        for (exchange = 0; exchange <= geom && !err; ++exchange)
+          for (half = 0; half <= 1; ++half) {
+            double d[4];
+            if (!exchange && !half) continue;
+            err = run_lists(m, &c, half, exchange, &r, msg, sizeof msg);
+            if (half && nterm && !exchange) {
+              CHECK(err == COMPOT_ERR_ARG && strstr(msg, "half"),
+                    "%s: half lists of an N model without exchange: %d %s",
+                    exprs[e], err, msg);
+              err = 0;
+              continue;
+            }
+            CHECK(err == 0, "%s: %s", exprs[e], msg);
+            if (err) break;
+            d[0] = fabs(r.E - ref.E) / (1.0 + fabs(ref.E));
+            d[1] = max_rel(c.n, ref.pe, r.pe);
+            d[2] = max_rel(3 * c.n, ref.F, r.F);
+            d[3] = max_rel(6, ref.vir, r.vir);
+            CHECK(d[0] <= 1e-13 && d[1] <= 1e-12 && d[2] <= 1e-12
+                      && d[3] <= 1e-12
+                      && max_rel(6 * c.n, ref.pv, r.pv) <= 1e-12,
+                  "%s [%d species, %s, %s lists%s]: dE %.1e dpe %.1e dF "
+                  "%.1e dV %.1e",
+                  exprs[e], S, geom ? "periodic" : "cluster",
+                  half ? "half" : "full", exchange ? ", exchange" : "", d[0],
+                  d[1], d[2], d[3]);
+          }
+        free(ref.pe);
+        free(ref.F);
+        free(ref.pv);
+        free(r.pe);
+        free(r.F);
+        free(r.pv);
+        config_free(&c);
+      }
+      compot_destroy(m);
+    }
 }
 
 /* ---- kernels ------------------------------------------------------------ */
@@ -1230,6 +1435,7 @@ int main(int argc, char **argv)
   test_bad_files();
   test_compute_errors();
   test_compute();
+  test_half_lists();
   printf("%d checks, %d failures\n", n_checks, n_failures);
   return n_failures ? 1 : 0;
 }
