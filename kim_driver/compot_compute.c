@@ -54,22 +54,21 @@ struct compot_workspace {
   size_t pair_cap;
   int *pj;      /* [np] neighbour index */
   int *ptwin;   /* [np] the pair (j, i) of pair (i, j), or -1 */
-  int *pslot;   /* [np] cache slot (shared by twins) */
-  double *pr;   /* [np] distance */
-  double *pu;   /* [3 np] unit vector D / r */
-  double *pfc;  /* [np] f_c(r) */
-  double *pdfc; /* [np] f_c'(r) */
+  int *pslot;   /* [np] cache slot (shared by twins); the slot holds the
+                   geometry of its first direction (the pair in
+                   [pstart, pmid) of its particle), the twin's is its
+                   mirror image: D_ji = -D_ij */
   size_t list_cap;
   int *tj;      /* [list] positions in the host list of those inside r_c */
   int *tt;      /* [list] their twins (pairs built before), or -1 */
   int *tq;      /* [list] the pair index each of them gets */
   double *td;   /* [4 list] D and |D|^2 of every listed neighbour */
-  size_t once_cap;
-  int *oj;      /* [no] each pair once (see pairs_once): neighbour index */
-  double *orr;  /* [no] distance */
-  double *ou;   /* [3 no] unit vector */
-  double *ofc;  /* [no] f_c(r) */
-  double *odfc; /* [no] f_c'(r) */
+  size_t slot_geo_cap;
+  int *sj;      /* [ns] neighbour index (pairs_once) */
+  double *sr;   /* [ns] per slot: distance r */
+  double *su;   /* [3 ns] unit vector D / r */
+  double *sfc;  /* [ns] f_c(r) */
+  double *sdfc; /* [ns] f_c'(r) */
   size_t feat_cap;
   double *feat; /* per basis phi and lambda: [n S K] each */
   size_t slot_cap;
@@ -101,20 +100,16 @@ void compot_workspace_destroy(compot_workspace *ws)
   free(ws->pj);
   free(ws->ptwin);
   free(ws->pslot);
-  free(ws->pr);
-  free(ws->pu);
-  free(ws->pfc);
-  free(ws->pdfc);
   free(ws->slot);
   free(ws->tj);
   free(ws->tt);
   free(ws->tq);
   free(ws->td);
-  free(ws->oj);
-  free(ws->orr);
-  free(ws->ou);
-  free(ws->ofc);
-  free(ws->odfc);
+  free(ws->sj);
+  free(ws->sr);
+  free(ws->su);
+  free(ws->sfc);
+  free(ws->sdfc);
   free(ws->feat);
   free(ws->cache);
   free(ws->scr);
@@ -145,11 +140,7 @@ static int ensure_pairs(compot_workspace *ws, size_t need)
   cap = grown(ws->pair_cap, need);
   if (grow((void **) &ws->pj, cap, sizeof(int))
       || grow((void **) &ws->ptwin, cap, sizeof(int))
-      || grow((void **) &ws->pslot, cap, sizeof(int))
-      || grow((void **) &ws->pr, cap, sizeof(double))
-      || grow((void **) &ws->pu, 3 * cap, sizeof(double))
-      || grow((void **) &ws->pfc, cap, sizeof(double))
-      || grow((void **) &ws->pdfc, cap, sizeof(double)))
+      || grow((void **) &ws->pslot, cap, sizeof(int)))
     return COMPOT_ERR_MEMORY;
   ws->pair_cap = cap;
   return COMPOT_OK;
@@ -169,18 +160,18 @@ static int ensure_list(compot_workspace *ws, size_t need)
   return COMPOT_OK;
 }
 
-static int ensure_once(compot_workspace *ws, size_t need)
+static int ensure_slot_geo(compot_workspace *ws, size_t need)
 {
   size_t cap;
-  if (need <= ws->once_cap) return COMPOT_OK;
-  cap = grown(ws->once_cap, need);
-  if (grow((void **) &ws->oj, cap, sizeof(int))
-      || grow((void **) &ws->orr, cap, sizeof(double))
-      || grow((void **) &ws->ou, 3 * cap, sizeof(double))
-      || grow((void **) &ws->ofc, cap, sizeof(double))
-      || grow((void **) &ws->odfc, cap, sizeof(double)))
+  if (need <= ws->slot_geo_cap) return COMPOT_OK;
+  cap = grown(ws->slot_geo_cap, need);
+  if (grow((void **) &ws->sj, cap, sizeof(int))
+      || grow((void **) &ws->sr, cap, sizeof(double))
+      || grow((void **) &ws->su, 3 * cap, sizeof(double))
+      || grow((void **) &ws->sfc, cap, sizeof(double))
+      || grow((void **) &ws->sdfc, cap, sizeof(double)))
     return COMPOT_ERR_MEMORY;
-  ws->once_cap = cap;
+  ws->slot_geo_cap = cap;
   return COMPOT_OK;
 }
 
@@ -396,7 +387,9 @@ static int pairs_of(ctx *c, int i, size_t *np, int mark, char *msg,
   ws->pstart[i] = ws->pmid[i] = ws->pend[i] = (int) q0;
   err = listed_inside(c, i, &list, &m, msg, msg_size);
   if (err) return err;
-  if (m > 0 && ensure_pairs(ws, q0 + (size_t) m)) {
+  if (m > 0
+      && (ensure_pairs(ws, q0 + (size_t) m)
+          || ensure_slot_geo(ws, (size_t) c->n_slots + (size_t) m))) {
     compot_set_msg(msg, msg_size, "out of memory for %lu pairs",
                    (unsigned long) (q0 + (size_t) m));
     return COMPOT_ERR_MEMORY;
@@ -405,8 +398,8 @@ static int pairs_of(ctx *c, int i, size_t *np, int mark, char *msg,
      pairs without twin (i was not built then); search them (the same
      distance bit for bit: (x_i - x_j)^2 == (x_j - x_i)^2).  A match is
      marked at once, so that a second listing of j finds no twin.  Pairs
-     without a twin own a cache slot and go first, from q0 on; those with
-     one go last, from the end of i's block backwards. */
+     without a twin own a cache slot (the next ones) and go first, from q0
+     on; those with one go last, from the end of i's block backwards. */
   for (t = 0; t < m; ++t) {
     int j = list[ws->tj[t]], q, end = ws->pmid[j], tw = -1;
     if (ws->flag[j] & 4)
@@ -431,21 +424,27 @@ static int pairs_of(ctx *c, int i, size_t *np, int mark, char *msg,
       ws->pj[q] = j;
       ws->ptwin[q] = tw;
       ws->ptwin[has ? tw : q] = has ? q : tw;
+      ws->pslot[q] = has ? ws->pslot[tw] : c->n_slots + (q - (int) q0);
       ws->flag[j] |= (unsigned char) (mark << 1);
     }
     ws->pmid[i] = (int) q0 + front;
-    /* distances and unit vectors (independent iterations) */
+    /* geometry of the new slots (independent iterations) */
     for (t = 0; t < m; ++t) {
       double const *d = ws->td + 4 * ws->tj[t];
-      double r = sqrt(d[3]), inv = 1.0 / r;
-      int q = ws->tq[t];
-      ws->pr[q] = r;
-      ws->pu[3 * q] = d[0] * inv;
-      ws->pu[3 * q + 1] = d[1] * inv;
-      ws->pu[3 * q + 2] = d[2] * inv;
+      double r, inv;
+      int q = ws->tq[t], sl = c->n_slots + (q - (int) q0);
+      if (q >= ws->pmid[i]) continue;
+      r = sqrt(d[3]);
+      inv = 1.0 / r;
+      ws->sr[sl] = r;
+      ws->su[3 * sl] = d[0] * inv;
+      ws->su[3 * sl + 1] = d[1] * inv;
+      ws->su[3 * sl + 2] = d[2] * inv;
     }
+    compot_cutoff_n(front, ws->sr + c->n_slots, 1.0 / c->m->cutoff,
+                    ws->sfc + c->n_slots, ws->sdfc + c->n_slots);
+    c->n_slots += front;
   }
-  compot_cutoff_n(m, ws->pr + q0, 1.0 / c->m->cutoff, ws->pfc + q0, ws->pdfc + q0);
   *np = q0 + (size_t) m;
   ws->pend[i] = (int) *np;
   ws->flag[i] |= 4;
@@ -460,11 +459,12 @@ static int pairs_of(ctx *c, int i, size_t *np, int mark, char *msg,
  * every pair once -- from a half list (in->half_list) all its entries
  * inside r_c; from full lists the entry (i, j) when j does not contribute
  * or j > i (the list of j holds i at the same distance, bit for bit) --
- * with r, the unit vector and f_c, and counts the pairs of each particle:
- * those it keeps (own) and those kept by a neighbour.  Pass 2 lays out the
- * block of each particle, own pairs first (they own the cache slots), and
- * writes both directions of every pair of two contributing particles,
- * linked as twins.
+ * as the next cache slot with its geometry, and counts the pairs of each
+ * particle: those it keeps (own) and those kept by a neighbour.  Pass 2
+ * lays out the block of each particle, own pairs first, and writes both
+ * directions of every pair of two contributing particles, linked as twins
+ * (a neighbour index, the twin and the slot: the geometry stays in the
+ * slot).
  */
 static int pairs_once(ctx *c, size_t *np_out, char *msg, size_t msg_size)
 {
@@ -477,7 +477,7 @@ static int pairs_once(ctx *c, size_t *np_out, char *msg, size_t msg_size)
     if (!(ws->flag[i] & 1)) continue;
     err = listed_inside(c, i, &list, &m, msg, msg_size);
     if (err) return err;
-    if (ensure_once(ws, h + (size_t) m)) {
+    if (ensure_slot_geo(ws, h + (size_t) m)) {
       compot_set_msg(msg, msg_size, "out of memory for %lu pairs",
                      (unsigned long) (h + (size_t) m));
       return COMPOT_ERR_MEMORY;
@@ -489,17 +489,18 @@ static int pairs_once(ctx *c, size_t *np_out, char *msg, size_t msg_size)
       if (!half && cj && j < i) continue;
       r = sqrt(d[3]);
       inv = 1.0 / r;
-      ws->oj[h] = j;
-      ws->orr[h] = r;
-      ws->ou[3 * h] = d[0] * inv;
-      ws->ou[3 * h + 1] = d[1] * inv;
-      ws->ou[3 * h + 2] = d[2] * inv;
+      ws->sj[h] = j;
+      ws->sr[h] = r;
+      ws->su[3 * h] = d[0] * inv;
+      ws->su[3 * h + 1] = d[1] * inv;
+      ws->su[3 * h + 2] = d[2] * inv;
       ws->pmid[i] += 1;
       ws->pend[j] += cj;
       ++h;
     }
   }
-  compot_cutoff_n((int) h, ws->orr, 1.0 / c->m->cutoff, ws->ofc, ws->odfc);
+  compot_cutoff_n((int) h, ws->sr, 1.0 / c->m->cutoff, ws->sfc, ws->sdfc);
+  c->n_slots = (int) h;
   for (i = 0; i < n; ++i) {
     int own = ws->pmid[i], total = own + ws->pend[i];
     if (!(ws->flag[i] & 1)) continue;
@@ -518,38 +519,17 @@ static int pairs_once(ctx *c, size_t *np_out, char *msg, size_t msg_size)
   for (o = 0; o < c->n_built; ++o) {
     i = ws->order[o];
     for (p = ws->pstart[i]; p < ws->pmid[i]; ++p, ++e) {
-      int j = ws->oj[e], tw = -1;
-      double const *u = ws->ou + 3 * e;
+      int j = ws->sj[e], tw = -1;
       ws->pj[p] = j;
-      ws->pr[p] = ws->orr[e];
-      ws->pfc[p] = ws->ofc[e];
-      ws->pdfc[p] = ws->odfc[e];
-      ws->pu[3 * p] = u[0];
-      ws->pu[3 * p + 1] = u[1];
-      ws->pu[3 * p + 2] = u[2];
+      ws->pslot[p] = (int) e;
       if (ws->flag[j] & 1) {
         tw = ws->pend[j]++;
         ws->pj[tw] = i;
         ws->ptwin[tw] = p;
-        ws->pr[tw] = ws->orr[e];
-        ws->pfc[tw] = ws->ofc[e];
-        ws->pdfc[tw] = ws->odfc[e];
-        ws->pu[3 * tw] = -u[0];
-        ws->pu[3 * tw + 1] = -u[1];
-        ws->pu[3 * tw + 2] = -u[2];
+        ws->pslot[tw] = (int) e;
       }
       ws->ptwin[p] = tw;
     }
-  }
-  c->n_slots = 0;
-  for (o = 0; o < c->n_built; ++o) {
-    i = ws->order[o];
-    for (p = ws->pstart[i]; p < ws->pmid[i]; ++p) ws->pslot[p] = c->n_slots++;
-  }
-  for (o = 0; o < c->n_built; ++o) {
-    i = ws->order[o];
-    for (p = ws->pmid[i]; p < ws->pend[i]; ++p)
-      ws->pslot[p] = ws->pslot[ws->ptwin[p]];
   }
   *np_out = q;
   return COMPOT_OK;
@@ -561,7 +541,7 @@ static int pairs_once(ctx *c, size_t *np_out, char *msg, size_t msg_size)
 static int build_pairs(ctx *c, size_t *np_out, char *msg, size_t msg_size)
 {
   compot_workspace *ws = c->ws;
-  int n = c->n, i, err, mark = c->m->has_nexp && c->ex == NULL, o, p;
+  int n = c->n, i, err, mark = c->m->has_nexp && c->ex == NULL;
   size_t np = 0;
 
   c->n_built = 0;
@@ -578,23 +558,17 @@ static int build_pairs(ctx *c, size_t *np_out, char *msg, size_t msg_size)
     return COMPOT_ERR_ARG;
   }
   if (!mark) return pairs_once(c, np_out, msg, msg_size);
+  c->n_slots = 0;
   for (i = 0; i < n; ++i)
     if (ws->flag[i] & 1) {
       err = pairs_of(c, i, &np, mark, msg, msg_size);
       if (err) return err;
     }
-  if (mark)
-    for (i = 0; i < n; ++i)
-      if (ws->flag[i] == 2) {
-        err = pairs_of(c, i, &np, 0, msg, msg_size);
-        if (err) return err;
-      }
-  c->n_slots = 0;
-  for (o = 0; o < c->n_built; ++o) {
-    i = ws->order[o];
-    for (p = ws->pstart[i]; p < ws->pmid[i]; ++p) ws->pslot[p] = c->n_slots++;
-    for (; p < ws->pend[i]; ++p) ws->pslot[p] = ws->pslot[ws->ptwin[p]];
-  }
+  for (i = 0; i < n; ++i)
+    if (ws->flag[i] == 2) {
+      err = pairs_of(c, i, &np, 0, msg, msg_size);
+      if (err) return err;
+    }
   *np_out = np;
   return COMPOT_OK;
 }
@@ -850,18 +824,19 @@ static int eval_bases(ctx *c, char *msg, size_t msg_size)
     double *phi = c->bphi[b], *gc = c->bg[b], *dgc = c->bdg[b];
     if (phi == NULL && gc == NULL) continue;
     for (o = 0; o < c->n_built; ++o) {
-      int i = ws->order[o], p0 = ws->pstart[i], nb = ws->pmid[i] - p0;
+      int i = ws->order[o], p0 = ws->pstart[i], nb = ws->pmid[i] - p0, s0;
       double *g, *dg, *fi;
       if (nb == 0 || !evaluates(c, B, i)) continue;
-      g = gc != NULL ? gc + (size_t) ws->pslot[p0] * K : c->bgv;
-      dg = dgc != NULL ? dgc + (size_t) ws->pslot[p0] * K : c->bdgv;
+      s0 = ws->pslot[p0]; /* the slots of i's own pairs are consecutive */
+      g = gc != NULL ? gc + (size_t) s0 * K : c->bgv;
+      dg = dgc != NULL ? dgc + (size_t) s0 * K : c->bdgv;
       if (gauss)
-        compot_gaussian_n(B, nb, ws->pr + p0, ws->pfc + p0, ws->pdfc + p0, g,
+        compot_gaussian_n(B, nb, ws->sr + s0, ws->sfc + s0, ws->sdfc + s0, g,
                           dg);
       else
         for (t = 0; t < nb; ++t)
-          compot_radial(B, m->cutoff, ws->pr[p0 + t], ws->pfc[p0 + t],
-                        ws->pdfc[p0 + t], g + (size_t) t * K,
+          compot_radial(B, m->cutoff, ws->sr[s0 + t], ws->sfc[s0 + t],
+                        ws->sdfc[s0 + t], g + (size_t) t * K,
                         dg + (size_t) t * K);
       if (phi == NULL) continue;
       fi = phi + (size_t) i * SK;
@@ -1043,10 +1018,12 @@ static double leaf_angular(ctx *c, compot_node const *nd, int i, double *sum)
 
   angular_radial(c, nd->basis, i, G, c->want_grad ? dG : NULL);
   for (t = 0; t < n; ++t) {
-    double const *u = ws->pu + 3 * (size_t) (p0 + t);
-    ux[t] = u[0];
-    uy[t] = u[1];
-    uz[t] = u[2];
+    int p = p0 + t;
+    double const *u = ws->su + 3 * (size_t) ws->pslot[p];
+    double sign = p < ws->pmid[i] ? 1.0 : -1.0;
+    ux[t] = sign * u[0];
+    uy[t] = sign * u[1];
+    uz[t] = sign * u[2];
   }
   for (; t < pst; ++t) { /* finite pads (their G are zero) */
     ux[t] = 1.0;
@@ -1214,9 +1191,10 @@ static void leaf_angular_backward(ctx *c, compot_node const *nd, int i,
   }
   for (t = 0; t < n; ++t) {
     int p = p0 + t, sl = ws->pslot[p];
-    double const *u = ws->pu + 3 * p;
+    double const *u = ws->su + 3 * (size_t) sl; /* (the projection is
+                                                   even in u) */
     double g0 = GV[t], g1 = GV[pst + t], g2 = GV[2 * pst + t];
-    double rinv = 1.0 / ws->pr[p], ug = u[0] * g0 + u[1] * g1 + u[2] * g2;
+    double rinv = 1.0 / ws->sr[sl], ug = u[0] * g0 + u[1] * g1 + u[2] * g2;
     double sign = p >= ws->pmid[i] ? -1.0 : 1.0, *h = c->sh + 3 * sl;
     c->st[sl] += rad[t];
     h[0] += sign * (g0 - ug * u[0]) * rinv;
@@ -1233,11 +1211,10 @@ static double leaf_zbl(ctx *c, compot_node const *nd, int i, double a,
   int S = c->S, Zi = c->in->species[i], p;
   double e = 0.0;
   for (p = ws->pstart[i]; p < ws->pend[i]; ++p) {
-    double dphi;
+    double dphi, r = ws->sr[ws->pslot[p]];
     int pair = Zi * S + c->in->species[ws->pj[p]];
-    if (ws->pr[p] >= nd->r_out) continue;
-    e += 0.5 * compot_zbl_eval(&nd->zbl, pair, nd->r_in, nd->r_out,
-                               ws->pr[p], &dphi);
+    if (r >= nd->r_out) continue;
+    e += 0.5 * compot_zbl_eval(&nd->zbl, pair, nd->r_in, nd->r_out, r, &dphi);
     if (grad) c->st[ws->pslot[p]] += 0.5 * a * dphi;
   }
   return e;
@@ -1263,7 +1240,7 @@ static double atom_site(ctx *c, int i)
       compot_v4 r0 = v4_set1(0.0), r1 = r0;
       for (p = ws->pstart[i]; p < ws->pend[i]; ++p) {
         double const *fj = c->bphi[b] + (size_t) ws->pj[p] * 8;
-        compot_v4 fc = v4_set1(ws->pfc[p]);
+        compot_v4 fc = v4_set1(ws->sfc[ws->pslot[p]]);
         r0 = v4_madd(fc, v4_load(fj), r0);
         r1 = v4_madd(fc, v4_load(fj + 4), r1);
       }
@@ -1274,7 +1251,7 @@ static double atom_site(ctx *c, int i)
     for (k = 0; k < SK; ++k) rh[k] = 0.0;
     for (p = ws->pstart[i]; p < ws->pend[i]; ++p) {
       double const *fj = c->bphi[b] + (size_t) ws->pj[p] * SK;
-      double fc = ws->pfc[p];
+      double fc = ws->sfc[ws->pslot[p]];
       for (k = 0; k < SK; ++k) rh[k] += fc * fj[k];
     }
   }
@@ -1358,25 +1335,25 @@ static double atom_site(ctx *c, int i)
     if (SK == 8) { /* the common case, in registers */
       compot_v4 n0 = v4_load(nu), n1 = v4_load(nu + 4);
       for (p = ws->pstart[i]; p < ws->pend[i]; ++p) {
-        int j = ws->pj[p];
+        int j = ws->pj[p], sl = ws->pslot[p];
         double const *fj = c->bphi[b] + (size_t) j * 8;
         double *lj = c->blam[b] + (size_t) j * 8;
-        compot_v4 fc = v4_set1(ws->pfc[p]);
+        compot_v4 fc = v4_set1(ws->sfc[sl]);
         v4_store(lj, v4_madd(n0, fc, v4_load(lj)));
         v4_store(lj + 4, v4_madd(n1, fc, v4_load(lj + 4)));
-        c->st[ws->pslot[p]] +=
-            v4_sum(v4_madd(n1, v4_load(fj + 4), v4_mul(n0, v4_load(fj)))) * ws->pdfc[p];
+        c->st[sl] +=
+            v4_sum(v4_madd(n1, v4_load(fj + 4), v4_mul(n0, v4_load(fj)))) * ws->sdfc[sl];
       }
       continue;
     }
     for (p = ws->pstart[i]; p < ws->pend[i]; ++p) {
-      int j = ws->pj[p];
+      int j = ws->pj[p], sl = ws->pslot[p];
       double const *fj = c->bphi[b] + (size_t) j * SK;
       double *lj = c->blam[b] + (size_t) j * SK, t;
-      double fc = ws->pfc[p];
+      double fc = ws->sfc[sl];
       for (k = 0; k < SK; ++k) lj[k] += nu[k] * fc;
-      t = dot(SK, nu, fj) * ws->pdfc[p];
-      c->st[ws->pslot[p]] += t;
+      t = dot(SK, nu, fj) * ws->sdfc[sl];
+      c->st[sl] += t;
     }
   }
   return c->V[0];
@@ -1415,8 +1392,8 @@ static int gradients(ctx *c, compot_output const *out, char *msg,
     double Fi[3] = {0.0, 0.0, 0.0}; /* (j != i: no pair of a particle with itself) */
     for (p = ws->pstart[i]; p < ws->pmid[i]; ++p) {
       int tw = ws->ptwin[p], j = ws->pj[p], slot = ws->pslot[p];
-      double const *u = ws->pu + 3 * p, *h = c->sh + 3 * slot;
-      double r = ws->pr[p], T = c->st[slot], H[3], D[3], v[6];
+      double const *u = ws->su + 3 * (size_t) slot, *h = c->sh + 3 * slot;
+      double r = ws->sr[slot], T = c->st[slot], H[3], D[3], v[6];
       for (b = 0; b < m->n_bases; ++b) {
         compot_basis const *B = &m->bases[b];
         int K = B->K, SK = S * K;

@@ -41,7 +41,8 @@ class Input(ct.Structure):
     _fields_ = [("n_particles", ct.c_int), ("species", ct.POINTER(ct.c_int)),
                 ("coords", ct.POINTER(ct.c_double)),
                 ("contributing", ct.POINTER(ct.c_int)),
-                ("get_neighbors", NEIGHFN), ("neighbor_context", ct.c_void_p)]
+                ("get_neighbors", NEIGHFN), ("neighbor_context", ct.c_void_p),
+                ("half_list", ct.c_int)]
 
 
 class Output(ct.Structure):
