@@ -196,20 +196,20 @@ static inline double dot(int n, double const *a, double const *b)
 }
 
 /*
- * C[i nyp + j] = sum_t X[i nt + t] Y_j(t) for i < ni, j < ny, and zero for
+ * C[i nyp + j] = sum_t X[i xst + t] Y_j(t) for i < ni, j < ny, and zero for
  * ny <= j < nyp (a multiple of 4), t < nt (a multiple of 4), with Y by
  * blocks of 4 t: Y_j(t) = Y[(t - t % 4) nyp + 4 j + t % 4].  A small matrix
  * product in 2 x 4 blocks of 4-lane partial sums, the last columns one at
  * a time.
  */
 static inline COMPOT_ALWAYS_INLINE void
-gemm_nt(int ni, int ny, int nyp, int nt, double const *restrict X,
+gemm_nt(int ni, int ny, int nyp, int nt, int xst, double const *restrict X,
         double const *restrict Y, double *restrict C)
 {
   int i0, j0, t, q, r;
   for (i0 = 0; i0 < ni; i0 += 2) {
     int nr = ni - i0 < 2 ? ni - i0 : 2;
-    double const *x0 = X + (size_t) i0 * nt, *x1 = x0 + (nr > 1 ? nt : 0);
+    double const *x0 = X + (size_t) i0 * xst, *x1 = x0 + (nr > 1 ? xst : 0);
     for (j0 = 0; j0 + 4 <= ny; j0 += 4) {
       compot_v4 a0[4], a1[4];
       for (q = 0; q < 4; ++q) a0[q] = a1[q] = v4_set1(0.0);
@@ -943,7 +943,7 @@ static void angular_radial(ctx const *c, int b, int i, double *G, double *dG)
 {
   compot_workspace const *ws = c->ws;
   int S = c->S, K = c->m->bases[b].K, pst = c->pst, p0 = ws->pstart[i];
-  int n = ws->pend[i] - p0, k, t;
+  int n = ws->pend[i] - p0, nt = (n + 3) & ~3, k, t;
   size_t sk = (size_t) S * K;
   double const *gc = c->bg[b], *dgc = c->bdg[b];
 
@@ -963,7 +963,7 @@ static void angular_radial(ctx const *c, int b, int i, double *G, double *dG)
     /* blocks of 4 pairs x 4 functions, transposed in registers */
     static double const zero[4] = {0.0, 0.0, 0.0, 0.0};
     int src, w;
-    for (t = 0; t < pst; t += 4)
+    for (t = 0; t < nt; t += 4)
       for (src = 0; src < (dG != NULL ? 2 : 1); ++src) {
         double const *cache = src ? dgc : gc;
         double *dst = src ? dG : G;
@@ -1001,14 +1001,16 @@ static void angular_radial(ctx const *c, int b, int i, double *G, double *dG)
  * per-atom arrays (layout ang_stride, rows pst long):
  *   A [S K nvp], self [S K], Y [nvp pst], G, dG [S K pst]
  * are kept in sum for the backward step at the same atom; rows of Y beyond
- * (P+1)^2 and columns of G, dG beyond the n pairs are zero.
+ * (P+1)^2 and columns of G, dG from n to nt (n rounded up to a multiple of
+ * 4: the loops over pairs of this atom stop there) are zero.
  */
 static double leaf_angular(ctx *c, compot_node const *nd, int i, double *sum)
 {
   compot_workspace const *ws = c->ws;
   int S = c->S, K = nd->K, P = nd->P, P1 = P + 1, nvp = c->nvp;
   int Z = c->in->species[i], np = S * (S + 1) / 2, pst = c->pst;
-  int p0 = ws->pstart[i], n = ws->pend[i] - p0, s1, s2, k, v, t;
+  int p0 = ws->pstart[i], n = ws->pend[i] - p0, nt = (n + 3) & ~3;
+  int s1, s2, k, v, t;
   size_t sk = (size_t) S * K;
   double *A = sum, *selfv = A + sk * nvp, *Y = selfv + ((sk + 7) & ~(size_t) 7);
   double *dY = Y + (size_t) nvp * pst, *G = dY + 3 * (size_t) nvp * pst;
@@ -1025,25 +1027,25 @@ static double leaf_angular(ctx *c, compot_node const *nd, int i, double *sum)
     uy[t] = sign * u[1];
     uz[t] = sign * u[2];
   }
-  for (; t < pst; ++t) { /* finite pads (their G are zero) */
+  for (; t < nt; ++t) { /* finite pads (their G are zero) */
     ux[t] = 1.0;
     uy[t] = uz[t] = 0.0;
   }
   /* Y and grad Y by blocks of 4 pairs (rows nvp long; the rows from
      (P+1)^2 on stay zero, see setup_caches) */
-  for (t = 0; t < pst; t += 4)
+  for (t = 0; t < nt; t += 4)
     compot_ylm_real_n(4, ux + t, uy + t, uz + t, P, c->ylm, Y + (size_t) t * nvp,
                       c->want_grad ? dY + 3 * (size_t) t * nvp : NULL, 4);
   /* A_(s,k,v) = sum_t G_(s,k)(t) Y_v(t) (zero for v >= (P+1)^2) */
   switch (sk) { /* copies with the loop over the rows unrolled */
-  case 4: gemm_nt(4, P1 * P1, nvp, pst, G, Y, A); break;
-  case 8: gemm_nt(8, P1 * P1, nvp, pst, G, Y, A); break;
-  default: gemm_nt((int) sk, P1 * P1, nvp, pst, G, Y, A);
+  case 4: gemm_nt(4, P1 * P1, nvp, nt, pst, G, Y, A); break;
+  case 8: gemm_nt(8, P1 * P1, nvp, nt, pst, G, Y, A); break;
+  default: gemm_nt((int) sk, P1 * P1, nvp, nt, pst, G, Y, A);
   }
   for (k = 0; k < (int) sk; ++k) { /* (the pads of G are zero) */
     double const *g = G + (size_t) k * pst;
     compot_v4 sq = v4_set1(0.0);
-    for (t = 0; t < pst; t += 4) sq = v4_madd(v4_load(g + t), v4_load(g + t), sq);
+    for (t = 0; t < nt; t += 4) sq = v4_madd(v4_load(g + t), v4_load(g + t), sq);
     selfv[k] = v4_sum(sq);
   }
   for (s1 = 0; s1 < S; ++s1)
