@@ -296,9 +296,9 @@ static void make_periodic(config *c, int S)
   build_lists(c);
 }
 
-static int evaluate(compot_model const *m, compot_workspace *ws,
-                    config const *c, compot_output const *out, char *msg,
-                    size_t msg_size)
+/* the input of configuration c with neighbour lists from fn(ctx) */
+static compot_input input_of(config const *c, compot_neighbor_fn *fn,
+                             void *ctx, int half)
 {
   compot_input in;
   memset(&in, 0, sizeof in);
@@ -306,8 +306,17 @@ static int evaluate(compot_model const *m, compot_workspace *ws,
   in.species = c->species;
   in.coords = c->x;
   in.contributing = c->contrib;
-  in.get_neighbors = get_neighbors;
-  in.neighbor_context = (void *) c;
+  in.get_neighbors = fn;
+  in.neighbor_context = ctx;
+  in.half_list = half;
+  return in;
+}
+
+static int evaluate(compot_model const *m, compot_workspace *ws,
+                    config const *c, compot_output const *out, char *msg,
+                    size_t msg_size)
+{
+  compot_input in = input_of(c, get_neighbors, (void *) c, 0);
   return compot_compute(m, ws, &in, out, msg, msg_size);
 }
 
@@ -847,14 +856,7 @@ static int run_lists(compot_model const *m, config const *c, int half,
   double *F = (double *) malloc(3 * (size_t) c->n * sizeof(double));
   double *pv = (double *) malloc(6 * (size_t) c->n * sizeof(double));
   listed_init(&l, c, half);
-  memset(&in, 0, sizeof in);
-  in.n_particles = c->n;
-  in.species = c->species;
-  in.coords = c->x;
-  in.contributing = c->contrib;
-  in.get_neighbors = listed_neighbors;
-  in.neighbor_context = &l;
-  in.half_list = half;
+  in = input_of(c, listed_neighbors, &l, half);
   ex.forward = image_forward;
   ex.reverse = image_reverse;
   ex.context = (void *) c;
