@@ -10,10 +10,9 @@
  *      vector and f_c(r), f_c'(r).  The two directions (i, j) and (j, i)
  *      of a pair whose particles both have lists are linked as twins and
  *      share one cache slot: the radial basis (the exponentials) is
- *      evaluated once per unordered pair.  When only contributing
- *      particles need pairs, each pair is kept once (from a half list, or
- *      j > i from full lists) and both directions are written together
- *      (pairs_once); otherwise twins are found by search (pairs_of).
+ *      evaluated once per unordered pair.  Each pair is kept once (from a
+ *      half list, or by index order from full lists) and both directions
+ *      are written together (build_pairs).
  *   2. Bases: per basis and slot g^_k(r) and g^_k'(r), in one vectorised
  *      batch per particle; phi_k^(s)(i) = sum_j g^_k(r_ij) for both
  *      directions; g^' (and g^ for A leaves) stays in the slot cache.
@@ -60,8 +59,6 @@ struct compot_workspace {
                    mirror image: D_ji = -D_ij */
   size_t list_cap;
   int *tj;      /* [list] positions in the host list of those inside r_c */
-  int *tt;      /* [list] their twins (pairs built before), or -1 */
-  int *tq;      /* [list] the pair index each of them gets */
   double *td;   /* [4 list] D and |D|^2 of every listed neighbour */
   size_t slot_geo_cap;
   int *sj;      /* [ns] neighbour index (pairs_once) */
@@ -102,8 +99,6 @@ void compot_workspace_destroy(compot_workspace *ws)
   free(ws->pslot);
   free(ws->slot);
   free(ws->tj);
-  free(ws->tt);
-  free(ws->tq);
   free(ws->td);
   free(ws->sj);
   free(ws->sr);
@@ -152,8 +147,6 @@ static int ensure_list(compot_workspace *ws, size_t need)
   if (need <= ws->list_cap) return COMPOT_OK;
   cap = grown(ws->list_cap, need);
   if (grow((void **) &ws->tj, cap, sizeof(int))
-      || grow((void **) &ws->tt, cap, sizeof(int))
-      || grow((void **) &ws->tq, cap, sizeof(int))
       || grow((void **) &ws->td, 4 * cap, sizeof(double)))
     return COMPOT_ERR_MEMORY;
   ws->list_cap = cap;
@@ -373,143 +366,88 @@ static int listed_inside(ctx *c, int i, int const **list_out, int *m_out,
   return COMPOT_OK;
 }
 
-/* Pairs (r < r_c) of particle i, appended at *np; with mark, the
-   neighbours found are flagged as needing pairs of their own.  A neighbour
-   whose pairs are built already and list i is linked as twin. */
-static int pairs_of(ctx *c, int i, size_t *np, int mark, char *msg,
-                    size_t msg_size)
-{
-  compot_workspace *ws = c->ws;
-  int err, t, m = 0;
-  int const *list = NULL;
-  size_t q0 = *np;
-
-  ws->pstart[i] = ws->pmid[i] = ws->pend[i] = (int) q0;
-  err = listed_inside(c, i, &list, &m, msg, msg_size);
-  if (err) return err;
-  if (m > 0
-      && (ensure_pairs(ws, q0 + (size_t) m)
-          || ensure_slot_geo(ws, (size_t) c->n_slots + (size_t) m))) {
-    compot_set_msg(msg, msg_size, "out of memory for %lu pairs",
-                   (unsigned long) (q0 + (size_t) m));
-    return COMPOT_ERR_MEMORY;
-  }
-  /* twins: a neighbour j built before i has its pair (j, i) among its
-     pairs without twin (i was not built then); search them (the same
-     distance bit for bit: (x_i - x_j)^2 == (x_j - x_i)^2).  A match is
-     marked at once, so that a second listing of j finds no twin.  Pairs
-     without a twin own a cache slot (the next ones) and go first, from q0
-     on; those with one go last, from the end of i's block backwards. */
-  for (t = 0; t < m; ++t) {
-    int j = list[ws->tj[t]], q, end = ws->pmid[j], tw = -1;
-    if (ws->flag[j] & 4)
-      for (q = ws->pstart[j]; q < end; ++q)
-        if (ws->pj[q] == i && ws->ptwin[q] == -1) {
-          tw = q;
-          ws->ptwin[q] = -2;
-          break;
-        }
-    ws->tt[t] = tw;
-  }
-  {
-    int front = 0, back = m - 1;
-    /* written without branches on the data (they would be mispredicted
-       half the time) */
-    for (t = 0; t < m; ++t) {
-      int j = list[ws->tj[t]], tw = ws->tt[t], has = tw >= 0, q;
-      q = (int) q0 + (has ? back : front);
-      front += !has;
-      back -= has;
-      ws->tq[t] = q;
-      ws->pj[q] = j;
-      ws->ptwin[q] = tw;
-      ws->ptwin[has ? tw : q] = has ? q : tw;
-      ws->pslot[q] = has ? ws->pslot[tw] : c->n_slots + (q - (int) q0);
-      ws->flag[j] |= (unsigned char) (mark << 1);
-    }
-    ws->pmid[i] = (int) q0 + front;
-    /* geometry of the new slots (independent iterations) */
-    for (t = 0; t < m; ++t) {
-      double const *d = ws->td + 4 * ws->tj[t];
-      double r, inv;
-      int q = ws->tq[t], sl = c->n_slots + (q - (int) q0);
-      if (q >= ws->pmid[i]) continue;
-      r = sqrt(d[3]);
-      inv = 1.0 / r;
-      ws->sr[sl] = r;
-      ws->su[3 * sl] = d[0] * inv;
-      ws->su[3 * sl + 1] = d[1] * inv;
-      ws->su[3 * sl + 2] = d[2] * inv;
-    }
-    compot_cutoff_n(front, ws->sr + c->n_slots, 1.0 / c->m->cutoff,
-                    ws->sfc + c->n_slots, ws->sdfc + c->n_slots);
-    c->n_slots += front;
-  }
-  *np = q0 + (size_t) m;
-  ws->pend[i] = (int) *np;
-  ws->flag[i] |= 4;
-  ws->order[c->n_built++] = i;
-  if (m > c->max_pairs) c->max_pairs = m;
-  return COMPOT_OK;
-}
-
 /*
- * Pairs of contributing particles when no other particle needs pairs (no N
- * term, or a host exchange), without searching for twins: pass 1 keeps
- * every pair once -- from a half list (in->half_list) all its entries
- * inside r_c; from full lists the entry (i, j) when j does not contribute
- * or j > i (the list of j holds i at the same distance, bit for bit) --
- * as the next cache slot with its geometry, and counts the pairs of each
- * particle: those it keeps (own) and those kept by a neighbour.  Pass 2
- * lays out the block of each particle, own pairs first, and writes both
- * directions of every pair of two contributing particles, linked as twins
- * (a neighbour index, the twin and the slot: the geometry stays in the
- * slot).
+ * The pairs (r < r_c) of every particle that needs them -- contributing
+ * particles, and with mark (an N term without a host exchange) the
+ * non-contributing ones within r_c of a contributing one, which pass 0
+ * flags -- each pair kept once, without searching for twins.  Pass 0, over
+ * contributing particles i: from a half list (in->half_list) every entry
+ * inside r_c; from full lists the entry (i, j) unless j contributes and
+ * j < i (then the list of j holds i at the same distance, bit for bit).
+ * Pass 1, over the flagged non-contributing particles g: (g, j) unless j
+ * contributes (kept in pass 0) or is flagged and j < g.  A kept pair gets
+ * the next cache slot with its geometry (r, unit vector, f_c, f_c').  Then
+ * each particle's block is laid out, its own pairs first, and both
+ * directions of every pair whose particles both need pairs are written,
+ * linked as twins (a neighbour index, the twin and the slot: the geometry
+ * stays in the slot).
  */
-static int pairs_once(ctx *c, size_t *np_out, char *msg, size_t msg_size)
+static int build_pairs(ctx *c, size_t *np_out, char *msg, size_t msg_size)
 {
   compot_workspace *ws = c->ws;
-  int n = c->n, i, t, m, err, o, p, half = c->in->half_list;
+  int n = c->n, i, t, m, err, o, p, pass, half = c->in->half_list;
+  int mark = c->m->has_nexp && c->ex == NULL;
   int const *list;
   size_t h = 0, e = 0, q = 0;
 
-  for (i = 0; i < n; ++i) { /* pmid: own pairs, pend: kept by others */
-    if (!(ws->flag[i] & 1)) continue;
-    err = listed_inside(c, i, &list, &m, msg, msg_size);
-    if (err) return err;
-    if (ensure_slot_geo(ws, h + (size_t) m)) {
-      compot_set_msg(msg, msg_size, "out of memory for %lu pairs",
-                     (unsigned long) (h + (size_t) m));
-      return COMPOT_ERR_MEMORY;
-    }
-    for (t = 0; t < m; ++t) {
-      int j = list[ws->tj[t]], cj = ws->flag[j] & 1;
-      double const *d = ws->td + 4 * ws->tj[t];
-      double r, inv;
-      if (!half && cj && j < i) continue;
-      r = sqrt(d[3]);
-      inv = 1.0 / r;
-      ws->sj[h] = j;
-      ws->sr[h] = r;
-      ws->su[3 * h] = d[0] * inv;
-      ws->su[3 * h + 1] = d[1] * inv;
-      ws->su[3 * h + 2] = d[2] * inv;
-      ws->pmid[i] += 1;
-      ws->pend[j] += cj;
-      ++h;
-    }
+  c->n_built = 0;
+  c->max_pairs = 0;
+  for (i = 0; i < n; ++i) {
+    ws->flag[i] = c->in->contributing[i] ? 1 : 0;
+    ws->pmid[i] = ws->pend[i] = 0; /* own pairs, pairs kept by others */
   }
+  if (half && mark) {
+    compot_set_msg(msg, msg_size,
+                   "half neighbour lists (half_list = 1) with a model with "
+                   "an N term need a host exchange "
+                   "(compot_compute_exchange): ghosts would need lists");
+    return COMPOT_ERR_ARG;
+  }
+  for (pass = 0; pass <= mark; ++pass)
+    for (i = 0; i < n; ++i) {
+      if (pass == 0 ? !(ws->flag[i] & 1) : ws->flag[i] != 2) continue;
+      err = listed_inside(c, i, &list, &m, msg, msg_size);
+      if (err) return err;
+      if (ensure_slot_geo(ws, h + (size_t) m)) {
+        compot_set_msg(msg, msg_size, "out of memory for %lu pairs",
+                       (unsigned long) (h + (size_t) m));
+        return COMPOT_ERR_MEMORY;
+      }
+      for (t = 0; t < m; ++t) {
+        int j = list[ws->tj[t]], fj;
+        double const *d = ws->td + 4 * ws->tj[t];
+        double r, inv;
+        ws->flag[j] |= (unsigned char) ((mark && !pass && !(ws->flag[j] & 1)) << 1);
+        fj = ws->flag[j];
+        if (pass == 0 ? !half && (fj & 1) && j < i
+                      : (fj & 1) || ((fj & 2) && j < i))
+          continue;
+        r = sqrt(d[3]);
+        inv = 1.0 / r;
+        ws->sj[h] = j;
+        ws->sr[h] = r;
+        ws->su[3 * h] = d[0] * inv;
+        ws->su[3 * h + 1] = d[1] * inv;
+        ws->su[3 * h + 2] = d[2] * inv;
+        ws->pmid[i] += 1;
+        ws->pend[j] += (fj & 3) != 0;
+        ++h;
+      }
+      ws->order[c->n_built++] = i;
+    }
   compot_cutoff_n((int) h, ws->sr, 1.0 / c->m->cutoff, ws->sfc, ws->sdfc);
   c->n_slots = (int) h;
-  for (i = 0; i < n; ++i) {
-    int own = ws->pmid[i], total = own + ws->pend[i];
-    if (!(ws->flag[i] & 1)) continue;
+  for (i = 0; i < n; ++i) ws->pstart[i] = 0;
+  for (o = 0; o < c->n_built; ++o) {
+    int own, total;
+    i = ws->order[o];
+    own = ws->pmid[i];
+    total = own + ws->pend[i];
     ws->pstart[i] = (int) q;
     ws->pmid[i] = ws->pend[i] = (int) q + own;
     q += (size_t) total;
     if (total > c->max_pairs) c->max_pairs = total;
     ws->flag[i] |= 4;
-    ws->order[c->n_built++] = i;
   }
   if (ensure_pairs(ws, q)) {
     compot_set_msg(msg, msg_size, "out of memory for %lu pairs",
@@ -522,7 +460,7 @@ static int pairs_once(ctx *c, size_t *np_out, char *msg, size_t msg_size)
       int j = ws->sj[e], tw = -1;
       ws->pj[p] = j;
       ws->pslot[p] = (int) e;
-      if (ws->flag[j] & 1) {
+      if (ws->flag[j] & 4) {
         tw = ws->pend[j]++;
         ws->pj[tw] = i;
         ws->ptwin[tw] = p;
@@ -532,44 +470,6 @@ static int pairs_once(ctx *c, size_t *np_out, char *msg, size_t msg_size)
     }
   }
   *np_out = q;
-  return COMPOT_OK;
-}
-
-/* Pairs of contributing particles, and -- with an N term and without a host
-   exchange -- of every particle within r_c of one (ghosts included); then
-   the cache slots: one per pair without twin or first of its twins. */
-static int build_pairs(ctx *c, size_t *np_out, char *msg, size_t msg_size)
-{
-  compot_workspace *ws = c->ws;
-  int n = c->n, i, err, mark = c->m->has_nexp && c->ex == NULL;
-  size_t np = 0;
-
-  c->n_built = 0;
-  c->max_pairs = 0;
-  for (i = 0; i < n; ++i) {
-    ws->flag[i] = c->in->contributing[i] ? 1 : 0;
-    ws->pstart[i] = ws->pmid[i] = ws->pend[i] = 0;
-  }
-  if (c->in->half_list && mark) {
-    compot_set_msg(msg, msg_size,
-                   "half neighbour lists (half_list = 1) with a model with "
-                   "an N term need a host exchange "
-                   "(compot_compute_exchange): ghosts would need lists");
-    return COMPOT_ERR_ARG;
-  }
-  if (!mark) return pairs_once(c, np_out, msg, msg_size);
-  c->n_slots = 0;
-  for (i = 0; i < n; ++i)
-    if (ws->flag[i] & 1) {
-      err = pairs_of(c, i, &np, mark, msg, msg_size);
-      if (err) return err;
-    }
-  for (i = 0; i < n; ++i)
-    if (ws->flag[i] == 2) {
-      err = pairs_of(c, i, &np, 0, msg, msg_size);
-      if (err) return err;
-    }
-  *np_out = np;
   return COMPOT_OK;
 }
 
