@@ -9,15 +9,20 @@ from compot.model import Model
 
 
 def random_model(expression: str, species=("Nb",), cutoff: float = 4.5, seed: int = 0,
-                 structures=()) -> Model:
+                 structures=(), window=None, version: int = 2) -> Model:
     """A model with random but sensible parameters (α 0.15–0.5 Å⁻², β 1.2–1.9,
     γ ±1, coefficients and shifts ±0.5 eV).
 
-    With ``structures`` the scales φ_max, ρ_max are computed from them and then
-    multiplied by 0.6–1.2, so that |u| > 1 (the Taylor branch of x(γ, u)) occurs too.
+    With ``structures`` the scales φ_max, ρ_max (and q_max) are computed from them
+    and then multiplied by 0.6–1.2, so that |u| > 1 (the continuation of x(γ, u)
+    and the saturation of the A invariants) occurs too. ``window`` (r_a, r_b) [Å]
+    sets the inner window of every species pair (format v2).
     """
     rng = np.random.default_rng(seed)
-    m = Model(expression, species, cutoff)
+    m = Model(expression, species, cutoff, version=version)
+    if window is not None:
+        m.params["w.r_a"] = np.full(m.params["w.r_a"].shape, float(window[0]))
+        m.params["w.r_b"] = np.full(m.params["w.r_b"].shape, float(window[1]))
     for b in m.layout.blocks:
         leaf = b.name.split(".")[-1]
         if leaf == "alpha":

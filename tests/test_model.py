@@ -63,6 +63,61 @@ def test_two_species_finite_differences(expr):
     assert f_err < 1e-6 and w_err < 1e-6
 
 
+@pytest.mark.parametrize("expr", ["E[G3L2] + N[E[G3L2]]", "A[G3P3] + G3", "G3 * A[G2P2] + ZBL(2.9, 3.5)",
+                                  "N[E[C3L2]] * E[G2L2]"])
+@pytest.mark.parametrize("species", [("Nb",), ("Nb", "Mo")])
+def test_window_and_saturation_finite_differences(expr, species):
+    """Format v2: pairs inside the inner window [2.3, 2.9] Å (the nearest neighbours
+    of the rattled bcc cell are at ~2.86 Å) and every scale reduced to 0.6–1.2 of
+    its maximum, so that the saturating branches of x(γ, u) and of q are used."""
+    atoms = random_structure("triclinic", species=species)
+    model = random_model(expr, species=species, structures=[atoms], window=(2.3, 2.9))
+    s = model.system([atoms])
+    ctx = model.context(s)
+    w = ctx.fw()[0] / s.fc_p
+    assert np.any((w > 0) & (w < 1)), "no pair inside the window"
+    f_err, w_err = fd_check(model, atoms)
+    assert f_err < 1e-6 and w_err < 1e-6
+
+
+def test_saturation_bounds_the_site_energy():
+    """Format v2: under compression to 0.5 a0 the fitted site energy stays within
+    the bound |c|·(x(γ, ±1) + x′τ + |x″|τ²/2) summed over features, while the same
+    model read as format v1 (quadratic continuation) grows far beyond it."""
+    atoms = bulk("Nb", "bcc", a=3.3, cubic=True).repeat((2, 2, 2))
+    v2 = random_model("E[G4L3] + A[G4P2]", cutoff=5.0, structures=[atoms])
+    v1 = random_model("E[G4L3] + A[G4P2]", cutoff=5.0, version=1)
+    for name in v1.params:
+        v1.params[name] = v2.params[name].copy()
+    c = v2.params["n1.c"]
+    gamma = v2.params["n1.gamma"][None, None, :, None]
+    tau = float(v2.params["w.tau"])
+    x1 = (np.exp(np.abs(gamma)) - 1) / np.abs(gamma)
+    bound_e = float(np.sum(np.abs(c) * (x1 + np.exp(np.abs(gamma)) * tau
+                                        + 0.5 * np.abs(gamma) * np.exp(np.abs(gamma)) * tau ** 2)))
+    bound_a = float(np.sum(np.abs(v2.params["n2.c"]) * v2.params["n2.q_max"] * (1 + tau)))
+    bound = bound_e + bound_a + np.abs(v2.params["n0.shift"]).max()
+    small = atoms.copy()
+    small.set_cell(atoms.cell.array * 0.5, scale_atoms=True)
+    e2 = v2.evaluate(v2.system([small]), forces=False, virial=False).energies_n
+    e1 = v1.evaluate(v1.system([small]), forces=False, virial=False).energies_n
+    assert np.all(np.abs(e2) <= bound)
+    assert np.abs(e1).max() > 10 * bound
+
+
+def test_window_removes_short_pairs():
+    """Format v2: a pair closer than r_a contributes nothing to the fitted terms;
+    one beyond r_b contributes exactly as without a window."""
+    from ase import Atoms
+    dimer = Atoms("Nb2", positions=[[0, 0, 0], [0, 0, 1.9]])
+    far = Atoms("Nb2", positions=[[0, 0, 0], [0, 0, 3.1]])
+    on = random_model("E[G3L2] + A[G3P2] + G3", window=(2.0, 2.5))
+    off = random_model("E[G3L2] + A[G3P2] + G3")
+    shift = 2 * float(on.params["n0.shift"][0])
+    assert energy(on, dimer) == pytest.approx(shift, abs=1e-14)
+    assert energy(on, far) == pytest.approx(energy(off, far), rel=1e-14)
+
+
 def test_cluster_forces():
     model = random_model("E[G3L2] + N[E[G3L2]]")
     atoms = random_structure("cluster")

@@ -15,6 +15,11 @@ Grammar::
     factor  := term | '(' expr ')'
     term    := G<K> | C<K> | E[<basis>L<L>] | N[E[<basis>L<L>]] | A[<basis>P<P>]
              | ZBL(<r_in>, <r_out>)
+
+Blanks (spaces, tabs) separate tokens but never split a number or ``ZBL``.
+Limits, the same in the C core: 1 <= K <= MAX_K, 1 <= L <= MAX_L,
+0 <= P <= MAX_P, at most MAX_DEPTH nested parentheses, MAX_TERMS terms and
+MAX_VALUES parameter values.
 """
 
 from __future__ import annotations
@@ -156,7 +161,18 @@ def _str_in(t: Term, context: str) -> str:
 
 
 # --------------------------------------------------------------------------- parser
-_TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|(?P<name>ZBL|[GCENAPL])|(?P<sym>[\[\]()+*,]))")
+#: Limits of an expression and of a model's size, the same in the C core
+#: (kim_driver/compot_internal.h) and documented in docs/parameter-file.md.
+MAX_K = 10000            # basis size K
+MAX_L = 10000            # latent size L
+MAX_P = 40               # Legendre order P
+MAX_DEPTH = 200          # nesting of parentheses
+MAX_TERMS = 200          # terms (leaves, ZBL included)
+MAX_VALUES = 1_000_000   # parameter values of a model (all blocks, all species)
+
+# blanks (space, tab) separate tokens; numbers and ZBL are never split
+_TOKEN = re.compile(r"[ \t]*(?:(?P<num>[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?|\.[0-9]+(?:[eE][-+]?[0-9]+)?)"
+                    r"|(?P<name>ZBL|[GCENAPL])|(?P<sym>[\[\]()+*,]))")
 
 
 class _Parser:
@@ -169,7 +185,7 @@ class _Parser:
             m = _TOKEN.match(stripped, pos)
             if not m or m.end() == pos:
                 col = pos + 1
-                while col - 1 < len(stripped) and stripped[col - 1].isspace():
+                while col - 1 < len(stripped) and stripped[col - 1] in " \t":
                     col += 1
                 raise ExpressionError(
                     f"expression {text!r}: unexpected character {stripped[col - 1]!r} at column {col}; "
@@ -178,6 +194,8 @@ class _Parser:
             self.tokens.append((kind, m.group(kind), m.start(kind) + 1))
             pos = m.end()
         self.i = 0
+        self.depth = 0       # parentheses open at the current token
+        self.n_terms = 0     # terms (leaves) parsed so far
 
     def peek(self):
         return self.tokens[self.i] if self.i < len(self.tokens) else ("end", "", len(self.text) + 1)
@@ -191,19 +209,30 @@ class _Parser:
         self.i += 1
         return tok
 
-    def integer(self, what: str, minimum: int) -> int:
+    def integer(self, what: str, minimum: int, maximum: int) -> int:
         tok = self.take(kind="num")
-        if not re.fullmatch(r"\d+", tok[1]) or int(tok[1]) < minimum:
+        digits = tok[1]
+        # a length check first: int() of thousands of digits is slow or refused
+        if not re.fullmatch(r"[0-9]+", digits) or len(digits) > 9 or not minimum <= int(digits) <= maximum:
             raise ExpressionError(
-                f"expression {self.text!r}: {what} at column {tok[2]} must be an integer >= {minimum}, found {tok[1]!r}")
-        return int(tok[1])
+                f"expression {self.text!r}: at column {tok[2]}: expected {what} in {minimum}..{maximum}, "
+                f"found {digits}")
+        return int(digits)
+
+    def number(self, what: str) -> float:
+        tok = self.take(kind="num")
+        value = float(tok[1])
+        if not math.isfinite(value):
+            raise ExpressionError(
+                f"expression {self.text!r}: at column {tok[2]}: expected {what} (a finite number), found {tok[1]}")
+        return value
 
     def basis(self) -> BasisSpec:
         tok = self.take(kind="name")
         if tok[1] not in ("G", "C"):
             raise ExpressionError(
                 f"expression {self.text!r}: expected a basis G<K> or C<K> at column {tok[2]}, found {tok[1]!r}")
-        return BasisSpec(tok[1], self.integer("basis size K", 1))
+        return BasisSpec(tok[1], self.integer("basis size K", 1, MAX_K))
 
     def expr(self) -> Term:
         terms = [self.product()]
@@ -228,9 +257,18 @@ class _Parser:
         tok = self.peek()
         if tok[1] == "(":
             self.take("(")
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise ExpressionError(f"expression {self.text!r}: at column {self.peek()[2]}: "
+                                      f"parentheses nested deeper than {MAX_DEPTH}")
             inner = self.expr()
             self.take(")")
+            self.depth -= 1
             return inner
+        self.n_terms += 1
+        if self.n_terms > MAX_TERMS:
+            raise ExpressionError(f"expression {self.text!r}: at column {tok[2]}: term {self.n_terms}; "
+                                  f"expected at most {MAX_TERMS} terms")
         if tok[0] != "name":
             found = "end of expression" if tok[0] == "end" else repr(tok[1])
             raise ExpressionError(
@@ -244,7 +282,7 @@ class _Parser:
             self.take("[")
             b = self.basis()
             self.take("L")
-            L = self.integer("latent size L", 1)
+            L = self.integer("latent size L", 1, MAX_L)
             self.take("]")
             return Exponentiated(b, L)
         if name == "N":
@@ -253,7 +291,7 @@ class _Parser:
             self.take("[")
             b = self.basis()
             self.take("L")
-            L = self.integer("latent size L", 1)
+            L = self.integer("latent size L", 1, MAX_L)
             self.take("]")
             self.take("]")
             return NeighbourExponentiated(b, L)
@@ -261,14 +299,14 @@ class _Parser:
             self.take("[")
             b = self.basis()
             self.take("P")
-            P = self.integer("Legendre order P", 0)
+            P = self.integer("Legendre order P", 0, MAX_P)
             self.take("]")
             return Angular(b, P)
         if name == "ZBL":
             self.take("(")
-            r_in = float(self.take(kind="num")[1])
+            r_in = self.number("r_in")
             self.take(",")
-            r_out = float(self.take(kind="num")[1])
+            r_out = self.number("r_out")
             self.take(")")
             if not 0 < r_in < r_out:
                 raise ExpressionError(
@@ -377,6 +415,7 @@ class Layout:
     nodes: list[NodeInfo]
     bases: list[BasisInfo]
     blocks: list[ParameterBlock]
+    version: int = 2
 
     @property
     def n_linear(self) -> int:
@@ -402,7 +441,7 @@ def _species_pairs(species: tuple[str, ...]) -> list[str]:
     return [f"{species[a]}.{species[b]}" for a in range(S) for b in range(a, S)]
 
 
-def layout(root: Term | str, species: tuple[str, ...] | list[str]) -> Layout:
+def layout(root: Term | str, species: tuple[str, ...] | list[str], version: int = 2) -> Layout:
     """Number nodes, assign (shared) bases and list parameter blocks.
 
     Parameters
@@ -411,6 +450,10 @@ def layout(root: Term | str, species: tuple[str, ...] | list[str]) -> Layout:
         Parsed expression or its text.
     species : sequence of str
         Chemical symbols; their order indexes every species axis.
+    version : int
+        Parameter file format (1 or 2). Version 2 adds the block ``w`` (inner
+        window per species pair and saturation width) before the bases and a
+        ``q_max`` block to every A node (docs/parameter-file.md, MODEL_SPEC §10).
 
     Returns
     -------
@@ -464,9 +507,19 @@ def layout(root: Term | str, species: tuple[str, ...] | list[str]) -> Layout:
             n.basis = shared
     basis_infos = [BasisInfo(i, spec, tuple(users)) for i, (spec, users) in enumerate(bases)]
 
+    if version not in (1, 2):
+        raise ExpressionError(f"format version {version!r}: expected 1 or 2")
     S = len(species)
     sp = tuple(species)
+    pairs = tuple(_species_pairs(sp))
     blocks: list[ParameterBlock] = []
+    if version >= 2:
+        blocks.append(ParameterBlock("w.tau", "fixed", (), (), "-",
+                                     "saturation width τ of every bounded feature (MODEL_SPEC §10)"))
+        blocks.append(ParameterBlock("w.r_a", "fixed", (len(pairs),), (pairs,), "Å",
+                                     "inner window start r_a per species pair: fitted terms off below"))
+        blocks.append(ParameterBlock("w.r_b", "fixed", (len(pairs),), (pairs,), "Å",
+                                     "inner window end r_b per species pair: fitted terms fully on above"))
     for b in basis_infos:
         name = f"b{b.index + 1}"
         ks = tuple(str(k + 1) for k in range(b.spec.K))
@@ -496,7 +549,10 @@ def layout(root: Term | str, species: tuple[str, ...] | list[str]) -> Layout:
         elif isinstance(t, Angular):
             ks = tuple(str(k + 1) for k in range(t.basis.K))
             ps = tuple(str(p) for p in range(t.P + 1))
-            pairs = tuple(_species_pairs(sp))
+            if version >= 2:
+                blocks.append(ParameterBlock(f"{pre}.q_max", "fixed", (len(pairs), t.basis.K, t.P + 1),
+                                             (pairs, ks, ps), "-",
+                                             f"scale of q_kp of {t}: max |q| over the fitting atoms [s1<=s2, k, p]"))
             blocks.append(ParameterBlock(f"{pre}.c", "linear", (S, len(pairs), t.basis.K, t.P + 1),
                                          (sp, pairs, ks, ps), "eV",
                                          f"coefficients c of {t} [centre species, neighbour pair s1<=s2, k, p]"))
@@ -504,7 +560,11 @@ def layout(root: Term | str, species: tuple[str, ...] | list[str]) -> Layout:
             blocks.append(ParameterBlock(f"{pre}.shift", "linear", (S,), (sp,), "eV",
                                          f"site-energy shift of node {pre} ({t}) [centre species]"))
     text = str(root)
-    return Layout(text, root, sp, nodes, basis_infos, blocks)
+    total = sum(b.size for b in blocks)
+    if total > MAX_VALUES:
+        raise ExpressionError(f"expression {text!r} with {S} species has {total} parameter values; "
+                              f"expected at most {MAX_VALUES}")
+    return Layout(text, root, sp, nodes, basis_infos, blocks, version)
 
 
 def count_parameters(expression: str, species: tuple[str, ...] = ("X",)) -> tuple[int, int]:

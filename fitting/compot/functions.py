@@ -14,7 +14,7 @@ import numpy as np
 
 __all__ = [
     "cutoff_fdf", "gaussian_basis_fdf", "chebyshev_basis_fdf", "basis_fdf",
-    "exp_feature_fdf", "zbl_pair_fdf", "atomic_number", "angular_tables",
+    "exp_feature_fdf", "inner_window_fdf", "zbl_pair_fdf", "atomic_number", "angular_tables",
     "angular_weights",
 ]
 
@@ -96,18 +96,24 @@ def basis_fdf(kind: str, r, fc, dfc, r_c: float, K: int, alpha: float | None = N
     return chebyshev_basis_fdf(r, fc, dfc, r_c, K)
 
 
-def exp_feature_fdf(gamma: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Bounded exponentiated feature x(γ, u) of MODEL_SPEC §3 and ∂x/∂u.
+def exp_feature_fdf(gamma: np.ndarray, u: np.ndarray, tau: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Bounded exponentiated feature x(γ, u) of MODEL_SPEC §3/§10 and ∂x/∂u.
 
     x(γ, u) = (exp(γu) − 1)/γ for |u| ≤ 1 (the series u + γu²/2 + γ²u³/6 for
-    |γ| < 1e-6), continued beyond |u| = 1 by its second-order Taylor expansion
-    about u = ±1, so it grows at most quadratically outside the fitted range.
-    Equal in span to the paper's exp(γu) plus a shift (Eq. 13).
+    |γ| < 1e-6); equal in span to the paper's exp(γu) plus a shift (Eq. 13).
+    Beyond |u| = 1, with u_b = sign(u), d = u − u_b, x′ = exp(γu_b), x″ = γx′:
+
+    * ``tau`` None (format v1): the second-order Taylor expansion
+      x(γ, u_b) + x′d + ½x″d², growing quadratically;
+    * ``tau`` > 0 (format v2, docs/parameter-file.md): the saturating
+      continuation x(γ, u_b) + x′T + ½x″T² with T = τ tanh(d/τ), C² at |u| = 1
+      and bounded by |x − x(γ, u_b)| ≤ x′τ + |x″|τ²/2.
 
     Parameters
     ----------
     gamma : ndarray, broadcastable with ``u`` [-]
-    u : ndarray [-] (scaled cluster function φ/φ_max or ρ/ρ_max)
+    u : ndarray [-] (scaled cluster function φ/φ_max, ρ/ρ_max or q/q_max)
+    tau : float or None — saturation width τ [-]
 
     Returns
     -------
@@ -123,9 +129,38 @@ def exp_feature_fdf(gamma: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.nd
                     np.expm1(gamma * uc) / safe_g)
     e = np.exp(gamma * uc)
     d = u - uc  # zero inside
-    x = x_in + e * d + 0.5 * gamma * e * d * d
-    dx = e + gamma * e * d
-    return x, dx
+    if tau is None:
+        return x_in + e * d + 0.5 * gamma * e * d * d, e + gamma * e * d
+    th = np.tanh(d / tau)
+    T = tau * th
+    return x_in + e * T + 0.5 * gamma * e * T * T, (e + gamma * e * T) * (1.0 - th * th)
+
+
+def inner_window_fdf(r: np.ndarray, r_a: np.ndarray, r_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inner window s_in(r) of format v2 (MODEL_SPEC §10) and ds_in/dr.
+
+    s_in = 0 for r ≤ r_a, 1 for r ≥ r_b, and the C³ step
+    s_in = 35t⁴ − 84t⁵ + 70t⁶ − 20t⁷ (= 1 − the f_c polynomial of t),
+    t = (r − r_a)/(r_b − r_a), in between (docs/parameter-file.md).
+
+    Parameters
+    ----------
+    r, r_a, r_b : ndarray, shape (n,) [Å] — distances and each pair's window
+
+    Returns
+    -------
+    s, ds : ndarray, shape (n,) — value [-] and derivative [1/Å]
+    """
+    r = np.asarray(r, dtype=float)
+    width = r_b - r_a
+    inside = (r < r_b) & (width > 0)
+    safe_w = np.where(width > 0, width, 1.0)
+    t = np.clip((r - r_a) / safe_w, 0.0, 1.0)
+    t3 = t * t * t
+    s = t3 * t * (35.0 + t * (-84.0 + t * (70.0 - 20.0 * t)))
+    ds = t3 * (140.0 + t * (-420.0 + t * (420.0 - 140.0 * t))) / safe_w
+    below = r < r_b
+    return np.where(inside, s, np.where(below, 0.0, 1.0)), np.where(inside, ds, 0.0)
 
 
 # ------------------------------------------------------------------------- ZBL

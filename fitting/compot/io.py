@@ -1,4 +1,4 @@
-"""Read and write parameter files, format v1 (``docs/parameter-file.md``).
+"""Read and write parameter files, format v2 (and v1) (``docs/parameter-file.md``).
 
 The same format is read by the C core of the KIM driver and the LAMMPS plugin.
 Values are written with 17 significant digits, so a round trip is exact.
@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import os
+import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -17,11 +19,15 @@ import numpy as np
 
 from . import __version__
 from .errors import CompotError, ParameterFileError
+from .expression import ZBL, Sum, parse
+from .functions import atomic_number
 from .model import Model
 
 __all__ = ["write_model", "read_model", "format_model", "atomic_write_text", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: versions :func:`read_model` reads (v1 files evaluate exactly as in the first release)
+READABLE_VERSIONS = (1, 2)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -43,17 +49,98 @@ def _fmt(x: float) -> str:
     return repr(float(x))
 
 
+# ------------------------------------------------------------------ lexical rules
+# The same rules as the C reader (kim_driver/compot_io.c); see the sections
+# Grammar and Errors of docs/parameter-file.md.
+MAX_SPECIES = 64
+_BAD_BYTE = re.compile(rb"[^\t\n\r\x20-\x7e]|\r(?!\n)")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NONFINITE_WORD = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+_ASCII_NAMES = {"Å": "Angstrom", "²": "^2", "§": "section ", "α": "alpha", "β": "beta", "γ": "gamma",
+                "τ": "tau", "φ": "phi", "ρ": "rho", "θ": "theta", "≤": "<=", "≥": ">=", "–": "-", "—": "-"}
+
+
+def _ascii_text(name: str, data: bytes) -> str:
+    """The text of a parameter file: printable ASCII, tabs and line ends (LF or
+    CR LF) only; any other byte is a :class:`ParameterFileError` naming its line
+    and column."""
+    bad = _BAD_BYTE.search(data)
+    if bad:
+        pos = bad.start()
+        line = data.count(b"\n", 0, pos) + 1
+        column = pos - data.rfind(b"\n", 0, pos)
+        raise ParameterFileError(f"{name}:{line}: expected ASCII text (printable characters, tabs and line ends), "
+                                 f"found byte 0x{data[pos]:02X} at column {column}")
+    return data.decode("ascii")
+
+
+def _to_ascii(text: str) -> str:
+    """``text`` with the symbols of comments spelled in ASCII (Å → Angstrom) and
+    any other non-ASCII character escaped, so that every reader accepts it."""
+    text = "".join(_ASCII_NAMES.get(c, c) for c in text)
+    return text.encode("ascii", "backslashreplace").decode("ascii")
+
+
+def _number(token: str) -> tuple[float | None, str | None]:
+    """(value, None) for a finite decimal number (no hexadecimal, inf or nan,
+    no ``_``), else (None, what the token is not)."""
+    if not _DECIMAL.fullmatch(token):
+        if _NONFINITE_WORD.fullmatch(token):
+            return None, "a finite number"
+        return None, "a number; expected a decimal number such as -2.5e-3"
+    value = float(token)
+    if not math.isfinite(value):
+        return None, "a finite number"
+    return value, None
+
+
+def _species_error(species: list[str]) -> str | None:
+    """What is wrong with the symbols of the ``species`` line, or None."""
+    if not 1 <= len(species) <= MAX_SPECIES:
+        return f"species: expected 1 to {MAX_SPECIES} chemical symbols, found {len(species)}"
+    for i, symbol in enumerate(species):
+        try:
+            atomic_number(symbol)
+        except ValueError:
+            return f"species: expected a chemical symbol such as Nb, found '{symbol}'"
+        if symbol in species[:i]:
+            return f"species: expected distinct symbols, found '{symbol}' twice"
+    return None
+
+
+def _domain_error(model: Model, block: str, value: float, values: dict) -> str | None:
+    """The rule a parameter value violates (``'alpha > 0'``), or None; the C core
+    has the same rules (compot_value_domain_error, exponent_error)."""
+    owner, leaf = block.split(".", 1)
+    if leaf == "alpha" and not value > 0:
+        return "alpha > 0"
+    if leaf == "beta":
+        if not value > 1:
+            return "beta > 1"
+        K = model.layout.bases[int(owner[1:]) - 1].spec.K
+        if not math.log(values[f"{owner}.alpha"][0]) + (K - 1) * math.log(value) < math.log(sys.float_info.max):
+            return f"alpha * beta^(K-1) finite (K = {K})"
+    if leaf in ("phi_max", "rho_max", "q_max") and not value > 0:
+        return f"{leaf} > 0 (a channel that never occurs is stored as 1)"
+    if block == "w.tau" and not value > 0:
+        return "tau > 0 (the saturation width)"
+    if block == "w.r_a" and not value >= 0:
+        return "r_a >= 0 (the inner window start)"
+    return None
+
+
 def format_model(model: Model, comment: str | None = None) -> str:
-    """Text of the parameter file of ``model`` (format v1)."""
+    """Text of the parameter file of ``model`` (its format version, v2 for new models)."""
     lay = model.layout
+    version = model.version
     total = sum(b.size for b in lay.blocks)
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    out = [f"# compot parameter file, format v{FORMAT_VERSION}",
+    out = [f"# compot parameter file, format v{version}",
            f"# written by compot {__version__} on {now}",
            f"# {lay.n_linear} linear + {lay.n_nonlinear} nonlinear parameters; grammar: docs/parameter-file.md"]
     if comment:
         out += [f"# {line}" for line in comment.splitlines()]
-    out += [f"compot-params {FORMAT_VERSION}",
+    out += [f"compot-params {version}",
             f"expression {lay.expression}",
             "species " + " ".join(lay.species),
             f"cutoff {_fmt(model.cutoff)}                # r_c [Å]",
@@ -63,7 +150,9 @@ def format_model(model: Model, comment: str | None = None) -> str:
         owner = b.name.split(".")[0]
         if owner != current:
             current = owner
-            if owner.startswith("b"):
+            if owner == "w":
+                out.append("# inner window per species pair and saturation width (format v2, MODEL_SPEC §10)")
+            elif owner.startswith("b"):
                 info = lay.bases[int(owner[1:]) - 1]
                 users = " ".join(f"n{u}" for u in info.users)
                 out.append(f"# basis {owner}: {info.spec}, used by {users}")
@@ -78,12 +167,12 @@ def format_model(model: Model, comment: str | None = None) -> str:
 
 
 def write_model(model: Model, path: str | os.PathLike, comment: str | None = None) -> None:
-    """Write ``model`` to ``path`` in format v1, atomically."""
+    """Write ``model`` to ``path`` in its format version (v2 for new models), atomically."""
     atomic_write_text(path, format_model(model, comment))
 
 
 def read_model(path: str | os.PathLike) -> Model:
-    """Read a parameter file (format v1).
+    """Read a parameter file (format v2 or v1).
 
     Parameters
     ----------
@@ -101,50 +190,59 @@ def read_model(path: str | os.PathLike) -> Model:
         parameter, wrong count, non-finite value, text after ``end``.
     """
     path = Path(path)
+    name = str(path)
     try:
-        raw = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
         raise ParameterFileError(f"{path}: cannot read parameter file: {exc}") from None
+    raw = _ascii_text(name, data)
+    physical = raw.split("\n")                    # LF ends a line; CR LF leaves a blank CR
+    n_lines = len(physical) - (raw.endswith("\n") or not raw)
     lines = []
-    for no, line in enumerate(raw.splitlines(), start=1):
-        text = line.split("#", 1)[0].strip()
+    for no, line in enumerate(physical, start=1):
+        text = line.split("#", 1)[0].strip(" \t\r")
         if text:
             lines.append((no, text))
-    name = str(path)
     it = iter(lines)
-    last = [0]
 
-    def nxt(expect: str):
+    def nxt(expect: str, progress: str = ""):
         try:
-            no, text = next(it)
+            return next(it)
         except StopIteration:
-            raise ParameterFileError(f"{name}: file ends after line {last[0]}; expected {expect}") from None
-        last[0] = no
-        return no, text
+            raise ParameterFileError(f"{name}: file ends at line {n_lines}{progress}; expected {expect}") from None
 
     def keyword(key: str, expect: str):
         no, text = nxt(f"'{key} {expect}'")
-        word, _, rest = text.partition(" ")
+        word, *rest = text.split(None, 1)
         if word != key:
             raise ParameterFileError(f"{name}:{no}: expected '{key} {expect}', found '{text}'")
-        return no, rest.strip()
+        return no, rest[0].strip(" \t\r") if rest else ""
 
     no, ver = keyword("compot-params", "<version>")
-    if ver != str(FORMAT_VERSION):
+    if ver not in [str(v) for v in READABLE_VERSIONS]:
         raise ParameterFileError(f"{name}:{no}: format version {ver!r} is not supported; "
-                                 f"this reader reads version {FORMAT_VERSION}")
+                                 f"this reader reads versions {', '.join(map(str, READABLE_VERSIONS))}")
     no_e, expr = keyword("expression", "<model expression>")
+    try:
+        root = parse(expr)
+    except CompotError as exc:
+        raise ParameterFileError(f"{name}:{no_e}: {exc}") from None
     no_s, spec = keyword("species", "<symbol> ...")
     species = spec.split()
-    no_c, cut = keyword("cutoff", "<r_c in Å>")
+    problem = _species_error(species)
+    if problem:
+        raise ParameterFileError(f"{name}:{no_s}: {problem}")
+    no_c, cut = keyword("cutoff", "<r_c in Angstrom>")
+    cutoff, _ = _number(cut)
+    if cutoff is None or not cutoff > 0:
+        raise ParameterFileError(f"{name}:{no_c}: cutoff: expected one positive finite number r_c [Angstrom], "
+                                 f"found '{cut}'")
+    for t in root.terms if isinstance(root, Sum) else (root,):
+        if isinstance(t, ZBL) and t.r_out > cutoff:
+            raise ParameterFileError(f"{name}:{no_e}: expression: {t} needs r_out <= r_c; expected r_out <= "
+                                     f"{cutoff!r} (the cutoff), found {t.r_out!r} (cutoff on line {no_c})")
     try:
-        cutoff = float(cut)
-    except ValueError:
-        raise ParameterFileError(f"{name}:{no_c}: cutoff: expected a number in Å, found {cut!r}") from None
-    if not (math.isfinite(cutoff) and cutoff > 0):
-        raise ParameterFileError(f"{name}:{no_c}: cutoff: expected a positive finite radius in Å, found {cut!r}")
-    try:
-        model = Model(expr, species, cutoff)
+        model = Model(expr, species, cutoff, version=int(ver))
     except CompotError as exc:
         raise ParameterFileError(f"{name}:{no_e}: {exc}") from None
     no_n, count = keyword("parameters", "<count>")
@@ -153,20 +251,23 @@ def read_model(path: str | os.PathLike) -> Model:
         raise ParameterFileError(f"{name}:{no_n}: parameters: expected {len(expected_names)} for "
                                  f"'{model.expression}' with species {' '.join(species)}, found {count!r}")
     values: dict[str, list[float]] = {b.name: [] for b in model.layout.blocks}
+    line_of: dict[str, int] = {}
     for done, (block, pname) in enumerate(expected_names):
-        no, text = nxt(f"parameter '{pname}' ({done} of {len(expected_names)} read)")
+        no, text = nxt(f"'{pname}'", f" after {done} of {len(expected_names)} parameters")
         parts = text.split()
         if parts[0] != pname:
             raise ParameterFileError(f"{name}:{no}: expected parameter '{pname}', found '{parts[0]}'")
         if len(parts) != 2:
             raise ParameterFileError(f"{name}:{no}: expected '{pname} <value>', found '{text}'")
-        try:
-            v = float(parts[1])
-        except ValueError:
-            raise ParameterFileError(f"{name}:{no}: value {parts[1]!r} of '{pname}' is not a number") from None
-        if not math.isfinite(v):
-            raise ParameterFileError(f"{name}:{no}: value {parts[1]!r} of '{pname}' is not a finite number")
+        v, problem = _number(parts[1])
+        if problem:
+            raise ParameterFileError(f"{name}:{no}: value '{parts[1]}' of '{pname}' is not {problem}")
+        problem = _domain_error(model, block.name, v, values)
+        if problem:
+            raise ParameterFileError(f"{name}:{no}: value '{parts[1]}' of '{pname}' is out of range; "
+                                     f"expected {problem}")
         values[block.name].append(v)
+        line_of[pname] = no
     no, text = nxt("'end'")
     if text != "end":
         raise ParameterFileError(f"{name}:{no}: expected 'end' after {len(expected_names)} parameters, found '{text}'")
@@ -175,4 +276,8 @@ def read_model(path: str | os.PathLike) -> Model:
         raise ParameterFileError(f"{name}:{extra[0]}: unexpected text after 'end': '{extra[1]}'")
     for bname, vals in values.items():
         model.set_block(bname, np.array(vals))
+    problems = model.window_problems()
+    if problems:
+        pname, msg = min(problems, key=lambda p: line_of[p[0]])
+        raise ParameterFileError(f"{name}:{line_of[pname]}: {msg}")
     return model

@@ -32,13 +32,18 @@ import numpy as np
 from .errors import ExpressionError, FitError
 from .expression import (ZBL, Angular, Exponentiated, Layout, Linear, NeighbourExponentiated, Product, Sum,
                          layout, parse)
-from .functions import angular_tables, angular_weights, atomic_number, basis_fdf, exp_feature_fdf, zbl_pair_fdf
+from .functions import (angular_tables, angular_weights, atomic_number, basis_fdf, exp_feature_fdf,
+                        inner_window_fdf, zbl_pair_fdf)
 from .neighbours import System
 
 __all__ = ["Model", "Prediction", "DEFAULT_NONLINEAR"]
 
 #: Default starting values of nonlinear parameters (documented in docs/fitting.md).
 DEFAULT_NONLINEAR = {"alpha": 0.5, "beta": 1.6, "gamma": 0.5}
+
+#: Default saturation width τ of the bounded features of format v2 (MODEL_SPEC §10):
+#: a feature runs at most τ (in units of its data maximum) past the fitted range.
+DEFAULT_TAU = 0.3
 
 
 @dataclass
@@ -119,6 +124,34 @@ class _Context:
         self._rho: dict[int, np.ndarray] = {}
         self._value: dict[int, np.ndarray] = {}
         self._ang: dict[int, tuple] = {}
+        self._bounded_ang: dict[int, tuple] = {}
+        self._fw = None
+
+    # ------------------------------------------------------- pair weights
+    @property
+    def tau(self) -> float | None:
+        """Saturation width τ of format v2, None for format v1 (quadratic continuation)."""
+        return float(self.model.params["w.tau"]) if self.model.version >= 2 else None
+
+    def fw(self) -> tuple[np.ndarray, np.ndarray]:
+        """Pair weight f_w = f_c s_in seen by the fitted terms and df_w/dr, shape (p,).
+
+        Format v2: the inner window s_in of each species pair (MODEL_SPEC §10);
+        format v1: f_c itself."""
+        if self._fw is None:
+            s = self.system
+            if self.model.version < 2:
+                self._fw = (s.fc_p, s.dfc_p)
+            else:
+                S = s.n_species
+                a = np.minimum(s.species_n[s.i_p], s.channel_p)
+                b = np.maximum(s.species_n[s.i_p], s.channel_p)
+                pair = a * S - a * (a - 1) // 2 + (b - a)
+                r_a = self.model.params["w.r_a"][pair]
+                r_b = self.model.params["w.r_b"][pair]
+                w, dw = inner_window_fdf(s.r_p, r_a, r_b)
+                self._fw = (s.fc_p * w, s.dfc_p * w + s.fc_p * dw)
+        return self._fw
 
     # --------------------------------------------------------------- bases
     def basis(self, b: int):
@@ -132,7 +165,8 @@ class _Context:
                 if not (alpha > 0 and beta > 0):
                     raise FitError(f"basis b{b + 1}: α and β must be positive, found α={alpha}, β={beta}")
             s = self.system
-            self._basis[b] = basis_fdf(spec.kind, s.r_p, s.fc_p, s.dfc_p, m.cutoff, spec.K, alpha, beta)
+            fw, dfw = self.fw()
+            self._basis[b] = basis_fdf(spec.kind, s.r_p, fw, dfw, m.cutoff, spec.K, alpha, beta)
         return self._basis[b]
 
     def phi(self, b: int) -> np.ndarray:
@@ -144,11 +178,11 @@ class _Context:
         return self._phi[b]
 
     def rho(self, b: int) -> np.ndarray:
-        """ρ_k^(s)(i) = Σ_j f_c(r_ij) φ_k^(s)(j), shape (n, S, K)."""
+        """ρ_k^(s)(i) = Σ_j f_w(r_ij) φ_k^(s)(j), shape (n, S, K)."""
         if b not in self._rho:
             s = self.system
             phi = self.phi(b)
-            flat = phi.reshape(s.n_atoms, -1)[s.j_p] * s.fc_p[:, None]
+            flat = phi.reshape(s.n_atoms, -1)[s.j_p] * self.fw()[0][:, None]
             self._rho[b] = (s.sum_centre @ flat).reshape(phi.shape)
         return self._rho[b]
 
@@ -176,10 +210,10 @@ class _Context:
         elif isinstance(t, (Exponentiated, NeighbourExponentiated)):
             u, _ = self.scaled(node)
             gamma = self.model.params[f"n{idx}.gamma"]
-            x, _ = exp_feature_fdf(gamma[None, None, :, None], u[:, :, None, :])   # (n, S, L, K)
+            x, _ = exp_feature_fdf(gamma[None, None, :, None], u[:, :, None, :], self.tau)   # (n, S, L, K)
             F = onehot[:, :, None, None, None] * x[:, None]
         elif isinstance(t, Angular):
-            q = self.angular(idx)[0]                             # (n, npair, K, P+1)
+            q = self.bounded_angular(idx)[0]                     # (n, npair, K, P+1)
             F = onehot[:, :, None, None, None] * q[:, None]
         else:
             raise TypeError(t)
@@ -212,6 +246,20 @@ class _Context:
                     q[:, ip] *= 2.0
             self._ang[idx] = (q, Ac, As, Yc, Ys, dYc, dYs, w, l_of, pairs)
         return self._ang[idx]
+
+    def bounded_angular(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
+        """The invariants an A leaf uses and their derivative with respect to q,
+        shape (n, S(S+1)/2, K, P+1) each: format v2 q_max·x(0, q/q_max) (saturating
+        past q_max, MODEL_SPEC §10); format v1 q itself (derivative 1)."""
+        if idx not in self._bounded_ang:
+            q = self.angular(idx)[0]
+            if self.model.version < 2:
+                self._bounded_ang[idx] = (q, np.ones_like(q))
+            else:
+                qmax = self.model.params[f"n{idx}.q_max"]
+                x, dx = exp_feature_fdf(0.0, q / qmax, self.tau)
+                self._bounded_ang[idx] = (qmax * x, dx)
+        return self._bounded_ang[idx]
 
     # -------------------------------------------------------------- values
     def value(self, idx: int) -> np.ndarray:
@@ -269,7 +317,7 @@ class _Context:
             c = self.model.params[f"n{idx}.c"]                  # (S, S, L, K)
             gamma = self.model.params[f"n{idx}.gamma"]
             u, scale = self.scaled(node)
-            _, dx = exp_feature_fdf(gamma[None, None, :, None], u[:, :, None, :])   # (n, S, L, K)
+            _, dx = exp_feature_fdf(gamma[None, None, :, None], u[:, :, None, :], self.tau)   # (n, S, L, K)
             D = (c[s.species_n] * dx).sum(axis=2) / scale        # (n, S, K)
             lam = D[:, :, :, None] * a[:, None, None, :]         # (n, S, K, m)
             if isinstance(t, Exponentiated):
@@ -282,8 +330,9 @@ class _Context:
             raise TypeError(t)
 
     def _rho_vjp(self, b: int, K: int, lam_rho: np.ndarray, grad: _Grad, cols: slice) -> None:
-        """Chain λ_ρ(i,s,k,m) = ∂/∂ρ through ρ(i) = Σ_j f_c(r_ij) φ(j)."""
+        """Chain λ_ρ(i,s,k,m) = ∂/∂ρ through ρ(i) = Σ_j f_w(r_ij) φ(j)."""
         s = self.system
+        fw, dfw = self.fw()
         phi = self.phi(b)
         n, S = s.n_atoms, s.n_species
         m = lam_rho.shape[-1]
@@ -293,11 +342,11 @@ class _Context:
         R = np.zeros((s.n_pairs, m))
         for q in range(S * K):
             R += lr[s.i_p, q, :] * phj[s.j_p, q][:, None]
-        grad.R[:, cols] += R * s.dfc_p[:, None]
+        grad.R[:, cols] += R * dfw[:, None]
         # adjoint on φ(j): ν(j) = Σ_{p: j_p=j} λ_ρ(i_p) f_c(r_p)
         nu = np.empty((n, S * K, m))
         for q in range(S * K):
-            nu[:, q, :] = s.sum_neighbour @ (lr[s.i_p, q, :] * s.fc_p[:, None])
+            nu[:, q, :] = s.sum_neighbour @ (lr[s.i_p, q, :] * fw[:, None])
         grad.add_lam(b, K, cols, nu.reshape(n, S, K, m))
 
     def _angular_vjp(self, idx: int, a: np.ndarray, grad: _Grad, cols: slice, columns: bool) -> None:
@@ -325,7 +374,8 @@ class _Context:
         g, dg = self.basis(node.basis)
         K, M = g.shape[1], Yc.shape[1]
         c = self.model.params[f"n{idx}.c"]                   # (S, npair, K, P1)
-        Lam = c[s.species_n][..., None] * a[:, None, None, None, :]   # (n, npair, K, P1, m)
+        dsat = self.bounded_angular(idx)[1]                     # (n, npair, K, P1)
+        Lam = (c[s.species_n] * dsat)[..., None] * a[:, None, None, None, :]   # (n, npair, K, P1, m)
         m = Lam.shape[-1]
         LamM = Lam[:, :, :, l_of, :] * w[None, None, None, :, None]         # (n, npair, K, M, m)
         pair_index = {}
@@ -374,7 +424,8 @@ class _Context:
         npair = len(pairs)
         ncol = a.shape[1]
         onehot = np.eye(S)[s.species_n]
-        A5 = a.reshape(s.n_atoms, S, npair, K, P1) * onehot[:, :, None, None, None]
+        dsat = self.bounded_angular(idx)[1]                     # (n, npair, K, P1)
+        A5 = a.reshape(s.n_atoms, S, npair, K, P1) * onehot[:, :, None, None, None] * dsat[:, None]
         cidx = np.arange(ncol).reshape(S, npair, K, P1)
         R = np.zeros((s.n_pairs, ncol))
         V = np.zeros((s.n_pairs, 3, ncol))
@@ -424,16 +475,17 @@ class _Context:
         else:
             gamma = self.model.params[f"n{idx}.gamma"]
             u, scale = self.scaled(node)
-            _, dx = exp_feature_fdf(gamma[None, None, :, None], u[:, :, None, :])   # (n, s, L, K)
+            _, dx = exp_feature_fdf(gamma[None, None, :, None], u[:, :, None, :], self.tau)   # (n, s, L, K)
             T = A5 * (dx / scale[:, None, :])[:, None]                              # (n, Z, s, L, K)
         ncol = A.shape[1]
         if isinstance(t, NeighbourExponentiated):
             # per column: λ_ρ nonzero only at its (s, k)
             phi = self.phi(node.basis)                                  # (n, s, K)
             Tp = T[s.i_p]                                               # (p, Z, s, L, K)
-            direct = Tp * phi[s.j_p][:, None, :, None, :] * s.dfc_p[:, None, None, None, None]
+            fw, dfw = self.fw()
+            direct = Tp * phi[s.j_p][:, None, :, None, :] * dfw[:, None, None, None, None]
             grad.R[:, cols] += direct.reshape(s.n_pairs, ncol)
-            nu = (s.sum_neighbour @ (Tp * s.fc_p[:, None, None, None, None]).reshape(s.n_pairs, ncol))
+            nu = (s.sum_neighbour @ (Tp * fw[:, None, None, None, None]).reshape(s.n_pairs, ncol))
             nu = nu.reshape(T.shape)                                    # (n, Z, s, L, K)
             src = nu
         else:
@@ -463,7 +515,12 @@ class Model:
     params : dict, optional
         Block name → array (see :attr:`layout` ``.blocks``); missing blocks get
         defaults (α = 0.5 Å⁻², β = 1.6, γ_l spread over ±0.5, coefficients and
-        shifts 0, scales 1).
+        shifts 0, scales 1, inner window off (r_a = r_b = 0), τ = 0.3).
+    version : int
+        Parameter file format whose site energy the model evaluates: 2 (default;
+        inner window, saturating features and bounded angular invariants of
+        MODEL_SPEC §10) or 1 (as the first release: no window, quadratic
+        continuation, unbounded A invariants).
 
     Raises
     ------
@@ -471,8 +528,8 @@ class Model:
         For an invalid expression, species list or cutoff (e.g. ZBL r_out > r_c).
     """
 
-    def __init__(self, expression: str, species, cutoff: float, params: dict | None = None):
-        self.layout: Layout = layout(parse(expression), tuple(species))
+    def __init__(self, expression: str, species, cutoff: float, params: dict | None = None, version: int = 2):
+        self.layout: Layout = layout(parse(expression), tuple(species), version)
         self.cutoff = float(cutoff)
         if not self.cutoff > 0:
             raise ExpressionError(f"cutoff {cutoff!r}: expected a positive radius in Å")
@@ -496,6 +553,11 @@ class Model:
         return self.layout.species
 
     @property
+    def version(self) -> int:
+        """Parameter file format version whose site energy this model evaluates (1 or 2)."""
+        return self.layout.version
+
+    @property
     def n_linear(self) -> int:
         return self.layout.n_linear
 
@@ -515,9 +577,45 @@ class Model:
             return np.linspace(-0.5, 0.5, L) if L > 1 else np.array([DEFAULT_NONLINEAR["gamma"]])
         if leaf in ("alpha", "beta"):
             return np.array(DEFAULT_NONLINEAR[leaf])
-        if leaf in ("phi_max", "rho_max"):
+        if leaf in ("phi_max", "rho_max", "q_max"):
             return np.ones(block.shape)
+        if leaf == "tau":
+            return np.array(DEFAULT_TAU)
         return np.zeros(block.shape)
+
+    def window_problems(self) -> list[tuple[str, str]]:
+        """Violations of the format v2 rules for the block ``w`` and ``q_max``:
+        τ > 0, 0 ≤ r_a ≤ r_b < r_c per species pair, ZBL r_in ≥ every r_b, q_max > 0
+        (docs/parameter-file.md). Returns (parameter name, message) pairs, empty
+        when the model is valid (always for format v1)."""
+        if self.version < 2:
+            return []
+        out = []
+        tau = float(self.params["w.tau"])
+        if not tau > 0:
+            out.append(("w.tau", f"saturation width must be > 0, found {tau!r}"))
+        blk = self.layout.block("w.r_a")
+        zbl_in = [n.term.r_in for n in self.layout.nodes if isinstance(n.term, ZBL)]
+        for pair, ra, rb in zip(blk.labels[0], self.params["w.r_a"], self.params["w.r_b"]):
+            if not 0 <= ra <= rb:
+                out.append((f"w.r_a.{pair}", f"inner window of {pair.replace('.', '-')}: expected "
+                                             f"0 <= r_a <= r_b = {rb!r} Å, found r_a = {ra!r} Å"))
+            if not rb < self.cutoff:
+                out.append((f"w.r_b.{pair}", f"inner window of {pair.replace('.', '-')}: expected "
+                                             f"r_b < r_c = {self.cutoff!r} Å, found {rb!r} Å"))
+            for r_in in zbl_in:
+                if r_in < rb:
+                    out.append((f"w.r_b.{pair}", f"inner window of {pair.replace('.', '-')}: ZBL must be fully "
+                                                 f"on wherever the window is not; expected r_b <= ZBL r_in = "
+                                                 f"{r_in!r} Å, found r_b = {rb!r} Å"))
+        for b in self.layout.blocks:
+            if b.name.endswith(".q_max"):
+                vals = self.params[b.name].ravel()
+                for nm, v in zip(b.element_names(), vals):
+                    if not v > 0:
+                        out.append((nm, f"angular scale must be > 0, found {v!r}"))
+                        break
+        return out
 
     def set_block(self, name: str, value) -> None:
         """Set a parameter block, checking its shape; KeyError/ValueError name the block."""
@@ -533,7 +631,8 @@ class Model:
         self.params[name] = arr
 
     def copy(self) -> "Model":
-        return Model(self.expression, self.species, self.cutoff, {k: v.copy() for k, v in self.params.items()})
+        return Model(self.expression, self.species, self.cutoff, {k: v.copy() for k, v in self.params.items()},
+                     self.version)
 
     def blocks(self, role: str | None = None, under: int | None = None) -> list[str]:
         """Block names with a role ('linear', 'nonlinear', 'fixed'), optionally
@@ -600,8 +699,9 @@ class Model:
 
     def compute_scales(self, systems: list[System], bases: list[int] | None = None) -> None:
         """Set φ_max and ρ_max of the given bases (all by default) to the largest
-        |φ_k^(s)(i)|, |ρ_k^(s)(i)| over the atoms of ``systems`` (MODEL_SPEC §3);
-        a channel that never occurs keeps scale 1."""
+        |φ_k^(s)(i)|, |ρ_k^(s)(i)| over the atoms of ``systems`` (MODEL_SPEC §3),
+        and, in format v2, q_max of the A leaves on those bases to the largest
+        |q_kp^(s1 s2)(i)| (MODEL_SPEC §10); a channel that never occurs gets scale 1."""
         bases = range(len(self.layout.bases)) if bases is None else bases
         for b in bases:
             spec = self.layout.bases[b].spec
@@ -617,6 +717,16 @@ class Model:
                     rmax = np.maximum(rmax, np.abs(ctx.rho(b)).max(axis=0, initial=0.0))
             self.params[f"b{b + 1}.phi_max"] = np.where(pmax > 0, pmax, 1.0)
             self.params[f"b{b + 1}.rho_max"] = np.where(rmax > 0, rmax, 1.0)
+            if self.version < 2:
+                continue
+            for i in self.layout.bases[b].users:
+                if not isinstance(self.layout.nodes[i].term, Angular):
+                    continue
+                qmax = np.zeros(self.params[f"n{i}.q_max"].shape)
+                for sys_ in systems:
+                    q = _Context(self, sys_).angular(i)[0]
+                    qmax = np.maximum(qmax, np.abs(q).max(axis=0, initial=0.0))
+                self.params[f"n{i}.q_max"] = np.where(qmax > 0, qmax, 1.0)
 
     # ----------------------------------------------------------- training
     def linear_design(self, system: System, names: list[str], forces: bool = True):

@@ -225,17 +225,21 @@ def eos_anchor_configurations(model: Model, anchor: dict) -> list:
 class _Data:
     """Training batches with targets and row weights."""
 
-    def __init__(self, model: Model, configs, settings: FitSettings):
+    def __init__(self, model: Model, configs, settings: FitSettings, priors=()):
         self.batches = []
-        batch, natoms = [], 0
-        for c in configs:
-            batch.append(c)
-            natoms += c.n_atoms
-            if natoms >= settings.batch_atoms:
+        for part in (list(configs), list(priors)):
+            batch, natoms = [], 0
+            for c in part:
+                batch.append(c)
+                natoms += c.n_atoms
+                if natoms >= settings.batch_atoms:
+                    self.batches.append(batch)
+                    batch, natoms = [], 0
+            if batch:
                 self.batches.append(batch)
-                batch, natoms = [], 0
-        if batch:
-            self.batches.append(batch)
+            if part is not priors:
+                #: batches [0, n_data_batches) hold the training data, the rest the priors
+                self.n_data_batches = len(self.batches)
         self.systems = []
         self.E, self.F, self.wE, self.wF = [], [], [], []
         for b in self.batches:
@@ -276,8 +280,9 @@ class Trainer:
             raise FitError("no training configurations")
         self.model = model
         self.settings = settings or FitSettings()
-        self.data = _Data(model, list(configs) + zbl_anchor_configurations(model, self.settings.zbl_anchor)
-                          + eos_anchor_configurations(model, self.settings.eos_anchor), self.settings)
+        self.data = _Data(model, configs, self.settings,
+                          zbl_anchor_configurations(model, self.settings.zbl_anchor)
+                          + eos_anchor_configurations(model, self.settings.eos_anchor))
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.progress = progress or (lambda info: None)
         self.frozen = self._frozen_blocks()
@@ -430,7 +435,8 @@ class Trainer:
     def _refresh_scales(self, names: list) -> None:
         bases = sorted({int(n.split(".")[0][1:]) - 1 for n in names if n.startswith("b")})
         if bases:
-            self.model.compute_scales(self.data.systems, bases)
+            # the data range is that of the training data, never of the priors (MODEL_SPEC §3, §10)
+            self.model.compute_scales(self.data.systems[:self.data.n_data_batches], bases)
 
     # ------------------------------------------------------------ search
     def _keys(self, names: list) -> list:
@@ -649,6 +655,10 @@ class Trainer:
         """Run the plan; returns the fitted model (the same object)."""
         t0 = time.perf_counter()
         start, done = self._load_checkpoint()
+        if start == 0 and not done:
+            # every scale (φ_max, ρ_max, q_max) from the training data, bases without
+            # nonlinear parameters included; searched bases refresh theirs per evaluation
+            self.model.compute_scales(self.data.systems[:self.data.n_data_batches])
         for si, stage in enumerate(self.plan):
             if si < start:
                 continue
