@@ -38,6 +38,7 @@
  */
 #include "compot_internal.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -266,8 +267,11 @@ typedef struct ctx {
   double *angsum; /* [n_nodes ang_stride] per A leaf and atom, kept from
                      the value to the backward step (see leaf_angular) */
   double *bac;    /* [S K nvp] adjoints of the A sums */
-  double **acoef; /* [n_nodes] per leaf, tables fixed for the call: A
-                     leaves angular_coef, E and N leaves exp_coef; else NULL */
+  double **acoef; /* [n_nodes] per leaf, its coefficient table (node tab,
+                     made in refresh), else NULL */
+  double *ceff;   /* A leaves, format v2: [np K nvp + np K] coefficients
+                     times dx/du of the saturated invariants at one atom */
+  double tau;     /* saturation width (format v2), 0 in v1 */
   double *selfbar; /* [S K] */
   double *ascr;    /* A leaves: [4 pst] u_x, u_y, u_z of the pairs (value step), rad and GV (backward) */
   size_t ang_stride;
@@ -367,6 +371,36 @@ static int listed_inside(ctx *c, int i, int const **list_out, int *m_out,
 }
 
 /*
+ * Format v2: every fitted term sees a pair through f_w = f_c s_in (per
+ * species pair window, compot_inner_window), so f_c and f_c' of the slots
+ * with r < r_b become f_w = f_c s_in and f_w' = f_c' s_in + f_c s_in'
+ * (the cached g^ = g f_w, g^' and the f_c of rho then follow).  ZBL reads
+ * r only and is not windowed.  Called by build_pairs after the slots are
+ * made: the slots of particle order[o] are the next pmid[i] ones (own
+ * pairs, counted).  Slots at r >= the largest r_b cost one compare.
+ */
+static void inner_window(ctx *c)
+{
+  compot_workspace *ws = c->ws;
+  int const *spec = c->in->species;
+  int S = c->S, o, t;
+  double const *win = c->m->win, rb_max = c->m->win_rb_max;
+  size_t h = 0;
+  for (o = 0; o < c->n_built; ++o) {
+    int i = ws->order[o], zi = spec[i] * S;
+    for (t = 0; t < ws->pmid[i]; ++t, ++h) {
+      double const *w;
+      double s, ds;
+      if (!(ws->sr[h] < rb_max)) continue;
+      w = win + 3 * (zi + spec[ws->sj[h]]);
+      compot_inner_window(ws->sr[h], w[0], w[1], &s, &ds);
+      ws->sdfc[h] = ws->sdfc[h] * s + ws->sfc[h] * ds;
+      ws->sfc[h] *= s;
+    }
+  }
+}
+
+/*
  * The pairs (r < r_c) of every particle that needs them -- contributing
  * particles, and with mark (an N term without a host exchange) the
  * non-contributing ones within r_c of a contributing one, which pass 0
@@ -436,6 +470,7 @@ static int build_pairs(ctx *c, size_t *np_out, char *msg, size_t msg_size)
       ws->order[c->n_built++] = i;
     }
   compot_cutoff_n((int) h, ws->sr, 1.0 / c->m->cutoff, ws->sfc, ws->sdfc);
+  if (c->m->win_rb_max > 0.0) inner_window(c);
   c->n_slots = (int) h;
   for (i = 0; i < n; ++i) ws->pstart[i] = 0;
   for (o = 0; o < c->n_built; ++o) {
@@ -473,55 +508,6 @@ static int build_pairs(ctx *c, size_t *np_out, char *msg, size_t msg_size)
   return COMPOT_OK;
 }
 
-/*
- * Coefficients of an A leaf spread over the (P+1)^2 functions Y_v, for
- * energy and adjoints at one atom without loops over l:
- *   out[(Z np + pair) K + k][v] = c[Z, pair, k, l(v)]  (rows nvp long,
- *     zero for v >= (P+1)^2),
- *   then out[S np K nvp + (Z np + pair) K + k] = sum_l c[Z, pair, k, l].
- * Returns the number of doubles written, S np K (nvp + 1).
- */
-static size_t angular_coef(compot_node const *nd, int S, int nvp, double *out)
-{
-  int np = S * (S + 1) / 2, K = nd->K, P1 = nd->P + 1, row, l, v;
-  int nrow = S * np * K;
-  double *sums = out + (size_t) nrow * nvp;
-  for (row = 0; row < nrow; ++row) {
-    double const *cc = nd->c + (size_t) row * P1;
-    double *o = out + (size_t) row * nvp, tot = 0.0;
-    for (v = 0; v < nvp; ++v) o[v] = 0.0;
-    for (l = 0; l < P1; ++l) {
-      for (v = l * l; v < (l + 1) * (l + 1); ++v) o[v] = cc[l];
-      tot += cc[l];
-    }
-    sums[row] = tot;
-  }
-  return (size_t) nrow * (nvp + 1);
-}
-
-/*
- * Tables of an E or N leaf for one compute call: gamma_l and
- * compot_xfeature_ginv(gamma_l) spread over the L K features (l-major),
- * then 1 / f_max of its S K cluster functions (phi_max or rho_max).
- * Returns the number of doubles written, 2 L K + S K.
- */
-static size_t exp_coef(compot_model const *m, compot_node const *nd, int S,
-                       double *out)
-{
-  compot_basis const *b = &m->bases[nd->basis];
-  int K = b->K, L = nd->L, l, k;
-  double const *fmax = nd->kind == COMPOT_NODE_NEXP ? b->rho_max : b->phi_max;
-  for (l = 0; l < L; ++l) {
-    double gi = compot_xfeature_ginv(nd->gamma[l]);
-    for (k = 0; k < K; ++k) {
-      out[l * K + k] = nd->gamma[l];
-      out[L * K + l * K + k] = gi;
-    }
-  }
-  for (k = 0; k < S * K; ++k) out[2 * L * K + k] = 1.0 / fmax[k];
-  return 2 * (size_t) L * K + (size_t) S * K;
-}
-
 /* ---- setup -------------------------------------------------------------- */
 
 /* Per-atom arrays, scratch, and the weights of the addition theorem. */
@@ -546,17 +532,12 @@ static int setup(ctx *c, char *msg, size_t msg_size)
   for (b = 0; b < nb; ++b)
     if (m->bases[b].need_phi)
       nfeat += (size_t) n * S * m->bases[b].K * (c->want_grad ? 2 : 1);
-  c->nvp = ((m->max_P + 1) * (m->max_P + 1) + 3) & ~3;
+  c->nvp = m->nvp;
   nscr = 2 * nn + nn * sk + 3 * nlm + 2 * (size_t) nb * sk;
   nscr += 8 * (nn + 1);
-  if (m->has_angular) nscr += sk * (size_t) c->nvp + sk;
-  for (b = 0; b < (int) nn; ++b) {
-    compot_node const *nd = &m->nodes[b];
-    if (nd->kind == COMPOT_NODE_ANGULAR)
-      nscr += (size_t) S * S * (S + 1) / 2 * nd->K * (c->nvp + 1);
-    if (nd->kind == COMPOT_NODE_EXP || nd->kind == COMPOT_NODE_NEXP)
-      nscr += 2 * (size_t) nd->L * m->bases[nd->basis].K + sk;
-  }
+  if (m->has_angular)
+    nscr += sk * (size_t) c->nvp + sk
+            + (size_t) (S * (S + 1) / 2) * m->max_K * (c->nvp + 1) + 8;
   if (ensure_doubles(&ws->feat, &ws->feat_cap, nfeat + 8)
       || ensure_doubles(&ws->scr, &ws->scr_cap, nscr))
     goto nomem;
@@ -598,19 +579,13 @@ static int setup(ctx *c, char *msg, size_t msg_size)
     s += sk * (size_t) c->nvp;
     c->selfbar = s;
     s += sk;
-  }
-  for (b = 0; b < (int) nn; ++b) {
-    compot_node const *nd = &m->nodes[b];
-    c->acoef[b] = NULL;
-    if (nd->kind == COMPOT_NODE_ANGULAR) {
+    if (m->version >= 2) {
       s = align64(s);
-      c->acoef[b] = s;
-      s += angular_coef(nd, S, c->nvp, s);
-    } else if (nd->kind == COMPOT_NODE_EXP || nd->kind == COMPOT_NODE_NEXP) {
-      c->acoef[b] = s;
-      s += exp_coef(m, nd, S, s);
+      c->ceff = s;
+      s += (size_t) (S * (S + 1) / 2) * m->max_K * (c->nvp + 1);
     }
   }
+  for (b = 0; b < (int) nn; ++b) c->acoef[b] = m->nodes[b].tab;
   f = align64(ws->feat); /* rows of S K doubles: cache lines for S K = 8 */
   for (b = 0; b < nb; ++b) {
     size_t one = (size_t) n * S * m->bases[b].K;
@@ -657,6 +632,8 @@ static int setup_caches(ctx *c, char *msg, size_t msg_size)
     /* every array a multiple of 8 doubles, so that with an aligned start
        the rows of 4-lane loads stay 32-byte aligned */
     c->ang_stride = sk * nvp + ((sk + 7) & ~(size_t) 7) + 4 * nvp * pst + 2 * sk * pst;
+    if (m->version >= 2) /* dx/du of the invariants and a flag */
+      c->ang_stride += (size_t) (c->S * (c->S + 1) / 2) * m->max_K * (m->max_P + 1) + 1;
     c->ang_stride = (c->ang_stride + 7) & ~(size_t) 7;
     nascr = 4 * pst;
   }
@@ -814,7 +791,7 @@ static double leaf_exp(ctx *c, compot_node const *nd, int i, double *dedf)
     for (k = 0; k < K; ++k) c->fu[k] = fs[k] * ms[k];
     for (l = 1; l < L; ++l)
       for (k = 0; k < K; ++k) c->fu[l * K + k] = c->fu[k];
-    compot_xfeature_v(LK, fg, fgi, c->fu, c->fx, c->fdx);
+    compot_xfeature_v(LK, fg, fgi, c->fu, c->tau, c->fx, c->fdx);
     e += dot(LK, cs, c->fx);
     if (dedf != NULL) {
       double *ds = dedf + s * K;
@@ -893,6 +870,57 @@ static void angular_radial(ctx const *c, int b, int i, double *G, double *dG)
 }
 
 /*
+ * The A leaf of format v2 at an atom of species Z, from the sums A and
+ * self of leaf_angular: e = sum c[Z,q,k,p] q_max x(0, q_kp / q_max) with
+ * the invariants q_kp themselves (q^(ss) = sum_(v in l=p) A_v^2 - self_k,
+ * q^(s1s2) = 2 sum_(v in l=p) A1_v A2_v), x(0, u) = u for |u| <= 1 (the
+ * term is c q) and u_b + tau tanh((u - u_b)/tau) beyond (MODEL_SPEC 10).
+ * Stores dq[(q K + k)(P+1) + p] = dx/du(0, q_kp/q_max) and, after the np K
+ * (P+1) values, 1 if any invariant is saturated (dq != 1), else 0, for
+ * leaf_angular_backward.
+ */
+static double angular_bounded(ctx *c, compot_node const *nd, int Z,
+                              double const *A, double const *selfv,
+                              double *dq)
+{
+  int S = c->S, K = nd->K, P1 = nd->P + 1, nvp = c->nvp, np = S * (S + 1) / 2;
+  int s1, s2, k, p, v, sat = 0;
+  double const *qinv = c->acoef[nd - c->m->nodes]
+                       + (size_t) S * np * K * (nvp + 1);
+  double e = 0.0, tau = c->tau;
+  for (s1 = 0; s1 < S; ++s1)
+    for (s2 = s1; s2 < S; ++s2) {
+      int q = pair_index(S, s1, s2);
+      double f = s1 == s2 ? 1.0 : 2.0;
+      for (k = 0; k < K; ++k) {
+        double const *a1 = A + (size_t) (s1 * K + k) * nvp;
+        double const *a2 = A + (size_t) (s2 * K + k) * nvp;
+        double self = s1 == s2 ? selfv[s1 * K + k] : 0.0;
+        size_t o = ((size_t) q * K + k) * P1;
+        double const *cc = nd->c + ((size_t) Z * np * K) * P1 + o;
+        for (p = 0; p < P1; ++p) {
+          double sum = 0.0, qv, u;
+          for (v = p * p; v < (p + 1) * (p + 1); ++v) sum += a1[v] * a2[v];
+          qv = f * sum - self;
+          u = qv * qinv[o + p];
+          if (u <= 1.0 && u >= -1.0) {
+            e += cc[p] * qv;
+            dq[o + p] = 1.0;
+          } else {
+            double x, dx;
+            compot_xfeature(0.0, u, tau, &x, &dx);
+            e += cc[p] * nd->q_max[o + p] * x;
+            dq[o + p] = dx;
+            sat = 1;
+          }
+        }
+      }
+    }
+  dq[(size_t) np * K * P1] = sat;
+  return e;
+}
+
+/*
  * A leaf: e(i) = sum_{s1<=s2} sum_k sum_p c[Z,(s1,s2),k,p] q_kp^(s1 s2)(i),
  *   q^(ss)   = sum_(v in l=p) A_(s,k,v)^2 - sum_{j in s} g_k(r_ij)^2,
  *   q^(s1s2) = 2 sum_(v in l=p) A_(s1,k,v) A_(s2,k,v)   (s1 < s2),
@@ -948,6 +976,8 @@ static double leaf_angular(ctx *c, compot_node const *nd, int i, double *sum)
     for (t = 0; t < nt; t += 4) sq = v4_madd(v4_load(g + t), v4_load(g + t), sq);
     selfv[k] = v4_sum(sq);
   }
+  if (c->m->version >= 2)
+    return e + angular_bounded(c, nd, Z, A, selfv, dG + sk * pst);
   for (s1 = 0; s1 < S; ++s1)
     for (s2 = s1; s2 < S; ++s2) {
       size_t row = (size_t) (Z * np + pair_index(S, s1, s2)) * K;
@@ -1059,14 +1089,41 @@ static void leaf_angular_backward(ctx *c, compot_node const *nd, int i,
   double const *G = dYall + 3 * (size_t) nvp * pst, *dG = G + (size_t) sk * pst;
   double *rad = c->ascr, *GV = rad + pst;
   double *bac = c->bac;
+  double const *tab = c->acoef[nd - c->m->nodes];
+  int eff = 0;
 
+  if (c->m->version >= 2) {
+    /* saturated invariants (angular_bounded): dE/dq = a c dx/du, i.e. the
+       coefficients times dx/du, spread over v as in the table */
+    double const *dq = dG + (size_t) sk * pst;
+    eff = dq[(size_t) np * K * P1] != 0.0;
+    if (eff) {
+      int q, p, l;
+      double *sums = c->ceff + (size_t) np * K * nvp;
+      for (q = 0; q < np; ++q)
+        for (k = 0; k < K; ++k) {
+          size_t o = ((size_t) q * K + k) * P1;
+          double const *cc = nd->c + ((size_t) Z * np * K) * P1 + o;
+          double *row = c->ceff + ((size_t) q * K + k) * nvp, tot = 0.0;
+          for (v = 0; v < nvp; ++v) row[v] = 0.0;
+          for (p = 0; p < P1; ++p) {
+            double ce = cc[p] * dq[o + p];
+            for (l = p * p; l < (p + 1) * (p + 1); ++l) row[l] = ce;
+            tot += ce;
+          }
+          sums[q * K + k] = tot;
+        }
+    }
+  }
   memset(bac, 0, (size_t) sk * nvp * sizeof(double));
   memset(c->selfbar, 0, (size_t) sk * sizeof(double));
   for (s1 = 0; s1 < S; ++s1)
     for (s2 = s1; s2 < S; ++s2) {
       size_t row = (size_t) (Z * np + pair_index(S, s1, s2)) * K;
-      double const *cc = c->acoef[nd - c->m->nodes] + row * nvp;
-      double const *cs = c->acoef[nd - c->m->nodes] + (size_t) S * np * K * nvp + row;
+      size_t erow = (size_t) pair_index(S, s1, s2) * K;
+      double const *cc = eff ? c->ceff + erow * nvp : tab + row * nvp;
+      double const *cs = eff ? c->ceff + (size_t) np * K * nvp + erow
+                             : tab + (size_t) S * np * K * nvp + row;
       compot_v4 ta = v4_set1(2.0 * a);
       /* s1 == s2: d(c A^2)/dA = 2 c A; s1 < s2: d(2 c A1 A2) = 2 c A2, 2 c A1 */
       for (k = 0; k < K; ++k) {
@@ -1347,6 +1404,58 @@ static int gradients(ctx *c, compot_output const *out, char *msg,
   return COMPOT_OK;
 }
 
+#define NONFINITE_HINT                                                       \
+  "the model is outside its valid range or its parameters are invalid"
+
+/* Index of the first of n values that is not finite, or -1 (one pass
+   without branches, then a search only on failure). */
+static long first_nonfinite(double const *x, size_t n)
+{
+  size_t i;
+  int bad = 0;
+  for (i = 0; i < n; ++i) bad |= !(fabs(x[i]) <= DBL_MAX);
+  if (!bad) return -1;
+  for (i = 0; fabs(x[i]) <= DBL_MAX; ++i) continue;
+  return (long) i;
+}
+
+/* The core never returns non-finite numbers: the site energies are checked
+   as they are made (compot_compute_exchange), the other outputs here. */
+static int check_finite(int n, compot_output const *out, char *msg,
+                        size_t msg_size)
+{
+  long at;
+  static char const *const comp[6] = {"xx", "yy", "zz", "yz", "xz", "xy"};
+  if (out->energy != NULL && !(fabs(*out->energy) <= DBL_MAX)) {
+    compot_set_msg(msg, msg_size, "non-finite total energy (%g); %s",
+                   *out->energy, NONFINITE_HINT);
+    return COMPOT_ERR_NONFINITE;
+  }
+  if (out->forces != NULL
+      && (at = first_nonfinite(out->forces, 3 * (size_t) n)) >= 0) {
+    double const *f = out->forces + 3 * (at / 3);
+    compot_set_msg(msg, msg_size,
+                   "non-finite force on particle %ld (%g, %g, %g); %s",
+                   at / 3, f[0], f[1], f[2], NONFINITE_HINT);
+    return COMPOT_ERR_NONFINITE;
+  }
+  if (out->virial != NULL && (at = first_nonfinite(out->virial, 6)) >= 0) {
+    compot_set_msg(msg, msg_size, "non-finite virial (component %s = %g); %s",
+                   comp[at], out->virial[at], NONFINITE_HINT);
+    return COMPOT_ERR_NONFINITE;
+  }
+  if (out->particle_virial != NULL
+      && (at = first_nonfinite(out->particle_virial, 6 * (size_t) n)) >= 0) {
+    compot_set_msg(msg, msg_size,
+                   "non-finite virial of particle %ld (component %s = %g); "
+                   "%s",
+                   at / 6, comp[at % 6], out->particle_virial[at],
+                   NONFINITE_HINT);
+    return COMPOT_ERR_NONFINITE;
+  }
+  return COMPOT_OK;
+}
+
 int compot_compute(compot_model const *m, compot_workspace *ws,
                    compot_input const *in, compot_output const *out,
                    char *msg, size_t msg_size)
@@ -1401,6 +1510,7 @@ int compot_compute_exchange(compot_model const *m, compot_workspace *ws,
   c.S = m->n_species;
   c.want_grad = out->forces != NULL || out->virial != NULL
                 || out->particle_virial != NULL;
+  c.tau = m->version >= 2 ? *m->w_tau : 0.0;
   if (out->energy != NULL) *out->energy = 0.0;
   if (out->particle_energy != NULL)
     memset(out->particle_energy, 0, (size_t) n * sizeof(double));
@@ -1419,10 +1529,18 @@ int compot_compute_exchange(compot_model const *m, compot_workspace *ws,
       double e;
       if (!IS_CONTRIB(&c, i)) continue;
       e = atom_site(&c, i);
+      if (!(fabs(e) <= DBL_MAX)) {
+        compot_set_msg(msg, msg_size,
+                       "non-finite energy at particle %d (site energy %g); "
+                       "%s", i, e, NONFINITE_HINT);
+        err = COMPOT_ERR_NONFINITE;
+        break;
+      }
       if (out->energy != NULL) *out->energy += e;
       if (out->particle_energy != NULL) out->particle_energy[i] = e;
     }
-    if (c.want_grad) err = gradients(&c, out, msg, msg_size);
+    if (!err && c.want_grad) err = gradients(&c, out, msg, msg_size);
+    if (!err) err = check_finite(n, out, msg, msg_size);
   }
   compot_workspace_destroy(own);
   return err;

@@ -7,6 +7,7 @@
 #include "compot_internal.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,6 +151,40 @@ static int build_table(table_builder *tb)
   int const kinds_sk[2] = {COMPOT_INDEX_SPECIES, COMPOT_INDEX_ONE_BASED};
 
   species_list(m, sp, sizeof sp);
+  if (m->version >= 2) { /* block w (format v2): always first */
+    int dims[1];
+    int const kinds[1] = {COMPOT_INDEX_SPECIES_PAIR};
+    double *v;
+    dims[0] = npair;
+    v = add_block(
+        tb, "w_tau", "w.tau", "1", COMPOT_ROLE_FIXED, 0, NULL, NULL,
+        dup_printf("saturation width tau > 0 of every bounded feature: "
+                   "beyond |u| = 1 the features x(gamma, u) of the E and N "
+                   "leaves and x(0, q/q_max) of the A leaves continue as "
+                   "x(gamma, u_b) + x' T + x'' T^2/2, T = tau "
+                   "tanh((u - u_b)/tau) (format v2); unit 1; role fixed "
+                   "(not fitted); scalar"));
+    if (v) m->w_tau = v;
+    v = add_block(
+        tb, "w_r_a", "w.r_a", "Angstrom", COMPOT_ROLE_FIXED, 1, dims, kinds,
+        dup_printf("inner window start r_a per species pair: every fitted "
+                   "term sees a pair through f_c(r) s_in(r), s_in = 0 for "
+                   "r <= r_a, 1 for r >= r_b, a C3 step in between; 0 <= "
+                   "r_a <= r_b (format v2); unit Angstrom; role fixed (not "
+                   "fitted); flat index q = index of the pair s1 <= s2 (s1 "
+                   "outer) over species (%s)",
+                   sp));
+    if (v) m->w_r_a = v;
+    v = add_block(
+        tb, "w_r_b", "w.r_b", "Angstrom", COMPOT_ROLE_FIXED, 1, dims, kinds,
+        dup_printf("inner window end r_b per species pair: fitted terms see "
+                   "the pair fully for r >= r_b; r_a <= r_b < r_c, and r_b "
+                   "<= r_in of a ZBL term (format v2); unit Angstrom; role "
+                   "fixed (not fitted); flat index q = index of the pair "
+                   "s1 <= s2 (s1 outer) over species (%s)",
+                   sp));
+    if (v) m->w_r_b = v;
+  }
   for (b = 0; b < m->n_bases; ++b) {
     compot_basis *B = &m->bases[b];
     int dims[2];
@@ -220,10 +255,13 @@ static int build_table(table_builder *tb)
           tb, name, key, "1", COMPOT_ROLE_NONLINEAR, 1, dims, kinds,
           dup_printf("node n%d %s: exponents gamma_l of the bounded "
                      "exponentiated feature x(gamma_l, u) = "
-                     "(exp(gamma_l u) - 1)/gamma_l for |u| <= 1 (2nd-order "
-                     "Taylor outside); unit 1; role nonlinear; flat index "
+                     "(exp(gamma_l u) - 1)/gamma_l for |u| <= 1 (%s "
+                     "outside); unit 1; role nonlinear; flat index "
                      "l-1, l = 1..%d",
-                     k, n->spec, L));
+                     k, n->spec,
+                     m->version >= 2 ? "saturating with width w.tau"
+                                     : "2nd-order Taylor",
+                     L));
       if (v) n->gamma = v;
     }
     if (n->kind == COMPOT_NODE_LINEAR) {
@@ -271,6 +309,25 @@ static int build_table(table_builder *tb)
       int dims[4];
       int const kinds[4] = {COMPOT_INDEX_SPECIES, COMPOT_INDEX_SPECIES_PAIR,
                             COMPOT_INDEX_ONE_BASED, COMPOT_INDEX_ZERO_BASED};
+      if (m->version >= 2) {
+        dims[0] = npair;
+        dims[1] = K;
+        dims[2] = P1;
+        snprintf(name, sizeof name, "n%d_q_max", k);
+        snprintf(key, sizeof key, "n%d.q_max", k);
+        v = add_block(
+            tb, name, key, "1", COMPOT_ROLE_FIXED, 3, dims, kinds + 1,
+            dup_printf("node n%d %s: scale q_max[s1,s2][k][p] > 0 of the "
+                       "angular cluster function q_kp^(s1 s2) (largest |q| "
+                       "over the fitting data); the leaf uses q_max "
+                       "x(0, q/q_max), q itself while |q| <= q_max and "
+                       "saturating beyond (format v2); unit 1; role fixed "
+                       "(not fitted); flat index (q*%d + (k-1))*%d + p, q = "
+                       "index of the pair s1 <= s2 (s1 outer) over species "
+                       "(%s), k = 1..%d, p = 0..%d",
+                       k, n->spec, K, P1, sp, K, n->P));
+        if (v) n->q_max = v;
+      }
       dims[0] = S;
       dims[1] = npair;
       dims[2] = K;
@@ -312,6 +369,29 @@ static int build_table(table_builder *tb)
   return COMPOT_OK;
 }
 
+/*
+ * Size of the coefficient table of node n (compot_refresh fills it):
+ *   E and N leaves: gamma_l and compot_xfeature_ginv(gamma_l) spread over
+ *     the L K features (l-major), then 1/f_max of the S K cluster functions
+ *     (phi_max or rho_max): 2 L K + S K;
+ *   A leaves: the coefficients spread over the (P+1)^2 functions Y_v (rows
+ *     nvp long, zero beyond (P+1)^2), out[(Z np + q) K + k][v] =
+ *     c[Z, q, k, l(v)], then the sums over l, out[S np K nvp + (Z np + q) K
+ *     + k] = sum_l c[Z, q, k, l]; in format v2 then 1/q_max[q][k][p]:
+ *     S np K (nvp + 1) (+ np K (P+1));
+ *   other nodes: none.
+ */
+static size_t node_table_size(compot_model const *m, compot_node const *n)
+{
+  int S = m->n_species, np = S * (S + 1) / 2;
+  if (n->kind == COMPOT_NODE_EXP || n->kind == COMPOT_NODE_NEXP)
+    return 2 * (size_t) n->L * n->K + (size_t) S * n->K;
+  if (n->kind == COMPOT_NODE_ANGULAR)
+    return (size_t) S * np * n->K * (m->nvp + 1)
+           + (m->version >= 2 ? (size_t) np * n->K * (n->P + 1) : 0);
+  return 0;
+}
+
 int compot_build_params(compot_model *m, char *msg, size_t msg_size)
 {
   table_builder tb;
@@ -326,10 +406,14 @@ int compot_build_params(compot_model *m, char *msg, size_t msg_size)
   m->params = (compot_param *) calloc((size_t) tb.n_params + 1,
                                       sizeof(compot_param));
   m->values = (double *) calloc((size_t) tb.n_values + 1, sizeof(double));
+  m->nvp = ((m->max_P + 1) * (m->max_P + 1) + 3) & ~3;
   for (b = 0; b < m->n_bases; ++b) n_derived += (size_t) m->bases[b].K;
-  for (k = 0; k < m->n_nodes; ++k)
+  n_derived += 3 * (size_t) S * S;
+  for (k = 0; k < m->n_nodes; ++k) {
     if (m->nodes[k].kind == COMPOT_NODE_ZBL) n_derived += 10 * (size_t) S * S;
-  m->derived = (double *) calloc(n_derived + 1, sizeof(double));
+    n_derived += node_table_size(m, &m->nodes[k]) + 8; /* (aligned) */
+  }
+  m->derived = (double *) calloc(n_derived + 8, sizeof(double));
   if (m->params == NULL || m->values == NULL || m->derived == NULL) {
     compot_set_msg(msg, msg_size, "out of memory building parameter table");
     return COMPOT_ERR_MEMORY;
@@ -351,8 +435,17 @@ int compot_build_params(compot_model *m, char *msg, size_t msg_size)
     m->bases[b].a = d;
     d += m->bases[b].K;
   }
+  m->win = d;
+  d += 3 * S * S;
   for (k = 0; k < m->n_nodes; ++k) {
     compot_node *n = &m->nodes[k];
+    size_t nt = node_table_size(m, n);
+    if (nt > 0) {
+      /* 64-byte aligned: rows of 4-lane loads stay aligned */
+      size_t mis = (size_t) ((uintptr_t) d % 64) / sizeof(double);
+      n->tab = mis ? d + (8 - mis) : d;
+      d = n->tab + nt;
+    }
     if (n->kind != COMPOT_NODE_ZBL) continue;
     n->zbl.d = d;
     d += 4 * S * S;
@@ -367,6 +460,7 @@ int compot_build_params(compot_model *m, char *msg, size_t msg_size)
 /* ---- accessors ---------------------------------------------------------- */
 
 char const *compot_expression(compot_model const *m) { return m->expression; }
+int compot_format_version(compot_model const *m) { return m->version; }
 int compot_n_species(compot_model const *m) { return m->n_species; }
 char const *compot_species_symbol(compot_model const *m, int s)
 {
@@ -449,7 +543,86 @@ char const *compot_value_domain_error(compot_param const *p, double v)
     return "phi_max > 0 (a channel that never occurs is stored as 1)";
   if (n >= 8 && strcmp(p->name + n - 8, "_rho_max") == 0 && !(v > 0.0))
     return "rho_max > 0 (a channel that never occurs is stored as 1)";
+  if (n >= 6 && strcmp(p->name + n - 6, "_q_max") == 0 && !(v > 0.0))
+    return "q_max > 0 (a channel that never occurs is stored as 1)";
+  if (strcmp(p->name, "w_tau") == 0 && !(v > 0.0))
+    return "tau > 0 (the saturation width)";
+  if (strcmp(p->name, "w_r_a") == 0 && !(v >= 0.0))
+    return "r_a >= 0 (the inner window start)";
   return NULL;
+}
+
+/*
+ * The rules that tie r_b of species pair q (s1 <= s2) to other values
+ * (MODEL_SPEC 10): r_a <= r_b < r_c, and r_b <= r_in of every ZBL term (ZBL
+ * fully on wherever the window is not).  Returns NULL, or buf filled with
+ * "what; expected X, found Y".
+ */
+char const *compot_window_error(compot_model const *m, int q, double r_b,
+                                char *buf, size_t n)
+{
+  int s1 = 0, rest = q, k;
+  char pair[16];
+  while (rest >= m->n_species - s1) {
+    rest -= m->n_species - s1;
+    ++s1;
+  }
+  snprintf(pair, sizeof pair, "%s-%s", m->species[s1],
+           m->species[s1 + rest]);
+  if (!(m->w_r_a[q] <= r_b && r_b < m->cutoff)) {
+    snprintf(buf, n,
+             "inner window of %s needs r_a <= r_b < r_c; expected %.15g <= "
+             "r_b < %.15g, found r_b = %.15g",
+             pair, m->w_r_a[q], m->cutoff, r_b);
+    return buf;
+  }
+  for (k = 0; k < m->n_nodes; ++k) {
+    compot_node const *nd = &m->nodes[k];
+    if (nd->kind == COMPOT_NODE_ZBL && !(r_b <= nd->r_in)) {
+      snprintf(buf, n,
+               "%s must be fully on wherever the inner window of %s is not; "
+               "expected r_b <= r_in = %.15g, found r_b = %.15g",
+               nd->spec, pair, nd->r_in, r_b);
+      return buf;
+    }
+  }
+  return NULL;
+}
+
+/* The coefficient table of an E, N or A leaf (layout: node_table_size). */
+static void fill_node_table(compot_model const *m, compot_node *nd)
+{
+  int S = m->n_species, np = S * (S + 1) / 2, K = nd->K, L = nd->L;
+  int P1 = nd->P + 1, nvp = m->nvp, l, k, v, row;
+  double *out = nd->tab;
+  if (nd->kind == COMPOT_NODE_EXP || nd->kind == COMPOT_NODE_NEXP) {
+    compot_basis const *b = &m->bases[nd->basis];
+    double const *fmax =
+        nd->kind == COMPOT_NODE_NEXP ? b->rho_max : b->phi_max;
+    for (l = 0; l < L; ++l) {
+      double gi = compot_xfeature_ginv(nd->gamma[l]);
+      for (k = 0; k < K; ++k) {
+        out[l * K + k] = nd->gamma[l];
+        out[L * K + l * K + k] = gi;
+      }
+    }
+    for (k = 0; k < S * K; ++k) out[2 * L * K + k] = 1.0 / fmax[k];
+  } else if (nd->kind == COMPOT_NODE_ANGULAR) {
+    int nrow = S * np * K;
+    double *sums = out + (size_t) nrow * nvp, *qinv = sums + nrow;
+    for (row = 0; row < nrow; ++row) {
+      double const *cc = nd->c + (size_t) row * P1;
+      double *o = out + (size_t) row * nvp, tot = 0.0;
+      for (v = 0; v < nvp; ++v) o[v] = 0.0;
+      for (l = 0; l < P1; ++l) {
+        for (v = l * l; v < (l + 1) * (l + 1); ++v) o[v] = cc[l];
+        tot += cc[l];
+      }
+      sums[row] = tot;
+    }
+    if (m->version >= 2)
+      for (k = 0; k < np * K * P1; ++k) qinv[k] = 1.0 / nd->q_max[k];
+  }
 }
 
 int compot_refresh(compot_model *m, char *msg, size_t msg_size)
@@ -474,12 +647,39 @@ int compot_refresh(compot_model *m, char *msg, size_t msg_size)
       }
     }
   }
+  m->win_rb_max = 0.0;
+  if (m->version >= 2) {
+    int np = S * (S + 1) / 2, si, sj;
+    for (i = 0; i < m->n_params; ++i)
+      if (m->params[i].values == m->w_r_b) break;
+    for (e = 0; e < np; ++e) {
+      char why[256];
+      if (compot_window_error(m, e, m->w_r_b[e], why, sizeof why) != NULL) {
+        char nm[128];
+        compot_param_element_name(m, i, e, nm, sizeof nm);
+        compot_set_msg(msg, msg_size, "parameter %s[%d] ('%s'): %s",
+                       m->params[i].name, e, nm, why);
+        return COMPOT_ERR_VALUE;
+      }
+      if (m->w_r_b[e] > m->win_rb_max) m->win_rb_max = m->w_r_b[e];
+    }
+    for (si = 0; si < S; ++si)
+      for (sj = 0; sj < S; ++sj) {
+        int q = si <= sj ? si * S - si * (si - 1) / 2 + (sj - si)
+                         : sj * S - sj * (sj - 1) / 2 + (si - sj);
+        double *w = m->win + 3 * (si * S + sj);
+        w[0] = m->w_r_a[q];
+        w[1] = m->w_r_b[q];
+        w[2] = w[1] > w[0] ? 1.0 / (w[1] - w[0]) : 0.0;
+      }
+  }
   for (b = 0; b < m->n_bases; ++b) {
     compot_basis *B = &m->bases[b];
     if (B->kind == COMPOT_BASIS_GAUSSIAN)
       for (k = 0; k < B->K; ++k)
         B->a[k] = *B->alpha * pow(*B->beta, (double) k);
   }
+  for (k = 0; k < m->n_nodes; ++k) fill_node_table(m, &m->nodes[k]);
   for (k = 0; k < m->n_nodes; ++k) {
     compot_node *n = &m->nodes[k];
     int si, sj;

@@ -5,7 +5,8 @@
  * Samanta, "Composable and adaptive design of machine learning interatomic
  * potentials guided by Fisher-information analysis", arXiv:2504.19372 (2025).
  * The mathematics is MODEL_SPEC.md of the project; the file format is
- * docs/parameter-file.md (format v1).  This header knows nothing of KIM or
+ * docs/parameter-file.md (format v2; v1 files are still read and evaluated
+ * exactly as before).  This header knows nothing of KIM or
  * LAMMPS: the KIM model driver (compot_kim.c) and the LAMMPS plugin are thin
  * adapters around it.
  *
@@ -30,8 +31,13 @@
 extern "C" {
 #endif
 
-/* Version of the parameter file format this core reads and writes. */
-#define COMPOT_FORMAT_VERSION 1
+/* Newest parameter file format (the version of new models); the core
+   reads versions COMPOT_FORMAT_VERSION_MIN..COMPOT_FORMAT_VERSION and
+   writes every model in its own version.  Version 2 adds the inner window
+   (block w), the saturating continuation of the features and bounded
+   angular invariants (MODEL_SPEC section 10). */
+#define COMPOT_FORMAT_VERSION 2
+#define COMPOT_FORMAT_VERSION_MIN 1
 
 /* Error codes (0 = success). */
 enum compot_status {
@@ -41,14 +47,17 @@ enum compot_status {
   COMPOT_ERR_VALUE = 3,  /* parameter value out of its domain (NaN, alpha <= 0, ...) */
   COMPOT_ERR_MEMORY = 4, /* allocation failed */
   COMPOT_ERR_INPUT = 5,  /* invalid compute input (species index, coincident atoms) */
-  COMPOT_ERR_ARG = 6     /* invalid argument to an API call (NULL model, index range) */
+  COMPOT_ERR_ARG = 6,    /* invalid argument to an API call (NULL model, index range) */
+  COMPOT_ERR_NONFINITE = 7 /* a computed energy, force or virial is not finite */
 };
 
 /* Role of a parameter block in fitting. */
 enum compot_role {
   COMPOT_ROLE_LINEAR = 0,    /* linear coefficient or shift [eV] */
   COMPOT_ROLE_NONLINEAR = 1, /* basis alpha/beta or feature gamma */
-  COMPOT_ROLE_FIXED = 2      /* fixed scale phi_max/rho_max (set from data, never fitted) */
+  COMPOT_ROLE_FIXED = 2      /* fixed: scales phi_max/rho_max/q_max (set from data),
+                                inner window r_a/r_b and saturation width tau;
+                                never fitted */
 };
 
 /* Kind of one index of a parameter block (used to spell element names). */
@@ -87,8 +96,8 @@ typedef struct compot_workspace compot_workspace;
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
-/* Read the parameter file at path (format v1) into a new model and refresh
-   it.  On error *model is NULL. */
+/* Read the parameter file at path (format v1 or v2) into a new model and
+   refresh it.  On error *model is NULL. */
 int compot_create(compot_model **model, char const *path, char *msg,
                   size_t msg_size);
 
@@ -99,19 +108,28 @@ int compot_create_from_text(compot_model **model, char const *text,
 
 /* A model of the given expression, species (chemical symbols, in index
    order) and cutoff r_c [A] with default values: alpha 1, beta 2,
-   phi_max = rho_max = 1, gamma 1, coefficients and shifts 0. */
+   phi_max = rho_max = q_max = 1, gamma 1, coefficients and shifts 0, and
+   in format v2 tau 0.3 and the inner window off (r_a = r_b = 0).
+   compot_create_blank makes a format v1 model, compot_create_blank_version
+   one of the given format version (1 or 2). */
 int compot_create_blank(compot_model **model, char const *expression,
                         char const *const *species, int n_species,
                         double cutoff, char *msg, size_t msg_size);
+int compot_create_blank_version(compot_model **model, char const *expression,
+                                char const *const *species, int n_species,
+                                double cutoff, int version, char *msg,
+                                size_t msg_size);
 
 /* Recompute every derived value (even-tempered exponents a_k = alpha
-   beta^(k-1), ZBL switching coefficients, influence distance) after
-   parameter values changed, and check the values' domains. */
+   beta^(k-1), ZBL switching coefficients, the coefficient tables of the E,
+   N and A leaves, the inner window per species pair, influence distance)
+   after parameter values changed, and check the values' domains (with the
+   window rules 0 <= r_a <= r_b < r_c and r_b <= r_in of a ZBL term). */
 int compot_refresh(compot_model *model, char *msg, size_t msg_size);
 
 void compot_destroy(compot_model *model);
 
-/* Write the model in format v1 (%.17g, round trip exact). */
+/* Write the model in its format version (%.17g, round trip exact). */
 int compot_write(compot_model const *model, char const *path, char *msg,
                  size_t msg_size);
 int compot_write_stream(compot_model const *model, FILE *fp,
@@ -121,6 +139,7 @@ int compot_write_stream(compot_model const *model, FILE *fp,
 /* ---- model description -------------------------------------------------- */
 
 char const *compot_expression(compot_model const *model);
+int compot_format_version(compot_model const *model); /* 1 or 2 */
 int compot_n_species(compot_model const *model);
 char const *compot_species_symbol(compot_model const *model, int s);
 int compot_atomic_number(compot_model const *model, int s);
@@ -191,7 +210,11 @@ typedef struct compot_exchange {
 compot_workspace *compot_workspace_create(void);
 void compot_workspace_destroy(compot_workspace *ws);
 
-/* Evaluate the model.  ws may be NULL (a temporary one is used). */
+/* Evaluate the model.  ws may be NULL (a temporary one is used).  The
+   results are finite or the call fails: a site energy, force or virial
+   component that is not finite (a configuration far outside the model's
+   valid range, or invalid parameters) gives COMPOT_ERR_NONFINITE with a
+   message naming the quantity and the particle. */
 int compot_compute(compot_model const *model, compot_workspace *ws,
                    compot_input const *in, compot_output const *out,
                    char *msg, size_t msg_size);

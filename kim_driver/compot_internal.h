@@ -64,13 +64,18 @@ typedef struct compot_node {
   double r_in, r_out; /* ZBL */
   /* parameters (pointers into model->values), NULL if absent */
   double *gamma; /* [L] */
+  double *q_max; /* [np K (P+1)] A leaves of format v2, np = S(S+1)/2 */
   double *c;     /* coefficients, layout of docs/parameter-file.md */
   double *shift; /* [S] */
+  /* derived in refresh: the coefficient table of an E, N or A leaf (see
+     compot_refresh), NULL for other nodes */
+  double *tab;
   compot_zbl zbl;
   char spec[64]; /* canonical text of the term, e.g. "E[G8L4]" */
 } compot_node;
 
 struct compot_model {
+  int version;      /* parameter file format, 1 or 2 (MODEL_SPEC 10) */
   char *expression; /* expression text as read */
   int n_species;
   char (*species)[4];
@@ -85,6 +90,17 @@ struct compot_model {
   int n_values;
   double *values;  /* every parameter value in file order */
   double *derived; /* storage of derived arrays */
+  /* format v2 (NULL in v1): saturation width and inner window per species
+     pair s1 <= s2 (pointers into values) */
+  double *w_tau;   /* [1] */
+  double *w_r_a;   /* [np] */
+  double *w_r_b;   /* [np] */
+  /* derived in refresh: per ordered species pair (Z_i S + Z_j) r_a, r_b
+     and 1/(r_b - r_a) (0 when r_a = r_b); the largest r_b (0: no pair is
+     windowed, always so in v1) */
+  double *win;     /* [3 S S] */
+  double win_rb_max;
+  int nvp;         /* (max_P + 1)^2 rounded up to a multiple of 4 */
   int has_nexp;
   int has_angular;
   int max_K;
@@ -252,6 +268,10 @@ void compot_set_msg(char *msg, size_t msg_size, char const *fmt, ...)
 int compot_symbol_to_z(char const *symbol);
 /* Condition a value of block p violates ("alpha > 0"), or NULL if valid. */
 char const *compot_value_domain_error(compot_param const *p, double v);
+/* Format v2: the rules tying r_b of species pair q to r_a, r_c and ZBL
+   r_in; NULL, or buf with "what; expected X, found Y". */
+char const *compot_window_error(compot_model const *m, int q, double r_b,
+                                char *buf, size_t n);
 
 /* compot_expr.c: parse an expression into model->nodes / model->bases
    (structure only; parameter pointers are bound later).  On error fills msg
@@ -267,10 +287,13 @@ void compot_cutoff_fn(double r, double rc, double *fc, double *dfc);
 void compot_cutoff_fn_inv(double r, double rc_inv, double *fc, double *dfc);
 void compot_cutoff_n(int n, double const *r, double rc_inv, double *fc,
                      double *dfc);
-void compot_xfeature(double gamma, double u, double *x, double *dx);
+void compot_xfeature(double gamma, double u, double tau, double *x,
+                     double *dx);
 double compot_xfeature_ginv(double gamma);
 void compot_xfeature_v(int n, double const *gamma, double const *ginv,
-                       double const *u, double *x, double *dx);
+                       double const *u, double tau, double *x, double *dx);
+void compot_inner_window(double r, double r_a, double r_b, double *s,
+                         double *ds);
 double compot_exp(double x); /* branch-free exp, ~2 ulp, x clamped to [-708, 709] */
 void compot_exp_n(int n, double const *x, double *y);
 void compot_gaussian_n(compot_basis const *b, int m, double const *r,

@@ -1,8 +1,9 @@
 /*
- * compot_io.c -- strict reader and writer of parameter file format v1
- * (docs/parameter-file.md).  Every parameter must appear once, with the
- * expected name, in the expected order; every error names the file and the
- * line, what was expected and what was found.
+ * compot_io.c -- strict reader and writer of parameter file formats v1 and
+ * v2 (docs/parameter-file.md); a model is written in its own version.
+ * Every parameter must appear once, with the expected name, in the
+ * expected order; every error names the file and the line, what was
+ * expected and what was found.
  */
 #include "compot_internal.h"
 
@@ -168,7 +169,8 @@ static int read_model(compot_model *m, reader *r, char *msg, size_t msg_size)
   char *p;
 
   /* 1: magic and version */
-  err = header_line(r, "compot-params", "'compot-params 1'", msg, msg_size);
+  err = header_line(r, "compot-params", "'compot-params <version>'", msg,
+                    msg_size);
   if (err) return err;
   if (r->ntok != 2 || !parse_int_token(r->tok[1], &version)) {
     compot_set_msg(msg, msg_size,
@@ -178,13 +180,15 @@ static int read_model(compot_model *m, reader *r, char *msg, size_t msg_size)
                    r->ntok < 2 ? "no version" : "something else");
     return COMPOT_ERR_FORMAT;
   }
-  if (version != COMPOT_FORMAT_VERSION) {
+  if (version < COMPOT_FORMAT_VERSION_MIN || version > COMPOT_FORMAT_VERSION) {
     compot_set_msg(msg, msg_size,
                    "%s:%d: format version %s is not supported; this reader "
-                   "reads version %d",
-                   r->name, r->line, r->tok[1], COMPOT_FORMAT_VERSION);
+                   "reads versions %d to %d",
+                   r->name, r->line, r->tok[1], COMPOT_FORMAT_VERSION_MIN,
+                   COMPOT_FORMAT_VERSION);
     return COMPOT_ERR_FORMAT;
   }
+  m->version = (int) version;
 
   /* 2: expression, rest of the line */
   err = header_line(r, "expression", "'expression <text>'", msg, msg_size);
@@ -318,6 +322,12 @@ static int read_model(compot_model *m, reader *r, char *msg, size_t msg_size)
                        r->name, r->line, r->tok[1], want, domain);
         return COMPOT_ERR_VALUE;
       }
+      if (pp->values == m->w_r_b
+          && compot_window_error(m, e, v, sub, sizeof sub) != NULL) {
+        compot_set_msg(msg, msg_size, "%s:%d: '%s': %s", r->name, r->line,
+                       want, sub);
+        return COMPOT_ERR_VALUE;
+      }
       pp->values[e] = v;
     }
   }
@@ -392,6 +402,15 @@ int compot_create_blank(compot_model **model, char const *expression,
                         char const *const *species, int n_species,
                         double cutoff, char *msg, size_t msg_size)
 {
+  return compot_create_blank_version(model, expression, species, n_species,
+                                     cutoff, 1, msg, msg_size);
+}
+
+int compot_create_blank_version(compot_model **model, char const *expression,
+                                char const *const *species, int n_species,
+                                double cutoff, int version, char *msg,
+                                size_t msg_size)
+{
   compot_model *m;
   int err, i, e;
   size_t len;
@@ -400,11 +419,19 @@ int compot_create_blank(compot_model **model, char const *expression,
     return COMPOT_ERR_ARG;
   }
   *model = NULL;
+  if (version < COMPOT_FORMAT_VERSION_MIN || version > COMPOT_FORMAT_VERSION) {
+    compot_set_msg(msg, msg_size,
+                   "compot_create_blank: format version %d is not supported; "
+                   "expected %d to %d",
+                   version, COMPOT_FORMAT_VERSION_MIN, COMPOT_FORMAT_VERSION);
+    return COMPOT_ERR_ARG;
+  }
   m = (compot_model *) calloc(1, sizeof(compot_model));
   if (m == NULL) {
     compot_set_msg(msg, msg_size, "out of memory");
     return COMPOT_ERR_MEMORY;
   }
+  m->version = version;
   len = strlen(expression);
   m->expression = (char *) malloc(len + 1);
   if (m->expression == NULL) {
@@ -425,7 +452,8 @@ int compot_create_blank(compot_model **model, char const *expression,
   if (!err) err = check_zbl_cutoff(m, msg, msg_size);
   if (!err) err = compot_build_params(m, msg, msg_size);
   if (!err) {
-    /* defaults: alpha 1, beta 2, scales 1, gamma 1, coefficients 0 */
+    /* defaults: alpha 1, beta 2, scales 1, gamma 1, coefficients 0; in
+       format v2 tau 0.3 and the inner window off (r_a = r_b = 0) */
     for (i = 0; i < m->n_params; ++i) {
       compot_param const *p = &m->params[i];
       size_t n = strlen(p->name);
@@ -434,6 +462,7 @@ int compot_create_blank(compot_model **model, char const *expression,
       if (n >= 5 && strcmp(p->name + n - 5, "_beta") == 0) v = 2.0;
       if (n >= 4 && strcmp(p->name + n - 4, "_max") == 0) v = 1.0;
       if (n >= 6 && strcmp(p->name + n - 6, "_gamma") == 0) v = 1.0;
+      if (strcmp(p->name, "w_tau") == 0) v = 0.3;
       for (e = 0; e < p->extent; ++e) p->values[e] = v;
     }
     err = compot_refresh(m, msg, msg_size);
@@ -520,18 +549,17 @@ static char const *role_name(int role)
 int compot_write_stream(compot_model const *m, FILE *fp, char const *name,
                         char *msg, size_t msg_size)
 {
-  int i, e, s, k, last_owner = -1;
+  int i, e, s, k, last_owner = -1000;
   int ok = 1;
   if (m == NULL || fp == NULL) {
     compot_set_msg(msg, msg_size, "compot_write: NULL argument");
     return COMPOT_ERR_ARG;
   }
   if (name == NULL) name = "<stream>";
-  ok &= fprintf(fp, "# compot parameter file, format v%d\n",
-                COMPOT_FORMAT_VERSION) > 0;
+  ok &= fprintf(fp, "# compot parameter file, format v%d\n", m->version) > 0;
   ok &= fprintf(fp, "# written by the compot C core (kim_driver/compot_io.c); "
                     "grammar in docs/parameter-file.md\n") > 0;
-  ok &= fprintf(fp, "compot-params %d\n", COMPOT_FORMAT_VERSION) > 0;
+  ok &= fprintf(fp, "compot-params %d\n", m->version) > 0;
   ok &= fprintf(fp, "expression %s\n", m->expression) > 0;
   ok &= fprintf(fp, "species") > 0;
   for (s = 0; s < m->n_species; ++s)
@@ -541,13 +569,17 @@ int compot_write_stream(compot_model const *m, FILE *fp, char const *name,
   ok &= fprintf(fp, "parameters %d\n", m->n_values) > 0;
   for (i = 0; i < m->n_params && ok; ++i) {
     compot_param const *p = &m->params[i];
-    int owner; /* basis b (>= 0) or node (< 0: -1 - node) */
+    int owner; /* basis b (>= 0), node (< -1: -2 - node), block w (-1) */
     if (p->key[0] == 'b')
       owner = atoi(p->key + 1) - 1;
+    else if (p->key[0] == 'w')
+      owner = -1;
     else
-      owner = -1 - atoi(p->key + 1);
+      owner = -2 - atoi(p->key + 1);
     if (owner != last_owner) {
-      if (owner >= 0) {
+      if (owner == -1) {
+        ok &= fprintf(fp, "# inner window and saturation (format v2)\n") > 0;
+      } else if (owner >= 0) {
         compot_basis const *B = &m->bases[owner];
         ok &= fprintf(fp, "# basis b%d: %c%d %s, used by", owner + 1,
                       B->kind == COMPOT_BASIS_GAUSSIAN ? 'G' : 'C', B->K,
@@ -558,8 +590,8 @@ int compot_write_stream(compot_model const *m, FILE *fp, char const *name,
           if (m->nodes[k].basis == owner) ok &= fprintf(fp, " n%d", k) > 0;
         ok &= fprintf(fp, "\n") > 0;
       } else {
-        ok &= fprintf(fp, "# n%d: %s\n", -1 - owner,
-                      m->nodes[-1 - owner].spec) > 0;
+        ok &= fprintf(fp, "# n%d: %s\n", -2 - owner,
+                      m->nodes[-2 - owner].spec) > 0;
       }
       last_owner = owner;
     }

@@ -1,7 +1,7 @@
 /*
  * compot_kernels.c -- kernels of the compot model (MODEL_SPEC.md
- * sections 1-4): cutoff function, radial basis functions, the bounded
- * exponentiated feature, the polynomial form of the Legendre addition
+ * sections 1-4 and 10): cutoff function, inner window, radial basis
+ * functions, the bounded exponentiated feature, the polynomial form of the Legendre addition
  * theorem, and the ZBL core repulsion.  Each function returns the value and
  * its derivative together.
  */
@@ -123,46 +123,108 @@ void compot_exp_n(int n, double const *x, double *y)
 }
 
 /*
- * Bounded exponentiated feature (MODEL_SPEC 3), element-wise for i < n:
- *   x(g, u) = (exp(g u) - 1)/g                          for |u| <= 1,
- *   x(g, u) = x(g, 1) + e^g (u-1) + g e^g (u-1)^2 / 2    for u > 1,
- *   x(g, u) = x(g,-1) + e^-g (u+1) + g e^-g (u+1)^2 / 2  for u < -1;
- * the outer branches are the 2nd-order Taylor expansions about u = +-1;
- * u + g u^2/2 + g^2 u^3/6 replaces (exp(g u) - 1)/g for |g| < 1e-6.
- * With uc = clip(u, -1, 1), d = u - uc, e = exp(g uc):
- *   x = x(g, uc) + e d + g e d^2 / 2,  dx/du = e + g e d
- * (as compot.functions.exp_feature_fdf).  ginv[i] = 1/gamma[i], or 1 where
- * |gamma[i]| < 1e-6 (compot_xfeature_ginv).  Branches are arithmetic
- * blends, so the loop vectorises.
+ * Bounded exponentiated feature (MODEL_SPEC 3 and 10), element-wise for
+ * i < n, with uc = clip(u, -1, 1) = u_b outside, d = u - uc, e = exp(g uc):
+ *   x(g, u) = (exp(g u) - 1)/g                  for |u| <= 1
+ *             (u + g u^2/2 + g^2 u^3/6 for |g| < 1e-6);
+ *   format v1 (tau = 0), for |u| > 1 the 2nd-order Taylor expansion about
+ *   u_b:  x = x(g, uc) + e d + g e d^2 / 2,  dx/du = e + g e d;
+ *   format v2 (tau > 0), the saturating continuation with T = tau tanh(d/tau):
+ *         x = x(g, uc) + e T + g e T^2 / 2,  dx/du = (e + g e T)(1 - tanh^2),
+ *   C2 at |u| = 1 and bounded (|x - x(g, uc)| <= e tau + |g| e tau^2 / 2)
+ * (as compot.functions.exp_feature_fdf, whose tau None is tau = 0 here).
+ * Inside (d = 0) both continuations give x(g, u) and e exactly.
+ * ginv[i] = 1/gamma[i], or 1 where |gamma[i]| < 1e-6
+ * (compot_xfeature_ginv).  Branches are arithmetic blends, so the loops
+ * vectorise; with tau > 0 the loop with tanh runs only when some |u| > 1.
  */
 double compot_xfeature_ginv(double gamma)
 {
   return fabs(gamma) < 1e-6 ? 1.0 : 1.0 / gamma;
 }
 
-void compot_xfeature_v(int n, double const *gamma, double const *ginv,
-                       double const *u, double *x, double *dx)
+/* tanh(y) = sign(y) q / (q + 2), q = expm1(2 |y|) (no cancellation near
+   0; exactly 0 at 0, and 1 once 2|y| exceeds the clamp of exp_parts). */
+static inline double tanh_bf(double y)
 {
-  int i;
+  double s, q, em1;
+  exp_parts(2.0 * fabs(y), &s, &q);
+  em1 = s * q + (s - 1.0);
+  return copysign(em1 / (em1 + 2.0), y);
+}
+
+static inline void xfeature_inside(double g, double gi, double v, double *uc,
+                                   double *e, double *xin)
+{
+  double lo = (double) (v < -1.0), hi = (double) (v > 1.0);
+  double small = (double) (g < 1e-6) * (double) (g > -1e-6);
+  double c = (1.0 - lo - hi) * v + hi - lo, s, q;
+  exp_parts(g * c, &s, &q);
+  *uc = c;
+  *e = s + s * q;
+  *xin = small * (c + g * c * c / 2.0 + g * g * c * c * c / 6.0)
+         + (1.0 - small) * ((s * q + (s - 1.0)) * gi);
+}
+
+void compot_xfeature_v(int n, double const *gamma, double const *ginv,
+                       double const *u, double tau, double *x, double *dx)
+{
+  int i, outside = 0;
+  if (tau > 0.0)
+    for (i = 0; i < n; ++i) outside |= (u[i] > 1.0) | (u[i] < -1.0);
+  if (!outside) {
+    for (i = 0; i < n; ++i) {
+      double g = gamma[i], v = u[i], uc, e, xin, d;
+      xfeature_inside(g, ginv[i], v, &uc, &e, &xin);
+      d = v - uc;
+      x[i] = xin + e * d + 0.5 * g * e * d * d;
+      dx[i] = e + g * e * d;
+    }
+    return;
+  }
   for (i = 0; i < n; ++i) {
-    double g = gamma[i], v = u[i];
-    double lo = (double) (v < -1.0), hi = (double) (v > 1.0);
-    double small = (double) (g < 1e-6) * (double) (g > -1e-6);
-    double uc = (1.0 - lo - hi) * v + hi - lo, s, q, e, d, xin;
-    exp_parts(g * uc, &s, &q);
-    e = s + s * q;
-    d = v - uc;
-    xin = small * (uc + g * uc * uc / 2.0 + g * g * uc * uc * uc / 6.0)
-          + (1.0 - small) * ((s * q + (s - 1.0)) * ginv[i]);
-    x[i] = xin + e * d + 0.5 * g * e * d * d;
-    dx[i] = e + g * e * d;
+    double g = gamma[i], v = u[i], uc, e, xin, th, T;
+    xfeature_inside(g, ginv[i], v, &uc, &e, &xin);
+    th = tanh_bf((v - uc) / tau);
+    T = tau * th;
+    x[i] = xin + e * T + 0.5 * g * e * T * T;
+    dx[i] = (e + g * e * T) * (1.0 - th * th);
   }
 }
 
-void compot_xfeature(double gamma, double u, double *x, double *dx)
+void compot_xfeature(double gamma, double u, double tau, double *x,
+                     double *dx)
 {
   double ginv = compot_xfeature_ginv(gamma);
-  compot_xfeature_v(1, &gamma, &ginv, &u, x, dx);
+  compot_xfeature_v(1, &gamma, &ginv, &u, tau, x, dx);
+}
+
+/*
+ * Inner window of format v2 (MODEL_SPEC 10), t = (r - r_a)/(r_b - r_a):
+ *   s_in = 0 for r <= r_a (and r < r_b), 1 for r >= r_b, otherwise
+ *   s_in = 35 t^4 - 84 t^5 + 70 t^6 - 20 t^7 = 1 - (the f_c polynomial of t),
+ *   ds_in/dr = 140 t^3 (1 - t)^3 / (r_b - r_a);
+ * C3: the value steps from 0 to 1 with three vanishing derivatives at both
+ * ends (as compot.functions.inner_window_fdf).
+ */
+void compot_inner_window(double r, double r_a, double r_b, double *s,
+                         double *ds)
+{
+  double w = r_b - r_a, t, t3;
+  if (r >= r_b) {
+    *s = 1.0;
+    *ds = 0.0;
+    return;
+  }
+  if (r <= r_a || !(w > 0.0)) {
+    *s = 0.0;
+    *ds = 0.0;
+    return;
+  }
+  t = (r - r_a) / w;
+  t3 = t * t * t;
+  *s = t3 * t * (35.0 + t * (-84.0 + t * (70.0 - 20.0 * t)));
+  *ds = t3 * (140.0 + t * (-420.0 + t * (420.0 - 140.0 * t))) / w;
 }
 
 /*

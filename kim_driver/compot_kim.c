@@ -3,10 +3,15 @@
  * potentials (Wang, Transtrum, Lordi, Bulatov, Samanta, arXiv:2504.19372).
  *
  * A thin adapter around the host-agnostic core (compot_core.h): it reads the
- * single parameter file (format v1, docs/parameter-file.md), registers the
- * file's species, publishes every parameter block as one KIM parameter, and
- * forwards Compute, Refresh and WriteParameterizedModel to the core.
- * Units are fixed: eV and Angstrom.
+ * single parameter file (format v1 or v2, docs/parameter-file.md), registers
+ * the file's species, publishes every parameter block of the core's table as
+ * one KIM parameter (with the table's description: in format v2 also the
+ * inner window w_r_a, w_r_b, the saturation width w_tau and the q_max of A
+ * terms), and forwards Compute, Refresh and WriteParameterizedModel to the
+ * core.  Units are fixed: eV and Angstrom.  A compute whose energy, forces
+ * or virial would not be finite fails with the core's message (the model
+ * is outside its valid range or its parameters are invalid); it never
+ * returns NaN or infinity.
  *
  * State by lifetime
  *   read from the file ........ struct model_buffer::model (tree, parameters)
@@ -144,7 +149,7 @@ int model_driver_create(KIM_ModelDriverCreate * const modelDriverCreate,
   if (numberOfParameterFiles != 1)
   {
     snprintf(msg, sizeof msg,
-             "compot: expected 1 parameter file (format v1), found %d",
+             "compot: expected 1 parameter file (format v1 or v2), found %d",
              numberOfParameterFiles);
     LOG_ERROR(msg);
     return 1;
@@ -393,7 +398,9 @@ compute_routine(KIM_ModelCompute const * const modelCompute,
                        sizeof msg);
   if (ier)
   {
-    LOG_ERROR(msg);
+    char line[MSG_SIZE + 16];
+    snprintf(line, sizeof line, "compot: %s", msg);
+    LOG_ERROR(line);
     return 1;
   }
   return 0;

@@ -531,8 +531,8 @@ BAD_FILES = {
     "nan": _bad(GOOD.replace("n1.c.Nb.Nb.1.2 -0.125", "n1.c.Nb.Nb.1.2 nan"), "n1.c.Nb.Nb.1.2 nan",
                 ["n1.c.Nb.Nb.1.2", "finite"]),
     "species": _bad(GOOD.replace("species Nb", "species Qq"), "species Qq", ["expected", "Qq"]),
-    "version": _bad(GOOD.replace("compot-params 1", "compot-params 2"), "compot-params 2",
-                    ["version 2", "version 1"]),
+    "version": _bad(GOOD.replace("compot-params 1", "compot-params 3"), "compot-params 3",
+                    ["version 3", "versions 1 to 2"]),
 }
 
 
@@ -570,6 +570,46 @@ def test_bad_parameter_files_fail_cleanly_in_lammps(bad_models, tmp_path):
         where = f"{name}.params:{line}:" if line else f"{name}.params"
         msg = [ln for ln in log.splitlines() if "compot_kim.c" in ln and where in ln]
         assert msg and all(w in msg[0] for w in words), (label, log[-2000:])
+
+
+# ------------------------------------------------------- results that are not finite
+#: a valid file whose energy is not finite anywhere (it gave -nan and exit status 0)
+NONFINITE = GOOD.replace("n1.gamma.1 0.5", "n1.gamma.1 1e6")
+
+
+@pytest.fixture(scope="module")
+def nonfinite_model(kim):
+    assert NONFINITE != GOOD
+    return kim.install_text(NONFINITE, "nonfinite")
+
+
+def test_nonfinite_result_is_a_kim_error(nonfinite_model):
+    """Compute fails (LOG_ERROR and an error return) instead of returning NaN."""
+    k = KimRunner(nonfinite_model)
+    start = _size()
+    with pytest.raises(RuntimeError):
+        k.compute(structure("triclinic", ("Nb",), 7))
+    log = _kim_log_tail(start)
+    msg = [ln for ln in log.splitlines() if "compot_kim.c" in ln and "non-finite" in ln]
+    assert msg, log[-2000:]
+    assert "compot: non-finite energy at particle" in msg[0] and "outside its valid range" in msg[0], msg[0]
+
+
+@pytest.mark.skipif(not os.path.exists(LMP), reason="needs Debian's LAMMPS /usr/bin/lmp")
+def test_nonfinite_result_stops_lammps(nonfinite_model, tmp_path):
+    """LAMMPS stops with an error (exit status 1), never prints a NaN energy."""
+    at = structure("triclinic", ("Nb",), 7)
+    at.wrap()
+    write_lammps_data(at, ["Nb"], tmp_path / "data.lmp")
+    (tmp_path / "in.lmp").write_text(f"kim init {nonfinite_model} metal\nboundary p p p\nread_data data.lmp\n"
+                                     f"kim interactions Nb\nmass 1 92.90637\nthermo_style custom step pe\nrun 0\n")
+    r = subprocess.run([LMP, "-in", "in.lmp", "-log", "none"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=120)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, (r.returncode, out[-2000:])
+    assert "ERROR" in out and not re.search(r"\bnan\b", out, re.IGNORECASE), out[-2000:]
+    log = (tmp_path / "kim.log").read_text(errors="replace")
+    assert any("compot_kim.c" in ln and "non-finite" in ln for ln in log.splitlines()), log[-2000:]
 
 
 # ----------------------------------------------------------------------- KLIFF

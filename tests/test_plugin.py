@@ -411,3 +411,26 @@ def test_clear_errors(plugin, fitted_model):
     assert "metal" in msg and "real" in msg
     msg = _error_of("units metal\n" + box + "pair_style compot\npair_coeff * * /nonexistent.params Nb Nb\n")
     assert "/nonexistent.params" in msg
+
+
+def test_nonfinite_result_is_an_error(plugin, tmp_path):
+    """A model whose energy is not finite (gamma = 1e6; it gave -nan before)
+    stops the run with the core's message instead of printing NaN."""
+    good = (REPO / "tests" / "c" / "data" / "nb_e_n_zbl.params").read_text()
+    bad = tmp_path / "gamma1e6.params"
+    bad.write_text(good.replace("n1.gamma.1 0.5", "n1.gamma.1 1e6"))
+    assert bad.read_text() != good
+    msg = _error_of(f"""
+        units metal
+        atom_style atomic
+        lattice bcc 3.3
+        region box block 0 2 0 2 0 2
+        create_box 1 box
+        create_atoms 1 box
+        mass 1 92.90637
+        pair_style compot
+        pair_coeff * * {bad} Nb
+        run 0
+        """)
+    assert "non-finite energy at particle" in msg and "outside its valid range" in msg, msg
+    assert str(bad) in msg, msg

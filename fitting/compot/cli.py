@@ -97,6 +97,8 @@ def cmd_fit(args) -> int:
     cfg, base = load_config(args.config)
     if args.expression:
         cfg["model"]["expression"] = args.expression
+    if args.species:
+        cfg["model"]["species"] = list(args.species)
     if args.cutoff:
         cfg["model"]["cutoff"] = args.cutoff
     if args.data:
@@ -122,9 +124,11 @@ def cmd_fit(args) -> int:
         species = found
         cfg["model"]["species"] = found
     train, validation = train_validation_split(train_all, float(d["validation_fraction"]), int(d["seed"]))
-    settings = FitSettings.from_dict(cfg["fit"])
+    from .recipe import prepare
+    model, fit_cfg, recipe = prepare(cfg["model"], cfg["fit"], train, species)
+    settings = FitSettings.from_dict(fit_cfg)
     atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
-    model = Model(cfg["model"]["expression"], species, float(cfg["model"]["cutoff"]))
+    atomic_write_text(out / "derived.json", json.dumps(recipe.to_json(), indent=2, default=float))
     log.info("fitting %s (%d linear + %d nonlinear parameters) to %d training configurations "
              "(%d atoms); %d validation, %d test", model.expression, model.n_linear, model.n_nonlinear,
              len(train), sum(c.n_atoms for c in train), len(validation), len(test))
@@ -144,6 +148,7 @@ def cmd_fit(args) -> int:
     write_model(model, out / "model.params", comment=f"fitted by compot fit in {seconds:.0f} s; config {out / 'config.yaml'}")
     metrics = {"expression": model.expression, "species": list(model.species), "cutoff": model.cutoff,
                "n_linear": model.n_linear, "n_nonlinear": model.n_nonlinear, "fit_seconds": seconds,
+               "derived": recipe.to_json(),
                "stages": trainer.history}
     splits = {}
     by_group = {}
@@ -160,7 +165,7 @@ def cmd_fit(args) -> int:
     if len(model.species) == 1:
         from .config import resolve_path
         elastic, surface = _property_files([resolve_path(p, base) for p in d["train"]])
-        sanity, splot = _sanity(model, cfg["model"].get("lattice", "bcc"), None, elastic, surface, out)
+        sanity, splot = _sanity(model, recipe.lattices[model.species[0]].kind, None, elastic, surface, out)
         metrics["sanity"] = sanity
         if splot:
             plots.append(splot)
@@ -330,8 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("fit", help="fit a model (dual-bipartite training)")
     q.add_argument("config", nargs="?", help="YAML configuration (sections model, data, fit)")
-    q.add_argument("--expression")
-    q.add_argument("--cutoff", type=float, help="cutoff radius r_c [Å]")
+    q.add_argument("--expression", help="model in the paper's notation (default: the recipe's "
+                   "'E[G8L4] + A[G8P4] + ZBL', ZBL window from the data)")
+    q.add_argument("--species", nargs="+", help="chemical symbols of the model (default: those of the data)")
+    q.add_argument("--cutoff", type=float, help="cutoff radius r_c [Å] (default: from the data's lattice)")
     q.add_argument("--data", nargs="+", help="training data files or folders")
     q.add_argument("--test", nargs="+", help="test data files or folders")
     q.add_argument("--max-evaluations", type=int)

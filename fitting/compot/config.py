@@ -3,8 +3,8 @@
 Unknown keys are rejected with the list of allowed ones. Example::
 
     model:
-      expression: E[G8L4] + N[E[G8L4]]
-      cutoff: 5.0            # Å
+      expression: E[G8L4] + A[G8P4] + ZBL   # the default; ZBL window from the data
+      cutoff: auto           # Å; auto: between the 2nd and 3rd shells of the data's lattice
       species: [Nb]          # optional: taken from the data when omitted
     data:
       train: [$COMPOT_DATA/nb-mvl]
@@ -32,12 +32,15 @@ import yaml
 
 from .data import default_data_dir
 from .errors import ConfigError, reject_unknown_keys
+from .recipe import DEFAULT_EXPRESSION, DEFAULT_FIT
 from .trainer import FitSettings
 
 __all__ = ["DEFAULTS", "load_config", "check_config", "resolve_path"]
 
 DEFAULTS = {
-    "model": {"expression": "E[G8L4] + N[E[G8L4]]", "cutoff": 5.0, "species": None, "lattice": "bcc"},
+    # the default recipe (compot.recipe): cutoff, inner and ZBL windows, lattice and the
+    # equation-of-state prior all derived from the training data
+    "model": {"expression": DEFAULT_EXPRESSION, "cutoff": "auto", "species": None, "lattice": "auto"},
     "data": {"train": [], "test": [], "validation_fraction": 0.1, "seed": 0, "min_distance": 0.5,
              "group_by": "file"},
     "fit": {},
@@ -57,9 +60,16 @@ def check_config(cfg: dict, where: str = "config") -> dict:
             raise ConfigError(f"{where}: section {section!r} must be a mapping")
         reject_unknown_keys(f"{where}: {section}", given, DEFAULTS[section])
         out[section].update(given)
-    fit = cfg.get("fit") or {}
+    fit = {**DEFAULT_FIT, **(cfg.get("fit") or {})}
     FitSettings.from_dict(fit, where=f"{where}: fit")   # validates keys and values
     out["fit"] = dict(fit)
+    cut = out["model"]["cutoff"]
+    if cut != "auto" and not (isinstance(cut, (int, float)) and not isinstance(cut, bool) and cut > 0):
+        raise ConfigError(f"{where}: model: cutoff must be 'auto' or a positive radius in Å, found {cut!r}")
+    lattices = ("auto", "bcc", "fcc", "hcp", "diamond")
+    if out["model"]["lattice"] not in lattices:
+        raise ConfigError(f"{where}: model: lattice must be one of {', '.join(lattices)}, "
+                          f"found {out['model']['lattice']!r}")
     design = cfg.get("design") or {}
     from .design import DesignSettings
     DesignSettings.from_dict(design, where=f"{where}: design")

@@ -129,6 +129,11 @@ class FitSettings:
             reject_unknown_keys(f"{where}.bounds", [k], DEFAULT_BOUNDS)
             if len(v) != 2 or not float(v[0]) < float(v[1]):
                 raise ConfigError(f"{where}.bounds.{k}: expected [low, high] with low < high, found {v!r}")
+            # the rules of the parameter file (docs/parameter-file.md): a fit must
+            # not end in a model that no reader accepts
+            if (k == "alpha" and not float(v[0]) > 0) or (k == "beta" and not float(v[0]) > 1):
+                raise ConfigError(f"{where}.bounds.{k}: expected low > {0 if k == 'alpha' else 1} "
+                                  f"({k} > {0 if k == 'alpha' else 1} in a parameter file), found {v!r}")
             bounds[k] = (float(v[0]), float(v[1]))
         s.bounds = bounds
         if s.max_evaluations < 1 or s.init_points < 0:
@@ -179,17 +184,6 @@ def zbl_anchor_configurations(model: Model, anchor: dict) -> list:
     return out
 
 
-def vinet_energy(a, a0: float, e0: float, bulk_modulus_gpa: float, b_prime: float, atoms_per_cell: int,
-                 lattice: str = "bcc") -> np.ndarray:
-    """Vinet equation-of-state energy per atom [eV/atom] at lattice constants ``a`` [Å]."""
-    v_per_atom = {"bcc": 0.5, "fcc": 0.25}[lattice]
-    V0 = v_per_atom * a0 ** 3
-    B0 = bulk_modulus_gpa / 160.21766208
-    eta = np.asarray(a, dtype=float) / a0
-    k = b_prime - 1.0
-    return e0 + 2 * B0 * V0 / k ** 2 * (2 - (5 + 3 * b_prime * (eta - 1) - 3 * eta) * np.exp(-1.5 * k * (eta - 1)))
-
-
 def eos_anchor_configurations(model: Model, anchor: dict) -> list:
     """Perfect lattices with Vinet-EOS target energies (see ``FitSettings.eos_anchor``)."""
     if not anchor:
@@ -197,28 +191,29 @@ def eos_anchor_configurations(model: Model, anchor: dict) -> list:
     reject_unknown_keys("fit.eos_anchor", anchor, sorted({"a0", "e0", "bulk_modulus", "b_prime", "lattice", "scales", "weight"}))
     missing = sorted({"a0", "e0", "bulk_modulus"} - set(anchor))
     if missing:
-        raise ConfigError(f"fit.eos_anchor: missing {', '.join(missing)} (a0 [Å], e0 [eV/atom], bulk_modulus [GPa])")
+        raise ConfigError(f"fit.eos_anchor: missing {', '.join(missing)} (a0 [Å], e0 [eV/atom], bulk_modulus [GPa]); "
+                          "compot fit derives all three from the training data when none is given")
     if len(model.species) != 1:
         raise ConfigError(f"fit.eos_anchor: single-species models only; found species {model.species}")
-    from ase.build import bulk
-
     from .data import Configuration
+    from .derive import LATTICES, Lattice, vinet_energy
 
-    lattice = anchor.get("lattice", "bcc")
-    if lattice not in ("bcc", "fcc"):
-        raise ConfigError(f"fit.eos_anchor.lattice: expected bcc or fcc, found {lattice!r}")
+    kind = anchor.get("lattice", "bcc")
+    if kind not in LATTICES:
+        raise ConfigError(f"fit.eos_anchor.lattice: expected one of {', '.join(LATTICES)}, found {kind!r}")
     scales = anchor.get("scales") or [0.72, 0.76, 0.80, 0.84, 0.88, 0.92, 0.94,
                                       1.06, 1.10, 1.15, 1.20, 1.25, 1.30, 1.35, 1.40]
-    a0 = float(anchor["a0"])
+    lattice = Lattice(kind, float(anchor["a0"]), model.species[0])
     out = []
     for x in scales:
-        at = bulk(model.species[0], lattice, a=a0 * float(x), cubic=True)
-        e = float(vinet_energy(a0 * float(x), a0, float(anchor["e0"]), float(anchor["bulk_modulus"]),
-                               float(anchor.get("b_prime", 4.0)), len(at), lattice)) * len(at)
+        at = lattice.atoms(lattice.a0 * float(x))
+        e = float(vinet_energy(lattice.volume_per_atom(lattice.a0 * float(x)), lattice.volume_per_atom(),
+                               float(anchor["e0"]), float(anchor["bulk_modulus"]),
+                               float(anchor.get("b_prime", 4.0)))) * len(at)
         out.append(Configuration(symbols=tuple(at.get_chemical_symbols()), positions=at.positions,
                                  cell=at.cell.array, pbc=at.pbc, energy=e, forces=np.zeros((len(at), 3)),
                                  weight=float(anchor.get("weight", 1.0)), group="eos_anchor",
-                                 source=f"eos_anchor:{lattice}:{x:.3f}a0"))
+                                 source=f"eos_anchor:{kind}:{x:.3f}a0"))
     return out
 
 

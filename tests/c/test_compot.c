@@ -128,6 +128,56 @@ static compot_model *random_model(char const *expr, char const *const *sp,
   return m;
 }
 
+/*
+ * A random format v2 model: random parameters as random_model, tau in
+ * [0.2, 1], per species pair r_b in [rb_lo, rb_hi] (at most the smallest
+ * ZBL r_in) and r_a = r_b - [0.3, 0.9] (>= 0), so that pairs of the test
+ * configurations (shortest 1.9 A) fall inside the window, and q_max
+ * log-uniform in [0.01, 10] with phi_max in [0.5, 6] (randomize), so that
+ * features saturate.
+ */
+static compot_model *random_model_v2(char const *expr,
+                                     char const *const *sp, int S,
+                                     double rb_lo, double rb_hi)
+{
+  compot_model *m = NULL;
+  char msg[512];
+  int err = compot_create_blank_version(&m, expr, sp, S, 5.0, 2, msg,
+                                        sizeof msg);
+  int i, e, q;
+  double rin = 1e300;
+  CHECK(err == 0, "create_blank_version(%s, 2): %s", expr, msg);
+  if (err) return NULL;
+  randomize(m);
+  for (i = 0; i < m->n_nodes; ++i)
+    if (m->nodes[i].kind == COMPOT_NODE_ZBL && m->nodes[i].r_in < rin)
+      rin = m->nodes[i].r_in;
+  *m->w_tau = urand(0.2, 1.0);
+  for (q = 0; q < S * (S + 1) / 2; ++q) {
+    double rb = urand(rb_lo, rb_hi);
+    if (rb > rin) rb = rin;
+    m->w_r_b[q] = rb;
+    m->w_r_a[q] = rb - urand(0.3, 0.9);
+    if (m->w_r_a[q] < 0.0) m->w_r_a[q] = 0.0;
+  }
+  for (i = 0; i < compot_n_params(m); ++i) {
+    compot_param const *p = compot_param_at(m, i);
+    if (strstr(p->name, "_q_max"))
+      for (e = 0; e < p->extent; ++e) p->values[e] = pow(10.0, urand(-2.0, 1.0));
+  }
+  err = compot_refresh(m, msg, sizeof msg);
+  CHECK(err == 0, "refresh(%s, v2): %s", expr, msg);
+  if (err) {
+    compot_destroy(m);
+    return NULL;
+  }
+  return m;
+}
+
+/* How often the reference evaluation saw a pair inside an inner window and
+   a saturated feature (format v2): the v2 tests must exercise both. */
+static long n_ref_windowed = 0, n_ref_saturated = 0, n_ref_saturated_q = 0;
+
 /* ---- configurations ----------------------------------------------------- */
 
 typedef struct config {
@@ -345,9 +395,27 @@ static double ref_fc(double r, double rc)
          + 20.0 * pow(x, 7);
 }
 
-static double ref_ghat(compot_basis const *b, double rc, int k, double r)
+/* Format v2: f_c s_in of a pair of species (si, sj), s_in = 1 - (the f_c
+   polynomial of t = (r - r_a)/(r_b - r_a)) between r_a and r_b; v1: f_c. */
+static double ref_fw(compot_model const *m, double r, int si, int sj)
 {
-  double fc = ref_fc(r, rc);
+  double fc = ref_fc(r, m->cutoff), ra, rb;
+  int S = m->n_species, lo = si < sj ? si : sj, hi = si < sj ? sj : si;
+  int q = lo * S - lo * (lo - 1) / 2 + (hi - lo);
+  if (m->version < 2) return fc;
+  ra = m->w_r_a[q];
+  rb = m->w_r_b[q];
+  if (r >= rb) return fc;
+  if (r <= ra) return 0.0;
+  ++n_ref_windowed;
+  return fc * (1.0 - ref_fc(r - ra, rb - ra));
+}
+
+static double ref_ghat(compot_model const *m, int bi, int k, double r, int si,
+                       int sj)
+{
+  compot_basis const *b = &m->bases[bi];
+  double rc = m->cutoff, fc = ref_fw(m, r, si, sj);
   if (b->kind == COMPOT_BASIS_GAUSSIAN)
     return exp(-(*b->alpha) * pow(*b->beta, k) * r * r) * fc;
   return cos(k * acos(2.0 * r / rc - 1.0)) * fc;
@@ -366,6 +434,23 @@ static double ref_x(double g, double u)
   }
   if (fabs(g) < 1e-6) return u + g * u * u / 2 + g * g * u * u * u / 6;
   return (exp(g * u) - 1.0) / g;
+}
+
+/* x(gamma, u) of format v2 (tau > 0): the saturating continuation with
+   T = tau tanh((u - u_b)/tau); tau = 0: v1 (ref_x). */
+static double ref_xt(double g, double u, double tau)
+{
+  double ub = u > 0 ? 1.0 : -1.0, T, e;
+  if (tau == 0.0 || fabs(u) <= 1.0) return ref_x(g, u);
+  ++n_ref_saturated;
+  T = tau * tanh((u - ub) / tau);
+  e = exp(g * ub);
+  return ref_x(g, ub) + e * T + 0.5 * g * e * T * T;
+}
+
+static double model_tau(compot_model const *m)
+{
+  return m->version >= 2 ? *m->w_tau : 0.0;
 }
 
 static double dist(config const *c, int i, int j, double *u)
@@ -388,7 +473,7 @@ static double ref_phi(compot_model const *m, config const *c, int b, int i,
   for (j = 0; j < c->n; ++j) {
     if (j == i || c->species[j] != s) continue;
     r = dist(c, i, j, NULL);
-    if (r < m->cutoff) sum += ref_ghat(&m->bases[b], m->cutoff, k, r);
+    if (r < m->cutoff) sum += ref_ghat(m, b, k, r, c->species[i], s);
   }
   return sum;
 }
@@ -401,7 +486,9 @@ static double ref_rho(compot_model const *m, config const *c, int b, int i,
   for (j = 0; j < c->n; ++j) {
     if (j == i) continue;
     r = dist(c, i, j, NULL);
-    if (r < m->cutoff) sum += ref_fc(r, m->cutoff) * ref_phi(m, c, b, j, s, k);
+    if (r < m->cutoff)
+      sum += ref_fw(m, r, c->species[i], c->species[j])
+             * ref_phi(m, c, b, j, s, k);
   }
   return sum;
 }
@@ -437,8 +524,8 @@ static double ref_q(compot_model const *m, config const *c, int b, int i,
       if (!((a == s1 && bb == s2) || (a == s2 && bb == s1))) continue;
       rm = dist(c, i, mm, um);
       if (rm >= m->cutoff) continue;
-      sum += ref_ghat(&m->bases[b], m->cutoff, k, rj)
-             * ref_ghat(&m->bases[b], m->cutoff, k, rm)
+      sum += ref_ghat(m, b, k, rj, c->species[i], a)
+             * ref_ghat(m, b, k, rm, c->species[i], bb)
              * legendre(p, uj[0] * um[0] + uj[1] * um[1] + uj[2] * um[2]);
     }
   }
@@ -511,7 +598,7 @@ static double ref_value(compot_model const *m, config const *c, int nd,
                                                : m->bases[b].rho_max[s * n->K + k];
         for (l = 0; l < n->L; ++l)
           e += n->c[((Z * S + s) * n->L + l) * n->K + k]
-               * ref_x(n->gamma[l], f / fm);
+               * ref_xt(n->gamma[l], f / fm, model_tau(m));
       }
     break;
   case COMPOT_NODE_ANGULAR: {
@@ -519,9 +606,15 @@ static double ref_value(compot_model const *m, config const *c, int nd,
     for (s1 = 0; s1 < S; ++s1)
       for (s2 = s1; s2 < S; ++s2, ++q)
         for (k = 0; k < n->K; ++k)
-          for (p = 0; p <= n->P; ++p)
-            e += n->c[((Z * np + q) * n->K + k) * (n->P + 1) + p]
-                 * ref_q(m, c, b, i, s1, s2, k, p);
+          for (p = 0; p <= n->P; ++p) {
+            double qv = ref_q(m, c, b, i, s1, s2, k, p);
+            if (m->version >= 2) { /* q_max x(0, q/q_max) */
+              double qm = n->q_max[(q * n->K + k) * (n->P + 1) + p];
+              n_ref_saturated_q += fabs(qv) > qm;
+              qv = qm * ref_xt(0.0, qv / qm, model_tau(m));
+            }
+            e += n->c[((Z * np + q) * n->K + k) * (n->P + 1) + p] * qv;
+          }
     break;
   }
   default: {
@@ -746,6 +839,102 @@ static void test_compute(void)
     }
 }
 
+/* Format v2 (MODEL_SPEC 10): inner windows with pairs inside them and
+   features (E and N inputs, A invariants) past saturation, against the
+   direct evaluation, finite-difference forces and the strain derivative. */
+static void test_compute_v2(void)
+{
+  static char const *const exprs[] = {
+      "G4",
+      "C5",
+      "E[G3L2]",
+      "E[C3L2]",
+      "N[E[G3L2]]",
+      "N[E[C2L2]]",
+      "A[G3P3]",
+      "A[C2P2]",
+      "C2 + ZBL(2.6, 3.2)",
+      "G3 + A[G3P2]",
+      "E[G3L2] + N[E[G3L2]] + ZBL(2.8, 3.6)",
+      "G3 * E[G2L2]",
+      "(G2 + C2) * (E[G2L2] * N[E[C2L1]])",
+      "G2 * (C3 + A[G2P2]) + N[E[G2L2]] + ZBL(2.6, 3.4)",
+  };
+  static char const *const sp1[] = {"Nb"}, *const sp2[] = {"Mo", "Nb"};
+  size_t e;
+  int S;
+  long w0 = n_ref_windowed, s0 = n_ref_saturated, q0 = n_ref_saturated_q;
+  printf("compute tests, format v2 (inner window, saturating features)\n");
+  for (S = 1; S <= 2; ++S)
+    for (e = 0; e < sizeof exprs / sizeof exprs[0]; ++e) {
+      config c;
+      char what[160];
+      compot_model *m = random_model_v2(exprs[e], S == 1 ? sp1 : sp2, S, 2.2, 3.0);
+      if (m == NULL) continue;
+      make_cluster(&c, 24, S, 0.6);
+      snprintf(what, sizeof what, "v2 %s [%d species, cluster]", exprs[e], S);
+      check_model_on(m, &c, what);
+      config_free(&c);
+      make_periodic(&c, S);
+      snprintf(what, sizeof what, "v2 %s [%d species, periodic]", exprs[e], S);
+      check_model_on(m, &c, what);
+      check_direct(m, &c, what);
+      config_free(&c);
+      compot_destroy(m);
+    }
+  CHECK(n_ref_windowed > w0 && n_ref_saturated_q > q0
+            && n_ref_saturated - (n_ref_saturated_q - q0) > s0,
+        "v2 tests saw %ld windowed pairs, %ld saturated features (%ld of "
+        "them A invariants)",
+        n_ref_windowed - w0, n_ref_saturated - s0, n_ref_saturated_q - q0);
+  printf("  (reference: %ld pair evaluations inside a window, %ld saturated "
+         "features, %ld of them A invariants)\n",
+         n_ref_windowed - w0, n_ref_saturated - s0, n_ref_saturated_q - q0);
+}
+
+/* The core never returns non-finite numbers: n1.gamma.1 1e6 in a parameter
+   file (an energy of -nan before) is an error naming the particle. */
+static void test_nonfinite(void)
+{
+  char path[512], msg[1024], *text, *at;
+  compot_model *m = NULL;
+  config c;
+  double E, F[3 * 64], vir[6];
+  compot_output out;
+  int err;
+  path_join(path, sizeof path, data_dir, "nb_e_n_zbl.params");
+  text = read_text(path);
+  CHECK(text != NULL, "read %s", path);
+  if (text == NULL) return;
+  at = strstr(text, "n1.gamma.1 0.5");
+  CHECK(at != NULL, "n1.gamma.1 in %s", path);
+  if (at == NULL) {
+    free(text);
+    return;
+  }
+  memcpy(at, "n1.gamma.1 1e6", 14);
+  err = compot_create_from_text(&m, text, "gamma1e6.params", msg, sizeof msg);
+  free(text);
+  CHECK(err == 0, "gamma 1e6 is a valid parameter: %s", msg);
+  if (err) return;
+  make_cluster(&c, 16, 1, 1.0);
+  memset(&out, 0, sizeof out);
+  out.energy = &E;
+  err = evaluate(m, NULL, &c, &out, msg, sizeof msg);
+  CHECK(err == COMPOT_ERR_NONFINITE && strstr(msg, "non-finite energy at particle")
+            && strstr(msg, "outside its valid range"),
+        "energy of gamma 1e6: %d %s", err, msg);
+  out.energy = NULL;
+  out.forces = F;
+  out.virial = vir;
+  err = evaluate(m, NULL, &c, &out, msg, sizeof msg);
+  CHECK(err == COMPOT_ERR_NONFINITE && strstr(msg, "non-finite"),
+        "forces of gamma 1e6: %d %s", err, msg);
+  printf("non-finite results are errors: %s\n", msg);
+  config_free(&c);
+  compot_destroy(m);
+}
+
 /* Compute errors are reported, not crashed on. */
 static void test_compute_errors(void)
 {
@@ -892,7 +1081,7 @@ static double max_rel(int n, double const *a, double const *b)
 
 /* Half lists and the host exchange give the results of full lists with
    ghost lists (to rounding: only the order of the sums differs). */
-static void test_half_lists(void)
+static void test_half_lists(int version)
 {
   static char const *const exprs[] = {
       "G4",
@@ -906,12 +1095,16 @@ static void test_half_lists(void)
   size_t e;
   int S, geom, half, exchange;
   char msg[512];
-  printf("half lists and host exchange against full lists\n");
+  printf("half lists and host exchange against full lists (format v%d)\n",
+         version);
   for (S = 1; S <= 2; ++S)
     for (e = 0; e < sizeof exprs / sizeof exprs[0]; ++e) {
-      compot_model *m = random_model(exprs[e], S == 1 ? sp1 : sp2, S);
-      int nterm = compot_needs_ghost_neighbors(m);
+      compot_model *m =
+          version == 1 ? random_model(exprs[e], S == 1 ? sp1 : sp2, S)
+                       : random_model_v2(exprs[e], S == 1 ? sp1 : sp2, S, 2.2, 3.0);
+      int nterm;
       if (m == NULL) continue;
+      nterm = compot_needs_ghost_neighbors(m);
       for (geom = 0; geom < 2; ++geom) {
         config c;
         result ref, r;
@@ -969,6 +1162,83 @@ static void test_half_lists(void)
     }
 }
 
+/*
+ * A format v2 model whose window is off (r_a = r_b = 0) and whose scales
+ * are so large that no feature leaves [-1, 1] evaluates as the format v1
+ * model with the same values; and a v1 model evaluates as it did (against
+ * the reference with quadratic continuation: test_compute).
+ */
+static void test_v2_reduces_to_v1(void)
+{
+  static char const *const exprs[] = {
+      "E[G3L2] + N[E[G3L2]] + ZBL(1.6, 2.4)",
+      "G2 * (C3 + A[G2P2]) + N[E[G2L2]]",
+  };
+  static char const *const sp[] = {"Mo", "Nb"};
+  size_t e;
+  for (e = 0; e < sizeof exprs / sizeof exprs[0]; ++e) {
+    compot_model *m1 = random_model(exprs[e], sp, 2), *m2 = NULL;
+    char msg[512];
+    int i, err;
+    config c;
+    result r1, r2;
+    if (m1 == NULL) continue;
+    err = compot_create_blank_version(&m2, exprs[e], sp, 2, 5.0, 2, msg, sizeof msg);
+    CHECK(err == 0, "%s", msg);
+    if (err) {
+      compot_destroy(m1);
+      continue;
+    }
+    /* the same values; large scales (u stays inside [-1, 1]) */
+    for (i = 0; i < compot_n_params(m1); ++i) {
+      compot_param const *p1 = compot_param_at(m1, i), *p2 = NULL;
+      int j;
+      for (j = 0; j < compot_n_params(m2); ++j)
+        if (strcmp(compot_param_at(m2, j)->name, p1->name) == 0)
+          p2 = compot_param_at(m2, j);
+      if (strstr(p1->name, "_max"))
+        for (j = 0; j < p1->extent; ++j) p1->values[j] = 1e3 * (1 + j);
+      CHECK(p2 != NULL && p2->extent == p1->extent, "%s in v2", p1->name);
+      if (p2 != NULL) memcpy(p2->values, p1->values, (size_t) p1->extent * sizeof(double));
+    }
+    for (i = 0; i < compot_n_params(m2); ++i) {
+      compot_param const *p = compot_param_at(m2, i);
+      int j;
+      if (strstr(p->name, "_q_max"))
+        for (j = 0; j < p->extent; ++j) p->values[j] = 1e4;
+    }
+    CHECK(compot_refresh(m1, msg, sizeof msg) == 0, "%s", msg);
+    CHECK(compot_refresh(m2, msg, sizeof msg) == 0, "%s", msg);
+    make_periodic(&c, 2);
+    r1.pe = (double *) malloc((size_t) c.n * sizeof(double));
+    r1.F = (double *) malloc(3 * (size_t) c.n * sizeof(double));
+    r1.pv = (double *) malloc(6 * (size_t) c.n * sizeof(double));
+    r2.pe = (double *) malloc((size_t) c.n * sizeof(double));
+    r2.F = (double *) malloc(3 * (size_t) c.n * sizeof(double));
+    r2.pv = (double *) malloc(6 * (size_t) c.n * sizeof(double));
+    err = run_lists(m1, &c, 0, 0, &r1, msg, sizeof msg);
+    CHECK(err == 0, "%s", msg);
+    err = run_lists(m2, &c, 0, 0, &r2, msg, sizeof msg);
+    CHECK(err == 0, "%s", msg);
+    CHECK(fabs(r1.E - r2.E) <= 1e-13 * (1 + fabs(r1.E))
+              && max_rel(c.n, r1.pe, r2.pe) <= 1e-13
+              && max_rel(3 * c.n, r1.F, r2.F) <= 1e-12
+              && max_rel(6, r1.vir, r2.vir) <= 1e-12,
+          "%s: v2 with the window off and no saturation differs from v1: "
+          "dE %.1e dF %.1e",
+          exprs[e], fabs(r1.E - r2.E), max_rel(3 * c.n, r1.F, r2.F));
+    free(r1.pe);
+    free(r1.F);
+    free(r1.pv);
+    free(r2.pe);
+    free(r2.F);
+    free(r2.pv);
+    config_free(&c);
+    compot_destroy(m1);
+    compot_destroy(m2);
+  }
+}
+
 /* ---- kernels ------------------------------------------------------------ */
 
 static void test_kernels(void)
@@ -980,19 +1250,19 @@ static void test_kernels(void)
   for (i = 0; i < sizeof gs / sizeof gs[0]; ++i) {
     g = gs[i];
     for (u = -2.5; u <= 2.5; u += 0.125) {
-      compot_xfeature(g, u, &x, &dx);
+      compot_xfeature(g, u, 0.0, &x, &dx);
       CHECK(fabs(x - ref_x(g, u)) <= 1e-14 * (1 + fabs(x)),
             "x(%g,%g) = %.17g, direct %.17g", g, u, x, ref_x(g, u));
-      compot_xfeature(g, u + 1e-6, &xp, &dd);
-      compot_xfeature(g, u - 1e-6, &xm, &dd);
+      compot_xfeature(g, u + 1e-6, 0.0, &xp, &dd);
+      compot_xfeature(g, u - 1e-6, 0.0, &xm, &dd);
       CHECK(fabs((xp - xm) / 2e-6 - dx) <= 1e-7 * (1 + fabs(dx)),
             "x'(%g,%g)", g, u);
     }
-    compot_xfeature(g, 1.0, &x, &dx);
-    compot_xfeature(g, 1.0 + 1e-12, &xp, &dd);
+    compot_xfeature(g, 1.0, 0.0, &x, &dx);
+    compot_xfeature(g, 1.0 + 1e-12, 0.0, &xp, &dd);
     CHECK(fabs(xp - x) < 1e-11 && fabs(dd - dx) < 1e-10, "C1 at u=1");
-    compot_xfeature(g, -1.0, &x, &dx);
-    compot_xfeature(g, -1.0 - 1e-12, &xm, &dd);
+    compot_xfeature(g, -1.0, 0.0, &x, &dx);
+    compot_xfeature(g, -1.0 - 1e-12, 0.0, &xm, &dd);
     CHECK(fabs(xm - x) < 1e-11 && fabs(dd - dx) < 1e-10, "C1 at u=-1");
   }
   /* cutoff: 1 at 0, 0 with three vanishing derivatives at r_c */
@@ -1035,6 +1305,84 @@ static void test_kernels(void)
     /* unshifted ZBL at 1 A for Z = 41: 41^2 * 14.399645 * sum c e^(-d r/a) */
     v = compot_zbl_eval(&z, 0, 1.6, 2.4, 1.0, &dphi) - sw[4];
     CHECK(fabs(v - ref_zbl_raw(41, 41, 1.0, 0)) < 1e-10, "zbl raw");
+  }
+}
+
+/* Format v2 kernels: the saturating continuation of x(gamma, u) (value,
+   derivative, C2 at |u| = 1, bound) and the inner window (value, derivative,
+   C3 ends). */
+static void test_kernels_v2(void)
+{
+  double gs[] = {-1.0, -0.3, 1e-8, 0.0, 0.7, 1.0}, taus[] = {0.05, 0.3, 2.0};
+  size_t i, t;
+  for (t = 0; t < sizeof taus / sizeof taus[0]; ++t)
+    for (i = 0; i < sizeof gs / sizeof gs[0]; ++i) {
+      double g = gs[i], tau = taus[t], u, x, dx, xp, xm, dp, dm, h = 1e-6;
+      for (u = -4.0; u <= 4.0; u += 0.0625) {
+        compot_xfeature(g, u, tau, &x, &dx);
+        CHECK(fabs(x - ref_xt(g, u, tau)) <= 1e-14 * (1 + fabs(x)),
+              "x(%g,%g; tau %g) = %.17g, direct %.17g", g, u, tau, x,
+              ref_xt(g, u, tau));
+        compot_xfeature(g, u + h, tau, &xp, &dp);
+        compot_xfeature(g, u - h, tau, &xm, &dm);
+        CHECK(fabs((xp - xm) / (2 * h) - dx) <= 1e-7 * (1 + fabs(dx)),
+              "x'(%g,%g; tau %g): %.17g vs %.17g", g, u, tau, dx,
+              (xp - xm) / (2 * h));
+      }
+      for (u = -1.0; u <= 1.0; u += 2.0) {
+        /* C2 at |u| = 1: x, x' and x'' = gamma e^(gamma u) from both sides */
+        double s = u, e = exp(g * u), x0, d0, d1, d2;
+        compot_xfeature(g, u, tau, &x0, &d0);
+        compot_xfeature(g, u + s * 1e-12, tau, &xp, &dp);
+        CHECK(fabs(xp - x0) < 1e-11 && fabs(dp - d0) < 1e-10,
+              "C1 at u = %g (tau %g)", u, tau);
+        /* one-sided differences of x' over h: error ~ h x''', and x''' of
+           the continuation is about -2 e / tau^2 */
+        h = 1e-7;
+        compot_xfeature(g, u + s * h, tau, &x, &d1);
+        compot_xfeature(g, u - s * h, tau, &x, &d2);
+        CHECK(fabs((d1 - d0) / (s * h) - g * e) < 1e-6 + 4 * h * e / (tau * tau)
+                  && fabs((d0 - d2) / (s * h) - g * e) < 1e-6 + 4 * h * e,
+              "C2 at u = %g (gamma %g, tau %g): x'' %.9g | %.9g, expected %.9g",
+              u, g, tau, (d0 - d2) / (s * h), (d1 - d0) / (s * h), g * e);
+        h = 1e-6;
+        /* bounded: |x - x(g, u_b)| <= e tau + |g| e tau^2 / 2, and x' -> 0 */
+        compot_xfeature(g, u * 1e6, tau, &x, &dx);
+        CHECK(fabs(x - x0) <= e * tau + fabs(g) * e * tau * tau / 2 + 1e-12
+                  && fabs(dx) < 1e-12,
+              "x(%g, %g; tau %g) = %g not bounded (x' %g)", g, u * 1e6, tau,
+              x, dx);
+      }
+    }
+  /* the inner window: 0 below r_a, 1 above r_b, C3 steps, derivative */
+  {
+    double ra = 1.5, rb = 2.25, r, sv, ds, sp, sm, d;
+    compot_inner_window(1.0, ra, rb, &sv, &ds);
+    CHECK(sv == 0.0 && ds == 0.0, "s_in below r_a");
+    compot_inner_window(ra, ra, rb, &sv, &ds);
+    CHECK(sv == 0.0 && ds == 0.0, "s_in(r_a)");
+    compot_inner_window(rb, ra, rb, &sv, &ds);
+    CHECK(sv == 1.0 && ds == 0.0, "s_in(r_b)");
+    compot_inner_window(3.0, ra, rb, &sv, &ds);
+    CHECK(sv == 1.0 && ds == 0.0, "s_in above r_b");
+    /* 35 t^4 and 140 t^3 / (r_b - r_a) at t = 1e-4 / 0.75 */
+    compot_inner_window(ra + 1e-4, ra, rb, &sv, &ds);
+    CHECK(sv < 2e-14 && ds < 1e-9, "s_in C3 at r_a: %g %g", sv, ds);
+    compot_inner_window(rb - 1e-4, ra, rb, &sv, &ds);
+    CHECK(1.0 - sv < 2e-14 && ds < 1e-9, "s_in C3 at r_b: %g %g", sv, ds);
+    compot_inner_window(2.0, 2.0, 2.0, &sv, &ds);
+    CHECK(sv == 1.0 && ds == 0.0, "s_in with r_a = r_b, at r_b");
+    compot_inner_window(1.999, 2.0, 2.0, &sv, &ds);
+    CHECK(sv == 0.0 && ds == 0.0, "s_in with r_a = r_b, below");
+    for (r = 1.45; r < 2.3; r += 0.01) {
+      compot_inner_window(r, ra, rb, &sv, &ds);
+      compot_inner_window(r + 1e-6, ra, rb, &sp, &d);
+      compot_inner_window(r - 1e-6, ra, rb, &sm, &d);
+      CHECK(fabs((sp - sm) / 2e-6 - ds) < 1e-7, "s_in'(%g)", r);
+      CHECK(sv >= 0.0 && sv <= 1.0, "s_in(%g) = %g", r, sv);
+      if (r > ra && r < rb)
+        CHECK(fabs(sv - (1.0 - ref_fc(r - ra, rb - ra))) < 1e-14, "s_in(%g)", r);
+    }
   }
 }
 
@@ -1339,8 +1687,8 @@ static void test_bad_files(void)
   /* unsupported version */
   saved = ls.l[iv];
   ls.l[iv] = (char *) malloc(64);
-  snprintf(ls.l[iv], 64, "compot-params 2");
-  snprintf(loc, sizeof loc, ":%d: format version 2 is not supported; this reader reads version 1", iv + 1);
+  snprintf(ls.l[iv], 64, "compot-params 3");
+  snprintf(loc, sizeof loc, ":%d: format version 3 is not supported; this reader reads versions 1 to 2", iv + 1);
   expect_bad(&ls, ls.n, "bad_version.params", loc, NULL);
   free(ls.l[iv]);
   ls.l[iv] = saved;
@@ -1402,6 +1750,109 @@ static void test_bad_files(void)
   compot_destroy(m);
 }
 
+/* Bad format v2 files: the window rules and the domains of the new
+   blocks, each message naming the file, the line, expected and found. */
+static void test_bad_files_v2(void)
+{
+  static char const *const sp[] = {"Mo", "Nb"};
+  compot_model *m = random_model_v2("E[G2L2] + A[G2P1] + ZBL(1.6, 2.4)", sp, 2,
+                                    1.2, 1.5);
+  char path[512], msg[256], loc[160], *good;
+  lines ls;
+  int itau, ira, irb, iq;
+  char *saved;
+  if (m == NULL) return;
+  snprintf(path, sizeof path, "%s/good_v2.params", tmp_dir);
+  CHECK(compot_write(m, path, msg, sizeof msg) == 0, "write good v2: %s", msg);
+  good = read_text(path);
+  split_lines(good, &ls);
+  CHECK(strstr(good, "compot-params 2\n") != NULL, "written as v2");
+  free(good);
+  itau = find_line(&ls, "w.tau");
+  ira = find_line(&ls, "w.r_a.Mo.Nb");
+  irb = find_line(&ls, "w.r_b.Mo.Nb");
+  iq = find_line(&ls, "n2.q_max.Mo.Nb.2.1");
+  CHECK(itau >= 0 && ira > itau && irb > ira && iq > irb
+            && find_line(&ls, "b1.alpha") > irb
+            && find_line(&ls, "n2.c.Mo.Mo.Mo.1.0") > iq,
+        "layout of the written v2 file");
+  if (itau < 0 || ira < 0 || irb < 0 || iq < 0) {
+    free_lines(&ls);
+    compot_destroy(m);
+    return;
+  }
+#define MUTATE_AT(idx, at, text, file, sub1, sub2)                           \
+  do {                                                                       \
+    saved = ls.l[idx];                                                       \
+    ls.l[idx] = (char *) malloc(96);                                         \
+    snprintf(ls.l[idx], 96, "%s", text);                                     \
+    snprintf(loc, sizeof loc, ":%d: ", (at) + 1);                            \
+    expect_bad(&ls, ls.n, file, loc, sub1);                                  \
+    if (sub2 != NULL) expect_bad(&ls, ls.n, file, loc, sub2);                \
+    free(ls.l[idx]);                                                         \
+    ls.l[idx] = saved;                                                       \
+  } while (0)
+#define MUTATE(idx, text, file, sub1, sub2) MUTATE_AT(idx, idx, text, file, sub1, sub2)
+  /* r_a > r_b: reported on the r_b line */
+  MUTATE_AT(ira, irb, "w.r_a.Mo.Nb 1.55", "bad_v2_ra_gt_rb.params", "expected 1.55 <= r_b < 5",
+         "found r_b = ");
+  MUTATE(ira, "w.r_a.Mo.Nb -0.1", "bad_v2_ra_neg.params", "'w.r_a.Mo.Nb' is out of range",
+         "r_a >= 0");
+  /* r_b >= r_c (the ZBL rule would fail too: r_c first) */
+  MUTATE(irb, "w.r_b.Mo.Nb 5", "bad_v2_rb_rc.params", "'w.r_b.Mo.Nb': inner window of Mo-Nb",
+         "r_b < 5, found r_b = 5");
+  /* ZBL r_in < r_b */
+  MUTATE(irb, "w.r_b.Mo.Nb 1.7", "bad_v2_zbl.params", "ZBL(1.6, 2.4) must be fully on",
+         "expected r_b <= r_in = 1.6, found r_b = 1.7");
+  /* q_max <= 0, tau <= 0 */
+  MUTATE(iq, "n2.q_max.Mo.Nb.2.1 0", "bad_v2_qmax.params",
+         "value '0' of 'n2.q_max.Mo.Nb.2.1' is out of range", "q_max > 0");
+  MUTATE(iq, "n2.q_max.Mo.Nb.2.1 -3", "bad_v2_qmax_neg.params", "q_max > 0", NULL);
+  MUTATE(itau, "w.tau 0", "bad_v2_tau.params", "value '0' of 'w.tau' is out of range",
+         "tau > 0");
+  MUTATE(itau, "w.tau -1", "bad_v2_tau_neg.params", "tau > 0", NULL);
+  /* the new lines in the wrong place */
+  MUTATE(itau, "w.r_a.Mo.Mo 1", "bad_v2_order.params",
+         "expected parameter 'w.tau', found 'w.r_a.Mo.Mo'", NULL);
+  MUTATE(iq, "n2.c.Mo.Mo.Mo.1.0 1", "bad_v2_noqmax.params",
+         "expected parameter 'n2.q_max.Mo.Nb.2.1'", NULL);
+#undef MUTATE
+#undef MUTATE_AT
+  /* a v1 header over v2 lines: the v1 layout is expected */
+  {
+    int iv = find_line(&ls, "compot-params");
+    saved = ls.l[iv];
+    ls.l[iv] = (char *) malloc(64);
+    snprintf(ls.l[iv], 64, "compot-params 1");
+    snprintf(loc, sizeof loc, ":%d:", find_line(&ls, "parameters") + 1);
+    expect_bad(&ls, ls.n, "bad_v2_as_v1.params", loc, "parameters: expected");
+    free(ls.l[iv]);
+    ls.l[iv] = saved;
+  }
+  /* refresh checks the window rules on values set through the table */
+  {
+    double keep = m->w_r_b[1];
+    m->w_r_b[1] = 2.0;
+    CHECK(compot_refresh(m, msg, sizeof msg) == COMPOT_ERR_VALUE
+              && strstr(msg, "w.r_b.Mo.Nb") && strstr(msg, "r_in = 1.6"),
+          "refresh, r_b > r_in: %s", msg);
+    m->w_r_b[1] = keep;
+    m->w_r_a[1] = keep + 0.1;
+    CHECK(compot_refresh(m, msg, sizeof msg) == COMPOT_ERR_VALUE
+              && strstr(msg, "w.r_b.Mo.Nb") && strstr(msg, "r_a <= r_b"),
+          "refresh, r_a > r_b: %s", msg);
+    m->w_r_a[1] = keep - 0.5;
+    *m->w_tau = 0.0;
+    CHECK(compot_refresh(m, msg, sizeof msg) == COMPOT_ERR_VALUE
+              && strstr(msg, "w.tau") && strstr(msg, "tau > 0"),
+          "refresh, tau 0: %s", msg);
+    *m->w_tau = 0.5;
+    CHECK(compot_refresh(m, msg, sizeof msg) == 0, "refresh restored: %s", msg);
+  }
+  free_lines(&ls);
+  compot_destroy(m);
+}
+
 static void test_model_info(void)
 {
   static char const *const sp[] = {"Nb"};
@@ -1428,16 +1879,24 @@ int main(int argc, char **argv)
   if (argc > 1) data_dir = argv[1];
   if (argc > 2) tmp_dir = argv[2];
   test_kernels();
+  test_kernels_v2();
   test_counts();
   test_model_info();
   test_handwritten("nb_e_n_zbl.params",
                    "E[G2L2] + N[E[G2L2]] + ZBL(1.6, 2.4)", 19);
   test_handwritten("mo_nb_g_times_a.params", "G2 * A[C2P1]", 56);
+  test_handwritten("nb_v2_e_a_zbl.params", "E[G2L2] + A[G2P1] + ZBL(1.6, 2.4)", 24);
+  test_handwritten("mo_nb_v2_g_times_a.params", "G2 * A[C2P1]", 75);
   test_roundtrip();
   test_bad_files();
+  test_bad_files_v2();
   test_compute_errors();
   test_compute();
-  test_half_lists();
+  test_compute_v2();
+  test_nonfinite();
+  test_half_lists(1);
+  test_half_lists(2);
+  test_v2_reduces_to_v1();
   printf("%d checks, %d failures\n", n_checks, n_failures);
   return n_failures ? 1 : 0;
 }

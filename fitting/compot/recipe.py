@@ -1,0 +1,183 @@
+"""The default recipe: a model whose every safety setting comes from the data.
+
+``compot fit --data PATH --species X --out DIR`` with no configuration file
+fits :data:`DEFAULT_EXPRESSION` with:
+
+* the cutoff r_c between the 2nd and 3rd neighbour shells of each element's
+  ground-state lattice, detected from the lowest-energy periodic cell
+  (:func:`compot.derive.detect_lattice`, :func:`compot.derive.default_cutoff`);
+* the inner window of every species pair just below the shortest pair distance
+  of the data, and the ZBL core fully on below it
+  (:func:`compot.derive.default_windows`, MODEL_SPEC §10);
+* the equation-of-state prior with a0, E0 and B fitted to the data
+  (:func:`compot.derive.equation_of_state`), never typed in.
+
+A configuration may still set any of these explicitly: ``model.cutoff`` a
+number, the expression ``ZBL(r_in, r_out)`` with numbers, ``fit.eos_anchor``
+with ``a0``, ``e0`` and ``bulk_modulus``. ``ZBL`` without numbers (the default)
+means "the window from the data"; ``cutoff: auto`` and an ``eos_anchor`` without
+a0/e0/bulk_modulus mean the same for those settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import derive
+from .errors import ConfigError
+from .model import Model
+
+__all__ = ["DEFAULT_EXPRESSION", "DEFAULT_FIT", "Recipe", "prepare"]
+
+log = logging.getLogger(__name__)
+
+#: The project's recommended composition (MODEL_SPEC §3–4, §10): the exponentiated
+#: pair-cluster term, the three-body angular term on the same G8 basis, and the
+#: fixed ZBL core with its window from the data.
+DEFAULT_EXPRESSION = "E[G8L4] + A[G8P4] + ZBL"
+
+#: Fit settings of the default recipe (YAML section ``fit``; docs/fitting.md).
+#: Energies per atom with weight 10⁴ so that energy [eV/atom] and force [eV/Å]
+#: errors count alike (10⁴ (meV/atom)² ~ (0.1 eV/Å)²); the EOS prior with a small
+#: weight; a truncated SVD that keeps coefficients moderate.
+DEFAULT_FIT = {
+    "max_evaluations": 30,
+    "init_points": 8,
+    "polish_evaluations": 20,
+    "energy_per_atom": True,
+    "energy_weight": 1.0e4,
+    "eos_anchor": {"weight": 0.1},
+    "rcond": 1.0e-10,
+}
+
+_BARE_ZBL = re.compile(r"ZBL(?!\s*\()")
+
+
+@dataclass
+class Recipe:
+    """What :func:`prepare` derived from the data, for the report and metrics.json.
+
+    lattices : {species: derive.Lattice}; eos : {species: derive.EquationOfState}
+    d_min : {(s1, s2): shortest pair distance [Å]}
+    windows : {(s1, s2): (r_a, r_b) [Å]}; zbl : (r_in, r_out) [Å] or None
+    cutoff : r_c [Å]; derived : names of the settings that came from the data
+    """
+
+    lattices: dict = field(default_factory=dict)
+    eos: dict = field(default_factory=dict)
+    d_min: dict = field(default_factory=dict)
+    windows: dict = field(default_factory=dict)
+    zbl: tuple | None = None
+    cutoff: float = 0.0
+    derived: list = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        pair = lambda p: f"{p[0]}-{p[1]}"
+        return {
+            "derived_from_data": list(self.derived),
+            "cutoff": self.cutoff,
+            "lattices": {s: {"kind": l.kind, "a0": l.a0, "c_over_a": l.c_over_a} for s, l in self.lattices.items()},
+            "equation_of_state": {s: {"a0": e.a0, "e0": e.e0, "bulk_modulus": e.bulk_modulus, "b_prime": e.b_prime}
+                                  for s, e in self.eos.items()},
+            "shortest_pair_distance": {pair(p): d for p, d in self.d_min.items()},
+            "inner_window": {pair(p): list(w) for p, w in self.windows.items()},
+            "zbl_window": list(self.zbl) if self.zbl else None,
+        }
+
+
+def prepare(model_cfg: dict, fit_cfg: dict, train, species) -> tuple[Model, dict, Recipe]:
+    """Build the model of a fit and complete its fit settings from the data.
+
+    Parameters
+    ----------
+    model_cfg : dict
+        Section ``model`` (keys expression, cutoff, lattice, species).
+    fit_cfg : dict
+        Section ``fit``; not modified.
+    train : list of Configuration
+        The training configurations: every derived value comes from them.
+    species : sequence of str
+
+    Returns
+    -------
+    model : Model
+        Format v2, with its inner window set; scales are set by the trainer.
+    fit_cfg : dict
+        ``fit_cfg`` with a complete ``eos_anchor`` where it asked for one.
+    recipe : Recipe
+
+    Raises
+    ------
+    ConfigError
+        A lattice that is neither given nor detectable, or a derived window
+        that contradicts an explicit ZBL or cutoff.
+    """
+    species = list(species)
+    rec = Recipe()
+    fit_cfg = dict(fit_cfg)
+    expression = str(model_cfg.get("expression") or DEFAULT_EXPRESSION)
+    lattice_cfg = model_cfg.get("lattice") or "auto"
+    for s in species:
+        try:
+            lat = derive.detect_lattice(train, s)
+        except derive.DeriveError as exc:
+            if len(species) == 1:
+                raise ConfigError(f"model.lattice: {exc}") from None
+            log.warning("no ground-state lattice of %s in the data (%s)", s, exc)
+            continue
+        if lattice_cfg != "auto" and lat.kind != lattice_cfg:
+            log.warning("model.lattice %s given, but the lowest-energy cell of %s in the data is %s; using %s",
+                        lattice_cfg, s, lat.kind, lattice_cfg)
+            lat = derive.Lattice(lattice_cfg, lat.a0, s)
+        rec.lattices[s] = lat
+    if not rec.lattices:
+        raise ConfigError("model.lattice: no species of the data has a periodic single-element cell to detect "
+                          "its ground-state lattice from")
+    cutoff = model_cfg.get("cutoff", "auto")
+    if cutoff in (None, "auto"):
+        cutoff = max(derive.default_cutoff(l) for l in rec.lattices.values())
+        rec.derived.append("cutoff")
+    rec.cutoff = float(cutoff)
+    rec.d_min = derive.shortest_pair_distances(train, species, cutoff=rec.cutoff)
+    d_nn = {s: l.d_nn for s, l in rec.lattices.items()}
+    win = derive.default_windows(rec.d_min, d_nn)
+    rec.windows = win["inner"]
+    rec.derived.append("inner_window")
+    if _BARE_ZBL.search(expression):
+        rec.zbl = tuple(win["zbl"])
+        expression = _BARE_ZBL.sub(f"ZBL({rec.zbl[0]:g}, {rec.zbl[1]:g})", expression)
+        rec.derived.append("zbl_window")
+    model = Model(expression, species, rec.cutoff)
+    pairs = [(species[a], species[b]) for a in range(len(species)) for b in range(a, len(species))]
+    model.params["w.r_a"] = np.array([rec.windows[p][0] for p in pairs])
+    model.params["w.r_b"] = np.array([rec.windows[p][1] for p in pairs])
+    problems = model.window_problems()
+    if problems:
+        raise ConfigError("the inner window derived from the data does not fit this model: "
+                          + "; ".join(m for _, m in problems)
+                          + " (write ZBL without numbers to derive its window too)")
+    anchor = fit_cfg.get("eos_anchor")
+    if anchor and not {"a0", "e0", "bulk_modulus"} <= set(anchor):
+        if len(species) != 1:
+            log.warning("fit.eos_anchor from the data: single-element models only for now; prior left out")
+            fit_cfg.pop("eos_anchor")
+        else:
+            s = species[0]
+            eos = derive.equation_of_state(train, s, rec.lattices[s])
+            rec.eos[s] = eos
+            fit_cfg["eos_anchor"] = {**anchor, "a0": eos.a0, "e0": eos.e0, "bulk_modulus": eos.bulk_modulus,
+                                     "b_prime": eos.b_prime, "lattice": rec.lattices[s].kind}
+            rec.derived.append("eos_anchor")
+    for s, l in rec.lattices.items():
+        log.info("%s: ground-state lattice %s, a0 %.4f Å (from the data)", s, l.kind, l.a0)
+    for s, e in rec.eos.items():
+        log.info("%s: equation of state from the data: a0 %.4f Å, E0 %.4f eV/atom, B %.1f GPa, B' %.2f",
+                 s, e.a0, e.e0, e.bulk_modulus, e.b_prime)
+    log.info("cutoff %.2f Å%s; inner windows %s; ZBL %s", rec.cutoff, " (from the data)" if "cutoff" in rec.derived
+             else "", ", ".join(f"{a}-{b} [{w[0]:.2f}, {w[1]:.2f}] Å" for (a, b), w in rec.windows.items()),
+             rec.zbl)
+    return model, fit_cfg, rec
