@@ -56,7 +56,8 @@ class DesignSettings:
 
     single_terms : configurations of the single-term scan
     compositions : dual-term kinds composed from the best single terms
-    zbl : core term added to every candidate (``null`` for none)
+    zbl : core term added to every candidate (``null`` for none); a bare ``ZBL``
+        takes its window from the data (compot.recipe)
     processes : candidates fitted in parallel
     tolerance : relative force-RMSE window of "similar" candidates in the rule
     fim_bits : precision of the FIM eigenvalues
@@ -65,7 +66,7 @@ class DesignSettings:
 
     single_terms: list = field(default_factory=lambda: list(DEFAULT_SINGLE_TERMS))
     compositions: list = field(default_factory=lambda: ["G*G", "G*E", "E+N", "G+A", "E+A"])
-    zbl: str | None = "ZBL(1.6, 2.4)"
+    zbl: str | None = "ZBL"
     processes: int = 2
     tolerance: float = 0.05
     fim_bits: int = 256
@@ -100,14 +101,14 @@ def evaluate_candidate(job: dict) -> dict:
     from .analysis import fim_analysis
     from .evaluation import evaluate_split
     from .io import write_model
-    from .model import Model
+    from .recipe import build_model
     from .sanity import sanity_report
     from .trainer import FitSettings, Trainer
 
     np.seterr(over="ignore", under="ignore")
     train, val = job["train"], job["validation"]
     settings = FitSettings.from_dict(job["fit"])
-    model = Model(job["expression"], job["species"], job["cutoff"])
+    model = build_model(job["expression"], job["species"], job["recipe"])
     t0 = time.perf_counter()
     Trainer(model, train, settings).fit()
     seconds = time.perf_counter() - t0
@@ -271,15 +272,19 @@ def run_design(cfg: dict, base: Path, out: Path, progress=print) -> dict:
     configs = _read_data(d["train"], base, cfg["model"]["species"], d["min_distance"], d["group_by"])
     species = cfg["model"]["species"] or sorted({s for c in configs for s in c.symbols})
     train, val = train_validation_split(configs, float(d["validation_fraction"]), int(d["seed"]))
+    from .recipe import derive_settings
+    recipe, fit_cfg = derive_settings(cfg["model"], cfg["fit"], train, species)
+    atomic_write_text(out / "derived.json", json.dumps(recipe.to_json(), indent=2, default=float))
     (out / "candidates").mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     rows: list[dict] = []
 
     def job(conf: str, stage: str) -> dict:
         return {"configuration": conf, "expression": _with_zbl(conf, ds.zbl), "stage": stage,
-                "species": species, "cutoff": float(cfg["model"]["cutoff"]), "fit": dict(cfg["fit"]),
+                "species": species, "recipe": recipe, "fit": dict(fit_cfg),
                 "train": train, "validation": val, "fim_bits": ds.fim_bits, "sanity": ds.sanity,
-                "lattice": cfg["model"].get("lattice", "bcc"), "out": str(out)}
+                "lattice": recipe.lattices[species[0]].kind if species[0] in recipe.lattices else "bcc",
+                "out": str(out)}
 
     def run_stage(confs: list[str], stage: str) -> None:
         todo = []

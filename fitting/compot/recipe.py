@@ -31,7 +31,7 @@ from . import derive
 from .errors import ConfigError
 from .model import Model
 
-__all__ = ["DEFAULT_EXPRESSION", "DEFAULT_FIT", "Recipe", "prepare"]
+__all__ = ["DEFAULT_EXPRESSION", "DEFAULT_FIT", "Recipe", "derive_settings", "build_model", "prepare"]
 
 log = logging.getLogger(__name__)
 
@@ -89,13 +89,13 @@ class Recipe:
         }
 
 
-def prepare(model_cfg: dict, fit_cfg: dict, train, species) -> tuple[Model, dict, Recipe]:
-    """Build the model of a fit and complete its fit settings from the data.
+def derive_settings(model_cfg: dict, fit_cfg: dict, train, species) -> tuple[Recipe, dict]:
+    """Derive the recipe's physical settings from the training data.
 
     Parameters
     ----------
     model_cfg : dict
-        Section ``model`` (keys expression, cutoff, lattice, species).
+        Section ``model`` (keys cutoff, lattice).
     fit_cfg : dict
         Section ``fit``; not modified.
     train : list of Configuration
@@ -104,22 +104,19 @@ def prepare(model_cfg: dict, fit_cfg: dict, train, species) -> tuple[Model, dict
 
     Returns
     -------
-    model : Model
-        Format v2, with its inner window set; scales are set by the trainer.
+    recipe : Recipe
+        Lattices, cutoff, windows, ZBL window and equations of state.
     fit_cfg : dict
         ``fit_cfg`` with a complete ``eos_anchor`` where it asked for one.
-    recipe : Recipe
 
     Raises
     ------
     ConfigError
-        A lattice that is neither given nor detectable, or a derived window
-        that contradicts an explicit ZBL or cutoff.
+        A single-element data set whose ground-state lattice cannot be detected.
     """
     species = list(species)
     rec = Recipe()
     fit_cfg = dict(fit_cfg)
-    expression = str(model_cfg.get("expression") or DEFAULT_EXPRESSION)
     lattice_cfg = model_cfg.get("lattice") or "auto"
     for s in species:
         try:
@@ -143,23 +140,10 @@ def prepare(model_cfg: dict, fit_cfg: dict, train, species) -> tuple[Model, dict
         rec.derived.append("cutoff")
     rec.cutoff = float(cutoff)
     rec.d_min = derive.shortest_pair_distances(train, species, cutoff=rec.cutoff)
-    d_nn = {s: l.d_nn for s, l in rec.lattices.items()}
-    win = derive.default_windows(rec.d_min, d_nn)
+    win = derive.default_windows(rec.d_min, {s: l.d_nn for s, l in rec.lattices.items()})
     rec.windows = win["inner"]
-    rec.derived.append("inner_window")
-    if _BARE_ZBL.search(expression):
-        rec.zbl = tuple(win["zbl"])
-        expression = _BARE_ZBL.sub(f"ZBL({rec.zbl[0]:g}, {rec.zbl[1]:g})", expression)
-        rec.derived.append("zbl_window")
-    model = Model(expression, species, rec.cutoff)
-    pairs = [(species[a], species[b]) for a in range(len(species)) for b in range(a, len(species))]
-    model.params["w.r_a"] = np.array([rec.windows[p][0] for p in pairs])
-    model.params["w.r_b"] = np.array([rec.windows[p][1] for p in pairs])
-    problems = model.window_problems()
-    if problems:
-        raise ConfigError("the inner window derived from the data does not fit this model: "
-                          + "; ".join(m for _, m in problems)
-                          + " (write ZBL without numbers to derive its window too)")
+    rec.zbl = tuple(win["zbl"])
+    rec.derived += ["inner_window", "zbl_window"]
     anchor = fit_cfg.get("eos_anchor")
     if anchor and not {"a0", "e0", "bulk_modulus"} <= set(anchor):
         if len(species) != 1:
@@ -177,7 +161,38 @@ def prepare(model_cfg: dict, fit_cfg: dict, train, species) -> tuple[Model, dict
     for s, e in rec.eos.items():
         log.info("%s: equation of state from the data: a0 %.4f Å, E0 %.4f eV/atom, B %.1f GPa, B' %.2f",
                  s, e.a0, e.e0, e.bulk_modulus, e.b_prime)
-    log.info("cutoff %.2f Å%s; inner windows %s; ZBL %s", rec.cutoff, " (from the data)" if "cutoff" in rec.derived
-             else "", ", ".join(f"{a}-{b} [{w[0]:.2f}, {w[1]:.2f}] Å" for (a, b), w in rec.windows.items()),
-             rec.zbl)
-    return model, fit_cfg, rec
+    log.info("cutoff %.2f Å%s; inner windows %s; ZBL window %s Å", rec.cutoff,
+             " (from the data)" if "cutoff" in rec.derived else "",
+             ", ".join(f"{a}-{b} [{w[0]:.2f}, {w[1]:.2f}] Å" for (a, b), w in rec.windows.items()), rec.zbl)
+    return rec, fit_cfg
+
+
+def build_model(expression: str, species, recipe: Recipe) -> Model:
+    """The format v2 model of ``expression`` with the recipe's cutoff and inner
+    windows; a bare ``ZBL`` gets the recipe's ZBL window.
+
+    Raises
+    ------
+    ConfigError
+        When the windows contradict the expression (an explicit ZBL whose r_in is
+        below a window's r_b).
+    """
+    species = list(species)
+    expression = _BARE_ZBL.sub(f"ZBL({recipe.zbl[0]:g}, {recipe.zbl[1]:g})", expression)
+    model = Model(expression, species, recipe.cutoff)
+    pairs = [(species[a], species[b]) for a in range(len(species)) for b in range(a, len(species))]
+    model.params["w.r_a"] = np.array([recipe.windows[p][0] for p in pairs])
+    model.params["w.r_b"] = np.array([recipe.windows[p][1] for p in pairs])
+    problems = model.window_problems()
+    if problems:
+        raise ConfigError("the inner window derived from the data does not fit this model: "
+                          + "; ".join(m for _, m in problems)
+                          + " (write ZBL without numbers to derive its window too)")
+    return model
+
+
+def prepare(model_cfg: dict, fit_cfg: dict, train, species) -> tuple[Model, dict, Recipe]:
+    """:func:`derive_settings`, then :func:`build_model` of ``model_cfg['expression']``
+    (default :data:`DEFAULT_EXPRESSION`). Returns (model, completed fit settings, recipe)."""
+    rec, fit_cfg = derive_settings(model_cfg, fit_cfg, train, species)
+    return build_model(str(model_cfg.get("expression") or DEFAULT_EXPRESSION), species, rec), fit_cfg, rec
