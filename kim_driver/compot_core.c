@@ -6,6 +6,7 @@
  */
 #include "compot_internal.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -49,6 +50,7 @@ typedef struct table_builder {
   int count_only;
   int n_params;
   int n_values;
+  double n_values_total; /* counting pass: in double, it may overflow int */
 } table_builder;
 
 static char *dup_printf(char const *fmt, ...)
@@ -82,13 +84,15 @@ static double *add_block(table_builder *tb, char const *name,
 {
   int extent = 1, i;
   compot_param *p;
-  for (i = 0; i < n_index; ++i) extent *= dims[i];
   if (tb->count_only) {
+    double total = 1.0; /* in double: the size limit is checked after it */
+    for (i = 0; i < n_index; ++i) total *= dims[i];
     free(description);
     tb->n_params++;
-    tb->n_values += extent;
+    tb->n_values_total += total;
     return NULL;
   }
+  for (i = 0; i < n_index; ++i) extent *= dims[i];
   p = &tb->m->params[tb->n_params++];
   snprintf(p->name, sizeof p->name, "%s", name);
   snprintf(p->key, sizeof p->key, "%s", key);
@@ -403,6 +407,14 @@ int compot_build_params(compot_model *m, char *msg, size_t msg_size)
   tb.m = m;
   tb.count_only = 1;
   build_table(&tb);
+  if (tb.n_values_total > COMPOT_MAX_VALUES) {
+    compot_set_msg(msg, msg_size,
+                   "expression: %s with %d species has %.0f parameter "
+                   "values; expected at most %d",
+                   m->expression, S, tb.n_values_total, COMPOT_MAX_VALUES);
+    return COMPOT_ERR_FORMAT;
+  }
+  tb.n_values = (int) tb.n_values_total;
   m->params = (compot_param *) calloc((size_t) tb.n_params + 1,
                                       sizeof(compot_param));
   m->values = (double *) calloc((size_t) tb.n_values + 1, sizeof(double));
@@ -534,11 +546,11 @@ int compot_param_element_name(compot_model const *m, int index, int flat,
 char const *compot_value_domain_error(compot_param const *p, double v)
 {
   size_t n = strlen(p->name);
-  if (!(v == v) || v > 1.79e308 || v < -1.79e308) return "a finite number";
+  if (!(v == v) || v > DBL_MAX || v < -DBL_MAX) return "a finite number";
   if (n >= 6 && strcmp(p->name + n - 6, "_alpha") == 0 && !(v > 0.0))
     return "alpha > 0";
-  if (n >= 5 && strcmp(p->name + n - 5, "_beta") == 0 && !(v > 0.0))
-    return "beta > 0";
+  if (n >= 5 && strcmp(p->name + n - 5, "_beta") == 0 && !(v > 1.0))
+    return "beta > 1";
   if (n >= 8 && strcmp(p->name + n - 8, "_phi_max") == 0 && !(v > 0.0))
     return "phi_max > 0 (a channel that never occurs is stored as 1)";
   if (n >= 8 && strcmp(p->name + n - 8, "_rho_max") == 0 && !(v > 0.0))
@@ -675,9 +687,17 @@ int compot_refresh(compot_model *m, char *msg, size_t msg_size)
   }
   for (b = 0; b < m->n_bases; ++b) {
     compot_basis *B = &m->bases[b];
-    if (B->kind == COMPOT_BASIS_GAUSSIAN)
-      for (k = 0; k < B->K; ++k)
-        B->a[k] = *B->alpha * pow(*B->beta, (double) k);
+    if (B->kind != COMPOT_BASIS_GAUSSIAN) continue;
+    /* the rule the reader checks on the beta line */
+    if (!(log(*B->alpha) + (B->K - 1) * log(*B->beta) < log(DBL_MAX))) {
+      compot_set_msg(msg, msg_size,
+                     "basis b%d: beta is %.17g; expected alpha * beta^(K-1) "
+                     "finite (K = %d)",
+                     b + 1, *B->beta, B->K);
+      return COMPOT_ERR_VALUE;
+    }
+    for (k = 0; k < B->K; ++k)
+      B->a[k] = *B->alpha * pow(*B->beta, (double) k);
   }
   for (k = 0; k < m->n_nodes; ++k) fill_node_table(m, &m->nodes[k]);
   for (k = 0; k < m->n_nodes; ++k) {

@@ -15,6 +15,7 @@
 #include "compot_internal.h"
 
 #include <ctype.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@ typedef struct parser {
   int len;
   int pos;
   int depth;
+  int n_terms; /* terms (leaves) parsed so far */
   char *msg;
   size_t msg_size;
 } parser;
@@ -75,6 +77,32 @@ static int column_at(parser const *ps, int pos)
 {
   if (pos < ps->len) return ps->col[pos];
   return ps->len > 0 ? ps->col[ps->len - 1] + 1 : 1;
+}
+
+/* True when a blank stood between s[pos - 1] and s[pos] in the original
+   text: blanks separate tokens but never split a number or the word ZBL. */
+static int blank_before(parser const *ps, int pos)
+{
+  return pos > 0 && pos < ps->len && ps->col[pos] != ps->col[pos - 1] + 1;
+}
+
+int compot_decimal_span(char const *s, int allow_sign)
+{
+  int i = 0, digits = 0;
+  if (allow_sign && (s[i] == '+' || s[i] == '-')) ++i;
+  while (isdigit((unsigned char) s[i])) ++i, ++digits;
+  if (s[i] == '.') {
+    ++i;
+    while (isdigit((unsigned char) s[i])) ++i, ++digits;
+  }
+  if (digits == 0) return 0;
+  if (s[i] == 'e' || s[i] == 'E') {
+    int j = i + 1, exp_digits = 0;
+    if (s[j] == '+' || s[j] == '-') ++j;
+    while (isdigit((unsigned char) s[j])) ++j, ++exp_digits;
+    if (exp_digits > 0) i = j;
+  }
+  return i;
 }
 
 /* Describe what is found at pos, for "found ..." in messages. */
@@ -130,7 +158,8 @@ static int parse_int(parser *ps, int min, int max, char const *what,
 {
   long v = 0;
   int start = ps->pos;
-  while (ps->pos < ps->len && isdigit((unsigned char) ps->s[ps->pos])) {
+  while (ps->pos < ps->len && isdigit((unsigned char) ps->s[ps->pos])
+         && (ps->pos == start || !blank_before(ps, ps->pos))) {
     if (v <= (long) max) v = 10 * v + (ps->s[ps->pos] - '0');
     ++ps->pos;
   }
@@ -150,22 +179,27 @@ static int parse_int(parser *ps, int min, int max, char const *what,
   return COMPOT_OK;
 }
 
+/* An unsigned decimal number (compot_decimal_span) without blanks in it. */
 static int parse_number(parser *ps, char const *what, double *value)
 {
-  char *end;
   double v;
-  int start = ps->pos;
-  if (ps->pos >= ps->len) {
+  int start = ps->pos, end = ps->pos, n;
+  char keep;
+  while (end < ps->len && (end == start || !blank_before(ps, end))) ++end;
+  keep = ps->s[end]; /* ps->s is the parser's own copy: cut it there */
+  ps->s[end] = '\0';
+  n = compot_decimal_span(ps->s + start, 0);
+  ps->s[end] = keep;
+  if (n == 0) {
     fail_expected(ps, what);
     return COMPOT_ERR_FORMAT;
   }
-  v = strtod(ps->s + ps->pos, &end);
-  if (end == ps->s + ps->pos) {
-    fail_expected(ps, what);
-    return COMPOT_ERR_FORMAT;
-  }
-  ps->pos = (int) (end - ps->s);
-  if (!(v == v) || v > 1e300 || v < -1e300) {
+  keep = ps->s[start + n];
+  ps->s[start + n] = '\0';
+  v = strtod(ps->s + start, NULL);
+  ps->s[start + n] = keep;
+  ps->pos = start + n;
+  if (!(v <= DBL_MAX)) {
     compot_set_msg(ps->msg, ps->msg_size,
                    "expression: at column %d: expected %s (a finite number), "
                    "found %.*s",
@@ -202,6 +236,13 @@ static pnode *parse_term(parser *ps)
   pnode *p = NULL;
   int err = COMPOT_OK;
 
+  if (++ps->n_terms > COMPOT_MAX_TERMS) {
+    compot_set_msg(ps->msg, ps->msg_size,
+                   "expression: at column %d: term %d; expected at most %d "
+                   "terms",
+                   column, ps->n_terms, COMPOT_MAX_TERMS);
+    return NULL;
+  }
   if ((c == 'G' || c == 'C') && isdigit(c1)) {
     p = pnode_new(COMPOT_NODE_LINEAR, column);
     if (p == NULL) goto nomem;
@@ -229,7 +270,8 @@ static pnode *parse_term(parser *ps)
     if (!err)
       err = parse_int(ps, 0, COMPOT_MAX_P, "Legendre order P", &p->P);
     if (!err) err = expect_str(ps, "]");
-  } else if (accept_str(ps, "ZBL(")) {
+  } else if (!blank_before(ps, ps->pos + 1) && !blank_before(ps, ps->pos + 2)
+             && accept_str(ps, "ZBL(")) {
     p = pnode_new(COMPOT_NODE_ZBL, column);
     if (p == NULL) goto nomem;
     err = parse_number(ps, "r_in", &p->r_in);

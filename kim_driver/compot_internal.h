@@ -25,11 +25,14 @@ enum compot_basis_kind {
   COMPOT_BASIS_CHEBYSHEV = 1 /* C<K>: T_(k-1)(2r/r_c - 1) f_c(r)        */
 };
 
-/* Limits that keep every intermediate finite. */
+/* Limits of the expression and of the model size (docs/parameter-file.md,
+   "Limits"); fitting/compot/expression.py enforces the same numbers. */
 #define COMPOT_MAX_K 10000
 #define COMPOT_MAX_L 10000
 #define COMPOT_MAX_P 40
-#define COMPOT_MAX_DEPTH 200
+#define COMPOT_MAX_DEPTH 200      /* nesting of parentheses */
+#define COMPOT_MAX_TERMS 200      /* terms (leaves, ZBL included) */
+#define COMPOT_MAX_VALUES 1000000 /* parameter values of a model */
 
 typedef struct compot_basis {
   int kind; /* enum compot_basis_kind */
@@ -278,6 +281,11 @@ char const *compot_window_error(compot_model const *m, int q, double r_b,
    with "what at column c; expected ..." (no file prefix). */
 int compot_parse_expression(compot_model *model, char const *text, char *msg,
                             size_t msg_size);
+/* compot_expr.c: length of the longest prefix of s that is a decimal number
+   of the file format, [+-]? (d+ (. d*)? | . d+) ([eE] [+-]? d+)? (the sign
+   only when allow_sign), 0 if none.  No hexadecimal, inf or nan: strtod
+   accepts those, the format does not. */
+int compot_decimal_span(char const *s, int allow_sign);
 
 /* compot_core.c: build the parameter table and storage from the tree. */
 int compot_build_params(compot_model *model, char *msg, size_t msg_size);

@@ -7,7 +7,10 @@
  */
 #include "compot_internal.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,24 +65,88 @@ static int next_line(reader *r)
   return 0;
 }
 
-/* Parse a whole token as a finite double. 0 = ok, 1 = not a number,
-   2 = not finite. */
-static int parse_double(char const *tok, double *v)
+/* True for the words strtod reads as NaN or infinity: [+-]? (nan | inf |
+   infinity), any case.  They are not numbers of the format; the message
+   says "not a finite number" for them, "not a number" for other text. */
+static int nonfinite_word(char const *tok)
 {
-  char *end;
-  errno = 0;
-  *v = strtod(tok, &end);
-  if (end == tok || *end != '\0') return 1;
-  if (!(*v == *v) || *v > 1.79769e308 || *v < -1.79769e308) return 2;
+  static char const *const words[] = {"nan", "inf", "infinity"};
+  size_t w, i;
+  if (*tok == '+' || *tok == '-') ++tok;
+  for (w = 0; w < sizeof words / sizeof words[0]; ++w) {
+    for (i = 0; words[w][i] != '\0'; ++i)
+      if (tolower((unsigned char) tok[i]) != words[w][i]) break;
+    if (words[w][i] == '\0' && tok[i] == '\0') return 1;
+  }
   return 0;
 }
 
-static int parse_int_token(char const *tok, long *v)
+/* Parse a whole token as a finite decimal number (compot_decimal_span: no
+   hexadecimal, no inf or nan).  0 = ok, 1 = not a number, 2 = not finite
+   (nan, inf, or beyond the largest double). */
+static int parse_double(char const *tok, double *v)
 {
   char *end;
-  errno = 0;
-  *v = strtol(tok, &end, 10);
-  return end != tok && *end == '\0' && errno == 0;
+  size_t n = strlen(tok);
+  if ((size_t) compot_decimal_span(tok, 1) != n)
+    return nonfinite_word(tok) ? 2 : 1;
+  *v = strtod(tok, &end);
+  if (end != tok + n) return 1; /* a decimal comma locale in the host */
+  return *v <= DBL_MAX && *v >= -DBL_MAX ? 0 : 2;
+}
+
+/* A canonical decimal integer token, 0 or [1-9][0-9]* (no sign, no leading
+   zero), of at most 9 digits. */
+static int parse_int_token(char const *tok, long *v)
+{
+  size_t n = strlen(tok), i;
+  if (n == 0 || n > 9 || (tok[0] == '0' && n > 1)) return 0;
+  for (i = 0; i < n; ++i)
+    if (!isdigit((unsigned char) tok[i])) return 0;
+  *v = strtol(tok, NULL, 10);
+  return 1;
+}
+
+/* The text is ASCII: printable characters, tabs and line ends (LF, or CR
+   LF).  Any other byte (>= 0x80, NUL or another control character, a CR
+   not followed by LF) is an error naming its line and column. */
+static int check_ascii(char const *name, char const *text, size_t len,
+                       char *msg, size_t msg_size)
+{
+  size_t i;
+  unsigned long line = 1, col = 1;
+  for (i = 0; i < len; ++i, ++col) {
+    unsigned char c = (unsigned char) text[i];
+    if (c == '\n') {
+      ++line;
+      col = 0;
+      continue;
+    }
+    if ((c >= 0x20 && c < 0x7f) || c == '\t'
+        || (c == '\r' && i + 1 < len && text[i + 1] == '\n'))
+      continue;
+    compot_set_msg(msg, msg_size,
+                   "%s:%lu: expected ASCII text (printable characters, tabs "
+                   "and line ends), found byte 0x%02X at column %lu",
+                   name, line, (unsigned) c, col);
+    return COMPOT_ERR_FORMAT;
+  }
+  return COMPOT_OK;
+}
+
+/* The beta of a Gaussian basis also bounds its largest exponent: a_K =
+   alpha beta^(K-1) must be finite (alpha is read before beta). */
+static char const *exponent_error(compot_model const *m,
+                                  compot_param const *p, double beta,
+                                  char *buf, size_t n)
+{
+  size_t len = strlen(p->name);
+  compot_basis const *B;
+  if (len < 5 || strcmp(p->name + len - 5, "_beta") != 0) return NULL;
+  B = &m->bases[atoi(p->key + 1) - 1];
+  if (log(*B->alpha) + (B->K - 1) * log(beta) < log(DBL_MAX)) return NULL;
+  snprintf(buf, n, "alpha * beta^(K-1) finite (K = %d)", B->K);
+  return buf;
 }
 
 static int fail_eof(reader *r, char *msg, size_t msg_size,
@@ -172,7 +239,7 @@ static int read_model(compot_model *m, reader *r, char *msg, size_t msg_size)
   err = header_line(r, "compot-params", "'compot-params <version>'", msg,
                     msg_size);
   if (err) return err;
-  if (r->ntok != 2 || !parse_int_token(r->tok[1], &version)) {
+  if (r->ntok != 2) {
     compot_set_msg(msg, msg_size,
                    "%s:%d: expected 'compot-params <version>' with an "
                    "integer version, found %s",
@@ -180,7 +247,9 @@ static int read_model(compot_model *m, reader *r, char *msg, size_t msg_size)
                    r->ntok < 2 ? "no version" : "something else");
     return COMPOT_ERR_FORMAT;
   }
-  if (version < COMPOT_FORMAT_VERSION_MIN || version > COMPOT_FORMAT_VERSION) {
+  if (!parse_int_token(r->tok[1], &version) /* "01", "+1", "1.0" too */
+      || version < COMPOT_FORMAT_VERSION_MIN
+      || version > COMPOT_FORMAT_VERSION) {
     compot_set_msg(msg, msg_size,
                    "%s:%d: format version %s is not supported; this reader "
                    "reads versions %d to %d",
@@ -227,7 +296,7 @@ static int read_model(compot_model *m, reader *r, char *msg, size_t msg_size)
   m->n_species = r->ntok - 1;
   if (m->n_species > MAX_SPECIES) {
     compot_set_msg(msg, msg_size,
-                   "%s:%d: species: expected at most %d chemical symbols, "
+                   "%s:%d: species: expected 1 to %d chemical symbols, "
                    "found %d",
                    r->name, r->line, MAX_SPECIES, m->n_species);
     return COMPOT_ERR_FORMAT;
@@ -247,8 +316,8 @@ static int read_model(compot_model *m, reader *r, char *msg, size_t msg_size)
   if (err) return err;
   if (r->ntok != 2 || parse_double(r->tok[1], &v) || !(v > 0.0)) {
     compot_set_msg(msg, msg_size,
-                   "%s:%d: cutoff: expected one finite number r_c > 0 "
-                   "[Angstrom], found '%s'",
+                   "%s:%d: cutoff: expected one positive finite number "
+                   "r_c [Angstrom], found '%s'",
                    r->name, r->line, r->ntok > 1 ? r->tok[1] : "");
     return COMPOT_ERR_FORMAT;
   }
@@ -261,8 +330,11 @@ static int read_model(compot_model *m, reader *r, char *msg, size_t msg_size)
   }
 
   /* 5: parameter count */
-  err = compot_build_params(m, msg, msg_size);
-  if (err) return err;
+  err = compot_build_params(m, sub, sizeof sub);
+  if (err) {
+    compot_set_msg(msg, msg_size, "%s:%d: %s", r->name, expr_line, sub);
+    return err;
+  }
   err = header_line(r, "parameters", "'parameters <n>'", msg, msg_size);
   if (err) return err;
   if (r->ntok != 2 || !parse_int_token(r->tok[1], &n_declared)) {
@@ -311,10 +383,13 @@ static int read_model(compot_model *m, reader *r, char *msg, size_t msg_size)
       if (rc) {
         compot_set_msg(msg, msg_size, "%s:%d: value '%s' of '%s' is not %s",
                        r->name, r->line, r->tok[1], want,
-                       rc == 1 ? "a number" : "a finite number");
+                       rc == 1 ? "a number; expected a decimal number such "
+                                 "as -2.5e-3"
+                               : "a finite number");
         return COMPOT_ERR_FORMAT;
       }
       domain = compot_value_domain_error(pp, v);
+      if (domain == NULL) domain = exponent_error(m, pp, v, sub, sizeof sub);
       if (domain != NULL) {
         compot_set_msg(msg, msg_size,
                        "%s:%d: value '%s' of '%s' is out of range; expected "
@@ -370,6 +445,8 @@ int compot_create_from_text(compot_model **model, char const *text,
   memset(&r, 0, sizeof r);
   r.name = source_name != NULL ? source_name : "<text>";
   n = strlen(text);
+  err = check_ascii(r.name, text, n, msg, msg_size);
+  if (err) return err;
   r.buf = (char *) malloc(n + 1);
   r.raw = (char *) malloc(n + 1);
   m = (compot_model *) calloc(1, sizeof(compot_model));
@@ -520,15 +597,10 @@ int compot_create(compot_model **model, char const *path, char *msg,
   }
   fclose(fp);
   text[len] = '\0';
-  if (strlen(text) != len) {
-    size_t at = strlen(text), line = 1, i;
-    for (i = 0; i < at; ++i)
-      if (text[i] == '\n') ++line;
+  err = check_ascii(path, text, len, msg, msg_size); /* NUL bytes too */
+  if (err) {
     free(text);
-    compot_set_msg(msg, msg_size,
-                   "%s:%lu: expected ASCII text, found a NUL byte", path,
-                   (unsigned long) line);
-    return COMPOT_ERR_FORMAT;
+    return err;
   }
   err = compot_create_from_text(model, text, path, msg, msg_size);
   free(text);

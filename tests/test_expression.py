@@ -68,7 +68,7 @@ def test_basis_sharing_rule():
     ("ZBL(2.0, 1.0) + G4", "r_in < r_out"),
     ("(G8", "expected ')'"),
     ("G0", "K"),
-    ("E[G4L4]]", "unexpected"),
+    ("E[G4L4]]", "expected '+', '*' or end of expression, found ']'"),
 ])
 def test_expression_errors(text, fragment):
     with pytest.raises(ExpressionError, match=None) as exc:

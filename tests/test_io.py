@@ -42,16 +42,16 @@ def _line_of(lines, start):
 
 
 @pytest.mark.parametrize("mutate,fragment", [
-    (lambda L: L[:_line_of(L, "n1.c.Nb.Nb.1.2")], "file ends after line"),
+    (lambda L: L[:_line_of(L, "n1.c.Nb.Nb.1.2")], "file ends at line"),
     (lambda L: [l.replace("b1.beta", "b1.gamma") for l in L], "expected parameter 'b1.beta', found 'b1.gamma'"),
     (lambda L: [l.replace("parameters 16", "parameters 15") for l in L], "expected 16"),
     (lambda L: [l if not l.startswith("n1.gamma.1") else "n1.gamma.1 nan" for l in L], "not a finite number"),
     (lambda L: [l.replace("compot-params 2", "compot-params 3") for l in L], "version '3' is not supported"),
     (lambda L: [l.replace("compot-params 2", "compot-params 1") for l in L], "expected 13 for"),
-    (lambda L: [l if not l.startswith("w.r_b.Nb.Nb") else "w.r_b.Nb.Nb 1.5" for l in L], "ZBL must be fully on"),
+    (lambda L: [l if not l.startswith("w.r_b.Nb.Nb") else "w.r_b.Nb.Nb 1.5" for l in L], "must be fully on wherever the inner window of Nb-Nb is not"),
     (lambda L: [l if not l.startswith("w.r_a.Nb.Nb") else "w.r_a.Nb.Nb 0.5" for l in L]
-     + [], "found r_a = 0.5"),
-    (lambda L: [l if not l.startswith("w.tau") else "w.tau 0" for l in L], "saturation width must be > 0"),
+     + [], "needs r_a <= r_b < r_c; expected 0.5 <= r_b"),
+    (lambda L: [l if not l.startswith("w.tau") else "w.tau 0" for l in L], "expected tau > 0"),
     (lambda L: [l.replace("species Nb", "species Nb Nb") for l in L], "distinct"),
     (lambda L: [l.replace("expression E[G2L2]", "expression E[G2]") for l in L], "expected 'L'"),
     (lambda L: [l.replace("expression E[G2L2] + ZBL(1, 2)", "expression E[G2L2] * ZBL(1, 2)") for l in L],

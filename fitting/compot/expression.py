@@ -342,7 +342,8 @@ def parse(text: str) -> Term:
     root = p.expr()
     if p.peek()[0] != "end":
         tok = p.peek()
-        raise ExpressionError(f"expression {text!r}: unexpected {tok[1]!r} at column {tok[2]}")
+        raise ExpressionError(f"expression {text!r}: at column {tok[2]}: expected '+', '*' or end of expression, "
+                              f"found {tok[1]!r}")
     top = root.terms if isinstance(root, Sum) else (root,)
     if isinstance(root, ZBL) or (isinstance(root, Sum) and all(isinstance(t, ZBL) for t in top)):
         raise ExpressionError(f"expression {text!r}: a model needs at least one fitted term besides ZBL")

@@ -108,6 +108,20 @@ def _species_error(species: list[str]) -> str | None:
     return None
 
 
+def _window_error(model: Model, pname: str, r_a: float, r_b: float) -> str | None:
+    """The format v2 rules tying ``r_b`` of a species pair to its ``r_a``, to
+    r_c and to ZBL r_in (as compot_window_error of the C core), or None."""
+    pair = "-".join(pname.split(".")[2:])
+    if not r_a <= r_b < model.cutoff:
+        return (f"inner window of {pair} needs r_a <= r_b < r_c; expected {r_a!r} <= r_b < {model.cutoff!r}, "
+                f"found r_b = {r_b!r}")
+    for node in model.layout.nodes:
+        if isinstance(node.term, ZBL) and not r_b <= node.term.r_in:
+            return (f"{node.term} must be fully on wherever the inner window of {pair} is not; "
+                    f"expected r_b <= r_in = {node.term.r_in!r}, found r_b = {r_b!r}")
+    return None
+
+
 def _domain_error(model: Model, block: str, value: float, values: dict) -> str | None:
     """The rule a parameter value violates (``'alpha > 0'``), or None; the C core
     has the same rules (compot_value_domain_error, exponent_error)."""
@@ -163,7 +177,7 @@ def format_model(model: Model, comment: str | None = None) -> str:
         for name, v in zip(b.element_names(), values):
             out.append(f"{name} {_fmt(v)}    # [{b.unit}] {b.role}")
     out.append("end")
-    return "\n".join(out) + "\n"
+    return _to_ascii("\n".join(out) + "\n")   # the format is ASCII (units, comments)
 
 
 def write_model(model: Model, path: str | os.PathLike, comment: str | None = None) -> None:
@@ -185,9 +199,15 @@ def read_model(path: str | os.PathLike) -> Model:
     Raises
     ------
     ParameterFileError
-        Naming the file and line, what was expected and what was found: wrong
-        magic word or version, bad expression, unknown/missing/misordered
-        parameter, wrong count, non-finite value, text after ``end``.
+        Naming the file and line, what was expected and what was found: a byte
+        that is not printable ASCII, tab or line end; wrong magic word or
+        version; bad expression or one beyond the limits (K, L, P, nesting,
+        terms, parameter values); unknown species; a value that is not a
+        finite decimal number or is out of range (α > 0, β > 1, scales > 0,
+        the v2 window rules); unknown/missing/misordered parameter, wrong
+        count, text after ``end``. The C reader (kim_driver/compot_io.c)
+        rejects exactly the same files on the same line
+        (tests/test_bad_files.py).
     """
     path = Path(path)
     name = str(path)
@@ -266,6 +286,10 @@ def read_model(path: str | os.PathLike) -> Model:
         if problem:
             raise ParameterFileError(f"{name}:{no}: value '{parts[1]}' of '{pname}' is out of range; "
                                      f"expected {problem}")
+        if block.name == "w.r_b":      # the window rules, checked where r_b is read (as the C reader)
+            problem = _window_error(model, pname, values["w.r_a"][len(values["w.r_b"])], v)
+            if problem:
+                raise ParameterFileError(f"{name}:{no}: '{pname}': {problem}")
         values[block.name].append(v)
         line_of[pname] = no
     no, text = nxt("'end'")

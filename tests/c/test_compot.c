@@ -14,7 +14,12 @@
  *           derivative (1e-6 relative), sums of per-particle energies and
  *           virials.
  *
- * Usage: test_compot <data dir> <scratch dir>
+ * Usage: test_compot <data dir> <scratch dir> [corpus file ...]
+ *
+ * Corpus files (the .params files of tests/data/bad_params, shared with the
+ * Python test tests/test_bad_files.py) are read under the sanitizers: each
+ * states on its first line "# expect ok" or "# expect line N: TEXT"
+ * (rejected, the message naming line N and containing TEXT).
  */
 #include "compot_core.h"
 #include "compot_internal.h" /* white box: the reference evaluator walks the tree */
@@ -1666,7 +1671,7 @@ static void test_bad_files(void)
   snprintf(ls.l[ip], 64, "b1.beta 1.5x");
   expect_bad(&ls, ls.n, "bad_nonnumber.params", loc, "is not a number");
   snprintf(ls.l[ip], 64, "b1.beta -2");
-  expect_bad(&ls, ls.n, "bad_range.params", loc, "beta > 0");
+  expect_bad(&ls, ls.n, "bad_range.params", loc, "beta > 1");
   snprintf(ls.l[ip], 64, "b1.beta 1.5 2.5");
   expect_bad(&ls, ls.n, "bad_tokens.params", loc, "3 tokens");
   free(ls.l[ip]);
@@ -1874,10 +1879,59 @@ static void test_model_info(void)
   compot_destroy(m);
 }
 
+/* One file of the bad-file corpus (see the usage note at the top). */
+static void test_corpus_file(char const *path)
+{
+  char first[512], msg[4096], where[64];
+  char const *text;
+  size_t n = strlen(path);
+  int line = 0, err;
+  compot_model *m = NULL;
+  FILE *fp = fopen(path, "rb");
+  if (fp == NULL || fgets(first, sizeof first, fp) == NULL) {
+    CHECK(0, "%s: cannot read the expect line", path);
+    if (fp != NULL) fclose(fp);
+    return;
+  }
+  fclose(fp);
+  first[strcspn(first, "\r\n")] = '\0';
+  err = compot_create(&m, path, msg, sizeof msg);
+  if (strcmp(first, "# expect ok") == 0) {
+    CHECK(err == 0 && m != NULL, "%s: rejected: %s", path, msg);
+    compot_destroy(m);
+    return;
+  }
+  text = strstr(first, ": ");
+  if (sscanf(first, "# expect line %d:", &line) != 1 || text == NULL) {
+    CHECK(0, "%s: first line '%s'; expected '# expect ok' or '# expect "
+             "line N: TEXT'", path, first);
+    compot_destroy(m);
+    return;
+  }
+  text += 2;
+  CHECK(err != 0 && m == NULL, "%s: accepted; expected line %d: %s", path,
+        line, text);
+  if (err == 0) {
+    compot_destroy(m);
+    return;
+  }
+  /* "path:N: ..." or "path: file ends at line N..." */
+  snprintf(where, sizeof where, ":%d: ", line);
+  if (strncmp(msg, path, n) == 0 && strncmp(msg + n, where, strlen(where)))
+    snprintf(where, sizeof where, ": file ends at line %d", line);
+  CHECK(strncmp(msg, path, n) == 0
+            && strncmp(msg + n, where, strlen(where)) == 0,
+        "%s: message names another line than %d: %s", path, line, msg);
+  CHECK(strstr(msg, text) != NULL, "%s: message lacks '%s': %s", path, text,
+        msg);
+}
+
 int main(int argc, char **argv)
 {
+  int i;
   if (argc > 1) data_dir = argv[1];
   if (argc > 2) tmp_dir = argv[2];
+  for (i = 3; i < argc; ++i) test_corpus_file(argv[i]);
   test_kernels();
   test_kernels_v2();
   test_counts();
