@@ -869,25 +869,43 @@ static void angular_radial(ctx const *c, int b, int i, double *G, double *dG)
   }
 }
 
+/* q_p = f sum_(v = p^2 .. (p+1)^2 - 1) prod_v - self for p < P1; returns 1
+   if some |q_p qi_p| > 1 */
+static inline COMPOT_ALWAYS_INLINE int invariants(int P1, double const *prod,
+                                                  double f, double self,
+                                                  double const *qi,
+                                                  double *qv)
+{
+  int p, v, sat = 0;
+  for (p = 0; p < P1; ++p) {
+    double sum = 0.0, u;
+    for (v = 0; v < 2 * p + 1; ++v) sum += prod[p * p + v];
+    qv[p] = f * sum - self;
+    u = qv[p] * qi[p];
+    sat |= (u > 1.0) | (u < -1.0);
+  }
+  return sat;
+}
+
 /*
  * The A leaf of format v2 at an atom of species Z, from the sums A and
  * self of leaf_angular: e = sum c[Z,q,k,p] q_max x(0, q_kp / q_max) with
  * the invariants q_kp themselves (q^(ss) = sum_(v in l=p) A_v^2 - self_k,
  * q^(s1s2) = 2 sum_(v in l=p) A1_v A2_v), x(0, u) = u for |u| <= 1 (the
  * term is c q) and u_b + tau tanh((u - u_b)/tau) beyond (MODEL_SPEC 10).
- * Stores dq[(q K + k)(P+1) + p] = dx/du(0, q_kp/q_max) and, after the np K
- * (P+1) values, 1 if any invariant is saturated (dq != 1), else 0, for
- * leaf_angular_backward.
+ * The flag after the np K (P+1) values of dq is 1 if any invariant is
+ * saturated, and then dq[(q K + k)(P+1) + p] = dx/du(0, q_kp/q_max), for
+ * leaf_angular_backward (dq is not written while nothing saturates).
  */
 static double angular_bounded(ctx *c, compot_node const *nd, int Z,
                               double const *A, double const *selfv,
                               double *dq)
 {
   int S = c->S, K = nd->K, P1 = nd->P + 1, nvp = c->nvp, np = S * (S + 1) / 2;
-  int s1, s2, k, p, v, sat = 0;
+  int s1, s2, k, p, v, any = 0;
   double const *qinv = c->acoef[nd - c->m->nodes]
                        + (size_t) S * np * K * (nvp + 1);
-  double e = 0.0, tau = c->tau;
+  double e = 0.0, tau = c->tau, prod[nvp], qv[COMPOT_MAX_P + 1];
   for (s1 = 0; s1 < S; ++s1)
     for (s2 = s1; s2 < S; ++s2) {
       int q = pair_index(S, s1, s2);
@@ -898,25 +916,39 @@ static double angular_bounded(ctx *c, compot_node const *nd, int Z,
         double self = s1 == s2 ? selfv[s1 * K + k] : 0.0;
         size_t o = ((size_t) q * K + k) * P1;
         double const *cc = nd->c + ((size_t) Z * np * K) * P1 + o;
+        double const *qi = qinv + o;
+        int sat = 0;
+        for (v = 0; v < nvp; v += 4)
+          v4_store(prod + v, v4_mul(v4_load(a1 + v), v4_load(a2 + v)));
+        switch (P1) { /* copies with the loops unrolled */
+        case 3: sat = invariants(3, prod, f, self, qi, qv); break;
+        case 4: sat = invariants(4, prod, f, self, qi, qv); break;
+        case 5: sat = invariants(5, prod, f, self, qi, qv); break;
+        case 6: sat = invariants(6, prod, f, self, qi, qv); break;
+        case 7: sat = invariants(7, prod, f, self, qi, qv); break;
+        default: sat = invariants(P1, prod, f, self, qi, qv);
+        }
+        if (!sat) {
+          for (p = 0; p < P1; ++p) e += cc[p] * qv[p];
+          continue;
+        }
+        if (!any) { /* the first saturated invariant at this atom */
+          for (v = 0; v < np * K * P1; ++v) dq[v] = 1.0;
+          any = 1;
+        }
         for (p = 0; p < P1; ++p) {
-          double sum = 0.0, qv, u;
-          for (v = p * p; v < (p + 1) * (p + 1); ++v) sum += a1[v] * a2[v];
-          qv = f * sum - self;
-          u = qv * qinv[o + p];
+          double u = qv[p] * qi[p], x, dx;
           if (u <= 1.0 && u >= -1.0) {
-            e += cc[p] * qv;
-            dq[o + p] = 1.0;
-          } else {
-            double x, dx;
-            compot_xfeature(0.0, u, tau, &x, &dx);
-            e += cc[p] * nd->q_max[o + p] * x;
-            dq[o + p] = dx;
-            sat = 1;
+            e += cc[p] * qv[p];
+            continue;
           }
+          compot_xfeature(0.0, u, tau, &x, &dx);
+          e += cc[p] * nd->q_max[o + p] * x;
+          dq[o + p] = dx;
         }
       }
     }
-  dq[(size_t) np * K * P1] = sat;
+  dq[(size_t) np * K * P1] = any;
   return e;
 }
 
