@@ -12,7 +12,9 @@
  *      share one cache slot: the radial basis (the exponentials) is
  *      evaluated once per unordered pair.  Each pair is kept once (from a
  *      half list, or by index order from full lists) and both directions
- *      are written together (build_pairs).
+ *      are written together (build_pairs).  In format v2 the slots of
+ *      pairs closer than r_b hold f_w = f_c s_in and f_w' instead
+ *      (inner_window), which every fitted term then sees.
  *   2. Bases: per basis and slot g^_k(r) and g^_k'(r), in one vectorised
  *      batch per particle; phi_k^(s)(i) = sum_j g^_k(r_ij) for both
  *      directions; g^' (and g^ for A leaves) stays in the slot cache.
@@ -35,6 +37,7 @@
  *   5. Slots, in order: T += sum_k lambda_k^(s_j)(i) g^_k'(r_ij) for both
  *      directions, then F_i += H, F_j -= H, the virial H (x) D_ij
  *      (symmetrised) and per-particle virials half-half.
+ *   6. Every result is checked to be finite (COMPOT_ERR_NONFINITE).
  */
 #include "compot_internal.h"
 
@@ -392,7 +395,7 @@ static void inner_window(ctx *c)
       double const *w;
       double s, ds;
       if (!(ws->sr[h] < rb_max)) continue;
-      w = win + 3 * (zi + spec[ws->sj[h]]);
+      w = win + 2 * (zi + spec[ws->sj[h]]);
       compot_inner_window(ws->sr[h], w[0], w[1], &s, &ds);
       ws->sdfc[h] = ws->sdfc[h] * s + ws->sfc[h] * ds;
       ws->sfc[h] *= s;

@@ -420,7 +420,7 @@ int compot_build_params(compot_model *m, char *msg, size_t msg_size)
   m->values = (double *) calloc((size_t) tb.n_values + 1, sizeof(double));
   m->nvp = ((m->max_P + 1) * (m->max_P + 1) + 3) & ~3;
   for (b = 0; b < m->n_bases; ++b) n_derived += (size_t) m->bases[b].K;
-  n_derived += 3 * (size_t) S * S;
+  n_derived += 2 * (size_t) S * S;
   for (k = 0; k < m->n_nodes; ++k) {
     if (m->nodes[k].kind == COMPOT_NODE_ZBL) n_derived += 10 * (size_t) S * S;
     n_derived += node_table_size(m, &m->nodes[k]) + 8; /* (aligned) */
@@ -448,7 +448,7 @@ int compot_build_params(compot_model *m, char *msg, size_t msg_size)
     d += m->bases[b].K;
   }
   m->win = d;
-  d += 3 * S * S;
+  d += 2 * S * S;
   for (k = 0; k < m->n_nodes; ++k) {
     compot_node *n = &m->nodes[k];
     size_t nt = node_table_size(m, n);
@@ -679,10 +679,9 @@ int compot_refresh(compot_model *m, char *msg, size_t msg_size)
       for (sj = 0; sj < S; ++sj) {
         int q = si <= sj ? si * S - si * (si - 1) / 2 + (sj - si)
                          : sj * S - sj * (sj - 1) / 2 + (si - sj);
-        double *w = m->win + 3 * (si * S + sj);
+        double *w = m->win + 2 * (si * S + sj);
         w[0] = m->w_r_a[q];
         w[1] = m->w_r_b[q];
-        w[2] = w[1] > w[0] ? 1.0 / (w[1] - w[0]) : 0.0;
       }
   }
   for (b = 0; b < m->n_bases; ++b) {

@@ -98,10 +98,9 @@ struct compot_model {
   double *w_tau;   /* [1] */
   double *w_r_a;   /* [np] */
   double *w_r_b;   /* [np] */
-  /* derived in refresh: per ordered species pair (Z_i S + Z_j) r_a, r_b
-     and 1/(r_b - r_a) (0 when r_a = r_b); the largest r_b (0: no pair is
-     windowed, always so in v1) */
-  double *win;     /* [3 S S] */
+  /* derived in refresh: r_a and r_b per ordered species pair (Z_i S +
+     Z_j); the largest r_b (0: no pair is windowed, always so in v1) */
+  double *win;     /* [2 S S] */
   double win_rb_max;
   int nvp;         /* (max_P + 1)^2 rounded up to a multiple of 4 */
   int has_nexp;
