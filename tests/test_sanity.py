@@ -55,20 +55,92 @@ def test_surface_energy_formula():
     assert g == {"(100)": pytest.approx(0.2 / (2 * 3.3 * 3.3) * 16.021766208)}
 
 
-def test_checks_flag_a_collapsing_model_and_pass_a_repulsive_one(tmp_path):
-    # attractive pair model: collapses under compression, dimer not repulsive
-    bad = Model("G2", ("Nb",), 4.5, {"b1.alpha": 0.3, "b1.beta": 1.5, "n0.c": [[[-1.0, -0.5]]]})
-    rep = sanity_report(bad)
+def _collapsing():
+    """Attractive pair model without a core: everything collapses."""
+    return Model("G2", ("Nb",), 4.5, {"b1.alpha": 0.3, "b1.beta": 1.5, "n0.c": [[[-1.0, -0.5]]]})
+
+
+def _repulsive():
+    """Screened-Coulomb core plus a weak attraction: sane everywhere."""
+    return Model("G1 + ZBL(0.5, 4.0)", ("Nb",), 4.5, {"b1.alpha": 0.3, "n1.c": [[[-0.02]]]})
+
+
+def test_a_collapsing_model_fails_every_static_check():
+    rep = sanity_report(_collapsing(), "bcc", 3.3, nvt=False)
     assert rep["passed"] is False
-    assert not rep["checks"]["dimer_repulsive"]["passed"]
-    # purely repulsive screened core plus a weak attraction: sane
-    good = Model("G1 + ZBL(0.5, 4.0)", ("Nb",), 4.5, {"b1.alpha": 0.3, "n1.c": [[[-0.02]]]})
-    rep = sanity_report(good)
-    assert rep["checks"]["ev_finite"]["passed"] and rep["checks"]["dimer_repulsive"]["passed"]
-    assert rep["checks"]["ev_rises_under_compression"]["passed"]
+    for name in ("energy_volume", "push", "dimer"):
+        assert rep["checks"][name]["passed"] is False, name
+    assert "collapse" in rep["checks"]["energy_volume"]["detail"]
+    assert "below the perfect crystal" in rep["checks"]["push"]["detail"]
+    assert "nvt" not in rep["checks"]
+
+
+def test_a_core_plus_weak_pair_passes_and_plots_every_check(tmp_path):
+    rep = sanity_report(_repulsive(), "auto", temperature=1000.0, nvt_steps=40)
+    assert rep["passed"] is True
+    assert set(rep["checks"]) == {"energy_volume", "push", "dimer", "nvt"}
+    assert all(c["passed"] for c in rep["checks"].values())
+    assert rep["elements"]["Nb"]["lattice_source"].startswith("the model's")
+    push = rep["checks"]["push"]["plot"]
+    assert min(push["x"]) == pytest.approx(0.5, abs=0.02) and min(push["y"]) >= 0
     text = format_sanity(rep)
-    assert "PASS dimer_repulsive" in text
-    assert plot_sanity(rep, tmp_path / "s.png", "test").stat().st_size > 1000
+    assert "PASS dimer" in text and "PASS nvt" in text and "1000 K (given)" in text
+    paths = plot_sanity(rep, tmp_path / "sanity.png", "test")
+    assert sorted(p.name for p in paths) == ["sanity_dimer.png", "sanity_energy_volume.png", "sanity_nvt.png",
+                                             "sanity_push.png"]
+    assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_nvt_loses_atoms_of_a_collapsing_model_and_keeps_a_stable_one():
+    from compot.derive import Lattice
+    from compot.sanity import model_lattice, nvt_check
+    lat = Lattice("bcc", 3.3, "Nb")
+    bad = nvt_check(_collapsing(), lat, 3.3, 2000.0, steps=300)
+    assert bad["passed"] is False and "Å apart" in bad["detail"]
+    assert bad["plot"]["runs"][0]["lost"] and bad["plot"]["runs"][0]["t"][-1] < 300
+    good = _repulsive()
+    a0, _ = model_lattice(good, "Nb", "bcc", 3.3)
+    ok = nvt_check(good, lat.with_a0(a0), a0, 1000.0, steps=60, n_seeds=2)
+    assert ok["passed"] is True and len(ok["plot"]["runs"]) == 2 and "C core" in ok["detail"]
+    assert min(ok["plot"]["runs"][1]["min_distance"]) > 1.0
+    skipped = nvt_check(good, lat, a0, None)
+    assert skipped["passed"] is None and "skipped" in skipped["detail"]
+
+
+def test_nvt_falls_back_to_python_when_the_core_cannot_be_built(monkeypatch, caplog):
+    import compot.ccore
+    from compot.derive import Lattice
+    from compot.sanity import nvt_check
+
+    def no_core(*args, **kwargs):
+        raise compot.ccore.CCoreError("cannot build the C core: compiler 'cc' not found")
+    monkeypatch.setattr(compot.ccore, "CCoreCalculator", no_core)
+    with caplog.at_level("WARNING", logger="compot.sanity"):
+        res = nvt_check(_repulsive(), Lattice("bcc", 3.9, "Nb"), 3.9, 500.0, steps=10)
+    assert res["passed"] and "Python model" in res["detail"]
+    assert any("C core is not available" in r.message for r in caplog.records)
+
+
+def test_lattice_argument_and_several_species():
+    with pytest.raises(ValueError, match="expected one of auto, bcc, fcc, hcp, diamond, found 'sc'"):
+        sanity_report(_repulsive(), "sc")
+    m = Model("G1 + ZBL(0.5, 4.0)", ("Mo", "Nb"), 4.5, {"b1.alpha": 0.3})
+    rep = sanity_report(m, "fcc", 4.5, nvt=False)
+    assert set(rep["checks"]) == {"energy_volume Mo", "energy_volume Nb", "push Mo", "push Nb",
+                                  "dimer Mo-Mo", "dimer Mo-Nb", "dimer Nb-Nb"}
+    assert rep["elements"]["Mo"]["lattice"] == "fcc" and rep["properties"] == {}
+
+
+def test_checks_use_the_data(data_dir):
+    from compot.data import read_dataset
+    data = read_dataset(data_dir / "nb-mvl" / "Nb_AIMD.extxyz", index="::10")       # 20 AIMD snapshots
+    rep = sanity_report(_repulsive(), "auto", data=data, nvt_steps=20)
+    el = rep["elements"]["Nb"]
+    assert el["lattice"] == "bcc" and el["lattice_source"] == "detected from the data"
+    assert 2.0 < el["d_min"] < 2.5
+    assert rep["checks"]["push"]["plot"]["threshold"] == pytest.approx(el["d_min"])
+    t = rep["temperature"]
+    assert t["source"].startswith("1.1 × ") and 300 < t["target"]
 
 
 def test_zbl_anchor_dimers():

@@ -3,13 +3,19 @@
     compot params EXPR [--species Nb ...] [--json]
     compot fit [CONFIG.yaml] [--expression EXPR] [--data PATH ...] [--test PATH ...]
                [--max-evaluations N] [--seed S] [--cutoff RC] --out DIR [--restart]
+               [--allow-unsafe] [--nvt-steps N] [--nvt-seeds S]
     compot eval MODEL.params DATA ... [--json]
     compot design CONFIG.yaml --out DIR [--processes N]
     compot fim MODEL.params DATA ... --out DIR [--bits 256]
-    compot validate MODEL.params [--lattice bcc] [--a0 A] [--elastic F] [--surface F] [--out DIR]
+    compot validate MODEL.params [--data PATH ...] [--lattice auto] [--a0 A] [--temperature T]
+                    [--nvt-steps N] [--nvt-seeds S] [--elastic F] [--surface F] [--out DIR]
 
 Errors of compot (bad files, data, expressions, configurations) are printed as
-one line ``compot: error: …`` with exit status 2, never as a traceback.
+one line ``compot: error: …`` with exit status 2, never as a traceback. A fit
+whose model fails a physical sanity check (MODEL_SPEC §10: E–V, push, dimers,
+NVT) exits with status 1 and a summary, unless ``--allow-unsafe``; the model
+is written either way and flagged UNSAFE in report.md. ``compot validate``
+exits with status 1 when a check fails.
 """
 
 from __future__ import annotations
@@ -162,21 +168,40 @@ def cmd_fit(args) -> int:
     metrics["groups"] = by_group
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float))
     plots = parity_plots(splits, out, model.expression)
+    from .config import resolve_path
+    from .sanity import failed_checks, format_sanity
+    elastic = surface = None
     if len(model.species) == 1:
-        from .config import resolve_path
         elastic, surface = _property_files([resolve_path(p, base) for p in d["train"]])
-        sanity, splot = _sanity(model, recipe.lattices[model.species[0]].kind, None, elastic, surface, out)
-        metrics["sanity"] = sanity
-        if splot:
-            plots.append(splot)
-        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float))
+    lattice = cfg["model"].get("lattice") or "auto"
+    sanity, splots = _sanity(model, lattice, None, elastic, surface, out, data=train,
+                             nvt_steps=args.nvt_steps, n_seeds=args.nvt_seeds)
+    metrics["sanity"] = sanity
+    failed = failed_checks(sanity)
+    metrics["unsafe"] = bool(failed)
+    plots += splots
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float))
     atomic_write_text(out / "report.md", fit_report(model, metrics, settings, cfg, plots))
     print(format_table(_metrics_rows(metrics)))
-    if metrics.get("sanity", {}).get("checks"):
-        from .sanity import format_sanity
-        print(format_sanity(metrics["sanity"]))
-    print(f"wrote {out / 'model.params'}, {out / 'metrics.json'}, {out / 'report.md'} and parity plots")
-    return 0
+    print(format_sanity(sanity))
+    print(f"wrote {out / 'model.params'}, {out / 'metrics.json'}, {out / 'report.md'}, parity and sanity plots")
+    return _unsafe_exit(failed, out / "model.params", args.allow_unsafe)
+
+
+def _unsafe_exit(failed: dict, path: Path, allow: bool) -> int:
+    """Exit status of a fit: 0 when every sanity check passed (or ``--allow-unsafe``), else 1,
+    with a summary of the failed checks on stderr."""
+    if not failed:
+        return 0
+    lines = [f"compot: {path} FAILED {len(failed)} physical sanity check(s) (MODEL_SPEC §10):"]
+    lines += [f"  {k}: {v}" for k, v in failed.items()]
+    if allow:
+        lines.append("  written anyway (--allow-unsafe) and flagged UNSAFE in report.md")
+    else:
+        lines.append("  the model is written for diagnosis and flagged UNSAFE in report.md; do not use it "
+                     "(pass --allow-unsafe to accept it and exit 0)")
+    print("\n".join(lines), file=sys.stderr)
+    return 0 if allow else 1
 
 
 def cmd_eval(args) -> int:
@@ -276,11 +301,12 @@ def _property_files(paths) -> tuple:
     return elastic, surface
 
 
-def _sanity(model, lattice, a0, elastic, surface, out_dir=None):
+def _sanity(model, lattice, a0, elastic, surface, out_dir=None, **kwargs):
+    """Sanity report and its plots (``sanity_<check>.png`` in ``out_dir``)."""
     from .sanity import plot_sanity, sanity_report
-    rep = sanity_report(model, lattice, a0, elastic, surface)
-    plot = plot_sanity(rep, Path(out_dir) / "sanity.png", model.expression) if out_dir else None
-    return rep, plot
+    rep = sanity_report(model, lattice, a0, elastic, surface, **kwargs)
+    plots = plot_sanity(rep, Path(out_dir) / "sanity.png", model.expression) if out_dir else []
+    return rep, plots
 
 
 def cmd_validate(args) -> int:
@@ -290,20 +316,26 @@ def cmd_validate(args) -> int:
 
     model = read_model(args.model)
     elastic, surface = args.elastic, args.surface
-    if elastic is None and surface is None and model.species == ("Nb",):
+    data_paths = list(args.data or [])
+    if model.species == ("Nb",) and not data_paths and elastic is None and surface is None:
         default = resolve_path("$COMPOT_DATA/nb-mvl", Path.cwd())
         if default.is_dir():
-            elastic, surface = _property_files([default])
-            log.info("DFT reference: %s, %s", elastic, surface)
+            data_paths = [default]
+            log.info("Nb model without --data: reference data %s", default)
+    data = _read_data(data_paths, Path.cwd(), list(model.species), 0.5, None) if data_paths else None
+    if data_paths and len(model.species) == 1 and elastic is None and surface is None:
+        elastic, surface = _property_files(data_paths)
+        log.info("DFT reference: %s, %s", elastic, surface)
     out = Path(args.out) if args.out else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
-    rep, plot = _sanity(model, args.lattice, args.a0, elastic, surface, out)
-    print(f"{model.expression}: physical sanity (MODEL_SPEC §9)")
+    rep, plots = _sanity(model, args.lattice, args.a0, elastic, surface, out, data=data,
+                         temperature=args.temperature, nvt_steps=args.nvt_steps, n_seeds=args.nvt_seeds)
+    print(f"{model.expression}: physical sanity (MODEL_SPEC §9–10)")
     print(format_sanity(rep))
     if out:
         atomic_write_text(out / "sanity.json", json.dumps(rep, indent=1, default=float))
-        print(f"wrote {out / 'sanity.json'} and {plot}")
+        print(f"wrote {out / 'sanity.json'} and {len(plots)} plots ({', '.join(p.name for p in plots)})")
     return 0 if rep.get("passed") in (True, None) else 1
 
 
@@ -320,6 +352,12 @@ def cmd_export(args) -> int:
 
 
 # --------------------------------------------------------------------- main
+def _nvt_arguments(q, seeds: int) -> None:
+    q.add_argument("--nvt-steps", type=int, default=2000, help="steps (1 fs) of each NVT sanity run (default 2000)")
+    q.add_argument("--nvt-seeds", type=int, default=seeds,
+                   help=f"independent NVT sanity runs per element (default {seeds}; the safety benchmark uses 4)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="compot", description="Composable pair-cluster interatomic potentials "
                                 "(Wang et al., arXiv:2504.19372).")
@@ -345,6 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int)
     q.add_argument("--out", required=True, help="output folder")
     q.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
+    q.add_argument("--allow-unsafe", action="store_true",
+                   help="exit 0 even when the model fails a physical sanity check (it is flagged UNSAFE in "
+                   "report.md); without it such a fit exits with status 1")
+    _nvt_arguments(q, seeds=1)
     q.set_defaults(func=cmd_fit)
 
     q = sub.add_parser("export", help="export a model to another host (KIM portable model)",
@@ -363,13 +405,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --install: keep an already installed driver instead of rebuilding it")
     q.set_defaults(func=cmd_export)
 
-    q = sub.add_parser("validate", help="physical sanity checks and material properties of a model")
-    q.add_argument("model", help="parameter file (format v1)")
-    q.add_argument("--lattice", default="bcc", choices=["bcc", "fcc"])
+    q = sub.add_parser("validate", help="physical sanity checks (MODEL_SPEC §9-10) and material properties "
+                       "of a model", description="E-V from 0.5 to 1.5 a0, one atom pushed toward a neighbour, "
+                       "every dimer, and NVT through the C core at 1.1 x the hottest temperature of the data; "
+                       "exit status 1 when a check fails.")
+    q.add_argument("model", help="parameter file")
+    q.add_argument("--data", nargs="+", help="training data (files or folders): lattices, shortest pair distances "
+                   "and the NVT temperature come from it (default for Nb: the shared nb-mvl)")
+    from .sanity import LATTICE_CHOICES
+    q.add_argument("--lattice", default="auto", choices=list(LATTICE_CHOICES),
+                   help="ground-state lattice (auto: detected from the data, else the model's lowest)")
     q.add_argument("--a0", type=float, help="starting guess of the lattice constant [Å]")
-    q.add_argument("--elastic", help="extxyz of strained cells with DFT energies (default for Nb: the shared data)")
-    q.add_argument("--surface", help="extxyz of slabs with DFT energies (default for Nb: the shared data)")
-    q.add_argument("--out", help="folder for sanity.json and sanity.png")
+    q.add_argument("--temperature", type=float, help="NVT temperature [K] (default 1.1 x the hottest of the data; "
+                   "without data and without this the NVT check is skipped)")
+    _nvt_arguments(q, seeds=1)
+    q.add_argument("--elastic", help="extxyz of strained cells with DFT energies (default: from --data)")
+    q.add_argument("--surface", help="extxyz of slabs with DFT energies (default: from --data)")
+    q.add_argument("--out", help="folder for sanity.json and one sanity_<check>.png per check")
     q.set_defaults(func=cmd_validate)
 
     q = sub.add_parser("design", help="adaptive design loop: scan and compose configurations (paper TABLE 6)")

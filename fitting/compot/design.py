@@ -61,7 +61,10 @@ class DesignSettings:
     processes : candidates fitted in parallel
     tolerance : relative force-RMSE window of "similar" candidates in the rule
     fim_bits : precision of the FIM eigenvalues
-    sanity : run the physical sanity checks and prefer candidates that pass
+    sanity : run the physical sanity checks (MODEL_SPEC §9–10, :func:`compot.sanity.sanity_report`:
+        E–V from 0.5 to 1.5 a0, one atom pushed toward a neighbour, every dimer, and one 2000-step
+        NVT run through the C core at 1.1 × the hottest temperature of the training data) and
+        prefer candidates that pass
     """
 
     single_terms: list = field(default_factory=lambda: list(DEFAULT_SINGLE_TERMS))
@@ -128,10 +131,11 @@ def evaluate_candidate(job: dict) -> dict:
         row.update(log10_kappa_total=None, n_significant=None, log10_kappa_left=None, log10_kappa_right=None,
                    fim_error=f"{type(exc).__name__}: {exc}")
     row["sanity_passed"] = None
-    if job["sanity"] and len(model.species) == 1:
-        rep = sanity_report(model, job.get("lattice", "bcc"))
+    if job["sanity"]:
+        rep = sanity_report(model, job.get("lattice", "auto"), data=train, n_seeds=1,
+                            nvt_steps=job.get("nvt_steps", 2000))
         row["sanity_passed"] = bool(rep["passed"])
-        row["sanity_failed"] = [k for k, v in rep["checks"].items() if not v["passed"]]
+        row["sanity_failed"] = [k for k, v in rep["checks"].items() if v["passed"] is False]
     path = Path(job["out"]) / "candidates" / f"{_safe(job['configuration'])}.params"
     write_model(model, path)
     row["params_file"] = str(path)

@@ -12,8 +12,14 @@ from .metrics import format_markdown_table
 def fit_report(model, metrics: dict, settings, cfg: dict, plots: list[Path]) -> str:
     """Readable summary: model, data, settings, stage history, errors, plots."""
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"# compot fit: `{model.expression}`", "",
-             f"compot {__version__}, {now}. Method: Wang et al., arXiv:2504.19372 (dual-bipartite training).", "",
+    lines = [f"# compot fit: `{model.expression}`", ""]
+    if metrics.get("unsafe"):
+        from .sanity import failed_checks
+        failed = failed_checks(metrics.get("sanity", {}))
+        lines += [f"**UNSAFE: this model failed {len(failed)} physical sanity check(s) (MODEL_SPEC §10); "
+                  "do not use it for simulations.**", ""]
+        lines += [f"- `{k}`: {v}" for k, v in failed.items()] + [""]
+    lines += [f"compot {__version__}, {now}. Method: Wang et al., arXiv:2504.19372 (dual-bipartite training).", "",
              "## Model", "",
              f"- expression: `{model.expression}`",
              f"- species: {', '.join(model.species)}; cutoff r_c = {model.cutoff} Å"
@@ -59,9 +65,12 @@ def fit_report(model, metrics: dict, settings, cfg: dict, plots: list[Path]) -> 
     lines += ["", "## Errors", "", format_markdown_table(rows), ""]
     for split, groups in metrics.get("groups", {}).items():
         lines += [f"### {split} by group", "", format_markdown_table(groups), ""]
+    sanity_plots = [p for p in plots if Path(p).stem.startswith("sanity_")]
+    other_plots = [p for p in plots if p not in sanity_plots]
     if metrics.get("sanity", {}).get("checks"):
         from .sanity import format_sanity
-        lines += ["## Physical sanity (MODEL_SPEC §9)", "", format_sanity(metrics["sanity"], markdown=True), ""]
-    if plots:
-        lines += ["## Parity plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
+        lines += ["## Physical sanity (MODEL_SPEC §9–10)", "", format_sanity(metrics["sanity"], markdown=True), ""]
+        lines += [f"![{p.stem}]({p.name})" for p in sanity_plots] + [""]
+    if other_plots:
+        lines += ["## Parity plots", ""] + [f"![{p.stem}]({p.name})" for p in other_plots] + [""]
     return "\n".join(lines)

@@ -1,13 +1,32 @@
-"""Physical sanity outside the data, and material properties (MODEL_SPEC §9).
+"""Physical sanity outside the data, and material properties (MODEL_SPEC §9–10).
 
-A fitted model is judged where it was not fitted:
+A fitted model is judged where it was not fitted. For every element of the
+model (in its ground-state lattice, detected from the data, or given) and
+every species pair:
 
-* the energy–volume curve of its ground-state lattice from 0.7 to 1.4 × its
-  equilibrium lattice constant must have a single minimum and rise
-  monotonically under compression;
-* a dimer must be repulsive (dE/dr < 0) below 0.8 × the nearest-neighbour
-  distance (checked from 0.5 Å);
-* no energy may be NaN or far below the equilibrium energy.
+``energy_volume``
+    the energy–volume curve of the lattice from 0.5 to 1.5 × its lattice
+    constant: finite everywhere, a single minimum (near the data's a0), and a
+    monotonic rise under compression — nothing astronomically negative;
+``push``
+    one atom of a supercell pushed along the bond toward a nearest neighbour
+    down to 0.5 Å: the energy never goes below the perfect crystal's and rises
+    monotonically once the distance is below the data's shortest pair
+    distance (a false well there is what the first release had: −28.6 eV at
+    1.18 Å);
+``dimer``
+    the dimer of every species pair is repulsive (dE/dr < 0) from 0.5 Å up to
+    0.8 × the nearest-neighbour distance;
+``nvt``
+    a Langevin NVT run of a ≥ 128-atom supercell through the C core
+    (:mod:`compot.ccore`; the Python model if the core cannot be built) at
+    1.1 × the hottest temperature of the data (:func:`compot.derive.hottest_temperature`),
+    1 fs steps, ``n_seeds`` independent runs: an atom is *lost* when two atoms
+    come closer than 1 Å, the energy per atom is not finite, or the kinetic
+    temperature exceeds 5 × the target (at least 1500 K).
+
+Each check returns ``passed``, a one-line ``detail`` and the ``plot`` data of
+its curve; :func:`plot_sanity` draws one figure per check.
 
 Properties reported next to DFT values derived from the data: lattice
 constant a0, cubic elastic constants C11, C12, C44 and bulk modulus B from an
@@ -18,13 +37,18 @@ surface energies γ = (E_slab − N e_bulk)/(2A) of the ``Surface`` set.
 from __future__ import annotations
 
 import logging
+import math
+import os
 import re
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.build import bulk
 
+from . import derive
+from .errors import CompotError, ConfigError
 from .model import Model
 
 log = logging.getLogger(__name__)
@@ -32,7 +56,11 @@ log = logging.getLogger(__name__)
 EV_PER_A3_TO_GPA = 160.21766208
 EV_PER_A2_TO_J_PER_M2 = 16.021766208
 
-__all__ = ["sanity_report", "elastic_fit", "surface_energies", "format_sanity", "plot_sanity"]
+#: Values of the ``lattice`` argument.
+LATTICE_CHOICES = ("auto",) + derive.LATTICES
+
+__all__ = ["sanity_report", "elastic_fit", "surface_energies", "format_sanity", "plot_sanity",
+           "energy_volume_check", "push_check", "dimer_check", "nvt_check", "LATTICE_CHOICES"]
 
 
 def _energies(model: Model, atoms_list) -> np.ndarray:
@@ -163,83 +191,387 @@ def surface_energies(slabs: list[Atoms], slab_energies, e_bulk: float) -> dict:
     return out
 
 
+def _reference_lattice(kind: str, symbol: str, a: float, c_over_a: float | None = None) -> derive.Lattice:
+    return derive.Lattice(kind, float(a), symbol, c_over_a)
+
+
 def _lattice(symbol, lattice, a):
-    return bulk(symbol, lattice, a=a, cubic=True)
+    return _reference_lattice(lattice, symbol, a).atoms()
 
 
-def sanity_report(model: Model, lattice: str = "bcc", a0: float | None = None,
-                  elastic_file: str | Path | None = None, surface_file: str | Path | None = None) -> dict:
-    """Sanity checks, curves and properties of a single-species model.
+# --------------------------------------------------------------------- checks
+def _check(passed, detail: str, plot: dict) -> dict:
+    return {"passed": None if passed is None else bool(passed), "detail": detail, "plot": plot}
+
+
+def model_lattice(model: Model, symbol: str, kind: str, a_guess: float,
+                  c_over_a: float | None = None) -> tuple[float, float]:
+    """The model's equilibrium lattice constant [Å] and energy per atom [eV/atom]
+    of ``symbol`` in ``kind``, by a bounded minimisation within ±15 % of ``a_guess``
+    (hcp at fixed c/a)."""
+    from scipy.optimize import minimize_scalar
+
+    lat = _reference_lattice(kind, symbol, a_guess, c_over_a)
+    n = len(lat.atoms())
+
+    def e_of_a(a):
+        e = float(_energies(model, [lat.atoms(a)])[0]) / n
+        return e if np.isfinite(e) else 1e30
+
+    res = minimize_scalar(e_of_a, bounds=(0.85 * a_guess, 1.15 * a_guess), method="bounded",
+                          options={"xatol": 1e-6})
+    return float(res.x), float(res.fun)
+
+
+def lattice_from_model(model: Model, symbol: str) -> derive.Lattice:
+    """Ground-state lattice of an element according to the model (no data at hand):
+    the lowest energy per atom over bcc, fcc, hcp (ideal c/a) and diamond, each
+    scanned with its nearest-neighbour distance from 1.8 to 4.0 Å."""
+    best = None
+    for kind in derive.LATTICES:
+        unit = derive.Lattice(kind, 1.0, symbol)
+        dnn1 = unit.d_nn
+        a = np.linspace(1.8, 4.0, 45) / dnn1
+        cells = [unit.atoms(x) for x in a]
+        e = _energies(model, cells) / len(cells[0])
+        e = np.where(np.isfinite(e), e, np.inf)
+        k = int(np.argmin(e))
+        if best is None or e[k] < best[0]:
+            best = (e[k], kind, a[k])
+    return derive.Lattice(best[1], float(best[2]), symbol)
+
+
+def energy_volume_check(model: Model, lattice: derive.Lattice, a0: float, e0: float,
+                        x_min: float = 0.5, x_max: float = 1.5, n: int = 101) -> dict:
+    """E–V of ``lattice`` (element ``lattice.species``) from ``x_min`` to ``x_max`` × ``a0``.
+
+    Passes when every energy is finite, the curve has a single local minimum,
+    within 5 % of a0, and the energy rises monotonically from it down to
+    x_min a0 (so nothing lies below the minimum). ``a0``, ``e0``: the model's
+    equilibrium lattice constant [Å] and energy [eV/atom].
+    """
+    x = np.linspace(x_min, x_max, n)
+    cells = [lattice.atoms(a0 * s) for s in x]
+    ev = _energies(model, cells) / len(cells[0])
+    finite = bool(np.all(np.isfinite(ev)))
+    plot = {"x": x.tolist(), "y": ev.tolist(), "xlabel": f"a / a0 (a0 = {a0:.4f} Å, {lattice.kind})",
+            "ylabel": "energy [eV/atom]", "kind": "energy_volume", "e0": e0}
+    if not finite:
+        bad = x[~np.isfinite(ev)]
+        return _check(False, f"non-finite energies at a/a0 = {', '.join(f'{v:.2f}' for v in bad[:4])}", plot)
+    minima = [i for i in range(1, n - 1) if ev[i] < ev[i - 1] and ev[i] <= ev[i + 1]]
+    i_low = int(np.argmin(ev))
+    if ev[i_low] < e0 - 1e-6 and abs(x[i_low] - 1) > 0.05:
+        return _check(False, f"collapse: E({x[i_low]:.2f} a0) = {ev[i_low]:.3f} eV/atom, "
+                             f"{ev[i_low] - e0:+.3f} eV/atom below the equilibrium", plot)
+    if len(minima) != 1 or abs(x[minima[0]] - 1) > 0.05:
+        return _check(False, f"local minima at a/a0 = {', '.join(f'{x[i]:.2f}' for i in minima) or 'none'}; "
+                             "expected one, at 1", plot)
+    comp = ev[: minima[0] + 1]
+    rises = np.diff(comp) < 0
+    if not np.all(rises):
+        k = int(np.flatnonzero(~rises)[0])
+        return _check(False, f"not monotonic under compression: E falls from {x[k]:.2f} a0 to {x[k + 1]:.2f} a0", plot)
+    return _check(True, f"single minimum at a0, rises monotonically to E({x_min:g} a0) − E0 = "
+                        f"{ev[0] - e0:+.4g} eV/atom", plot)
+
+
+def push_check(model: Model, lattice: derive.Lattice, a0: float, d_min: float | None,
+               r_end: float = 0.5, step: float = 0.02, min_atoms: int = 54, tol: float = 1e-6) -> dict:
+    """One atom pushed toward a bulk nearest neighbour.
+
+    A supercell (≥ ``min_atoms``) of ``lattice`` at ``a0``; atom 0 moves along
+    the bond to its nearest neighbour until the two are ``r_end`` apart.
+    Passes when every energy is finite and at least the perfect crystal's
+    (−``tol`` eV), and the energy rises monotonically (steps of ``step`` Å)
+    once the distance is below ``d_min``, the data's shortest distance of the
+    pair (0.85 d_nn without data).
+    """
+    at = lattice.supercell(min_atoms, a0)
+    D, d_nn = _first_neighbour(at, 1.2 * lattice.with_a0(a0).d_nn)
+    unit = D / d_nn
+    dist = np.arange(d_nn, r_end - 1e-9, -step)
+    cells = []
+    for r in dist:
+        b = at.copy()
+        b.positions[0] += unit * (d_nn - r)
+        cells.append(b)
+    e = _energies(model, [at] + cells)
+    e_perfect, e = float(e[0]), e[1:] - float(e[0])
+    threshold = d_min if d_min is not None and np.isfinite(d_min) else 0.85 * d_nn
+    plot = {"x": dist.tolist(), "y": e.tolist(), "xlabel": f"distance of the pushed pair [Å] ({len(at)} atoms, "
+            f"{lattice.kind} {lattice.species})", "ylabel": "E − E(perfect crystal) [eV]", "kind": "push",
+            "threshold": threshold, "threshold_label": "data's shortest distance" if d_min is not None
+            and np.isfinite(d_min) else "0.85 d_nn (no data)"}
+    if not np.all(np.isfinite(e)):
+        return _check(False, f"non-finite energy at {dist[~np.isfinite(e)][0]:.2f} Å", plot)
+    if e.min() < -tol:
+        k = int(np.argmin(e))
+        return _check(False, f"false well: {e[k]:+.3f} eV below the perfect crystal at {dist[k]:.2f} Å", plot)
+    below = dist < threshold
+    rises = np.diff(e[below]) > 0
+    if below.sum() > 1 and not np.all(rises):
+        k = int(np.flatnonzero(~rises)[0])
+        r = dist[below]
+        return _check(False, f"energy falls from {r[k]:.2f} to {r[k + 1]:.2f} Å, below the data's shortest "
+                             f"distance {threshold:.2f} Å", plot)
+    return _check(True, f"rises monotonically below {threshold:.2f} Å to {e[-1]:+.4g} eV at {r_end:g} Å; "
+                        "never below the perfect crystal", plot)
+
+
+def _first_neighbour(at: Atoms, cutoff: float):
+    """Vector to, and distance of, the nearest neighbour of atom 0."""
+    from ase.neighborlist import neighbor_list
+    i, D, d = neighbor_list("iDd", at, cutoff)
+    k = np.flatnonzero(i == 0)
+    k = k[np.argmin(d[k])]
+    return D[k], float(d[k])
+
+
+def dimer_check(model: Model, s1: str, s2: str, d_nn: float, r_start: float = 0.5, n: int = 181) -> dict:
+    """Dimer s1–s2 from ``r_start`` to the cutoff: repulsive (dE/dr < 0) up to 0.8 ``d_nn`` [Å]."""
+    r = np.linspace(r_start, model.cutoff, n)
+    dimers = [Atoms([s1, s2], positions=[[0, 0, 0], [ri, 0, 0]]) for ri in r]
+    ed = _energies(model, dimers)
+    limit = 0.8 * d_nn
+    inner = r <= limit
+    plot = {"x": r.tolist(), "y": ed.tolist(), "xlabel": f"{s1}–{s2} distance r [Å]", "ylabel": "dimer energy [eV]",
+            "kind": "dimer", "threshold": limit, "threshold_label": "0.8 d_nn"}
+    if not np.all(np.isfinite(ed)):
+        return _check(False, f"non-finite energy at r = {r[~np.isfinite(ed)][0]:.2f} Å", plot)
+    rep = np.diff(ed[inner]) < 0
+    if not np.all(rep):
+        k = int(np.flatnonzero(~rep)[0])
+        return _check(False, f"not repulsive below {limit:.2f} Å (0.8 d_nn): E rises from {r[k]:.2f} to "
+                             f"{r[k + 1]:.2f} Å (lowest {ed[inner].min():.2f} eV at "
+                             f"{r[inner][np.argmin(ed[inner])]:.2f} Å)", plot)
+    return _check(True, f"dE/dr < 0 for {r_start:g} Å ≤ r ≤ {limit:.2f} Å (0.8 d_nn)", plot)
+
+
+def _md_calculator(model: Model):
+    """The C core calculator, or the Python model's with a warning if the core cannot be built."""
+    from .calculator import CompotCalculator
+    try:
+        from .ccore import CCoreCalculator
+        return CCoreCalculator(model, mode="exchange"), "C core"
+    except CompotError as exc:
+        log.warning("NVT check: the C core is not available (%s); running the Python model instead", exc)
+        return CompotCalculator(model), "Python model"
+
+
+def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: float | None, steps: int = 2000,
+              n_seeds: int = 1, timestep_fs: float = 1.0, min_atoms: int = 128, friction_per_fs: float = 0.01,
+              every: int = 10) -> dict:
+    """Langevin NVT runs in which no atom may be lost.
+
+    A supercell (≥ ``min_atoms``) of ``lattice`` at ``a0``, velocities from the
+    Maxwell–Boltzmann distribution at ``temperature`` [K], ``steps`` steps of
+    ``timestep_fs``, friction ``friction_per_fs`` [1/fs] (ASE ``Langevin``),
+    one run per seed 0..n_seeds−1. Every ``every`` steps: an atom is lost
+    when two atoms are closer than 1 Å, the potential energy per atom is not
+    finite, or the kinetic temperature exceeds 5 × max(``temperature``,
+    300 K) (the floor keeps the relaxation of an imperfect ideal lattice at a
+    near-zero target from counting as a loss); a run stops at its first loss.
+    ``temperature`` None skips the check.
+    """
+    from ase import units
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.neighborlist import neighbor_list
+
+    plot = {"kind": "nvt", "runs": [], "xlabel": "time [fs]", "ylabel": "kinetic temperature [K]",
+            "target": temperature}
+    if temperature is None:
+        return _check(None, "skipped: no temperature (give the data or a temperature)", plot)
+    calc, engine = _md_calculator(model)
+    plot["engine"] = engine
+    t_max = 5.0 * max(temperature, 300.0)
+    plot["t_max"] = t_max
+    failures = []
+    t0 = time.perf_counter()
+    for seed in range(n_seeds):
+        rng = np.random.default_rng(seed)
+        at = lattice.supercell(min_atoms, a0)
+        at.calc = calc
+        MaxwellBoltzmannDistribution(at, temperature_K=temperature, rng=rng)
+        Stationary(at)
+        dyn = Langevin(at, timestep_fs * units.fs, temperature_K=temperature, friction=friction_per_fs / units.fs,
+                       rng=rng)
+        run = {"seed": seed, "t": [], "temperature": [], "energy": [], "min_distance": [], "lost": None}
+        done = 0
+        lost = None
+        while done < steps and lost is None:
+            try:
+                dyn.run(min(every, steps - done))
+                e = at.get_potential_energy() / len(at)
+            except CompotError as exc:
+                lost = f"the model failed: {str(exc)[:120]}"
+                break
+            done += min(every, steps - done)
+            tk = at.get_temperature()
+            dd = neighbor_list("d", at, 1.0)
+            dmin = float(dd.min()) if len(dd) else float(neighbor_list("d", at, 3.0).min(initial=3.0))
+            run["t"].append(done * timestep_fs)
+            run["temperature"].append(float(tk))
+            run["energy"].append(float(e))
+            run["min_distance"].append(dmin)
+            if not np.isfinite(e):
+                lost = f"non-finite energy per atom at {done * timestep_fs:g} fs"
+            elif len(dd):
+                lost = f"two atoms {dmin:.2f} Å apart at {done * timestep_fs:g} fs"
+            elif tk > t_max:
+                lost = f"kinetic temperature {tk:.0f} K > {t_max:.0f} K at {done * timestep_fs:g} fs"
+        run["lost"] = lost
+        plot["runs"].append(run)
+        if lost:
+            failures.append(f"seed {seed}: {lost}")
+    seconds = time.perf_counter() - t0
+    n_atoms = len(lattice.supercell(min_atoms, a0))
+    if failures:
+        return _check(False, f"atoms lost in {len(failures)}/{n_seeds} run(s) at {temperature:.0f} K: "
+                             f"{failures[0]}", plot)
+    tk = np.mean([np.mean(r["temperature"][len(r["temperature"]) // 2:]) for r in plot["runs"]])
+    return _check(True, f"{n_seeds} × {steps} steps of {timestep_fs:g} fs, {n_atoms} atoms at {temperature:.0f} K "
+                        f"({engine}, {seconds:.0f} s): no atom lost, mean kinetic temperature {tk:.0f} K", plot)
+
+
+# ---------------------------------------------------------------- the report
+def _element_setup(model: Model, symbol: str, lattice: str, a0: float | None, data) -> tuple:
+    """(Lattice, a guess) of one element: given kind or detected from the data, else from the model."""
+    if lattice == "auto":
+        if data:
+            try:
+                lat = derive.detect_lattice(data, symbol)
+                return lat, (a0 or lat.a0), "detected from the data"
+            except derive.DeriveError as exc:
+                log.warning("sanity: %s; the lattice of %s comes from the model", exc, symbol)
+        lat = lattice_from_model(model, symbol)
+        return lat, (a0 or lat.a0), "the model's lowest-energy lattice (no data)"
+    guess = a0
+    c_over_a = None
+    if data:
+        try:
+            det = derive.detect_lattice(data, symbol)
+            if det.kind == lattice:
+                guess = guess or det.a0
+                c_over_a = det.c_over_a
+        except derive.DeriveError:
+            pass
+    if guess is None:
+        unit = derive.Lattice(lattice, 1.0, symbol)
+        scan = lattice_from_model(model, symbol)
+        guess = scan.d_nn / unit.d_nn
+    return derive.Lattice(lattice, float(guess), symbol, c_over_a), guess, "given"
+
+
+def sanity_report(model: Model, lattice: str = "auto", a0: float | None = None,
+                  elastic_file: str | Path | None = None, surface_file: str | Path | None = None, *,
+                  data=None, temperature: float | None = None, nvt_steps: int = 2000, n_seeds: int = 1,
+                  nvt: bool = True, hottest_quantile: float = 0.9) -> dict:
+    """Sanity checks (MODEL_SPEC §9–10), their curves, and material properties.
 
     Parameters
     ----------
-    model : Model (one species)
-    lattice : 'bcc' or 'fcc' — ground-state lattice to scan
-    a0 : float, optional — starting guess of the lattice constant [Å]
-        (default: from the elastic data, else 3.3)
+    model : Model
+    lattice : {"auto", "bcc", "fcc", "hcp", "diamond"}
+        Ground-state lattice of the elements; "auto" detects it per element
+        from ``data`` (:func:`compot.derive.detect_lattice`), or without data
+        takes the model's lowest-energy lattice.
+    a0 : float, optional
+        Starting guess of the lattice constant [Å] (default: from the data).
     elastic_file, surface_file : optional extxyz files of strained cells and
-        slabs (DFT energies) for the property comparison
+        slabs (DFT energies) for the property comparison (single species)
+    data : list of Configuration or ase.Atoms, optional
+        The training data: lattices, shortest pair distances (push check) and
+        the hottest temperature (NVT check) come from it.
+    temperature : float, optional
+        NVT temperature [K]; default 1.1 × :func:`compot.derive.hottest_temperature`
+        of ``data`` (its ``hottest_quantile``); without either the NVT check is skipped.
+    nvt_steps, n_seeds : int
+        Length (1 fs steps) and number of the NVT runs per element.
+    nvt : bool
+        Run the NVT check at all.
 
     Returns
     -------
-    dict with keys ``checks`` {name: {passed, detail}}, ``passed``,
-    ``ev_curve`` {a_over_a0, energy_per_atom}, ``dimer`` {r, energy},
-    ``properties`` {name: {model, dft, relative_error}}.
-    """
-    from ase.io import read
-    from scipy.optimize import minimize_scalar
+    dict
+        ``passed`` (True, or False when any check failed; a skipped check,
+        ``passed`` None, does not fail the report), ``checks`` {name: {passed,
+        detail, plot}} (names ``energy_volume``, ``push``, ``dimer``, ``nvt``,
+        with `` X`` / `` X-Y`` appended for a model of several species),
+        ``elements`` {symbol: {lattice, c_over_a, a0, e0, lattice_source, d_min}},
+        ``temperature``, ``properties`` (single species, with an elastic file),
+        and for the first element ``lattice``, ``ev_curve`` and ``dimer``.
 
-    if len(model.species) != 1:
-        return {"passed": None, "checks": {}, "note": "sanity scans need a single-species model"}
-    sym = model.species[0]
+    Raises
+    ------
+    ConfigError
+        ``lattice`` not one of the allowed values.
+    """
+    if lattice not in LATTICE_CHOICES:
+        raise ConfigError(f"lattice: expected one of {', '.join(LATTICE_CHOICES)}, found {lattice!r}")
+    species = list(model.species)
+    multi = len(species) > 1
+    d_min = derive.shortest_pair_distances(data, species, cutoff=model.cutoff) if data else {}
+    checks: dict = {}
+    elements: dict = {}
+    lattices: dict = {}
+
+    def name(base, label):
+        return f"{base} {label}" if multi else base
+
+    for s in species:
+        lat, guess, source = _element_setup(model, s, lattice, a0, data)
+        a_eq, e_eq = model_lattice(model, s, lat.kind, guess, lat.c_over_a)
+        lat = lat.with_a0(a_eq)
+        lattices[s] = lat
+        elements[s] = {"lattice": lat.kind, "c_over_a": lat.c_over_a, "a0": a_eq, "e0": e_eq,
+                       "lattice_source": source, "d_min": d_min.get((s, s))}
+        checks[name("energy_volume", s)] = energy_volume_check(model, lat, a_eq, e_eq)
+        checks[name("push", s)] = push_check(model, lat, a_eq, d_min.get((s, s)))
+    for a in range(len(species)):
+        for b in range(a, len(species)):
+            s1, s2 = species[a], species[b]
+            dnn = 0.5 * (lattices[s1].d_nn + lattices[s2].d_nn)
+            checks[name("dimer", f"{s1}-{s2}")] = dimer_check(model, s1, s2, dnn)
+    t_target = None
+    t_source = None
+    if nvt:
+        if temperature is not None:
+            t_target, t_source = float(temperature), "given"
+        elif data:
+            try:
+                t_hot = derive.hottest_temperature(data, model, quantile=hottest_quantile)
+                t_target, t_source = 1.1 * t_hot, f"1.1 × {t_hot:.0f} K, the hottest temperature of the data"
+            except derive.DeriveError as exc:
+                log.warning("NVT check skipped: %s", exc)
+        for s in species:
+            checks[name("nvt", s)] = nvt_check(model, lattices[s], elements[s]["a0"], t_target, steps=nvt_steps,
+                                               n_seeds=n_seeds)
+    out = {"passed": all(c["passed"] is not False for c in checks.values()), "checks": checks,
+           "elements": elements, "temperature": {"target": t_target, "source": t_source},
+           "lattice": lattices[species[0]].kind, "properties": {}}
+    ev = checks[name("energy_volume", species[0])]["plot"]
+    out["ev_curve"] = {"a_over_a0": ev["x"], "energy_per_atom": ev["y"], "a0": elements[species[0]]["a0"]}
+    dm = checks[name("dimer", f"{species[0]}-{species[0]}")]["plot"]
+    out["dimer"] = {"r": dm["x"], "energy": dm["y"]}
+    if not multi:
+        out["properties"] = _properties(model, species[0], lattices[species[0]], elastic_file, surface_file)
+    return out
+
+
+def _properties(model: Model, sym: str, lat: derive.Lattice, elastic_file, surface_file) -> dict:
+    """Lattice constant, cubic elastic constants and surface energies next to DFT."""
+    from ase.io import read
+
+    a_eq = lat.a0
+    props = {"a0": {"model": a_eq, "unit": "Å"}}
     elastic = read(elastic_file, ":") if elastic_file else []
     surfaces = read(surface_file, ":") if surface_file else []
     ref = None
     if elastic:
         ref = _reference_cell([a.cell.array for a in elastic], [a.get_potential_energy() / len(a) for a in elastic])
-    guess = a0 or (float(np.diag(ref[0]).mean()) if ref else 3.3)
-    n_cell = len(_lattice(sym, lattice, guess))
-
-    def e_of_a(a):
-        return float(_energies(model, [_lattice(sym, lattice, a)])[0]) / n_cell
-
-    res = minimize_scalar(e_of_a, bounds=(0.85 * guess, 1.15 * guess), method="bounded",
-                          options={"xatol": 1e-6})
-    a_eq = float(res.x)
-    e_eq = float(res.fun)
-    checks = {}
-    x = np.linspace(0.7, 1.4, 71)
-    cells = [_lattice(sym, lattice, a_eq * s) for s in x]
-    ev = _energies(model, cells) / n_cell
-    finite = bool(np.all(np.isfinite(ev)))
-    i_eq = int(np.argmin(np.abs(x - 1.0)))
-    comp = ev[: i_eq + 1]
-    local_min = [i for i in range(1, len(ev) - 1) if ev[i] < ev[i - 1] and ev[i] <= ev[i + 1]]
-    checks["ev_finite"] = {"passed": finite, "detail": "all energies finite" if finite else "NaN/inf energies"}
-    checks["ev_single_minimum"] = {
-        "passed": finite and len(local_min) == 1 and abs(x[local_min[0]] - 1.0) < 0.03,
-        "detail": f"local minima at a/a0 = {', '.join(f'{x[i]:.2f}' for i in local_min) or 'none'}"}
-    mono = bool(np.all(np.diff(comp) < 0))
-    checks["ev_rises_under_compression"] = {
-        "passed": finite and mono,
-        "detail": f"E(0.7 a0) − E(a0) = {comp[0] - e_eq:+.3f} eV/atom; "
-                  f"{'monotonic' if mono else 'not monotonic'} from 0.7 a0 to a0"}
-    d_nn = a_eq * (np.sqrt(3) / 2 if lattice == "bcc" else 1 / np.sqrt(2))
-    r = np.linspace(0.5, model.cutoff, 181)
-    dimers = [Atoms(f"{sym}2", positions=[[0, 0, 0], [ri, 0, 0]]) for ri in r]
-    ed = _energies(model, dimers)
-    inner = r <= 0.8 * d_nn
-    rep = bool(np.all(np.diff(ed[inner]) < 0))
-    checks["dimer_repulsive"] = {
-        "passed": bool(np.all(np.isfinite(ed))) and rep,
-        "detail": f"dE/dr < 0 for 0.5 Å ≤ r ≤ {0.8 * d_nn:.2f} Å (0.8 d_nn)" if rep else
-                  f"dimer energy not monotonically repulsive below {0.8 * d_nn:.2f} Å "
-                  f"(minimum {ed[inner].min():.2f} eV at r = {r[inner][np.argmin(ed[inner])]:.2f} Å)"}
-    floor = min(np.nanmin(ev), np.nanmin(ed) / 2)
-    checks["no_collapse"] = {"passed": bool(np.isfinite(floor) and floor > e_eq - 10.0),
-                             "detail": f"lowest energy {floor:.3f} eV/atom vs equilibrium {e_eq:.3f} eV/atom"}
-    props = {"a0": {"model": a_eq, "unit": "Å"}}
-    if ref is not None:
+    if ref is not None and lat.kind in ("bcc", "fcc"):
         cell0 = ref[0]
         pos_el = [a for a in elastic if len(a) == len(elastic[0])]
         stresses = []
@@ -251,7 +583,7 @@ def sanity_report(model: Model, lattice: str = "bcc", a0: float | None = None,
                 break
         dft = elastic_fit([a.cell.array for a in pos_el], [a.get_potential_energy() / len(a) for a in pos_el],
                           len(pos_el[0]), cell0, stresses=stresses)
-        mod = model_elastic_constants(model, sym, lattice, a_eq)
+        mod = model_elastic_constants(model, sym, lat.kind, a_eq)
         if dft["a0"] is not None:
             props["a0"]["dft"] = dft["a0"]
         for k in ("C11", "C12", "C44", "B"):
@@ -276,69 +608,113 @@ def sanity_report(model: Model, lattice: str = "bcc", a0: float | None = None,
     for v in props.values():
         if "dft" in v and v["dft"]:
             v["relative_error"] = (v["model"] - v["dft"]) / abs(v["dft"])
-    return {"passed": all(c["passed"] for c in checks.values()), "checks": checks, "lattice": lattice,
-            "ev_curve": {"a_over_a0": x.tolist(), "energy_per_atom": ev.tolist(), "a0": a_eq},
-            "dimer": {"r": r.tolist(), "energy": ed.tolist()}, "properties": props}
+    return props
+
+
+def failed_checks(rep: dict) -> dict:
+    """{name: detail} of the checks that failed."""
+    return {k: c["detail"] for k, c in rep.get("checks", {}).items() if c["passed"] is False}
 
 
 def format_sanity(rep: dict, markdown: bool = False) -> str:
-    """Pass/fail lines and the property table."""
+    """Pass/fail lines (one per check) and the property table."""
     if rep.get("passed") is None:
         return rep.get("note", "")
     out = []
     for name, c in rep["checks"].items():
-        mark = "PASS" if c["passed"] else "FAIL"
+        mark = {True: "PASS", False: "FAIL", None: "SKIP"}[c["passed"]]
         out.append(f"{'- ' if markdown else ''}{mark} {name}: {c['detail']}")
-    out.append("")
-    if markdown:
-        out += ["| property | model | DFT | relative error |", "|---|---|---|---|"]
-    else:
-        out.append(f"{'property':14s} {'model':>10s} {'DFT':>10s} {'rel. error':>11s}")
-    for k, v in rep["properties"].items():
-        dft = f"{v['dft']:.4g}" if "dft" in v else "—"
-        rel = f"{100 * v['relative_error']:+.1f} %" if "relative_error" in v else "—"
-        label = f"{k} [{v['unit']}]"
+    t = rep.get("temperature") or {}
+    if t.get("target"):
+        out.append(f"{'- ' if markdown else ''}NVT temperature {t['target']:.0f} K ({t['source']})")
+    props = rep.get("properties") or {}
+    if props:
+        out.append("")
         if markdown:
-            out.append(f"| {label} | {v['model']:.4g} | {dft} | {rel} |")
+            out += ["| property | model | DFT | relative error |", "|---|---|---|---|"]
         else:
-            out.append(f"{label:14s} {v['model']:10.4g} {dft:>10s} {rel:>11s}")
-    if rep["properties"].get("C12", {}).get("dft_source") == "stress":
-        out.append("DFT C12 and B from the stress–strain slope of uniaxial cells: the elastic set has no "
-                   "mixed normal strains, so energies alone do not determine C12.")
-    out.append("DFT values: energy–strain fit (|η| ≤ 2.1 %) of the elastic set; surface energies of the "
-               "unrelaxed DFT slabs, model and DFT on the same geometries.")
+            out.append(f"{'property':14s} {'model':>10s} {'DFT':>10s} {'rel. error':>11s}")
+        for k, v in props.items():
+            dft = f"{v['dft']:.4g}" if "dft" in v else "—"
+            rel = f"{100 * v['relative_error']:+.1f} %" if "relative_error" in v else "—"
+            label = f"{k} [{v['unit']}]"
+            if markdown:
+                out.append(f"| {label} | {v['model']:.4g} | {dft} | {rel} |")
+            else:
+                out.append(f"{label:14s} {v['model']:10.4g} {dft:>10s} {rel:>11s}")
+        if props.get("C12", {}).get("dft_source") == "stress":
+            out.append("DFT C12 and B from the stress–strain slope of uniaxial cells: the elastic set has no "
+                       "mixed normal strains, so energies alone do not determine C12.")
+        if len(props) > 1:
+            out.append("DFT values: energy–strain fit (|η| ≤ 2.1 %) of the elastic set; surface energies of the "
+                       "unrelaxed DFT slabs, model and DFT on the same geometries.")
     return "\n".join(out)
 
 
-def plot_sanity(rep: dict, path, title: str) -> Path | None:
-    """E–V and dimer curves side by side (PNG, written atomically)."""
-    if rep.get("passed") is None:
-        return None
+def _save(fig, path: Path) -> None:
+    """Write a figure atomically (PNG)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def plot_sanity(rep: dict, path, title: str) -> list[Path]:
+    """One figure per check (PNG, written atomically), named ``<stem>_<check>.png``
+    next to ``path``; returns their paths."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from .evaluation import _savefig
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-    ev = rep["ev_curve"]
-    a1.plot(ev["a_over_a0"], ev["energy_per_atom"], "o-", ms=2)
-    a1.axvspan(0.96, 1.04, color="tab:green", alpha=0.15, label="range of the training data (±4 %)")
-    a1.set_xlabel(f"a / a0 (a0 = {ev['a0']:.4f} Å, {rep['lattice']})")
-    a1.set_ylabel("energy [eV/atom]")
-    a1.legend(fontsize=8)
-    ok = "pass" if rep["checks"]["ev_single_minimum"]["passed"] and rep["checks"]["ev_rises_under_compression"]["passed"] else "FAIL"
-    a1.set_title(f"energy–volume: {ok}", fontsize=10)
-    d = rep["dimer"]
-    a2.plot(d["r"], d["energy"], "-")
-    a2.set_xlabel("dimer distance r [Å]")
-    a2.set_ylabel("dimer energy [eV]")
-    e = np.array(d["energy"])
-    lo, hi = np.nanmin(e), np.nanpercentile(e, 60)
-    a2.set_ylim(lo - 0.1 * abs(hi - lo) - 0.5, max(hi, lo) + abs(hi - lo) + 5)
-    a2.set_title(f"dimer: {'pass' if rep['checks']['dimer_repulsive']['passed'] else 'FAIL'}", fontsize=10)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     path = Path(path)
-    _savefig(fig, path)
-    plt.close(fig)
-    return path
+    out = []
+    for name, c in rep.get("checks", {}).items():
+        p = c["plot"]
+        mark = {True: "pass", False: "FAIL", None: "skipped"}[c["passed"]]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        if p["kind"] == "nvt":
+            for run in p["runs"]:
+                line, = ax.plot(run["t"], run["temperature"], "-", lw=1, label=f"seed {run['seed']}"
+                                + (f" lost at {run['t'][-1]:g} fs" if run["lost"] else ""))
+                if run["lost"] and run["t"]:
+                    ax.plot(run["t"][-1], min(run["temperature"][-1], 1.15 * p["t_max"]), "x", ms=9,
+                            color=line.get_color())
+            if p.get("target"):
+                ax.axhline(p["target"], color="k", ls="--", lw=0.8, label=f"target {p['target']:.0f} K")
+                ax.axhline(p["t_max"], color="tab:red", ls=":", lw=0.8, label="lost above")
+                ax.set_ylim(0, 1.2 * p["t_max"])
+            ax.legend(fontsize=7)
+        else:
+            x, y = np.array(p["x"]), np.array(p["y"], dtype=float)
+            ax.plot(x, y, "o-" if p["kind"] == "energy_volume" else "-", ms=2)
+            fin = y[np.isfinite(y)]
+            if p["kind"] == "energy_volume":
+                ax.axvspan(0.96, 1.04, color="tab:green", alpha=0.15, label="typical range of the data (±4 %)")
+                lo = np.nanmin(fin) if len(fin) else 0
+                ax.set_ylim(lo - 0.5, lo + max(5.0, min(50.0, np.nanpercentile(fin - lo, 70) * 2 if len(fin) else 5)))
+                ax.legend(fontsize=7)
+            else:
+                if "threshold" in p:
+                    ax.axvline(p["threshold"], color="tab:red", ls=":", lw=1, label=p.get("threshold_label"))
+                    ax.legend(fontsize=7)
+                if len(fin):
+                    lo, hi = fin.min(), np.percentile(fin, 60)
+                    ax.set_ylim(lo - 0.1 * abs(hi - lo) - 0.5, max(hi, lo) + abs(hi - lo) + 5)
+        ax.set_xlabel(p["xlabel"])
+        ax.set_ylabel(p["ylabel"])
+        ax.set_title(f"{name}: {mark}\n{c['detail'][:110]}", fontsize=8)
+        fig.suptitle(title, fontsize=9)
+        fig.tight_layout()
+        f = path.parent / f"{path.stem}_{_safe(name)}.png"
+        _save(fig, f)
+        plt.close(fig)
+        out.append(f)
+    return out
