@@ -68,14 +68,13 @@ def test_two_species_finite_differences(expr):
 @pytest.mark.parametrize("species", [("Nb",), ("Nb", "Mo")])
 def test_window_and_saturation_finite_differences(expr, species):
     """Format v2: pairs inside the inner window [2.3, 2.9] Å (the nearest neighbours
-    of the rattled bcc cell are at ~2.86 Å) and every scale reduced to 0.6–1.2 of
-    its maximum, so that the saturating branches of x(γ, u) and of q are used."""
+    of the rattled bcc cell are at ~2.86 Å), so that atom switches S_i are strictly
+    between 0 and 1, and every scale reduced to 0.6–1.2 of its maximum, so that the
+    saturating branches of x(γ, u) and of q are used."""
     atoms = random_structure("triclinic", species=species)
     model = random_model(expr, species=species, structures=[atoms], window=(2.3, 2.9))
-    s = model.system([atoms])
-    ctx = model.context(s)
-    w = ctx.fw()[0] / s.fc_p
-    assert np.any((w > 0) & (w < 1)), "no pair inside the window"
+    S_n = model.context(model.system([atoms])).switch()[0]
+    assert np.any((S_n > 0) & (S_n < 1)), "no atom inside the window"
     f_err, w_err = fd_check(model, atoms)
     assert f_err < 1e-6 and w_err < 1e-6
 
@@ -105,9 +104,10 @@ def test_saturation_bounds_the_site_energy():
     assert np.abs(e1).max() > 10 * bound
 
 
-def test_window_removes_short_pairs():
-    """Format v2: a pair closer than r_a contributes nothing to the fitted terms;
-    one beyond r_b contributes exactly as without a window."""
+def test_window_switches_atoms_to_isolated():
+    """Format v2: an atom with a pair closer than r_a has the site energy of an
+    isolated atom (S_i = 0); with all pairs beyond r_b it is exactly as without a
+    window (S_i = 1)."""
     from ase import Atoms
     dimer = Atoms("Nb2", positions=[[0, 0, 0], [0, 0, 1.9]])
     far = Atoms("Nb2", positions=[[0, 0, 0], [0, 0, 3.1]])
@@ -115,6 +115,7 @@ def test_window_removes_short_pairs():
     off = random_model("E[G3L2] + A[G3P2] + G3")
     shift = 2 * float(on.params["n0.shift"][0])
     assert energy(on, dimer) == pytest.approx(shift, abs=1e-14)
+    assert energy(off, dimer) != pytest.approx(shift, abs=1e-3)
     assert energy(on, far) == pytest.approx(energy(off, far), rel=1e-14)
 
 
@@ -229,3 +230,25 @@ def test_zbl_matches_lammps_form():
     assert np.ptp(shift) < 1e-12
     # Nb–Nb at 1 Å: ~ 14.4·41²/1 · Σ c exp(−d r/a): hundreds of eV
     assert 100 < raw[1] < 2000
+
+
+@pytest.mark.parametrize("expr", ["E[G3L2] + A[G3P2] + ZBL(2.9, 3.5)", "G3 * E[G2L2]"])
+def test_linear_design_reproduces_prediction_with_switch(expr):
+    """The least-squares rows of the linear blocks, J θ + rest, equal the model's
+    energies and forces, also for atoms whose switch S_i is strictly between 0 and 1
+    (format v2, MODEL_SPEC §6 and §10). For a product the rows of one factor's
+    blocks are linear with the other factor fixed."""
+    atoms = random_structure("triclinic")
+    model = random_model(expr, structures=[atoms], window=(2.3, 2.9))
+    s = model.system([atoms])
+    assert np.any((model.context(s).switch()[0] > 0) & (model.context(s).switch()[0] < 1))
+    names = model.blocks("linear", under=model.layout.nodes[0].children[0]) if "*" in expr \
+        else model.blocks("linear")
+    theta = model.vector(names)
+    full = model.evaluate(s, virial=False)
+    model.set_vector(names, np.zeros_like(theta))
+    JE, JF, rest = model.linear_design(s, names)
+    model.set_vector(names, theta)
+    np.testing.assert_allclose(JE @ theta + rest.energy_m, full.energy_m, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(JF @ theta + rest.forces_nc, full.forces_nc, rtol=1e-9,
+                               atol=1e-10 * np.abs(full.forces_nc).max())

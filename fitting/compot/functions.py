@@ -14,7 +14,7 @@ import numpy as np
 
 __all__ = [
     "cutoff_fdf", "gaussian_basis_fdf", "chebyshev_basis_fdf", "basis_fdf",
-    "exp_feature_fdf", "inner_window_fdf", "zbl_pair_fdf", "atomic_number", "angular_tables",
+    "exp_feature_fdf", "inner_window_fdf", "effective_distance_fdf", "zbl_pair_fdf", "atomic_number", "angular_tables",
     "angular_weights",
 ]
 
@@ -161,6 +161,27 @@ def inner_window_fdf(r: np.ndarray, r_a: np.ndarray, r_b: np.ndarray) -> tuple[n
     ds = t3 * (140.0 + t * (-420.0 + t * (420.0 - 140.0 * t))) / safe_w
     below = r < r_b
     return np.where(inside, s, np.where(below, 0.0, 1.0)), np.where(inside, ds, 0.0)
+
+
+def effective_distance_fdf(r: np.ndarray, r_a: np.ndarray, r_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distance c(r) at which the fitted terms of format v2 see a pair, and dc/dr.
+
+    c(r) = r_b + (r − r_b) s_in(r): r itself for r ≥ r_b, r_b for r ≤ r_a, and in
+    between a C³ blend that never goes below r_b − 0.11 (r_b − r_a) (MODEL_SPEC §10,
+    docs/parameter-file.md). A pair closer than the data's shortest distance is
+    thus seen as if it were at that distance, so fitted terms never extrapolate in r.
+
+    Parameters
+    ----------
+    r, r_a, r_b : ndarray, shape (n,) [Å]
+
+    Returns
+    -------
+    c, dc : ndarray, shape (n,) — [Å], [-]
+    """
+    s, ds = inner_window_fdf(r, r_a, r_b)
+    close = r < r_b
+    return np.where(close, r_b + (r - r_b) * s, r), np.where(close, s + (r - r_b) * ds, 1.0)
 
 
 # ------------------------------------------------------------------------- ZBL

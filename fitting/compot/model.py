@@ -28,12 +28,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from ase import Atoms
 
 from .errors import ExpressionError, FitError
 from .expression import (ZBL, Angular, Exponentiated, Layout, Linear, NeighbourExponentiated, Product, Sum,
                          layout, parse)
-from .functions import (angular_tables, angular_weights, atomic_number, basis_fdf, exp_feature_fdf,
-                        inner_window_fdf, zbl_pair_fdf)
+from .functions import (angular_tables, angular_weights, atomic_number, basis_fdf, cutoff_fdf,
+                        effective_distance_fdf, exp_feature_fdf, inner_window_fdf, zbl_pair_fdf)
 from .neighbours import System
 
 __all__ = ["Model", "Prediction", "DEFAULT_NONLINEAR"]
@@ -125,7 +126,9 @@ class _Context:
         self._value: dict[int, np.ndarray] = {}
         self._ang: dict[int, tuple] = {}
         self._bounded_ang: dict[int, tuple] = {}
-        self._fw = None
+        self._switch = None
+        self._iso = None
+        self._radial = None
 
     # ------------------------------------------------------- pair weights
     @property
@@ -133,25 +136,111 @@ class _Context:
         """Saturation width τ of format v2, None for format v1 (quadratic continuation)."""
         return float(self.model.params["w.tau"]) if self.model.version >= 2 else None
 
-    def fw(self) -> tuple[np.ndarray, np.ndarray]:
-        """Pair weight f_w = f_c s_in seen by the fitted terms and df_w/dr, shape (p,).
+    def _pair_window(self):
+        """(mask of pairs closer than their r_b, r_a and r_b of those pairs); v2 only."""
+        s = self.system
+        S = s.n_species
+        a = np.minimum(s.species_n[s.i_p], s.channel_p)
+        b = np.maximum(s.species_n[s.i_p], s.channel_p)
+        pair = a * S - a * (a - 1) // 2 + (b - a)
+        close = s.r_p < self.model.params["w.r_b"][pair]
+        return close, self.model.params["w.r_a"][pair[close]], self.model.params["w.r_b"][pair[close]]
 
-        Format v2: the inner window s_in of each species pair (MODEL_SPEC §10);
-        format v1: f_c itself."""
-        if self._fw is None:
+    def radial(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """What the fitted terms see of each pair: the effective distance c(r_p), the
+        cutoff f_c(c) and df_c/dc, and dc/dr, shape (p,) each (format v2: pairs
+        closer than r_b are seen at c(r) ≥ r_b − 0.11 (r_b − r_a), MODEL_SPEC §10;
+        format v1: c = r)."""
+        if self._radial is None:
             s = self.system
-            if self.model.version < 2:
-                self._fw = (s.fc_p, s.dfc_p)
+            ones = np.ones(s.n_pairs)
+            if self.model.version < 2 or not s.n_pairs:
+                self._radial = (s.r_p, s.fc_p, s.dfc_p, ones)
             else:
-                S = s.n_species
-                a = np.minimum(s.species_n[s.i_p], s.channel_p)
-                b = np.maximum(s.species_n[s.i_p], s.channel_p)
-                pair = a * S - a * (a - 1) // 2 + (b - a)
-                r_a = self.model.params["w.r_a"][pair]
-                r_b = self.model.params["w.r_b"][pair]
-                w, dw = inner_window_fdf(s.r_p, r_a, r_b)
-                self._fw = (s.fc_p * w, s.dfc_p * w + s.fc_p * dw)
-        return self._fw
+                close, r_a, r_b = self._pair_window()
+                if not close.any():
+                    self._radial = (s.r_p, s.fc_p, s.dfc_p, ones)
+                else:
+                    r, fc, dfc, dc = s.r_p.copy(), s.fc_p.copy(), s.dfc_p.copy(), ones
+                    r[close], dc[close] = effective_distance_fdf(s.r_p[close], r_a, r_b)
+                    fc[close], dfc[close] = cutoff_fdf(r[close], self.model.cutoff)
+                    self._radial = (r, fc, dfc, dc)
+        return self._radial
+
+    def switch(self) -> tuple[np.ndarray, np.ndarray]:
+        """Atom switch S_i = Π_{j∈N(i)} s_in(r_ij) of format v2 and ∂S_{i_p}/∂r_p.
+
+        S_i is 1 for every atom whose pairs are all at least r_b apart (every atom
+        of the training data) and 0 once one pair is closer than r_a (MODEL_SPEC §10,
+        docs/parameter-file.md). Format v1: S = 1.
+
+        Returns
+        -------
+        S_n : ndarray, shape (n,) [-]
+        dS_p : ndarray, shape (p,) [1/Å] — derivative of the centre atom's S by r_p
+        """
+        if self._switch is None:
+            s = self.system
+            S_n = np.ones(s.n_atoms)
+            dS_p = np.zeros(s.n_pairs)
+            if self.model.version >= 2 and s.n_pairs:
+                close, r_a, r_b = self._pair_window()
+                if close.any():
+                    w, dw = inner_window_fdf(s.r_p[close], r_a, r_b)
+                    np.multiply.at(S_n, s.i_p[close], w)
+                    # ∂S_i/∂r_p = dw_p Π_{q≠p} w_q (= S_i dw_p / w_p where w_p > 0; dw_p = 0 where w_p = 0)
+                    others = np.ones_like(w)
+                    idx = np.flatnonzero(close)
+                    for k, p_ in enumerate(idx):
+                        same = s.i_p[idx] == s.i_p[p_]
+                        same[k] = False
+                        others[k] = np.prod(w[same])
+                    dS_p[close] = dw * others
+            self._switch = (S_n, dS_p)
+        return self._switch
+
+    def isolated_energy(self) -> np.ndarray:
+        """E_iso(Z): the site energy of an isolated atom of each species (every φ, ρ
+        and q zero), shape (S,) [eV]; the switched site energy's limit (MODEL_SPEC §10)."""
+        if self._iso is None:
+            iso = System.from_atoms([Atoms(sym) for sym in self.model.species], self.model.species,
+                                    self.model.cutoff)
+            self._iso = _Context(self.model, iso).value(0)
+        return self._iso
+
+    def _zbl_leaves(self) -> list[int]:
+        return [i for i in self.model.layout.nodes[0].children
+                if isinstance(self.model.layout.nodes[i].term, ZBL)]
+
+    def fitted_value(self) -> np.ndarray:
+        """V_fit(i): the root's value without its ZBL summands, shape (n,) [eV]."""
+        v = self.value(0)
+        for i in self._zbl_leaves():
+            v = v - self.value(i)
+        return v
+
+    def site_energy(self) -> np.ndarray:
+        """Site energies E_i = E_iso(Z_i) + S_i (V_fit(i) − E_iso(Z_i)) + E_ZBL(i),
+        shape (n,) [eV]: the fitted part switched, the ZBL core never (MODEL_SPEC §10)."""
+        if self.model.version < 2:
+            return self.value(0)
+        S_n, _ = self.switch()
+        e_iso = self.isolated_energy()[self.system.species_n]
+        zbl = self.value(0) - self.fitted_value()
+        return e_iso + S_n * (self.fitted_value() - e_iso) + zbl
+
+    def site_energy_vjp(self, a: np.ndarray, grad: "_Grad", cols: slice) -> None:
+        """Accumulate Σ_i a[i, m] ∂E_i/∂D_p (E_i of :meth:`site_energy`) into ``cols``."""
+        if self.model.version < 2:
+            self.vjp(0, a, grad, cols)
+            return
+        S_n, dS_p = self.switch()
+        for i in self.model.layout.nodes[0].children if isinstance(self.model.layout.nodes[0].term, Sum) else [0]:
+            self.vjp(i, a if i in self._zbl_leaves() else a * S_n[:, None], grad, cols)
+        if np.any(dS_p):
+            s = self.system
+            dv = self.fitted_value() - self.isolated_energy()[s.species_n]
+            grad.R[:, cols] += (dS_p * dv[s.i_p])[:, None] * a[s.i_p]
 
     # --------------------------------------------------------------- bases
     def basis(self, b: int):
@@ -165,8 +254,9 @@ class _Context:
                 if not (alpha > 0 and beta > 0):
                     raise FitError(f"basis b{b + 1}: α and β must be positive, found α={alpha}, β={beta}")
             s = self.system
-            fw, dfw = self.fw()
-            self._basis[b] = basis_fdf(spec.kind, s.r_p, fw, dfw, m.cutoff, spec.K, alpha, beta)
+            r, fc, dfc, dc = self.radial()
+            g, dg = basis_fdf(spec.kind, r, fc, dfc, m.cutoff, spec.K, alpha, beta)
+            self._basis[b] = (g, dg * dc[:, None])
         return self._basis[b]
 
     def phi(self, b: int) -> np.ndarray:
@@ -178,11 +268,11 @@ class _Context:
         return self._phi[b]
 
     def rho(self, b: int) -> np.ndarray:
-        """ρ_k^(s)(i) = Σ_j f_w(r_ij) φ_k^(s)(j), shape (n, S, K)."""
+        """ρ_k^(s)(i) = Σ_j f_c(r_ij) φ_k^(s)(j), shape (n, S, K)."""
         if b not in self._rho:
             s = self.system
             phi = self.phi(b)
-            flat = phi.reshape(s.n_atoms, -1)[s.j_p] * self.fw()[0][:, None]
+            flat = phi.reshape(s.n_atoms, -1)[s.j_p] * self.radial()[1][:, None]
             self._rho[b] = (s.sum_centre @ flat).reshape(phi.shape)
         return self._rho[b]
 
@@ -330,9 +420,9 @@ class _Context:
             raise TypeError(t)
 
     def _rho_vjp(self, b: int, K: int, lam_rho: np.ndarray, grad: _Grad, cols: slice) -> None:
-        """Chain λ_ρ(i,s,k,m) = ∂/∂ρ through ρ(i) = Σ_j f_w(r_ij) φ(j)."""
+        """Chain λ_ρ(i,s,k,m) = ∂/∂ρ through ρ(i) = Σ_j f_c(c(r_ij)) φ(j)."""
         s = self.system
-        fw, dfw = self.fw()
+        _, fc, dfc, dc = self.radial()
         phi = self.phi(b)
         n, S = s.n_atoms, s.n_species
         m = lam_rho.shape[-1]
@@ -342,11 +432,11 @@ class _Context:
         R = np.zeros((s.n_pairs, m))
         for q in range(S * K):
             R += lr[s.i_p, q, :] * phj[s.j_p, q][:, None]
-        grad.R[:, cols] += R * dfw[:, None]
+        grad.R[:, cols] += R * (dfc * dc)[:, None]
         # adjoint on φ(j): ν(j) = Σ_{p: j_p=j} λ_ρ(i_p) f_c(r_p)
         nu = np.empty((n, S * K, m))
         for q in range(S * K):
-            nu[:, q, :] = s.sum_neighbour @ (lr[s.i_p, q, :] * fw[:, None])
+            nu[:, q, :] = s.sum_neighbour @ (lr[s.i_p, q, :] * fc[:, None])
         grad.add_lam(b, K, cols, nu.reshape(n, S, K, m))
 
     def _angular_vjp(self, idx: int, a: np.ndarray, grad: _Grad, cols: slice, columns: bool) -> None:
@@ -482,10 +572,10 @@ class _Context:
             # per column: λ_ρ nonzero only at its (s, k)
             phi = self.phi(node.basis)                                  # (n, s, K)
             Tp = T[s.i_p]                                               # (p, Z, s, L, K)
-            fw, dfw = self.fw()
-            direct = Tp * phi[s.j_p][:, None, :, None, :] * dfw[:, None, None, None, None]
+            _, fc, dfc, dc = self.radial()
+            direct = Tp * phi[s.j_p][:, None, :, None, :] * (dfc * dc)[:, None, None, None, None]
             grad.R[:, cols] += direct.reshape(s.n_pairs, ncol)
-            nu = (s.sum_neighbour @ (Tp * fw[:, None, None, None, None]).reshape(s.n_pairs, ncol))
+            nu = (s.sum_neighbour @ (Tp * fc[:, None, None, None, None]).reshape(s.n_pairs, ncol))
             nu = nu.reshape(T.shape)                                    # (n, Z, s, L, K)
             src = nu
         else:
@@ -684,12 +774,12 @@ class Model:
         Prediction
         """
         ctx = _Context(self, system)
-        e_n = ctx.value(0)
+        e_n = ctx.site_energy()
         e_m = system.sum_config @ e_n
         F = W = None
         if forces or virial:
             grad = _Grad(system, 1)
-            ctx.vjp(0, np.ones((system.n_atoms, 1)), grad, slice(0, 1))
+            ctx.site_energy_vjp(np.ones((system.n_atoms, 1)), grad, slice(0, 1))
             G = grad.finish(ctx)[:, :, 0]
             if forces:
                 F = system.forces(G)
@@ -757,14 +847,26 @@ class Model:
             pos += self.params[n].size
         Phi = np.zeros((system.n_atoms, pos))
         self._columns(ctx, 0, names, offsets, Phi, np.ones(system.n_atoms))
+        # format v2 atom switch (MODEL_SPEC §10): E_i = E_iso + S_i (V(i) − E_iso), so every
+        # column is S_i Φ(i) + (1 − S_i) Φ_iso(Z_i), Φ_iso the columns of an isolated atom
+        S_n, dS_p = ctx.switch()
+        switched = self.version >= 2 and np.any(S_n != 1.0)
+        if switched:
+            iso_ctx = _Context(self, System.from_atoms([Atoms(x) for x in self.species], self.species, self.cutoff))
+            Phi_iso = np.zeros((len(self.species), pos))
+            self._columns(iso_ctx, 0, names, offsets, Phi_iso, np.ones(len(self.species)))
+            dPhi = Phi - Phi_iso[system.species_n]
+            Phi = Phi_iso[system.species_n] + S_n[:, None] * dPhi
         JE = system.sum_config @ Phi
-        pred_e = ctx.value(0)
+        pred_e = ctx.site_energy()
         JF = None
         G1 = None
         if forces:
             grad = _Grad(system, pos + 1)
-            self._column_vjp(ctx, 0, names, offsets, np.ones(system.n_atoms), grad)
-            ctx.vjp(0, np.ones((system.n_atoms, 1)), grad, slice(pos, pos + 1))
+            self._column_vjp(ctx, 0, names, offsets, S_n, grad)
+            if switched:
+                grad.R[:, :pos] += dS_p[:, None] * dPhi[system.i_p]
+            ctx.site_energy_vjp(np.ones((system.n_atoms, 1)), grad, slice(pos, pos + 1))
             Fall = grad.forces(ctx)
             JF = Fall[:, :, :pos]
             G1 = Fall[:, :, pos]

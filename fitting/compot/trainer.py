@@ -222,7 +222,7 @@ class _Data:
 
     def __init__(self, model: Model, configs, settings: FitSettings, priors=()):
         self.batches = []
-        for part in (list(configs), list(priors)):
+        for k, part in enumerate((list(configs), list(priors))):
             batch, natoms = [], 0
             for c in part:
                 batch.append(c)
@@ -232,7 +232,7 @@ class _Data:
                     batch, natoms = [], 0
             if batch:
                 self.batches.append(batch)
-            if part is not priors:
+            if k == 0:
                 #: batches [0, n_data_batches) hold the training data, the rest the priors
                 self.n_data_batches = len(self.batches)
         self.systems = []
