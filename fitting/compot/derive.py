@@ -32,11 +32,12 @@ References
 [1] P. Vinet, J. Ferrante, J. H. Rose, J. R. Smith, "Compressibility of
     solids", J. Geophys. Res. 92, 9319 (1987), doi:10.1029/JB092iB09p09319;
     P. Vinet et al., J. Phys. C 19, L467 (1986), doi:10.1088/0022-3719/19/20/001.
-[2] R. C. Tolman, "The Principles of Statistical Mechanics" (1938), §33:
-    generalised equipartition ⟨x_k ∂H/∂x_l⟩ = δ_kl k_B T; with
-    x = a coordinate and an integration by parts over the canonical density,
-    ⟨(∂U/∂x)²⟩ = k_B T ⟨∂²U/∂x²⟩ (e.g. O. G. Jepps, G. Ayton, D. J. Evans,
-    Phys. Rev. E 62, 4757 (2000), doi:10.1103/PhysRevE.62.4757, Eq. 4).
+[2] R. C. Tolman, "The Principles of Statistical Mechanics" (1938):
+    generalised equipartition ⟨x_k ∂H/∂x_l⟩ = δ_kl k_B T; for a coordinate
+    x, an integration by parts over the canonical density gives
+    ⟨(∂U/∂x)²⟩ = k_B T ⟨∂²U/∂x²⟩, the "configurational temperature" of
+    O. G. Jepps, G. Ayton, D. J. Evans, Phys. Rev. E 62, 4757 (2000),
+    doi:10.1103/PhysRevE.62.4757.
 """
 
 from __future__ import annotations
@@ -620,7 +621,7 @@ def shortest_pair_distances(configs, species, cutoff: float = 5.0) -> dict:
 
 # --------------------------------------------------------- equation of state
 def vinet_energy(v, v0: float, e0: float, bulk_modulus: float, b_prime: float):
-    """Vinet energy per atom [eV/atom] at volume per atom ``v`` [Å³] ([1], Eq. 4).
+    """Vinet energy per atom [eV/atom] at volume per atom ``v`` [Å³] (the integral of [1]'s P(V)).
 
     E(V) = E0 + 2 B0 V0/(B'−1)² {2 − [5 + 3B'(x−1) − 3x] exp(−3(B'−1)(x−1)/2)},
     x = (V/V0)^(1/3); B0 in GPa.
@@ -632,7 +633,7 @@ def vinet_energy(v, v0: float, e0: float, bulk_modulus: float, b_prime: float):
 
 
 def vinet_pressure(v, v0: float, bulk_modulus: float, b_prime: float):
-    """Vinet pressure [GPa] at volume per atom ``v`` [Å³] ([1], Eq. 3):
+    """Vinet pressure [GPa] at volume per atom ``v`` [Å³] ([1]):
     P = 3 B0 (1 − x)/x² exp(3(B'−1)(1 − x)/2)."""
     x = np.cbrt(np.asarray(v, dtype=float) / v0)
     return 3 * bulk_modulus * (1 - x) / x ** 2 * np.exp(1.5 * (b_prime - 1) * (1 - x))
@@ -856,7 +857,7 @@ def equation_of_state(configs, species: str, lattice: Lattice | str | None = Non
         E_k = E_Vinet(V_k; E0, V0, B0, B') + V_k [C' Σ_i ê_ii² + 2 C44 Σ_{i<j} ê_ij²]
 
     E_k is the static energy per atom (DFT energy + ½ Σ F·u / N), E_Vinet is
-    Eq. 4 of [1], and the second term is the harmonic shear energy of a cubic
+    :func:`vinet_energy` [1], and the second term is the harmonic shear energy of a cubic
     crystal (C' = (C11 − C12)/2 and C44, fitted along; zero for hcp and
     diamond), so that the strained cells of an elastic set count at their
     volume. Thermal configurations are averaged per volume (0.2 %) and
