@@ -178,7 +178,29 @@ def _reference_cell(cells, energies):
 
 def _surface_label(info: dict) -> str:
     m = re.search(r"Sur'?\s*:\s*'?(\d+)", str(info.get("source_desc", "")))
-    return f"({m.group(1)})" if m else "slab"
+    return f"({m.group(1)})" if m else f" {info.get('label', 'slab')}"
+
+
+def _reference_atoms(path) -> list[Atoms]:
+    """The configurations of a reference file as ase.Atoms carrying their DFT energy, forces and
+    stress: extended XYZ through ASE (keeping ``source_desc``), any other format compot reads
+    (MVL JSON, ...) through :func:`compot.data.read_configurations` (slabs then labelled by index)."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from .data import read_configurations
+
+    path = Path(path)
+    if path.suffix.lower() in (".xyz", ".extxyz"):
+        from ase.io import read
+        return read(path, ":")
+    out = []
+    for k, c in enumerate(read_configurations(path, min_distance=None)):
+        at = c.to_atoms()
+        extra = {} if c.stress is None else {"stress": c.stress}
+        at.calc = SinglePointCalculator(at, energy=c.energy, forces=c.forces, **extra)
+        at.info["label"] = f"{path.stem}:{k}"
+        out.append(at)
+    return out
 
 
 def surface_energies(slabs: list[Atoms], slab_energies, e_bulk: float) -> dict:
@@ -562,12 +584,10 @@ def sanity_report(model: Model, lattice: str = "auto", a0: float | None = None,
 
 def _properties(model: Model, sym: str, lat: derive.Lattice, elastic_file, surface_file) -> dict:
     """Lattice constant, cubic elastic constants and surface energies next to DFT."""
-    from ase.io import read
-
     a_eq = lat.a0
     props = {"a0": {"model": a_eq, "unit": "Å"}}
-    elastic = read(elastic_file, ":") if elastic_file else []
-    surfaces = read(surface_file, ":") if surface_file else []
+    elastic = _reference_atoms(elastic_file) if elastic_file else []
+    surfaces = _reference_atoms(surface_file) if surface_file else []
     ref = None
     if elastic:
         ref = _reference_cell([a.cell.array for a in elastic], [a.get_potential_energy() / len(a) for a in elastic])
