@@ -177,3 +177,15 @@ def test_vinet_eos_anchor():
     assert [c.n_atoms for c in confs] == [2, 2] and confs[0].energy > 2 * e0 and confs[1].energy > 2 * e0
     with pytest.raises(ValueError, match="missing"):
         eos_anchor_configurations(m, {"a0": a0})
+
+
+def test_properties_from_mvl_json_reference_files(data_dir):
+    # compot fit finds the elastic and surface files among the data, in any format compot reads
+    m = Model("G1 + ZBL(0.5, 4.0)", ("Mo",), 4.5, {"b1.alpha": 0.3, "n1.c": [[[-0.02]]]})
+    d = data_dir / "nbmotaw-mvl"
+    rep = sanity_report(m, "bcc", 3.17, d / "Mo_Elastic.json", d / "Mo_Surface.json", nvt=False)
+    props = rep["properties"]
+    assert props["a0"]["dft"] == pytest.approx(3.17, rel=0.01)
+    assert props["B"]["dft"] == pytest.approx(263, rel=0.1)          # derive's EOS on the same data: 263 GPa
+    slabs = [k for k in props if k.startswith("gamma")]
+    assert len(slabs) == 11 and all(1.0 < props[k]["dft"] < 5.0 for k in slabs)

@@ -37,7 +37,6 @@ surface energies γ = (E_slab − N e_bulk)/(2A) of the ``Surface`` set.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import tempfile
