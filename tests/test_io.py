@@ -44,7 +44,7 @@ def _line_of(lines, start):
 @pytest.mark.parametrize("mutate,fragment", [
     (lambda L: L[:_line_of(L, "n1.c.Nb.Nb.1.2")], "file ends at line"),
     (lambda L: [l.replace("b1.beta", "b1.gamma") for l in L], "expected parameter 'b1.beta', found 'b1.gamma'"),
-    (lambda L: [l.replace("parameters 16", "parameters 15") for l in L], "expected 16"),
+    (lambda L: [l.replace("parameters 33", "parameters 32") for l in L], "expected 33"),
     (lambda L: [l if not l.startswith("n1.gamma.1") else "n1.gamma.1 nan" for l in L], "not a finite number"),
     (lambda L: [l.replace("compot-params 2", "compot-params 3") for l in L], "version '3' is not supported"),
     (lambda L: [l.replace("compot-params 2", "compot-params 1") for l in L], "expected 13 for"),

@@ -104,19 +104,51 @@ def test_saturation_bounds_the_site_energy():
     assert np.abs(e1).max() > 10 * bound
 
 
-def test_window_switches_atoms_to_isolated():
-    """Format v2: an atom with a pair closer than r_a has the site energy of an
-    isolated atom (S_i = 0); with all pairs beyond r_b it is exactly as without a
-    window (S_i = 1)."""
+def test_window_switches_atoms_to_reference():
+    """Format v2: an atom with a pair closer than r_a has the reference site energy
+    E_ref (S_i = 0); with all pairs beyond r_b it is exactly as without a window
+    (S_i = 1)."""
     from ase import Atoms
     dimer = Atoms("Nb2", positions=[[0, 0, 0], [0, 0, 1.9]])
     far = Atoms("Nb2", positions=[[0, 0, 0], [0, 0, 3.1]])
     on = random_model("E[G3L2] + A[G3P2] + G3", window=(2.0, 2.5))
+    on.params["w.e_ref"][:] = -3.25
     off = random_model("E[G3L2] + A[G3P2] + G3")
-    shift = 2 * float(on.params["n0.shift"][0])
-    assert energy(on, dimer) == pytest.approx(shift, abs=1e-14)
-    assert energy(off, dimer) != pytest.approx(shift, abs=1e-3)
+    assert energy(on, dimer) == pytest.approx(2 * -3.25, abs=1e-14)
+    assert energy(off, dimer) != pytest.approx(2 * -3.25, abs=1e-3)
     assert energy(on, far) == pytest.approx(energy(off, far), rel=1e-14)
+
+
+@pytest.mark.parametrize("expr", ["E[G3L2] + A[G3P2] + ZBL(2.0, 3.0)", "G3 * E[G2L2]"])
+def test_grade_switch(expr):
+    """The extrapolation grade fitted to a set of rattled cells leaves every one of
+    them fully fitted (S = 1, γ ≤ γ_lo); a compressed cell is far outside (S = 0, its
+    site energies E_ref + ZBL); forces stay the exact gradient where 0 < S_grade < 1."""
+    train = [random_structure("triclinic", seed=k) for k in range(1, 6)]
+    model = random_model(expr, structures=train)
+    model.params["w.e_ref"][:] = -2.0
+    model.compute_grade([model.system([a]) for a in train])
+    lo = model.params["g.gamma_lo"][0]
+    for a in train:
+        g, S, _ = model.context(model.system([a])).grade()
+        assert np.all(g <= lo + 1e-9) and np.all(S == 1.0)
+    small = train[0].copy()
+    small.set_cell(small.cell.array * 0.8, scale_atoms=True)
+    ctx = model.context(model.system([small]))
+    assert np.all(ctx.grade()[1] == 0.0)
+    zbl = ctx.value(0) - ctx.fitted_value()
+    np.testing.assert_allclose(ctx.site_energy(), -2.0 + zbl, rtol=1e-14, atol=1e-14)
+    # an atom in the transition: a cell between the data and the compressed one
+    model.params["g.gamma_hi"][:] = 50 * lo
+    for scale in (0.97, 0.95, 0.93, 0.9):
+        mid = train[1].copy()
+        mid.set_cell(mid.cell.array * scale, scale_atoms=True)
+        S = model.context(model.system([mid])).grade()[1]
+        if np.any((S > 0) & (S < 1)):
+            break
+    assert np.any((S > 0) & (S < 1)), "no atom in the grade transition"
+    f_err, w_err = fd_check(model, mid, h=1e-6)     # S_grade is steep: O(h²) error 1e-5 at h = 1e-5
+    assert f_err < 1e-6 and w_err < 1e-6
 
 
 def test_cluster_forces():

@@ -521,6 +521,8 @@ def layout(root: Term | str, species: tuple[str, ...] | list[str], version: int 
                                      "inner window start r_a per species pair: fitted terms off below"))
         blocks.append(ParameterBlock("w.r_b", "fixed", (len(pairs),), (pairs,), "Å",
                                      "inner window end r_b per species pair: fitted terms fully on above"))
+        blocks.append(ParameterBlock("w.e_ref", "fixed", (S,), (sp,), "eV",
+                                     "reference site energy E_ref of a switched-off atom [centre species]"))
     for b in basis_infos:
         name = f"b{b.index + 1}"
         ks = tuple(str(k + 1) for k in range(b.spec.K))
@@ -560,6 +562,21 @@ def layout(root: Term | str, species: tuple[str, ...] | list[str], version: int 
         if n.has_shift:
             blocks.append(ParameterBlock(f"{pre}.shift", "linear", (S,), (sp,), "eV",
                                          f"site-energy shift of node {pre} ({t}) [centre species]"))
+    if version >= 2:
+        # extrapolation grade (MODEL_SPEC §10): per centre species, the mean μ of the
+        # atom's feature vector (every fitted leaf's features, in block order) and the
+        # packed lower-triangular whitening factor U (C⁻¹ = UᵀU) over the fitted data
+        d = sum(b.size for b in blocks if b.name.endswith(".c")) // S
+        ds = tuple(str(k + 1) for k in range(d))
+        tri = tuple(f"{r + 1}.{c + 1}" for r in range(d) for c in range(r + 1))
+        blocks.append(ParameterBlock("g.mu", "fixed", (S, d), (sp, ds), "-",
+                                     "mean feature vector over the fitted data [centre species, feature]"))
+        blocks.append(ParameterBlock("g.U", "fixed", (S, len(tri)), (sp, tri), "-",
+                                     "whitening factor U, C⁻¹ = UᵀU, packed lower triangle [centre species, row.col]"))
+        blocks.append(ParameterBlock("g.gamma_lo", "fixed", (S,), (sp,), "-",
+                                     "grade up to which the fitted energy is fully on [centre species]"))
+        blocks.append(ParameterBlock("g.gamma_hi", "fixed", (S,), (sp,), "-",
+                                     "grade from which the fitted energy is fully off [centre species]"))
     text = str(root)
     total = sum(b.size for b in blocks)
     if total > MAX_VALUES:

@@ -165,7 +165,11 @@ def format_model(model: Model, comment: str | None = None) -> str:
         if owner != current:
             current = owner
             if owner == "w":
-                out.append("# inner window per species pair and saturation width (format v2, MODEL_SPEC §10)")
+                out.append("# inner window per species pair, saturation width and reference site energy "
+                           "(format v2, MODEL_SPEC 10)")
+            elif owner == "g":
+                out.append("# extrapolation grade: mean feature vector, whitening factor, switch range "
+                           "(format v2, MODEL_SPEC 10)")
             elif owner.startswith("b"):
                 info = lay.bases[int(owner[1:]) - 1]
                 users = " ".join(f"n{u}" for u in info.users)

@@ -127,7 +127,7 @@ class _Context:
         self._ang: dict[int, tuple] = {}
         self._bounded_ang: dict[int, tuple] = {}
         self._switch = None
-        self._iso = None
+        self._grade = None
         self._radial = None
 
     # ------------------------------------------------------- pair weights
@@ -168,16 +168,17 @@ class _Context:
         return self._radial
 
     def switch(self) -> tuple[np.ndarray, np.ndarray]:
-        """Atom switch S_i = Π_{j∈N(i)} s_in(r_ij) of format v2 and ∂S_{i_p}/∂r_p.
+        """Atom switch S_i = S_pair(i) S_grade(i) of format v2 and the derivative of
+        its pair factor, ∂S_{i_p}/∂r_p at fixed S_grade (MODEL_SPEC §10).
 
-        S_i is 1 for every atom whose pairs are all at least r_b apart (every atom
-        of the training data) and 0 once one pair is closer than r_a (MODEL_SPEC §10,
-        docs/parameter-file.md). Format v1: S = 1.
+        S_pair(i) = Π_{j∈N(i)} s_in(r_ij) is 1 when all of atom i's pairs are at least
+        r_b apart and 0 once one is closer than r_a; S_grade(i) (:meth:`grade`) is 1
+        inside the fitted data's range of features and 0 far outside. Format v1: S = 1.
 
         Returns
         -------
         S_n : ndarray, shape (n,) [-]
-        dS_p : ndarray, shape (p,) [1/Å] — derivative of the centre atom's S by r_p
+        dS_p : ndarray, shape (p,) [1/Å]
         """
         if self._switch is None:
             s = self.system
@@ -188,7 +189,7 @@ class _Context:
                 if close.any():
                     w, dw = inner_window_fdf(s.r_p[close], r_a, r_b)
                     np.multiply.at(S_n, s.i_p[close], w)
-                    # ∂S_i/∂r_p = dw_p Π_{q≠p} w_q (= S_i dw_p / w_p where w_p > 0; dw_p = 0 where w_p = 0)
+                    # ∂S_i/∂r_p = dw_p Π_{q≠p} w_q over the close pairs q of atom i
                     others = np.ones_like(w)
                     idx = np.flatnonzero(close)
                     for k, p_ in enumerate(idx):
@@ -196,17 +197,93 @@ class _Context:
                         same[k] = False
                         others[k] = np.prod(w[same])
                     dS_p[close] = dw * others
+            if self.model.version >= 2:
+                _, S_g, _ = self.grade()
+                S_n = S_n * S_g
+                dS_p = dS_p * S_g[s.i_p]
             self._switch = (S_n, dS_p)
         return self._switch
 
-    def isolated_energy(self) -> np.ndarray:
-        """E_iso(Z): the site energy of an isolated atom of each species (every φ, ρ
-        and q zero), shape (S,) [eV]; the switched site energy's limit (MODEL_SPEC §10)."""
-        if self._iso is None:
-            iso = System.from_atoms([Atoms(sym) for sym in self.model.species], self.model.species,
-                                    self.model.cutoff)
-            self._iso = _Context(self.model, iso).value(0)
-        return self._iso
+    def _leaves_with_features(self) -> list[int]:
+        return [n.index for n in self.model.layout.nodes if f"n{n.index}.c" in self.model.params]
+
+    def feature_vector(self) -> np.ndarray:
+        """f_i: every fitted leaf's features of atom i for its own species (the
+        columns its linear coefficients multiply), concatenated in block order,
+        shape (n, d) [-]; the input of the extrapolation grade."""
+        s = self.system
+        S = s.n_species
+        parts = []
+        for idx in self._leaves_with_features():
+            F = self.features(idx)
+            parts.append(F.reshape(s.n_atoms, S, -1)[np.arange(s.n_atoms), s.species_n])
+        return np.concatenate(parts, axis=1) if parts else np.zeros((s.n_atoms, 0))
+
+    def grade(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Extrapolation grade γ_i = |U_Z (f_i − μ_Z)|² (the Mahalanobis distance of the
+        atom's features from the fitted data), the switch S_grade(i) and dS_grade/dγ.
+
+        S_grade = 1 for γ ≤ γ_lo, 0 for γ ≥ γ_hi, and the f_c polynomial of
+        t = (γ − γ_lo)/(γ_hi − γ_lo) in between (MODEL_SPEC §10). Since the fitted
+        energy is linear in f, |V_fit − mean| ≤ σ_E √γ wherever S_grade > 0 (σ_E the
+        standard deviation of the fitted site energies over the data), whatever the
+        size of the coefficients. A model whose U is zero (not yet fitted) has γ = 0.
+
+        Returns
+        -------
+        gamma_n, S_n, dS_n : ndarray, shape (n,)
+        """
+        if self._grade is None:
+            s = self.system
+            n = s.n_atoms
+            U = self.model.grade_factor()                      # (S, d, d) lower triangular
+            gamma = np.zeros(n)
+            if U.any():
+                f = self.feature_vector() - self.model.params["g.mu"][s.species_n]
+                for z in range(s.n_species):
+                    at = s.species_n == z
+                    gamma[at] = np.sum((f[at] @ U[z].T) ** 2, axis=1)
+            lo = self.model.params["g.gamma_lo"][s.species_n]
+            hi = self.model.params["g.gamma_hi"][s.species_n]
+            t = np.clip((gamma - lo) / (hi - lo), 0.0, 1.0)
+            fc, dfc = cutoff_fdf(t, 1.0)
+            inside = (gamma > lo) & (gamma < hi)
+            self._grade = (gamma, np.where(gamma >= hi, 0.0, np.where(gamma <= lo, 1.0, fc)),
+                           np.where(inside, dfc / (hi - lo), 0.0))
+        return self._grade
+
+    def grade_gradient(self) -> np.ndarray:
+        """∂γ_i/∂f_i = 2 U_Zᵀ U_Z (f_i − μ_Z), shape (n, d)."""
+        s = self.system
+        U = self.model.grade_factor()
+        f = self.feature_vector() - self.model.params["g.mu"][s.species_n]
+        out = np.zeros_like(f)
+        for z in range(s.n_species):
+            at = s.species_n == z
+            out[at] = 2.0 * (f[at] @ U[z].T) @ U[z]
+        return out
+
+    def features_vjp(self, B: np.ndarray, a: np.ndarray, grad: "_Grad", cols: slice) -> None:
+        """Accumulate Σ_i a[i, m] Σ_c B[i, c] ∂f_c(i)/∂D_p into ``cols`` (f of
+        :meth:`feature_vector`, B shape (n, d)); rows of B that are zero cost nothing."""
+        s = self.system
+        S = s.n_species
+        rows = np.flatnonzero(np.any(B != 0, axis=1))
+        if not len(rows):
+            return
+        pos = 0
+        for idx in self._leaves_with_features():
+            size = self.model.params[f"n{idx}.c"].size
+            d_leaf = size // S
+            for m in range(a.shape[1]):
+                A = np.zeros((s.n_atoms, S, d_leaf))
+                A[rows, s.species_n[rows]] = B[rows, pos:pos + d_leaf] * a[rows, m:m + 1]
+                tmp = _Grad(s, size)
+                self.feature_vjp(idx, A.reshape(s.n_atoms, size), tmp, slice(0, size))
+                G = tmp.finish(self).sum(axis=2)                       # (p, 3)
+                col = cols.start + m
+                grad.add_vector(slice(col, col + 1), G[:, :, None])
+            pos += d_leaf
 
     def _zbl_leaves(self) -> list[int]:
         return [i for i in self.model.layout.nodes[0].children
@@ -220,14 +297,14 @@ class _Context:
         return v
 
     def site_energy(self) -> np.ndarray:
-        """Site energies E_i = E_iso(Z_i) + S_i (V_fit(i) − E_iso(Z_i)) + E_ZBL(i),
-        shape (n,) [eV]: the fitted part switched, the ZBL core never (MODEL_SPEC §10)."""
+        """Site energies E_i = S_i V_fit(i) + (1 − S_i) E_ref(Z_i) + E_ZBL(i), shape (n,)
+        [eV]: the fitted part switched, the ZBL core never (MODEL_SPEC §10)."""
         if self.model.version < 2:
             return self.value(0)
         S_n, _ = self.switch()
-        e_iso = self.isolated_energy()[self.system.species_n]
+        e_ref = self.model.params["w.e_ref"][self.system.species_n]
         zbl = self.value(0) - self.fitted_value()
-        return e_iso + S_n * (self.fitted_value() - e_iso) + zbl
+        return e_ref + S_n * (self.fitted_value() - e_ref) + zbl
 
     def site_energy_vjp(self, a: np.ndarray, grad: "_Grad", cols: slice) -> None:
         """Accumulate Σ_i a[i, m] ∂E_i/∂D_p (E_i of :meth:`site_energy`) into ``cols``."""
@@ -235,12 +312,18 @@ class _Context:
             self.vjp(0, a, grad, cols)
             return
         S_n, dS_p = self.switch()
-        for i in self.model.layout.nodes[0].children if isinstance(self.model.layout.nodes[0].term, Sum) else [0]:
+        root = self.model.layout.nodes[0]
+        for i in root.children if isinstance(root.term, Sum) else [0]:
             self.vjp(i, a if i in self._zbl_leaves() else a * S_n[:, None], grad, cols)
+        s = self.system
+        dv = self.fitted_value() - self.model.params["w.e_ref"][s.species_n]
         if np.any(dS_p):
-            s = self.system
-            dv = self.fitted_value() - self.isolated_energy()[s.species_n]
             grad.R[:, cols] += (dS_p * dv[s.i_p])[:, None] * a[s.i_p]
+        _, S_g, dS_g = self.grade()
+        if np.any(dS_g):
+            # through the grade: ∂S_i/∂f_i = S_pair(i) dS_grade/dγ · 2 U_Zᵀ U_Z (f_i − μ_Z)
+            S_pair = np.where(S_g > 0, S_n / np.where(S_g > 0, S_g, 1.0), 0.0)
+            self.features_vjp(self.grade_gradient() * (S_pair * dS_g * dv)[:, None], a, grad, cols)
 
     # --------------------------------------------------------------- bases
     def basis(self, b: int):
@@ -671,7 +754,71 @@ class Model:
             return np.ones(block.shape)
         if leaf == "tau":
             return np.array(DEFAULT_TAU)
+        if leaf in ("gamma_lo", "gamma_hi"):      # grade off until fitted: U = 0, so γ = 0
+            return np.full(block.shape, 1.0 if leaf == "gamma_lo" else 2.0)
         return np.zeros(block.shape)
+
+    def grade_factor(self) -> np.ndarray:
+        """The whitening factors U_Z of the extrapolation grade, unpacked from ``g.U``,
+        shape (S, d, d), lower triangular (zeros for format v1 or an unfitted grade)."""
+        if self.version < 2:
+            return np.zeros((len(self.species), 0, 0))
+        packed = self.params["g.U"]
+        d = self.params["g.mu"].shape[1]
+        U = np.zeros((packed.shape[0], d, d))
+        r, c = np.tril_indices(d)
+        U[:, r, c] = packed
+        return U
+
+    def compute_grade(self, systems: list[System], margin: float = 2.0, floor: float = 1e-6,
+                      headroom: float = 1.0) -> dict:
+        """Fit the extrapolation grade (MODEL_SPEC §10) to the atoms of ``systems``.
+
+        Per centre species Z: μ_Z the mean and C_Z the covariance of the atoms'
+        feature vectors f (:meth:`_Context.feature_vector`); C_Z + floor·tr(C_Z)/d·I
+        = L Lᵀ (Cholesky) and U_Z = L⁻¹, so γ = |U(f − μ)|² is the squared
+        Mahalanobis distance; γ_lo = the largest γ over the atoms (every atom the fit
+        saw keeps its fitted energy), γ_hi = ``margin`` × γ_lo.
+
+        Parameters
+        ----------
+        systems : list of System — the fitted configurations (priors included)
+        margin : float > 1; floor : float > 0 (relative eigenvalue floor)
+
+        Returns
+        -------
+        dict {species: {"d", "gamma_lo", "gamma_hi", "n_atoms"}}
+        """
+        if self.version < 2:
+            return {}
+        self.params["g.U"] = np.zeros(self.params["g.U"].shape)
+        feats = [[] for _ in self.species]
+        for sys_ in systems:
+            ctx = _Context(self, sys_)
+            f = ctx.feature_vector()
+            for z in range(len(self.species)):
+                feats[z].append(f[sys_.species_n == z])
+        d = self.params["g.mu"].shape[1]
+        r, c = np.tril_indices(d)
+        out = {}
+        for z, sym in enumerate(self.species):
+            F = np.concatenate(feats[z]) if feats[z] else np.zeros((0, d))
+            if len(F) < 2:
+                continue
+            mu = F.mean(axis=0)
+            C = np.cov(F, rowvar=False).reshape(d, d)
+            C = C + floor * max(np.trace(C) / d, 1e-300) * np.eye(d)
+            L = np.linalg.cholesky(C)
+            U = np.linalg.solve(L, np.eye(d))
+            U = np.tril(U)
+            gamma = np.sum(((F - mu) @ U.T) ** 2, axis=1)
+            lo = headroom * float(gamma.max())
+            self.params["g.mu"][z] = mu
+            self.params["g.U"][z] = U[r, c]
+            self.params["g.gamma_lo"][z] = lo
+            self.params["g.gamma_hi"][z] = margin * lo
+            out[sym] = {"d": d, "gamma_lo": lo, "gamma_hi": margin * lo, "n_atoms": len(F)}
+        return out
 
     def window_problems(self) -> list[tuple[str, str]]:
         """Violations of the format v2 rules for the block ``w`` and ``q_max``:
@@ -847,16 +994,12 @@ class Model:
             pos += self.params[n].size
         Phi = np.zeros((system.n_atoms, pos))
         self._columns(ctx, 0, names, offsets, Phi, np.ones(system.n_atoms))
-        # format v2 atom switch (MODEL_SPEC §10): E_i = E_iso + S_i (V(i) − E_iso), so every
-        # column is S_i Φ(i) + (1 − S_i) Φ_iso(Z_i), Φ_iso the columns of an isolated atom
+        # format v2 atom switch (MODEL_SPEC §10): E_i = S_i V_fit(i) + (1 − S_i) E_ref + E_ZBL,
+        # so every column is S_i Φ(i); E_ref and ZBL are in the rest
         S_n, dS_p = ctx.switch()
-        switched = self.version >= 2 and np.any(S_n != 1.0)
-        if switched:
-            iso_ctx = _Context(self, System.from_atoms([Atoms(x) for x in self.species], self.species, self.cutoff))
-            Phi_iso = np.zeros((len(self.species), pos))
-            self._columns(iso_ctx, 0, names, offsets, Phi_iso, np.ones(len(self.species)))
-            dPhi = Phi - Phi_iso[system.species_n]
-            Phi = Phi_iso[system.species_n] + S_n[:, None] * dPhi
+        Phi_fit = Phi
+        if self.version >= 2:
+            Phi = Phi * S_n[:, None]
         JE = system.sum_config @ Phi
         pred_e = ctx.site_energy()
         JF = None
@@ -864,8 +1007,14 @@ class Model:
         if forces:
             grad = _Grad(system, pos + 1)
             self._column_vjp(ctx, 0, names, offsets, S_n, grad)
-            if switched:
-                grad.R[:, :pos] += dS_p[:, None] * dPhi[system.i_p]
+            if np.any(dS_p):
+                grad.R[:, :pos] += dS_p[:, None] * Phi_fit[system.i_p]
+            _, S_g, dS_g = ctx.grade()
+            if np.any(dS_g):
+                # Φ_c(i) ∂S_i/∂D through the grade: one feature VJP per column
+                S_pair = np.where(S_g > 0, S_n / np.where(S_g > 0, S_g, 1.0), 0.0)
+                B = ctx.grade_gradient() * (S_pair * dS_g)[:, None]
+                ctx.features_vjp(B, Phi_fit, grad, slice(0, pos))
             ctx.site_energy_vjp(np.ones((system.n_atoms, 1)), grad, slice(pos, pos + 1))
             Fall = grad.forces(ctx)
             JF = Fall[:, :, :pos]

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import derive
+from .derive import EV_PER_A3_TO_GPA
 from .errors import ConfigError
 from .model import Model
 
@@ -75,6 +76,13 @@ class Recipe:
     cutoff: float = 0.0
     derived: list = field(default_factory=list)
 
+    def e_ref(self, species: str) -> float:
+        """Reference site energy of a switched-off atom [eV]: the Vinet separation
+        energy E0 + 4 B0 V0/(B′ − 1)² of the element's equation of state from the data
+        (the energy per atom of the crystal expanded without limit; MODEL_SPEC §10)."""
+        e = self.eos[species]
+        return float(e.e0 + 4.0 * (e.bulk_modulus / EV_PER_A3_TO_GPA) * e.v0 / (e.b_prime - 1.0) ** 2)
+
     def to_json(self) -> dict:
         pair = lambda p: f"{p[0]}-{p[1]}"
         return {
@@ -86,6 +94,7 @@ class Recipe:
             "shortest_pair_distance": {pair(p): d for p, d in self.d_min.items()},
             "inner_window": {pair(p): list(w) for p, w in self.windows.items()},
             "zbl_window": list(self.zbl) if self.zbl else None,
+            "reference_site_energy": {s: self.e_ref(s) for s in self.eos},
         }
 
 
@@ -180,6 +189,9 @@ def build_model(expression: str, species, recipe: Recipe) -> Model:
     species = list(species)
     expression = _BARE_ZBL.sub(f"ZBL({recipe.zbl[0]:g}, {recipe.zbl[1]:g})", expression)
     model = Model(expression, species, recipe.cutoff)
+    for z, sym in enumerate(species):
+        if sym in recipe.eos:
+            model.params["w.e_ref"][z] = recipe.e_ref(sym)
     pairs = [(species[a], species[b]) for a in range(len(species)) for b in range(a, len(species))]
     model.params["w.r_a"] = np.array([recipe.windows[p][0] for p in pairs])
     model.params["w.r_b"] = np.array([recipe.windows[p][1] for p in pairs])
