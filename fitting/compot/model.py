@@ -770,7 +770,7 @@ class Model:
         U[:, r, c] = packed
         return U
 
-    def compute_grade(self, systems: list[System], margin: float = 2.0, floor: float = 1e-6,
+    def compute_grade(self, systems: list[System], margin: float = 4.0, floor: float = 1e-4,
                       headroom: float = 1.0) -> dict:
         """Fit the extrapolation grade (MODEL_SPEC §10) to the atoms of ``systems``.
 
