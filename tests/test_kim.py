@@ -408,10 +408,10 @@ def test_export_cli_errors_are_one_line(tmp_path):
     if "system collection" in r.stderr:  # Debian's openkim-models is installed
         assert r.returncode == 2 and "choose another name" in r.stderr
     bad = tmp_path / "bad.params"
-    bad.write_text(src.read_text().replace("compot-params 1", "compot-params 2"))
+    bad.write_text(src.read_text().replace("compot-params 1", "compot-params 3"))
     r = subprocess.run(cli[:5] + [str(bad), "--name", "Compot_Nb__MO_000000000001_000", "--out", str(tmp_path)],
                        capture_output=True, text=True)
-    assert r.returncode == 2 and "bad.params:2: format version '2' is not supported" in r.stderr
+    assert r.returncode == 2 and "bad.params:2: format version '3' is not supported" in r.stderr
 
 
 def test_export_cli_installs(kim, tmp_path):
