@@ -30,6 +30,7 @@ import numpy as np
 from . import derive
 from .derive import EV_PER_A3_TO_GPA
 from .errors import ConfigError
+from .expression import ZBL
 from .model import Model
 
 __all__ = ["DEFAULT_EXPRESSION", "DEFAULT_FIT", "Recipe", "derive_settings", "build_model", "prepare"]
@@ -180,11 +181,13 @@ def build_model(expression: str, species, recipe: Recipe) -> Model:
     """The format v2 model of ``expression`` with the recipe's cutoff and inner
     windows; a bare ``ZBL`` gets the recipe's ZBL window.
 
+    An explicit ``ZBL(r_in, r_out)`` with r_in below a derived r_b moves that window
+    down to end at r_in (same width), since ZBL must be fully on wherever it acts.
+
     Raises
     ------
     ConfigError
-        When the windows contradict the expression (an explicit ZBL whose r_in is
-        below a window's r_b).
+        When the windows still contradict the model (e.g. r_b beyond the cutoff).
     """
     species = list(species)
     expression = _BARE_ZBL.sub(f"ZBL({recipe.zbl[0]:g}, {recipe.zbl[1]:g})", expression)
@@ -193,8 +196,16 @@ def build_model(expression: str, species, recipe: Recipe) -> Model:
         if sym in recipe.eos:
             model.params["w.e_ref"][z] = recipe.e_ref(sym)
     pairs = [(species[a], species[b]) for a in range(len(species)) for b in range(a, len(species))]
-    model.params["w.r_a"] = np.array([recipe.windows[p][0] for p in pairs])
-    model.params["w.r_b"] = np.array([recipe.windows[p][1] for p in pairs])
+    r_a = np.array([recipe.windows[p][0] for p in pairs])
+    r_b = np.array([recipe.windows[p][1] for p in pairs])
+    # an explicit ZBL(r_in, r_out) bounds the window: ZBL must be fully on wherever it acts
+    r_in = min([n.term.r_in for n in model.layout.nodes if isinstance(n.term, ZBL)], default=np.inf)
+    if np.any(r_b > r_in):
+        log.info("inner windows moved below the given ZBL r_in = %g Å", r_in)
+        shift = np.maximum(r_b - r_in, 0.0)
+        r_b, r_a = r_b - shift, np.maximum(r_a - shift, 0.0)
+    model.params["w.r_a"] = r_a
+    model.params["w.r_b"] = r_b
     problems = model.window_problems()
     if problems:
         raise ConfigError("the inner window derived from the data does not fit this model: "
