@@ -221,7 +221,7 @@ def plot_design(rows: list[dict], chosen: dict | None, out_dir: Path) -> list[Pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .evaluation import _savefig
+    from .io import atomic_write_figure
 
     paths = []
     for xkey, xlabel, name in (("log10_kappa_total", "log10 κ (FIM condition number)", "design_error_vs_kappa.png"),
@@ -247,7 +247,7 @@ def plot_design(rows: list[dict], chosen: dict | None, out_dir: Path) -> list[Pa
             ax.legend(fontsize=8)
         fig.tight_layout()
         path = out_dir / name
-        _savefig(fig, path)
+        atomic_write_figure(fig, path)
         plt.close(fig)
         paths.append(path)
     return paths

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .io import atomic_write_figure
 from .metrics import error_metrics, metrics_by_group
 from .model import Model
 
@@ -50,17 +50,6 @@ def evaluate_split(model: Model, configs) -> tuple[dict, dict, np.ndarray, list]
     """Metrics (MODEL_SPEC §7) of a split, overall and per group, with predictions."""
     e, f = predict(model, configs)
     return error_metrics(configs, e, f), metrics_by_group(configs, e, f), e, f
-
-
-def _savefig(fig, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def parity_plots(splits: dict, out_dir: str | os.PathLike, title: str) -> list[Path]:
@@ -109,7 +98,7 @@ def parity_plots(splits: dict, out_dir: str | os.PathLike, title: str) -> list[P
         ax.legend(fontsize=8, loc="upper left")
         fig.tight_layout()
         path = out_dir / f"parity_{kind}.png"
-        _savefig(fig, path)
+        atomic_write_figure(fig, path)
         plt.close(fig)
         paths.append(path)
     return paths

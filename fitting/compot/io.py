@@ -23,7 +23,7 @@ from .expression import ZBL, Sum, parse
 from .functions import atomic_number
 from .model import Model
 
-__all__ = ["write_model", "read_model", "format_model", "atomic_write_text", "FORMAT_VERSION"]
+__all__ = ["write_model", "read_model", "format_model", "atomic_write_text", "atomic_write_figure", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 2
 #: versions :func:`read_model` reads (v1 files evaluate exactly as in the first release)
@@ -43,6 +43,19 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_figure(fig, path: str | os.PathLike, dpi: int = 120) -> None:
+    """Write a matplotlib figure to ``path`` (PNG) atomically, like :func:`atomic_write_text`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _fmt(x: float) -> str:
@@ -140,6 +153,12 @@ def _domain_error(model: Model, block: str, value: float, values: dict) -> str |
         return "tau > 0 (the saturation width)"
     if block == "w.r_a" and not value >= 0:
         return "r_a >= 0 (the inner window start)"
+    if block == "g.gamma_lo" and not value > 0:
+        return "gamma_lo > 0 (the grade up to which the fitted energy is on)"
+    if block == "g.gamma_hi":      # gamma_lo of the same species is read before
+        lo = values["g.gamma_lo"][len(values["g.gamma_hi"])]
+        if not value > lo:
+            return f"gamma_hi > gamma_lo = {lo!r} (the grade from which the fitted energy is off)"
     return None
 
 
@@ -208,7 +227,7 @@ def read_model(path: str | os.PathLike) -> Model:
         version; bad expression or one beyond the limits (K, L, P, nesting,
         terms, parameter values); unknown species; a value that is not a
         finite decimal number or is out of range (α > 0, β > 1, scales > 0,
-        the v2 window rules); unknown/missing/misordered parameter, wrong
+        the v2 window rules, γ_hi > γ_lo > 0); unknown/missing/misordered parameter, wrong
         count, text after ``end``. The C reader (kim_driver/compot_io.c)
         rejects exactly the same files on the same line
         (tests/test_bad_files.py).

@@ -28,7 +28,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from ase import Atoms
 
 from .errors import ExpressionError, FitError
 from .expression import (ZBL, Angular, Exponentiated, Layout, Linear, NeighbourExponentiated, Product, Sum,
@@ -336,7 +335,6 @@ class _Context:
                 beta = float(m.params[f"b{b + 1}.beta"])
                 if not (alpha > 0 and beta > 0):
                     raise FitError(f"basis b{b + 1}: α and β must be positive, found α={alpha}, β={beta}")
-            s = self.system
             r, fc, dfc, dc = self.radial()
             g, dg = basis_fdf(spec.kind, r, fc, dfc, m.cutoff, spec.K, alpha, beta)
             self._basis[b] = (g, dg * dc[:, None])

@@ -37,9 +37,7 @@ surface energies γ = (E_slab − N e_bulk)/(2A) of the ``Surface`` set.
 from __future__ import annotations
 
 import logging
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
 
@@ -48,6 +46,7 @@ from ase import Atoms
 
 from . import derive
 from .errors import CompotError, ConfigError
+from .io import atomic_write_figure
 from .model import Model
 
 log = logging.getLogger(__name__)
@@ -679,18 +678,6 @@ def format_sanity(rep: dict, markdown: bool = False) -> str:
     return "\n".join(out)
 
 
-def _save(fig, path: Path) -> None:
-    """Write a figure atomically (PNG)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
@@ -742,7 +729,7 @@ def plot_sanity(rep: dict, path, title: str) -> list[Path]:
         fig.suptitle(title, fontsize=9)
         fig.tight_layout()
         f = path.parent / f"{path.stem}_{_safe(name)}.png"
-        _save(fig, f)
+        atomic_write_figure(fig, f, dpi=110)
         plt.close(fig)
         out.append(f)
     return out
