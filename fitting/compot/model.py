@@ -810,7 +810,7 @@ class Model:
             U = np.linalg.solve(L, np.eye(d))
             U = np.tril(U)
             gamma = np.sum(((F - mu) @ U.T) ** 2, axis=1)
-            lo = headroom * float(gamma.max())
+            lo = max(headroom * float(gamma.max()), 1.0)     # > 0 even for identical atoms
             self.params["g.mu"][z] = mu
             self.params["g.U"][z] = U[r, c]
             self.params["g.gamma_lo"][z] = lo
