@@ -12,13 +12,16 @@
  *      share one cache slot: the radial basis (the exponentials) is
  *      evaluated once per unordered pair.  Each pair is kept once (from a
  *      half list, or by index order from full lists) and both directions
- *      are written together (build_pairs).  In format v2 the slots of
- *      pairs closer than r_b hold f_w = f_c s_in and f_w' instead
- *      (inner_window), which every fitted term then sees.
+ *      are written together (build_pairs).  Format v2: a pair closer than
+ *      its r_b is seen by every fitted term at the effective distance
+ *      c(r) = r_b + (r - r_b) s_in(r) (effective_distance): its slot holds
+ *      f_c(c) and the basis is evaluated at c; ZBL, the unit vectors and
+ *      the virial keep the true r.
  *   2. Bases: per basis and slot g^_k(r) and g^_k'(r), in one vectorised
- *      batch per particle; phi_k^(s)(i) = sum_j g^_k(r_ij) for both
- *      directions; g^' (and g^ for A leaves) stays in the slot cache.
- *      With a host exchange, phi is then copied onto ghosts.
+ *      batch per particle (v2: times c'(r) for the close pairs);
+ *      phi_k^(s)(i) = sum_j g^_k(r_ij) for both directions; g^' (and g^
+ *      for A leaves) stays in the slot cache.  With a host exchange, phi
+ *      is then copied onto ghosts.
  *   3. Sites: for each contributing atom i in turn, rho_k^(s)(i) of N
  *      terms, every node's value bottom-up, V_n(i) = e_n(i) + shift_n(Z_i),
  *      and -- with gradients -- its adjoints a_n(i) = dE/dV_n(i) top-down
@@ -33,6 +36,18 @@
  *      slot's first direction (i, j): radial terms t u_ij (and t' u_ji of
  *      the twin) add t (t') to a scalar T of the slot, H = T u_ij + h,
  *      A terms add to the vector h with the sign of their direction.
+ *      Format v2 (docs/parameter-file.md): E_i = S_i V_fit(i) + (1 - S_i)
+ *      E_ref(Z_i) + E_ZBL(i), V_fit the root without its ZBL terms, S_i =
+ *      S_pair(i) S_grade(i): S_pair the product of s_in over the pairs
+ *      closer than r_b (only atoms flagged in step 1 look), S_grade the
+ *      switch of the extrapolation grade gamma = |U_Z (f - mu_Z)|^2 of the
+ *      atom's feature vector f, which the fitted leaves write as they are
+ *      evaluated (d(d+1)/2 multiply-adds per atom).  The fitted part then
+ *      has adjoint S_i; (V_fit - E_ref) dS_i/dr adds the terms of the close
+ *      pairs to T, and for atoms inside the grade's transition an adjoint
+ *      of every feature, (V_fit - E_ref) S_pair dS_grade/dgamma
+ *      2 [U^T U (f - mu)]_c, that the leaves' backward steps add to their
+ *      coefficients times the atom's adjoint.
  *   4. With a host exchange, lambda of ghosts is summed into the owners.
  *   5. Slots, in order: T += sum_k lambda_k^(s_j)(i) g^_k'(r_ij) for both
  *      directions, then F_i += H, F_j -= H, the virial H (x) D_ij
@@ -53,7 +68,8 @@ struct compot_workspace {
   int *pend;           /* [n] one past its last pair */
   int *pmid;           /* [n] one past its last pair that owns a slot */
   int *order;          /* [n] particles with pairs, in the order built */
-  unsigned char *flag; /* [n] bit 1: contributing; 2: needs pairs; 4: built */
+  unsigned char *flag; /* [n] bit 1: contributing; 2: needs pairs; 4: built;
+                          8: a pair closer than its r_b (format v2) */
   size_t pair_cap;
   int *pj;      /* [np] neighbour index */
   int *ptwin;   /* [np] the pair (j, i) of pair (i, j), or -1 */
@@ -68,8 +84,14 @@ struct compot_workspace {
   int *sj;      /* [ns] neighbour index (pairs_once) */
   double *sr;   /* [ns] per slot: distance r */
   double *su;   /* [3 ns] unit vector D / r */
-  double *sfc;  /* [ns] f_c(r) */
-  double *sdfc; /* [ns] f_c'(r) */
+  double *sfc;  /* [ns] f_c of the distance the fitted terms see */
+  double *sdfc; /* [ns] its derivative (see effective_distance) */
+  double *sx;   /* [ns] format v2: that distance c(r) (written only when
+                   some pair is closer than its r_b) */
+  int *wsl;     /* [ns] format v2: the slots with r < r_b, ascending */
+  double *wdc;  /* [ns] and their dc/dr */
+  size_t close_cap;
+  int *csl;     /* [max_pairs] slots of one atom's pairs closer than r_b */
   size_t feat_cap;
   double *feat; /* per basis phi and lambda: [n S K] each */
   size_t slot_cap;
@@ -109,6 +131,10 @@ void compot_workspace_destroy(compot_workspace *ws)
   free(ws->su);
   free(ws->sfc);
   free(ws->sdfc);
+  free(ws->sx);
+  free(ws->wsl);
+  free(ws->wdc);
+  free(ws->csl);
   free(ws->feat);
   free(ws->cache);
   free(ws->scr);
@@ -166,7 +192,10 @@ static int ensure_slot_geo(compot_workspace *ws, size_t need)
       || grow((void **) &ws->sr, cap, sizeof(double))
       || grow((void **) &ws->su, 3 * cap, sizeof(double))
       || grow((void **) &ws->sfc, cap, sizeof(double))
-      || grow((void **) &ws->sdfc, cap, sizeof(double)))
+      || grow((void **) &ws->sdfc, cap, sizeof(double))
+      || grow((void **) &ws->sx, cap, sizeof(double))
+      || grow((void **) &ws->wsl, cap, sizeof(int))
+      || grow((void **) &ws->wdc, cap, sizeof(double)))
     return COMPOT_ERR_MEMORY;
   ws->slot_geo_cap = cap;
   return COMPOT_OK;
@@ -280,6 +309,17 @@ typedef struct ctx {
   size_t ang_stride;
   int pst;  /* max_pairs rounded up to a multiple of 4 */
   int nvp;  /* (max_P+1)^2 rounded up to a multiple of 4 */
+  /* format v2 */
+  double const *sx; /* [n_slots] distance each slot's pair is seen at by
+                       the fitted terms: ws->sr, or ws->sx when some pair
+                       is closer than its r_b */
+  int n_win;        /* slots with r < r_b (ws->wsl, ws->wdc) */
+  double *gf;       /* [dp] the grade's feature vector f of the current atom,
+                       then f - mu (zero padded) */
+  double *gy, *gz;  /* [dp] U (f - mu), U^T U (f - mu) */
+  double *gb;       /* [d] dE/df through the grade switch at the current
+                       atom (leaf backward steps add it), or NULL */
+  double *cw, *cdw; /* [max_pairs] s_in and s_in' of the close pairs */
 } ctx;
 
 #define IS_CONTRIB(c, i) ((c)->ws->flag[i] & 1)
@@ -374,33 +414,48 @@ static int listed_inside(ctx *c, int i, int const **list_out, int *m_out,
 }
 
 /*
- * Format v2: every fitted term sees a pair through f_w = f_c s_in (per
- * species pair window, compot_inner_window), so f_c and f_c' of the slots
- * with r < r_b become f_w = f_c s_in and f_w' = f_c' s_in + f_c s_in'
- * (the cached g^ = g f_w, g^' and the f_c of rho then follow).  ZBL reads
- * r only and is not windowed.  Called by build_pairs after the slots are
- * made: the slots of particle order[o] are the next pmid[i] ones (own
- * pairs, counted).  Slots at r >= the largest r_b cost one compare.
+ * Format v2: the fitted terms see a pair of species (s1, s2) closer than
+ * its r_b at the effective distance c(r) = r_b + (r - r_b) s_in(r) >= r_b
+ * - 0.11 (r_b - r_a) (s_in: compot_inner_window), so they never extrapolate
+ * in r: the slots of such pairs get f_c(c), f_c'(c) (c->sx holds c; the
+ * basis is evaluated at c and eval_bases multiplies g^' and f_c' by dc/dr
+ * afterwards).  ZBL, the unit vectors and the virial read the true r.  The
+ * slots are listed (ws->wsl, ws->wdc) and both particles flagged (bit 8)
+ * for the atom switch S_pair of atom_site.  Called by build_pairs after the
+ * slots are made: the slots of particle order[o] are the next pmid[i] ones
+ * (own pairs, counted).  A slot at r >= the largest r_b costs one compare.
  */
-static void inner_window(ctx *c)
+static void effective_distance(ctx *c)
 {
   compot_workspace *ws = c->ws;
   int const *spec = c->in->species;
-  int S = c->S, o, t;
+  int S = c->S, o, t, nw = 0;
   double const *win = c->m->win, rb_max = c->m->win_rb_max;
+  double rc = c->m->cutoff;
   size_t h = 0;
   for (o = 0; o < c->n_built; ++o) {
     int i = ws->order[o], zi = spec[i] * S;
     for (t = 0; t < ws->pmid[i]; ++t, ++h) {
       double const *w;
-      double s, ds;
-      if (!(ws->sr[h] < rb_max)) continue;
+      double r = ws->sr[h], s, ds, x;
+      if (!(r < rb_max)) continue;
       w = win + 2 * (zi + spec[ws->sj[h]]);
-      compot_inner_window(ws->sr[h], w[0], w[1], &s, &ds);
-      ws->sdfc[h] = ws->sdfc[h] * s + ws->sfc[h] * ds;
-      ws->sfc[h] *= s;
+      if (!(r < w[1])) continue;
+      if (nw == 0) { /* the first close pair: the distances seen */
+        memcpy(ws->sx, ws->sr, (size_t) c->n_slots * sizeof(double));
+        c->sx = ws->sx;
+      }
+      compot_inner_window(r, w[0], w[1], &s, &ds);
+      x = w[1] + (r - w[1]) * s;
+      ws->sx[h] = x;
+      compot_cutoff_fn(x, rc, &ws->sfc[h], &ws->sdfc[h]);
+      ws->wsl[nw] = (int) h;
+      ws->wdc[nw++] = s + (r - w[1]) * ds;
+      ws->flag[i] |= 8;
+      ws->flag[ws->sj[h]] |= 8;
     }
   }
+  c->n_win = nw;
 }
 
 /*
@@ -473,8 +528,10 @@ static int build_pairs(ctx *c, size_t *np_out, char *msg, size_t msg_size)
       ws->order[c->n_built++] = i;
     }
   compot_cutoff_n((int) h, ws->sr, 1.0 / c->m->cutoff, ws->sfc, ws->sdfc);
-  if (c->m->win_rb_max > 0.0) inner_window(c);
   c->n_slots = (int) h;
+  c->sx = ws->sr;
+  c->n_win = 0;
+  if (c->m->win_rb_max > 0.0) effective_distance(c);
   for (i = 0; i < n; ++i) ws->pstart[i] = 0;
   for (o = 0; o < c->n_built; ++o) {
     int own, total;
@@ -538,6 +595,7 @@ static int setup(ctx *c, char *msg, size_t msg_size)
   c->nvp = m->nvp;
   nscr = 2 * nn + nn * sk + 3 * nlm + 2 * (size_t) nb * sk;
   nscr += 8 * (nn + 1);
+  if (m->version >= 2) nscr += 4 * (size_t) m->grade_dp + 8;
   if (m->has_angular)
     nscr += sk * (size_t) c->nvp + sk
             + (size_t) (S * (S + 1) / 2) * m->max_K * (c->nvp + 1) + 8;
@@ -587,6 +645,16 @@ static int setup(ctx *c, char *msg, size_t msg_size)
       c->ceff = s;
       s += (size_t) (S * (S + 1) / 2) * m->max_K * (c->nvp + 1);
     }
+  }
+  c->gf = c->gy = c->gz = c->gb = NULL;
+  if (m->version >= 2) {
+    size_t dp = (size_t) m->grade_dp;
+    s = align64(s);
+    c->gf = s;
+    c->gy = s + dp;
+    c->gz = s + 2 * dp;
+    c->gb = s + 3 * dp;
+    s += 4 * dp;
   }
   for (b = 0; b < (int) nn; ++b) c->acoef[b] = m->nodes[b].tab;
   f = align64(ws->feat); /* rows of S K doubles: cache lines for S K = 8 */
@@ -641,7 +709,15 @@ static int setup_caches(ctx *c, char *msg, size_t msg_size)
     nascr = 4 * pst;
   }
   nbat = 8 + 3 * lk + mp * 2 * (size_t) m->max_K
-         + (size_t) m->n_nodes * c->ang_stride + nascr;
+         + (size_t) m->n_nodes * c->ang_stride + nascr + 2 * mp + 8;
+  if (m->version >= 2 && mp + 1 > ws->close_cap) {
+    if (grow((void **) &ws->csl, mp + 1, sizeof(int))) {
+      compot_set_msg(msg, msg_size, "out of memory for %lu pairs",
+                     (unsigned long) mp);
+      return COMPOT_ERR_MEMORY;
+    }
+    ws->close_cap = mp + 1;
+  }
   if (ensure_doubles(&ws->cache, &ws->cache_cap, total + 8)
       || ensure_doubles(&ws->bat, &ws->bat_cap, nbat)
       || ensure_doubles(&ws->slot, &ws->slot_cap, 4 * ns)) {
@@ -682,6 +758,9 @@ static int setup_caches(ctx *c, char *msg, size_t msg_size)
   memset(f, 0, (size_t) m->n_nodes * c->ang_stride * sizeof(double));
   f += (size_t) m->n_nodes * c->ang_stride;
   c->ascr = f;
+  f += nascr;
+  c->cw = f;
+  c->cdw = f + mp;
   return COMPOT_OK;
 }
 
@@ -696,13 +775,14 @@ static int eval_bases(ctx *c, char *msg, size_t msg_size)
   compot_model const *m = c->m;
   compot_workspace *ws = c->ws;
   int const *spec = c->in->species;
-  int S = c->S, b, o, p, k, t, err;
+  int S = c->S, b, o, p, k, t, err, w;
 
   for (b = 0; b < m->n_bases; ++b) {
     compot_basis const *B = &m->bases[b];
     int K = B->K, SK = S * K, gauss = B->kind == COMPOT_BASIS_GAUSSIAN;
     double *phi = c->bphi[b], *gc = c->bg[b], *dgc = c->bdg[b];
     if (phi == NULL && gc == NULL) continue;
+    w = 0; /* the next close slot (ws->wsl, ascending like the batches) */
     for (o = 0; o < c->n_built; ++o) {
       int i = ws->order[o], p0 = ws->pstart[i], nb = ws->pmid[i] - p0, s0;
       double *g, *dg, *fi;
@@ -711,13 +791,19 @@ static int eval_bases(ctx *c, char *msg, size_t msg_size)
       g = gc != NULL ? gc + (size_t) s0 * K : c->bgv;
       dg = dgc != NULL ? dgc + (size_t) s0 * K : c->bdgv;
       if (gauss)
-        compot_gaussian_n(B, nb, ws->sr + s0, ws->sfc + s0, ws->sdfc + s0, g,
+        compot_gaussian_n(B, nb, c->sx + s0, ws->sfc + s0, ws->sdfc + s0, g,
                           dg);
       else
         for (t = 0; t < nb; ++t)
-          compot_radial(B, m->cutoff, ws->sr[s0 + t], ws->sfc[s0 + t],
+          compot_radial(B, m->cutoff, c->sx[s0 + t], ws->sfc[s0 + t],
                         ws->sdfc[s0 + t], g + (size_t) t * K,
                         dg + (size_t) t * K);
+      /* format v2, pairs closer than r_b: dg^(c(r))/dr = g^'(c) c'(r) */
+      while (w < c->n_win && ws->wsl[w] < s0) ++w;
+      for (; w < c->n_win && ws->wsl[w] < s0 + nb; ++w) {
+        double *row = dg + (size_t) (ws->wsl[w] - s0) * K;
+        for (k = 0; k < K; ++k) row[k] *= ws->wdc[w];
+      }
       if (phi == NULL) continue;
       fi = phi + (size_t) i * SK;
       if (S == 1 && K == 8) { /* phi(i) in registers */
@@ -758,12 +844,17 @@ static int eval_bases(ctx *c, char *msg, size_t msg_size)
       }
     }
   }
+  /* the f_c' of the N aggregates: d f_c(c(r))/dr = f_c'(c) c'(r) */
+  for (w = 0; w < c->n_win; ++w) ws->sdfc[ws->wsl[w]] *= ws->wdc[w];
   return COMPOT_OK;
 }
 
 /* ---- 3. leaves at one atom ----------------------------------------------- */
 
-static double leaf_linear(ctx const *c, compot_node const *nd, int i)
+/* G/C leaf: e = sum_s sum_k c[Z,s,k] phi_k^(s)(i); its features phi are
+   copied to gf (the grade's feature vector at the leaf) unless NULL. */
+static double leaf_linear(ctx const *c, compot_node const *nd, int i,
+                          double *gf)
 {
   compot_basis const *b = &c->m->bases[nd->basis];
   int S = c->S, K = b->K, Z = c->in->species[i], k;
@@ -771,13 +862,16 @@ static double leaf_linear(ctx const *c, compot_node const *nd, int i)
   double const *cc = nd->c + (size_t) Z * S * K;
   double e = 0.0;
   for (k = 0; k < S * K; ++k) e += cc[k] * f[k];
+  if (gf != NULL) memcpy(gf, f, (size_t) S * K * sizeof(double));
   return e;
 }
 
 /* E and N leaves: e = sum_s sum_l sum_k c[Z,s,l,k] x(gamma_l, f/f_max);
    with gradients, dedf[s K + k] = de/df.  All L K features of one species
-   in one batch. */
-static double leaf_exp(ctx *c, compot_node const *nd, int i, double *dedf)
+   in one batch; copied to gf (the grade's features at the leaf, order s, l,
+   k) unless NULL. */
+static double leaf_exp(ctx *c, compot_node const *nd, int i, double *dedf,
+                       double *gf)
 {
   compot_basis const *b = &c->m->bases[nd->basis];
   int S = c->S, K = b->K, L = nd->L, LK = L * K, Z = c->in->species[i];
@@ -796,6 +890,7 @@ static double leaf_exp(ctx *c, compot_node const *nd, int i, double *dedf)
       for (k = 0; k < K; ++k) c->fu[l * K + k] = c->fu[k];
     compot_xfeature_v(LK, fg, fgi, c->fu, c->tau, c->fx, c->fdx);
     e += dot(LK, cs, c->fx);
+    if (gf != NULL) memcpy(gf + s * LK, c->fx, (size_t) LK * sizeof(double));
     if (dedf != NULL) {
       double *ds = dedf + s * K;
       for (k = 0; k < K; ++k) {
@@ -806,6 +901,35 @@ static double leaf_exp(ctx *c, compot_node const *nd, int i, double *dedf)
     }
   }
   return e;
+}
+
+/* E and N leaves, format v2: the adjoints gb[s L K + l K + k] of the
+   features x(gamma_l, f_sk/f_max) (through the grade switch) turned into
+   adjoints of f: fbar[s K + k] += sum_l gb dx/du / f_max.  The features are
+   recomputed as in leaf_exp (only atoms in the grade's transition get
+   here). */
+static void leaf_exp_grade(ctx *c, compot_node const *nd, int i,
+                           double const *gb, double *fbar)
+{
+  compot_basis const *b = &c->m->bases[nd->basis];
+  int S = c->S, K = b->K, L = nd->L, LK = L * K, s, k, l;
+  double const *f = nd->kind == COMPOT_NODE_NEXP
+                        ? c->brho[nd->basis]
+                        : c->bphi[nd->basis] + (size_t) i * S * K;
+  double const *tab = c->acoef[nd - c->m->nodes];
+  double const *fg = tab, *fgi = tab + LK, *minv = tab + 2 * LK;
+  for (s = 0; s < S; ++s) {
+    double const *fs = f + s * K, *ms = minv + s * K, *bs = gb + s * LK;
+    for (k = 0; k < K; ++k) c->fu[k] = fs[k] * ms[k];
+    for (l = 1; l < L; ++l)
+      for (k = 0; k < K; ++k) c->fu[l * K + k] = c->fu[k];
+    compot_xfeature_v(LK, fg, fgi, c->fu, c->tau, c->fx, c->fdx);
+    for (k = 0; k < K; ++k) {
+      double acc = 0.0;
+      for (l = 0; l < L; ++l) acc += bs[l * K + k] * c->fdx[l * K + k];
+      fbar[s * K + k] += acc * ms[k];
+    }
+  }
 }
 
 /* Index of the species pair (s1 <= s2), s1-major. */
@@ -898,11 +1022,13 @@ static inline COMPOT_ALWAYS_INLINE int invariants(int P1, double const *prod,
  * term is c q) and u_b + tau tanh((u - u_b)/tau) beyond (MODEL_SPEC 10).
  * The flag after the np K (P+1) values of dq is 1 if any invariant is
  * saturated, and then dq[(q K + k)(P+1) + p] = dx/du(0, q_kp/q_max), for
- * leaf_angular_backward (dq is not written while nothing saturates).
+ * leaf_angular_backward (dq is not written while nothing saturates).  The
+ * bounded invariants are the leaf's features of the grade, copied to gf
+ * (order q, k, p) unless NULL.
  */
 static double angular_bounded(ctx *c, compot_node const *nd, int Z,
                               double const *A, double const *selfv,
-                              double *dq)
+                              double *dq, double *gf)
 {
   int S = c->S, K = nd->K, P1 = nd->P + 1, nvp = c->nvp, np = S * (S + 1) / 2;
   int s1, s2, k, p, v, any = 0;
@@ -933,6 +1059,8 @@ static double angular_bounded(ctx *c, compot_node const *nd, int Z,
         }
         if (!sat) {
           for (p = 0; p < P1; ++p) e += cc[p] * qv[p];
+          if (gf != NULL)
+            for (p = 0; p < P1; ++p) gf[o + p] = qv[p];
           continue;
         }
         if (!any) { /* the first saturated invariant at this atom */
@@ -943,10 +1071,12 @@ static double angular_bounded(ctx *c, compot_node const *nd, int Z,
           double u = qv[p] * qi[p], x, dx;
           if (u <= 1.0 && u >= -1.0) {
             e += cc[p] * qv[p];
+            if (gf != NULL) gf[o + p] = qv[p];
             continue;
           }
           compot_xfeature(0.0, u, tau, &x, &dx);
           e += cc[p] * nd->q_max[o + p] * x;
+          if (gf != NULL) gf[o + p] = nd->q_max[o + p] * x;
           dq[o + p] = dx;
         }
       }
@@ -967,7 +1097,8 @@ static double angular_bounded(ctx *c, compot_node const *nd, int Z,
  * (P+1)^2 and columns of G, dG from n to nt (n rounded up to a multiple of
  * 4: the loops over pairs of this atom stop there) are zero.
  */
-static double leaf_angular(ctx *c, compot_node const *nd, int i, double *sum)
+static double leaf_angular(ctx *c, compot_node const *nd, int i, double *sum,
+                           double *gf)
 {
   compot_workspace const *ws = c->ws;
   int S = c->S, K = nd->K, P = nd->P, P1 = P + 1, nvp = c->nvp;
@@ -1012,7 +1143,7 @@ static double leaf_angular(ctx *c, compot_node const *nd, int i, double *sum)
     selfv[k] = v4_sum(sq);
   }
   if (c->m->version >= 2)
-    return e + angular_bounded(c, nd, Z, A, selfv, dG + sk * pst);
+    return e + angular_bounded(c, nd, Z, A, selfv, dG + sk * pst, gf);
   for (s1 = 0; s1 < S; ++s1)
     for (s2 = s1; s2 < S; ++s2) {
       size_t row = (size_t) (Z * np + pair_index(S, s1, s2)) * K;
@@ -1108,10 +1239,13 @@ angular_pair_gradients(int n, int sk, int nv, int nvp, int pst,
  * The loops run over blocks of 4 pairs (the lanes) and 4 functions v
  * (angular_pair_gradients), with Y and grad Y stored by blocks of 4 pairs
  * in the value step.  The first line is radial and goes to the slot's T,
- * the second to h.
+ * the second to h.  Format v2: gb, unless NULL, holds adjoints of the
+ * leaf's features (the bounded invariants, through the grade switch), added
+ * to the coefficients: dE/dq_kp = (a c_kp + gb_kp) dx/du.
  */
 static void leaf_angular_backward(ctx *c, compot_node const *nd, int i,
-                                  double a, double const *sum)
+                                  double a, double const *sum,
+                                  double const *gb)
 {
   compot_workspace *ws = c->ws;
   int S = c->S, K = nd->K, P = nd->P, P1 = P + 1, nvp = c->nvp;
@@ -1129,9 +1263,11 @@ static void leaf_angular_backward(ctx *c, compot_node const *nd, int i,
 
   if (c->m->version >= 2) {
     /* saturated invariants (angular_bounded): dE/dq = a c dx/du, i.e. the
-       coefficients times dx/du, spread over v as in the table */
+       coefficients times dx/du, spread over v as in the table; with
+       feature adjoints gb, (a c + gb) dx/du and then a = 1 */
     double const *dq = dG + (size_t) sk * pst;
-    eff = dq[(size_t) np * K * P1] != 0.0;
+    int sat = dq[(size_t) np * K * P1] != 0.0;
+    eff = sat || gb != NULL;
     if (eff) {
       int q, p, l;
       double *sums = c->ceff + (size_t) np * K * nvp;
@@ -1142,12 +1278,14 @@ static void leaf_angular_backward(ctx *c, compot_node const *nd, int i,
           double *row = c->ceff + ((size_t) q * K + k) * nvp, tot = 0.0;
           for (v = 0; v < nvp; ++v) row[v] = 0.0;
           for (p = 0; p < P1; ++p) {
-            double ce = cc[p] * dq[o + p];
+            double ce = gb != NULL ? a * cc[p] + gb[o + p] : cc[p];
+            if (sat) ce *= dq[o + p];
             for (l = p * p; l < (p + 1) * (p + 1); ++l) row[l] = ce;
             tot += ce;
           }
           sums[q * K + k] = tot;
         }
+      if (gb != NULL) a = 1.0;
     }
   }
   memset(bac, 0, (size_t) sk * nvp * sizeof(double));
@@ -1214,15 +1352,107 @@ static double leaf_zbl(ctx *c, compot_node const *nd, int i, double a,
   return e;
 }
 
+/* ---- 3. format v2: the atom switch --------------------------------------- */
+
+/*
+ * S_pair(i) = prod over the pairs of atom i closer than their r_b of
+ * s_in(r_ij) (only atoms flagged by effective_distance get here); the slots,
+ * s_in and s_in' of those pairs are kept in ws->csl, c->cw, c->cdw for
+ * pair_switch_gradient.
+ */
+static double pair_switch(ctx *c, int i, int *nclose)
+{
+  compot_workspace *ws = c->ws;
+  int const *spec = c->in->species;
+  int S = c->S, zi = spec[i] * S, p, n = 0;
+  double const *win = c->m->win, rb_max = c->m->win_rb_max;
+  double prod = 1.0;
+  for (p = ws->pstart[i]; p < ws->pend[i]; ++p) {
+    int sl = ws->pslot[p];
+    double const *w;
+    double r = ws->sr[sl];
+    if (!(r < rb_max)) continue;
+    w = win + 2 * (zi + spec[ws->pj[p]]);
+    if (!(r < w[1])) continue;
+    compot_inner_window(r, w[0], w[1], &c->cw[n], &c->cdw[n]);
+    ws->csl[n] = sl;
+    prod *= c->cw[n++];
+  }
+  *nclose = n;
+  return prod;
+}
+
+/* dE/dr_ij += coef s_in'(r_ij) prod_(other close pairs q) s_in(r_iq) for
+   the close pairs of pair_switch (coef = (V_fit - E_ref) S_grade). */
+static void pair_switch_gradient(ctx *c, int n, double coef)
+{
+  int t, q;
+  for (t = 0; t < n; ++t) {
+    double others = 1.0;
+    if (c->cdw[t] == 0.0) continue;
+    for (q = 0; q < n; ++q)
+      if (q != t) others *= c->cw[q];
+    c->st[c->ws->csl[t]] += coef * c->cdw[t] * others;
+  }
+}
+
+/*
+ * The extrapolation grade of the current atom (species Z, features in
+ * c->gf): f - mu in place, y = U (f - mu) in c->gy, and gamma = |y|^2.
+ * U_Z in padded rows (refresh): d(d+1)/2 multiply-adds plus at most 3 per
+ * row, 4 lanes at a time.
+ */
+static double grade(ctx *c, int Z)
+{
+  compot_model const *m = c->m;
+  int d = m->grade_d, dp = m->grade_dp, r, t;
+  double const *mu = m->g_mu + (size_t) Z * d;
+  double const *row = m->g_rows + (size_t) Z * m->grade_rows;
+  double *fm = c->gf, *y = c->gy, g = 0.0;
+  for (t = 0; t < d; ++t) fm[t] -= mu[t];
+  for (; t < dp; ++t) fm[t] = 0.0;
+  for (r = 0; r < d; ++r) {
+    int w = (r + 4) & ~3;
+    compot_v4 acc = v4_set1(0.0);
+    for (t = 0; t < w; t += 4) acc = v4_madd(v4_load(row + t), v4_load(fm + t), acc);
+    y[r] = v4_sum(acc);
+    g += y[r] * y[r];
+    row += w;
+  }
+  return g;
+}
+
+/* Adjoints of the features through the grade switch:
+   gb = coef 2 U^T U (f - mu), coef = (V_fit - E_ref) S_pair dS_grade/dgamma
+   (after grade at the same atom). */
+static void grade_gradient(ctx *c, int Z, double coef)
+{
+  compot_model const *m = c->m;
+  int d = m->grade_d, dp = m->grade_dp, r, t;
+  double const *row = m->g_rows + (size_t) Z * m->grade_rows;
+  double *z = c->gz;
+  for (t = 0; t < dp; ++t) z[t] = 0.0;
+  for (r = 0; r < d; ++r) {
+    int w = (r + 4) & ~3;
+    compot_v4 yr = v4_set1(c->gy[r]);
+    for (t = 0; t < w; t += 4)
+      v4_store(z + t, v4_madd(yr, v4_load(row + t), v4_load(z + t)));
+    row += w;
+  }
+  for (t = 0; t < d; ++t) c->gb[t] = 2.0 * coef * z[t];
+}
+
 /* ---- 3. one atom: values, adjoints, leaf gradients ----------------------- */
 
 static double atom_site(ctx *c, int i)
 {
   compot_model const *m = c->m;
   compot_workspace *ws = c->ws;
-  int S = c->S, b, p, k, nd, Z = c->in->species[i];
+  int S = c->S, b, p, k, nd, ch, Z = c->in->species[i], nclose = 0;
   int grad = c->want_grad;
   size_t sk = (size_t) S * m->max_K;
+  double esite, sw = 1.0, spair = 1.0, sgrade = 1.0, dsgrade = 0.0, dv = 0.0;
+  double *gf, *gb;
 
   /* rho_k^(s)(i) = sum_j f_c(r_ij) phi_k^(s)(j) */
   for (b = 0; b < m->n_bases; ++b) {
@@ -1251,10 +1481,12 @@ static double atom_site(ctx *c, int i)
   }
 
   /* values bottom-up: pre-order numbering, so descending indices visit
-     children before parents */
+     children before parents; format v2 with a grade for species Z: each
+     fitted leaf copies its features into gf (at its foff) */
+  gf = m->version >= 2 && m->grade_on[Z] ? c->gf : NULL;
   for (nd = m->n_nodes - 1; nd >= 0; --nd) {
     compot_node const *node = &m->nodes[nd];
-    double e;
+    double e, *f = gf != NULL && node->foff >= 0 ? gf + node->foff : NULL;
     int ch;
     switch (node->kind) {
     case COMPOT_NODE_SUM:
@@ -1264,33 +1496,68 @@ static double atom_site(ctx *c, int i)
     case COMPOT_NODE_PRODUCT:
       e = c->V[node->children[0]] * c->V[node->children[1]];
       break;
-    case COMPOT_NODE_LINEAR: e = leaf_linear(c, node, i); break;
+    case COMPOT_NODE_LINEAR: e = leaf_linear(c, node, i, f); break;
     case COMPOT_NODE_EXP:
     case COMPOT_NODE_NEXP:
-      e = leaf_exp(c, node, i, grad ? c->dedf + (size_t) nd * sk : NULL);
+      e = leaf_exp(c, node, i, grad ? c->dedf + (size_t) nd * sk : NULL, f);
       break;
     case COMPOT_NODE_ANGULAR:
-      e = leaf_angular(c, node, i, c->angsum + (size_t) nd * c->ang_stride);
+      e = leaf_angular(c, node, i, c->angsum + (size_t) nd * c->ang_stride, f);
       break;
     default: e = leaf_zbl(c, node, i, 0.0, 0); break;
     }
     if (node->shift != NULL) e += node->shift[Z];
     c->V[nd] = e;
   }
-  if (!grad) return c->V[0];
+  if (m->version >= 2) {
+    /* E_i = E_ref + S_i (V_fit - E_ref) + E_ZBL, S_i = S_pair S_grade */
+    double vzbl = 0.0, vfit, gamma;
+    for (ch = 0; ch < m->n_zbl_root; ++ch) vzbl += c->V[m->zbl_root[ch]];
+    vfit = c->V[0] - vzbl;
+    if (ws->flag[i] & 8) spair = pair_switch(c, i, &nclose);
+    if (gf != NULL) {
+      gamma = grade(c, Z);
+      if (gamma >= m->g_hi[Z]) {
+        sgrade = 0.0;
+      } else if (gamma > m->g_lo[Z]) {
+        double w = m->g_hi[Z] - m->g_lo[Z], fc, dfc;
+        compot_cutoff_fn((gamma - m->g_lo[Z]) / w, 1.0, &fc, &dfc);
+        sgrade = fc;
+        dsgrade = dfc / w;
+      }
+    }
+    sw = spair * sgrade;
+    dv = vfit - m->w_e_ref[Z];
+    esite = m->w_e_ref[Z] + sw * dv + vzbl;
+  } else
+    esite = c->V[0];
+  if (!grad) return esite;
 
-  /* adjoints top-down */
+  /* adjoints top-down; format v2: the fitted part of the root has adjoint
+     S_i, the ZBL terms 1, and the switch adds dv dS_i/dr: through S_pair
+     on the close pairs, through S_grade as adjoints gb of the features */
   for (b = 0; b < m->n_bases; ++b)
     if (c->bnu[b] != NULL)
       for (k = 0; k < S * m->bases[b].K; ++k) c->bnu[b][k] = 0.0;
-  c->adj[0] = 1.0;
+  gb = NULL;
+  if (m->version >= 2) {
+    if (nclose > 0 && sgrade != 0.0) pair_switch_gradient(c, nclose, dv * sgrade);
+    if (dsgrade != 0.0) {
+      grade_gradient(c, Z, dv * spair * dsgrade);
+      gb = c->gb;
+    }
+  }
+  c->adj[0] = sw;
   for (nd = 0; nd < m->n_nodes; ++nd) {
     compot_node const *node = &m->nodes[nd];
     double a = c->adj[nd];
-    int ch, K = node->K;
+    double const *fb = gb != NULL && node->foff >= 0 ? gb + node->foff : NULL;
+    int K = node->K;
     switch (node->kind) {
     case COMPOT_NODE_SUM:
       for (ch = 0; ch < node->n_children; ++ch) c->adj[node->children[ch]] = a;
+      if (nd == 0)
+        for (ch = 0; ch < m->n_zbl_root; ++ch) c->adj[m->zbl_root[ch]] = 1.0;
       break;
     case COMPOT_NODE_PRODUCT:
       c->adj[node->children[0]] = a * c->V[node->children[1]];
@@ -1300,6 +1567,8 @@ static double atom_site(ctx *c, int i)
       double *lam = c->blam[node->basis] + (size_t) i * S * K;
       double const *cc = node->c + (size_t) Z * S * K;
       for (k = 0; k < S * K; ++k) lam[k] += a * cc[k];
+      if (fb != NULL)
+        for (k = 0; k < S * K; ++k) lam[k] += fb[k];
       break;
     }
     case COMPOT_NODE_EXP:
@@ -1309,12 +1578,13 @@ static double atom_site(ctx *c, int i)
                          : c->bnu[node->basis];
       double const *d = c->dedf + (size_t) nd * sk;
       for (k = 0; k < S * K; ++k) fbar[k] += a * d[k];
+      if (fb != NULL) leaf_exp_grade(c, node, i, fb, fbar);
       break;
     }
     case COMPOT_NODE_ANGULAR:
-      if (a != 0.0)
+      if (a != 0.0 || fb != NULL)
         leaf_angular_backward(c, node, i, a,
-                              c->angsum + (size_t) nd * c->ang_stride);
+                              c->angsum + (size_t) nd * c->ang_stride, fb);
       break;
     default: leaf_zbl(c, node, i, a, 1); break;
     }
@@ -1350,7 +1620,7 @@ static double atom_site(ctx *c, int i)
       c->st[sl] += t;
     }
   }
-  return c->V[0];
+  return esite;
 }
 
 /* ---- 4., 5. pair gradients and assembly ----------------------------------- */

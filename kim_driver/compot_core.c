@@ -146,6 +146,89 @@ static int node_has_shift(compot_model const *m, int k)
   return parent < 0 || m->nodes[parent].kind != COMPOT_NODE_SUM;
 }
 
+/* Number of features of one centre species of a fitted leaf (its c block
+   without the centre index), 0 for other nodes. */
+static double leaf_features(compot_model const *m, compot_node const *n)
+{
+  int S = m->n_species;
+  switch (n->kind) {
+  case COMPOT_NODE_LINEAR: return (double) S * n->K;
+  case COMPOT_NODE_EXP:
+  case COMPOT_NODE_NEXP: return (double) S * n->L * n->K;
+  case COMPOT_NODE_ANGULAR:
+    return (double) (S * (S + 1) / 2) * n->K * (n->P + 1);
+  default: return 0.0;
+  }
+}
+
+/*
+ * Block g (format v2, always last): the extrapolation grade per centre
+ * species, over the d features of the fitted leaves.  The sizes are counted
+ * in double (d(d+1)/2 of a model beyond the size limit overflows int; the
+ * limit is checked after the counting pass).
+ */
+static void add_grade_blocks(table_builder *tb, char const *sp)
+{
+  compot_model *m = tb->m;
+  int S = m->n_species, k, dims[2];
+  int const kinds_s[1] = {COMPOT_INDEX_SPECIES};
+  int const kinds_sd[2] = {COMPOT_INDEX_SPECIES, COMPOT_INDEX_ONE_BASED};
+  int const kinds_st[2] = {COMPOT_INDEX_SPECIES, COMPOT_INDEX_LOWER_TRIANGLE};
+  double d = 0.0, *v;
+  for (k = 0; k < m->n_nodes; ++k) d += leaf_features(m, &m->nodes[k]);
+  if (tb->count_only) {
+    tb->n_params += 4;
+    tb->n_values_total += S * d + S * (0.5 * d * (d + 1.0)) + 2.0 * S;
+    return;
+  }
+  m->grade_d = (int) d;
+  dims[0] = S;
+  dims[1] = m->grade_d;
+  v = add_block(
+      tb, "g_mu", "g.mu", "1", COMPOT_ROLE_FIXED, 2, dims, kinds_sd,
+      dup_printf("extrapolation grade: mean mu[Z][c] of the feature vector "
+                 "f of the atoms of species Z over the fitted data; f = "
+                 "every fitted leaf's features for the centre species "
+                 "(phi_k for G/C, x(gamma_l, u_k) for E/N, the bounded q for "
+                 "A; leaves in node order, each in the order of its c block "
+                 "without the centre index), d = %d (format v2); unit 1; "
+                 "role fixed (not fitted); flat index Z*%d + (c-1), Z in "
+                 "species order (%s)",
+                 m->grade_d, m->grade_d, sp));
+  if (v) m->g_mu = v;
+  dims[1] = m->grade_d * (m->grade_d + 1) / 2;
+  v = add_block(
+      tb, "g_U", "g.U", "1", COMPOT_ROLE_FIXED, 2, dims, kinds_st,
+      dup_printf("extrapolation grade: whitening factor U[Z][r][c], c <= r, "
+                 "lower triangular with C_Z^-1 = U^T U (C_Z the covariance "
+                 "of f over the fitted data); grade gamma = |U (f - mu)|^2; "
+                 "U = 0: grade off (format v2); unit 1; role fixed (not "
+                 "fitted); flat index Z*%d + r(r-1)/2 + (c-1), r, c = "
+                 "1..%d, Z in species order (%s)",
+                 dims[1], m->grade_d, sp));
+  if (v) m->g_U = v;
+  v = add_block(
+      tb, "g_gamma_lo", "g.gamma_lo", "1", COMPOT_ROLE_FIXED, 1, dims,
+      kinds_s,
+      dup_printf("extrapolation grade: gamma_lo[Z] > 0 up to which the "
+                 "fitted energy of an atom of species Z is fully on; "
+                 "between gamma_lo and gamma_hi the switch is the f_c "
+                 "polynomial of (gamma - gamma_lo)/(gamma_hi - gamma_lo) "
+                 "(format v2); unit 1; role fixed (not fitted); flat index "
+                 "Z in species order (%s)",
+                 sp));
+  if (v) m->g_lo = v;
+  v = add_block(
+      tb, "g_gamma_hi", "g.gamma_hi", "1", COMPOT_ROLE_FIXED, 1, dims,
+      kinds_s,
+      dup_printf("extrapolation grade: gamma_hi[Z] > gamma_lo[Z] from which "
+                 "the fitted energy of an atom of species Z is fully off "
+                 "(E_ref instead; format v2); unit 1; role fixed (not "
+                 "fitted); flat index Z in species order (%s)",
+                 sp));
+  if (v) m->g_hi = v;
+}
+
 static int build_table(table_builder *tb)
 {
   compot_model *m = tb->m;
@@ -153,6 +236,7 @@ static int build_table(table_builder *tb)
   int npair = S * (S + 1) / 2;
   char sp[512], users[256], name[COMPOT_NAME_SIZE], key[COMPOT_NAME_SIZE];
   int const kinds_sk[2] = {COMPOT_INDEX_SPECIES, COMPOT_INDEX_ONE_BASED};
+  int const kinds_s[1] = {COMPOT_INDEX_SPECIES};
 
   species_list(m, sp, sizeof sp);
   if (m->version >= 2) { /* block w (format v2): always first */
@@ -188,6 +272,17 @@ static int build_table(table_builder *tb)
                    "s1 <= s2 (s1 outer) over species (%s)",
                    sp));
     if (v) m->w_r_b = v;
+    dims[0] = S;
+    v = add_block(
+        tb, "w_e_ref", "w.e_ref", "eV", COMPOT_ROLE_FIXED, 1, dims, kinds_s,
+        dup_printf("reference site energy E_ref[Z] of an atom of species Z "
+                   "whose fitted energy is switched off: E_i = S_i V_fit(i) "
+                   "+ (1 - S_i) E_ref + E_ZBL(i), S_i the product of the "
+                   "inner windows s_in of the atom's pairs closer than r_b "
+                   "and of the grade switch (format v2); unit eV; role fixed "
+                   "(not fitted); flat index Z in species order (%s)",
+                   sp));
+    if (v) m->w_e_ref = v;
   }
   for (b = 0; b < m->n_bases; ++b) {
     compot_basis *B = &m->bases[b];
@@ -370,6 +465,7 @@ static int build_table(table_builder *tb)
       if (v) n->shift = v;
     }
   }
+  if (m->version >= 2) add_grade_blocks(tb, sp);
   return COMPOT_OK;
 }
 
@@ -425,6 +521,21 @@ int compot_build_params(compot_model *m, char *msg, size_t msg_size)
     if (m->nodes[k].kind == COMPOT_NODE_ZBL) n_derived += 10 * (size_t) S * S;
     n_derived += node_table_size(m, &m->nodes[k]) + 8; /* (aligned) */
   }
+  if (m->version >= 2) { /* g_rows: the padded rows of U (see refresh) */
+    size_t dd = 0, r;
+    for (k = 0; k < m->n_nodes; ++k)
+      dd += (size_t) leaf_features(m, &m->nodes[k]);
+    m->grade_dp = (int) ((dd + 3) & ~(size_t) 3);
+    m->grade_rows = 0;
+    for (r = 0; r < dd; ++r) m->grade_rows += (r + 4) & ~(size_t) 3;
+    m->grade_rows = (m->grade_rows + 7) & ~(size_t) 7;
+    n_derived += (size_t) S * m->grade_rows + 8;
+    m->grade_on = (int *) calloc((size_t) S, sizeof(int));
+    if (m->grade_on == NULL) {
+      compot_set_msg(msg, msg_size, "out of memory building parameter table");
+      return COMPOT_ERR_MEMORY;
+    }
+  }
   m->derived = (double *) calloc(n_derived + 8, sizeof(double));
   if (m->params == NULL || m->values == NULL || m->derived == NULL) {
     compot_set_msg(msg, msg_size, "out of memory building parameter table");
@@ -449,6 +560,24 @@ int compot_build_params(compot_model *m, char *msg, size_t msg_size)
   }
   m->win = d;
   d += 2 * S * S;
+  if (m->version >= 2) {
+    size_t mis = (size_t) ((uintptr_t) d % 64) / sizeof(double);
+    m->g_rows = mis ? d + (8 - mis) : d;
+    d = m->g_rows + (size_t) S * m->grade_rows;
+  }
+  /* the features of the grade: fitted leaves in node order */
+  m->n_zbl_root = 0;
+  for (k = 0, i = 0; k < m->n_nodes; ++k) {
+    compot_node *n = &m->nodes[k];
+    n->foff = -1;
+    if (m->version >= 2 && leaf_features(m, n) > 0) {
+      n->foff = i;
+      i += (int) leaf_features(m, n);
+    }
+    if (n->kind == COMPOT_NODE_ZBL && n->parent == 0
+        && m->nodes[0].kind == COMPOT_NODE_SUM)
+      m->zbl_root[m->n_zbl_root++] = k;
+  }
   for (k = 0; k < m->n_nodes; ++k) {
     compot_node *n = &m->nodes[k];
     size_t nt = node_table_size(m, n);
@@ -529,6 +658,15 @@ int compot_param_element_name(compot_model const *m, int index, int flat,
     case COMPOT_INDEX_ONE_BASED:
       w = snprintf(buf + used, buf_size - used, ".%d", idx[d] + 1);
       break;
+    case COMPOT_INDEX_LOWER_TRIANGLE: { /* q = r(r+1)/2 + c, c <= r (0-based) */
+      int r = 0, q = idx[d];
+      while (q > r) {
+        q -= r + 1;
+        ++r;
+      }
+      w = snprintf(buf + used, buf_size - used, ".%d.%d", r + 1, q + 1);
+      break;
+    }
     default:
       w = snprintf(buf + used, buf_size - used, ".%d", idx[d]);
       break;
@@ -561,7 +699,24 @@ char const *compot_value_domain_error(compot_param const *p, double v)
     return "tau > 0 (the saturation width)";
   if (strcmp(p->name, "w_r_a") == 0 && !(v >= 0.0))
     return "r_a >= 0 (the inner window start)";
+  if (strcmp(p->name, "g_gamma_lo") == 0 && !(v > 0.0))
+    return "gamma_lo > 0 (the grade up to which the fitted energy is on)";
   return NULL;
+}
+
+/*
+ * Format v2: the rule tying gamma_hi of species Z to gamma_lo (read
+ * before it): gamma_hi > gamma_lo.  Returns NULL, or buf filled with the
+ * condition ("gamma_hi > gamma_lo = 1.5").
+ */
+char const *compot_grade_error(compot_model const *m, int Z, double hi,
+                               char *buf, size_t n)
+{
+  if (hi > m->g_lo[Z]) return NULL;
+  snprintf(buf, n, "gamma_hi > gamma_lo = %.17g (the grade from which the "
+                   "fitted energy is off)",
+           m->g_lo[Z]);
+  return buf;
 }
 
 /*
@@ -637,6 +792,34 @@ static void fill_node_table(compot_model const *m, compot_node *nd)
   }
 }
 
+/*
+ * The whitening factors U_Z of the grade in padded rows (g_rows): row r at
+ * offset sum_(r' < r) w(r'), w(r) = (r + 4) & ~3 (a multiple of 4, so that
+ * rows start 32-byte aligned), U_rc for c <= r and zeros to w(r); and
+ * grade_on[Z] = (U_Z != 0).
+ */
+static void fill_grade_rows(compot_model *m)
+{
+  int S = m->n_species, d = m->grade_d, Z, r, c;
+  size_t tri = (size_t) d * (d + 1) / 2;
+  for (Z = 0; Z < S; ++Z) {
+    double const *u = m->g_U + (size_t) Z * tri;
+    double *row = m->g_rows + (size_t) Z * m->grade_rows;
+    int on = 0;
+    for (r = 0; r < d; ++r) {
+      int w = (r + 4) & ~3;
+      for (c = 0; c <= r; ++c) {
+        row[c] = u[c];
+        on |= u[c] != 0.0;
+      }
+      for (; c < w; ++c) row[c] = 0.0;
+      u += r + 1;
+      row += w;
+    }
+    m->grade_on[Z] = on;
+  }
+}
+
 int compot_refresh(compot_model *m, char *msg, size_t msg_size)
 {
   int i, e, b, k, S;
@@ -683,6 +866,20 @@ int compot_refresh(compot_model *m, char *msg, size_t msg_size)
         w[0] = m->w_r_a[q];
         w[1] = m->w_r_b[q];
       }
+    for (i = 0; i < m->n_params; ++i)
+      if (m->params[i].values == m->g_hi) break;
+    for (e = 0; e < S; ++e) {
+      char why[256];
+      if (compot_grade_error(m, e, m->g_hi[e], why, sizeof why) != NULL) {
+        char nm[128];
+        compot_param_element_name(m, i, e, nm, sizeof nm);
+        compot_set_msg(msg, msg_size,
+                       "parameter %s[%d] ('%s') is %.17g; expected %s",
+                       m->params[i].name, e, nm, m->g_hi[e], why);
+        return COMPOT_ERR_VALUE;
+      }
+    }
+    fill_grade_rows(m);
   }
   for (b = 0; b < m->n_bases; ++b) {
     compot_basis *B = &m->bases[b];
@@ -722,6 +919,7 @@ void compot_destroy(compot_model *m)
   free(m->params);
   free(m->values);
   free(m->derived);
+  free(m->grade_on);
   free(m->nodes);
   free(m->bases);
   free(m->species);

@@ -34,8 +34,11 @@ extern "C" {
 /* Newest parameter file format (the version of new models); the core
    reads versions COMPOT_FORMAT_VERSION_MIN..COMPOT_FORMAT_VERSION and
    writes every model in its own version.  Version 2 adds the inner window
-   (block w), the saturating continuation of the features and bounded
-   angular invariants (MODEL_SPEC section 10). */
+   and the reference site energy (block w), the saturating continuation of
+   the features, bounded angular invariants and the extrapolation grade
+   (block g): E_i = S_i V_fit(i) + (1 - S_i) E_ref + E_ZBL(i) with the atom
+   switch S_i of the close pairs and of the grade (MODEL_SPEC section 10,
+   docs/parameter-file.md). */
 #define COMPOT_FORMAT_VERSION 2
 #define COMPOT_FORMAT_VERSION_MIN 1
 
@@ -56,8 +59,9 @@ enum compot_role {
   COMPOT_ROLE_LINEAR = 0,    /* linear coefficient or shift [eV] */
   COMPOT_ROLE_NONLINEAR = 1, /* basis alpha/beta or feature gamma */
   COMPOT_ROLE_FIXED = 2      /* fixed: scales phi_max/rho_max/q_max (set from data),
-                                inner window r_a/r_b and saturation width tau;
-                                never fitted */
+                                inner window r_a/r_b, saturation width tau,
+                                reference site energy and the extrapolation
+                                grade (mu, U, gamma_lo, gamma_hi); never fitted */
 };
 
 /* Kind of one index of a parameter block (used to spell element names). */
@@ -65,7 +69,10 @@ enum compot_index_kind {
   COMPOT_INDEX_SPECIES = 0,      /* species symbol, 0..S-1 in file order */
   COMPOT_INDEX_SPECIES_PAIR = 1, /* two symbols s1.s2 with s1 <= s2, pairs s1-major */
   COMPOT_INDEX_ONE_BASED = 2,    /* k = 1..K, l = 1..L */
-  COMPOT_INDEX_ZERO_BASED = 3    /* p = 0..P */
+  COMPOT_INDEX_ZERO_BASED = 3,   /* p = 0..P */
+  COMPOT_INDEX_LOWER_TRIANGLE = 4 /* r.c with 1 <= c <= r <= d, packed rows
+                                     outer: flat index r(r-1)/2 + c - 1,
+                                     dims[] holds d(d+1)/2 */
 };
 
 #define COMPOT_MAX_INDEX 4
@@ -109,7 +116,8 @@ int compot_create_from_text(compot_model **model, char const *text,
 /* A model of the given expression, species (chemical symbols, in index
    order) and cutoff r_c [A] with default values: alpha 1, beta 2,
    phi_max = rho_max = q_max = 1, gamma 1, coefficients and shifts 0, and
-   in format v2 tau 0.3 and the inner window off (r_a = r_b = 0).
+   in format v2 tau 0.3, the inner window off (r_a = r_b = 0), E_ref 0 and
+   the grade off (mu = U = 0, gamma_lo 1, gamma_hi 2).
    compot_create_blank makes a format v1 model, compot_create_blank_version
    one of the given format version (1 or 2). */
 int compot_create_blank(compot_model **model, char const *expression,
@@ -122,9 +130,11 @@ int compot_create_blank_version(compot_model **model, char const *expression,
 
 /* Recompute every derived value (even-tempered exponents a_k = alpha
    beta^(k-1), ZBL switching coefficients, the coefficient tables of the E,
-   N and A leaves, the inner window per species pair, influence distance)
-   after parameter values changed, and check the values' domains (with the
-   window rules 0 <= r_a <= r_b < r_c and r_b <= r_in of a ZBL term). */
+   N and A leaves, the inner window per species pair, the grade's whitening
+   factors in padded rows, influence distance) after parameter values
+   changed, and check the values' domains (with the window rules 0 <= r_a
+   <= r_b < r_c and r_b <= r_in of a ZBL term, and gamma_hi > gamma_lo >
+   0). */
 int compot_refresh(compot_model *model, char *msg, size_t msg_size);
 
 void compot_destroy(compot_model *model);

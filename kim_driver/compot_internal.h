@@ -73,6 +73,9 @@ typedef struct compot_node {
   /* derived in refresh: the coefficient table of an E, N or A leaf (see
      compot_refresh), NULL for other nodes */
   double *tab;
+  /* format v2, fitted leaves (those with c): offset of the leaf's features
+     in the feature vector f of the extrapolation grade, else -1 */
+  int foff;
   compot_zbl zbl;
   char spec[64]; /* canonical text of the term, e.g. "E[G8L4]" */
 } compot_node;
@@ -98,10 +101,30 @@ struct compot_model {
   double *w_tau;   /* [1] */
   double *w_r_a;   /* [np] */
   double *w_r_b;   /* [np] */
+  double *w_e_ref; /* [S] reference site energy E_ref of a switched-off atom */
   /* derived in refresh: r_a and r_b per ordered species pair (Z_i S +
      Z_j); the largest r_b (0: no pair is windowed, always so in v1) */
   double *win;     /* [2 S S] */
   double win_rb_max;
+  /* format v2: the extrapolation grade gamma = |U_Z (f - mu_Z)|^2 of the
+     feature vector f (d entries: every fitted leaf's features for the
+     centre species, leaves in node order; node foff), pointers into values */
+  int grade_d;      /* d */
+  double *g_mu;     /* [S d] */
+  double *g_U;      /* [S d(d+1)/2] lower triangle, packed rows */
+  double *g_lo;     /* [S] gamma_lo */
+  double *g_hi;     /* [S] gamma_hi */
+  /* derived in refresh: U_Z in rows padded to multiples of 4 doubles (row r
+     holds U_rc for c < (r + 4) & ~3, zero beyond c = r; rows at multiples
+     of 4, each species' block 64-byte aligned), and whether U_Z != 0 (an
+     unfitted grade, U = 0, is gamma = 0: the switch stays 1) */
+  double *g_rows;   /* [S grade_rows] */
+  size_t grade_rows; /* doubles per species in g_rows */
+  int grade_dp;     /* d rounded up to a multiple of 4 */
+  int *grade_on;    /* [S] */
+  /* structure: the ZBL terms of the top-level sum (never switched) */
+  int n_zbl_root;
+  int zbl_root[COMPOT_MAX_TERMS];
   int nvp;         /* (max_P + 1)^2 rounded up to a multiple of 4 */
   int has_nexp;
   int has_angular;
@@ -274,6 +297,11 @@ char const *compot_value_domain_error(compot_param const *p, double v);
    r_in; NULL, or buf with "what; expected X, found Y". */
 char const *compot_window_error(compot_model const *m, int q, double r_b,
                                 char *buf, size_t n);
+
+/* Format v2: the rule tying gamma_hi of species Z to gamma_lo; NULL, or
+   buf with the expected condition ("gamma_hi > gamma_lo = X"). */
+char const *compot_grade_error(compot_model const *m, int Z, double hi,
+                               char *buf, size_t n);
 
 /* compot_expr.c: parse an expression into model->nodes / model->bases
    (structure only; parameter pointers are bound later).  On error fills msg

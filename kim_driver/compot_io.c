@@ -390,6 +390,8 @@ static int read_model(compot_model *m, reader *r, char *msg, size_t msg_size)
       }
       domain = compot_value_domain_error(pp, v);
       if (domain == NULL) domain = exponent_error(m, pp, v, sub, sizeof sub);
+      if (domain == NULL && pp->values == m->g_hi) /* gamma_lo read before */
+        domain = compot_grade_error(m, e, v, sub, sizeof sub);
       if (domain != NULL) {
         compot_set_msg(msg, msg_size,
                        "%s:%d: value '%s' of '%s' is out of range; expected "
@@ -530,7 +532,8 @@ int compot_create_blank_version(compot_model **model, char const *expression,
   if (!err) err = compot_build_params(m, msg, msg_size);
   if (!err) {
     /* defaults: alpha 1, beta 2, scales 1, gamma 1, coefficients 0; in
-       format v2 tau 0.3 and the inner window off (r_a = r_b = 0) */
+       format v2 tau 0.3, the inner window off (r_a = r_b = 0), E_ref 0
+       and the grade off (mu = U = 0, gamma_lo 1, gamma_hi 2) */
     for (i = 0; i < m->n_params; ++i) {
       compot_param const *p = &m->params[i];
       size_t n = strlen(p->name);
@@ -540,6 +543,8 @@ int compot_create_blank_version(compot_model **model, char const *expression,
       if (n >= 4 && strcmp(p->name + n - 4, "_max") == 0) v = 1.0;
       if (n >= 6 && strcmp(p->name + n - 6, "_gamma") == 0) v = 1.0;
       if (strcmp(p->name, "w_tau") == 0) v = 0.3;
+      if (strcmp(p->name, "g_gamma_lo") == 0) v = 1.0; /* grade off: U = 0 */
+      if (strcmp(p->name, "g_gamma_hi") == 0) v = 2.0;
       for (e = 0; e < p->extent; ++e) p->values[e] = v;
     }
     err = compot_refresh(m, msg, msg_size);
@@ -621,7 +626,7 @@ static char const *role_name(int role)
 int compot_write_stream(compot_model const *m, FILE *fp, char const *name,
                         char *msg, size_t msg_size)
 {
-  int i, e, s, k, last_owner = -1000;
+  int i, e, s, k, last_owner = -2000;
   int ok = 1;
   if (m == NULL || fp == NULL) {
     compot_set_msg(msg, msg_size, "compot_write: NULL argument");
@@ -641,16 +646,24 @@ int compot_write_stream(compot_model const *m, FILE *fp, char const *name,
   ok &= fprintf(fp, "parameters %d\n", m->n_values) > 0;
   for (i = 0; i < m->n_params && ok; ++i) {
     compot_param const *p = &m->params[i];
-    int owner; /* basis b (>= 0), node (< -1: -2 - node), block w (-1) */
+    /* basis b (>= 0), node (< -1: -2 - node), block w (-1), block g
+       (-1000) */
+    int owner;
     if (p->key[0] == 'b')
       owner = atoi(p->key + 1) - 1;
     else if (p->key[0] == 'w')
       owner = -1;
+    else if (p->key[0] == 'g')
+      owner = -1000;
     else
       owner = -2 - atoi(p->key + 1);
     if (owner != last_owner) {
       if (owner == -1) {
-        ok &= fprintf(fp, "# inner window and saturation (format v2)\n") > 0;
+        ok &= fprintf(fp, "# inner window, saturation width and reference "
+                          "site energy (format v2)\n") > 0;
+      } else if (owner == -1000) {
+        ok &= fprintf(fp, "# extrapolation grade: mean feature vector, "
+                          "whitening factor, switch range (format v2)\n") > 0;
       } else if (owner >= 0) {
         compot_basis const *B = &m->bases[owner];
         ok &= fprintf(fp, "# basis b%d: %c%d %s, used by", owner + 1,

@@ -86,7 +86,8 @@ def test_corpus_is_complete():
                  "beta_below_one", "phi_max_zero", "huge_K", "huge_L", "huge_P", "deep_nesting",
                  "unbalanced_bracket", "species_unknown", "cutoff_zero", "zbl_rout_beyond_cutoff", "truncated",
                  "text_after_end", "v2_ra_gt_rb", "v2_rb_ge_rc", "v2_zbl_rin_lt_rb", "v2_q_max_zero",
-                 "v2_tau_zero"):
+                 "v2_tau_zero", "v2_e_ref_missing", "v2_U_upper_triangle", "v2_gamma_lo_zero",
+                 "v2_gamma_hi_equal_lo"):
         assert want in names, f"{want}.params missing from {CORPUS}; run generate.py there"
 
 

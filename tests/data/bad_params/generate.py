@@ -25,7 +25,8 @@ HERE = Path(__file__).resolve().parent
 V1_EXPR = "E[G3L1] + ZBL(1.0, 2.0)"
 V2_EXPR = "E[G3L1] + A[G2P1] + ZBL(1.0, 2.0)"
 VALUES = {"alpha": "0.5", "beta": "1.6", "phi_max": "2.5", "rho_max": "20.0", "q_max": "30.0",
-          "gamma": "0.5", "c": "0.125", "shift": "-5.0", "tau": "0.3", "r_a": "0.5", "r_b": "0.8"}
+          "gamma": "0.5", "c": "0.125", "shift": "-5.0", "tau": "0.3", "r_a": "0.5", "r_b": "0.8",
+          "e_ref": "-7.5", "mu": "0.25", "U": "0.5", "gamma_lo": "2.0", "gamma_hi": "4.0"}
 
 
 def base(version: int) -> list[str]:
@@ -206,8 +207,27 @@ CASES = {
     "v2_q_max_zero": (2, replace("n2.q_max.Nb.Nb.2.1", "n2.q_max.Nb.Nb.2.1 0"), "expected q_max > 0"),
     "v2_tau_zero": (2, replace("w.tau", "w.tau 0"), "expected tau > 0"),
     "v2_tau_negative": (2, replace("w.tau", "w.tau -0.3"), "expected tau > 0"),
-    "v2_window_missing": (2, lambda L: (lambda i: (L[:i] + L[i + 3:], i))(at(L, "w.tau")),
+    "v2_window_missing": (2, lambda L: (lambda i: (L[:i] + L[i + 4:], i))(at(L, "w.tau")),
                           "expected parameter 'w.tau', found 'b1.alpha'"),
+    # format v2: reference energy and extrapolation grade
+    "v2_e_ref_missing": (2, delete("w.e_ref.Nb"), "expected parameter 'w.e_ref.Nb', found 'b1.alpha'"),
+    "v2_e_ref_nan": (2, replace("w.e_ref.Nb", "w.e_ref.Nb nan"), "value 'nan' of 'w.e_ref.Nb' is not a finite number"),
+    "v2_mu_missing": (2, delete("g.mu.Nb.3"), "expected parameter 'g.mu.Nb.3', found 'g.mu.Nb.4'"),
+    "v2_U_misordered": (2, swap("g.U.Nb.2.1", "g.U.Nb.2.2"), "expected parameter 'g.U.Nb.2.1', found 'g.U.Nb.2.2'"),
+    "v2_U_upper_triangle": (2, replace("g.U.Nb.2.1", "g.U.Nb.1.2 0.5"),
+                            "expected parameter 'g.U.Nb.2.1', found 'g.U.Nb.1.2'"),
+    "v2_U_too_many": (2, insert_after("g.U.Nb.7.7", "g.U.Nb.8.1 0.5"),
+                      "expected parameter 'g.gamma_lo.Nb', found 'g.U.Nb.8.1'"),
+    "v2_gamma_lo_zero": (2, replace("g.gamma_lo.Nb", "g.gamma_lo.Nb 0"),
+                         "value '0' of 'g.gamma_lo.Nb' is out of range; expected gamma_lo > 0"),
+    "v2_gamma_lo_negative": (2, replace("g.gamma_lo.Nb", "g.gamma_lo.Nb -1.5"), "expected gamma_lo > 0"),
+    "v2_gamma_hi_equal_lo": (2, replace("g.gamma_hi.Nb", "g.gamma_hi.Nb 2.0"),
+                             "value '2.0' of 'g.gamma_hi.Nb' is out of range; expected gamma_hi > gamma_lo"),
+    "v2_gamma_hi_below_lo": (2, replace("g.gamma_hi.Nb", "g.gamma_hi.Nb 1"), "expected gamma_hi > gamma_lo"),
+    "v2_grade_truncated": (2, truncate_before("g.gamma_hi.Nb"),
+                           "file ends at line {eof} after 67 of 68 parameters; expected 'g.gamma_hi.Nb'"),
+    "v2_ok_grade_off": (2, ok(lambda L: ([l.replace(" 0.5", " 0") if l.startswith("g.U.") else l for l in L], 0)),
+                        None),
 }
 
 
