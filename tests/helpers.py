@@ -41,6 +41,46 @@ def random_model(expression: str, species=("Nb",), cutoff: float = 4.5, seed: in
     return m
 
 
+def switched_model(expression: str, species, structures, seed: int = 0, window=(2.3, 2.85),
+                   cutoff: float = 4.5) -> Model:
+    """A random format v2 model (:func:`random_model`) whose atom switch acts on
+    ``structures``: the inner window ``window`` holds their shortest pairs, the
+    grade is fitted (``Model.compute_grade``) to them and four rattled copies of
+    each, then γ_lo/γ_hi of every species are moved to the 30 %/75 % quantiles
+    of the structures' grades, so that some atoms are in the switch's
+    transition and some switched off; E_ref random in [-8, -2] eV."""
+    rng = np.random.default_rng(seed)
+    m = random_model(expression, species, cutoff, seed=seed, structures=structures, window=window)
+    m.params["w.e_ref"] = rng.uniform(-8.0, -2.0, len(species))
+    data = []
+    for at in structures:
+        for k in range(5):
+            b = at.copy()
+            if k:
+                b.positions += rng.uniform(-0.08, 0.08, b.positions.shape)
+            data.append(m.system([b]))
+    m.compute_grade(data)
+    system = m.system(list(structures))
+    gamma = m.context(system).grade()[0]
+    for z in range(len(species)):
+        g = gamma[system.species_n == z]
+        if len(g) >= 3:
+            lo, hi = np.quantile(g, [0.3, 0.75])
+            if lo > 0 and hi > 1.2 * lo:
+                m.params["g.gamma_lo"][z], m.params["g.gamma_hi"][z] = lo, hi
+    return m
+
+
+def switch_census(model: Model, atoms) -> tuple[int, int, int]:
+    """Atoms of ``atoms`` with a pair inside the inner window (S_pair < 1), in the
+    grade's transition (0 < S_grade < 1) and switched off by the grade."""
+    ctx = model.context(model.system([atoms]))
+    S, _ = ctx.switch()
+    _, S_g, _ = ctx.grade()
+    S_pair = np.where(S_g > 0, S / np.where(S_g > 0, S_g, 1.0), 1.0)
+    return int(np.sum(S_pair < 1)), int(np.sum((S_g > 0) & (S_g < 1))), int(np.sum(S_g == 0))
+
+
 def random_structure(kind: str = "triclinic", species=("Nb",), seed: int = 1):
     """Perturbed bcc structures: 'triclinic' (16 atoms, sheared cell), 'small'
     (1-atom primitive cell, smaller than the cutoff), 'cluster' (non-periodic)."""

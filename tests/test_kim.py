@@ -8,7 +8,9 @@ The driver is installed once per session from ``kim_driver/``.
 * kimpy (and ASE's ``KIM`` calculator): energy, site energies, forces and
   virial/stress equal the Python reference to 1e-9 relative, for every term
   type, nested sums and products, 1 and 2 species, on triclinic cells and
-  cells smaller than 2 r_c; forces equal a Ridders numerical derivative of
+  cells smaller than 2 r_c; also (kimpy and LAMMPS) for format v2 models
+  whose atom switch acts (pairs in the inner window, atoms in the grade's
+  transition and switched off); forces equal a Ridders numerical derivative of
   the KIM energy (the method of KIM's ``utility_forces_numer_deriv``) on many
   random configurations;
 * bad parameter files make kimpy model creation and LAMMPS ``kim init`` fail
@@ -61,7 +63,7 @@ from compot.export import (DRIVER_NAME, KimNameError, check_kim_model_name, conf
 from compot.io import format_model, read_model
 from compot.model import Model
 
-from helpers import random_model
+from helpers import random_model, switch_census, switched_model
 
 pytestmark = pytest.mark.integration
 
@@ -448,6 +450,46 @@ def test_kimpy_matches_python(models, expr, species):
           f"F {worst[2]:.1e}, W {worst[3]:.1e}")
 
 
+SWITCHED = [("E[G4L3] + N[E[G4L3]] + ZBL(2.9, 3.6)", ("Nb",)),
+            ("G2 * (C3 + A[G2P2]) + N[E[G2L2]] + ZBL(2.9, 3.4)", ("Mo", "Nb"))]
+
+
+@pytest.fixture(scope="module")
+def switched_models(kim):
+    """Format v2 models whose atom switch acts on their structures (pairs in the
+    inner window, atoms in the grade's transition and switched off;
+    helpers.switched_model), installed: [(Model, KIM name, species, structures)]."""
+    out = []
+    for i, (expr, species) in enumerate(SWITCHED):
+        structs = [structure(k, species, 300 + 10 * i + j) for j, k in enumerate(("triclinic", "small", "cluster"))]
+        m = switched_model(expr, species, structs, seed=i)
+        census = np.sum([switch_census(m, at) for at in structs], axis=0)
+        assert np.all(census > 0), f"{expr}: close pairs, grade transition, grade off: {census}"
+        out.append((m, kim.install(m, f"sw{i}"), species, structs))
+    return out
+
+
+def test_kimpy_matches_python_with_switched_atoms(switched_models):
+    """kimpy vs Python where the format v2 atom switch acts: 1e-9 relative, or 10x
+    the reference's rounding noise if larger (the grade amplifies the features'
+    rounding)."""
+    for m, name, species, structs in switched_models:
+        k = KimRunner(name)
+        for at in structs:
+            E, pe, F, V = k.compute(at)
+            Er, per, Fr, Vr = python_reference(m, at)
+            dE, dF, dW = rounding_noise(m, at) if at.pbc.any() else (0.0, 0.0, 0.0)
+            scale = max(1.0, abs(Er))
+            errs = {"E": abs(E - Er) / scale, "E_i": np.max(np.abs(pe - per)) / scale,
+                    "F": rel_err(F, Fr), "W": rel_err(V, Vr)}
+            tol = {"E": max(RTOL, 10 * dE / scale), "E_i": max(RTOL, 10 * dE / scale),
+                   "F": max(RTOL, 10 * dF), "W": max(RTOL, 10 * dW)}
+            assert all(errs[q] <= tol[q] for q in errs), (m.expression, len(at), errs, tol)
+            print(f"{m.expression} [{len(species)} sp, {len(at)} atoms, switch census "
+                  f"{switch_census(m, at)}]: relative deviations "
+                  + " ".join(f"{q} {v:.1e}" for q, v in errs.items()))
+
+
 def test_ase_kim_calculator_matches_compot(models):
     from ase.calculators.kim import KIM
 
@@ -806,11 +848,12 @@ needs_lmp = pytest.mark.skipif(not os.path.exists(LMP), reason="needs Debian's L
 
 
 @needs_lmp
-def test_lammps_matches_python(models, nb_model, nb_n_model, tmp_path):
+def test_lammps_matches_python(models, nb_model, nb_n_model, switched_models, tmp_path):
     cases = [(nb_model[0], nb_model[1], ("Nb",)),
              (nb_n_model[0], nb_n_model[1], ("Nb",)),
              (*models[EXPRESSIONS[11]], EXPRESSIONS[11][1]),   # 2 species, N + A in a product + ZBL
              (*models[EXPRESSIONS[10]], EXPRESSIONS[10][1])]   # nested products
+    cases += [(m, name, species) for m, name, species, _ in switched_models]   # format v2 atom switch
     cases = [c for i, c in enumerate(cases) if c[1] not in [d[1] for d in cases[:i]]]
     for n, (model, name, species) in enumerate(cases):
         for kind in ("triclinic", "small"):

@@ -8,7 +8,9 @@ and goes on). Checked here:
   energy, site energies, forces and stress agree to 1e-9 relative for every
   term type, nested sums and products, 1 and 2 species, on a random periodic
   cell, a sheared triclinic cell and a cell smaller than r_c (many periodic
-  images of each atom among the ghosts);
+  images of each atom among the ghosts); also for format v2 models whose
+  atom switch acts (pairs in the inner window, atoms in the grade's
+  transition and switched off), newton on and off;
 * ``newton off`` gives the same energies, forces, global and per-atom virials
   as ``newton on``; per-atom virials sum to the global virial;
 * ``mpirun -np 1, 2, 4`` of the wheel's ``lmp`` give identical thermo output
@@ -40,7 +42,7 @@ from compot.calculator import CompotCalculator
 from compot.io import write_model
 from compot.model import Model
 
-from helpers import random_model
+from helpers import random_model, switch_census, switched_model
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "lammps_plugin"))
@@ -248,6 +250,37 @@ def test_plugin_equals_python(plugin, tmp_path, expression, species):
                 "E_i": rel(pe, pe0), "F": rel(F, F0), "stress": rel(S, S0)}
         bad = {k: v for k, v in errs.items() if not v <= TOL}
         assert not bad, f"{expression} {species} {kind}: relative errors {errs}"
+
+
+@pytest.mark.parametrize("expression,species", [
+    ("E[G4L3] + N[E[G4L3]] + ZBL(2.9, 3.6)", ("Nb",)),
+    ("E[G8L4] + A[G8P4] + ZBL(2.9, 3.4)", ("Nb",)),
+    ("G2 * (C3 + A[G2P2]) + N[E[G2L2]] + ZBL(2.9, 3.4)", ("Mo", "Nb"))])
+def test_plugin_equals_python_with_switched_atoms(plugin, tmp_path, expression, species):
+    """Format v2 with the atom switch at work: pairs inside the inner window
+    (effective distance, S_pair < 1), atoms in the grade's transition and
+    switched off (helpers.switched_model); newton on and off."""
+    seed = zlib.crc32(f"switched {expression} {species}".encode())
+    kinds = ("random", "triclinic", "small")
+    structures = [lammps_frame(structure(k, species, seed + i)) for i, k in enumerate(kinds)]
+    model = switched_model(expression, list(species), structures, seed=seed % 1000)
+    census = np.sum([switch_census(model, at) for at in structures], axis=0)
+    assert np.all(census > 0), f"close pairs, grade transition, grade off: {census}"
+    path = tmp_path / "m.params"
+    write_model(model, path)
+    worst = dict.fromkeys(("E", "E_i", "F", "stress"), 0.0)
+    for kind, atoms in zip(kinds, structures):
+        E0, pe0, F0, S0 = python_reference(path, atoms)
+        for newton in ("on", "off"):
+            E, pe, F, S, _ = run_plugin(path, atoms, list(species), newton=newton)
+            errs = {"E": abs(E - E0) / max(abs(E0), np.max(np.abs(pe0)), 1e-12),
+                    "E_i": rel(pe, pe0), "F": rel(F, F0), "stress": rel(S, S0)}
+            bad = {k: v for k, v in errs.items() if not v <= TOL}
+            assert not bad, f"{expression} {species} {kind} newton {newton}: relative errors {errs}"
+            worst = {k: max(worst[k], errs[k]) for k in worst}
+    print(f"{expression} [{len(species)} sp]: atoms with close pairs {census[0]}, in the grade's "
+          f"transition {census[1]}, switched off {census[2]}; relative deviations "
+          + " ".join(f"{k} {v:.1e}" for k, v in worst.items()))
 
 
 @pytest.mark.parametrize("expression", ["E[G4L3] + N[E[G4L3]] + ZBL(1.6, 2.4)",
