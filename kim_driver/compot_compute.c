@@ -1399,32 +1399,48 @@ static void pair_switch_gradient(ctx *c, int n, double coef)
 /*
  * The extrapolation grade of the current atom (species Z, features in
  * c->gf): f - mu in place, y = U (f - mu) in c->gy, and gamma = |y|^2.
- * U_Z in padded rows (refresh): d(d+1)/2 multiply-adds plus at most 3 per
- * row, 4 lanes at a time.
+ * U_Z in padded rows (refresh): rows 4b..4b+3 all hold 4b+4 doubles, so
+ * they go together, 4 rows x 2 partial sums of 4 lanes (independent chains:
+ * one sum per row would wait for each multiply-add); d(d+1)/2 multiply-adds
+ * plus at most 3 per row.
  */
 static double grade(ctx *c, int Z)
 {
   compot_model const *m = c->m;
-  int d = m->grade_d, dp = m->grade_dp, r, t;
+  int d = m->grade_d, dp = m->grade_dp, r, t, q;
   double const *mu = m->g_mu + (size_t) Z * d;
   double const *row = m->g_rows + (size_t) Z * m->grade_rows;
   double *fm = c->gf, *y = c->gy, g = 0.0;
   for (t = 0; t < d; ++t) fm[t] -= mu[t];
   for (; t < dp; ++t) fm[t] = 0.0;
-  for (r = 0; r < d; ++r) {
-    int w = (r + 4) & ~3;
-    compot_v4 acc = v4_set1(0.0);
-    for (t = 0; t < w; t += 4) acc = v4_madd(v4_load(row + t), v4_load(fm + t), acc);
-    y[r] = v4_sum(acc);
-    g += y[r] * y[r];
-    row += w;
+  for (r = 0; r < dp; r += 4) {
+    int w = r + 4;
+    compot_v4 acc[8], yv;
+    for (q = 0; q < 8; ++q) acc[q] = v4_set1(0.0);
+    for (t = 0; t + 8 <= w; t += 8) {
+      compot_v4 f0 = v4_load(fm + t), f1 = v4_load(fm + t + 4);
+      for (q = 0; q < 4; ++q) {
+        acc[q] = v4_madd(v4_load(row + (size_t) q * w + t), f0, acc[q]);
+        acc[4 + q] = v4_madd(v4_load(row + (size_t) q * w + t + 4), f1, acc[4 + q]);
+      }
+    }
+    if (t < w) {
+      compot_v4 f0 = v4_load(fm + t);
+      for (q = 0; q < 4; ++q)
+        acc[q] = v4_madd(v4_load(row + (size_t) q * w + t), f0, acc[q]);
+    }
+    yv = v4_sum4(v4_add(acc[0], acc[4]), v4_add(acc[1], acc[5]),
+                 v4_add(acc[2], acc[6]), v4_add(acc[3], acc[7]));
+    v4_store(y + r, yv);
+    g += v4_sum(v4_mul(yv, yv));
+    row += (size_t) 4 * w;
   }
   return g;
 }
 
 /* Adjoints of the features through the grade switch:
    gb = coef 2 U^T U (f - mu), coef = (V_fit - E_ref) S_pair dS_grade/dgamma
-   (after grade at the same atom). */
+   (after grade at the same atom); by blocks of 4 rows as grade. */
 static void grade_gradient(ctx *c, int Z, double coef)
 {
   compot_model const *m = c->m;
@@ -1432,12 +1448,19 @@ static void grade_gradient(ctx *c, int Z, double coef)
   double const *row = m->g_rows + (size_t) Z * m->grade_rows;
   double *z = c->gz;
   for (t = 0; t < dp; ++t) z[t] = 0.0;
-  for (r = 0; r < d; ++r) {
-    int w = (r + 4) & ~3;
-    compot_v4 yr = v4_set1(c->gy[r]);
-    for (t = 0; t < w; t += 4)
-      v4_store(z + t, v4_madd(yr, v4_load(row + t), v4_load(z + t)));
-    row += w;
+  for (r = 0; r < dp; r += 4) {
+    int w = r + 4;
+    compot_v4 y0 = v4_set1(c->gy[r]), y1 = v4_set1(c->gy[r + 1]);
+    compot_v4 y2 = v4_set1(c->gy[r + 2]), y3 = v4_set1(c->gy[r + 3]);
+    for (t = 0; t < w; t += 4) {
+      compot_v4 zt = v4_load(z + t);
+      zt = v4_madd(y0, v4_load(row + t), zt);
+      zt = v4_madd(y1, v4_load(row + w + t), zt);
+      zt = v4_madd(y2, v4_load(row + 2 * (size_t) w + t), zt);
+      zt = v4_madd(y3, v4_load(row + 3 * (size_t) w + t), zt);
+      v4_store(z + t, zt);
+    }
+    row += (size_t) 4 * w;
   }
   for (t = 0; t < d; ++t) c->gb[t] = 2.0 * coef * z[t];
 }

@@ -527,7 +527,7 @@ int compot_build_params(compot_model *m, char *msg, size_t msg_size)
       dd += (size_t) leaf_features(m, &m->nodes[k]);
     m->grade_dp = (int) ((dd + 3) & ~(size_t) 3);
     m->grade_rows = 0;
-    for (r = 0; r < dd; ++r) m->grade_rows += (r + 4) & ~(size_t) 3;
+    for (r = 0; r < (size_t) m->grade_dp; ++r) m->grade_rows += (r + 4) & ~(size_t) 3;
     m->grade_rows = (m->grade_rows + 7) & ~(size_t) 7;
     n_derived += (size_t) S * m->grade_rows + 8;
     m->grade_on = (int *) calloc((size_t) S, sizeof(int));
@@ -793,27 +793,30 @@ static void fill_node_table(compot_model const *m, compot_node *nd)
 }
 
 /*
- * The whitening factors U_Z of the grade in padded rows (g_rows): row r at
- * offset sum_(r' < r) w(r'), w(r) = (r + 4) & ~3 (a multiple of 4, so that
- * rows start 32-byte aligned), U_rc for c <= r and zeros to w(r); and
+ * The whitening factors U_Z of the grade in padded rows (g_rows): rows r <
+ * d rounded up to a multiple of 4, row r at offset sum_(r' < r) w(r'),
+ * w(r) = (r + 4) & ~3 (so rows 4b..4b+3 all hold 4b+4 doubles and start
+ * 32-byte aligned), U_rc for c <= r < d and zeros elsewhere; and
  * grade_on[Z] = (U_Z != 0).
  */
 static void fill_grade_rows(compot_model *m)
 {
-  int S = m->n_species, d = m->grade_d, Z, r, c;
+  int S = m->n_species, d = m->grade_d, dp = m->grade_dp, Z, r, c;
   size_t tri = (size_t) d * (d + 1) / 2;
   for (Z = 0; Z < S; ++Z) {
     double const *u = m->g_U + (size_t) Z * tri;
     double *row = m->g_rows + (size_t) Z * m->grade_rows;
     int on = 0;
-    for (r = 0; r < d; ++r) {
+    for (r = 0; r < dp; ++r) {
       int w = (r + 4) & ~3;
-      for (c = 0; c <= r; ++c) {
-        row[c] = u[c];
-        on |= u[c] != 0.0;
+      for (c = 0; c < w; ++c) row[c] = 0.0;
+      if (r < d) {
+        for (c = 0; c <= r; ++c) {
+          row[c] = u[c];
+          on |= u[c] != 0.0;
+        }
+        u += r + 1;
       }
-      for (; c < w; ++c) row[c] = 0.0;
-      u += r + 1;
       row += w;
     }
     m->grade_on[Z] = on;
