@@ -490,6 +490,36 @@ def test_kimpy_matches_python_with_switched_atoms(switched_models):
                   + " ".join(f"{q} {v:.1e}" for q, v in errs.items()))
 
 
+def test_kim_parameters_of_the_switch_refresh(switched_models):
+    """E_ref, mu, U and gamma_hi changed through kimpy + Refresh give the Python
+    result with the same change; Refresh refuses a gamma_hi below gamma_lo
+    (logged in kim.log)."""
+    m, name, species, structs = switched_models[0]
+    k = KimRunner(name)
+    idx = {k.model.get_parameter_metadata(i)[2]: i for i in range(k.model.get_number_of_parameters())}
+    assert {"w_e_ref", "g_mu", "g_U", "g_gamma_lo", "g_gamma_hi"} <= set(idx)
+    m2 = m.copy()
+    changes = {"w_e_ref": (0, m.params["w.e_ref"][0] + 0.5), "g_mu": (3, m.params["g.mu"][0, 3] + 0.01),
+               "g_U": (4, m.params["g.U"][0, 4] * 1.1), "g_gamma_hi": (0, m.params["g.gamma_hi"][0] * 1.3)}
+    for pname, (flat, value) in changes.items():
+        block = m2.params[pname.replace("_", ".", 1)]
+        block.ravel()[flat] = value
+        k.model.set_parameter(idx[pname], flat, float(value))
+    k.model.clear_then_refresh()
+    for at in structs:
+        E, pe, F, _ = k.compute(at)
+        Er, per, Fr, _ = python_reference(m2, at)
+        assert abs(E - Er) <= RTOL * max(1, abs(Er)) and rel_err(F, Fr) <= RTOL, (len(at), E, Er)
+    start = _size()
+    k.model.set_parameter(idx["g_gamma_hi"], 0, float(m.params["g.gamma_lo"][0] * 0.5))
+    try:
+        k.model.clear_then_refresh()      # kimpy 2.1 does not raise; the driver logs and returns 1
+    except RuntimeError:
+        pass
+    log = _kim_log_tail(start)
+    assert "g.gamma_hi.Nb" in log and "expected gamma_hi > gamma_lo" in log, log[-2000:]
+
+
 def test_ase_kim_calculator_matches_compot(models):
     from ase.calculators.kim import KIM
 
