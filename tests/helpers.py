@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from ase.build import bulk
 
+from compot.functions import inner_window_fdf
 from compot.model import Model
 
 
@@ -74,10 +75,15 @@ def switched_model(expression: str, species, structures, seed: int = 0, window=(
 def switch_census(model: Model, atoms) -> tuple[int, int, int]:
     """Atoms of ``atoms`` with a pair inside the inner window (S_pair < 1), in the
     grade's transition (0 < S_grade < 1) and switched off by the grade."""
-    ctx = model.context(model.system([atoms]))
-    S, _ = ctx.switch()
-    _, S_g, _ = ctx.grade()
-    S_pair = np.where(S_g > 0, S / np.where(S_g > 0, S_g, 1.0), 1.0)
+    system = model.system([atoms])
+    _, S_g, _ = model.context(system).grade()
+    S = len(model.species)
+    a = np.minimum(system.species_n[system.i_p], system.channel_p)
+    b = np.maximum(system.species_n[system.i_p], system.channel_p)
+    pair = a * S - a * (a - 1) // 2 + (b - a)
+    s_in, _ = inner_window_fdf(system.r_p, model.params["w.r_a"][pair], model.params["w.r_b"][pair])
+    S_pair = np.ones(system.n_atoms)
+    np.multiply.at(S_pair, system.i_p, s_in)
     return int(np.sum(S_pair < 1)), int(np.sum((S_g > 0) & (S_g < 1))), int(np.sum(S_g == 0))
 
 
