@@ -127,7 +127,7 @@ def test_grade_switch(expr):
     train = [random_structure("triclinic", seed=k) for k in range(1, 6)]
     model = random_model(expr, structures=train)
     model.params["w.e_ref"][:] = -2.0
-    model.compute_grade([model.system([a]) for a in train])
+    model.compute_grade([model.system([a]) for a in train], margin=4.0)
     lo = model.params["g.gamma_lo"][0]
     for a in train:
         g, S, _ = model.context(model.system([a])).grade()
