@@ -30,9 +30,10 @@ with
 
 Every v2 model is compared twice: with the grade off (U = 0, so S_i =
 S_pair) to 1e-12, and with the grade. The grade is ill-conditioned by
-design (U whitens directions in which the data barely vary, up to 1e3-1e5
-here), so the features' rounding, about 1e-16 of the terms summed into them,
-reaches gamma, the switch and its derivative amplified: the Python reference
+design (U whitens directions in which the data barely vary, by up to
+1/sqrt(floor) times the inverse mean spread), so the features' rounding,
+about 1e-16 of the terms summed into them, reaches gamma, the switch and its
+derivative amplified: the Python reference
 itself moves by up to ~1e-11 (forces, relative) when the cell is rigidly
 translated. With the grade the tolerance is therefore 10 x that floor
 (measured on four translations), at least 1e-12 (as for the fitted models in
