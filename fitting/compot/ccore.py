@@ -32,7 +32,7 @@ forces [eV/Å] and stress σ = W/V [eV/Å³] (ASE sign, tensile positive) follow
 :class:`compot.calculator.CompotCalculator`.
 
 The parameter file is read by the C reader, so any format the core reads
-(v1 now, v2 when the core reads it) works; a :class:`~compot.model.Model`
+(v1 and v2) works; a :class:`~compot.model.Model`
 given instead is written with :func:`compot.io.write_model` first.
 """
 
