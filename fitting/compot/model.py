@@ -768,7 +768,7 @@ class Model:
         U[:, r, c] = packed
         return U
 
-    def compute_grade(self, systems: list[System], margin: float = 9.0, floor: float = 1e-3,
+    def compute_grade(self, systems: list[System], margin: float = 9.0, floor: float = 1e-4,
                       headroom: float = 1.0) -> dict:
         """Fit the extrapolation grade (MODEL_SPEC §10) to the atoms of ``systems``.
 
