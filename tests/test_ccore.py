@@ -9,23 +9,11 @@ from compot.calculator import CompotCalculator
 from compot.ccore import CCoreCalculator, CCoreError, CoreModel, core_sources, library_path, load_library
 from compot.model import Model
 
+from helpers import random_model
+
 
 def _random_model(expr, species, atoms, seed):
-    rng = np.random.default_rng(seed)
-    m = Model(expr, species, 4.5)
-    for b in m.layout.blocks:
-        leaf = b.name.split(".")[-1]
-        shape = m.params[b.name].shape
-        if leaf == "alpha":
-            m.set_block(b.name, rng.uniform(0.1, 0.5))
-        elif leaf == "beta":
-            m.set_block(b.name, rng.uniform(1.2, 2.0))
-        elif leaf in ("gamma", "shift"):
-            m.set_block(b.name, rng.uniform(-1, 1, shape))
-        elif leaf == "c":
-            m.set_block(b.name, rng.uniform(-0.3, 0.3, shape))
-    m.compute_scales([m.system([atoms])])
-    return m
+    return random_model(expr, species=tuple(species), cutoff=4.5, seed=seed, structures=[atoms])
 
 
 @pytest.mark.parametrize("mode", ["ghosts", "exchange"])
