@@ -121,20 +121,6 @@ def _species_error(species: list[str]) -> str | None:
     return None
 
 
-def _window_error(model: Model, pname: str, r_a: float, r_b: float) -> str | None:
-    """The format v2 rules tying ``r_b`` of a species pair to its ``r_a``, to
-    r_c and to ZBL r_in (as compot_window_error of the C core), or None."""
-    pair = "-".join(pname.split(".")[2:])
-    if not r_a <= r_b < model.cutoff:
-        return (f"inner window of {pair} needs r_a <= r_b < r_c; expected {r_a!r} <= r_b < {model.cutoff!r}, "
-                f"found r_b = {r_b!r}")
-    for node in model.layout.nodes:
-        if isinstance(node.term, ZBL) and not r_b <= node.term.r_in:
-            return (f"{node.term} must be fully on wherever the inner window of {pair} is not; "
-                    f"expected r_b <= r_in = {node.term.r_in!r}, found r_b = {r_b!r}")
-    return None
-
-
 def _domain_error(model: Model, block: str, value: float, values: dict) -> str | None:
     """The rule a parameter value violates (``'alpha > 0'``), or None; the C core
     has the same rules (compot_value_domain_error, exponent_error)."""
@@ -294,7 +280,6 @@ def read_model(path: str | os.PathLike) -> Model:
         raise ParameterFileError(f"{name}:{no_n}: parameters: expected {len(expected_names)} for "
                                  f"'{model.expression}' with species {' '.join(species)}, found {count!r}")
     values: dict[str, list[float]] = {b.name: [] for b in model.layout.blocks}
-    line_of: dict[str, int] = {}
     for done, (block, pname) in enumerate(expected_names):
         no, text = nxt(f"'{pname}'", f" after {done} of {len(expected_names)} parameters")
         parts = text.split()
@@ -310,11 +295,10 @@ def read_model(path: str | os.PathLike) -> Model:
             raise ParameterFileError(f"{name}:{no}: value '{parts[1]}' of '{pname}' is out of range; "
                                      f"expected {problem}")
         if block.name == "w.r_b":      # the window rules, checked where r_b is read (as the C reader)
-            problem = _window_error(model, pname, values["w.r_a"][len(values["w.r_b"])], v)
+            problem = model.window_error("-".join(pname.split(".")[2:]), values["w.r_a"][len(values["w.r_b"])], v)
             if problem:
                 raise ParameterFileError(f"{name}:{no}: '{pname}': {problem}")
         values[block.name].append(v)
-        line_of[pname] = no
     no, text = nxt("'end'")
     if text != "end":
         raise ParameterFileError(f"{name}:{no}: expected 'end' after {len(expected_names)} parameters, found '{text}'")
@@ -323,8 +307,4 @@ def read_model(path: str | os.PathLike) -> Model:
         raise ParameterFileError(f"{name}:{extra[0]}: unexpected text after 'end': '{extra[1]}'")
     for bname, vals in values.items():
         model.set_block(bname, np.array(vals))
-    problems = model.window_problems()
-    if problems:
-        pname, msg = min(problems, key=lambda p: line_of[p[0]])
-        raise ParameterFileError(f"{name}:{line_of[pname]}: {msg}")
     return model

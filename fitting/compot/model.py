@@ -818,39 +818,28 @@ class Model:
             out[sym] = {"d": d, "gamma_lo": lo, "gamma_hi": margin * lo, "n_atoms": len(F)}
         return out
 
-    def window_problems(self) -> list[tuple[str, str]]:
-        """Violations of the format v2 rules for the block ``w`` and ``q_max``:
-        τ > 0, 0 ≤ r_a ≤ r_b < r_c per species pair, ZBL r_in ≥ every r_b, q_max > 0
-        (docs/parameter-file.md). Returns (parameter name, message) pairs, empty
-        when the model is valid (always for format v1)."""
+    def window_error(self, pair: str, r_a: float, r_b: float) -> str | None:
+        """The format v2 rules tying the inner window [r_a, r_b] of species pair
+        ``pair`` (``"Nb-Mo"``) to r_c and to every ZBL r_in (docs/parameter-file.md;
+        the C reader's compot_window_error), as a message, or None when they hold."""
+        if not r_a <= r_b < self.cutoff:
+            return (f"inner window of {pair} needs r_a <= r_b < r_c; expected {r_a!r} <= r_b < {self.cutoff!r}, "
+                    f"found r_b = {r_b!r}")
+        for node in self.layout.nodes:
+            if isinstance(node.term, ZBL) and not r_b <= node.term.r_in:
+                return (f"{node.term} must be fully on wherever the inner window of {pair} is not; "
+                        f"expected r_b <= r_in = {node.term.r_in!r}, found r_b = {r_b!r}")
+        return None
+
+    def window_problems(self) -> list[str]:
+        """:meth:`window_error` of every species pair's window, empty when all hold
+        (always for format v1)."""
         if self.version < 2:
             return []
-        out = []
-        tau = float(self.params["w.tau"])
-        if not tau > 0:
-            out.append(("w.tau", f"saturation width must be > 0, found {tau!r}"))
-        blk = self.layout.block("w.r_a")
-        zbl_in = [n.term.r_in for n in self.layout.nodes if isinstance(n.term, ZBL)]
-        for pair, ra, rb in zip(blk.labels[0], self.params["w.r_a"], self.params["w.r_b"]):
-            if not 0 <= ra <= rb:
-                out.append((f"w.r_a.{pair}", f"inner window of {pair.replace('.', '-')}: expected "
-                                             f"0 <= r_a <= r_b = {rb!r} Å, found r_a = {ra!r} Å"))
-            if not rb < self.cutoff:
-                out.append((f"w.r_b.{pair}", f"inner window of {pair.replace('.', '-')}: expected "
-                                             f"r_b < r_c = {self.cutoff!r} Å, found {rb!r} Å"))
-            for r_in in zbl_in:
-                if r_in < rb:
-                    out.append((f"w.r_b.{pair}", f"inner window of {pair.replace('.', '-')}: ZBL must be fully "
-                                                 f"on wherever the window is not; expected r_b <= ZBL r_in = "
-                                                 f"{r_in!r} Å, found r_b = {rb!r} Å"))
-        for b in self.layout.blocks:
-            if b.name.endswith(".q_max"):
-                vals = self.params[b.name].ravel()
-                for nm, v in zip(b.element_names(), vals):
-                    if not v > 0:
-                        out.append((nm, f"angular scale must be > 0, found {v!r}"))
-                        break
-        return out
+        pairs = self.layout.block("w.r_a").labels[0]
+        errors = (self.window_error(p.replace(".", "-"), ra, rb)
+                  for p, ra, rb in zip(pairs, self.params["w.r_a"], self.params["w.r_b"]))
+        return [e for e in errors if e]
 
     def set_block(self, name: str, value) -> None:
         """Set a parameter block, checking its shape; KeyError/ValueError name the block."""

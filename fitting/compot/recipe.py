@@ -209,7 +209,7 @@ def build_model(expression: str, species, recipe: Recipe) -> Model:
     problems = model.window_problems()
     if problems:
         raise ConfigError("the inner window derived from the data does not fit this model: "
-                          + "; ".join(m for _, m in problems)
+                          + "; ".join(problems)
                           + " (write ZBL without numbers to derive its window too)")
     return model
 
