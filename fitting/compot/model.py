@@ -126,6 +126,7 @@ class _Context:
         self._ang: dict[int, tuple] = {}
         self._bounded_ang: dict[int, tuple] = {}
         self._switch = None
+        self._s_pair = None
         self._grade = None
         self._radial = None
 
@@ -196,6 +197,7 @@ class _Context:
                         same[k] = False
                         others[k] = np.prod(w[same])
                     dS_p[close] = dw * others
+            self._s_pair = S_n
             if self.model.version >= 2:
                 _, S_g, _ = self.grade()
                 S_n = S_n * S_g
@@ -250,6 +252,15 @@ class _Context:
             self._grade = (gamma, np.where(gamma >= hi, 0.0, np.where(gamma <= lo, 1.0, fc)),
                            np.where(inside, dfc / (hi - lo), 0.0))
         return self._grade
+
+    def switch_feature_gradient(self) -> np.ndarray | None:
+        """∂S_i/∂f_i through the grade, S_pair(i) dS_grade/dγ · 2 U_Zᵀ U_Z (f_i − μ_Z),
+        shape (n, d); None when no atom is in the grade's transition."""
+        _, _, dS_g = self.grade()
+        if not np.any(dS_g):
+            return None
+        self.switch()
+        return self.grade_gradient() * (self._s_pair * dS_g)[:, None]
 
     def grade_gradient(self) -> np.ndarray:
         """∂γ_i/∂f_i = 2 U_Zᵀ U_Z (f_i − μ_Z), shape (n, d)."""
@@ -318,11 +329,9 @@ class _Context:
         dv = self.fitted_value() - self.model.params["w.e_ref"][s.species_n]
         if np.any(dS_p):
             grad.R[:, cols] += (dS_p * dv[s.i_p])[:, None] * a[s.i_p]
-        _, S_g, dS_g = self.grade()
-        if np.any(dS_g):
-            # through the grade: ∂S_i/∂f_i = S_pair(i) dS_grade/dγ · 2 U_Zᵀ U_Z (f_i − μ_Z)
-            S_pair = np.where(S_g > 0, S_n / np.where(S_g > 0, S_g, 1.0), 0.0)
-            self.features_vjp(self.grade_gradient() * (S_pair * dS_g * dv)[:, None], a, grad, cols)
+        dS_df = self.switch_feature_gradient()
+        if dS_df is not None:
+            self.features_vjp(dS_df * dv[:, None], a, grad, cols)
 
     # --------------------------------------------------------------- bases
     def basis(self, b: int):
@@ -996,12 +1005,10 @@ class Model:
             self._column_vjp(ctx, 0, names, offsets, S_n, grad)
             if np.any(dS_p):
                 grad.R[:, :pos] += dS_p[:, None] * Phi_fit[system.i_p]
-            _, S_g, dS_g = ctx.grade()
-            if np.any(dS_g):
+            dS_df = ctx.switch_feature_gradient()
+            if dS_df is not None:
                 # Φ_c(i) ∂S_i/∂D through the grade: one feature VJP per column
-                S_pair = np.where(S_g > 0, S_n / np.where(S_g > 0, S_g, 1.0), 0.0)
-                B = ctx.grade_gradient() * (S_pair * dS_g)[:, None]
-                ctx.features_vjp(B, Phi_fit, grad, slice(0, pos))
+                ctx.features_vjp(dS_df, Phi_fit, grad, slice(0, pos))
             ctx.site_energy_vjp(np.ones((system.n_atoms, 1)), grad, slice(pos, pos + 1))
             Fall = grad.forces(ctx)
             JF = Fall[:, :, :pos]
