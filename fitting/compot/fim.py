@@ -78,7 +78,6 @@ __all__ = [
     "eigenvalues_high_precision",
     "eigenvalues_float64",
     "analyse",
-    "analyse_fim",
     "to_decimal_strings",
     "plot_spectra",
 ]
@@ -148,27 +147,6 @@ class ExactFIM:
         for a in range(n):
             for b in range(n):
                 out[a, b] = _man_exp_to_float(*self.entry_man_exp(a, b))
-        return out
-
-    def to_arb_mat(self) -> "flint.arb_mat":
-        """Entries as an exact :class:`flint.arb_mat` (zero radii, any precision)."""
-        n = self.n_params
-        out = flint.arb_mat(n, n)
-        for a in range(n):
-            for b in range(n):
-                out[a, b] = flint.arb(self.entry_man_exp(a, b))
-        return out
-
-    def to_mpmath(self) -> "mpmath.matrix":
-        """Entries as an :class:`mpmath.matrix` of exact ``mpf`` values.
-
-        The values are exact; arithmetic on them rounds to ``mpmath.mp.prec``.
-        """
-        n = self.n_params
-        out = mpmath.matrix(n, n)
-        for a in range(n):
-            for b in range(n):
-                out[a, b] = mpmath.mp.make_mpf(libmp.from_man_exp(*self.entry_man_exp(a, b)))
         return out
 
     def submatrix(self, indices: Sequence[int]) -> "ExactFIM":
@@ -893,11 +871,6 @@ class FisherSpectrum:
         return bool(mpmath.isinf(self.condition_number))
 
     @property
-    def condition_number_float(self) -> float:
-        """κ as a float (``inf`` if singular or beyond the float64 range)."""
-        return float(self.condition_number)
-
-    @property
     def eigenvalues_high_as_float64(self) -> np.ndarray:
         """The high-precision eigenvalues rounded to float64, shape (n_params,)."""
         return np.array([float(v) for v in self.eigenvalues], dtype=np.float64)
@@ -1058,41 +1031,6 @@ def analyse(J, weights, blocks: Mapping[str, Sequence[int]] | None = None, bits:
                      max_bits, None)
     sub = {name: _spectrum(fim.submatrix(idx), _svd_eigs(scaled[:, list(idx)], len(idx)),
                            bits, sc_ratio, tolerance, "svd", max_bits, idx)
-           for name, idx in block_idx.items()}
-    return _finish(spec, sub, t0)
-
-
-def analyse_fim(fim, blocks: Mapping[str, Sequence[int]] | None = None, bits: int = 256,
-                sc_ratio: float = 1e-15, *, tolerance: float = 1e-3,
-                max_bits: int | None = None) -> FisherSpectrum:
-    """As :func:`analyse`, for a FIM given directly (no Jacobian).
-
-    The float64 comparison path is then ``numpy.linalg.eigvalsh`` of the
-    float64-rounded FIM (worse than the SVD path: it squares the conditioning).
-
-    Parameters
-    ----------
-    fim : ExactFIM or array_like, shape (n_params, n_params)
-        Symmetric FIM with dyadic entries.
-    blocks, bits, sc_ratio, tolerance, max_bits
-        As in :func:`analyse`.
-
-    Returns
-    -------
-    FisherSpectrum
-    """
-    t0 = time.perf_counter()
-    fim = fim if isinstance(fim, ExactFIM) else ExactFIM.from_matrix(fim)
-    n = fim.n_params
-    block_idx = _check_blocks(blocks, n)
-    f64 = fim.to_float64()
-
-    def eigh(a):
-        return np.sort(np.linalg.eigvalsh(a))[::-1] if a.size else np.zeros(0)
-
-    spec = _spectrum(fim, eigh(f64), bits, sc_ratio, tolerance, "eigvalsh", max_bits, None)
-    sub = {name: _spectrum(fim.submatrix(idx), eigh(f64[np.ix_(idx, idx)]), bits, sc_ratio,
-                           tolerance, "eigvalsh", max_bits, idx)
            for name, idx in block_idx.items()}
     return _finish(spec, sub, t0)
 
