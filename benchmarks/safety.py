@@ -50,7 +50,8 @@ from pathlib import Path
 from compot import derive
 from compot.data import default_data_dir, read_dataset
 from compot.io import atomic_write_text, read_model
-from compot.sanity import failed_checks, format_sanity, plot_sanity, sanity_report
+from compot.plots import plot_sanity
+from compot.sanity import failed_checks, format_sanity, sanity_report
 
 log = logging.getLogger("safety")
 

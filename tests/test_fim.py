@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from compot import fim
+from compot.plots import plot_spectra
 from compot.errors import FitError
 
 
@@ -297,7 +298,7 @@ def test_plot_spectra_writes_png(tmp_path):
     Jb[:, 3] = Jb[:, 0]
     b = fim.analyse(Jb, np.ones(30))  # singular: drawn as a marker at the bottom
     path = tmp_path / "spectra.png"
-    fim.plot_spectra({"G4": a, "singular": b}, path)
+    plot_spectra({"G4": a, "singular": b}, path)
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     assert os.listdir(tmp_path) == ["spectra.png"]  # no temporary file left behind

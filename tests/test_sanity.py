@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from compot.sanity import EV_PER_A3_TO_GPA, elastic_fit, format_sanity, plot_sanity, sanity_report, surface_energies
+from compot.plots import plot_sanity
+from compot.sanity import EV_PER_A3_TO_GPA, elastic_fit, format_sanity, sanity_report, surface_energies
 from compot.trainer import FitSettings, zbl_anchor_configurations
 from compot.model import Model
 

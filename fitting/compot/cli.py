@@ -92,10 +92,10 @@ def cmd_params(args) -> int:
 def cmd_fit(args) -> int:
     from .config import load_config
     from .data import train_validation_split
-    from .evaluation import evaluate_split, parity_plots
+    from .evaluation import evaluate_split
+    from .plots import parity_plots
     from .io import atomic_write_text, write_model
     from .metrics import format_table
-    from .model import Model
     from .report import fit_report
     from .trainer import FitSettings, Trainer
     import yaml
@@ -224,7 +224,7 @@ def cmd_eval(args) -> int:
 
 def cmd_fim(args) -> int:
     from .analysis import fim_analysis
-    from .fim import plot_spectra
+    from .plots import plot_spectra
     from .io import atomic_write_text, read_model
     from .trainer import FitSettings
 
@@ -303,7 +303,8 @@ def _property_files(paths) -> tuple:
 
 def _sanity(model, lattice, a0, elastic, surface, out_dir=None, **kwargs):
     """Sanity report and its plots (``sanity_<check>.png`` in ``out_dir``)."""
-    from .sanity import plot_sanity, sanity_report
+    from .plots import plot_sanity
+    from .sanity import sanity_report
     rep = sanity_report(model, lattice, a0, elastic, surface, **kwargs)
     plots = plot_sanity(rep, Path(out_dir) / "sanity.png", model.expression) if out_dir else []
     return rep, plots

@@ -25,7 +25,6 @@ import io
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,43 +215,6 @@ def table_markdown(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def plot_design(rows: list[dict], chosen: dict | None, out_dir: Path) -> list[Path]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .io import atomic_write_figure
-
-    paths = []
-    for xkey, xlabel, name in (("log10_kappa_total", "log10 κ (FIM condition number)", "design_error_vs_kappa.png"),
-                               ("n_params", "number of parameters (linear + nonlinear)", "design_error_vs_size.png")):
-        fig, ax = plt.subplots(figsize=(7, 5))
-        for r in rows:
-            x = (r["linear"] + r["nonlinear"]) if xkey == "n_params" else r.get(xkey)
-            if x is None or r.get("rmse_force") is None:
-                continue
-            colour = "tab:blue" if r["stage"] == "single" else "tab:red"
-            marker = "o" if r.get("sanity_passed") in (True, None) else "x"
-            ax.scatter(x, r["rmse_force"], c=colour, marker=marker, s=30)
-            ax.annotate(r["configuration"], (x, r["rmse_force"]), fontsize=6, xytext=(3, 2),
-                        textcoords="offset points")
-        if chosen and chosen.get("rmse_force") is not None:
-            x = (chosen["linear"] + chosen["nonlinear"]) if xkey == "n_params" else chosen.get(xkey)
-            if x is not None:
-                ax.scatter(x, chosen["rmse_force"], s=200, facecolors="none", edgecolors="k", label="chosen")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("validation force RMSE [eV/Å]")
-        ax.set_title("design candidates (blue: single term, red: dual term, x: fails sanity)", fontsize=9)
-        if chosen:
-            ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = out_dir / name
-        atomic_write_figure(fig, path)
-        plt.close(fig)
-        paths.append(path)
-    return paths
-
-
 def run_design(cfg: dict, base: Path, out: Path, progress=print) -> dict:
     """Run the adaptive loop described in the module docstring.
 
@@ -270,6 +232,7 @@ def run_design(cfg: dict, base: Path, out: Path, progress=print) -> dict:
     from .cli import _read_data
     from .data import train_validation_split
     from .io import atomic_write_text
+    from .plots import plot_design
 
     ds = DesignSettings.from_dict(cfg.get("design") or {})
     d = cfg["data"]

@@ -52,8 +52,6 @@ import dataclasses
 import functools
 import logging
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -79,7 +77,6 @@ __all__ = [
     "eigenvalues_float64",
     "analyse",
     "to_decimal_strings",
-    "plot_spectra",
 ]
 
 logger = logging.getLogger(__name__)
@@ -1081,85 +1078,3 @@ def _check_blocks(blocks, n: int) -> dict[str, tuple]:
             for name, idx in blocks.items()}
 
 
-# ---------------------------------------------------------------------------
-# Plot
-# ---------------------------------------------------------------------------
-
-def plot_spectra(spectra: Mapping[str, FisherSpectrum], path, sc_ratio: float = 1e-15,
-                 *, title: str | None = None) -> None:
-    """Eigenspectra side by side, in the style of paper Fig. 4(b).
-
-    Each model is a column of horizontal ticks at ``log10(λ_i / λ_max)``;
-    the "significant correlations" band ``sc_ratio ≤ λ/λ_max ≤ 1`` is shaded
-    and the number of eigenvalues inside it is written above each column.
-    Eigenvalues not distinguishable from 0 are drawn as triangles at the
-    bottom edge.
-
-    Parameters
-    ----------
-    spectra : mapping of str to FisherSpectrum
-        Label → spectrum, plotted left to right in mapping order.
-    path : str or os.PathLike
-        PNG file to write; written atomically (temporary file + ``os.replace``).
-    sc_ratio : float
-        Lower edge of the shaded SC band.
-    title : str, optional
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    if not spectra:
-        raise FitError("plot_spectra: expected at least one spectrum, got none")
-    fig = Figure(figsize=(max(4.0, 1.1 * len(spectra) + 2.0), 5.0))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    sc_log = math.log10(sc_ratio)
-    lows = [sc_log]
-    cols = []
-    for x, (label, spec) in enumerate(spectra.items()):
-        lmax = spec.eigenvalues[0] if spec.eigenvalues else mpmath.mpf(0)
-        logs, zeros = [], 0
-        for v, ok, r in zip(spec.eigenvalues, spec.eigenvalues_resolved,
-                            spec.eigenvalue_radii):
-            if lmax > 0 and v > 0 and (ok or v > r):
-                logs.append(float(mpmath.log10(v / lmax)))
-            else:
-                zeros += 1
-        cols.append((x, label, logs, zeros, spec.n_significant))
-        lows.extend(logs)
-    ymin = math.floor(min(lows)) - 2
-    ax.axhspan(sc_log, 0.0, color="tab:green", alpha=0.15, lw=0,
-               label=f"SC region: λ ≥ {sc_ratio:g}·λ_max")
-    for x, label, logs, zeros, n_sig in cols:
-        ax.hlines(logs, x - 0.3, x + 0.3, color="tab:blue", lw=1.2)
-        if zeros:
-            ax.plot([x], [ymin + 0.5], marker="v", color="tab:red", ls="none")
-            ax.annotate(f"{zeros}× λ≈0", (x, ymin + 0.5), xytext=(0, 8),
-                        textcoords="offset points", ha="center", fontsize=7, color="tab:red")
-        ax.annotate(str(n_sig), (x, 0.0), xytext=(0, 4), textcoords="offset points",
-                    ha="center", fontsize=8)
-    ax.set_xticks([c[0] for c in cols])
-    ax.set_xticklabels([c[1] for c in cols], rotation=30, ha="right", fontsize=8)
-    ax.set_xlim(-0.7, len(cols) - 0.3)
-    ax.set_ylim(ymin, 2.0)
-    ax.set_xlabel("model")
-    ax.set_ylabel("log$_{10}$(λ / λ$_{max}$)  [dimensionless]")
-    ax.legend(loc="lower right", fontsize=8)
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=150)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    logger.info("plot_spectra: wrote %s (%d models)", path, len(cols))

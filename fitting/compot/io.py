@@ -23,7 +23,7 @@ from .expression import ZBL, Sum, parse
 from .functions import atomic_number
 from .model import Model
 
-__all__ = ["write_model", "read_model", "format_model", "atomic_write_text", "atomic_write_figure", "FORMAT_VERSION"]
+__all__ = ["write_model", "read_model", "format_model", "atomic_write_text", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 2
 #: versions :func:`read_model` reads (v1 files evaluate exactly as in the first release)
@@ -43,19 +43,6 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-
-
-def atomic_write_figure(fig, path: str | os.PathLike, dpi: int = 120) -> None:
-    """Write a matplotlib figure to ``path`` (PNG) atomically, like :func:`atomic_write_text`."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _fmt(x: float) -> str:

@@ -26,7 +26,7 @@ every species pair:
     temperature exceeds 5 × the target (at least 1500 K).
 
 Each check returns ``passed``, a one-line ``detail`` and the ``plot`` data of
-its curve; :func:`plot_sanity` draws one figure per check.
+its curve; :func:`compot.plots.plot_sanity` draws one figure per check.
 
 Properties reported next to DFT values derived from the data: lattice
 constant a0, cubic elastic constants C11, C12, C44 and bulk modulus B from an
@@ -46,7 +46,6 @@ from ase import Atoms
 
 from . import derive
 from .errors import CompotError, ConfigError
-from .io import atomic_write_figure
 from .model import Model
 
 log = logging.getLogger(__name__)
@@ -57,7 +56,7 @@ EV_PER_A2_TO_J_PER_M2 = 16.021766208
 #: Values of the ``lattice`` argument.
 LATTICE_CHOICES = ("auto",) + derive.LATTICES
 
-__all__ = ["sanity_report", "elastic_fit", "surface_energies", "format_sanity", "plot_sanity",
+__all__ = ["sanity_report", "elastic_fit", "surface_energies", "format_sanity",
            "energy_volume_check", "push_check", "dimer_check", "nvt_check", "LATTICE_CHOICES"]
 
 
@@ -678,58 +677,3 @@ def format_sanity(rep: dict, markdown: bool = False) -> str:
     return "\n".join(out)
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
-def plot_sanity(rep: dict, path, title: str) -> list[Path]:
-    """One figure per check (PNG, written atomically), named ``<stem>_<check>.png``
-    next to ``path``; returns their paths."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    out = []
-    for name, c in rep.get("checks", {}).items():
-        p = c["plot"]
-        mark = {True: "pass", False: "FAIL", None: "skipped"}[c["passed"]]
-        fig, ax = plt.subplots(figsize=(6, 4))
-        if p["kind"] == "nvt":
-            for run in p["runs"]:
-                line, = ax.plot(run["t"], run["temperature"], "-", lw=1, label=f"seed {run['seed']}"
-                                + (f" lost at {run['t'][-1]:g} fs" if run["lost"] else ""))
-                if run["lost"] and run["t"]:
-                    ax.plot(run["t"][-1], min(run["temperature"][-1], 1.15 * p["t_max"]), "x", ms=9,
-                            color=line.get_color())
-            if p.get("target"):
-                ax.axhline(p["target"], color="k", ls="--", lw=0.8, label=f"target {p['target']:.0f} K")
-                ax.axhline(p["t_max"], color="tab:red", ls=":", lw=0.8, label="lost above")
-                ax.set_ylim(0, 1.2 * p["t_max"])
-            ax.legend(fontsize=7)
-        else:
-            x, y = np.array(p["x"]), np.array(p["y"], dtype=float)
-            ax.plot(x, y, "o-" if p["kind"] == "energy_volume" else "-", ms=2)
-            fin = y[np.isfinite(y)]
-            if p["kind"] == "energy_volume":
-                ax.axvspan(0.96, 1.04, color="tab:green", alpha=0.15, label="typical range of the data (±4 %)")
-                lo = np.nanmin(fin) if len(fin) else 0
-                ax.set_ylim(lo - 0.5, lo + max(5.0, min(50.0, np.nanpercentile(fin - lo, 70) * 2 if len(fin) else 5)))
-                ax.legend(fontsize=7)
-            else:
-                if "threshold" in p:
-                    ax.axvline(p["threshold"], color="tab:red", ls=":", lw=1, label=p.get("threshold_label"))
-                    ax.legend(fontsize=7)
-                if len(fin):
-                    lo, hi = fin.min(), np.percentile(fin, 60)
-                    ax.set_ylim(lo - 0.1 * abs(hi - lo) - 0.5, max(hi, lo) + abs(hi - lo) + 5)
-        ax.set_xlabel(p["xlabel"])
-        ax.set_ylabel(p["ylabel"])
-        ax.set_title(f"{name}: {mark}\n{c['detail'][:110]}", fontsize=8)
-        fig.suptitle(title, fontsize=9)
-        fig.tight_layout()
-        f = path.parent / f"{path.stem}_{_safe(name)}.png"
-        atomic_write_figure(fig, f, dpi=110)
-        plt.close(fig)
-        out.append(f)
-    return out
