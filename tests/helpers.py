@@ -1,12 +1,60 @@
-"""Shared test helpers: random models and structures (no test collection here)."""
+"""Shared test helpers (no test collection here): the expression registry,
+random models and structures, and the cross-host reference files
+(``tests/reference/*.yaml``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+from ase import Atoms
 from ase.build import bulk
 
 from compot.functions import inner_window_fdf
 from compot.model import Model
+
+REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
+
+# ------------------------------------------------------------------ registry
+#: The expressions every host is checked on (C core, KIM, the LAMMPS plugin):
+#: every term family (G, C, E, N, A, ZBL), nested sums and products. Each with
+#: the species a single-species-set host uses; hosts that run both sets ignore it.
+EXPRESSIONS = [
+    ("G4", ("Nb",)),
+    ("C5", ("Mo", "Nb")),
+    ("E[G3L2]", ("Nb",)),
+    ("E[C3L2]", ("Mo", "Nb")),
+    ("N[E[G3L2]]", ("Mo", "Nb")),
+    ("N[E[C2L2]]", ("Nb",)),
+    ("A[G3P3]", ("Nb",)),
+    ("A[C2P2]", ("Mo", "Nb")),
+    ("G2 + ZBL(2.0, 3.2)", ("Mo", "Nb")),
+    ("G8 + A[G8P4]", ("Nb",)),
+    ("E[G4L3] + N[E[G4L3]] + ZBL(1.6, 2.4)", ("Nb",)),
+    ("G3 * E[G2L2]", ("Mo", "Nb")),
+    ("(G2 + C2) * (E[G2L2] * N[E[C2L1]])", ("Nb",)),
+    ("G2 * (C3 + A[G2P2]) + N[E[G2L2]] + ZBL(1.2, 2.0)", ("Mo", "Nb")),
+]
+#: the same for format v2 models with inner windows up to ~2.9 Å: ZBL r_in at or
+#: above the windows (MODEL_SPEC §10: ZBL is fully on wherever the window acts)
+ZBL_V2 = {"ZBL(2.0, 3.2)": "ZBL(2.9, 3.4)", "ZBL(1.6, 2.4)": "ZBL(2.9, 3.6)", "ZBL(1.2, 2.0)": "ZBL(2.9, 3.4)"}
+
+
+def expression_v2(expression: str) -> str:
+    """``expression`` with its ZBL window moved above the format v2 inner windows."""
+    for old, new in ZBL_V2.items():
+        expression = expression.replace(old, new)
+    return expression
+
+
+def expressions(version: int = 1) -> list[str]:
+    """The registry's expressions, for format ``version``."""
+    return [expression_v2(e) if version >= 2 else e for e, _ in EXPRESSIONS]
+
+
+def expression_case(expression: str) -> tuple[str, tuple[str, ...]]:
+    """The registry entry (expression, species) of ``expression``."""
+    return next(c for c in EXPRESSIONS if c[0] == expression)
 
 
 def random_model(expression: str, species=("Nb",), cutoff: float = 4.5, seed: int = 0,
@@ -112,3 +160,114 @@ def random_structure(kind: str = "triclinic", species=("Nb",), seed: int = 1):
 
 def energy(model: Model, atoms) -> float:
     return float(model.evaluate(model.system([atoms]), forces=False, virial=False).energy_m[0])
+
+
+# ------------------------------------------------------------ reference suite
+def reference_files() -> list[Path]:
+    """The cross-host reference files, sorted (tests/reference/generate.py writes them)."""
+    return sorted(REFERENCE_DIR.glob("*.yaml"))
+
+
+class ReferenceCase:
+    """One reference file: a model and its structures with the Python
+    reference's energy, site energies, forces and virial.
+
+    Attributes
+    ----------
+    name : str
+    covers : list of str — term families and features the case exercises
+    expression : str
+    species : tuple of str
+    version : int — parameter-file format
+    text : str — the parameter file
+    structures : list of dict — ``name``, ``atoms`` (ase.Atoms), ``energy``
+        [eV], ``energies`` shape (n,) [eV], ``forces`` shape (n, 3) [eV/Å],
+        ``virial`` shape (6,) [eV] (Σ r ⊗ ∂E/∂r, xx yy zz yz xz xy),
+        ``rounding_floor`` and ``census`` (dicts)
+    """
+
+    def __init__(self, path: Path):
+        import hashlib
+
+        import yaml
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        self.path = Path(path)
+        self.name = doc["name"]
+        self.covers = list(doc["covers"])
+        m = doc["model"]
+        self.expression = m["expression"]
+        self.species = tuple(m["species"])
+        self.version = int(m["format"])
+        if "parameter_file" in m:
+            pf = REFERENCE_DIR.parent.parent / m["parameter_file"]
+            data = pf.read_bytes()
+            if hashlib.sha256(data).hexdigest() != m["sha256"]:
+                raise AssertionError(f"{path}: {m['parameter_file']} changed since the reference was generated; "
+                                     f"if on purpose, run .venv/bin/python tests/reference/generate.py {self.name}")
+            self.text = data.decode("utf-8")
+        else:
+            self.text = m["parameters"]
+        self.structures = []
+        for s in doc["structures"]:
+            at = Atoms(s["species"], positions=np.array(s["positions"], float), cell=np.array(s["cell"], float),
+                       pbc=s["pbc"])
+            self.structures.append({
+                "name": s["name"], "atoms": at, "energy": float(s["energy"]),
+                "energies": np.array(s["energies"], float), "forces": np.array(s["forces"], float),
+                "virial": np.array(s["virial"], float), "rounding_floor": dict(s["rounding_floor"]),
+                "census": dict(s["census"])})
+
+    def __repr__(self):
+        return f"ReferenceCase({self.name!r})"
+
+    def write(self, folder: Path) -> Path:
+        """The parameter file written into ``folder``; its path."""
+        path = Path(folder) / f"{self.name}.params"
+        path.write_text(self.text, encoding="utf-8")
+        return path
+
+
+def reference_cases() -> list[ReferenceCase]:
+    return [ReferenceCase(p) for p in reference_files()]
+
+
+def reference_deviations(ref: dict, got: dict) -> dict:
+    """Largest deviations of ``got`` from ``ref`` (dicts with ``energy``,
+    ``energies``, ``forces``, ``virial``; any may be missing from ``got``),
+    relative to the largest value of each quantity in ``ref`` (energies at
+    least 1 eV)."""
+    out = {}
+    if "energy" in got:
+        out["energy"] = abs(got["energy"] - ref["energy"]) / max(1.0, abs(ref["energy"]))
+    if "energies" in got:
+        out["energies"] = float(np.max(np.abs(got["energies"] - ref["energies"]))
+                                / max(1.0, np.max(np.abs(ref["energies"]))))
+    for q in ("forces", "virial"):
+        if q in got:
+            out[q] = float(np.max(np.abs(np.asarray(got[q]) - ref[q])) / max(1e-300, np.max(np.abs(ref[q]))))
+    return out
+
+
+def check_against_reference(structure: dict, got: dict, rtol: float, what: str) -> dict:
+    """Assert that ``got`` equals the reference values of ``structure`` to
+    max(``rtol``, 10 × the structure's rounding floor), quantity by quantity;
+    returns the deviations."""
+    dev = reference_deviations(structure, got)
+    tol = {q: max(rtol, 10.0 * structure["rounding_floor"][q]) for q in dev}
+    bad = {q: f"{dev[q]:.2e} > {tol[q]:.0e}" for q in dev if not dev[q] <= tol[q]}
+    assert not bad, f"{what}, {structure['name']}: relative deviations {bad}"
+    return dev
+
+
+def in_box(atoms, margin: float):
+    """A periodic copy of ``atoms`` for hosts that need a box (LAMMPS): periodic
+    cells as they are; a cluster in an orthogonal box ``margin`` Å wider than
+    it on every side (no atom sees an image), shifted inside."""
+    if atoms.pbc.all():
+        return atoms.copy()
+    out = atoms.copy()
+    lo, hi = out.positions.min(axis=0), out.positions.max(axis=0)
+    out.positions += margin - lo
+    out.cell = np.diag(hi - lo + 2 * margin)
+    out.pbc = True
+    return out
