@@ -64,13 +64,6 @@ class _Progress:
             self.stream.write("\n")
 
 
-def _read_data(paths, base, species, min_distance, group_by):
-    from .config import resolve_path
-    from .data import read_dataset
-    return read_dataset([resolve_path(p, base) for p in paths], species=species,
-                        min_distance=min_distance, group_by=group_by)
-
-
 def _metrics_rows(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if isinstance(v, dict) and "rmse_force" in v}
 
@@ -91,14 +84,9 @@ def cmd_params(args) -> int:
 
 def cmd_fit(args) -> int:
     from .config import load_config
-    from .data import train_validation_split
-    from .evaluation import evaluate_split
-    from .plots import parity_plots
-    from .io import atomic_write_text, write_model
     from .metrics import format_table
-    from .report import fit_report
-    from .trainer import FitSettings, Trainer
-    import yaml
+    from .pipeline import finish_fit, prepare_fit, train
+    from .sanity import format_sanity
 
     cfg, base = load_config(args.config)
     if args.expression:
@@ -117,73 +105,18 @@ def cmd_fit(args) -> int:
     if args.seed is not None:
         cfg["fit"]["seed"] = args.seed
         cfg["data"]["seed"] = args.seed
-    if not cfg["data"]["train"]:
-        raise CompotError("no training data: give --data PATH or data.train in the configuration")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    d = cfg["data"]
-    species = cfg["model"]["species"]
-    train_all = _read_data(d["train"], base, species, d["min_distance"], d["group_by"])
-    test = _read_data(d["test"], base, species, d["min_distance"], d["group_by"]) if d["test"] else []
-    if species is None:
-        found = sorted({s for c in train_all for s in c.symbols})
-        species = found
-        cfg["model"]["species"] = found
-    train, validation = train_validation_split(train_all, float(d["validation_fraction"]), int(d["seed"]))
-    from .recipe import prepare
-    model, fit_cfg, recipe = prepare(cfg["model"], cfg["fit"], train, species)
-    settings = FitSettings.from_dict(fit_cfg)
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
-    atomic_write_text(out / "derived.json", json.dumps(recipe.to_json(), indent=2, default=float))
-    log.info("fitting %s (%d linear + %d nonlinear parameters) to %d training configurations "
-             "(%d atoms); %d validation, %d test", model.expression, model.n_linear, model.n_nonlinear,
-             len(train), sum(c.n_atoms for c in train), len(validation), len(test))
-    log.info("search box: %s (α in log space); %d evaluations per search stage, seed %d",
-             settings.bounds, settings.max_evaluations, settings.seed)
+    run = prepare_fit(cfg, base, out)
     ckpt = out / "checkpoint.json"
     if args.restart and ckpt.exists():
         ckpt.unlink()
     progress = _Progress()
-    trainer = Trainer(model, train, settings, checkpoint=ckpt, progress=progress)
-    for i, st in enumerate(trainer.plan):
-        log.info("plan %d: %s (%s)", i + 1, st.name, st.kind)
-    t0 = time.perf_counter()
-    trainer.fit()
+    trainer, run.seconds = train(run.model, run.splits.train, run.settings, checkpoint=ckpt, progress=progress)
     progress.close()
-    seconds = time.perf_counter() - t0
-    write_model(model, out / "model.params", comment=f"fitted by compot fit in {seconds:.0f} s; config {out / 'config.yaml'}")
-    metrics = {"expression": model.expression, "species": list(model.species), "cutoff": model.cutoff,
-               "n_linear": model.n_linear, "n_nonlinear": model.n_nonlinear, "fit_seconds": seconds,
-               "derived": recipe.to_json(),
-               "stages": trainer.history}
-    splits = {}
-    by_group = {}
-    for name, cs in (("train", train), ("validation", validation), ("test", test)):
-        if not cs:
-            continue
-        m, g, e, f = evaluate_split(model, cs)
-        metrics[name] = m
-        by_group[name] = g
-        splits[name] = (cs, e, f)
-    metrics["groups"] = by_group
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float))
-    plots = parity_plots(splits, out, model.expression)
-    from .config import resolve_path
-    from .sanity import failed_checks, format_sanity
-    elastic = surface = None
-    if len(model.species) == 1:
-        elastic, surface = _property_files([resolve_path(p, base) for p in d["train"]])
-    lattice = cfg["model"].get("lattice") or "auto"
-    sanity, splots = _sanity(model, lattice, None, elastic, surface, out, data=train,
-                             nvt_steps=args.nvt_steps, n_seeds=args.nvt_seeds)
-    metrics["sanity"] = sanity
-    failed = failed_checks(sanity)
-    metrics["unsafe"] = bool(failed)
-    plots += splots
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float))
-    atomic_write_text(out / "report.md", fit_report(model, metrics, settings, cfg, plots))
+    run.history = trainer.history
+    metrics, failed = finish_fit(run, nvt_steps=args.nvt_steps, nvt_seeds=args.nvt_seeds)
     print(format_table(_metrics_rows(metrics)))
-    print(format_sanity(sanity))
+    print(format_sanity(metrics["sanity"]))
     print(f"wrote {out / 'model.params'}, {out / 'metrics.json'}, {out / 'report.md'}, parity and sanity plots")
     return _unsafe_exit(failed, out / "model.params", args.allow_unsafe)
 
@@ -208,9 +141,10 @@ def cmd_eval(args) -> int:
     from .evaluation import evaluate_split
     from .io import read_model
     from .metrics import format_table
+    from .pipeline import read_data
 
     model = read_model(args.model)
-    configs = _read_data(args.data, Path.cwd(), list(model.species), args.min_distance, "file")
+    configs = read_data(args.data, Path.cwd(), list(model.species), args.min_distance, "file")
     m, groups, _, _ = evaluate_split(model, configs)
     if args.json:
         print(json.dumps(m))
@@ -226,10 +160,11 @@ def cmd_fim(args) -> int:
     from .analysis import fim_analysis
     from .plots import plot_spectra
     from .io import atomic_write_text, read_model
+    from .pipeline import read_data
     from .trainer import FitSettings
 
     model = read_model(args.model)
-    configs = _read_data(args.data, Path.cwd(), list(model.species), args.min_distance, "file")
+    configs = read_data(args.data, Path.cwd(), list(model.species), args.min_distance, "file")
     settings = FitSettings(energy_weight=args.energy_weight, force_weight=args.force_weight)
     t0 = time.perf_counter()
     res = fim_analysis(model, configs, bits=args.bits, settings=settings)
@@ -273,10 +208,7 @@ def cmd_design(args) -> int:
     if args.data:
         cfg["data"]["train"] = list(args.data)
         base = Path.cwd()
-    if not cfg["data"]["train"]:
-        raise CompotError("no training data: give --data PATH or data.train in the configuration")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     res = run_design(cfg, base, out, progress=lambda line: print(line, flush=True))
     from .design import table_markdown
     print(table_markdown(res["rows"]))
@@ -286,33 +218,10 @@ def cmd_design(args) -> int:
     return 0
 
 
-def _property_files(paths) -> tuple:
-    """Elastic and surface files among data paths (names containing 'elastic'/'surface')."""
-    elastic = surface = None
-    for p in paths:
-        p = Path(p)
-        files = sorted(p.glob("*.extxyz")) + sorted(p.glob("*.xyz")) if p.is_dir() else [p]
-        for f in files:
-            low = f.name.lower()
-            if "elastic" in low and elastic is None:
-                elastic = f
-            if "surface" in low and surface is None:
-                surface = f
-    return elastic, surface
-
-
-def _sanity(model, lattice, a0, elastic, surface, out_dir=None, **kwargs):
-    """Sanity report and its plots (``sanity_<check>.png`` in ``out_dir``)."""
-    from .plots import plot_sanity
-    from .sanity import sanity_report
-    rep = sanity_report(model, lattice, a0, elastic, surface, **kwargs)
-    plots = plot_sanity(rep, Path(out_dir) / "sanity.png", model.expression) if out_dir else []
-    return rep, plots
-
-
 def cmd_validate(args) -> int:
     from .config import resolve_path
     from .io import atomic_write_text, read_model
+    from .pipeline import property_files, read_data, sanity_with_plots
     from .sanity import format_sanity
 
     model = read_model(args.model)
@@ -323,14 +232,14 @@ def cmd_validate(args) -> int:
         if default.is_dir():
             data_paths = [default]
             log.info("Nb model without --data: reference data %s", default)
-    data = _read_data(data_paths, Path.cwd(), list(model.species), 0.5, None) if data_paths else None
+    data = read_data(data_paths, Path.cwd(), list(model.species), 0.5, None) if data_paths else None
     if data_paths and len(model.species) == 1 and elastic is None and surface is None:
-        elastic, surface = _property_files(data_paths)
+        elastic, surface = property_files(data_paths)
         log.info("DFT reference: %s, %s", elastic, surface)
     out = Path(args.out) if args.out else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
-    rep, plots = _sanity(model, args.lattice, args.a0, elastic, surface, out, data=data,
+    rep, plots = sanity_with_plots(model, args.lattice, args.a0, elastic, surface, out, data=data,
                          temperature=args.temperature, nvt_steps=args.nvt_steps, n_seeds=args.nvt_seeds)
     print(f"{model.expression}: physical sanity (MODEL_SPEC §9–10)")
     print(format_sanity(rep))

@@ -103,17 +103,16 @@ def evaluate_candidate(job: dict) -> dict:
     from .analysis import fim_analysis
     from .evaluation import evaluate_split
     from .io import write_model
+    from .pipeline import train as fit_model
     from .recipe import build_model
     from .sanity import sanity_report
-    from .trainer import FitSettings, Trainer
+    from .trainer import FitSettings
 
     np.seterr(over="ignore", under="ignore")
     train, val = job["train"], job["validation"]
     settings = FitSettings.from_dict(job["fit"])
     model = build_model(job["expression"], job["species"], job["recipe"])
-    t0 = time.perf_counter()
-    Trainer(model, train, settings).fit()
-    seconds = time.perf_counter() - t0
+    _, seconds = fit_model(model, train, settings)
     metrics, _, _, _ = evaluate_split(model, val if val else train)
     row = {"configuration": job["configuration"], "expression": model.expression, "stage": job["stage"],
            "linear": model.n_linear, "nonlinear": model.n_nonlinear, "fit_seconds": seconds}
@@ -229,17 +228,15 @@ def run_design(cfg: dict, base: Path, out: Path, progress=print) -> dict:
     -------
     dict with ``rows``, ``chosen`` and ``rule``.
     """
-    from .cli import _read_data
-    from .data import train_validation_split
     from .io import atomic_write_text
+    from .pipeline import load_splits
     from .plots import plot_design
+    from .recipe import derive_settings
 
     ds = DesignSettings.from_dict(cfg.get("design") or {})
     d = cfg["data"]
-    configs = _read_data(d["train"], base, cfg["model"]["species"], d["min_distance"], d["group_by"])
-    species = cfg["model"]["species"] or sorted({s for c in configs for s in c.symbols})
-    train, val = train_validation_split(configs, float(d["validation_fraction"]), int(d["seed"]))
-    from .recipe import derive_settings
+    splits = load_splits(cfg, base, test=False)
+    species, train, val = splits.species, splits.train, splits.validation
     recipe, fit_cfg = derive_settings(cfg["model"], cfg["fit"], train, species)
     atomic_write_text(out / "derived.json", json.dumps(recipe.to_json(), indent=2, default=float))
     (out / "candidates").mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,207 @@
+"""The steps shared by ``compot fit`` and ``compot design``: data, recipe, fit, checks.
+
+A fit runs in three steps, so that the command line can close its progress line
+between them:
+
+1. :func:`prepare_fit` reads and splits the data (:func:`load_splits`), derives the
+   recipe's settings from the training split (:mod:`compot.recipe`) and writes
+   ``config.yaml`` and ``derived.json``;
+2. :func:`train` runs the dual-bipartite trainer (resumable from ``checkpoint.json``);
+3. :func:`finish_fit` writes ``model.params``, evaluates every split, runs the
+   physical sanity checks (MODEL_SPEC §9–10) and writes ``metrics.json``,
+   ``report.md`` and the plots.
+
+:func:`compot.design.run_design` uses :func:`load_splits` and :func:`train` for
+every candidate. Nothing here prints: progress goes to callables and ``logging``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from .config import resolve_path
+from .data import read_dataset, train_validation_split
+from .errors import CompotError
+from .evaluation import evaluate_split
+from .io import atomic_write_text, write_model
+from .model import Model
+from .recipe import Recipe, prepare
+from .trainer import FitSettings
+from .trainer import Trainer
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Splits", "FitRun", "read_data", "load_splits", "property_files", "sanity_with_plots",
+           "train", "prepare_fit", "finish_fit"]
+
+
+@dataclass
+class Splits:
+    """The configurations of one run.
+
+    train, validation, test : list of :class:`compot.data.Configuration`
+    species : list of str — the model's species (given, or those of the data, sorted)
+    """
+
+    train: list
+    validation: list
+    test: list
+    species: list
+
+
+@dataclass
+class FitRun:
+    """State of one ``compot fit`` between its steps (see the module docstring)."""
+
+    cfg: dict
+    base: Path
+    out: Path
+    splits: Splits
+    model: Model
+    settings: FitSettings
+    recipe: Recipe
+    seconds: float = 0.0
+    history: list = field(default_factory=list)
+
+
+def read_data(paths, base: Path, species, min_distance: float, group_by: str | None) -> list:
+    """Configurations of ``paths`` (files or folders; ``$COMPOT_DATA`` and relative
+    paths resolved against ``base``, see :func:`compot.config.resolve_path`).
+
+    Raises
+    ------
+    DatasetError, SpeciesError
+        As :func:`compot.data.read_dataset`.
+    """
+    return read_dataset([resolve_path(p, base) for p in paths], species=species,
+                        min_distance=min_distance, group_by=group_by)
+
+
+def load_splits(cfg: dict, base: Path, test: bool = True) -> Splits:
+    """Read ``data.train`` and (with ``test``) ``data.test`` of a checked configuration
+    and split the training data into training and validation sets
+    (``data.validation_fraction``, ``data.seed``, per group).
+
+    Raises
+    ------
+    CompotError
+        When ``data.train`` is empty; the errors of :func:`read_data`.
+    """
+    d = cfg["data"]
+    if not d["train"]:
+        raise CompotError("no training data: give --data PATH or data.train in the configuration")
+    species = cfg["model"]["species"]
+    train_all = read_data(d["train"], base, species, d["min_distance"], d["group_by"])
+    test = read_data(d["test"], base, species, d["min_distance"], d["group_by"]) if test and d["test"] else []
+    if species is None:
+        species = sorted({s for c in train_all for s in c.symbols})
+    train, validation = train_validation_split(train_all, float(d["validation_fraction"]), int(d["seed"]))
+    return Splits(train, validation, test, list(species))
+
+
+def property_files(paths) -> tuple:
+    """Elastic and surface files among data paths (the first file whose name contains
+    'elastic' or 'surface'), as (elastic, surface); None where there is none."""
+    elastic = surface = None
+    for p in paths:
+        p = Path(p)
+        files = sorted(p.glob("*.extxyz")) + sorted(p.glob("*.xyz")) if p.is_dir() else [p]
+        for f in files:
+            low = f.name.lower()
+            if "elastic" in low and elastic is None:
+                elastic = f
+            if "surface" in low and surface is None:
+                surface = f
+    return elastic, surface
+
+
+def sanity_with_plots(model: Model, lattice: str, a0: float | None, elastic, surface, out_dir=None,
+                      **kwargs) -> tuple[dict, list[Path]]:
+    """:func:`compot.sanity.sanity_report` and, with ``out_dir``, its plots
+    (``sanity_<check>.png``); returns (report, plot paths)."""
+    from .plots import plot_sanity
+    from .sanity import sanity_report
+    rep = sanity_report(model, lattice, a0, elastic, surface, **kwargs)
+    plots = plot_sanity(rep, Path(out_dir) / "sanity.png", model.expression) if out_dir else []
+    return rep, plots
+
+
+def train(model: Model, configs, settings: FitSettings, checkpoint: Path | None = None,
+          progress: Callable | None = None) -> tuple[Trainer, float]:
+    """Fit ``model`` in place to ``configs``; returns (the trainer, wall time [s]).
+
+    Raises
+    ------
+    FitError
+        As :class:`compot.trainer.Trainer`.
+    """
+    trainer = Trainer(model, configs, settings, checkpoint=checkpoint, progress=progress)
+    for i, st in enumerate(trainer.plan):
+        log.info("plan %d: %s (%s)", i + 1, st.name, st.kind)
+    t0 = time.perf_counter()
+    trainer.fit()
+    return trainer, time.perf_counter() - t0
+
+
+def prepare_fit(cfg: dict, base: Path, out: Path) -> FitRun:
+    """Step 1 of a fit: data, recipe and model; writes ``out/config.yaml`` (with the
+    species filled in) and ``out/derived.json``."""
+    splits = load_splits(cfg, base)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg["model"]["species"] = splits.species
+    model, fit_cfg, recipe = prepare(cfg["model"], cfg["fit"], splits.train, splits.species)
+    settings = FitSettings.from_dict(fit_cfg)
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+    atomic_write_text(out / "derived.json", json.dumps(recipe.to_json(), indent=2, default=float))
+    log.info("fitting %s (%d linear + %d nonlinear parameters) to %d training configurations "
+             "(%d atoms); %d validation, %d test", model.expression, model.n_linear, model.n_nonlinear,
+             len(splits.train), sum(c.n_atoms for c in splits.train), len(splits.validation), len(splits.test))
+    log.info("search box: %s (α in log space); %d evaluations per search stage, seed %d",
+             settings.bounds, settings.max_evaluations, settings.seed)
+    return FitRun(cfg, base, out, splits, model, settings, recipe)
+
+
+def finish_fit(run: FitRun, nvt_steps: int = 2000, nvt_seeds: int = 1) -> tuple[dict, dict]:
+    """Step 3 of a fit: writes ``model.params``, ``metrics.json``, ``report.md``, the
+    parity and sanity plots; returns (metrics, failed sanity checks {name: detail})."""
+    from .plots import parity_plots
+    from .report import fit_report
+    from .sanity import failed_checks
+
+    model, out, s = run.model, run.out, run.splits
+    write_model(model, out / "model.params",
+                comment=f"fitted by compot fit in {run.seconds:.0f} s; config {out / 'config.yaml'}")
+    metrics = {"expression": model.expression, "species": list(model.species), "cutoff": model.cutoff,
+               "n_linear": model.n_linear, "n_nonlinear": model.n_nonlinear, "fit_seconds": run.seconds,
+               "derived": run.recipe.to_json(), "stages": run.history}
+    predictions, by_group = {}, {}
+    for name, cs in (("train", s.train), ("validation", s.validation), ("test", s.test)):
+        if not cs:
+            continue
+        m, g, e, f = evaluate_split(model, cs)
+        metrics[name] = m
+        by_group[name] = g
+        predictions[name] = (cs, e, f)
+    metrics["groups"] = by_group
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float))
+    plots = parity_plots(predictions, out, model.expression)
+    elastic = surface = None
+    if len(model.species) == 1:
+        elastic, surface = property_files([resolve_path(p, run.base) for p in run.cfg["data"]["train"]])
+    lattice = run.cfg["model"].get("lattice") or "auto"
+    sanity, splots = sanity_with_plots(model, lattice, None, elastic, surface, out, data=s.train,
+                                       nvt_steps=nvt_steps, n_seeds=nvt_seeds)
+    metrics["sanity"] = sanity
+    failed = failed_checks(sanity)
+    metrics["unsafe"] = bool(failed)
+    plots += splots
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float))
+    atomic_write_text(out / "report.md", fit_report(model, metrics, run.settings, run.cfg, plots))
+    return metrics, failed
