@@ -179,6 +179,7 @@ class ReferenceCase:
     expression : str
     species : tuple of str
     version : int — parameter-file format
+    cutoff : float — r_c [Å]
     text : str — the parameter file
     structures : list of dict — ``name``, ``atoms`` (ase.Atoms), ``energy``
         [eV], ``energies`` shape (n,) [eV], ``forces`` shape (n, 3) [eV/Å],
@@ -198,6 +199,7 @@ class ReferenceCase:
         self.expression = m["expression"]
         self.species = tuple(m["species"])
         self.version = int(m["format"])
+        self.cutoff = float(m["cutoff"])
         if "parameter_file" in m:
             pf = REFERENCE_DIR.parent.parent / m["parameter_file"]
             data = pf.read_bytes()

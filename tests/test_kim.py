@@ -57,20 +57,20 @@ from ase import Atoms
 from ase.build import bulk
 from ase.data import atomic_masses, atomic_numbers
 
-from compot.export import (DRIVER_NAME, KimNameError, check_kim_model_name, configurations_from_kliff,
-                           export_kim, install_kim_driver, install_kim_model, remove_kim_item,
-                           suggest_kim_model_name, write_kim_model_dir)
+from compot.export import (DRIVER_NAME, check_kim_model_name, configurations_from_kliff, export_kim,
+                           install_kim_driver, install_kim_model, remove_kim_item, write_kim_model_dir)
 from compot.io import format_model, read_model
 from compot.model import Model
 
-from helpers import random_model, switch_census, switched_model
+from helpers import (EXPRESSIONS, check_against_reference, expression_case, expression_v2, in_box, random_model,
+                     reference_cases, switch_census, switched_model)
 
 pytestmark = pytest.mark.integration
 
 if shutil.which("kim-api-collections-management") is None:
     pytest.skip("needs the KIM API (kim-api-collections-management)", allow_module_level=True)
 kimpy = pytest.importorskip("kimpy")
-from kimpy import neighlist as nl  # noqa: E402
+from kimpy_runner import KimRunner  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 LMP = "/usr/bin/lmp"
@@ -80,20 +80,10 @@ TOKEN = uuid.uuid4().hex[:8]
 RTOL = 1e-9
 
 # every term type, a nested sum (inside a product), nested products; 1 and 2 species
-EXPRESSIONS = [
-    ("G4", ("Nb",)),
-    ("C5", ("Mo", "Nb")),
-    ("E[G3L2]", ("Nb",)),
-    ("E[C3L2]", ("Mo", "Nb")),
-    ("N[E[G3L2]]", ("Mo", "Nb")),
-    ("N[E[C2L2]]", ("Nb",)),
-    ("A[G3P3]", ("Nb",)),
-    ("A[C2P2]", ("Mo", "Nb")),
-    ("E[G4L3] + N[E[G4L3]] + ZBL(1.6, 2.4)", ("Nb",)),
-    ("G3 * E[G2L2]", ("Mo", "Nb")),
-    ("(G2 + C2) * (E[G2L2] * N[E[C2L1]])", ("Nb",)),
-    ("G2 * (C3 + A[G2P2]) + N[E[G2L2]] + ZBL(1.2, 2.0)", ("Mo", "Nb")),
-]
+EN_ZBL = expression_case("E[G4L3] + N[E[G4L3]] + ZBL(1.6, 2.4)")                    # one species
+A_2SP = expression_case("A[C2P2]")
+NESTED = expression_case("(G2 + C2) * (E[G2L2] * N[E[C2L1]])")                      # nested products
+MIXED = expression_case("G2 * (C3 + A[G2P2]) + N[E[G2L2]] + ZBL(1.2, 2.0)")         # 2 species, N, A, ZBL
 
 
 # ------------------------------------------------------------------ helpers
@@ -164,69 +154,6 @@ def rounding_noise(model, atoms, n=3, seed=0):
 def rel_err(a, b):
     a, b = np.asarray(a, float), np.asarray(b, float)
     return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
-
-
-class KimRunner:
-    """A KIM model through kimpy, with padding atoms for periodic cells (the
-    KIM way): energy, site energies, forces (paddings folded back) and virial."""
-
-    def __init__(self, name):
-        accepted, self.model = kimpy.model.create(
-            kimpy.numbering.zeroBased, kimpy.length_unit.A, kimpy.energy_unit.eV,
-            kimpy.charge_unit.e, kimpy.temperature_unit.K, kimpy.time_unit.ps, name)
-        assert accepted
-        self.ca = self.model.compute_arguments_create()
-        self.neigh = nl.create()
-        self.codes = {}
-        for s in ("Nb", "Mo"):
-            ok, code = self.model.get_species_support_and_code(getattr(kimpy.species_name, s))
-            if ok:
-                self.codes[s] = code
-
-    def compute(self, atoms):
-        infl = self.model.get_influence_distance()
-        cutoffs, hints = self.model.get_neighbor_list_cutoffs_and_hints()
-        n = len(atoms)
-        x = np.ascontiguousarray(atoms.positions, dtype=np.double)
-        spc = np.ascontiguousarray([self.codes[s] for s in atoms.get_chemical_symbols()], dtype=np.intc)
-        if atoms.pbc.any():
-            cell = np.ascontiguousarray(atoms.cell[:], dtype=np.double)
-            pbc = np.ascontiguousarray(atoms.pbc, dtype=np.intc)
-            px, ps, pimage = nl.create_paddings(infl, cell, pbc, x, spc)
-            px = np.asarray(px).reshape(-1, 3)
-        else:
-            px, ps, pimage = np.zeros((0, 3)), np.zeros(0, np.intc), np.zeros(0, int)
-        npad = len(px)
-        self.x = np.ascontiguousarray(np.vstack([x, px]), dtype=np.double)
-        self.species = np.ascontiguousarray(np.concatenate([spc, ps]), dtype=np.intc)
-        self.contrib = np.ascontiguousarray(np.r_[np.ones(n), np.zeros(npad)], dtype=np.intc)
-        need = np.ones(n + npad, dtype=np.intc)
-        if hints[0] == 1:
-            need[n:] = 0
-        self.n_total = np.array([n + npad], dtype=np.intc)
-        self.energy = np.zeros(1)
-        self.pe = np.zeros(n + npad)
-        self.forces = np.zeros((n + npad, 3))
-        self.virial = np.zeros(6)
-        CAN = kimpy.compute_argument_name
-        self.ca.set_argument_pointer(CAN.numberOfParticles, self.n_total)
-        self.ca.set_argument_pointer(CAN.particleSpeciesCodes, self.species)
-        self.ca.set_argument_pointer(CAN.particleContributing, self.contrib)
-        self.ca.set_argument_pointer(CAN.coordinates, self.x)
-        self.ca.set_argument_pointer(CAN.partialEnergy, self.energy)
-        self.ca.set_argument_pointer(CAN.partialParticleEnergy, self.pe)
-        self.ca.set_argument_pointer(CAN.partialForces, self.forces)
-        self.ca.set_argument_pointer(CAN.partialVirial, self.virial)
-        self.neigh.build(self.x, infl, np.asarray(cutoffs, dtype=np.double), need)
-        self.ca.set_callback_pointer(kimpy.compute_callback_name.GetNeighborList, nl.get_neigh_kim(),
-                                     self.neigh)
-        self.model.compute(self.ca)
-        F = self.forces[:n].copy()
-        np.add.at(F, np.asarray(pimage, dtype=int), self.forces[n:])
-        return float(self.energy[0]), self.pe[:n].copy(), F, self.virial.copy()
-
-    def energy_of(self, atoms):
-        return self.compute(atoms)[0]
 
 
 def ridders(f, h=0.02, con=1.4, ntab=10, safe=2.0):
@@ -373,49 +300,6 @@ def _size(path="kim.log") -> int:
 
 
 # ------------------------------------------------------------------ export
-def test_kim_names_are_checked():
-    assert check_kim_model_name("Compot_Nb__MO_000000000001_000")
-    for bad in ("Compot_Nb", "Compot Nb__MO_000000000001_000", "Compot_Nb__MO_1_000",
-                "1Compot__MO_000000000001_000", "Compot__MD_000000123456_000", "Compot___Nb__MO_000000000001_000"):
-        with pytest.raises(KimNameError, match=r"expected <Prefix>__MO_<12 digits>_<3 digits>, e\.g\. \w+__MO_"):
-            check_kim_model_name(bad)
-    assert check_kim_model_name(suggest_kim_model_name("my nb-model"))
-
-
-def test_export_writes_portable_model(tmp_path):
-    src = REPO / "tests" / "c" / "data" / "nb_e_n_zbl.params"
-    d = export_kim(src, "Compot_Nb__MO_000000000001_000", tmp_path)
-    assert d == tmp_path / "Compot_Nb__MO_000000000001_000"
-    cmake = (d / "CMakeLists.txt").read_text()
-    assert "add_kim_api_model_library" in cmake and f'DRIVER_NAME     "{DRIVER_NAME}"' in cmake
-    assert "project(Compot_Nb__MO_000000000001_000)" in cmake
-    assert (d / "Compot_Nb__MO_000000000001_000.params").read_bytes() == src.read_bytes()
-    export_kim(src, "Compot_Nb__MO_000000000001_000", tmp_path)  # a re-export replaces it
-    (tmp_path / "Other__MO_000000000001_000").mkdir()
-    (tmp_path / "Other__MO_000000000001_000" / "notes.txt").write_text("mine")
-    from compot.errors import CompotError
-    with pytest.raises(CompotError, match="not a folder written by compot export"):
-        export_kim(src, "Other__MO_000000000001_000", tmp_path)
-
-
-def test_export_cli_errors_are_one_line(tmp_path):
-    src = REPO / "tests" / "c" / "data" / "nb_e_n_zbl.params"
-    cli = [sys.executable, "-m", "compot.cli", "export", "kim", str(src), "--out", str(tmp_path)]
-    r = subprocess.run(cli + ["--name", "nb model"], capture_output=True, text=True)
-    assert r.returncode == 2
-    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
-    assert "not a valid KIM portable-model name" in r.stderr and "nb_model__MO_000000000001_000" in r.stderr
-    r = subprocess.run(cli + ["--name", "EAM_Dynamo_FellingerParkWilkins_2010_Nb__MO_102133002179_005",
-                              "--install"], capture_output=True, text=True)
-    if "system collection" in r.stderr:  # Debian's openkim-models is installed
-        assert r.returncode == 2 and "choose another name" in r.stderr
-    bad = tmp_path / "bad.params"
-    bad.write_text(src.read_text().replace("compot-params 1", "compot-params 3"))
-    r = subprocess.run(cli[:5] + [str(bad), "--name", "Compot_Nb__MO_000000000001_000", "--out", str(tmp_path)],
-                       capture_output=True, text=True)
-    assert r.returncode == 2 and "bad.params:2: format version '3' is not supported" in r.stderr
-
-
 def test_export_cli_installs(kim, tmp_path):
     src = REPO / "tests" / "c" / "data" / "nb_e_n_zbl.params"
     name = kim.name("cli")
@@ -450,8 +334,29 @@ def test_kimpy_matches_python(models, expr, species):
           f"F {worst[2]:.1e}, W {worst[3]:.1e}")
 
 
-SWITCHED = [("E[G4L3] + N[E[G4L3]] + ZBL(2.9, 3.6)", ("Nb",)),
-            ("G2 * (C3 + A[G2P2]) + N[E[G2L2]] + ZBL(2.9, 3.4)", ("Mo", "Nb"))]
+# ------------------------------------------------------ cross-host reference suite
+@pytest.fixture(scope="module")
+def reference_models(kim):
+    """The reference files (tests/reference/*.yaml) installed as KIM portable
+    models: [(ReferenceCase, KIM name)]."""
+    return [(case, kim.install_text(case.text, f"ref{i}")) for i, case in enumerate(reference_cases())]
+
+
+def test_kimpy_replays_reference(reference_models):
+    """kimpy reproduces the energy, site energies, forces and virial of every
+    reference file to 1e-9 relative (10 x the reference's rounding floor where
+    the grade makes that larger)."""
+    assert len(reference_models) >= 8
+    for case, name in reference_models:
+        k = KimRunner(name)
+        for s in case.structures:
+            E, pe, F, V = k.compute(s["atoms"])
+            dev = check_against_reference(s, {"energy": E, "energies": pe, "forces": F, "virial": V}, RTOL,
+                                          f"kimpy, {case.name}")
+            print(f"kimpy {case.name}/{s['name']}: " + " ".join(f"{q} {v:.1e}" for q, v in dev.items()))
+
+
+SWITCHED = [(expression_v2(e), species) for e, species in (EN_ZBL, MIXED)]
 
 
 @pytest.fixture(scope="module")
@@ -524,7 +429,7 @@ def test_ase_kim_calculator_matches_compot(models):
     from ase.calculators.kim import KIM
 
     from compot.calculator import CompotCalculator
-    for key in [EXPRESSIONS[8], EXPRESSIONS[11]]:
+    for key in [EN_ZBL, MIXED]:
         m, name = models[key]
         for kind in ("triclinic", "small"):
             at = structure(kind, key[1], 7)
@@ -541,7 +446,7 @@ def test_forces_equal_numerical_derivative(models):
     utility_forces_numer_deriv, on 24 random configurations."""
     worst = 0.0
     n_conf = 0
-    for key in (EXPRESSIONS[8], EXPRESSIONS[7], EXPRESSIONS[10], EXPRESSIONS[11]):
+    for key in (EN_ZBL, A_2SP, NESTED, MIXED):
         m, name = models[key]
         k = KimRunner(name)
         for seed in range(6):
@@ -568,7 +473,7 @@ def test_forces_equal_numerical_derivative(models):
 def test_kim_parameters_refresh_and_write(models, kim, workdir):
     """Parameters changed through kimpy + Refresh give the Python result; the
     written parameterised model re-installs."""
-    m, name = models[EXPRESSIONS[11]]
+    m, name = models[MIXED]
     k = KimRunner(name)
     idx = {k.model.get_parameter_metadata(i)[2]: i for i in range(k.model.get_number_of_parameters())}
     assert set(idx) == {b.replace(".", "_") for b in m.params}
@@ -578,7 +483,7 @@ def test_kim_parameters_refresh_and_write(models, kim, workdir):
     m2.set_block("n2.c", c)
     k.model.set_parameter(idx["n2_c"], 3, float(c[3]))
     k.model.clear_then_refresh()
-    at = structure("triclinic", EXPRESSIONS[11][1], 9)
+    at = structure("triclinic", MIXED[1], 9)
     E, _, F, _ = k.compute(at)
     Er, _, Fr, _ = python_reference(m2, at)
     assert abs(E - Er) <= RTOL * max(1, abs(Er)) and rel_err(F, Fr) <= RTOL
@@ -700,7 +605,7 @@ def test_kliff_lists_and_updates_parameters(models, kim, workdir):
     from kliff.legacy.calculators import Calculator
     from kliff.models import KIMModel
 
-    expr, species = EXPRESSIONS[8]  # E + N + ZBL, one species
+    expr, species = EN_ZBL
     m, name = models[(expr, species)]
     km = KIMModel(name)
     params = km.get_model_params()
@@ -881,8 +786,8 @@ needs_lmp = pytest.mark.skipif(not os.path.exists(LMP), reason="needs Debian's L
 def test_lammps_matches_python(models, nb_model, nb_n_model, switched_models, tmp_path):
     cases = [(nb_model[0], nb_model[1], ("Nb",)),
              (nb_n_model[0], nb_n_model[1], ("Nb",)),
-             (*models[EXPRESSIONS[11]], EXPRESSIONS[11][1]),   # 2 species, N + A in a product + ZBL
-             (*models[EXPRESSIONS[10]], EXPRESSIONS[10][1])]   # nested products
+             (*models[MIXED], MIXED[1]),     # 2 species, N + A in a product + ZBL
+             (*models[NESTED], NESTED[1])]   # nested products
     cases += [(m, name, species) for m, name, species, _ in switched_models]   # format v2 atom switch
     cases = [c for i, c in enumerate(cases) if c[1] not in [d[1] for d in cases[:i]]]
     for n, (model, name, species) in enumerate(cases):
@@ -891,6 +796,21 @@ def test_lammps_matches_python(models, nb_model, nb_n_model, switched_models, tm
             got = lammps_single_point(name, species, at, tmp_path / f"{n}{kind}")
             check_lammps(f"LAMMPS vs Python, {model.expression} [{len(species)} sp], {kind}", got,
                          lammps_reference(model, at))
+
+
+@needs_lmp
+def test_lammps_kim_replays_reference(reference_models, tmp_path):
+    """Debian's LAMMPS through ``kim init`` reproduces the energy, forces and
+    virial (from the pressure tensor) of every reference file (clusters in a
+    box wide enough that they do not see their images)."""
+    for case, name in reference_models:
+        for s in case.structures:
+            at = in_box(s["atoms"], 2 * case.cutoff + 1.0)
+            E, F, P = lammps_single_point(name, case.species, at, tmp_path / f"{case.name}_{s['name']}")
+            W = -P * at.get_volume() / NKTV2P
+            dev = check_against_reference(s, {"energy": E, "forces": F, "virial": W}, RTOL,
+                                          f"LAMMPS kim, {case.name}")
+            print(f"LAMMPS kim {case.name}/{s['name']}: " + " ".join(f"{q} {v:.1e}" for q, v in dev.items()))
 
 
 @needs_lmp

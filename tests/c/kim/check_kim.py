@@ -29,11 +29,12 @@ import tempfile
 import numpy as np
 
 import kimpy
-from kimpy import neighlist as nl
 
 from ase.build import bulk
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", ".."))      # tests/: the one kimpy runner
+from kimpy_runner import KimRunner  # noqa: E402
 MODELS = {
     "Compot_Test_Nb__MO_000000123456_000": ("nb_e_n_zbl.params", ["Nb"]),
     "Compot_Test_MoNb__MO_000000123457_000": ("mo_nb_g_times_a.params", ["Mo", "Nb"]),
@@ -45,65 +46,6 @@ def check(cond, what):
     print(("  ok    " if cond else "  FAIL  ") + what)
     if not cond:
         FAILURES.append(what)
-
-
-class KimRunner:
-    """A KIM model with one set of compute arguments and a padded cell."""
-
-    def __init__(self, name):
-        accepted, self.model = kimpy.model.create(
-            kimpy.numbering.zeroBased, kimpy.length_unit.A, kimpy.energy_unit.eV,
-            kimpy.charge_unit.e, kimpy.temperature_unit.K, kimpy.time_unit.ps, name)
-        if not accepted:
-            raise RuntimeError("units not accepted")
-        self.ca = self.model.compute_arguments_create()
-        self.neigh = nl.create()
-
-    def params(self):
-        out = {}
-        for i in range(self.model.get_number_of_parameters()):
-            dtype, extent, pname, descr = self.model.get_parameter_metadata(i)
-            out[pname] = (i, extent, descr)
-        return out
-
-    def compute(self, atoms, codes, what=("energy", "forces", "virial")):
-        infl = self.model.get_influence_distance()
-        cutoffs, hints = self.model.get_neighbor_list_cutoffs_and_hints()
-        cell = np.ascontiguousarray(atoms.cell[:], dtype=np.double)
-        pbc = np.ones(3, dtype=np.intc)
-        x = np.ascontiguousarray(atoms.positions, dtype=np.double)
-        n = len(atoms)
-        spc = np.ascontiguousarray(codes, dtype=np.intc)
-        px, ps, pimage = nl.create_paddings(infl, cell, pbc, x, spc)
-        npad = px.shape[0]
-        self.x = np.ascontiguousarray(np.vstack([x, px.reshape(-1, 3)]), dtype=np.double)
-        self.species = np.ascontiguousarray(np.concatenate([spc, ps]), dtype=np.intc)
-        self.contrib = np.ascontiguousarray(
-            np.concatenate([np.ones(n), np.zeros(npad)]), dtype=np.intc)
-        need = np.ones(n + npad, dtype=np.intc)
-        if hints[0] == 1:
-            need[n:] = 0
-        self.n_total = np.array([n + npad], dtype=np.intc)
-        self.energy = np.zeros(1)
-        self.pe = np.zeros(n + npad)
-        self.forces = np.zeros((n + npad, 3))
-        self.virial = np.zeros(6)
-        CAN = kimpy.compute_argument_name
-        self.ca.set_argument_pointer(CAN.numberOfParticles, self.n_total)
-        self.ca.set_argument_pointer(CAN.particleSpeciesCodes, self.species)
-        self.ca.set_argument_pointer(CAN.particleContributing, self.contrib)
-        self.ca.set_argument_pointer(CAN.coordinates, self.x)
-        self.ca.set_argument_pointer(CAN.partialEnergy, self.energy)
-        self.ca.set_argument_pointer(CAN.partialParticleEnergy, self.pe)
-        self.ca.set_argument_pointer(CAN.partialForces, self.forces)
-        self.ca.set_argument_pointer(CAN.partialVirial, self.virial)
-        self.neigh.build(self.x, infl, np.asarray(cutoffs, dtype=np.double), need)
-        self.ca.set_callback_pointer(kimpy.compute_callback_name.GetNeighborList,
-                                     nl.get_neigh_kim(), self.neigh)
-        self.model.compute(self.ca)
-        F = self.forces[:n].copy()
-        np.add.at(F, np.asarray(pimage, dtype=int), self.forces[n:])
-        return float(self.energy[0]), self.pe[:n].copy(), F, self.virial.copy()
 
 
 def voigt(W):
@@ -127,11 +69,9 @@ def check_model(name, params_file, species, params_dir):
           f"influence distance {infl}")
     check(len(cutoffs) == 1 and abs(cutoffs[0] - ref.cutoff) < 1e-15
           and hints[0] == (0 if has_n else 1), f"neighbour list {cutoffs} hint {hints}")
-    codes = {}
     for s in species:
         support, code = k.model.get_species_support_and_code(
             getattr(kimpy.species_name, s))
-        codes[s] = code
         check(support and code == species.index(s), f"species {s} code {code}")
     params = k.params()
     check("b1_alpha" in params and "n0_shift" in params, "parameter names "
@@ -145,9 +85,8 @@ def check_model(name, params_file, species, params_dir):
     atoms.positions += rng.uniform(-0.12, 0.12, atoms.positions.shape)
     sym = [species[rng.integers(len(species))] for _ in range(len(atoms))]
     atoms.set_chemical_symbols(sym)
-    zc = [codes[s] for s in sym]
 
-    E, pe, F, V = k.compute(atoms, zc)
+    E, pe, F, V = k.compute(atoms)
     pr = ref.evaluate(ref.system([atoms]))
     escale = max(1.0, abs(pr.energy_m[0]))
     check(abs(E - pr.energy_m[0]) <= 1e-10 * escale,
@@ -167,9 +106,9 @@ def check_model(name, params_file, species, params_dir):
         for a in range(3):
             p = atoms.copy()
             p.positions[i, a] += h
-            ep = k.compute(p, zc)[0]
+            ep = k.compute(p)[0]
             p.positions[i, a] -= 2 * h
-            em = k.compute(p, zc)[0]
+            em = k.compute(p)[0]
             err = max(err, abs(-(ep - em) / (2 * h) - F[i, a]))
     check(err <= 1e-6 * fs, f"forces vs finite differences of the KIM energy ({err:.1e})")
 
@@ -181,7 +120,7 @@ def check_model(name, params_file, species, params_dir):
     alpha = k.model.get_parameter_double(i_alpha, 0)
     k.model.set_parameter(i_alpha, 0, float(alpha * 1.1))
     k.model.clear_then_refresh()
-    E2 = k.compute(atoms, zc)[0]
+    E2 = k.compute(atoms)[0]
     ref2 = ref.copy()
     shift = ref2.params["n0.shift"].copy()
     shift.ravel()[0] += 0.25
