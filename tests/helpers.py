@@ -16,35 +16,26 @@ from compot.model import Model
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
 
 # ------------------------------------------------------------------ registry
-#: The expressions every host is checked on (C core, KIM, the LAMMPS plugin):
-#: every term family (G, C, E, N, A, ZBL), nested sums and products. Each with
-#: the species a single-species-set host uses; hosts that run both sets ignore it.
-EXPRESSIONS = [
-    ("G4", ("Nb",)),
-    ("C5", ("Mo", "Nb")),
-    ("E[G3L2]", ("Nb",)),
-    ("E[C3L2]", ("Mo", "Nb")),
-    ("N[E[G3L2]]", ("Mo", "Nb")),
-    ("N[E[C2L2]]", ("Nb",)),
-    ("A[G3P3]", ("Nb",)),
-    ("A[C2P2]", ("Mo", "Nb")),
-    ("G2 + ZBL(2.0, 3.2)", ("Mo", "Nb")),
-    ("G8 + A[G8P4]", ("Nb",)),
-    ("E[G4L3] + N[E[G4L3]] + ZBL(1.6, 2.4)", ("Nb",)),
-    ("G3 * E[G2L2]", ("Mo", "Nb")),
-    ("(G2 + C2) * (E[G2L2] * N[E[C2L1]])", ("Nb",)),
-    ("G2 * (C3 + A[G2P2]) + N[E[G2L2]] + ZBL(1.2, 2.0)", ("Mo", "Nb")),
-]
-#: the same for format v2 models with inner windows up to ~2.9 Å: ZBL r_in at or
-#: above the windows (MODEL_SPEC §10: ZBL is fully on wherever the window acts)
-ZBL_V2 = {"ZBL(2.0, 3.2)": "ZBL(2.9, 3.4)", "ZBL(1.6, 2.4)": "ZBL(2.9, 3.6)", "ZBL(1.2, 2.0)": "ZBL(2.9, 3.4)"}
+def _read_registry(path: Path):
+    v1, v2 = [], {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            e1, e2, species = (f.strip() for f in line.split("|"))
+            v1.append((e1, tuple(species.split())))
+            v2[e1] = e2
+    return v1, v2
+
+
+#: The expressions every host is checked on (tests/reference/expressions.txt):
+#: every term family, nested sums and products; (expression, species of a host
+#: that runs one species set per expression).
+EXPRESSIONS, _V2 = _read_registry(REFERENCE_DIR / "expressions.txt")
 
 
 def expression_v2(expression: str) -> str:
-    """``expression`` with its ZBL window moved above the format v2 inner windows."""
-    for old, new in ZBL_V2.items():
-        expression = expression.replace(old, new)
-    return expression
+    """The registry's format v2 form of ``expression`` (its ZBL window above the
+    inner windows)."""
+    return _V2[expression]
 
 
 def expressions(version: int = 1) -> list[str]:

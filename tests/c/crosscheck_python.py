@@ -55,19 +55,13 @@ from compot.ccore import CoreModel, load_library
 from compot.io import write_model
 from compot.model import Model
 
-EXPRESSIONS = [
-    "G4", "C5", "E[G3L2]", "E[C3L2]", "N[E[G3L2]]", "N[E[C2L2]]", "A[G3P3]",
-    "A[C2P2]", "G2 + ZBL(2.0, 3.2)", "G8 + A[G8P4]", "E[G4L3] + N[E[G4L3]] + ZBL(1.6, 2.4)",
-    "G3 * E[G2L2]", "(G2 + C2) * (E[G2L2] * N[E[C2L1]])",
-    "G2 * (C3 + A[G2P2]) + N[E[G2L2]] + ZBL(1.2, 2.0)",
-]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))   # tests/
+from helpers import expressions  # noqa: E402
+
+#: every term type, nested sums and products (tests/reference/expressions.txt);
 #: format v2: the same terms, with ZBL r_in above the inner windows
-EXPRESSIONS_V2 = [
-    "G4", "C5", "E[G3L2]", "E[C3L2]", "N[E[G3L2]]", "N[E[C2L2]]", "A[G3P3]",
-    "A[C2P2]", "G2 + ZBL(2.9, 3.4)", "G8 + A[G8P4]", "E[G4L3] + N[E[G4L3]] + ZBL(2.9, 3.6)",
-    "G3 * E[G2L2]", "(G2 + C2) * (E[G2L2] * N[E[C2L1]])",
-    "G2 * (C3 + A[G2P2]) + N[E[G2L2]] + ZBL(2.9, 3.4)",
-]
+EXPRESSIONS = expressions(1)
+EXPRESSIONS_V2 = expressions(2)
 #: how ghosts reach the core: KIM's ghost neighbour lists, LAMMPS's exchange
 MODES = ("ghosts", "exchange")
 
