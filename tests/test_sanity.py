@@ -6,7 +6,8 @@ from ase.build import bulk
 
 from compot.plots import plot_sanity
 from compot.sanity import EV_PER_A3_TO_GPA, elastic_fit, format_sanity, sanity_report, surface_energies
-from compot.trainer import FitSettings, zbl_anchor_configurations
+from compot.data.anchors import zbl_anchor_configurations
+from compot.settings import FitSettings
 from compot.model import Model
 
 
@@ -144,15 +145,65 @@ def test_checks_use_the_data(data_dir):
     assert t["source"].startswith("1.1 × ") and 300 < t["target"]
 
 
+def zbl_written_out(r, z1, z2, r_in, r_out):
+    """The ZBL pair energy and its r-derivative [eV, eV/Å], written out from
+    Ziegler, Biersack, Littmark, "The Stopping and Range of Ions in Solids"
+    (1985): E(r) = Z1 Z2 e²/(4πε₀ r) Φ(r/a), universal screening
+    Φ(x) = 0.18175 e^(-3.1998 x) + 0.50986 e^(-0.94229 x) + 0.28022 e^(-0.4029 x)
+    + 0.02817 e^(-0.20162 x), a = 0.8854 a_B / (Z1^0.23 + Z2^0.23) = 0.4685 Å / (...),
+    e²/(4πε₀) = 14.399645 eV·Å; switched to zero at r_out as LAMMPS pair_style
+    zbl: E + A t³/3 + B t⁴/4 + C (t = r - r_in ≥ 0, t = 0 below r_in) with A, B,
+    C making E, E′, E″ vanish at r_out."""
+    a = 0.4685 / (z1 ** 0.23 + z2 ** 0.23)
+    k = 14.399645 * z1 * z2
+    terms = ((0.18175, 3.1998), (0.50986, 0.94229), (0.28022, 0.4029), (0.02817, 0.20162))
+
+    def e012(x):       # E, E', E'' of the unswitched potential at x [Å]
+        phi = sum(c * np.exp(-d * x / a) for c, d in terms)
+        dphi = sum(-c * d / a * np.exp(-d * x / a) for c, d in terms)
+        d2phi = sum(c * (d / a) ** 2 * np.exp(-d * x / a) for c, d in terms)
+        return (k * phi / x, k * (dphi / x - phi / x ** 2),
+                k * (d2phi / x - 2 * dphi / x ** 2 + 2 * phi / x ** 3))
+
+    if r >= r_out:
+        return 0.0, 0.0
+    w = r_out - r_in
+    e_c, de_c, d2e_c = e012(r_out)
+    A = (-3 * de_c + w * d2e_c) / w ** 2
+    B = (2 * de_c - w * d2e_c) / w ** 3
+    C = -e_c + w * de_c / 2 - w ** 2 * d2e_c / 12
+    t = max(r - r_in, 0.0)
+    e, de, _ = e012(r)
+    return e + A * t ** 3 / 3 + B * t ** 4 / 4 + C, de + A * t ** 2 + B * t ** 3
+
+
+def test_zbl_written_out_is_smooth_and_consistent():
+    """The written-out formula itself: its derivative is that of its energy
+    (central differences), and it goes to zero smoothly at r_out."""
+    for r in (0.8, 1.3, 1.9, 2.3):
+        h = 1e-6
+        e_p, e_m = zbl_written_out(r + h, 41, 42, 1.6, 2.4)[0], zbl_written_out(r - h, 41, 42, 1.6, 2.4)[0]
+        assert zbl_written_out(r, 41, 42, 1.6, 2.4)[1] == pytest.approx((e_p - e_m) / (2 * h), rel=1e-7)
+    e, de = zbl_written_out(2.4 - 1e-4, 41, 41, 1.6, 2.4)
+    assert abs(e) < 1e-9 and abs(de) < 1e-5
+
+
 def test_zbl_anchor_dimers():
-    m = Model("G2 + ZBL(1.6, 2.4)", ("Nb",), 5.0)
+    m = Model("G2 + ZBL(1.6, 2.4)", ("Mo", "Nb"), 5.0)
     anchors = zbl_anchor_configurations(m, {"r_min": 1.0, "r_max": 2.0, "n": 5, "weight": 3.0})
-    assert len(anchors) == 5 and all(a.group == "zbl_anchor" and a.weight == 3.0 for a in anchors)
-    # target forces are the ZBL forces: compare with the model's own ZBL term (fitted part zero)
+    assert len(anchors) == 15 and all(a.group == "zbl_anchor" and a.weight == 3.0 for a in anchors)
+    z = {"Mo": 42, "Nb": 41}
     for a in anchors:
-        p = m.evaluate(m.system([a]), virial=False)
-        np.testing.assert_allclose(p.forces_nc, a.forces, rtol=1e-12, atol=1e-12)
+        # target forces are the ZBL forces, computed independently from the formula written out
+        r = a.positions[1, 0] - a.positions[0, 0]
+        e_ref, de_ref = zbl_written_out(r, z[a.symbols[0]], z[a.symbols[1]], 1.6, 2.4)
+        np.testing.assert_allclose(a.forces, [[de_ref, 0, 0], [-de_ref, 0, 0]], rtol=1e-12, atol=1e-12)
         assert a.forces[0, 0] < 0          # atom 0 pushed away from atom 1
+        # and the model's own ZBL term (fitted part zero) gives the same energy and forces
+        p = m.evaluate(m.system([a]), virial=False)
+        assert p.energy_m[0] == pytest.approx(e_ref, rel=1e-12)
+        np.testing.assert_allclose(p.forces_nc, a.forces, rtol=1e-12, atol=1e-12)
+    assert {tuple(a.symbols) for a in anchors} == {("Mo", "Mo"), ("Mo", "Nb"), ("Nb", "Nb")}
     with pytest.raises(ValueError, match="needs a ZBL term"):
         zbl_anchor_configurations(Model("G2", ("Nb",), 5.0), {"n": 3})
     assert FitSettings.from_dict({"zbl_anchor": {"n": 3}}).zbl_anchor == {"n": 3}
@@ -160,7 +211,7 @@ def test_zbl_anchor_dimers():
 
 def test_vinet_eos_anchor():
     from compot.derive import vinet_energy as vinet_v
-    from compot.trainer import eos_anchor_configurations
+    from compot.data.anchors import eos_anchor_configurations
     a0, e0, B = 3.3, -10.0, 170.0
     vinet_energy = lambda a, a0, e0, B, bp, n: vinet_v(a ** 3 / n, a0 ** 3 / n, e0, B, bp)
     assert vinet_energy(a0, a0, e0, B, 4.0, 2) == pytest.approx(e0, abs=1e-14)
