@@ -214,6 +214,8 @@ def build(name: str, spec: dict):
             model = random_model(spec["expression"], species, seed=spec["seed"], structures=atoms,
                                  window=spec["window"])
         text = format_model(model, comment=f"reference case {name}; {COMMAND} {name}")
+        # without the writer's time stamp: regenerating an unchanged case rewrites the same file
+        text = "\n".join(ln for ln in text.splitlines() if not ln.startswith("# written by compot")) + "\n"
         model = read_model_text(text)
         section = ["  parameters: |"] + _block_text(text, 4)
     head = [f"  expression: {model.expression}", f"  species: [{', '.join(model.species)}]",
