@@ -45,7 +45,8 @@ def test_paper_parametrisation_map():
     theta_paper = rng.normal(size=T.shape[1])
     model.set_vector(names, T @ theta_paper)
     ctx = model.context(model.system([atoms]))
-    u, _ = ctx.scaled(model.layout.nodes[0])
+    node = model.layout.nodes[0]
+    u, _ = node.term.scaled(ctx, node)
     gamma = model.params["n0.gamma"]
     c_paper = theta_paper[:6].reshape(1, 1, 2, 3)
     shift_paper = theta_paper[6]

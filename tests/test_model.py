@@ -213,8 +213,9 @@ def test_angular_addition_theorem_equals_double_loop():
         atoms.positions += rng.normal(scale=0.05, size=atoms.positions.shape)
         sysm = model.system([atoms])
         ctx = model.context(sysm)
-        q = ctx.angular(0)[0][:, 0]                     # (n, K, P+1)
-        g, _ = ctx.basis(0)
+        node = model.layout.nodes[0]
+        q = node.term.moments(ctx, node).q[:, 0]        # (n, K, P+1)
+        g = ctx.basis(0).g
         for i in range(len(atoms)):
             sel = np.flatnonzero(sysm.i_p == i)
             u = sysm.u_pc[sel]

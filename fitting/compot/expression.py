@@ -29,135 +29,19 @@ import re
 from dataclasses import dataclass, field
 
 from .errors import ExpressionError
+from .terms import (ZBL, Angular, BasisSpec, Exponentiated, Linear, NeighbourExponentiated, ParameterBlock, Product,
+                    Sum, Term)
 
 __all__ = [
     "BasisSpec", "Linear", "Exponentiated", "NeighbourExponentiated", "Angular",
-    "ZBL", "Sum", "Product", "parse", "layout", "Layout", "ParameterBlock",
+    "ZBL", "Sum", "Product", "Term", "parse", "layout", "Layout", "ParameterBlock", "NodeInfo",
     "count_parameters",
 ]
 
 
-# --------------------------------------------------------------------------- terms
-@dataclass(frozen=True)
-class BasisSpec:
-    """Two-body basis specification: ``kind`` 'G' (even-tempered Gaussian,
-    nonlinear α, β) or 'C' (Chebyshev, no nonlinear parameters), size ``K``."""
-
-    kind: str
-    K: int
-
-    def __str__(self) -> str:
-        return f"{self.kind}{self.K}"
-
-    @property
-    def n_nonlinear(self) -> int:
-        return 2 if self.kind == "G" else 0
-
-
-class Term:
-    """Base class of expression nodes."""
-
-    def children(self) -> tuple["Term", ...]:
-        return ()
-
-
-@dataclass(frozen=True)
-class Linear(Term):
-    """Linear pair-cluster model ``G<K>``/``C<K>`` (paper Eq. 6)."""
-
-    basis: BasisSpec
-
-    def __str__(self) -> str:
-        return str(self.basis)
-
-
-@dataclass(frozen=True)
-class Exponentiated(Term):
-    """Exponentiated pair-cluster model ``E[G<K>L<L>]`` (paper Eq. 13)."""
-
-    basis: BasisSpec
-    L: int
-
-    def __str__(self) -> str:
-        return f"E[{self.basis}L{self.L}]"
-
-
-@dataclass(frozen=True)
-class NeighbourExponentiated(Term):
-    """Neighbouring-exponentiated model ``N[E[G<K>L<L>]]`` (paper Eq. 16)."""
-
-    basis: BasisSpec
-    L: int
-
-    def __str__(self) -> str:
-        return f"N[E[{self.basis}L{self.L}]]"
-
-
-@dataclass(frozen=True)
-class Angular(Term):
-    """Angular three-body pair-cluster model ``A[G<K>P<P>]`` (paper App. A,
-    Eq. 48–50; MODEL_SPEC §3)."""
-
-    basis: BasisSpec
-    P: int
-
-    def __str__(self) -> str:
-        return f"A[{self.basis}P{self.P}]"
-
-
-@dataclass(frozen=True)
-class ZBL(Term):
-    """Fixed Ziegler–Biersack–Littmark core repulsion switched off between
-    ``r_in`` and ``r_out`` [Å] as LAMMPS ``pair_style zbl`` (MODEL_SPEC §4)."""
-
-    r_in: float
-    r_out: float
-
-    def __str__(self) -> str:
-        return f"ZBL({_fmt_float(self.r_in)}, {_fmt_float(self.r_out)})"
-
-
-@dataclass(frozen=True)
-class Sum(Term):
-    """n-ary sum ⊕ (paper Eq. 21–22): one shift in total."""
-
-    terms: tuple[Term, ...]
-
-    def children(self) -> tuple[Term, ...]:
-        return self.terms
-
-    def __str__(self) -> str:
-        return " + ".join(_str_in(t, "sum") for t in self.terms)
-
-
-@dataclass(frozen=True)
-class Product(Term):
-    """Binary product ⊗ (paper Eq. 23–25): (X + s_X)(Y + s_Y) + s."""
-
-    left: Term
-    right: Term
-
-    def children(self) -> tuple[Term, ...]:
-        return (self.left, self.right)
-
-    def __str__(self) -> str:
-        right = str(self.right)
-        if isinstance(self.right, (Sum, Product)):
-            right = f"({right})"
-        return f"{_str_in(self.left, 'product')} * {right}"
-
-
+#: The fitted leaf classes; kept only for modules not yet on the term attributes
+#: (``NodeInfo.is_fitted_leaf``); to be removed.
 LEAVES = (Linear, Exponentiated, NeighbourExponentiated, Angular)
-
-
-def _fmt_float(x: float) -> str:
-    return repr(float(x)).rstrip("0").rstrip(".") if "e" not in repr(float(x)) else repr(float(x))
-
-
-def _str_in(t: Term, context: str) -> str:
-    if isinstance(t, Sum) and context in ("sum", "product"):
-        return f"({t})" if context == "product" else str(t)
-    return str(t)
 
 
 # --------------------------------------------------------------------------- parser
@@ -243,7 +127,7 @@ class _Parser:
             return terms[0]
         flat: list[Term] = []
         for t in terms:
-            flat.extend(t.terms if isinstance(t, Sum) else (t,))
+            flat.extend(t.children() if t.merges_children else (t,))
         return Sum(tuple(flat))
 
     def product(self) -> Term:
@@ -344,12 +228,12 @@ def parse(text: str) -> Term:
         tok = p.peek()
         raise ExpressionError(f"expression {text!r}: at column {tok[2]}: expected '+', '*' or end of expression, "
                               f"found {tok[1]!r}")
-    top = root.terms if isinstance(root, Sum) else (root,)
-    if isinstance(root, ZBL) or (isinstance(root, Sum) and all(isinstance(t, ZBL) for t in top)):
+    top = root.children() if root.merges_children else (root,)
+    if all(t.is_core for t in top):
         raise ExpressionError(f"expression {text!r}: a model needs at least one fitted term besides ZBL")
 
     def check(node: Term, top_level: bool) -> None:
-        if isinstance(node, ZBL) and not top_level:
+        if node.is_core and not top_level:
             raise ExpressionError(
                 f"expression {text!r}: ZBL may only be a summand of the top-level sum, found it inside a product")
         for c in node.children():
@@ -361,32 +245,6 @@ def parse(text: str) -> Term:
 
 
 # --------------------------------------------------------------------------- layout
-@dataclass(frozen=True)
-class ParameterBlock:
-    """A named array of parameters in the canonical file order.
-
-    ``name`` is the block prefix (``b1.alpha``, ``n1.c``); element names are
-    ``name`` followed by the dotted indices (``n1.c.Nb.Nb.1.3``). ``role`` is
-    'linear', 'nonlinear' or 'fixed'. ``shape`` is the array shape in C order."""
-
-    name: str
-    role: str
-    shape: tuple[int, ...]
-    labels: tuple[tuple[str, ...], ...]
-    unit: str
-    description: str
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
-
-    def element_names(self) -> list[str]:
-        names = [self.name]
-        for axis in self.labels:
-            names = [f"{n}.{a}" for n in names for a in axis]
-        return names
-
-
 @dataclass
 class NodeInfo:
     """One node of the numbered tree."""
@@ -397,6 +255,11 @@ class NodeInfo:
     children: list[int] = field(default_factory=list)
     basis: int | None = None          # 0-based basis index for leaves
     has_shift: bool = False
+
+    @property
+    def is_fitted_leaf(self) -> bool:
+        """A leaf with a basis and linear coefficients (not ZBL, not a composition)."""
+        return self.term.basis is not None
 
 
 @dataclass(frozen=True)
@@ -428,7 +291,7 @@ class Layout:
 
     @property
     def has_neighbour_term(self) -> bool:
-        return any(isinstance(n.term, NeighbourExponentiated) for n in self.nodes)
+        return any(n.term.needs_rho for n in self.nodes)
 
     def block(self, name: str) -> ParameterBlock:
         for b in self.blocks:
@@ -482,22 +345,22 @@ def layout(root: Term | str, species: tuple[str, ...] | list[str], version: int 
 
     visit(root, None)
     for n in nodes:
-        parent_is_sum = n.parent is not None and isinstance(nodes[n.parent].term, Sum)
-        n.has_shift = not parent_is_sum and not isinstance(n.term, ZBL)
+        parent_is_sum = n.parent is not None and nodes[n.parent].term.merges_children
+        n.has_shift = not parent_is_sum and not n.term.is_core
 
     # basis assignment in pre-order with sharing among direct leaf children of a sum
     bases: list[list] = []  # [spec, users]
     for n in nodes:
-        if not isinstance(n.term, LEAVES):
+        if n.term.basis is None:
             continue
         spec = n.term.basis
         shared = None
-        if n.parent is not None and isinstance(nodes[n.parent].term, Sum):
+        if n.parent is not None and nodes[n.parent].term.merges_children:
             for sib in nodes[n.parent].children:
                 if sib == n.index:
                     break
                 s = nodes[sib]
-                if isinstance(s.term, LEAVES) and s.term.basis == spec:
+                if s.term.basis == spec:
                     shared = s.basis
                     break
         if shared is None:
@@ -538,27 +401,7 @@ def layout(root: Term | str, species: tuple[str, ...] | list[str], version: int 
     for n in nodes:
         t = n.term
         pre = f"n{n.index}"
-        if isinstance(t, (Exponentiated, NeighbourExponentiated)):
-            ls = tuple(str(l + 1) for l in range(t.L))
-            ks = tuple(str(k + 1) for k in range(t.basis.K))
-            blocks.append(ParameterBlock(f"{pre}.gamma", "nonlinear", (t.L,), (ls,), "-",
-                                         f"latent exponents γ_l of {t} [l]"))
-            blocks.append(ParameterBlock(f"{pre}.c", "linear", (S, S, t.L, t.basis.K), (sp, sp, ls, ks), "eV",
-                                         f"coefficients c of {t} [centre species, neighbour species, l, k]"))
-        elif isinstance(t, Linear):
-            ks = tuple(str(k + 1) for k in range(t.basis.K))
-            blocks.append(ParameterBlock(f"{pre}.c", "linear", (S, S, t.basis.K), (sp, sp, ks), "eV",
-                                         f"coefficients c of {t} [centre species, neighbour species, k]"))
-        elif isinstance(t, Angular):
-            ks = tuple(str(k + 1) for k in range(t.basis.K))
-            ps = tuple(str(p) for p in range(t.P + 1))
-            if version >= 2:
-                blocks.append(ParameterBlock(f"{pre}.q_max", "fixed", (len(pairs), t.basis.K, t.P + 1),
-                                             (pairs, ks, ps), "-",
-                                             f"scale of q_kp of {t}: max |q| over the fitting atoms [s1<=s2, k, p]"))
-            blocks.append(ParameterBlock(f"{pre}.c", "linear", (S, len(pairs), t.basis.K, t.P + 1),
-                                         (sp, pairs, ks, ps), "eV",
-                                         f"coefficients c of {t} [centre species, neighbour pair s1<=s2, k, p]"))
+        blocks.extend(t.blocks(n, sp, pairs, version))
         if n.has_shift:
             blocks.append(ParameterBlock(f"{pre}.shift", "linear", (S,), (sp,), "eV",
                                          f"site-energy shift of node {pre} ({t}) [centre species]"))

@@ -9,13 +9,14 @@ MODEL_SPEC §1–4 is the contract.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
 __all__ = [
-    "cutoff_fdf", "gaussian_basis_fdf", "chebyshev_basis_fdf", "basis_fdf",
-    "exp_feature_fdf", "inner_window_fdf", "effective_distance_fdf", "zbl_pair_fdf", "atomic_number", "angular_tables",
-    "angular_weights",
+    "cutoff_fdf", "gaussian_basis_fdf", "chebyshev_basis_fdf", "radial_basis_fdf",
+    "exp_feature_fdf", "inner_window_fdf", "effective_distance_fdf", "zbl_pair_fdf", "atomic_number",
+    "real_harmonics", "RealHarmonics",
 ]
 
 
@@ -89,8 +90,22 @@ def chebyshev_basis_fdf(r: np.ndarray, fc: np.ndarray, dfc: np.ndarray, r_c: flo
     return g, dg
 
 
-def basis_fdf(kind: str, r, fc, dfc, r_c: float, K: int, alpha: float | None = None, beta: float | None = None):
-    """Dispatch to the Gaussian ('G') or Chebyshev ('C') basis."""
+def radial_basis_fdf(kind: str, r, fc, dfc, r_c: float, K: int, alpha: float | None = None,
+                     beta: float | None = None):
+    """The two-body basis ĝ_k(r), k = 1..K, and dĝ_k/dr (the C core's
+    ``compot_radial_basis``; MODEL_SPEC §2): Gaussian ('G', :func:`gaussian_basis_fdf`)
+    or Chebyshev ('C', :func:`chebyshev_basis_fdf`).
+
+    Parameters
+    ----------
+    kind : 'G' or 'C'
+    r, fc, dfc : ndarray, shape (n_pairs,) — distances [Å], f_c(r) [-], df_c/dr [1/Å]
+    r_c : float [Å]; K : int; alpha [1/Å²], beta [-] : float (Gaussian only)
+
+    Returns
+    -------
+    g, dg : ndarray, shape (n_pairs, K) — [-] and [1/Å]
+    """
     if kind == "G":
         return gaussian_basis_fdf(r, fc, dfc, alpha, beta, K)
     return chebyshev_basis_fdf(r, fc, dfc, r_c, K)
@@ -256,38 +271,41 @@ def zbl_pair_fdf(r: np.ndarray, zi: np.ndarray, zj: np.ndarray, r_in: float, r_o
 
 
 # ------------------------------------------------------------- angular term
-def angular_weights(P: int) -> list[np.ndarray]:
-    """Weights w_lm of the Legendre addition theorem in polynomial form.
+class RealHarmonics(NamedTuple):
+    """Real harmonics of unit vectors in the layout of the C core (:func:`real_harmonics`).
 
-    P_l(û_a·û_b) = Σ_{m=0..l} w_lm Q_l^m(z_a) Q_l^m(z_b) [C_m(a)C_m(b) + S_m(a)S_m(b)]
-    with w_l0 = 1, w_lm = 2 (l−m)!/(l+m)!, Q_l^m = d^m P_l/dz^m and
-    C_m + i S_m = (x + i y)^m (see :func:`angular_tables`).
+    Y : ndarray, shape (n, (P+1)²) [-]
+    dY : ndarray, shape (n, 3, (P+1)²) — gradients in (x, y, z) taken as independent
+    degree : ndarray of int, shape ((P+1)²,) — the degree l of each column
     """
-    return [np.array([1.0] + [2.0 * math.factorial(l - m) / math.factorial(l + m) for m in range(1, l + 1)])
-            for l in range(P + 1)]
+
+    Y: np.ndarray
+    dY: np.ndarray
+    degree: np.ndarray
 
 
-def angular_tables(u: np.ndarray, P: int):
-    """Real-harmonic polynomials of unit vectors and their gradients.
+def real_harmonics(u: np.ndarray, P: int) -> RealHarmonics:
+    """P_l-normalised real solid harmonics of unit vectors and their gradients
+    (the C core's ``compot_real_harmonics``: same layout, normalisation and
+    recurrences, MODEL_SPEC §3 angular term).
 
-    For each unit vector û = (x, y, z) returns the functions
-    Y^c_lm = Q_l^m(z) C_m(x, y) and Y^s_lm = Q_l^m(z) S_m(x, y), l ≤ P, m ≤ l,
-    and their gradients with respect to (x, y, z) treated as independent
-    variables (the caller projects them onto the sphere). Recurrences:
-    C_m = x C_{m−1} − y S_{m−1}, S_m = x S_{m−1} + y C_{m−1};
-    Q_m^m = (2m−1)!!, Q_{m+1}^m = (2m+1) z Q_m^m,
-    Q_l^m = ((2l−1) z Q_{l−1}^m − (l+m−1) Q_{l−2}^m)/(l−m), dQ_l^m/dz = Q_l^{m+1}.
+    Column v of degree l: Y_(l²) = Q_l^0, Y_(l²+2m−1) = √w_lm Q_l^m C_m,
+    Y_(l²+2m) = √w_lm Q_l^m S_m (m = 1..l), with w_lm = 2 (l−m)!/(l+m)!,
+    C_m + i S_m = (x + i y)^m and Q_l^m = d^m P_l/dz^m, so that the Legendre
+    addition theorem reads P_l(û_a·û_b) = Σ_(v of degree l) Y_v(û_a) Y_v(û_b).
+    Recurrences: C_m = x C_(m−1) − y S_(m−1), S_m = x S_(m−1) + y C_(m−1);
+    Q_m^m = (2m−1)!!, Q_(m+1)^m = (2m+1) z Q_m^m,
+    Q_l^m = ((2l−1)/(l−m)) z Q_(l−1)^m − ((l+m−1)/(l−m)) Q_(l−2)^m; dQ_l^m/dz = Q_l^(m+1).
+    Gradients treat x, y, z as independent (the caller projects them onto the sphere).
 
     Parameters
     ----------
-    u : ndarray, shape (n, 3) — unit vectors
-    P : int — highest Legendre order
+    u : ndarray, shape (n, 3) — unit vectors [-]
+    P : int — highest degree, 0 <= P <= MAX_P
 
     Returns
     -------
-    Yc, Ys : ndarray, shape (n, M) with M = (P+1)(P+2)/2 entries ordered (l, m), m ≤ l
-    dYc, dYs : ndarray, shape (n, 3, M)
-    lm : list of (l, m) in the same order
+    RealHarmonics
     """
     n = u.shape[0]
     x, y, z = u[:, 0], u[:, 1], u[:, 2]
@@ -297,29 +315,41 @@ def angular_tables(u: np.ndarray, P: int):
         C.append(x * C[m - 1] - y * S[m - 1])
         S.append(x * S[m - 1] + y * C[m - 1])
     Q = {}
+    dfact = 1.0
     for m in range(P + 1):
-        Q[(m, m)] = np.full(n, float(np.prod(np.arange(2 * m - 1, 0, -2))) if m > 0 else 1.0)
-        if m + 1 <= P:
-            Q[(m + 1, m)] = (2 * m + 1) * z * Q[(m, m)]
-        for l in range(m + 2, P + 1):
-            Q[(l, m)] = ((2 * l - 1) * z * Q[(l - 1, m)] - (l + m - 1) * Q[(l - 2, m)]) / (l - m)
-    lm = [(l, m) for l in range(P + 1) for m in range(l + 1)]
-    M = len(lm)
-    Yc = np.empty((n, M))
-    Ys = np.empty((n, M))
-    dYc = np.zeros((n, 3, M))
-    dYs = np.zeros((n, 3, M))
-    zero = np.zeros(n)
-    for idx, (l, m) in enumerate(lm):
-        q = Q[(l, m)]
-        dq = Q[(l, m + 1)] if m + 1 <= l else zero
-        Yc[:, idx] = q * C[m]
-        Ys[:, idx] = q * S[m]
         if m > 0:
-            dYc[:, 0, idx] = q * m * C[m - 1]
-            dYc[:, 1, idx] = -q * m * S[m - 1]
-            dYs[:, 0, idx] = q * m * S[m - 1]
-            dYs[:, 1, idx] = q * m * C[m - 1]
-        dYc[:, 2, idx] = dq * C[m]
-        dYs[:, 2, idx] = dq * S[m]
-    return Yc, Ys, dYc, dYs, lm
+            dfact *= float(2 * m - 1)
+        Q[(m, m)] = np.full(n, dfact)
+        if m + 1 <= P:
+            Q[(m + 1, m)] = (float(2 * m + 1) * dfact) * z
+        for l in range(m + 2, P + 1):
+            ca = float(2 * l - 1) / float(l - m)
+            cb = float(l + m - 1) / float(l - m)
+            Q[(l, m)] = (ca * z) * Q[(l - 1, m)] - cb * Q[(l - 2, m)]
+    nv = (P + 1) ** 2
+    Y = np.empty((n, nv))
+    dY = np.zeros((n, 3, nv))
+    degree = np.repeat(np.arange(P + 1), 2 * np.arange(P + 1) + 1)
+    for l in range(P + 1):
+        v = l * l
+        Y[:, v] = Q[(l, 0)]
+        if l > 0:
+            dY[:, 2, v] = Q[(l, 1)]
+        for m in range(1, l + 1):
+            w = 2.0
+            for t in range(l - m + 1, l + m + 1):
+                w /= float(t)
+            sw = math.sqrt(w)
+            wq = sw * Q[(l, m)]
+            mq = float(m) * wq
+            Y[:, v + 2 * m - 1] = wq * C[m]
+            Y[:, v + 2 * m] = wq * S[m]
+            dY[:, 0, v + 2 * m - 1] = mq * C[m - 1]
+            dY[:, 1, v + 2 * m - 1] = -(mq * S[m - 1])
+            dY[:, 0, v + 2 * m] = mq * S[m - 1]
+            dY[:, 1, v + 2 * m] = mq * C[m - 1]
+            if m < l:
+                wd = sw * Q[(l, m + 1)]
+                dY[:, 2, v + 2 * m - 1] = wd * C[m]
+                dY[:, 2, v + 2 * m] = wd * S[m]
+    return RealHarmonics(Y, dY, degree)

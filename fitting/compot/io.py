@@ -19,7 +19,7 @@ import numpy as np
 
 from . import __version__
 from .errors import CompotError, ParameterFileError
-from .expression import ZBL, Sum, parse
+from .expression import parse
 from .functions import atomic_number
 from .model import Model
 
@@ -253,8 +253,8 @@ def read_model(path: str | os.PathLike) -> Model:
     if cutoff is None or not cutoff > 0:
         raise ParameterFileError(f"{name}:{no_c}: cutoff: expected one positive finite number r_c [Angstrom], "
                                  f"found '{cut}'")
-    for t in root.terms if isinstance(root, Sum) else (root,):
-        if isinstance(t, ZBL) and t.r_out > cutoff:
+    for t in root.children() if root.merges_children else (root,):
+        if t.is_core and t.r_out > cutoff:
             raise ParameterFileError(f"{name}:{no_e}: expression: {t} needs r_out <= r_c; expected r_out <= "
                                      f"{cutoff!r} (the cutoff), found {t.r_out!r} (cutoff on line {no_c})")
     try:

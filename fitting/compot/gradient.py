@@ -1,0 +1,74 @@
+"""Accumulation of pair gradients G_p = ∂E/∂D_p (MODEL_SPEC §5) for several
+adjoint columns at once, and the forces they give."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .neighbours import System
+
+__all__ = ["PairGradient"]
+
+
+class PairGradient:
+    """Accumulates ∂(Σ_i a_im V(i))/∂D_p for m adjoint columns.
+
+    Three parts, summed by :meth:`finish`: a radial weight R, shape (n_pairs, m)
+    [eV/Å], with G_p = R_p û_p; a vector part V, shape (n_pairs, 3, m) [eV/Å]
+    (angular terms); and per-basis adjoints λ_k(i) = ∂/∂φ_k^(s)(i), shape
+    (n_atoms, S, K, m) [eV], folded into R through ĝ_k'(r_p).
+
+    Parameters
+    ----------
+    system : System
+    m : int — number of adjoint columns
+    """
+
+    def __init__(self, system: System, m: int):
+        self.system = system
+        self.m = m
+        self.R = np.zeros((system.n_pairs, m))
+        self.V: np.ndarray | None = None
+        self.lam: dict[int, np.ndarray] = {}
+
+    def add_vector(self, cols: slice, V: np.ndarray) -> None:
+        """Add V, shape (n_pairs, 3, len(cols)), to the vector part of ``cols``."""
+        if self.V is None:
+            self.V = np.zeros((self.system.n_pairs, 3, self.m))
+        self.V[:, :, cols] += V
+
+    def add_lam(self, b: int, K: int, cols: slice, lam: np.ndarray) -> None:
+        """Add φ adjoints of basis b, shape (n_atoms, S, K, len(cols))."""
+        if b not in self.lam:
+            self.lam[b] = np.zeros((self.system.n_atoms, self.system.n_species, K, self.m))
+        self.lam[b][..., cols] += lam
+
+    def _fold_lam(self, ctx) -> None:
+        """Turn φ adjoints into radial pair weights: R_p += Σ_k λ_k(i_p, s_p) ĝ_k'(r_p)."""
+        s = self.system
+        rows = s.i_p * s.n_species + s.channel_p
+        for b, lam in self.lam.items():
+            dg = ctx.basis(b).dg
+            lam_p = lam.reshape(s.n_atoms * s.n_species, lam.shape[2], self.m)[rows]
+            self.R += np.einsum("pkm,pk->pm", lam_p, dg)
+        self.lam = {}
+
+    def finish(self, ctx) -> np.ndarray:
+        """Pair gradients G, shape (n_pairs, 3, m) [eV/Å]."""
+        self._fold_lam(ctx)
+        G = self.R[:, None, :] * self.system.u_pc[:, :, None]
+        if self.V is not None:
+            G = G + self.V
+        return G
+
+    def forces(self, ctx) -> np.ndarray:
+        """Forces of every column, shape (n_atoms, 3, m) [eV/Å], without forming G."""
+        self._fold_lam(ctx)
+        s = self.system
+        F = np.empty((s.n_atoms, 3, self.m))
+        for c in range(3):
+            Gc = self.R * s.u_pc[:, c:c + 1]
+            if self.V is not None:
+                Gc += self.V[:, c, :]
+            F[:, c, :] = s.incidence @ Gc
+        return F

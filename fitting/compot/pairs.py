@@ -1,0 +1,134 @@
+"""Per-batch pair quantities shared by every fitted term: what the terms see of
+each pair (the effective distance of format v2 and its cutoff), the two-body
+basis tables ĝ_k(r_p), the cluster functions φ_k^(s)(i) (paper Eq. 47) and the
+neighbour aggregates ρ_k^(s)(i) of MODEL_SPEC §3, with the backward pass of ρ.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .errors import FitError
+from .functions import cutoff_fdf, effective_distance_fdf, radial_basis_fdf
+from .neighbours import System
+from .safety import pair_window
+
+__all__ = ["Radial", "BasisValues", "PairBasis"]
+
+
+class Radial(NamedTuple):
+    """What the fitted terms see of each pair, shape (n_pairs,) each.
+
+    r : effective distance c(r_p) [Å] (format v1: r_p)
+    fc : f_c(c) [-]
+    dfc : df_c/dc [1/Å]
+    dc : dc/dr [-]
+    """
+
+    r: np.ndarray
+    fc: np.ndarray
+    dfc: np.ndarray
+    dc: np.ndarray
+
+
+class BasisValues(NamedTuple):
+    """ĝ_k(c(r_p)) [-] and its derivative with respect to r_p [1/Å], shape (n_pairs, K) each."""
+
+    g: np.ndarray
+    dg: np.ndarray
+
+
+class PairBasis:
+    """Pair geometry of one batch as the fitted terms see it (cached per batch).
+
+    Parameters
+    ----------
+    model : Model
+    system : System
+    """
+
+    def __init__(self, model, system: System):
+        self.model = model
+        self.system = system
+        self._radial: Radial | None = None
+        self._basis: dict[int, BasisValues] = {}
+        self._phi: dict[int, np.ndarray] = {}
+        self._rho: dict[int, np.ndarray] = {}
+
+    def radial(self) -> Radial:
+        """The effective distance and its cutoff (format v2: pairs closer than r_b
+        are seen at c(r) ≥ r_b − 0.11 (r_b − r_a), MODEL_SPEC §10; format v1: c = r)."""
+        if self._radial is None:
+            s = self.system
+            ones = np.ones(s.n_pairs)
+            self._radial = Radial(s.r_p, s.fc_p, s.dfc_p, ones)
+            if self.model.version >= 2 and s.n_pairs:
+                win = pair_window(self.model, s)
+                if win.close.any():
+                    r, fc, dfc, dc = s.r_p.copy(), s.fc_p.copy(), s.dfc_p.copy(), ones
+                    r[win.close], dc[win.close] = effective_distance_fdf(s.r_p[win.close], win.r_a, win.r_b)
+                    fc[win.close], dfc[win.close] = cutoff_fdf(r[win.close], self.model.cutoff)
+                    self._radial = Radial(r, fc, dfc, dc)
+        return self._radial
+
+    def basis(self, b: int) -> BasisValues:
+        """Basis b's ĝ_k at every pair (MODEL_SPEC §2).
+
+        Raises
+        ------
+        FitError
+            If a Gaussian basis has α ≤ 0 or β ≤ 0.
+        """
+        if b not in self._basis:
+            m = self.model
+            spec = m.layout.bases[b].spec
+            alpha = beta = None
+            if spec.kind == "G":
+                alpha = float(m.params[f"b{b + 1}.alpha"])
+                beta = float(m.params[f"b{b + 1}.beta"])
+                if not (alpha > 0 and beta > 0):
+                    raise FitError(f"basis b{b + 1}: α and β must be positive, found α={alpha}, β={beta}")
+            rad = self.radial()
+            g, dg = radial_basis_fdf(spec.kind, rad.r, rad.fc, rad.dfc, m.cutoff, spec.K, alpha, beta)
+            self._basis[b] = BasisValues(g, dg * rad.dc[:, None])
+        return self._basis[b]
+
+    def phi(self, b: int) -> np.ndarray:
+        """φ_k^(s)(i) = Σ_{j∈N(i), Z_j=s} ĝ_k(r_ij), shape (n_atoms, S, K) [-]."""
+        if b not in self._phi:
+            s = self.system
+            g = self.basis(b).g
+            self._phi[b] = (s.gather_centre @ g).reshape(s.n_atoms, s.n_species, g.shape[1])
+        return self._phi[b]
+
+    def rho(self, b: int) -> np.ndarray:
+        """ρ_k^(s)(i) = Σ_j f_c(r_ij) φ_k^(s)(j), shape (n_atoms, S, K) [-]."""
+        if b not in self._rho:
+            s = self.system
+            phi = self.phi(b)
+            flat = phi.reshape(s.n_atoms, -1)[s.j_p] * self.radial().fc[:, None]
+            self._rho[b] = (s.sum_centre @ flat).reshape(phi.shape)
+        return self._rho[b]
+
+    def rho_vjp(self, b: int, lam_rho: np.ndarray, grad, cols: slice) -> None:
+        """Chain λ_ρ(i, s, k, m) = ∂/∂ρ_k^(s)(i) through ρ(i) = Σ_j f_c(c(r_ij)) φ(j)
+        (MODEL_SPEC §5, μ_k(j)) into ``grad`` columns ``cols``; λ_ρ shape (n_atoms, S, K, m)."""
+        s = self.system
+        rad = self.radial()
+        phi = self.phi(b)
+        n, S, K = s.n_atoms, s.n_species, phi.shape[2]
+        m = lam_rho.shape[-1]
+        lr = lam_rho.reshape(n, S * K, m)
+        # direct: ∂ρ(i)/∂r_p through f_c(r_p): R_p = Σ_{s,k} λ_ρ(i_p) φ(j_p) f_c'(r_p)
+        phj = phi.reshape(n, S * K)
+        R = np.zeros((s.n_pairs, m))
+        for q in range(S * K):
+            R += lr[s.i_p, q, :] * phj[s.j_p, q][:, None]
+        grad.R[:, cols] += R * (rad.dfc * rad.dc)[:, None]
+        # adjoint on φ(j): ν(j) = Σ_{p: j_p=j} λ_ρ(i_p) f_c(r_p)
+        nu = np.empty((n, S * K, m))
+        for q in range(S * K):
+            nu[:, q, :] = s.sum_neighbour @ (lr[s.i_p, q, :] * rad.fc[:, None])
+        grad.add_lam(b, K, cols, nu.reshape(n, S, K, m))

@@ -1,0 +1,236 @@
+"""The format v2 safety layer (MODEL_SPEC §10, docs/parameter-file.md): the inner
+window of each species pair, the atom switch S_i = S_pair(i) S_grade(i), the
+extrapolation grade γ_i, and the switched site energy
+
+    E_i = S_i V_fit(i) + (1 − S_i) E_ref(Z_i) + E_ZBL(i)
+
+with its vector–Jacobian product. Format v1 models have S = 1 and E_i = V(i).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .functions import cutoff_fdf, inner_window_fdf
+from .gradient import PairGradient
+from .neighbours import System
+
+__all__ = ["PairWindow", "AtomSwitch", "Grade", "pair_window", "SafetyLayer"]
+
+
+class PairWindow(NamedTuple):
+    """Pairs closer than their species pair's r_b: mask, shape (n_pairs,), and the
+    r_a, r_b [Å] of those pairs, shape (n_close,) each."""
+
+    close: np.ndarray
+    r_a: np.ndarray
+    r_b: np.ndarray
+
+
+class AtomSwitch(NamedTuple):
+    """S_i [-], shape (n_atoms,), and ∂S_(i_p)/∂r_p at fixed S_grade [1/Å], shape (n_pairs,)."""
+
+    S_n: np.ndarray
+    dS_p: np.ndarray
+
+
+class Grade(NamedTuple):
+    """Extrapolation grade γ_i [-], the switch S_grade(i) [-] and dS_grade/dγ [-],
+    shape (n_atoms,) each."""
+
+    gamma_n: np.ndarray
+    S_n: np.ndarray
+    dS_n: np.ndarray
+
+
+def pair_window(model, system: System) -> PairWindow:
+    """The pairs of ``system`` inside their inner window's upper end r_b (format v2)."""
+    s = system
+    S = s.n_species
+    a = np.minimum(s.species_n[s.i_p], s.channel_p)
+    b = np.maximum(s.species_n[s.i_p], s.channel_p)
+    pair = a * S - a * (a - 1) // 2 + (b - a)
+    close = s.r_p < model.params["w.r_b"][pair]
+    return PairWindow(close, model.params["w.r_a"][pair[close]], model.params["w.r_b"][pair[close]])
+
+
+class SafetyLayer:
+    """Switch, grade and switched site energy of one batch (cached).
+
+    Parameters
+    ----------
+    ctx : Context — the batch's evaluation state (node values, features, VJPs)
+    """
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.model = ctx.model
+        self.system = ctx.system
+        self._switch: AtomSwitch | None = None
+        self._s_pair: np.ndarray | None = None
+        self._grade: Grade | None = None
+        self._features: np.ndarray | None = None
+
+    # ----------------------------------------------------------- switch
+    def switch(self) -> AtomSwitch:
+        """Atom switch S_i = S_pair(i) S_grade(i) and the derivative of its pair factor.
+
+        S_pair(i) = Π_{j∈N(i)} s_in(r_ij) is 1 when all of atom i's pairs are at least
+        r_b apart and 0 once one is closer than r_a; S_grade(i) (:meth:`grade`) is 1
+        inside the fitted data's range of features and 0 far outside. Format v1: S = 1.
+        """
+        if self._switch is None:
+            s = self.system
+            S_n = np.ones(s.n_atoms)
+            dS_p = np.zeros(s.n_pairs)
+            if self.model.version >= 2 and s.n_pairs:
+                win = pair_window(self.model, s)
+                if win.close.any():
+                    w, dw = inner_window_fdf(s.r_p[win.close], win.r_a, win.r_b)
+                    np.multiply.at(S_n, s.i_p[win.close], w)
+                    # ∂S_i/∂r_p = dw_p Π_{q≠p} w_q over the close pairs q of atom i
+                    others = np.ones_like(w)
+                    idx = np.flatnonzero(win.close)
+                    for k, p_ in enumerate(idx):
+                        same = s.i_p[idx] == s.i_p[p_]
+                        same[k] = False
+                        others[k] = np.prod(w[same])
+                    dS_p[win.close] = dw * others
+            self._s_pair = S_n
+            if self.model.version >= 2:
+                S_g = self.grade().S_n
+                S_n = S_n * S_g
+                dS_p = dS_p * S_g[s.i_p]
+            self._switch = AtomSwitch(S_n, dS_p)
+        return self._switch
+
+    # ------------------------------------------------------------ grade
+    def _leaves_with_features(self) -> list[int]:
+        return [n.index for n in self.model.layout.nodes if f"n{n.index}.c" in self.model.params]
+
+    def feature_vector(self) -> np.ndarray:
+        """f_i: every fitted leaf's features of atom i for its own species (the
+        columns its linear coefficients multiply), concatenated in block order,
+        shape (n_atoms, d) [-]; the input of the extrapolation grade."""
+        if self._features is None:
+            s = self.system
+            parts = []
+            for idx in self._leaves_with_features():
+                F = self.ctx.features(idx)
+                parts.append(F.reshape(s.n_atoms, s.n_species, -1)[np.arange(s.n_atoms), s.species_n])
+            self._features = np.concatenate(parts, axis=1) if parts else np.zeros((s.n_atoms, 0))
+        return self._features
+
+    def grade(self) -> Grade:
+        """Extrapolation grade γ_i = |U_Z (f_i − μ_Z)|² (the Mahalanobis distance of the
+        atom's features from the fitted data), S_grade(i) and dS_grade/dγ.
+
+        S_grade = 1 for γ ≤ γ_lo, 0 for γ ≥ γ_hi, and the f_c polynomial of
+        t = (γ − γ_lo)/(γ_hi − γ_lo) in between (MODEL_SPEC §10). Since the fitted
+        energy is linear in f, |V_fit − mean| ≤ σ_E √γ wherever S_grade > 0 (σ_E the
+        standard deviation of the fitted site energies over the data), whatever the
+        size of the coefficients. A model whose U is zero (not yet fitted) has γ = 0.
+        """
+        if self._grade is None:
+            s = self.system
+            U = self.model.grade_factor()                      # (S, d, d) lower triangular
+            gamma = np.zeros(s.n_atoms)
+            if U.any():
+                f = self.feature_vector() - self.model.params["g.mu"][s.species_n]
+                for z in range(s.n_species):
+                    at = s.species_n == z
+                    gamma[at] = np.sum((f[at] @ U[z].T) ** 2, axis=1)
+            lo = self.model.params["g.gamma_lo"][s.species_n]
+            hi = self.model.params["g.gamma_hi"][s.species_n]
+            t = np.clip((gamma - lo) / (hi - lo), 0.0, 1.0)
+            fc, dfc = cutoff_fdf(t, 1.0)
+            inside = (gamma > lo) & (gamma < hi)
+            self._grade = Grade(gamma, np.where(gamma >= hi, 0.0, np.where(gamma <= lo, 1.0, fc)),
+                                np.where(inside, dfc / (hi - lo), 0.0))
+        return self._grade
+
+    def grade_gradient(self) -> np.ndarray:
+        """∂γ_i/∂f_i = 2 U_Zᵀ U_Z (f_i − μ_Z), shape (n_atoms, d) [-]."""
+        s = self.system
+        U = self.model.grade_factor()
+        f = self.feature_vector() - self.model.params["g.mu"][s.species_n]
+        out = np.zeros_like(f)
+        for z in range(s.n_species):
+            at = s.species_n == z
+            out[at] = 2.0 * (f[at] @ U[z].T) @ U[z]
+        return out
+
+    def switch_feature_gradient(self) -> np.ndarray | None:
+        """∂S_i/∂f_i through the grade, S_pair(i) dS_grade/dγ · 2 U_Zᵀ U_Z (f_i − μ_Z),
+        shape (n_atoms, d); None for format v1 or when no atom is in the grade's transition."""
+        if self.model.version < 2:
+            return None
+        dS_g = self.grade().dS_n
+        if not np.any(dS_g):
+            return None
+        self.switch()
+        return self.grade_gradient() * (self._s_pair * dS_g)[:, None]
+
+    def features_vjp(self, B: np.ndarray, a: np.ndarray, grad, cols: slice) -> None:
+        """Accumulate Σ_i a[i, m] Σ_c B[i, c] ∂f_c(i)/∂D_p into ``cols`` (f of
+        :meth:`feature_vector`, B shape (n_atoms, d)); rows of B that are zero cost nothing."""
+        s = self.system
+        S = s.n_species
+        rows = np.flatnonzero(np.any(B != 0, axis=1))
+        if not len(rows):
+            return
+        pos = 0
+        for idx in self._leaves_with_features():
+            size = self.model.params[f"n{idx}.c"].size
+            d_leaf = size // S
+            for m in range(a.shape[1]):
+                A = np.zeros((s.n_atoms, S, d_leaf))
+                A[rows, s.species_n[rows]] = B[rows, pos:pos + d_leaf] * a[rows, m:m + 1]
+                tmp = PairGradient(s, size)
+                self.ctx.feature_vjp(idx, A.reshape(s.n_atoms, size), tmp, slice(0, size))
+                G = tmp.finish(self.ctx).sum(axis=2)                       # (p, 3)
+                col = cols.start + m
+                grad.add_vector(slice(col, col + 1), G[:, :, None])
+            pos += d_leaf
+
+    # ------------------------------------------------------ site energy
+    def core_leaves(self) -> list[int]:
+        """The ZBL summands of the root (never switched)."""
+        return [i for i in self.model.layout.nodes[0].children if self.model.layout.nodes[i].term.is_core]
+
+    def fitted_value(self) -> np.ndarray:
+        """V_fit(i): the root's value without its ZBL summands, shape (n_atoms,) [eV]."""
+        v = self.ctx.value(0)
+        for i in self.core_leaves():
+            v = v - self.ctx.value(i)
+        return v
+
+    def site_energy(self) -> np.ndarray:
+        """Site energies E_i = S_i V_fit(i) + (1 − S_i) E_ref(Z_i) + E_ZBL(i), shape (n_atoms,)
+        [eV]: the fitted part switched, the ZBL core never (MODEL_SPEC §10)."""
+        if self.model.version < 2:
+            return self.ctx.value(0)
+        S_n = self.switch().S_n
+        e_ref = self.model.params["w.e_ref"][self.system.species_n]
+        zbl = self.ctx.value(0) - self.fitted_value()
+        return e_ref + S_n * (self.fitted_value() - e_ref) + zbl
+
+    def site_energy_vjp(self, a: np.ndarray, grad, cols: slice) -> None:
+        """Accumulate Σ_i a[i, m] ∂E_i/∂D_p (E_i of :meth:`site_energy`) into ``cols``."""
+        if self.model.version < 2:
+            self.ctx.vjp(0, a, grad, cols)
+            return
+        S_n, dS_p = self.switch()
+        core = self.core_leaves()
+        # a root with ZBL summands is a sum: its fitted summands are switched, ZBL not
+        for i in self.model.layout.nodes[0].children if core else [0]:
+            self.ctx.vjp(i, a if i in core else a * S_n[:, None], grad, cols)
+        s = self.system
+        dv = self.fitted_value() - self.model.params["w.e_ref"][s.species_n]
+        if np.any(dS_p):
+            grad.R[:, cols] += (dS_p * dv[s.i_p])[:, None] * a[s.i_p]
+        dS_df = self.switch_feature_gradient()
+        if dS_df is not None:
+            self.features_vjp(dS_df * dv[:, None], a, grad, cols)

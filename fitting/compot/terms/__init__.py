@@ -1,0 +1,26 @@
+"""Model terms, one class per term of the paper's notation (MODEL_SPEC §2–4).
+
+========================  ===========================  =========================
+notation                  class                        module
+========================  ===========================  =========================
+``G<K>``, ``C<K>``        :class:`Linear`              :mod:`.pair`
+``E[G<K>L<L>]``           :class:`Exponentiated`       :mod:`.exponentiated`
+``N[E[G<K>L<L>]]``        :class:`NeighbourExponentiated` :mod:`.exponentiated`
+``A[G<K>P<P>]``           :class:`Angular`             :mod:`.angular`
+``ZBL(r_in, r_out)``      :class:`ZBL`                 :mod:`.zbl`
+``X + Y``                 :class:`Sum`                 :mod:`.composite`
+``X * Y``                 :class:`Product`             :mod:`.composite`
+========================  ===========================  =========================
+
+:data:`REGISTRY` holds every concrete term class by name.
+"""
+
+from .angular import Angular, AngularMoments, BoundedInvariants
+from .base import REGISTRY, BasisSpec, ParameterBlock, Term
+from .composite import Product, Sum
+from .exponentiated import Exponentiated, NeighbourExponentiated
+from .pair import Linear
+from .zbl import ZBL
+
+__all__ = ["Term", "BasisSpec", "ParameterBlock", "REGISTRY", "Linear", "Exponentiated",
+           "NeighbourExponentiated", "Angular", "AngularMoments", "BoundedInvariants", "ZBL", "Sum", "Product"]

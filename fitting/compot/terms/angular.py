@@ -1,0 +1,212 @@
+"""The angular pair-cluster term ``A[G<K>P<P>]`` (three-body, paper App. A,
+Eq. 48–50; MODEL_SPEC §3 and §10).
+
+Invariants, for neighbour species pair s1 ≤ s2:
+
+    q_kp^(s1 s2)(i) = Σ_{j, m ∈ N(i), j ≠ m} ĝ_k(r_ij) ĝ_k(r_im) P_p(cos θ_jim)   (s1 = s2)
+
+(twice the sum over j of species s1 and m of species s2 when s1 ≠ s2), evaluated
+through the addition theorem with the moments A_kv^(s)(i) = Σ_{j: Z_j = s} ĝ_k(r_ij) Y_v(r̂_ij)
+of the real harmonics of :func:`compot.functions.real_harmonics`:
+q_kp^(s1 s2) = Σ_(v of degree p) A_kv^(s1) A_kv^(s2) − δ_(s1 s2) Σ_j ĝ_k(r_ij)².
+Format v2 uses the bounded invariant q_max x(0, q/q_max) (saturating past q_max).
+Site energy E_i = Σ_(s1≤s2) Σ_k Σ_p c_(Z_i, s1s2, k, p) q̄_kp^(s1 s2)(i) (+ shift).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from ..functions import RealHarmonics, exp_feature_fdf, real_harmonics
+from .base import BasisSpec, ParameterBlock, Term
+
+__all__ = ["Angular", "AngularMoments", "BoundedInvariants"]
+
+
+class AngularMoments(NamedTuple):
+    """Forward quantities of an A term on a batch.
+
+    q : ndarray, shape (n_atoms, S(S+1)/2, K, P+1) — invariants q_kp^(s1 s2)(i) [-]
+    A : ndarray, shape (n_atoms, S, K, (P+1)²) — moments A_kv^(s)(i) [-]
+    harmonics : RealHarmonics of the pair unit vectors, Y shape (n_pairs, (P+1)²)
+    pairs : list of (s1, s2), s1 ≤ s2, in the order of q's second axis
+    """
+
+    q: np.ndarray
+    A: np.ndarray
+    harmonics: RealHarmonics
+    pairs: list
+
+
+class BoundedInvariants(NamedTuple):
+    """The invariants an A term uses and their derivative with respect to q, shape
+    (n_atoms, S(S+1)/2, K, P+1) each: format v2 q_max x(0, q/q_max); format v1 q and 1."""
+
+    value: np.ndarray
+    slope: np.ndarray
+
+
+def _project(system, V: np.ndarray) -> np.ndarray:
+    """Gradient with respect to D_p of f(û_p) given its gradient in û, V shape
+    (n_pairs, 3, m): (V − (û·V) û)/r [1/Å per unit of f]."""
+    radial = np.einsum("pcm,pc->pm", V, system.u_pc)
+    return (V - radial[:, None, :] * system.u_pc[:, :, None]) / system.r_p[:, None, None]
+
+
+@dataclass(frozen=True)
+class Angular(Term):
+    """Angular three-body pair-cluster model ``A[G<K>P<P>]``: coefficients c [eV],
+    shape (S, S(S+1)/2, K, P+1) = (centre species, neighbour pair s1 ≤ s2, k, p)."""
+
+    basis: BasisSpec
+    P: int
+    example = "A[G3P2]"
+    symbol = "A"
+
+    def __str__(self) -> str:
+        return f"A[{self.basis}P{self.P}]"
+
+    def blocks(self, node, species, pairs, version):
+        pre = f"n{node.index}"
+        ks = tuple(str(k + 1) for k in range(self.basis.K))
+        ps = tuple(str(p) for p in range(self.P + 1))
+        out = []
+        if version >= 2:
+            out.append(ParameterBlock(f"{pre}.q_max", "fixed", (len(pairs), self.basis.K, self.P + 1),
+                                      (pairs, ks, ps), "-",
+                                      f"scale of q_kp of {self}: max |q| over the fitting atoms [s1<=s2, k, p]"))
+        out.append(ParameterBlock(f"{pre}.c", "linear", (len(species), len(pairs), self.basis.K, self.P + 1),
+                                  (species, pairs, ks, ps), "eV",
+                                  f"coefficients c of {self} [centre species, neighbour pair s1<=s2, k, p]"))
+        return out
+
+    # ------------------------------------------------------------ forward
+    def moments(self, ctx, node) -> AngularMoments:
+        """The invariants q and moments A of this term on ctx's batch (cached)."""
+        return ctx.cached(node.index, "moments", lambda: self._moments(ctx, node))
+
+    def _moments(self, ctx, node) -> AngularMoments:
+        s = ctx.system
+        S = s.n_species
+        g = ctx.basis(node.basis).g
+        H = real_harmonics(s.u_pc, self.P)
+        K, V = g.shape[1], H.Y.shape[1]
+        A = (s.gather_centre @ (g[:, :, None] * H.Y[:, None, :]).reshape(-1, K * V)).reshape(s.n_atoms, S, K, V)
+        g2 = (s.gather_centre @ (g * g)).reshape(s.n_atoms, S, K)
+        pairs = [(a, b) for a in range(S) for b in range(a, S)]
+        q = np.zeros((s.n_atoms, len(pairs), K, self.P + 1))
+        for ip, (a, b) in enumerate(pairs):
+            prod = A[:, a] * A[:, b]                                          # (n, K, V)
+            for l in range(self.P + 1):
+                q[:, ip, :, l] = prod[:, :, l * l:(l + 1) * (l + 1)].sum(axis=2)
+            if a == b:
+                q[:, ip] -= g2[:, a][:, :, None]
+            else:
+                q[:, ip] *= 2.0
+        return AngularMoments(q, A, H, pairs)
+
+    def bounded(self, ctx, node) -> BoundedInvariants:
+        """The invariants the term uses (MODEL_SPEC §10), cached."""
+        def make():
+            q = self.moments(ctx, node).q
+            if ctx.model.version < 2:
+                return BoundedInvariants(q, np.ones_like(q))
+            qmax = ctx.params[f"n{node.index}.q_max"]
+            x, dx = exp_feature_fdf(0.0, q / qmax, ctx.tau)
+            return BoundedInvariants(qmax * x, dx)
+        return ctx.cached(node.index, "bounded", make)
+
+    def features(self, ctx, node) -> np.ndarray:
+        """The bounded invariants in the columns of atom i's species, shape
+        (n_atoms, S·S(S+1)/2·K·(P+1)) [-]."""
+        F = ctx.onehot[:, :, None, None, None] * self.bounded(ctx, node).value[:, None]
+        return F.reshape(ctx.system.n_atoms, -1)
+
+    def scale_maxima(self, ctx, node):
+        if ctx.model.version < 2:
+            return {}
+        return {f"n{node.index}.q_max": np.abs(self.moments(ctx, node).q).max(axis=0, initial=0.0)}
+
+    # ----------------------------------------------------------- backward
+    def vjp(self, ctx, node, a, grad, cols):
+        """Coefficients contracted, in chunks of adjoint columns so that no
+        (pairs × K × harmonics × columns) array is large."""
+        s = ctx.system
+        K = self.basis.K
+        V = (self.P + 1) ** 2
+        chunk = max(1, int(2e7 // max(1, s.n_pairs * K * V)))
+        for lo in range(0, a.shape[1], chunk):
+            hi = min(a.shape[1], lo + chunk)
+            self._vjp_chunk(ctx, node, a[:, lo:hi], grad, slice(cols.start + lo, cols.start + hi))
+
+    def _vjp_chunk(self, ctx, node, a, grad, cols):
+        s = ctx.system
+        S = s.n_species
+        mom = self.moments(ctx, node)
+        Y, dY = mom.harmonics.Y, mom.harmonics.dY
+        g, dg = ctx.basis(node.basis)
+        K, V = g.shape[1], Y.shape[1]
+        c = ctx.params[f"n{node.index}.c"]                                   # (S, npair, K, P1)
+        dsat = self.bounded(ctx, node).slope                                   # (n, npair, K, P1)
+        Lam = (c[s.species_n] * dsat)[..., None] * a[:, None, None, None, :]   # (n, npair, K, P1, m)
+        m = Lam.shape[-1]
+        LamV = Lam[:, :, :, mom.harmonics.degree, :]                           # (n, npair, K, V, m)
+        pair_index = {}
+        for ip, (x, y) in enumerate(mom.pairs):
+            pair_index[(x, y)] = pair_index[(y, x)] = ip
+        # B[i, s, k, v, m] = 2 Σ_s' Λ[i, pair(s, s'), k, v] A[i, s', k, v]
+        B = np.zeros((s.n_atoms, S, K, V, m))
+        for x in range(S):
+            for y in range(S):
+                B[:, x] += 2.0 * LamV[:, pair_index[(x, y)]] * mom.A[:, y][..., None]
+        rows = s.i_p * S + s.channel_p
+        Bp = B.reshape(s.n_atoms * S, K, V, m)[rows]                          # (p, K, V, m)
+        R = np.einsum("pkvm,pv,pk->pm", Bp, Y, dg)
+        # self term −Σ_j ĝ²: −2 Σ_k Σ_l Λ[i, pair(s, s), k, l] g dg
+        self_ip = np.array([pair_index[(x, x)] for x in range(S)])
+        Lself = Lam.sum(axis=3)[np.arange(s.n_atoms)[:, None], self_ip[None, :]]   # (n, S, K, m)
+        R -= 2.0 * np.einsum("pkm,pk->pm", Lself.reshape(s.n_atoms * S, K, m)[rows], g * dg)
+        grad.R[:, cols] += R
+        H = np.einsum("pkvm,pk->pvm", Bp, g)
+        grad.add_vector(cols, _project(s, np.einsum("pvm,pcv->pcm", H, dY)))
+
+    def feature_vjp(self, ctx, node, A, grad, cols):
+        """Column by column: column (Z, s1s2, k, l) has adjoint A[:, col] on
+        q_kl^(s1 s2)(i) of atoms of species Z; ∂q/∂A_kv(s1) = 2 A_kv(s2)."""
+        s = ctx.system
+        S = s.n_species
+        mom = self.moments(ctx, node)
+        Y, dY = mom.harmonics.Y, mom.harmonics.dY
+        g, dg = ctx.basis(node.basis)
+        K, P1 = g.shape[1], self.P + 1
+        npair = len(mom.pairs)
+        ncol = A.shape[1]
+        dsat = self.bounded(ctx, node).slope                                   # (n, npair, K, P1)
+        A5 = A.reshape(s.n_atoms, S, npair, K, P1) * ctx.onehot[:, :, None, None, None] * dsat[:, None]
+        cidx = np.arange(ncol).reshape(S, npair, K, P1)
+        R = np.zeros((s.n_pairs, ncol))
+        Vg = np.zeros((s.n_pairs, 3, ncol))
+        chan = s.channel_p
+        for ip, (x, y) in enumerate(mom.pairs):
+            sel = ((chan == x) | (chan == y)).astype(float)
+            other = np.where(chan == x, y, x)
+            for k in range(K):
+                Ap = mom.A[s.i_p, other, k]                                    # (p, V)
+                gdg = g[:, k] * dg[:, k]
+                for z in range(S):
+                    for l in range(P1):
+                        lam = A5[:, z, ip, k, l]
+                        if not lam.any():
+                            continue
+                        col = cidx[z, ip, k, l]
+                        js = slice(l * l, (l + 1) * (l + 1))
+                        Bv = (2.0 * lam[s.i_p] * sel)[:, None] * Ap[:, js]
+                        R[:, col] = (Bv * Y[:, js]).sum(1) * dg[:, k]
+                        if x == y:
+                            R[:, col] -= 2.0 * lam[s.i_p] * (chan == x) * gdg
+                        Vg[:, :, col] = g[:, k, None] * np.einsum("pj,pcj->pc", Bv, dY[:, :, js])
+        grad.R[:, cols] += R
+        grad.add_vector(cols, _project(s, Vg))
