@@ -75,6 +75,14 @@ enum compot_index_kind {
                                      dims[] holds d(d+1)/2 */
 };
 
+/* Values a parameter block allows (besides being finite). */
+enum compot_domain {
+  COMPOT_DOMAIN_FINITE = 0,      /* any finite number */
+  COMPOT_DOMAIN_POSITIVE = 1,    /* > 0 */
+  COMPOT_DOMAIN_ABOVE_ONE = 2,   /* > 1 */
+  COMPOT_DOMAIN_NONNEGATIVE = 3  /* >= 0 */
+};
+
 #define COMPOT_MAX_INDEX 4
 #define COMPOT_NAME_SIZE 48
 
@@ -96,6 +104,9 @@ typedef struct compot_param {
   int dims[COMPOT_MAX_INDEX];
   int index_kind[COMPOT_MAX_INDEX];
   char const *description;     /* meaning, unit, role and indexing, one line */
+  int domain;                  /* enum compot_domain */
+  char const *domain_text;     /* the condition in words ("alpha > 0") */
+  double initial;              /* value in a blank model */
 } compot_param;
 
 typedef struct compot_model compot_model;

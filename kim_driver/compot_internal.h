@@ -8,6 +8,7 @@
 #include "compot_core.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 
 /* Node kinds; they mirror the Python term classes one to one. */
 enum compot_node_kind {
@@ -106,6 +107,9 @@ struct compot_model {
      Z_j); the largest r_b (0: no pair is windowed, always so in v1) */
   double *win;     /* [2 S S] */
   double win_rb_max;
+  /* derived in refresh: the coefficients of the real harmonics up to
+     max_P (compot_real_harmonics_coef) */
+  double *ylm_coef; /* [3 compot_n_lm(max_P)] */
   /* format v2: the extrapolation grade gamma = |U_Z (f - mu_Z)|^2 of the
      feature vector f (d entries: every fitted leaf's features for the
      centre species, leaves in node order; node foff), pointers into values */
@@ -285,24 +289,46 @@ static inline compot_v4 v4_sum4(compot_v4 a, compot_v4 b, compot_v4 c, compot_v4
 #define COMPOT_ALWAYS_INLINE
 #endif
 
-/* compot_core.c */
+/* p rounded up to a multiple of 64 bytes (within 7 doubles) */
+static inline double *compot_align64(double *p)
+{
+  size_t mis = (size_t) ((uintptr_t) p % 64) / sizeof(double);
+  return mis ? p + (8 - mis) : p;
+}
+
+/* Index of the species pair (s1 <= s2), s1-major. */
+static inline int compot_pair_index(int S, int s1, int s2)
+{
+  return s1 * S - s1 * (s1 - 1) / 2 + (s2 - s1);
+}
+
+/* compot_model.c */
 void compot_set_msg(char *msg, size_t msg_size, char const *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
 int compot_symbol_to_z(char const *symbol);
-/* Condition a value of block p violates ("alpha > 0"), or NULL if valid. */
-char const *compot_value_domain_error(compot_param const *p, double v);
 /* Format v2: the rules tying r_b of species pair q to r_a, r_c and ZBL
    r_in; NULL, or buf with "what; expected X, found Y". */
 char const *compot_window_error(compot_model const *m, int q, double r_b,
                                 char *buf, size_t n);
-
 /* Format v2: the rule tying gamma_hi of species Z to gamma_lo; NULL, or
    buf with the expected condition ("gamma_hi > gamma_lo = X"). */
 char const *compot_grade_error(compot_model const *m, int Z, double hi,
                                char *buf, size_t n);
+
+/* compot_params.c: build the parameter table and storage from the tree;
+   the condition a value of block p violates ("alpha > 0"), or NULL. */
+int compot_build_params(compot_model *model, char *msg, size_t msg_size);
+char const *compot_value_domain_error(compot_param const *p, double v);
+
+/* compot_io.c: the species (checked; message without file prefix) and the
+   rule r_out <= r_c of ZBL terms, shared by the reader and blank models */
+int compot_set_species(compot_model *m, char const *const *syms, int n,
+                       char *msg, size_t msg_size);
+int compot_check_zbl_cutoff(compot_model const *m, char *msg,
+                            size_t msg_size);
 
 /* compot_expr.c: parse an expression into model->nodes / model->bases
    (structure only; parameter pointers are bound later).  On error fills msg
@@ -315,36 +341,43 @@ int compot_parse_expression(compot_model *model, char const *text, char *msg,
    accepts those, the format does not. */
 int compot_decimal_span(char const *s, int allow_sign);
 
-/* compot_core.c: build the parameter table and storage from the tree. */
-int compot_build_params(compot_model *model, char *msg, size_t msg_size);
-
-/* compot_kernels.c: math shared by compute and tests */
+/* compot_kernels.c: the scalar functions (value and derivative) */
 void compot_cutoff_fn(double r, double rc, double *fc, double *dfc);
-void compot_cutoff_fn_inv(double r, double rc_inv, double *fc, double *dfc);
 void compot_cutoff_n(int n, double const *r, double rc_inv, double *fc,
                      double *dfc);
-void compot_xfeature(double gamma, double u, double tau, double *x,
-                     double *dx);
-double compot_xfeature_ginv(double gamma);
-void compot_xfeature_v(int n, double const *gamma, double const *ginv,
-                       double const *u, double tau, double *x, double *dx);
+void compot_exp_feature(double gamma, double u, double tau, double *x,
+                        double *dx);
+double compot_exp_feature_ginv(double gamma);
+void compot_exp_feature_v(int n, double const *gamma, double const *ginv,
+                          double const *u, double tau, double *x, double *dx);
 void compot_inner_window(double r, double r_a, double r_b, double *s,
                          double *ds);
-double compot_exp(double x); /* branch-free exp, ~2 ulp, x clamped to [-708, 709] */
-void compot_exp_n(int n, double const *x, double *y);
 void compot_gaussian_n(compot_basis const *b, int m, double const *r,
                        double const *fc, double const *dfc, double *g,
                        double *dg);
-void compot_radial(compot_basis const *b, double rc, double r, double fc,
-                   double dfc, double *g, double *dg);
+void compot_radial_basis(compot_basis const *b, double rc, double r,
+                         double fc, double dfc, double *g, double *dg);
+
+/* compot_harmonics.c: the real harmonics of the angular term */
 int compot_n_lm(int P);
-void compot_ylm_coef(int P, double *coef);
-void compot_ylm_real_n(int n, double const *ux, double const *uy,
-                       double const *uz, int P, double const *coef,
-                       double *Y, double *dY, int stride);
-double compot_zbl_eval(compot_zbl const *z, int pair, double r_in,
+void compot_real_harmonics_coef(int P, double *coef);
+void compot_real_harmonics(int n, double const *ux, double const *uy,
+                           double const *uz, int P, double const *coef,
+                           double *Y, double *dY, int stride);
+
+/* compot_term_zbl.c: the ZBL pair function and its coefficients */
+double compot_zbl_pair(compot_zbl const *z, int pair, double r_in,
                        double r_out, double r, double *dphi);
 void compot_zbl_setup(compot_zbl *z, int pair, double zi, double zj,
                       double r_in, double r_out);
+
+/* Tables of the terms, sized by compot_build_params and made at refresh:
+   compot_term_exp.c (E and N leaves), compot_term_angular.c (A leaves),
+   compot_switch.c (the grade's padded rows) */
+size_t compot_exp_table_size(compot_model const *m, compot_node const *nd);
+void compot_exp_table_fill(compot_model const *m, compot_node *nd);
+size_t compot_angular_table_size(compot_model const *m, compot_node const *nd);
+void compot_angular_table_fill(compot_model const *m, compot_node *nd);
+void compot_grade_rows_fill(compot_model *m);
 
 #endif /* COMPOT_INTERNAL_H */

@@ -171,7 +171,7 @@ static int header_line(reader *r, char const *keyword, char const *form,
 }
 
 /* Store and check the species symbols; message without file prefix. */
-static int set_species(compot_model *m, char const *const *syms, int n,
+int compot_set_species(compot_model *m, char const *const *syms, int n,
                        char *msg, size_t msg_size)
 {
   int s, i;
@@ -210,7 +210,7 @@ static int set_species(compot_model *m, char const *const *syms, int n,
 }
 
 /* ZBL needs r_out <= r_c; message without file prefix. */
-static int check_zbl_cutoff(compot_model const *m, char *msg,
+int compot_check_zbl_cutoff(compot_model const *m, char *msg,
                             size_t msg_size)
 {
   int i;
@@ -304,7 +304,7 @@ static int read_model(compot_model *m, reader *r, char *msg, size_t msg_size)
   {
     char const *syms[MAX_SPECIES];
     for (s = 0; s < m->n_species; ++s) syms[s] = r->tok[s + 1];
-    err = set_species(m, syms, m->n_species, sub, sizeof sub);
+    err = compot_set_species(m, syms, m->n_species, sub, sizeof sub);
     if (err) {
       compot_set_msg(msg, msg_size, "%s:%d: %s", r->name, r->line, sub);
       return err;
@@ -322,7 +322,7 @@ static int read_model(compot_model *m, reader *r, char *msg, size_t msg_size)
     return COMPOT_ERR_FORMAT;
   }
   m->cutoff = v;
-  err = check_zbl_cutoff(m, sub, sizeof sub);
+  err = compot_check_zbl_cutoff(m, sub, sizeof sub);
   if (err) {
     compot_set_msg(msg, msg_size, "%s:%d: %s (cutoff on line %d)", r->name,
                    expr_line, sub, r->line);
@@ -468,86 +468,6 @@ int compot_create_from_text(compot_model **model, char const *text,
     char sub[512];
     err = compot_refresh(m, sub, sizeof sub);
     if (err) compot_set_msg(msg, msg_size, "%s: %s", r.name, sub);
-  }
-  if (err) {
-    compot_destroy(m);
-    return err;
-  }
-  *model = m;
-  return COMPOT_OK;
-}
-
-int compot_create_blank(compot_model **model, char const *expression,
-                        char const *const *species, int n_species,
-                        double cutoff, char *msg, size_t msg_size)
-{
-  return compot_create_blank_version(model, expression, species, n_species,
-                                     cutoff, 1, msg, msg_size);
-}
-
-int compot_create_blank_version(compot_model **model, char const *expression,
-                                char const *const *species, int n_species,
-                                double cutoff, int version, char *msg,
-                                size_t msg_size)
-{
-  compot_model *m;
-  int err, i, e;
-  size_t len;
-  if (model == NULL || expression == NULL || species == NULL) {
-    compot_set_msg(msg, msg_size, "compot_create_blank: NULL argument");
-    return COMPOT_ERR_ARG;
-  }
-  *model = NULL;
-  if (version < COMPOT_FORMAT_VERSION_MIN || version > COMPOT_FORMAT_VERSION) {
-    compot_set_msg(msg, msg_size,
-                   "compot_create_blank: format version %d is not supported; "
-                   "expected %d to %d",
-                   version, COMPOT_FORMAT_VERSION_MIN, COMPOT_FORMAT_VERSION);
-    return COMPOT_ERR_ARG;
-  }
-  m = (compot_model *) calloc(1, sizeof(compot_model));
-  if (m == NULL) {
-    compot_set_msg(msg, msg_size, "out of memory");
-    return COMPOT_ERR_MEMORY;
-  }
-  m->version = version;
-  len = strlen(expression);
-  m->expression = (char *) malloc(len + 1);
-  if (m->expression == NULL) {
-    compot_destroy(m);
-    compot_set_msg(msg, msg_size, "out of memory");
-    return COMPOT_ERR_MEMORY;
-  }
-  memcpy(m->expression, expression, len + 1);
-  err = compot_parse_expression(m, expression, msg, msg_size);
-  if (!err) err = set_species(m, species, n_species, msg, msg_size);
-  if (!err && !(cutoff > 0.0 && cutoff < 1e300)) {
-    compot_set_msg(msg, msg_size,
-                   "cutoff: expected a finite r_c > 0 [Angstrom], found %g",
-                   cutoff);
-    err = COMPOT_ERR_VALUE;
-  }
-  m->cutoff = cutoff;
-  if (!err) err = check_zbl_cutoff(m, msg, msg_size);
-  if (!err) err = compot_build_params(m, msg, msg_size);
-  if (!err) {
-    /* defaults: alpha 1, beta 2, scales 1, gamma 1, coefficients 0; in
-       format v2 tau 0.3, the inner window off (r_a = r_b = 0), E_ref 0
-       and the grade off (mu = U = 0, gamma_lo 1, gamma_hi 2) */
-    for (i = 0; i < m->n_params; ++i) {
-      compot_param const *p = &m->params[i];
-      size_t n = strlen(p->name);
-      double v = 0.0;
-      if (n >= 6 && strcmp(p->name + n - 6, "_alpha") == 0) v = 1.0;
-      if (n >= 5 && strcmp(p->name + n - 5, "_beta") == 0) v = 2.0;
-      if (n >= 4 && strcmp(p->name + n - 4, "_max") == 0) v = 1.0;
-      if (n >= 6 && strcmp(p->name + n - 6, "_gamma") == 0) v = 1.0;
-      if (strcmp(p->name, "w_tau") == 0) v = 0.3;
-      if (strcmp(p->name, "g_gamma_lo") == 0) v = 1.0; /* grade off: U = 0 */
-      if (strcmp(p->name, "g_gamma_hi") == 0) v = 2.0;
-      for (e = 0; e < p->extent; ++e) p->values[e] = v;
-    }
-    err = compot_refresh(m, msg, msg_size);
   }
   if (err) {
     compot_destroy(m);

@@ -1,9 +1,10 @@
 /*
- * compot_kernels.c -- kernels of the compot model (MODEL_SPEC.md
- * sections 1-4 and 10): cutoff function, inner window, radial basis
- * functions, the bounded exponentiated feature, the polynomial form of the Legendre addition
- * theorem, and the ZBL core repulsion.  Each function returns the value and
- * its derivative together.
+ * compot_kernels.c -- the scalar functions of the compot model
+ * (MODEL_SPEC.md sections 1-3 and 10): cutoff function, inner window,
+ * radial basis functions and the bounded exponentiated feature, on one
+ * argument or vectorised over many.  Each function returns the value and
+ * its derivative together.  (The real harmonics of the angular term are
+ * in compot_harmonics.c, the ZBL pair function in compot_term_zbl.c.)
  */
 #include "compot_internal.h"
 
@@ -27,20 +28,6 @@ void compot_cutoff_fn(double r, double rc, double *fc, double *dfc)
   x3 = x * x * x;
   *fc = 1.0 + x3 * x * (-35.0 + x * (84.0 + x * (-70.0 + 20.0 * x)));
   *dfc = x3 * (-140.0 + x * (420.0 + x * (-420.0 + 140.0 * x))) / rc;
-}
-
-/* The same with x = r * rc_inv (rc_inv = 1 / r_c), for the pair loop. */
-void compot_cutoff_fn_inv(double r, double rc_inv, double *fc, double *dfc)
-{
-  double x = r * rc_inv, x3;
-  if (x >= 1.0) {
-    *fc = 0.0;
-    *dfc = 0.0;
-    return;
-  }
-  x3 = x * x * x;
-  *fc = 1.0 + x3 * x * (-35.0 + x * (84.0 + x * (-70.0 + 20.0 * x)));
-  *dfc = x3 * (-140.0 + x * (420.0 + x * (-420.0 + 140.0 * x))) * rc_inv;
 }
 
 /* f_c and f_c' on n distances (the loop vectorises). */
@@ -104,15 +91,8 @@ static inline void exp_parts(double x, double *s_out, double *q_out)
   *q_out = r * p01;
 }
 
-double compot_exp(double x)
-{
-  double s, q;
-  exp_parts(x, &s, &q);
-  return s + s * q;
-}
-
 /* y[i] = exp(x[i]) for i < n (y may equal x); the loop vectorises. */
-void compot_exp_n(int n, double const *x, double *y)
+static void exp_n(int n, double const *x, double *y)
 {
   int i;
   for (i = 0; i < n; ++i) {
@@ -135,10 +115,10 @@ void compot_exp_n(int n, double const *x, double *y)
  * (as compot.functions.exp_feature_fdf, whose tau None is tau = 0 here).
  * Inside (d = 0) both continuations give x(g, u) and e exactly.
  * ginv[i] = 1/gamma[i], or 1 where |gamma[i]| < 1e-6
- * (compot_xfeature_ginv).  Branches are arithmetic blends, so the loops
+ * (compot_exp_feature_ginv).  Branches are arithmetic blends, so the loops
  * vectorise; with tau > 0 the loop with tanh runs only when some |u| > 1.
  */
-double compot_xfeature_ginv(double gamma)
+double compot_exp_feature_ginv(double gamma)
 {
   return fabs(gamma) < 1e-6 ? 1.0 : 1.0 / gamma;
 }
@@ -153,7 +133,7 @@ static inline double tanh_bf(double y)
   return copysign(em1 / (em1 + 2.0), y);
 }
 
-static inline void xfeature_inside(double g, double gi, double v, double *uc,
+static inline void exp_feature_inside(double g, double gi, double v, double *uc,
                                    double *e, double *xin)
 {
   double lo = (double) (v < -1.0), hi = (double) (v > 1.0);
@@ -166,7 +146,7 @@ static inline void xfeature_inside(double g, double gi, double v, double *uc,
          + (1.0 - small) * ((s * q + (s - 1.0)) * gi);
 }
 
-void compot_xfeature_v(int n, double const *gamma, double const *ginv,
+void compot_exp_feature_v(int n, double const *gamma, double const *ginv,
                        double const *u, double tau, double *x, double *dx)
 {
   int i, outside = 0;
@@ -175,7 +155,7 @@ void compot_xfeature_v(int n, double const *gamma, double const *ginv,
   if (!outside) {
     for (i = 0; i < n; ++i) {
       double g = gamma[i], v = u[i], uc, e, xin, d;
-      xfeature_inside(g, ginv[i], v, &uc, &e, &xin);
+      exp_feature_inside(g, ginv[i], v, &uc, &e, &xin);
       d = v - uc;
       x[i] = xin + e * d + 0.5 * g * e * d * d;
       dx[i] = e + g * e * d;
@@ -184,7 +164,7 @@ void compot_xfeature_v(int n, double const *gamma, double const *ginv,
   }
   for (i = 0; i < n; ++i) {
     double g = gamma[i], v = u[i], uc, e, xin, th, T;
-    xfeature_inside(g, ginv[i], v, &uc, &e, &xin);
+    exp_feature_inside(g, ginv[i], v, &uc, &e, &xin);
     th = tanh_bf((v - uc) / tau);
     T = tau * th;
     x[i] = xin + e * T + 0.5 * g * e * T * T;
@@ -192,11 +172,11 @@ void compot_xfeature_v(int n, double const *gamma, double const *ginv,
   }
 }
 
-void compot_xfeature(double gamma, double u, double tau, double *x,
+void compot_exp_feature(double gamma, double u, double tau, double *x,
                      double *dx)
 {
-  double ginv = compot_xfeature_ginv(gamma);
-  compot_xfeature_v(1, &gamma, &ginv, &u, tau, x, dx);
+  double ginv = compot_exp_feature_ginv(gamma);
+  compot_exp_feature_v(1, &gamma, &ginv, &u, tau, x, dx);
 }
 
 /*
@@ -236,7 +216,7 @@ void compot_inner_window(double r, double r_a, double r_b, double *s,
  * The Gaussian loop over k vectorises.  (No recurrence in k: e_(k+1) =
  * e_k^beta is a product only for integer beta, and beta is fitted.)
  */
-void compot_radial(compot_basis const *b, double rc, double r, double fc,
+void compot_radial_basis(compot_basis const *b, double rc, double r, double fc,
                    double dfc, double *g, double *dg)
 {
   int k, K = b->K;
@@ -286,7 +266,7 @@ void compot_gaussian_n(compot_basis const *b, int m, double const *r,
     double r2 = r[t] * r[t];
     for (k = 0; k < K; ++k) g[t * K + k] = -a[k] * r2;
   }
-  compot_exp_n(m * K, g, g);
+  exp_n(m * K, g, g);
   for (t = 0; t < m; ++t) {
     double f = fc[t], df = dfc[t], two_r_fc = 2.0 * r[t] * f;
     double *gt = g + t * K, *dgt = dg + t * K;
@@ -296,227 +276,4 @@ void compot_gaussian_n(compot_basis const *b, int m, double const *r,
       dgt[k] = e * (df - a[k] * two_r_fc);
     }
   }
-}
-
-/* Number of (l, m) with 0 <= m <= l <= P; index of (l, m) is l(l+1)/2 + m. */
-int compot_n_lm(int P) { return (P + 1) * (P + 2) / 2; }
-
-/* coef[3 lm + 0..2] for lm < compot_n_lm(P): sqrt(w_lm) and the
-   coefficients of the recurrence for Q_l^m (compot_ylm_real_n). */
-void compot_ylm_coef(int P, double *coef)
-{
-  int l, m, t;
-  double dfact = 1.0;
-  for (m = 0; m <= P; ++m) {
-    if (m > 0) dfact *= (double) (2 * m - 1);
-    for (l = m; l <= P; ++l) {
-      int lm = l * (l + 1) / 2 + m;
-      double w = 1.0;
-      if (m > 0) {
-        w = 2.0;
-        for (t = l - m + 1; t <= l + m; ++t) w /= (double) t;
-      }
-      coef[3 * lm] = sqrt(w);
-      if (l == m) { /* Q_m^m = (2m-1)!! */
-        coef[3 * lm + 1] = 0.0;
-        coef[3 * lm + 2] = -dfact;
-      } else if (l == m + 1) { /* Q_(m+1)^m = (2m+1) z Q_m^m */
-        coef[3 * lm + 1] = (double) (2 * m + 1) * dfact;
-        coef[3 * lm + 2] = 0.0;
-      } else {
-        coef[3 * lm + 1] = (double) (2 * l - 1) / (double) (l - m);
-        coef[3 * lm + 2] = (double) (l + m - 1) / (double) (l - m);
-      }
-    }
-  }
-}
-
-/*
- * Polynomial form of the addition theorem (MODEL_SPEC 3, angular term).
- * For a unit vector u = (x, y, z):
- *   C_0 = 1, S_0 = 0, C_m = x C_(m-1) - y S_(m-1), S_m = x S_(m-1) + y C_(m-1)
- *   Q_l^m(z) = d^m P_l / dz^m:  Q_m^m = (2m-1)!!, Q_(m+1)^m = (2m+1) z Q_m^m,
- *   Q_l^m = ((2l-1) z Q_(l-1)^m - (l+m-1) Q_(l-2)^m) / (l-m),
- * so that P_l(u_a . u_b) = sum_m w_lm Q_l^m(z_a) Q_l^m(z_b)
- *   [C_m(a) C_m(b) + S_m(a) S_m(b)],  w_l0 = 1, w_lm = 2 (l-m)!/(l+m)!,
- * i.e. P_l(u_a . u_b) = sum_v Y_v(u_a) Y_v(u_b) over the 2l+1 real functions
- *   Y_(l^2) = Q_l^0,  Y_(l^2+2m-1) = sqrt(w_lm) Q_l^m C_m,
- *   Y_(l^2+2m) = sqrt(w_lm) Q_l^m S_m   (m = 1..l),
- * (P_l-normalised real solid harmonics on the unit sphere).
- * For n unit vectors u_t = (ux[t], uy[t], uz[t]) at once, in blocks of 4
- * lanes (n a multiple of 4): Y[v stride + t] for v < (P+1)^2 and, if dY is not
- * NULL, the gradients dY[(a nv + v) stride + t] (component a = x, y, z;
- * nv = (P+1)^2) with x, y, z treated as independent (dC_m/dx = m C_(m-1),
- * dC_m/dy = -m S_(m-1), dS_m/dx = m S_(m-1), dS_m/dy = m C_(m-1),
- * dQ_l^m/dz = Q_l^(m+1)).  coef: 3 compot_n_lm(P) coefficients from
- * compot_ylm_coef (per (l, m): sqrt(w_lm) and two of the recurrence; the
- * table of a larger P serves too).  stride >= n; P <= COMPOT_MAX_P.
- */
-static inline COMPOT_ALWAYS_INLINE void
-ylm_real(int n, double const *ux, double const *uy, double const *uz, int P,
-         double const *coef, double *Y, double *dY,
-         int stride)
-{
-  int nv = (P + 1) * (P + 1), l, m, t;
-  size_t st = (size_t) stride, plane = (size_t) nv * st;
-#define SW(lm) coef[3 * (lm)]
-#define CA(lm) coef[3 * (lm) + 1]
-#define CB(lm) coef[3 * (lm) + 2]
-  /* per block of 4 vectors: C_m, S_m and Q_l^m (registers once the copies
-     for small P are unrolled; at most 27.5 kB of stack for P = 40) */
-  compot_v4 cm[P + 1], sm[P + 1], q[(P + 1) * (P + 2) / 2];
-  compot_v4 const zero = v4_set1(0.0);
-
-  for (t = 0; t < n; t += 4) {
-    compot_v4 x = v4_load(ux + t), y = v4_load(uy + t), z = v4_load(uz + t);
-    compot_v4 c0 = v4_set1(1.0), s0 = zero;
-    cm[0] = c0;
-    sm[0] = s0;
-    for (m = 1; m <= P; ++m) {
-      compot_v4 c1 = v4_sub(v4_mul(x, c0), v4_mul(y, s0));
-      compot_v4 s1 = v4_add(v4_mul(x, s0), v4_mul(y, c0));
-      cm[m] = c1;
-      sm[m] = s1;
-      c0 = c1;
-      s0 = s1;
-    }
-    for (m = 0; m <= P; ++m) {
-      int lm = m * (m + 1) / 2 + m;
-      compot_v4 qb = v4_set1(-CB(lm)), qa;
-      q[lm] = qb;
-      if (m + 1 > P) continue;
-      lm += m + 1;
-      qa = v4_mul(v4_set1(CA(lm)), z);
-      q[lm] = qa;
-      for (l = m + 2; l <= P; ++l) {
-        compot_v4 qv;
-        lm += l;
-        qv = v4_sub(v4_mul(v4_mul(v4_set1(CA(lm)), z), qa),
-                    v4_mul(v4_set1(CB(lm)), qb));
-        q[lm] = qv;
-        qb = qa;
-        qa = qv;
-      }
-    }
-    for (l = 0; l <= P; ++l) {
-      int lm = l * (l + 1) / 2, v = l * l;
-      compot_v4 Q = q[lm];
-      double *dc = dY + (size_t) v * st + t;
-      v4_store(Y + (size_t) v * st + t, Q);
-      if (dY != NULL) {
-        v4_store(dc, zero);
-        v4_store(dc + plane, zero);
-        v4_store(dc + 2 * plane, l > 0 ? q[lm + 1] : zero);
-      }
-      for (m = 1; m <= l; ++m) {
-        compot_v4 w = v4_set1(SW(lm + m)), wq = v4_mul(w, q[lm + m]);
-        compot_v4 cmm = cm[m], smm = sm[m];
-        double *yc = Y + (size_t) (v + 2 * m - 1) * st + t;
-        v4_store(yc, v4_mul(wq, cmm));
-        v4_store(yc + st, v4_mul(wq, smm));
-        if (dY != NULL) {
-          compot_v4 mq = v4_mul(v4_set1((double) m), wq);
-          compot_v4 wd = m < l ? v4_mul(w, q[lm + m + 1]) : zero;
-          compot_v4 cm1 = cm[m - 1], sm1 = sm[m - 1];
-          dc = dY + (size_t) (v + 2 * m - 1) * st + t;
-          v4_store(dc, v4_mul(mq, cm1));
-          v4_store(dc + plane, v4_sub(zero, v4_mul(mq, sm1)));
-          v4_store(dc + 2 * plane, v4_mul(wd, cmm));
-          v4_store(dc + st, v4_mul(mq, sm1));
-          v4_store(dc + st + plane, v4_mul(mq, cm1));
-          v4_store(dc + st + 2 * plane, v4_mul(wd, smm));
-        }
-      }
-    }
-  }
-#undef SW
-#undef CA
-#undef CB
-}
-
-void compot_ylm_real_n(int n, double const *ux, double const *uy,
-                       double const *uz, int P, double const *coef,
-                       double *Y, double *dY, int stride)
-{
-  /* copies for small P, with the loops over l and m unrolled */
-  switch (P) {
-  case 2: ylm_real(n, ux, uy, uz, 2, coef, Y, dY, stride); break;
-  case 3: ylm_real(n, ux, uy, uz, 3, coef, Y, dY, stride); break;
-  case 4: ylm_real(n, ux, uy, uz, 4, coef, Y, dY, stride); break;
-  case 5: ylm_real(n, ux, uy, uz, 5, coef, Y, dY, stride); break;
-  case 6: ylm_real(n, ux, uy, uz, 6, coef, Y, dY, stride); break;
-  default: ylm_real(n, ux, uy, uz, P, coef, Y, dY, stride); break;
-  }
-}
-
-/*
- * ZBL universal screened nuclear repulsion, as LAMMPS pair_style zbl
- * (Ziegler, Biersack, Littmark, "The Stopping and Range of Ions in Matter",
- * 1985):  E(r) = Z_i Z_j qqr2e / r * sum_n c_n exp(-d_n r / a),
- * a = 0.46850 / (Z_i^0.23 + Z_j^0.23) [Angstrom], qqr2e = 14.399645 eV A.
- * Between r_in and r_out a polynomial t^3 (sw3 + sw4 t), t = r - r_in, is
- * added, and a constant sw5 everywhere below r_out, so that the energy and
- * its first two derivatives vanish at r_out.  phi = 0 for r >= r_out.
- */
-static double const zbl_c[4] = {0.02817, 0.28022, 0.50986, 0.18175};
-static double const zbl_d[4] = {0.20162, 0.40290, 0.94229, 3.19980};
-#define ZBL_PZBL 0.23
-#define ZBL_A0 0.46850
-#define ZBL_QQR2E 14.399645
-
-static void zbl_raw(double const *d, double zze, double r, double *e,
-                    double *de, double *d2e)
-{
-  double sum = 0.0, sum_p = 0.0, sum_pp = 0.0, rinv = 1.0 / r;
-  int n;
-  for (n = 0; n < 4; ++n) {
-    double en = zbl_c[n] * exp(-d[n] * r);
-    sum += en;
-    sum_p += d[n] * en;
-    sum_pp += d[n] * d[n] * en;
-  }
-  *e = zze * sum * rinv;
-  *de = zze * (-sum_p - sum * rinv) * rinv;
-  if (d2e != NULL)
-    *d2e = zze * (sum_pp + 2.0 * sum_p * rinv + 2.0 * sum * rinv * rinv)
-           * rinv;
-}
-
-void compot_zbl_setup(compot_zbl *z, int pair, double zi, double zj,
-                      double r_in, double r_out)
-{
-  double ainv = (pow(zi, ZBL_PZBL) + pow(zj, ZBL_PZBL)) / ZBL_A0;
-  double *d = z->d + 4 * pair, *sw = z->sw + 5 * pair;
-  double tc = r_out - r_in, fc, fcp, fcpp, swa, swb;
-  int n;
-  for (n = 0; n < 4; ++n) d[n] = zbl_d[n] * ainv;
-  z->zze[pair] = zi * zj * ZBL_QQR2E;
-  zbl_raw(d, z->zze[pair], r_out, &fc, &fcp, &fcpp);
-  swa = (-3.0 * fcp + tc * fcpp) / (tc * tc);
-  swb = (2.0 * fcp - tc * fcpp) / (tc * tc * tc);
-  sw[0] = swa;
-  sw[1] = swb;
-  sw[2] = swa / 3.0;
-  sw[3] = swb / 4.0;
-  sw[4] = -fc + (tc / 2.0) * fcp - (tc * tc / 12.0) * fcpp;
-}
-
-double compot_zbl_eval(compot_zbl const *z, int pair, double r_in,
-                       double r_out, double r, double *dphi)
-{
-  double const *sw = z->sw + 5 * pair;
-  double e, de;
-  if (r >= r_out) {
-    *dphi = 0.0;
-    return 0.0;
-  }
-  zbl_raw(z->d + 4 * pair, z->zze[pair], r, &e, &de, NULL);
-  e += sw[4];
-  if (r > r_in) {
-    double t = r - r_in;
-    e += t * t * t * (sw[2] + sw[3] * t);
-    de += t * t * (sw[0] + sw[1] * t);
-  }
-  *dphi = de;
-  return e;
 }

@@ -1477,19 +1477,19 @@ static void test_kernels(void)
   for (i = 0; i < sizeof gs / sizeof gs[0]; ++i) {
     g = gs[i];
     for (u = -2.5; u <= 2.5; u += 0.125) {
-      compot_xfeature(g, u, 0.0, &x, &dx);
+      compot_exp_feature(g, u, 0.0, &x, &dx);
       CHECK(fabs(x - ref_x(g, u)) <= 1e-14 * (1 + fabs(x)),
             "x(%g,%g) = %.17g, direct %.17g", g, u, x, ref_x(g, u));
-      compot_xfeature(g, u + 1e-6, 0.0, &xp, &dd);
-      compot_xfeature(g, u - 1e-6, 0.0, &xm, &dd);
+      compot_exp_feature(g, u + 1e-6, 0.0, &xp, &dd);
+      compot_exp_feature(g, u - 1e-6, 0.0, &xm, &dd);
       CHECK(fabs((xp - xm) / 2e-6 - dx) <= 1e-7 * (1 + fabs(dx)),
             "x'(%g,%g)", g, u);
     }
-    compot_xfeature(g, 1.0, 0.0, &x, &dx);
-    compot_xfeature(g, 1.0 + 1e-12, 0.0, &xp, &dd);
+    compot_exp_feature(g, 1.0, 0.0, &x, &dx);
+    compot_exp_feature(g, 1.0 + 1e-12, 0.0, &xp, &dd);
     CHECK(fabs(xp - x) < 1e-11 && fabs(dd - dx) < 1e-10, "C1 at u=1");
-    compot_xfeature(g, -1.0, 0.0, &x, &dx);
-    compot_xfeature(g, -1.0 - 1e-12, 0.0, &xm, &dd);
+    compot_exp_feature(g, -1.0, 0.0, &x, &dx);
+    compot_exp_feature(g, -1.0 - 1e-12, 0.0, &xm, &dd);
     CHECK(fabs(xm - x) < 1e-11 && fabs(dd - dx) < 1e-10, "C1 at u=-1");
   }
   /* cutoff: 1 at 0, 0 with three vanishing derivatives at r_c */
@@ -1517,20 +1517,20 @@ static void test_kernels(void)
     compot_zbl_setup(&z, 0, 41, 41, 1.6, 2.4);
     for (i = 0; i < sizeof rs / sizeof rs[0]; ++i) {
       double vp, vm;
-      v = compot_zbl_eval(&z, 0, 1.6, 2.4, rs[i], &dphi);
+      v = compot_zbl_pair(&z, 0, 1.6, 2.4, rs[i], &dphi);
       CHECK(fabs(v - ref_zbl(41, 41, 1.6, 2.4, rs[i])) <= 1e-12 * (1 + fabs(v)),
             "zbl(%g)", rs[i]);
-      vp = compot_zbl_eval(&z, 0, 1.6, 2.4, rs[i] + 1e-6, &dd);
-      vm = compot_zbl_eval(&z, 0, 1.6, 2.4, rs[i] - 1e-6, &dd);
+      vp = compot_zbl_pair(&z, 0, 1.6, 2.4, rs[i] + 1e-6, &dd);
+      vm = compot_zbl_pair(&z, 0, 1.6, 2.4, rs[i] - 1e-6, &dd);
       CHECK(fabs((vp - vm) / 2e-6 - dphi) <= 1e-6 * (1 + fabs(dphi)),
             "zbl'(%g)", rs[i]);
     }
-    v = compot_zbl_eval(&z, 0, 1.6, 2.4, 2.4 - 1e-4, &dphi);
+    v = compot_zbl_pair(&z, 0, 1.6, 2.4, 2.4 - 1e-4, &dphi);
     CHECK(fabs(v) < 1e-9 && fabs(dphi) < 1e-6, "zbl smooth at r_out");
-    v = compot_zbl_eval(&z, 0, 1.6, 2.4, 2.4, &dphi);
+    v = compot_zbl_pair(&z, 0, 1.6, 2.4, 2.4, &dphi);
     CHECK(v == 0.0 && dphi == 0.0, "zbl zero at r_out");
     /* unshifted ZBL at 1 A for Z = 41: 41^2 * 14.399645 * sum c e^(-d r/a) */
-    v = compot_zbl_eval(&z, 0, 1.6, 2.4, 1.0, &dphi) - sw[4];
+    v = compot_zbl_pair(&z, 0, 1.6, 2.4, 1.0, &dphi) - sw[4];
     CHECK(fabs(v - ref_zbl_raw(41, 41, 1.0, 0)) < 1e-10, "zbl raw");
   }
 }
@@ -1546,12 +1546,12 @@ static void test_kernels_v2(void)
     for (i = 0; i < sizeof gs / sizeof gs[0]; ++i) {
       double g = gs[i], tau = taus[t], u, x, dx, xp, xm, dp, dm, h = 1e-6;
       for (u = -4.0; u <= 4.0; u += 0.0625) {
-        compot_xfeature(g, u, tau, &x, &dx);
+        compot_exp_feature(g, u, tau, &x, &dx);
         CHECK(fabs(x - ref_xt(g, u, tau)) <= 1e-14 * (1 + fabs(x)),
               "x(%g,%g; tau %g) = %.17g, direct %.17g", g, u, tau, x,
               ref_xt(g, u, tau));
-        compot_xfeature(g, u + h, tau, &xp, &dp);
-        compot_xfeature(g, u - h, tau, &xm, &dm);
+        compot_exp_feature(g, u + h, tau, &xp, &dp);
+        compot_exp_feature(g, u - h, tau, &xm, &dm);
         CHECK(fabs((xp - xm) / (2 * h) - dx) <= 1e-7 * (1 + fabs(dx)),
               "x'(%g,%g; tau %g): %.17g vs %.17g", g, u, tau, dx,
               (xp - xm) / (2 * h));
@@ -1559,22 +1559,22 @@ static void test_kernels_v2(void)
       for (u = -1.0; u <= 1.0; u += 2.0) {
         /* C2 at |u| = 1: x, x' and x'' = gamma e^(gamma u) from both sides */
         double s = u, e = exp(g * u), x0, d0, d1, d2;
-        compot_xfeature(g, u, tau, &x0, &d0);
-        compot_xfeature(g, u + s * 1e-12, tau, &xp, &dp);
+        compot_exp_feature(g, u, tau, &x0, &d0);
+        compot_exp_feature(g, u + s * 1e-12, tau, &xp, &dp);
         CHECK(fabs(xp - x0) < 1e-11 && fabs(dp - d0) < 1e-10,
               "C1 at u = %g (tau %g)", u, tau);
         /* one-sided differences of x' over h: error ~ h x''', and x''' of
            the continuation is about -2 e / tau^2 */
         h = 1e-7;
-        compot_xfeature(g, u + s * h, tau, &x, &d1);
-        compot_xfeature(g, u - s * h, tau, &x, &d2);
+        compot_exp_feature(g, u + s * h, tau, &x, &d1);
+        compot_exp_feature(g, u - s * h, tau, &x, &d2);
         CHECK(fabs((d1 - d0) / (s * h) - g * e) < 1e-6 + 4 * h * e / (tau * tau)
                   && fabs((d0 - d2) / (s * h) - g * e) < 1e-6 + 4 * h * e,
               "C2 at u = %g (gamma %g, tau %g): x'' %.9g | %.9g, expected %.9g",
               u, g, tau, (d0 - d2) / (s * h), (d1 - d0) / (s * h), g * e);
         h = 1e-6;
         /* bounded: |x - x(g, u_b)| <= e tau + |g| e tau^2 / 2, and x' -> 0 */
-        compot_xfeature(g, u * 1e6, tau, &x, &dx);
+        compot_exp_feature(g, u * 1e6, tau, &x, &dx);
         CHECK(fabs(x - x0) <= e * tau + fabs(g) * e * tau * tau / 2 + 1e-12
                   && fabs(dx) < 1e-12,
               "x(%g, %g; tau %g) = %g not bounded (x' %g)", g, u * 1e6, tau,

@@ -1,49 +1,61 @@
 /*
- * compot_core.c -- model lifecycle, parameter table and refresh of the
- * compot C core.  The parameter table is the single description of every
- * parameter block (name, meaning, unit, role, indexing); the reader, the
- * writer and the KIM glue all iterate over it.
+ * compot_params.c -- the parameter table of a model: the single
+ * description of every parameter block (name, meaning, unit, role,
+ * indexing, domain, initial value) that the reader, the writer, the
+ * refresh and the KIM glue iterate over; and the storage of the values and
+ * of the arrays derived from them at refresh.
  */
 #include "compot_internal.h"
 
 #include <float.h>
-#include <math.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-void compot_set_msg(char *msg, size_t msg_size, char const *fmt, ...)
+/* What values a block allows (compot_value_domain_error) and the value of
+   a blank model (compot_create_blank). */
+typedef struct domain {
+  int kind;         /* enum compot_domain */
+  char const *text; /* the condition, in the reader's messages */
+  double initial;
+} domain;
+
+static domain const FINITE = {COMPOT_DOMAIN_FINITE, "a finite number", 0.0};
+static domain const ALPHA = {COMPOT_DOMAIN_POSITIVE, "alpha > 0", 1.0};
+static domain const BETA = {COMPOT_DOMAIN_ABOVE_ONE, "beta > 1", 2.0};
+static domain const PHI_MAX = {
+    COMPOT_DOMAIN_POSITIVE,
+    "phi_max > 0 (a channel that never occurs is stored as 1)", 1.0};
+static domain const RHO_MAX = {
+    COMPOT_DOMAIN_POSITIVE,
+    "rho_max > 0 (a channel that never occurs is stored as 1)", 1.0};
+static domain const Q_MAX = {
+    COMPOT_DOMAIN_POSITIVE,
+    "q_max > 0 (a channel that never occurs is stored as 1)", 1.0};
+static domain const GAMMA = {COMPOT_DOMAIN_FINITE, "a finite number", 1.0};
+static domain const TAU = {COMPOT_DOMAIN_POSITIVE,
+                           "tau > 0 (the saturation width)", 0.3};
+static domain const R_A = {COMPOT_DOMAIN_NONNEGATIVE,
+                           "r_a >= 0 (the inner window start)", 0.0};
+/* the grade off: U = 0 */
+static domain const GAMMA_LO = {
+    COMPOT_DOMAIN_POSITIVE,
+    "gamma_lo > 0 (the grade up to which the fitted energy is on)", 1.0};
+static domain const GAMMA_HI = {COMPOT_DOMAIN_FINITE, "a finite number", 2.0};
+
+/* Domain of a value of block p; returns a description of the violated
+   condition or NULL.  (Rules tying values together: compot_window_error,
+   compot_grade_error.) */
+char const *compot_value_domain_error(compot_param const *p, double v)
 {
-  va_list ap;
-  if (msg == NULL || msg_size == 0) return;
-  va_start(ap, fmt);
-  vsnprintf(msg, msg_size, fmt, ap);
-  va_end(ap);
+  if (!(v == v) || v > DBL_MAX || v < -DBL_MAX) return "a finite number";
+  switch (p->domain) {
+  case COMPOT_DOMAIN_POSITIVE: return v > 0.0 ? NULL : p->domain_text;
+  case COMPOT_DOMAIN_ABOVE_ONE: return v > 1.0 ? NULL : p->domain_text;
+  case COMPOT_DOMAIN_NONNEGATIVE: return v >= 0.0 ? NULL : p->domain_text;
+  default: return NULL;
+  }
 }
 
-/* Chemical symbols by atomic number (index 0 unused). */
-static char const *const element_symbols[] = {
-    "",   "H",  "He", "Li", "Be", "B",  "C",  "N",  "O",  "F",  "Ne", "Na",
-    "Mg", "Al", "Si", "P",  "S",  "Cl", "Ar", "K",  "Ca", "Sc", "Ti", "V",
-    "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As", "Se", "Br",
-    "Kr", "Rb", "Sr", "Y",  "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag",
-    "Cd", "In", "Sn", "Sb", "Te", "I",  "Xe", "Cs", "Ba", "La", "Ce", "Pr",
-    "Nd", "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er", "Tm", "Yb", "Lu",
-    "Hf", "Ta", "W",  "Re", "Os", "Ir", "Pt", "Au", "Hg", "Tl", "Pb", "Bi",
-    "Po", "At", "Rn", "Fr", "Ra", "Ac", "Th", "Pa", "U",  "Np", "Pu", "Am",
-    "Cm", "Bk", "Cf", "Es", "Fm", "Md", "No", "Lr", "Rf", "Db", "Sg", "Bh",
-    "Hs", "Mt", "Ds", "Rg", "Cn", "Nh", "Fl", "Mc", "Lv", "Ts", "Og"};
-
-int compot_symbol_to_z(char const *symbol)
-{
-  int z;
-  for (z = 1; z < (int) (sizeof element_symbols / sizeof element_symbols[0]);
-       ++z)
-    if (strcmp(symbol, element_symbols[z]) == 0) return z;
-  return 0;
-}
-
-/* ---- parameter table ---------------------------------------------------- */
 
 typedef struct table_builder {
   compot_model *m;
@@ -79,8 +91,8 @@ static char *dup_printf(char const *fmt, ...)
 /* Add a block; returns a pointer to its values (NULL when counting). */
 static double *add_block(table_builder *tb, char const *name,
                          char const *key, char const *unit, int role,
-                         int n_index, int const *dims, int const *kinds,
-                         char *description)
+                         domain const *dom, int n_index, int const *dims,
+                         int const *kinds, char *description)
 {
   int extent = 1, i;
   compot_param *p;
@@ -106,6 +118,9 @@ static double *add_block(table_builder *tb, char const *name,
     p->index_kind[i] = kinds[i];
   }
   p->description = description;
+  p->domain = dom->kind;
+  p->domain_text = dom->text;
+  p->initial = dom->initial;
   tb->n_values += extent;
   return p->values;
 }
@@ -185,7 +200,7 @@ static void add_grade_blocks(table_builder *tb, char const *sp)
   dims[0] = S;
   dims[1] = m->grade_d;
   v = add_block(
-      tb, "g_mu", "g.mu", "1", COMPOT_ROLE_FIXED, 2, dims, kinds_sd,
+      tb, "g_mu", "g.mu", "1", COMPOT_ROLE_FIXED, &FINITE, 2, dims, kinds_sd,
       dup_printf("extrapolation grade: mean mu[Z][c] of the feature vector "
                  "f of the atoms of species Z over the fitted data; f = "
                  "every fitted leaf's features for the centre species "
@@ -198,7 +213,7 @@ static void add_grade_blocks(table_builder *tb, char const *sp)
   if (v) m->g_mu = v;
   dims[1] = m->grade_d * (m->grade_d + 1) / 2;
   v = add_block(
-      tb, "g_U", "g.U", "1", COMPOT_ROLE_FIXED, 2, dims, kinds_st,
+      tb, "g_U", "g.U", "1", COMPOT_ROLE_FIXED, &FINITE, 2, dims, kinds_st,
       dup_printf("extrapolation grade: whitening factor U[Z][r][c], c <= r, "
                  "lower triangular with C_Z^-1 = U^T U (C_Z the covariance "
                  "of f over the fitted data); grade gamma = |U (f - mu)|^2; "
@@ -208,7 +223,7 @@ static void add_grade_blocks(table_builder *tb, char const *sp)
                  dims[1], m->grade_d, sp));
   if (v) m->g_U = v;
   v = add_block(
-      tb, "g_gamma_lo", "g.gamma_lo", "1", COMPOT_ROLE_FIXED, 1, dims,
+      tb, "g_gamma_lo", "g.gamma_lo", "1", COMPOT_ROLE_FIXED, &GAMMA_LO, 1, dims,
       kinds_s,
       dup_printf("extrapolation grade: gamma_lo[Z] > 0 up to which the "
                  "fitted energy of an atom of species Z is fully on; "
@@ -219,7 +234,7 @@ static void add_grade_blocks(table_builder *tb, char const *sp)
                  sp));
   if (v) m->g_lo = v;
   v = add_block(
-      tb, "g_gamma_hi", "g.gamma_hi", "1", COMPOT_ROLE_FIXED, 1, dims,
+      tb, "g_gamma_hi", "g.gamma_hi", "1", COMPOT_ROLE_FIXED, &GAMMA_HI, 1, dims,
       kinds_s,
       dup_printf("extrapolation grade: gamma_hi[Z] > gamma_lo[Z] from which "
                  "the fitted energy of an atom of species Z is fully off "
@@ -245,7 +260,7 @@ static int build_table(table_builder *tb)
     double *v;
     dims[0] = npair;
     v = add_block(
-        tb, "w_tau", "w.tau", "1", COMPOT_ROLE_FIXED, 0, NULL, NULL,
+        tb, "w_tau", "w.tau", "1", COMPOT_ROLE_FIXED, &TAU, 0, NULL, NULL,
         dup_printf("saturation width tau > 0 of every bounded feature: "
                    "beyond |u| = 1 the features x(gamma, u) of the E and N "
                    "leaves and x(0, q/q_max) of the A leaves continue as "
@@ -254,7 +269,7 @@ static int build_table(table_builder *tb)
                    "(not fitted); scalar"));
     if (v) m->w_tau = v;
     v = add_block(
-        tb, "w_r_a", "w.r_a", "Angstrom", COMPOT_ROLE_FIXED, 1, dims, kinds,
+        tb, "w_r_a", "w.r_a", "Angstrom", COMPOT_ROLE_FIXED, &R_A, 1, dims, kinds,
         dup_printf("inner window start r_a per species pair: every fitted "
                    "term sees a pair through f_c(r) s_in(r), s_in = 0 for "
                    "r <= r_a, 1 for r >= r_b, a C3 step in between; 0 <= "
@@ -264,7 +279,7 @@ static int build_table(table_builder *tb)
                    sp));
     if (v) m->w_r_a = v;
     v = add_block(
-        tb, "w_r_b", "w.r_b", "Angstrom", COMPOT_ROLE_FIXED, 1, dims, kinds,
+        tb, "w_r_b", "w.r_b", "Angstrom", COMPOT_ROLE_FIXED, &FINITE, 1, dims, kinds,
         dup_printf("inner window end r_b per species pair: fitted terms see "
                    "the pair fully for r >= r_b; r_a <= r_b < r_c, and r_b "
                    "<= r_in of a ZBL term (format v2); unit Angstrom; role "
@@ -274,7 +289,7 @@ static int build_table(table_builder *tb)
     if (v) m->w_r_b = v;
     dims[0] = S;
     v = add_block(
-        tb, "w_e_ref", "w.e_ref", "eV", COMPOT_ROLE_FIXED, 1, dims, kinds_s,
+        tb, "w_e_ref", "w.e_ref", "eV", COMPOT_ROLE_FIXED, &FINITE, 1, dims, kinds_s,
         dup_printf("reference site energy E_ref[Z] of an atom of species Z "
                    "whose fitted energy is switched off: E_i = S_i V_fit(i) "
                    "+ (1 - S_i) E_ref + E_ZBL(i), S_i the product of the "
@@ -296,7 +311,7 @@ static int build_table(table_builder *tb)
       snprintf(name, sizeof name, "b%d_alpha", b + 1);
       snprintf(key, sizeof key, "b%d.alpha", b + 1);
       v = add_block(
-          tb, name, key, "1/Angstrom^2", COMPOT_ROLE_NONLINEAR, 0, NULL, NULL,
+          tb, name, key, "1/Angstrom^2", COMPOT_ROLE_NONLINEAR, &ALPHA, 0, NULL, NULL,
           dup_printf("basis b%d (%s even-tempered Gaussian, used by %s): "
                      "alpha of the exponents a_k = alpha*beta^(k-1) in "
                      "g_k(r) = exp(-a_k r^2) f_c(r); unit 1/Angstrom^2; "
@@ -306,7 +321,7 @@ static int build_table(table_builder *tb)
       snprintf(name, sizeof name, "b%d_beta", b + 1);
       snprintf(key, sizeof key, "b%d.beta", b + 1);
       v = add_block(
-          tb, name, key, "1", COMPOT_ROLE_NONLINEAR, 0, NULL, NULL,
+          tb, name, key, "1", COMPOT_ROLE_NONLINEAR, &BETA, 0, NULL, NULL,
           dup_printf("basis b%d (%s even-tempered Gaussian, used by %s): "
                      "ratio beta of the exponents a_k = alpha*beta^(k-1); "
                      "unit 1 (dimensionless); role nonlinear; scalar",
@@ -318,7 +333,7 @@ static int build_table(table_builder *tb)
     snprintf(name, sizeof name, "b%d_phi_max", b + 1);
     snprintf(key, sizeof key, "b%d.phi_max", b + 1);
     v = add_block(
-        tb, name, key, "1", COMPOT_ROLE_FIXED, 2, dims, kinds_sk,
+        tb, name, key, "1", COMPOT_ROLE_FIXED, &PHI_MAX, 2, dims, kinds_sk,
         dup_printf("basis b%d (%s, used by %s): scale phi_max[s][k] of the "
                    "cluster function phi_k^(s)(i) = sum over neighbours j of "
                    "species s of g_k(r_ij) (largest |phi| over the fitting "
@@ -330,7 +345,7 @@ static int build_table(table_builder *tb)
     snprintf(name, sizeof name, "b%d_rho_max", b + 1);
     snprintf(key, sizeof key, "b%d.rho_max", b + 1);
     v = add_block(
-        tb, name, key, "1", COMPOT_ROLE_FIXED, 2, dims, kinds_sk,
+        tb, name, key, "1", COMPOT_ROLE_FIXED, &RHO_MAX, 2, dims, kinds_sk,
         dup_printf("basis b%d (%s, used by %s): scale rho_max[s][k] of the "
                    "neighbour aggregate rho_k^(s)(i) = sum over neighbours j "
                    "of f_c(r_ij) phi_k^(s)(j) (largest |rho| over the fitting "
@@ -351,7 +366,7 @@ static int build_table(table_builder *tb)
       snprintf(name, sizeof name, "n%d_gamma", k);
       snprintf(key, sizeof key, "n%d.gamma", k);
       v = add_block(
-          tb, name, key, "1", COMPOT_ROLE_NONLINEAR, 1, dims, kinds,
+          tb, name, key, "1", COMPOT_ROLE_NONLINEAR, &GAMMA, 1, dims, kinds,
           dup_printf("node n%d %s: exponents gamma_l of the bounded "
                      "exponentiated feature x(gamma_l, u) = "
                      "(exp(gamma_l u) - 1)/gamma_l for |u| <= 1 (%s "
@@ -373,7 +388,7 @@ static int build_table(table_builder *tb)
       snprintf(name, sizeof name, "n%d_c", k);
       snprintf(key, sizeof key, "n%d.c", k);
       v = add_block(
-          tb, name, key, "eV", COMPOT_ROLE_LINEAR, 3, dims, kinds,
+          tb, name, key, "eV", COMPOT_ROLE_LINEAR, &FINITE, 3, dims, kinds,
           dup_printf("node n%d %s: coefficients c[Z][s][k] of phi_k^(s)(i) "
                      "(basis b%d) in the value of the node at a centre atom i "
                      "of species Z; unit eV; role linear; flat index "
@@ -393,7 +408,7 @@ static int build_table(table_builder *tb)
       snprintf(name, sizeof name, "n%d_c", k);
       snprintf(key, sizeof key, "n%d.c", k);
       v = add_block(
-          tb, name, key, "eV", COMPOT_ROLE_LINEAR, 4, dims, kinds,
+          tb, name, key, "eV", COMPOT_ROLE_LINEAR, &FINITE, 4, dims, kinds,
           dup_printf("node n%d %s: coefficients c[Z][s][l][k] of "
                      "x(gamma_l, %s) (basis b%d) in the value of the node at "
                      "a centre atom of species Z; unit eV; role linear; flat "
@@ -415,7 +430,7 @@ static int build_table(table_builder *tb)
         snprintf(name, sizeof name, "n%d_q_max", k);
         snprintf(key, sizeof key, "n%d.q_max", k);
         v = add_block(
-            tb, name, key, "1", COMPOT_ROLE_FIXED, 3, dims, kinds + 1,
+            tb, name, key, "1", COMPOT_ROLE_FIXED, &Q_MAX, 3, dims, kinds + 1,
             dup_printf("node n%d %s: scale q_max[s1,s2][k][p] > 0 of the "
                        "angular cluster function q_kp^(s1 s2) (largest |q| "
                        "over the fitting data); the leaf uses q_max "
@@ -434,7 +449,7 @@ static int build_table(table_builder *tb)
       snprintf(name, sizeof name, "n%d_c", k);
       snprintf(key, sizeof key, "n%d.c", k);
       v = add_block(
-          tb, name, key, "eV", COMPOT_ROLE_LINEAR, 4, dims, kinds,
+          tb, name, key, "eV", COMPOT_ROLE_LINEAR, &FINITE, 4, dims, kinds,
           dup_printf("node n%d %s: coefficients c[Z][s1,s2][k][p] of the "
                      "angular cluster function q_kp^(s1 s2)(i) = sum over "
                      "j of species s1, m != j of species s2 of "
@@ -454,7 +469,7 @@ static int build_table(table_builder *tb)
       snprintf(name, sizeof name, "n%d_shift", k);
       snprintf(key, sizeof key, "n%d.shift", k);
       v = add_block(
-          tb, name, key, "eV", COMPOT_ROLE_LINEAR, 1, dims, kinds,
+          tb, name, key, "eV", COMPOT_ROLE_LINEAR, &FINITE, 1, dims, kinds,
           dup_printf("node n%d %s: shift s[Z] added to the value of the "
                      "node at a centre atom of species Z%s; unit eV%s; role "
                      "linear; flat index Z in species order (%s)",
@@ -481,17 +496,18 @@ static int build_table(table_builder *tb)
  *     S np K (nvp + 1) (+ np K (P+1));
  *   other nodes: none.
  */
+/* Size of the coefficient table of node n, made at refresh by its term
+   (compot_term_exp.c, compot_term_angular.c); 0 for other nodes. */
 static size_t node_table_size(compot_model const *m, compot_node const *n)
 {
-  int S = m->n_species, np = S * (S + 1) / 2;
   if (n->kind == COMPOT_NODE_EXP || n->kind == COMPOT_NODE_NEXP)
-    return 2 * (size_t) n->L * n->K + (size_t) S * n->K;
-  if (n->kind == COMPOT_NODE_ANGULAR)
-    return (size_t) S * np * n->K * (m->nvp + 1)
-           + (m->version >= 2 ? (size_t) np * n->K * (n->P + 1) : 0);
+    return compot_exp_table_size(m, n);
+  if (n->kind == COMPOT_NODE_ANGULAR) return compot_angular_table_size(m, n);
   return 0;
 }
 
+/* The table, the values (zero) and the derived arrays of a model whose
+   tree is parsed and whose species are set. */
 int compot_build_params(compot_model *m, char *msg, size_t msg_size)
 {
   table_builder tb;
@@ -517,6 +533,7 @@ int compot_build_params(compot_model *m, char *msg, size_t msg_size)
   m->nvp = ((m->max_P + 1) * (m->max_P + 1) + 3) & ~3;
   for (b = 0; b < m->n_bases; ++b) n_derived += (size_t) m->bases[b].K;
   n_derived += 2 * (size_t) S * S;
+  n_derived += 3 * (size_t) compot_n_lm(m->max_P);
   for (k = 0; k < m->n_nodes; ++k) {
     if (m->nodes[k].kind == COMPOT_NODE_ZBL) n_derived += 10 * (size_t) S * S;
     n_derived += node_table_size(m, &m->nodes[k]) + 8; /* (aligned) */
@@ -560,9 +577,10 @@ int compot_build_params(compot_model *m, char *msg, size_t msg_size)
   }
   m->win = d;
   d += 2 * S * S;
+  m->ylm_coef = d;
+  d += 3 * (size_t) compot_n_lm(m->max_P);
   if (m->version >= 2) {
-    size_t mis = (size_t) ((uintptr_t) d % 64) / sizeof(double);
-    m->g_rows = mis ? d + (8 - mis) : d;
+    m->g_rows = compot_align64(d);
     d = m->g_rows + (size_t) S * m->grade_rows;
   }
   /* the features of the grade: fitted leaves in node order */
@@ -583,8 +601,7 @@ int compot_build_params(compot_model *m, char *msg, size_t msg_size)
     size_t nt = node_table_size(m, n);
     if (nt > 0) {
       /* 64-byte aligned: rows of 4-lane loads stay aligned */
-      size_t mis = (size_t) ((uintptr_t) d % 64) / sizeof(double);
-      n->tab = mis ? d + (8 - mis) : d;
+      n->tab = compot_align64(d);
       d = n->tab + nt;
     }
     if (n->kind != COMPOT_NODE_ZBL) continue;
@@ -598,335 +615,3 @@ int compot_build_params(compot_model *m, char *msg, size_t msg_size)
   return COMPOT_OK;
 }
 
-/* ---- accessors ---------------------------------------------------------- */
-
-char const *compot_expression(compot_model const *m) { return m->expression; }
-int compot_format_version(compot_model const *m) { return m->version; }
-int compot_n_species(compot_model const *m) { return m->n_species; }
-char const *compot_species_symbol(compot_model const *m, int s)
-{
-  return (s >= 0 && s < m->n_species) ? m->species[s] : NULL;
-}
-int compot_atomic_number(compot_model const *m, int s)
-{
-  return (s >= 0 && s < m->n_species) ? m->z[s] : 0;
-}
-double compot_cutoff(compot_model const *m) { return m->cutoff; }
-double compot_influence_distance(compot_model const *m)
-{
-  return m->influence_distance;
-}
-int compot_needs_ghost_neighbors(compot_model const *m)
-{
-  return m->has_nexp;
-}
-int compot_n_params(compot_model const *m) { return m->n_params; }
-compot_param const *compot_param_at(compot_model const *m, int index)
-{
-  return (index >= 0 && index < m->n_params) ? &m->params[index] : NULL;
-}
-
-int compot_param_element_name(compot_model const *m, int index, int flat,
-                              char *buf, size_t buf_size)
-{
-  compot_param const *p = compot_param_at(m, index);
-  int idx[COMPOT_MAX_INDEX], d, rest = flat;
-  size_t used;
-  if (p == NULL || flat < 0 || flat >= p->extent || buf_size == 0)
-    return COMPOT_ERR_ARG;
-  for (d = p->n_index - 1; d >= 0; --d) {
-    idx[d] = rest % p->dims[d];
-    rest /= p->dims[d];
-  }
-  used = (size_t) snprintf(buf, buf_size, "%s", p->key);
-  for (d = 0; d < p->n_index && used < buf_size; ++d) {
-    int w = 0;
-    switch (p->index_kind[d]) {
-    case COMPOT_INDEX_SPECIES:
-      w = snprintf(buf + used, buf_size - used, ".%s", m->species[idx[d]]);
-      break;
-    case COMPOT_INDEX_SPECIES_PAIR: {
-      int s1 = 0, q = idx[d];
-      while (q >= m->n_species - s1) {
-        q -= m->n_species - s1;
-        ++s1;
-      }
-      w = snprintf(buf + used, buf_size - used, ".%s.%s", m->species[s1],
-                   m->species[s1 + q]);
-      break;
-    }
-    case COMPOT_INDEX_ONE_BASED:
-      w = snprintf(buf + used, buf_size - used, ".%d", idx[d] + 1);
-      break;
-    case COMPOT_INDEX_LOWER_TRIANGLE: { /* q = r(r+1)/2 + c, c <= r (0-based) */
-      int r = 0, q = idx[d];
-      while (q > r) {
-        q -= r + 1;
-        ++r;
-      }
-      w = snprintf(buf + used, buf_size - used, ".%d.%d", r + 1, q + 1);
-      break;
-    }
-    default:
-      w = snprintf(buf + used, buf_size - used, ".%d", idx[d]);
-      break;
-    }
-    if (w < 0) return COMPOT_ERR_ARG;
-    used += (size_t) w;
-  }
-  return used < buf_size ? COMPOT_OK : COMPOT_ERR_ARG;
-}
-
-/* ---- refresh ------------------------------------------------------------ */
-
-/* Domain of a value of block p; returns a description of the violated
-   condition or NULL. */
-char const *compot_value_domain_error(compot_param const *p, double v)
-{
-  size_t n = strlen(p->name);
-  if (!(v == v) || v > DBL_MAX || v < -DBL_MAX) return "a finite number";
-  if (n >= 6 && strcmp(p->name + n - 6, "_alpha") == 0 && !(v > 0.0))
-    return "alpha > 0";
-  if (n >= 5 && strcmp(p->name + n - 5, "_beta") == 0 && !(v > 1.0))
-    return "beta > 1";
-  if (n >= 8 && strcmp(p->name + n - 8, "_phi_max") == 0 && !(v > 0.0))
-    return "phi_max > 0 (a channel that never occurs is stored as 1)";
-  if (n >= 8 && strcmp(p->name + n - 8, "_rho_max") == 0 && !(v > 0.0))
-    return "rho_max > 0 (a channel that never occurs is stored as 1)";
-  if (n >= 6 && strcmp(p->name + n - 6, "_q_max") == 0 && !(v > 0.0))
-    return "q_max > 0 (a channel that never occurs is stored as 1)";
-  if (strcmp(p->name, "w_tau") == 0 && !(v > 0.0))
-    return "tau > 0 (the saturation width)";
-  if (strcmp(p->name, "w_r_a") == 0 && !(v >= 0.0))
-    return "r_a >= 0 (the inner window start)";
-  if (strcmp(p->name, "g_gamma_lo") == 0 && !(v > 0.0))
-    return "gamma_lo > 0 (the grade up to which the fitted energy is on)";
-  return NULL;
-}
-
-/*
- * Format v2: the rule tying gamma_hi of species Z to gamma_lo (read
- * before it): gamma_hi > gamma_lo.  Returns NULL, or buf filled with the
- * condition ("gamma_hi > gamma_lo = 1.5").
- */
-char const *compot_grade_error(compot_model const *m, int Z, double hi,
-                               char *buf, size_t n)
-{
-  if (hi > m->g_lo[Z]) return NULL;
-  snprintf(buf, n, "gamma_hi > gamma_lo = %.17g (the grade from which the "
-                   "fitted energy is off)",
-           m->g_lo[Z]);
-  return buf;
-}
-
-/*
- * The rules that tie r_b of species pair q (s1 <= s2) to other values
- * (MODEL_SPEC 10): r_a <= r_b < r_c, and r_b <= r_in of every ZBL term (ZBL
- * fully on wherever the window is not).  Returns NULL, or buf filled with
- * "what; expected X, found Y".
- */
-char const *compot_window_error(compot_model const *m, int q, double r_b,
-                                char *buf, size_t n)
-{
-  int s1 = 0, rest = q, k;
-  char pair[16];
-  while (rest >= m->n_species - s1) {
-    rest -= m->n_species - s1;
-    ++s1;
-  }
-  snprintf(pair, sizeof pair, "%s-%s", m->species[s1],
-           m->species[s1 + rest]);
-  if (!(m->w_r_a[q] <= r_b && r_b < m->cutoff)) {
-    snprintf(buf, n,
-             "inner window of %s needs r_a <= r_b < r_c; expected %.15g <= "
-             "r_b < %.15g, found r_b = %.15g",
-             pair, m->w_r_a[q], m->cutoff, r_b);
-    return buf;
-  }
-  for (k = 0; k < m->n_nodes; ++k) {
-    compot_node const *nd = &m->nodes[k];
-    if (nd->kind == COMPOT_NODE_ZBL && !(r_b <= nd->r_in)) {
-      snprintf(buf, n,
-               "%s must be fully on wherever the inner window of %s is not; "
-               "expected r_b <= r_in = %.15g, found r_b = %.15g",
-               nd->spec, pair, nd->r_in, r_b);
-      return buf;
-    }
-  }
-  return NULL;
-}
-
-/* The coefficient table of an E, N or A leaf (layout: node_table_size). */
-static void fill_node_table(compot_model const *m, compot_node *nd)
-{
-  int S = m->n_species, np = S * (S + 1) / 2, K = nd->K, L = nd->L;
-  int P1 = nd->P + 1, nvp = m->nvp, l, k, v, row;
-  double *out = nd->tab;
-  if (nd->kind == COMPOT_NODE_EXP || nd->kind == COMPOT_NODE_NEXP) {
-    compot_basis const *b = &m->bases[nd->basis];
-    double const *fmax =
-        nd->kind == COMPOT_NODE_NEXP ? b->rho_max : b->phi_max;
-    for (l = 0; l < L; ++l) {
-      double gi = compot_xfeature_ginv(nd->gamma[l]);
-      for (k = 0; k < K; ++k) {
-        out[l * K + k] = nd->gamma[l];
-        out[L * K + l * K + k] = gi;
-      }
-    }
-    for (k = 0; k < S * K; ++k) out[2 * L * K + k] = 1.0 / fmax[k];
-  } else if (nd->kind == COMPOT_NODE_ANGULAR) {
-    int nrow = S * np * K;
-    double *sums = out + (size_t) nrow * nvp, *qinv = sums + nrow;
-    for (row = 0; row < nrow; ++row) {
-      double const *cc = nd->c + (size_t) row * P1;
-      double *o = out + (size_t) row * nvp, tot = 0.0;
-      for (v = 0; v < nvp; ++v) o[v] = 0.0;
-      for (l = 0; l < P1; ++l) {
-        for (v = l * l; v < (l + 1) * (l + 1); ++v) o[v] = cc[l];
-        tot += cc[l];
-      }
-      sums[row] = tot;
-    }
-    if (m->version >= 2)
-      for (k = 0; k < np * K * P1; ++k) qinv[k] = 1.0 / nd->q_max[k];
-  }
-}
-
-/*
- * The whitening factors U_Z of the grade in padded rows (g_rows): rows r <
- * d rounded up to a multiple of 4, row r at offset sum_(r' < r) w(r'),
- * w(r) = (r + 4) & ~3 (so rows 4b..4b+3 all hold 4b+4 doubles and start
- * 32-byte aligned), U_rc for c <= r < d and zeros elsewhere; and
- * grade_on[Z] = (U_Z != 0).
- */
-static void fill_grade_rows(compot_model *m)
-{
-  int S = m->n_species, d = m->grade_d, dp = m->grade_dp, Z, r, c;
-  size_t tri = (size_t) d * (d + 1) / 2;
-  for (Z = 0; Z < S; ++Z) {
-    double const *u = m->g_U + (size_t) Z * tri;
-    double *row = m->g_rows + (size_t) Z * m->grade_rows;
-    int on = 0;
-    for (r = 0; r < dp; ++r) {
-      int w = (r + 4) & ~3;
-      for (c = 0; c < w; ++c) row[c] = 0.0;
-      if (r < d) {
-        for (c = 0; c <= r; ++c) {
-          row[c] = u[c];
-          on |= u[c] != 0.0;
-        }
-        u += r + 1;
-      }
-      row += w;
-    }
-    m->grade_on[Z] = on;
-  }
-}
-
-int compot_refresh(compot_model *m, char *msg, size_t msg_size)
-{
-  int i, e, b, k, S;
-  if (m == NULL) {
-    compot_set_msg(msg, msg_size, "compot_refresh: model is NULL");
-    return COMPOT_ERR_ARG;
-  }
-  S = m->n_species;
-  for (i = 0; i < m->n_params; ++i) {
-    compot_param const *p = &m->params[i];
-    for (e = 0; e < p->extent; ++e) {
-      char const *want = compot_value_domain_error(p, p->values[e]);
-      if (want != NULL) {
-        char nm[128];
-        compot_param_element_name(m, i, e, nm, sizeof nm);
-        compot_set_msg(msg, msg_size,
-                       "parameter %s[%d] ('%s') is %.17g; expected %s",
-                       p->name, e, nm, p->values[e], want);
-        return COMPOT_ERR_VALUE;
-      }
-    }
-  }
-  m->win_rb_max = 0.0;
-  if (m->version >= 2) {
-    int np = S * (S + 1) / 2, si, sj;
-    for (i = 0; i < m->n_params; ++i)
-      if (m->params[i].values == m->w_r_b) break;
-    for (e = 0; e < np; ++e) {
-      char why[256];
-      if (compot_window_error(m, e, m->w_r_b[e], why, sizeof why) != NULL) {
-        char nm[128];
-        compot_param_element_name(m, i, e, nm, sizeof nm);
-        compot_set_msg(msg, msg_size, "parameter %s[%d] ('%s'): %s",
-                       m->params[i].name, e, nm, why);
-        return COMPOT_ERR_VALUE;
-      }
-      if (m->w_r_b[e] > m->win_rb_max) m->win_rb_max = m->w_r_b[e];
-    }
-    for (si = 0; si < S; ++si)
-      for (sj = 0; sj < S; ++sj) {
-        int q = si <= sj ? si * S - si * (si - 1) / 2 + (sj - si)
-                         : sj * S - sj * (sj - 1) / 2 + (si - sj);
-        double *w = m->win + 2 * (si * S + sj);
-        w[0] = m->w_r_a[q];
-        w[1] = m->w_r_b[q];
-      }
-    for (i = 0; i < m->n_params; ++i)
-      if (m->params[i].values == m->g_hi) break;
-    for (e = 0; e < S; ++e) {
-      char why[256];
-      if (compot_grade_error(m, e, m->g_hi[e], why, sizeof why) != NULL) {
-        char nm[128];
-        compot_param_element_name(m, i, e, nm, sizeof nm);
-        compot_set_msg(msg, msg_size,
-                       "parameter %s[%d] ('%s') is %.17g; expected %s",
-                       m->params[i].name, e, nm, m->g_hi[e], why);
-        return COMPOT_ERR_VALUE;
-      }
-    }
-    fill_grade_rows(m);
-  }
-  for (b = 0; b < m->n_bases; ++b) {
-    compot_basis *B = &m->bases[b];
-    if (B->kind != COMPOT_BASIS_GAUSSIAN) continue;
-    /* the rule the reader checks on the beta line */
-    if (!(log(*B->alpha) + (B->K - 1) * log(*B->beta) < log(DBL_MAX))) {
-      compot_set_msg(msg, msg_size,
-                     "basis b%d: beta is %.17g; expected alpha * beta^(K-1) "
-                     "finite (K = %d)",
-                     b + 1, *B->beta, B->K);
-      return COMPOT_ERR_VALUE;
-    }
-    for (k = 0; k < B->K; ++k)
-      B->a[k] = *B->alpha * pow(*B->beta, (double) k);
-  }
-  for (k = 0; k < m->n_nodes; ++k) fill_node_table(m, &m->nodes[k]);
-  for (k = 0; k < m->n_nodes; ++k) {
-    compot_node *n = &m->nodes[k];
-    int si, sj;
-    if (n->kind != COMPOT_NODE_ZBL) continue;
-    for (si = 0; si < S; ++si)
-      for (sj = 0; sj < S; ++sj)
-        compot_zbl_setup(&n->zbl, si * S + sj, (double) m->z[si],
-                         (double) m->z[sj], n->r_in, n->r_out);
-  }
-  m->influence_distance = m->has_nexp ? 2.0 * m->cutoff : m->cutoff;
-  return COMPOT_OK;
-}
-
-void compot_destroy(compot_model *m)
-{
-  int i;
-  if (m == NULL) return;
-  for (i = 0; i < m->n_params; ++i) free((char *) m->params[i].description);
-  if (m->nodes != NULL)
-    for (i = 0; i < m->n_nodes; ++i) free(m->nodes[i].children);
-  free(m->params);
-  free(m->values);
-  free(m->derived);
-  free(m->grade_on);
-  free(m->nodes);
-  free(m->bases);
-  free(m->species);
-  free(m->z);
-  free(m->expression);
-  free(m);
-}

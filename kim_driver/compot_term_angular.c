@@ -1,0 +1,516 @@
+/*
+ * compot_term_angular.c -- the angular pair-cluster leaves A[<basis>P<P>]
+ * (MODEL_SPEC 3 and 10; paper App. A, Eq. 48-50), forward and backward,
+ * and their coefficient table (made at refresh).
+ *
+ *   e(i) = sum_{s1<=s2} sum_k sum_p c[Z,(s1,s2),k,p] q_kp^(s1 s2)(i),
+ *   q^(ss)   = sum_(v in l=p) A_(s,k,v)^2 - sum_{j in s} g^_k(r_ij)^2,
+ *   q^(s1s2) = 2 sum_(v in l=p) A_(s1,k,v) A_(s2,k,v)   (s1 < s2),
+ *   A_(s,k,v) = sum_{j in s} g^_k(r_ij) Y_v(u_ij)
+ *
+ * over the (P+1)^2 real harmonics Y_v of compot_real_harmonics (the
+ * addition theorem: sum over v of degree l = P_l of the bond angle).  In
+ * format v2 each invariant enters as q_max x(0, q/q_max): q itself while
+ * |q| <= q_max, saturating beyond.
+ */
+#include "compot_eval.h"
+
+#include <string.h>
+
+/*
+ * Size of the coefficient table of an A leaf (compot_angular_table_fill):
+ * the coefficients spread over the (P+1)^2 functions Y_v (rows nvp long,
+ * zero beyond (P+1)^2), out[(Z np + q) K + k][v] = c[Z, q, k, l(v)], then
+ * the sums over l, out[S np K nvp + (Z np + q) K + k] = sum_l c[Z, q, k,
+ * l]; in format v2 then 1/q_max[q][k][p]: S np K (nvp + 1) (+ np K (P+1)).
+ */
+size_t compot_angular_table_size(compot_model const *m, compot_node const *nd)
+{
+  int S = m->n_species, np = S * (S + 1) / 2;
+  return (size_t) S * np * nd->K * (m->nvp + 1)
+         + (m->version >= 2 ? (size_t) np * nd->K * (nd->P + 1) : 0);
+}
+
+void compot_angular_table_fill(compot_model const *m, compot_node *nd)
+{
+  int S = m->n_species, np = S * (S + 1) / 2, K = nd->K;
+  int P1 = nd->P + 1, nvp = m->nvp, nrow = S * np * K, row, l, v, k;
+  double *out = nd->tab;
+  double *sums = out + (size_t) nrow * nvp, *qinv = sums + nrow;
+  for (row = 0; row < nrow; ++row) {
+    double const *cc = nd->c + (size_t) row * P1;
+    double *o = out + (size_t) row * nvp, tot = 0.0;
+    for (v = 0; v < nvp; ++v) o[v] = 0.0;
+    for (l = 0; l < P1; ++l) {
+      for (v = l * l; v < (l + 1) * (l + 1); ++v) o[v] = cc[l];
+      tot += cc[l];
+    }
+    sums[row] = tot;
+  }
+  if (m->version >= 2)
+    for (k = 0; k < np * K * P1; ++k) qinv[k] = 1.0 / nd->q_max[k];
+}
+
+/*
+ * Doubles per A leaf and atom of the arrays kept from the value to the
+ * backward step (rows pst long):
+ *   A [S K nvp], self [S K] (rounded up to 8), Y [nvp pst], grad Y
+ *   [3 nvp pst], G, dG [S K pst], and in format v2 dx/du of the
+ *   invariants and a flag [np K (P+1) + 1],
+ * rounded up to 8: every array a multiple of 8 doubles, so that with an
+ * aligned start the rows of 4-lane loads stay 32-byte aligned.
+ */
+size_t compot_angular_stride(compot_model const *m, int pst)
+{
+  size_t sk = (size_t) m->n_species * m->max_K, nvp = (size_t) m->nvp;
+  size_t st = sk * nvp + ((sk + 7) & ~(size_t) 7) + 4 * nvp * (size_t) pst
+              + 2 * sk * (size_t) pst;
+  if (m->version >= 2)
+    st += (size_t) (m->n_species * (m->n_species + 1) / 2) * m->max_K
+              * (m->max_P + 1) + 1;
+  return (st + 7) & ~(size_t) 7;
+}
+
+/*
+ * C[i nyp + j] = sum_t X[i xst + t] Y_j(t) for i < ni, j < ny, and zero for
+ * ny <= j < nyp (a multiple of 4), t < nt (a multiple of 4), with Y by
+ * blocks of 4 t: Y_j(t) = Y[(t - t % 4) nyp + 4 j + t % 4].  A small matrix
+ * product in 2 x 4 blocks of 4-lane partial sums, the last columns one at
+ * a time.
+ */
+static inline COMPOT_ALWAYS_INLINE void
+gemm_nt(int ni, int ny, int nyp, int nt, int xst, double const *restrict X,
+        double const *restrict Y, double *restrict C)
+{
+  int i0, j0, t, q, r;
+  for (i0 = 0; i0 < ni; i0 += 2) {
+    int nr = ni - i0 < 2 ? ni - i0 : 2;
+    double const *x0 = X + (size_t) i0 * xst, *x1 = x0 + (nr > 1 ? xst : 0);
+    for (j0 = 0; j0 + 4 <= ny; j0 += 4) {
+      compot_v4 a0[4], a1[4];
+      for (q = 0; q < 4; ++q) a0[q] = a1[q] = v4_set1(0.0);
+      for (t = 0; t < nt; t += 4) {
+        compot_v4 u0 = v4_load(x0 + t), u1 = v4_load(x1 + t);
+        double const *y = Y + (size_t) t * nyp + 4 * (size_t) j0;
+        for (q = 0; q < 4; ++q) {
+          compot_v4 yq = v4_load(y + 4 * q);
+          a0[q] = v4_madd(u0, yq, a0[q]);
+          a1[q] = v4_madd(u1, yq, a1[q]);
+        }
+      }
+      v4_store(C + (size_t) i0 * nyp + j0, v4_sum4(a0[0], a0[1], a0[2], a0[3]));
+      if (nr > 1)
+        v4_store(C + (size_t) (i0 + 1) * nyp + j0, v4_sum4(a1[0], a1[1], a1[2], a1[3]));
+    }
+    for (r = 0; r < nr; ++r)
+      for (q = j0; q < nyp; ++q) C[(size_t) (i0 + r) * nyp + q] = 0.0;
+    for (; j0 < ny; ++j0) {
+      compot_v4 a0 = v4_set1(0.0), a1 = a0;
+      for (t = 0; t < nt; t += 4) {
+        compot_v4 yq = v4_load(Y + (size_t) t * nyp + 4 * (size_t) j0);
+        a0 = v4_madd(v4_load(x0 + t), yq, a0);
+        a1 = v4_madd(v4_load(x1 + t), yq, a1);
+      }
+      C[(size_t) i0 * nyp + j0] = v4_sum(a0);
+      if (nr > 1) C[(size_t) (i0 + 1) * nyp + j0] = v4_sum(a1);
+    }
+  }
+}
+
+
+
+/*
+ * g^_k(r_ij) and g^_k'(r_ij) of the n pairs of atom i by neighbour species,
+ * from the slot caches: G[(s K + k) pst + t] (zero unless pair t has a
+ * neighbour of species s, and for t >= n), dG likewise if not NULL.
+ */
+static void angular_radial(compot_ctx const *c, int b, int i, double *G, double *dG)
+{
+  compot_workspace const *ws = c->ws;
+  int S = c->S, K = c->m->bases[b].K, pst = c->pst, p0 = ws->pstart[i];
+  int n = ws->pend[i] - p0, nt = (n + 3) & ~3, k, t;
+  size_t sk = (size_t) S * K;
+  double const *gc = c->bg[b], *dgc = c->bdg[b];
+
+#if defined(__GNUC__)
+  /* the slot rows of the next atom's pairs, in the caches by the time it
+     comes (those of twins sit far back, with the earlier atoms' slots) */
+  if (i + 1 < c->n && (c->ws->flag[i + 1] & COMPOT_PF_BUILT)) {
+    int q;
+    for (q = ws->pstart[i + 1]; q < ws->pend[i + 1]; ++q) {
+      size_t slot = (size_t) ws->pslot[q] * K;
+      __builtin_prefetch(gc + slot);
+      if (dgc != NULL) __builtin_prefetch(dgc + slot);
+    }
+  }
+#endif
+  if (S == 1 && K % 4 == 0) {
+    /* blocks of 4 pairs x 4 functions, transposed in registers */
+    static double const zero[4] = {0.0, 0.0, 0.0, 0.0};
+    int src, w;
+    for (t = 0; t < nt; t += 4)
+      for (src = 0; src < (dG != NULL ? 2 : 1); ++src) {
+        double const *cache = src ? dgc : gc;
+        double *dst = src ? dG : G;
+        for (k = 0; k < K; k += 4) {
+          compot_v4 r[4], col[4];
+          for (w = 0; w < 4; ++w)
+            r[w] = v4_load(t + w < n ? cache + (size_t) ws->pslot[p0 + t + w] * K + k
+                                     : zero);
+          v4_transpose(r, col);
+          for (w = 0; w < 4; ++w) v4_store(dst + (size_t) (k + w) * pst + t, col[w]);
+        }
+      }
+    return;
+  }
+  memset(G, 0, sk * pst * sizeof(double));
+  if (dG != NULL) memset(dG, 0, sk * pst * sizeof(double));
+  for (t = 0; t < n; ++t) {
+    int sj = S > 1 ? c->in->species[ws->pj[p0 + t]] : 0;
+    size_t slot = (size_t) ws->pslot[p0 + t] * K;
+    double *g = G + (size_t) sj * K * pst + t;
+    for (k = 0; k < K; ++k) g[(size_t) k * pst] = gc[slot + k];
+    if (dG != NULL) {
+      double *dg = dG + (size_t) sj * K * pst + t;
+      for (k = 0; k < K; ++k) dg[(size_t) k * pst] = dgc[slot + k];
+    }
+  }
+}
+
+/* q_p = f sum_(v = p^2 .. (p+1)^2 - 1) prod_v - self for p < P1; returns 1
+   if some |q_p qi_p| > 1 */
+static inline COMPOT_ALWAYS_INLINE int invariants(int P1, double const *prod,
+                                                  double f, double self,
+                                                  double const *qi,
+                                                  double *qv)
+{
+  int p, v, sat = 0;
+  for (p = 0; p < P1; ++p) {
+    double sum = 0.0, u;
+    for (v = 0; v < 2 * p + 1; ++v) sum += prod[p * p + v];
+    qv[p] = f * sum - self;
+    u = qv[p] * qi[p];
+    sat |= (u > 1.0) | (u < -1.0);
+  }
+  return sat;
+}
+
+/*
+ * The A leaf of format v2 at an atom of species Z, from the sums A and
+ * self of compot_angular_value: e = sum c[Z,q,k,p] q_max x(0, q_kp / q_max) with
+ * the invariants q_kp themselves (q^(ss) = sum_(v in l=p) A_v^2 - self_k,
+ * q^(s1s2) = 2 sum_(v in l=p) A1_v A2_v), x(0, u) = u for |u| <= 1 (the
+ * term is c q) and u_b + tau tanh((u - u_b)/tau) beyond (MODEL_SPEC 10).
+ * The flag after the np K (P+1) values of dq is 1 if any invariant is
+ * saturated, and then dq[(q K + k)(P+1) + p] = dx/du(0, q_kp/q_max), for
+ * compot_angular_backward (dq is not written while nothing saturates).  The
+ * bounded invariants are the leaf's features of the grade, copied to gf
+ * (order q, k, p) unless NULL.
+ */
+static double angular_bounded(compot_ctx *c, compot_node const *nd, int Z,
+                              double const *A, double const *selfv,
+                              double *dq, double *gf)
+{
+  int S = c->S, K = nd->K, P1 = nd->P + 1, nvp = c->nvp, np = S * (S + 1) / 2;
+  int s1, s2, k, p, v, any = 0;
+  double const *qinv = nd->tab
+                       + (size_t) S * np * K * (nvp + 1);
+  double e = 0.0, tau = c->tau, prod[nvp], qv[COMPOT_MAX_P + 1];
+  for (s1 = 0; s1 < S; ++s1)
+    for (s2 = s1; s2 < S; ++s2) {
+      int q = compot_pair_index(S, s1, s2);
+      double f = s1 == s2 ? 1.0 : 2.0;
+      for (k = 0; k < K; ++k) {
+        double const *a1 = A + (size_t) (s1 * K + k) * nvp;
+        double const *a2 = A + (size_t) (s2 * K + k) * nvp;
+        double self = s1 == s2 ? selfv[s1 * K + k] : 0.0;
+        size_t o = ((size_t) q * K + k) * P1;
+        double const *cc = nd->c + ((size_t) Z * np * K) * P1 + o;
+        double const *qi = qinv + o;
+        int sat = 0;
+        for (v = 0; v < nvp; v += 4)
+          v4_store(prod + v, v4_mul(v4_load(a1 + v), v4_load(a2 + v)));
+        switch (P1) { /* copies with the loops unrolled */
+        case 3: sat = invariants(3, prod, f, self, qi, qv); break;
+        case 4: sat = invariants(4, prod, f, self, qi, qv); break;
+        case 5: sat = invariants(5, prod, f, self, qi, qv); break;
+        case 6: sat = invariants(6, prod, f, self, qi, qv); break;
+        case 7: sat = invariants(7, prod, f, self, qi, qv); break;
+        default: sat = invariants(P1, prod, f, self, qi, qv);
+        }
+        if (!sat) {
+          for (p = 0; p < P1; ++p) e += cc[p] * qv[p];
+          if (gf != NULL)
+            for (p = 0; p < P1; ++p) gf[o + p] = qv[p];
+          continue;
+        }
+        if (!any) { /* the first saturated invariant at this atom */
+          for (v = 0; v < np * K * P1; ++v) dq[v] = 1.0;
+          any = 1;
+        }
+        for (p = 0; p < P1; ++p) {
+          double u = qv[p] * qi[p], x, dx;
+          if (u <= 1.0 && u >= -1.0) {
+            e += cc[p] * qv[p];
+            if (gf != NULL) gf[o + p] = qv[p];
+            continue;
+          }
+          compot_exp_feature(0.0, u, tau, &x, &dx);
+          e += cc[p] * nd->q_max[o + p] * x;
+          if (gf != NULL) gf[o + p] = nd->q_max[o + p] * x;
+          dq[o + p] = dx;
+        }
+      }
+    }
+  dq[(size_t) np * K * P1] = any;
+  return e;
+}
+
+/*
+ * A leaf: e(i) = sum_{s1<=s2} sum_k sum_p c[Z,(s1,s2),k,p] q_kp^(s1 s2)(i),
+ *   q^(ss)   = sum_(v in l=p) A_(s,k,v)^2 - sum_{j in s} g_k(r_ij)^2,
+ *   q^(s1s2) = 2 sum_(v in l=p) A_(s1,k,v) A_(s2,k,v)   (s1 < s2),
+ * with A_(s,k,v) = sum_{j in s} g^_k(r_ij) Y_v(u_ij) over the (P+1)^2 real
+ * functions Y_v of compot_real_harmonics (sum over v of degree l = P_l).  The
+ * per-atom arrays (layout ang_stride, rows pst long):
+ *   A [S K nvp], self [S K], Y [nvp pst], G, dG [S K pst]
+ * are kept in sum for the backward step at the same atom; rows of Y beyond
+ * (P+1)^2 and columns of G, dG from n to nt (n rounded up to a multiple of
+ * 4: the loops over pairs of this atom stop there) are zero.
+ */
+double compot_angular_value(compot_ctx *c, compot_node const *nd, int i,
+                            double *sum, double *gf)
+{
+  compot_workspace const *ws = c->ws;
+  int S = c->S, K = nd->K, P = nd->P, P1 = P + 1, nvp = c->nvp;
+  int Z = c->in->species[i], np = S * (S + 1) / 2, pst = c->pst;
+  int p0 = ws->pstart[i], n = ws->pend[i] - p0, nt = (n + 3) & ~3;
+  int s1, s2, k, v, t;
+  size_t sk = (size_t) S * K;
+  double *A = sum, *selfv = A + sk * nvp, *Y = selfv + ((sk + 7) & ~(size_t) 7);
+  double *dY = Y + (size_t) nvp * pst, *G = dY + 3 * (size_t) nvp * pst;
+  double *dG = G + sk * pst;
+  double *ux = c->ascr, *uy = ux + pst, *uz = uy + pst;
+  double e = 0.0;
+
+  angular_radial(c, nd->basis, i, G, c->want_grad ? dG : NULL);
+  for (t = 0; t < n; ++t) {
+    int p = p0 + t;
+    double const *u = ws->su + 3 * (size_t) ws->pslot[p];
+    double sign = p < ws->pmid[i] ? 1.0 : -1.0;
+    ux[t] = sign * u[0];
+    uy[t] = sign * u[1];
+    uz[t] = sign * u[2];
+  }
+  for (; t < nt; ++t) { /* finite pads (their G are zero) */
+    ux[t] = 1.0;
+    uy[t] = uz[t] = 0.0;
+  }
+  /* Y and grad Y by blocks of 4 pairs (rows nvp long; the rows from
+     (P+1)^2 on stay zero, see compot_scratch) */
+  for (t = 0; t < nt; t += 4)
+    compot_real_harmonics(4, ux + t, uy + t, uz + t, P, c->m->ylm_coef, Y + (size_t) t * nvp,
+                      c->want_grad ? dY + 3 * (size_t) t * nvp : NULL, 4);
+  /* A_(s,k,v) = sum_t G_(s,k)(t) Y_v(t) (zero for v >= (P+1)^2) */
+  switch (sk) { /* copies with the loop over the rows unrolled */
+  case 4: gemm_nt(4, P1 * P1, nvp, nt, pst, G, Y, A); break;
+  case 8: gemm_nt(8, P1 * P1, nvp, nt, pst, G, Y, A); break;
+  default: gemm_nt((int) sk, P1 * P1, nvp, nt, pst, G, Y, A);
+  }
+  for (k = 0; k < (int) sk; ++k) { /* (the pads of G are zero) */
+    double const *g = G + (size_t) k * pst;
+    compot_v4 sq = v4_set1(0.0);
+    for (t = 0; t < nt; t += 4) sq = v4_madd(v4_load(g + t), v4_load(g + t), sq);
+    selfv[k] = v4_sum(sq);
+  }
+  if (c->m->version >= 2)
+    return e + angular_bounded(c, nd, Z, A, selfv, dG + sk * pst, gf);
+  for (s1 = 0; s1 < S; ++s1)
+    for (s2 = s1; s2 < S; ++s2) {
+      size_t row = (size_t) (Z * np + compot_pair_index(S, s1, s2)) * K;
+      double const *cc = nd->tab + row * nvp;
+      double const *cs = nd->tab + (size_t) S * np * K * nvp + row;
+      double f = s1 == s2 ? 1.0 : 2.0;
+      for (k = 0; k < K; ++k) {
+        double const *a1 = A + (size_t) (s1 * K + k) * nvp;
+        double const *a2 = A + (size_t) (s2 * K + k) * nvp, *ck = cc + (size_t) k * nvp;
+        compot_v4 acc = v4_set1(0.0);
+        for (v = 0; v < nvp; v += 4)
+          acc = v4_madd(v4_mul(v4_load(ck + v), v4_load(a1 + v)), v4_load(a2 + v), acc);
+        e += f * v4_sum(acc);
+        if (s1 == s2) e -= cs[k] * selfv[s1 * K + k];
+      }
+    }
+  return e;
+}
+
+/*
+ * The per-pair gradients of an A leaf at one atom (compot_angular_backward):
+ * for blocks of 4 of the n pairs, rad = sum_v Bd_v Y_v + 2 sum_k selfbar_k
+ * G_k dG_k and GV = sum_v Bg_v grad Y_v, with Bg_v = sum_k bac_kv G_k and
+ * Bd_v = sum_k bac_kv dG_k (k < sk).  Inlined with constant sk for the
+ * common sizes, so that the loops over k unroll.
+ */
+static inline COMPOT_ALWAYS_INLINE void
+angular_pair_gradients(int n, int sk, int nv, int nvp, int pst,
+                       double const *G, double const *dG, double const *Yall,
+                       double const *dYall, double const *bac,
+                       double const *selfbar, double *rad, double *GV)
+{
+  int t, k, v, q;
+  for (t = 0; t < n; t += 4) {
+    double const *Y = Yall + (size_t) t * nvp, *dY = dYall + 3 * (size_t) t * nvp;
+    compot_v4 rd = v4_set1(0.0), gx = rd, gy = rd, gz = rd;
+    for (k = 0; k < sk; ++k) {
+      compot_v4 g = v4_load(G + (size_t) k * pst + t);
+      compot_v4 dg = v4_load(dG + (size_t) k * pst + t);
+      rd = v4_madd(v4_madd(v4_set1(2.0 * selfbar[k]), g, v4_set1(0.0)), dg,
+                   rd);
+    }
+    for (v = 0; v + 4 <= nv; v += 4) {
+      compot_v4 bg[4], bd[4];
+      for (q = 0; q < 4; ++q) bg[q] = bd[q] = v4_set1(0.0);
+      for (k = 0; k < sk; ++k) {
+        compot_v4 g = v4_load(G + (size_t) k * pst + t);
+        compot_v4 dg = v4_load(dG + (size_t) k * pst + t);
+        double const *b = bac + (size_t) k * nvp + v;
+        for (q = 0; q < 4; ++q) {
+          compot_v4 bq = v4_set1(b[q]);
+          bg[q] = v4_madd(bq, g, bg[q]);
+          bd[q] = v4_madd(bq, dg, bd[q]);
+        }
+      }
+      for (q = 0; q < 4; ++q) {
+        double const *y = Y + 4 * (size_t) (v + q);
+        double const *dx = dY + 4 * (size_t) (v + q);
+        double const *dy = dx + 4 * (size_t) nv, *dz = dy + 4 * (size_t) nv;
+        rd = v4_madd(bd[q], v4_load(y), rd);
+        gx = v4_madd(bg[q], v4_load(dx), gx);
+        gy = v4_madd(bg[q], v4_load(dy), gy);
+        gz = v4_madd(bg[q], v4_load(dz), gz);
+      }
+    }
+    for (; v < nv; ++v) { /* the last 1 to 3 functions, one at a time */
+      compot_v4 bg = v4_set1(0.0), bd = bg;
+      double const *y = Y + 4 * (size_t) v, *dx = dY + 4 * (size_t) v;
+      double const *dy = dx + 4 * (size_t) nv, *dz = dy + 4 * (size_t) nv;
+      for (k = 0; k < sk; ++k) {
+        compot_v4 bq = v4_set1(bac[(size_t) k * nvp + v]);
+        bg = v4_madd(bq, v4_load(G + (size_t) k * pst + t), bg);
+        bd = v4_madd(bq, v4_load(dG + (size_t) k * pst + t), bd);
+      }
+      rd = v4_madd(bd, v4_load(y), rd);
+      gx = v4_madd(bg, v4_load(dx), gx);
+      gy = v4_madd(bg, v4_load(dy), gy);
+      gz = v4_madd(bg, v4_load(dz), gz);
+    }
+    v4_store(rad + t, rd);
+    v4_store(GV + t, gx);
+    v4_store(GV + pst + t, gy);
+    v4_store(GV + 2 * (size_t) pst + t, gz);
+  }
+}
+
+/*
+ * Backward of an A leaf at atom i with adjoint a.  With the adjoints
+ * bac = dE/dA and selfbar of the self terms, pair t (i, j) gets
+ *   dE/dD_ij = [sum_v Bd_v(t) Y_v(t) + 2 sum_k selfbar_k g^_k g^_k'] u
+ *            + (GV - (u.GV) u) / r,   GV = sum_v Bg_v(t) grad Y_v(t),
+ * with Bg_v(t) = sum_(s,k) bac_(s,k,v) G_(s,k)(t) and Bd likewise with dG.
+ * The loops run over blocks of 4 pairs (the lanes) and 4 functions v
+ * (angular_pair_gradients), with Y and grad Y stored by blocks of 4 pairs
+ * in the value step.  The first line is radial and goes to the slot's T,
+ * the second to h.  Format v2: gb, unless NULL, holds adjoints of the
+ * leaf's features (the bounded invariants, through the grade switch), added
+ * to the coefficients: dE/dq_kp = (a c_kp + gb_kp) dx/du.
+ */
+void compot_angular_backward(compot_ctx *c, compot_node const *nd, int i,
+                             double a, double const *sum, double const *gb)
+{
+  compot_workspace *ws = c->ws;
+  int S = c->S, K = nd->K, P = nd->P, P1 = P + 1, nvp = c->nvp;
+  int Z = c->in->species[i], np = S * (S + 1) / 2, pst = c->pst;
+  int p0 = ws->pstart[i], n = ws->pend[i] - p0, s1, s2, k, t, v;
+  int nv = P1 * P1;
+  int sk = S * K;
+  double const *A = sum, *selfv = A + (size_t) sk * nvp;
+  double const *Yall = selfv + ((sk + 7) & ~7), *dYall = Yall + (size_t) nvp * pst;
+  double const *G = dYall + 3 * (size_t) nvp * pst, *dG = G + (size_t) sk * pst;
+  double *rad = c->ascr, *GV = rad + pst;
+  double *bac = c->bac;
+  double const *tab = nd->tab;
+  int eff = 0;
+
+  if (c->m->version >= 2) {
+    /* saturated invariants (angular_bounded): dE/dq = a c dx/du, i.e. the
+       coefficients times dx/du, spread over v as in the table; with
+       feature adjoints gb, (a c + gb) dx/du and then a = 1 */
+    double const *dq = dG + (size_t) sk * pst;
+    int sat = dq[(size_t) np * K * P1] != 0.0;
+    eff = sat || gb != NULL;
+    if (eff) {
+      int q, p, l;
+      double *sums = c->ceff + (size_t) np * K * nvp;
+      for (q = 0; q < np; ++q)
+        for (k = 0; k < K; ++k) {
+          size_t o = ((size_t) q * K + k) * P1;
+          double const *cc = nd->c + ((size_t) Z * np * K) * P1 + o;
+          double *row = c->ceff + ((size_t) q * K + k) * nvp, tot = 0.0;
+          for (v = 0; v < nvp; ++v) row[v] = 0.0;
+          for (p = 0; p < P1; ++p) {
+            double ce = gb != NULL ? a * cc[p] + gb[o + p] : cc[p];
+            if (sat) ce *= dq[o + p];
+            for (l = p * p; l < (p + 1) * (p + 1); ++l) row[l] = ce;
+            tot += ce;
+          }
+          sums[q * K + k] = tot;
+        }
+      if (gb != NULL) a = 1.0;
+    }
+  }
+  memset(bac, 0, (size_t) sk * nvp * sizeof(double));
+  memset(c->selfbar, 0, (size_t) sk * sizeof(double));
+  for (s1 = 0; s1 < S; ++s1)
+    for (s2 = s1; s2 < S; ++s2) {
+      size_t row = (size_t) (Z * np + compot_pair_index(S, s1, s2)) * K;
+      size_t erow = (size_t) compot_pair_index(S, s1, s2) * K;
+      double const *cc = eff ? c->ceff + erow * nvp : tab + row * nvp;
+      double const *cs = eff ? c->ceff + (size_t) np * K * nvp + erow
+                             : tab + (size_t) S * np * K * nvp + row;
+      compot_v4 ta = v4_set1(2.0 * a);
+      /* s1 == s2: d(c A^2)/dA = 2 c A; s1 < s2: d(2 c A1 A2) = 2 c A2, 2 c A1 */
+      for (k = 0; k < K; ++k) {
+        size_t o1 = (size_t) (s1 * K + k) * nvp, o2 = (size_t) (s2 * K + k) * nvp;
+        double const *ck = cc + (size_t) k * nvp;
+        for (v = 0; v < nvp; v += 4) {
+          compot_v4 cv = v4_mul(ta, v4_load(ck + v));
+          v4_store(bac + o1 + v, v4_madd(cv, v4_load(A + o2 + v), v4_load(bac + o1 + v)));
+          if (s1 != s2)
+            v4_store(bac + o2 + v, v4_madd(cv, v4_load(A + o1 + v), v4_load(bac + o2 + v)));
+        }
+        if (s1 == s2) c->selfbar[s1 * K + k] -= a * cs[k];
+      }
+    }
+  switch (sk) {
+  case 4:
+    angular_pair_gradients(n, 4, nv, nvp, pst, G, dG, Yall, dYall, bac, c->selfbar, rad, GV);
+    break;
+  case 8:
+    angular_pair_gradients(n, 8, nv, nvp, pst, G, dG, Yall, dYall, bac, c->selfbar, rad, GV);
+    break;
+  default:
+    angular_pair_gradients(n, sk, nv, nvp, pst, G, dG, Yall, dYall, bac, c->selfbar, rad, GV);
+  }
+  for (t = 0; t < n; ++t) {
+    int p = p0 + t, sl = ws->pslot[p];
+    double const *u = ws->su + 3 * (size_t) sl; /* (the projection is
+                                                   even in u) */
+    double g0 = GV[t], g1 = GV[pst + t], g2 = GV[2 * pst + t];
+    double rinv = 1.0 / ws->sr[sl], ug = u[0] * g0 + u[1] * g1 + u[2] * g2;
+    double sign = p >= ws->pmid[i] ? -1.0 : 1.0, *h = c->sh + 3 * sl;
+    c->st[sl] += rad[t];
+    h[0] += sign * (g0 - ug * u[0]) * rinv;
+    h[1] += sign * (g1 - ug * u[1]) * rinv;
+    h[2] += sign * (g2 - ug * u[2]) * rinv;
+  }
+}

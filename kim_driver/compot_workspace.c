@@ -1,0 +1,257 @@
+/*
+ * compot_workspace.c -- the workspace of compot_compute: arrays that grow
+ * with the configuration and are kept between calls, and the scratch of
+ * one call, sized and carved by one routine (layout) so that the two can
+ * never disagree.
+ */
+#include "compot_eval.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+compot_workspace *compot_workspace_create(void)
+{
+  return (compot_workspace *) calloc(1, sizeof(compot_workspace));
+}
+
+void compot_workspace_destroy(compot_workspace *ws)
+{
+  if (ws == NULL) return;
+  free(ws->pstart);
+  free(ws->pend);
+  free(ws->pmid);
+  free(ws->order);
+  free(ws->flag);
+  free(ws->pj);
+  free(ws->ptwin);
+  free(ws->pslot);
+  free(ws->tj);
+  free(ws->td);
+  free(ws->sj);
+  free(ws->sr);
+  free(ws->su);
+  free(ws->sfc);
+  free(ws->sdfc);
+  free(ws->sx);
+  free(ws->wsl);
+  free(ws->wdc);
+  free(ws->csl);
+  free(ws->arena);
+  free(ws->ptr);
+  free(ws);
+}
+
+static int grow(void **p, size_t need, size_t elem)
+{
+  void *q = realloc(*p, need * elem + 1);
+  if (q == NULL) return COMPOT_ERR_MEMORY;
+  *p = q;
+  return COMPOT_OK;
+}
+
+static size_t grown(size_t cap, size_t need)
+{
+  cap = cap ? cap : 1024;
+  while (cap < need) cap *= 2;
+  return cap;
+}
+
+/* The per-particle arrays for n particles. */
+int compot_ws_particles(compot_workspace *ws, int n)
+{
+  size_t need = (size_t) n + 1;
+  if (need <= ws->n_cap) return COMPOT_OK;
+  if (grow((void **) &ws->pstart, need, sizeof(int))
+      || grow((void **) &ws->pend, need, sizeof(int))
+      || grow((void **) &ws->pmid, need, sizeof(int))
+      || grow((void **) &ws->order, need, sizeof(int))
+      || grow((void **) &ws->flag, need, 1))
+    return COMPOT_ERR_MEMORY;
+  ws->n_cap = need;
+  return COMPOT_OK;
+}
+
+/* The directed pairs (two per slot with twins). */
+int compot_ws_pairs(compot_workspace *ws, size_t need)
+{
+  size_t cap;
+  if (need <= ws->pair_cap) return COMPOT_OK;
+  cap = grown(ws->pair_cap, need);
+  if (grow((void **) &ws->pj, cap, sizeof(int))
+      || grow((void **) &ws->ptwin, cap, sizeof(int))
+      || grow((void **) &ws->pslot, cap, sizeof(int)))
+    return COMPOT_ERR_MEMORY;
+  ws->pair_cap = cap;
+  return COMPOT_OK;
+}
+
+/* One host neighbour list of need entries. */
+int compot_ws_list(compot_workspace *ws, size_t need)
+{
+  size_t cap;
+  if (need <= ws->list_cap) return COMPOT_OK;
+  cap = grown(ws->list_cap, need);
+  if (grow((void **) &ws->tj, cap, sizeof(int))
+      || grow((void **) &ws->td, 4 * cap, sizeof(double)))
+    return COMPOT_ERR_MEMORY;
+  ws->list_cap = cap;
+  return COMPOT_OK;
+}
+
+/* The geometry of need slots. */
+int compot_ws_slots(compot_workspace *ws, size_t need)
+{
+  size_t cap;
+  if (need <= ws->slot_geo_cap) return COMPOT_OK;
+  cap = grown(ws->slot_geo_cap, need);
+  if (grow((void **) &ws->sj, cap, sizeof(int))
+      || grow((void **) &ws->sr, cap, sizeof(double))
+      || grow((void **) &ws->su, 3 * cap, sizeof(double))
+      || grow((void **) &ws->sfc, cap, sizeof(double))
+      || grow((void **) &ws->sdfc, cap, sizeof(double))
+      || grow((void **) &ws->sx, cap, sizeof(double))
+      || grow((void **) &ws->wsl, cap, sizeof(int))
+      || grow((void **) &ws->wdc, cap, sizeof(double)))
+    return COMPOT_ERR_MEMORY;
+  ws->slot_geo_cap = cap;
+  return COMPOT_OK;
+}
+
+/* Consecutive pieces of one array: each a multiple of 8 doubles, so that
+   with a 64-byte aligned base every piece starts 64-byte aligned (rows of
+   4-lane loads stay aligned).  With base NULL it only counts. */
+typedef struct carver {
+  double *base;
+  size_t used;
+} carver;
+
+static double *take(carver *cv, size_t n)
+{
+  double *p = cv->base != NULL ? cv->base + cv->used : NULL;
+  cv->used += (n + 7) & ~(size_t) 7;
+  return p;
+}
+
+/*
+ * The scratch of one call, in one array: first the pieces that accumulate
+ * (zeroed; their count in *n_zero), then the others.
+ *   per basis: phi and (gradients) lambda [n S K], by particle rows of
+ *     S K doubles; the slot caches of g^ (A leaves) and g^' (gradients)
+ *     [n_slots K]; rho and nu of the current atom [S K] (N leaves);
+ *   per slot (gradients): T and h [n_slots], [3 n_slots];
+ *   per A leaf: the per-atom arrays of compot_angular_value (rows of Y
+ *     beyond (P+1)^2 are read, times zero, but never written: zeroed);
+ *   per atom: node values and adjoints, de/df of E and N leaves, the
+ *     feature and basis batches, the A adjoints, the grade's vectors, the
+ *     close pairs' s_in.
+ */
+static size_t layout(compot_ctx *c, double *base, size_t *n_zero)
+{
+  compot_model const *m = c->m;
+  carver cv;
+  int S = c->S, nb = m->n_bases, b, nd, max_l = 1;
+  size_t n = (size_t) c->n, ns = (size_t) c->n_slots, mp = (size_t) c->max_pairs;
+  size_t sk = (size_t) S * m->max_K, nn = (size_t) m->n_nodes, lk;
+  size_t np = (size_t) (S * (S + 1) / 2);
+
+  cv.base = base;
+  cv.used = 0;
+  for (b = 0; b < nb; ++b) {
+    compot_basis const *B = &m->bases[b];
+    size_t one = n * S * B->K;
+    c->bphi[b] = c->blam[b] = NULL;
+    if (!B->need_phi) continue;
+    c->bphi[b] = take(&cv, one);
+    if (c->want_grad) c->blam[b] = take(&cv, one);
+  }
+  c->st = c->sh = NULL;
+  if (c->want_grad) {
+    c->st = take(&cv, ns);
+    c->sh = take(&cv, 3 * ns);
+  }
+  c->angsum = take(&cv, nn * c->ang_stride);
+  *n_zero = cv.used;
+
+  for (b = 0; b < nb; ++b) {
+    compot_basis const *B = &m->bases[b];
+    c->bg[b] = c->bdg[b] = c->brho[b] = c->bnu[b] = NULL;
+    if (B->need_ang) c->bg[b] = take(&cv, ns * B->K);
+    if (c->want_grad && (B->need_phi || B->need_ang))
+      c->bdg[b] = take(&cv, ns * B->K);
+    if (B->need_rho) {
+      c->brho[b] = take(&cv, sk);
+      c->bnu[b] = take(&cv, sk);
+    }
+  }
+  c->V = take(&cv, nn);
+  c->adj = take(&cv, nn);
+  c->dedf = take(&cv, nn * sk);
+  for (nd = 0; nd < m->n_nodes; ++nd)
+    if (m->nodes[nd].L > max_l) max_l = m->nodes[nd].L;
+  lk = (size_t) max_l * m->max_K;
+  c->fu = take(&cv, lk);
+  c->fx = take(&cv, lk);
+  c->fdx = take(&cv, lk);
+  c->bgv = take(&cv, mp * m->max_K);
+  c->bdgv = take(&cv, mp * m->max_K);
+  c->bac = c->selfbar = c->ceff = c->ascr = NULL;
+  if (m->has_angular) {
+    c->bac = take(&cv, sk * (size_t) c->nvp);
+    c->selfbar = take(&cv, sk);
+    c->ascr = take(&cv, 4 * (size_t) c->pst);
+    if (m->version >= 2)
+      c->ceff = take(&cv, np * m->max_K * ((size_t) c->nvp + 1));
+  }
+  c->gf = c->gy = c->gz = c->gb = c->cw = c->cdw = NULL;
+  if (m->version >= 2) {
+    size_t dp = (size_t) m->grade_dp;
+    c->gf = take(&cv, dp);
+    c->gy = take(&cv, dp);
+    c->gz = take(&cv, dp);
+    c->gb = take(&cv, dp);
+    c->cw = take(&cv, mp);
+    c->cdw = take(&cv, mp);
+  }
+  return cv.used;
+}
+
+int compot_scratch(compot_ctx *c, char *msg, size_t msg_size)
+{
+  compot_model const *m = c->m;
+  compot_workspace *ws = c->ws;
+  size_t nb = (size_t) m->n_bases, need, n_zero;
+  double *base;
+
+  c->nvp = m->nvp;
+  c->pst = ((c->max_pairs > 0 ? c->max_pairs : 1) + 3) & ~3;
+  c->ang_stride = m->has_angular ? compot_angular_stride(m, c->pst) : 0;
+  if (6 * nb > ws->ptr_cap) {
+    if (grow((void **) &ws->ptr, 6 * nb, sizeof(double *))) goto nomem;
+    ws->ptr_cap = 6 * nb;
+  }
+  c->bphi = ws->ptr;
+  c->blam = c->bphi + nb;
+  c->bg = c->blam + nb;
+  c->bdg = c->bg + nb;
+  c->brho = c->bdg + nb;
+  c->bnu = c->brho + nb;
+  need = layout(c, NULL, &n_zero) + 8; /* (8: room to align the base) */
+  if (need > ws->arena_cap) {
+    if (grow((void **) &ws->arena, need, sizeof(double))) goto nomem;
+    ws->arena_cap = need;
+  }
+  if (m->version >= 2 && (size_t) c->max_pairs + 1 > ws->close_cap) {
+    if (grow((void **) &ws->csl, (size_t) c->max_pairs + 1, sizeof(int)))
+      goto nomem;
+    ws->close_cap = (size_t) c->max_pairs + 1;
+  }
+  base = compot_align64(ws->arena);
+  layout(c, base, &n_zero);
+  memset(base, 0, n_zero * sizeof(double));
+  return COMPOT_OK;
+nomem:
+  compot_set_msg(msg, msg_size,
+                 "out of memory for %d particles and %d pair slots", c->n,
+                 c->n_slots);
+  return COMPOT_ERR_MEMORY;
+}
