@@ -5,7 +5,7 @@
     atoms.get_potential_energy(); atoms.get_forces(); atoms.get_stress()
 
 The host-agnostic C99 sources of ``kim_driver/`` (every ``compot_*.c`` except
-the KIM glue ``compot_kim.c``) are compiled into a shared library with the
+the KIM glue ``compot_kim.c``; shipped inside the package, :mod:`compot.sources`) are compiled into a shared library with the
 system C compiler (``$CC``, default ``cc``) the first time they are needed.
 The library is cached under ``$COMPOT_CACHE`` (default
 ``$XDG_CACHE_HOME/compot``, i.e. ``~/.cache/compot``) in a file named after a
@@ -95,12 +95,18 @@ class CCoreError(CompotError, RuntimeError):
 
 
 def _default_source_dir() -> Path:
-    return Path(os.environ.get("COMPOT_KIM_DRIVER") or Path(__file__).resolve().parents[2] / "kim_driver")
+    from .sources import SourcesNotFoundError, kim_driver_dir
+
+    try:
+        return kim_driver_dir()
+    except SourcesNotFoundError as exc:
+        raise CCoreError(str(exc)) from None
 
 
 def core_sources(source_dir: str | os.PathLike | None = None) -> list[Path]:
     """The C files of the core: ``compot_*.c`` of ``source_dir`` (default
-    ``kim_driver/`` of the repository, or ``$COMPOT_KIM_DRIVER``) without the
+    the sources shipped with the package, ``kim_driver/`` of a checkout, or
+    ``$COMPOT_KIM_DRIVER``: :func:`compot.sources.kim_driver_dir`) without the
     KIM glue."""
     d = Path(source_dir) if source_dir else _default_source_dir()
     files = sorted(p for p in d.glob("compot_*.c") if p.name not in _HOST_GLUE)

@@ -3,30 +3,49 @@
 A KIM *portable model* is a directory holding a ``CMakeLists.txt`` that calls
 ``add_kim_api_model_library`` with the name of a model driver, plus the
 driver's parameter files. compot models run through the C model driver
-``Compot__MD_000000123456_000`` of this repository (``kim_driver/``), whose
-single parameter file is the compot parameter file (format v1,
-``docs/parameter-file.md``) verbatim. Once installed in a KIM collection the
-model runs in every KIM simulator: LAMMPS (``kim init NAME metal`` /
+``Compot_Driver`` (``kim_driver/``, shipped inside the package, see
+:mod:`compot.sources`), whose single parameter file is the compot parameter
+file (``docs/parameter-file.md``) verbatim. Once installed in a KIM collection
+the model runs in every KIM simulator: LAMMPS (``kim init NAME metal`` /
 ``kim interactions Nb``), ASE (``ase.calculators.kim.KIM(NAME)``), KLIFF
 (``kliff.models.KIMModel(NAME)``) and kimpy.
 
     from compot.export import export_kim
-    export_kim("runs/demo/model.params", "Compot_Nb__MO_000000000001_000",
-               "kim_models", install=True)
+    export_kim("runs/demo/model.params", out_dir="kim_models", install=True)
+    # -> kim_models/Compot_Nb_<8 hex digits>/, installed as Compot_Nb_<8 hex digits>
+
+Names. A KIM ID (``__MO_<12 digits>_<3 digits>``) is issued by OpenKIM when an
+item is accepted there; compot never makes one up. The default name is
+``Compot_<species>_<tag>``, the tag being the first 8 hex digits of the
+SHA-256 of the parameter file, so that the same file always gets the same
+name and different files different ones. A KIM ID is added only when the
+user passes one (``kim_id="MO_123456789012_000"``), with a
+:class:`KimIdWarning` that it must be the ID OpenKIM issued for this model:
+LAMMPS prints a citation link to openkim.org for any name that carries one.
+
+Metadata. Every exported model folder holds a ``kimspec.edn`` in OpenKIM's
+form (extended-id, title, description, species, model-driver, source
+citations of the paper and of the training data, and the contributor's
+openkim.org id when given); the driver's own is ``kim_driver/kimspec.edn``.
+compot is distributed under the BSD 3-Clause licence (``LICENSE``).
 
 Installation uses ``kim-api-collections-management`` (KIM API ≥ 2.2) and never
 the network: the driver is installed (``install --force``) from a clean copy of
-``kim_driver/`` *before* the model, because the installer looks for a missing
+its sources *before* the model, because the installer looks for a missing
 driver on openkim.org, and on failure installs the model anyway with a mere
 warning. Items go into the *user* collection; names that exist in another
 collection (e.g. Debian's system collection) are refused rather than shadowed
-or removed.
+or removed. The driver is built for any x86-64 (or other) machine of its kind;
+``native=True`` adds ``-march=native`` (about 1.5x faster, but the installed
+driver may then crash on another machine sharing the collection).
 
 Units: eV and Å (the driver's fixed units).
 """
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import logging
 import os
 import re
@@ -34,6 +53,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,11 +65,18 @@ from .errors import CompotError, DatasetError
 
 __all__ = [
     "DRIVER_NAME",
+    "LICENSE_ID",
+    "DATA_CITATIONS",
+    "PAPER_CITATION",
     "KimNameError",
     "KimInstallError",
+    "KimIdWarning",
     "KimItem",
     "check_kim_model_name",
+    "default_kim_model_name",
     "suggest_kim_model_name",
+    "kimspec_model",
+    "format_edn",
     "driver_source_dir",
     "find_kim_item",
     "write_kim_model_dir",
@@ -62,26 +89,75 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Name of the compot KIM model driver (``kim_driver/CMakeLists.txt``).
-DRIVER_NAME = "Compot__MD_000000123456_000"
+#: Name of the compot KIM model driver (``kim_driver/CMakeLists.txt``). It has
+#: no KIM ID: OpenKIM has not issued one.
+DRIVER_NAME = "Compot_Driver"
 
-#: OpenKIM form of a portable-model name: ``<Prefix>__MO_<12 digits>_<3 digits>``,
-#: the prefix made of letters and digits in groups joined by single underscores,
-#: starting with a letter.
-_MODEL_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*__MO_[0-9]{12}_[0-9]{3}$")
+#: SPDX identifier of compot's licence (``LICENSE``), also that of the driver.
+LICENSE_ID = "BSD-3-Clause"
+
+#: A portable-model name: letters and digits in groups joined by single
+#: underscores, starting with a letter, optionally followed by an OpenKIM ID
+#: ``__MO_<12 digits>_<3 digits>``.
+_MODEL_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*(?:__MO_[0-9]{12}_[0-9]{3})?$")
+_KIM_ID_RE = re.compile(r"^(?:__)?(MO_[0-9]{12}_[0-9]{3})$")
 _MAX_NAME = 127  # directory names, CMake project names, LAMMPS tokens: keep them short
-_EXAMPLE_NAME = "Compot_Nb__MO_000000000001_000"
+_EXAMPLE_NAME = "Compot_Nb_1a2b3c4d"
 _CMAKE_MARK = "generated by compot export kim"
 # KIM species names are the element symbols (plus a few non-elements we do not use).
 _KIM_SPECIES = frozenset(chemical_symbols[1:])
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$")
+
+#: The method's paper, cited by the driver and by every exported model.
+PAPER_CITATION = {
+    "recordkey": "compot-method",
+    "recordtype": "misc",
+    "author": "Wang and Transtrum and Lordi and Bulatov and Samanta",
+    "title": "Composable and adaptive design of machine learning interatomic potentials guided by "
+             "Fisher-information analysis",
+    "howpublished": "arXiv:2504.19372",
+    "year": "2025",
+    "url": "https://arxiv.org/abs/2504.19372",
+}
+
+#: Training data sets compot's examples use, by the key ``--data-citation``
+#: takes (their DFT data and licences: ``shared/data/README.md``).
+DATA_CITATIONS = {
+    "mvl-nbmotaw": {
+        "recordkey": "data-mvl-nbmotaw",
+        "recordtype": "article",
+        "author": "Li, X.-G. and Chen, C. and Zheng, H. and Zuo, Y. and Ong, S. P.",
+        "title": "Complex strengthening mechanisms in the NbMoTaW multi-principal element alloy",
+        "journal": "npj Computational Materials",
+        "volume": "6",
+        "pages": "70",
+        "year": "2020",
+        "doi": "10.1038/s41524-020-0339-0",
+        "note": "training data (VASP, PBE): materialsvirtuallab/snap, NbMoTaW/training, BSD-3-Clause",
+    },
+    "mlearn": {
+        "recordkey": "data-mlearn",
+        "recordtype": "article",
+        "author": "Zuo, Y. and Chen, C. and Li, X. and Deng, Z. and Chen, Y. and Behler, J. and Csányi, G. "
+                  "and Shapeev, A. V. and Thompson, A. P. and Wood, M. A. and Ong, S. P.",
+        "title": "Performance and cost assessment of machine learning interatomic potentials",
+        "journal": "The Journal of Physical Chemistry A",
+        "volume": "124",
+        "pages": "731--745",
+        "year": "2020",
+        "doi": "10.1021/acs.jpca.9b08723",
+        "note": "training data (VASP, PBE): materialsvirtuallab/mlearn, BSD-3-Clause",
+    },
+}
 
 Progress = Callable[[str], None]
 
 
 class KimNameError(CompotError, ValueError):
-    """Raised when a KIM item name is not of the form
-    ``<Prefix>__MO_<12 digits>_<3 digits>``, or names an item of a collection
-    other than the user collection (which compot would shadow or delete)."""
+    """Raised when a KIM item name is not a valid portable-model name
+    (``<Prefix>`` or ``<Prefix>__MO_<12 digits>_<3 digits>``), when a KIM ID is
+    malformed, or when a name is taken by an item of a collection other than
+    the user collection (which compot would shadow or delete)."""
 
 
 class KimInstallError(CompotError, RuntimeError):
@@ -89,6 +165,11 @@ class KimInstallError(CompotError, RuntimeError):
     API tools are missing, the installer fails (its log is quoted), the
     driver is not installed before a model that needs it, or an output
     directory is in the way."""
+
+
+class KimIdWarning(UserWarning):
+    """Issued when an exported model's name carries a KIM ID: only OpenKIM
+    issues KIM IDs, and LAMMPS cites openkim.org for every name with one."""
 
 
 @dataclass(frozen=True)
@@ -111,28 +192,40 @@ class KimItem:
 
 # ------------------------------------------------------------------- names
 def suggest_kim_model_name(text: str, number: int = 1) -> str:
-    """A valid portable-model name built from ``text`` (e.g. a bad name or the
-    species), ``<Prefix>__MO_<number as 12 digits>_000``.
+    """A valid portable-model name without a KIM ID built from ``text`` (e.g. a
+    bad name), with ``_<number>`` appended when ``number > 1``.
 
     >>> suggest_kim_model_name("my nb-model")
-    'my_nb_model__MO_000000000001_000'
+    'my_nb_model'
+    >>> suggest_kim_model_name("Compot_Nb__MO_000000000001_000", 2)
+    'Compot_Nb_2'
     """
     base = text.split("__")[0]
     prefix = "_".join(p for p in re.split(r"[^A-Za-z0-9]+", base) if p)
     if not prefix or not prefix[0].isalpha():
         prefix = "Compot" + ("_" + prefix if prefix else "")
-    prefix = prefix[: _MAX_NAME - 20]
-    return f"{prefix}__MO_{number:012d}_000"
+    prefix = prefix[: _MAX_NAME - 8]
+    return prefix if number <= 1 else f"{prefix}_{number}"
+
+
+def default_kim_model_name(species: Iterable[str], params_text: str) -> str:
+    """``Compot_<species>_<tag>``: the species in alphabetical order, joined,
+    and the first 8 hex digits of the SHA-256 of the parameter file's text.
+
+    >>> default_kim_model_name(["Nb", "Mo"], "compot-params 2\\n")[:12]
+    'Compot_MoNb_'
+    """
+    tag = hashlib.sha256(params_text.encode("utf-8")).hexdigest()[:8]
+    return f"Compot_{''.join(sorted(species))}_{tag}"
 
 
 def check_kim_model_name(name: str) -> str:
     """Check that ``name`` is a valid KIM portable-model name and return it.
 
-    The KIM API itself needs only a C identifier; compot asks for the OpenKIM
-    form ``<Prefix>__MO_<12 digits>_<3 digits>`` (e.g.
-    ``Compot_Nb__MO_000000000001_000``) so that the name can later be replaced
-    by an OpenKIM-issued KIM ID without changing its shape, and so that LAMMPS
-    ``kim init`` and the KIM tools treat it as a model.
+    A name is letters and digits in groups joined by single underscores,
+    starting with a letter (e.g. ``Compot_Nb_1a2b3c4d``), optionally followed
+    by an OpenKIM ID ``__MO_<12 digits>_<3 digits>``; such an ID must be one
+    OpenKIM issued (:func:`export_kim` warns).
 
     Raises
     ------
@@ -140,26 +233,137 @@ def check_kim_model_name(name: str) -> str:
         With the reason and a suggested valid name.
     """
     if not isinstance(name, str) or not name:
-        raise KimNameError(f"empty KIM model name; expected <Prefix>__MO_<12 digits>_<3 digits>, "
+        raise KimNameError(f"empty KIM model name; expected letters and digits joined by single underscores, "
                            f"e.g. {_EXAMPLE_NAME}")
     why = None
     if len(name) > _MAX_NAME:
         why = f"is {len(name)} characters long (at most {_MAX_NAME})"
     elif not _MODEL_NAME_RE.match(name):
         if "__MD_" in name:
-            why = "is a model-driver name (__MD_); a portable model needs __MO_"
-        elif "__MO_" not in name:
-            why = "lacks the '__MO_<12 digits>_<3 digits>' suffix"
-        elif not re.search(r"__MO_[0-9]{12}_[0-9]{3}$", name):
-            why = "has a malformed ID: expected exactly 12 digits, '_', 3 digits after '__MO_'"
+            why = "is a model-driver name (__MD_)"
+        elif "__MO_" in name and not re.search(r"__MO_[0-9]{12}_[0-9]{3}$", name):
+            why = "has a malformed KIM ID: expected exactly 12 digits, '_', 3 digits after '__MO_'"
         else:
             why = ("has a malformed prefix: expected letters and digits, starting with a letter, "
                    "in groups joined by single underscores")
     if why:
         raise KimNameError(f"{name!r} is not a valid KIM portable-model name: it {why}; "
-                           f"expected <Prefix>__MO_<12 digits>_<3 digits>, "
-                           f"e.g. {suggest_kim_model_name(name)}")
+                           f"expected e.g. {suggest_kim_model_name(name)} (a KIM ID __MO_<12 digits>_<3 digits> "
+                           "only when OpenKIM issued one)")
     return name
+
+
+def _with_kim_id(name: str, kim_id: str | None) -> str:
+    """``name`` with ``__<kim_id>`` appended (kim_id ``MO_<12 digits>_<3 digits>``)."""
+    if kim_id is None:
+        return name
+    m = _KIM_ID_RE.match(kim_id.strip()) if isinstance(kim_id, str) else None
+    if not m:
+        raise KimNameError(f"KIM ID {kim_id!r} is malformed; expected MO_<12 digits>_<3 digits> as issued by "
+                           "OpenKIM, e.g. MO_123456789012_000")
+    if "__MO_" in name:
+        raise KimNameError(f"{name!r} already carries a KIM ID; pass the ID once")
+    return f"{name}__{m.group(1)}"
+
+
+def _warn_kim_id(name: str) -> None:
+    if "__MO_" in name:
+        warnings.warn(f"{name}: the KIM ID {name[name.index('__MO_') + 2:]} must be the one OpenKIM issued for "
+                      "this model; LAMMPS prints a citation link to openkim.org for it", KimIdWarning,
+                      stacklevel=3)
+
+
+# -------------------------------------------------------------- kimspec.edn
+def format_edn(value, indent: int = 0) -> str:
+    """``value`` (dict, list, str, int, float, bool) as EDN text, the format of
+    OpenKIM's ``kimspec.edn``: maps ``{"key" value ...}``, vectors
+    ``[...]``, strings in double quotes with ``\\`` and ``"`` escaped."""
+    pad = " " * indent
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        inner = "\n".join(f'{pad}  {format_edn(str(k))} {format_edn(v, indent + 2)}' for k, v in value.items())
+        return "{\n" + inner + "\n" + pad + "}"
+    if isinstance(value, (list, tuple)):
+        items = [format_edn(v, indent + 2) for v in value]
+        if all(not isinstance(v, (dict, list, tuple)) for v in value):
+            return "[" + " ".join(items) + "]"
+        return "[\n" + "\n".join(f"{pad}  {i}" for i in items) + "\n" + pad + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{text}"'
+
+
+def kimspec_model(name: str, expression: str, species: Iterable[str], *,
+                  data_citations: Iterable[str | dict] = (), contributor_id: str | None = None,
+                  source: str = "", date: str | None = None) -> str:
+    """The ``kimspec.edn`` of an exported portable model, in OpenKIM's form.
+
+    Parameters
+    ----------
+    name : str
+        The model's name (``extended-id``).
+    expression, species :
+        The model's expression in the paper's notation and its species.
+    data_citations : iterable of str or dict
+        Keys of :data:`DATA_CITATIONS`, or citation records (dicts of
+        BibTeX-like fields with ``recordtype``), of the training data.
+    contributor_id : str, optional
+        The contributor's openkim.org user id (a UUID); written as
+        ``contributor-id``, ``maintainer-id`` and ``developer`` when given,
+        left out otherwise (OpenKIM fills them in on submission).
+    source : str
+        The parameter file's name, for ``content-origin``.
+    date : str, optional
+        ``YYYY-MM-DD`` (default today, UTC).
+
+    Raises
+    ------
+    KimNameError
+        An unknown data-citation key or a malformed contributor id.
+    """
+    from . import __version__
+
+    species = sorted(species)
+    cites = [dict(PAPER_CITATION)]
+    for c in data_citations:
+        if isinstance(c, dict):
+            cites.append(dict(c))
+        elif c in DATA_CITATIONS:
+            cites.append(dict(DATA_CITATIONS[c]))
+        else:
+            raise KimNameError(f"unknown data citation {c!r}; expected one of {sorted(DATA_CITATIONS)} "
+                               "or a citation record")
+    date = date or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    spec = {
+        "kim-api-version": "2.2",
+        "domain": "openkim.org",
+        "kim-item-type": "portable-model",
+        "extended-id": name,
+        "title": f"compot {expression} potential for {'-'.join(species)}",
+        "description": (f"Composable pair-cluster machine-learned interatomic potential {expression} for "
+                        f"{', '.join(species)} (Wang et al., arXiv:2504.19372), exported by compot "
+                        f"{__version__}. Energies in eV, distances in Å. Evaluated by the compot model "
+                        f"driver {DRIVER_NAME}, whose parameter file is the compot parameter file verbatim."),
+        "model-driver": DRIVER_NAME,
+        "potential-type": "compot",
+        "species": species,
+        "source-citations": cites,
+        "content-origin": f"compot {__version__} export kim of {source or 'a compot parameter file'}",
+        "date": date,
+        "publication-year": date[:4],
+    }
+    if contributor_id is not None:
+        if not _UUID_RE.match(contributor_id.lower()):
+            raise KimNameError(f"contributor id {contributor_id!r} is not a UUID; expected the id of an "
+                               "openkim.org account, e.g. 4ad03136-ed7f-4316-b586-1e94ccceb311")
+        spec["contributor-id"] = contributor_id
+        spec["maintainer-id"] = contributor_id
+        spec["developer"] = [contributor_id]
+    return format_edn(spec) + "\n"
 
 
 # ----------------------------------------------------------------- KIM tools
@@ -213,8 +417,8 @@ def _check_replaceable(name: str) -> KimItem | None:
     return item
 
 
-def _run_installer(args: list[str], what: str) -> str:
-    env = dict(os.environ)
+def _run_installer(args: list[str], what: str, env: dict[str, str] | None = None) -> str:
+    env = {**os.environ, **(env or {})}
     env.setdefault("TMPDIR", tempfile.gettempdir())
     with tempfile.TemporaryDirectory(prefix="compot-kim-") as cwd:  # KIM writes kim.log in its cwd
         r = subprocess.run([_management_tool(), *args], capture_output=True, text=True, env=env,
@@ -228,29 +432,35 @@ def _run_installer(args: list[str], what: str) -> str:
 
 
 def driver_source_dir() -> Path:
-    """The ``kim_driver/`` folder of the compot repository this package runs from.
+    """The folder of the KIM driver's sources: the copy inside the installed
+    package, or ``kim_driver/`` of a source checkout (see
+    :func:`compot.sources.kim_driver_dir`).
 
     Raises
     ------
     KimInstallError
-        When compot is not run from a source checkout (no ``kim_driver/``).
+        When the sources are nowhere (a broken installation).
     """
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        cand = parent / "kim_driver"
-        if (cand / "CMakeLists.txt").is_file() and (cand / "compot_kim.c").is_file():
-            return cand
-    raise KimInstallError(f"the KIM driver sources (kim_driver/) were not found above {here.parent}; "
-                          "run from a compot source checkout or pass driver_dir")
+    from .sources import SourcesNotFoundError, kim_driver_dir
+
+    try:
+        return kim_driver_dir()
+    except SourcesNotFoundError as exc:
+        raise KimInstallError(str(exc)) from None
+
+
+#: files of the driver folder that an installation needs
+_DRIVER_FILES = ("CMakeLists.txt", "README.md", "kimspec.edn", "LICENSE")
 
 
 def install_kim_driver(driver_dir: str | os.PathLike | None = None, *, force: bool = True,
-                       progress: Progress | None = None) -> KimItem:
+                       native: bool = False, progress: Progress | None = None) -> KimItem:
     """Build and install the compot model driver into the KIM user collection.
 
-    The driver's sources (``*.c``, ``*.h``, ``CMakeLists.txt``) are copied to a
-    scratch folder first, so a stray ``kim_driver/build/`` (which makes the
-    installer fail) does not matter.
+    The driver's sources (``*.c``, ``*.h``, ``CMakeLists.txt``,
+    ``kimspec.edn``, ``LICENSE``) are copied to a scratch folder first, so a
+    stray ``kim_driver/build/`` (which makes the installer fail) does not
+    matter.
 
     Parameters
     ----------
@@ -259,6 +469,11 @@ def install_kim_driver(driver_dir: str | os.PathLike | None = None, *, force: bo
     force : bool
         Replace an installed driver (``install --force``); otherwise an
         installed driver is kept as it is.
+    native : bool
+        Build for this machine's vector units (``-march=native``, through
+        ``COMPOT_NATIVE=1`` read by the driver's ``CMakeLists.txt``): faster,
+        but the driver may not run on another kind of machine. Default: a
+        portable build.
     progress : callable(str), optional
         Receives progress lines (default: ``logging`` at INFO).
 
@@ -280,14 +495,16 @@ def install_kim_driver(driver_dir: str | os.PathLike | None = None, *, force: bo
         return existing
     t0 = time.perf_counter()
     say(f"installing KIM driver {DRIVER_NAME} from {src} into the user collection"
-        + (" (replacing the installed one)" if existing else ""))
+        + (" (replacing the installed one)" if existing else "")
+        + (", built for this machine (-march=native)" if native else ", portable build"))
     with tempfile.TemporaryDirectory(prefix="compot-kim-driver-") as tmp:
         dst = Path(tmp) / DRIVER_NAME
         dst.mkdir()
         for f in sorted(src.iterdir()):
-            if f.is_file() and (f.suffix in (".c", ".h") or f.name in ("CMakeLists.txt", "README.md")):
-                shutil.copy2(f, dst / f.name)
-        _run_installer(["install", "--force", "user", str(dst)], f"installing the KIM driver {DRIVER_NAME}")
+            if f.is_file() and (f.suffix in (".c", ".h") or f.name in _DRIVER_FILES):
+                shutil.copyfile(f, dst / f.name)  # follows the LICENSE link of a checkout
+        _run_installer(["install", "--force", "user", str(dst)], f"installing the KIM driver {DRIVER_NAME}",
+                       env={"COMPOT_NATIVE": "1" if native else "0"})
     item = find_kim_item(DRIVER_NAME)
     if item is None:
         raise KimInstallError(f"the installer reported success but {DRIVER_NAME} is not installed")
@@ -357,8 +574,9 @@ def _cmake_text(name: str, param_file: str, expression: str, species: Iterable[s
     return f"""#
 # KIM portable model {name}, {_CMAKE_MARK}
 # from {source}: {expression} (species {' '.join(species)}).
-# It needs the compot model driver {DRIVER_NAME}; install the driver first:
-#   kim-api-collections-management install user <compot>/kim_driver
+# It needs the compot model driver {DRIVER_NAME}; install the driver first
+# (compot export kim --install does both):
+#   kim-api-collections-management install user <driver folder>
 #   kim-api-collections-management install user <this folder>
 #
 cmake_minimum_required(VERSION 3.10)
@@ -380,14 +598,15 @@ add_kim_api_model_library(
 
 def write_kim_model_dir(params_text: str, name: str, out_dir: str | os.PathLike, *,
                         expression: str = "?", species: Iterable[str] = (),
-                        source: str = "<memory>") -> Path:
+                        source: str = "<memory>", kimspec: str | None = None) -> Path:
     """Write the portable-model folder ``out_dir/name`` for a parameter-file text.
 
     The text is written verbatim as ``<name>.params`` (the name
     ``WriteParameterizedModel`` of the driver also uses); it is **not**
     checked here (see :func:`export_kim`), so that tests can package broken
-    files. A folder left by an earlier export is replaced; any other
-    non-empty folder is refused.
+    files. Beside it: ``CMakeLists.txt`` and ``kimspec.edn`` (``kimspec``,
+    default :func:`kimspec_model` without data citations). A folder left by
+    an earlier export is replaced; any other non-empty folder is refused.
 
     Returns
     -------
@@ -395,14 +614,18 @@ def write_kim_model_dir(params_text: str, name: str, out_dir: str | os.PathLike,
         The model folder.
     """
     check_kim_model_name(name)
+    species = tuple(species)
+    if kimspec is None:
+        kimspec = kimspec_model(name, expression, species, source=Path(source).name)
     model_dir = Path(out_dir) / name
     try:
-        return _write_model_dir(model_dir, params_text, name, expression, species, source)
+        return _write_model_dir(model_dir, params_text, name, expression, species, source, kimspec)
     except OSError as exc:
         raise KimInstallError(f"{model_dir}: cannot write the portable model: {exc}") from None
 
 
-def _write_model_dir(model_dir: Path, params_text: str, name: str, expression: str, species, source: str) -> Path:
+def _write_model_dir(model_dir: Path, params_text: str, name: str, expression: str, species, source: str,
+                     kimspec: str) -> Path:
     if model_dir.exists():
         cmake = model_dir / "CMakeLists.txt"
         ours = cmake.is_file() and _CMAKE_MARK in cmake.read_text(encoding="utf-8", errors="replace")
@@ -419,41 +642,57 @@ def _write_model_dir(model_dir: Path, params_text: str, name: str, expression: s
     (model_dir / param_file).write_text(params_text, encoding="utf-8")
     (model_dir / "CMakeLists.txt").write_text(
         _cmake_text(name, param_file, expression, species, source), encoding="utf-8")
+    (model_dir / "kimspec.edn").write_text(kimspec, encoding="utf-8")
     return model_dir
 
 
-def export_kim(model_path: str | os.PathLike, name: str, out_dir: str | os.PathLike = ".",
-               install: bool = False, *, reinstall_driver: bool = True,
+def export_kim(model_path: str | os.PathLike, name: str | None = None, out_dir: str | os.PathLike = ".",
+               install: bool = False, *, kim_id: str | None = None, data_citations: Iterable[str | dict] = (),
+               contributor_id: str | None = None, native: bool = False, reinstall_driver: bool = True,
                driver_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> Path:
     """Export a compot parameter file as a KIM portable model, optionally installed.
 
     Parameters
     ----------
     model_path : path
-        Parameter file (format v1); read and checked with
-        :func:`compot.io.read_model` first, then copied byte for byte.
-    name : str
-        KIM name of the model, ``<Prefix>__MO_<12 digits>_<3 digits>``.
+        Parameter file; read and checked with :func:`compot.io.read_model`
+        first, then copied byte for byte.
+    name : str, optional
+        KIM name of the model; default :func:`default_kim_model_name`
+        (``Compot_<species>_<8 hex digits of the file's SHA-256>``). A name
+        that carries a KIM ID (``__MO_<12 digits>_<3 digits>``) gives a
+        :class:`KimIdWarning`.
     out_dir : path
-        The model folder is ``out_dir/name`` (created; a folder of an earlier
-        export is replaced).
+        The model folder is ``out_dir/<name>`` (created; a folder of an
+        earlier export is replaced).
     install : bool
-        Also install the driver (from ``driver_dir``, default the repository's
-        ``kim_driver/``, replacing an installed one unless
+        Also install the driver (from ``driver_dir``, default the sources
+        shipped with compot, replacing an installed one unless
         ``reinstall_driver=False``) and then the model into the KIM user
         collection, offline.
+    kim_id : str, optional
+        ``MO_<12 digits>_<3 digits>``, **only** an ID that OpenKIM issued for
+        this model: appended to the name as ``__<kim_id>``, with a
+        :class:`KimIdWarning`.
+    data_citations : iterable of str or dict
+        The training data's citations for ``kimspec.edn``: keys of
+        :data:`DATA_CITATIONS` or citation records.
+    contributor_id : str, optional
+        Your openkim.org user id (UUID), for ``kimspec.edn``.
+    native : bool
+        Build the driver with ``-march=native`` (see :func:`install_kim_driver`).
     progress : callable(str), optional
         Receives progress lines (default: ``logging`` at INFO).
 
     Returns
     -------
     Path
-        The portable-model folder.
+        The portable-model folder; its name is the model's KIM name.
 
     Raises
     ------
     KimNameError
-        Invalid name, or a name taken in a non-user collection.
+        Invalid name or KIM ID, or a name taken in a non-user collection.
     ParameterFileError
         The parameter file is invalid (file:line: what was expected).
     KimInstallError
@@ -462,24 +701,29 @@ def export_kim(model_path: str | os.PathLike, name: str, out_dir: str | os.PathL
     from .io import read_model
 
     say = progress or log.info
-    check_kim_model_name(name)
     model_path = Path(model_path)
     model = read_model(model_path)
+    text = model_path.read_text(encoding="utf-8")
     bad = [s for s in model.species if s not in _KIM_SPECIES]
     if bad:
         raise KimNameError(f"{model_path}: species {bad} are not KIM species names; "
                            "expected chemical symbols such as Nb, Mo")
+    name = _with_kim_id(check_kim_model_name(name) if name is not None
+                        else default_kim_model_name(model.species, text), kim_id)
+    check_kim_model_name(name)
     if name == DRIVER_NAME:
         raise KimNameError(f"{name!r} is the driver's name; choose a model name such as {_EXAMPLE_NAME}")
+    _warn_kim_id(name)
+    kimspec = kimspec_model(name, model.expression, model.species, data_citations=data_citations,
+                            contributor_id=contributor_id, source=model_path.name)
     if install:
         _check_replaceable(name)  # fail before the slow driver build
-    model_dir = write_kim_model_dir(model_path.read_text(encoding="utf-8"), name, out_dir,
-                                    expression=model.expression, species=model.species,
-                                    source=str(model_path))
+    model_dir = write_kim_model_dir(text, name, out_dir, expression=model.expression, species=model.species,
+                                    source=str(model_path), kimspec=kimspec)
     say(f"wrote KIM portable model {model_dir} ({model.expression}; species {' '.join(model.species)}; "
         f"driver {DRIVER_NAME})")
     if install:
-        install_kim_driver(driver_dir, force=reinstall_driver, progress=say)
+        install_kim_driver(driver_dir, force=reinstall_driver, native=native, progress=say)
         install_kim_model(model_dir, progress=say)
         say(f"use it with: LAMMPS 'kim init {name} metal' + 'kim interactions "
             f"{' '.join(model.species)}'; ASE ase.calculators.kim.KIM('{name}'); KLIFF KIMModel('{name}')")
