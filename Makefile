@@ -62,10 +62,10 @@ $(STAMP): pyproject.toml Makefile | apt-packages
 	fi; \
 	$(call timed,upgrade pip,$(PIP) install --quiet --upgrade pip $(PIP_QUIET)); \
 	if pkg-config --exists libkim-api 2>/dev/null; then \
-	  extras=$(PIP_EXTRAS); label="pip install -e .[$(PIP_EXTRAS)] (builds kimpy and kliff against the KIM API)"; \
+	  extras=$(PIP_EXTRAS); label="pip install -e .[$(PIP_EXTRAS)] (builds kimpy against the KIM API)"; \
 	else \
 	  extras=$(PIP_EXTRAS_NOKIM); label="pip install -e .[$(PIP_EXTRAS_NOKIM)]"; \
-	  echo "!!! [setup] KIM API not found (pkg-config libkim-api): installing without kimpy/kliff;" \
+	  echo "!!! [setup] KIM API not found (pkg-config libkim-api): installing without kimpy;" \
 	       "the KIM integration tests will not run. Install libkim-api-dev and run make setup again."; \
 	fi; \
 	$(call timed,$$label,$(PIP) install --quiet -e ".[$$extras]" $(PIP_QUIET)); \
