@@ -33,7 +33,7 @@ class ZBL(Term):
     is_core = True
     symbol = "ZBL"
     basis = None
-    example = "G3 + ZBL(1.2, 2.4)"
+    example = "G3 + ZBL(2.9, 3.4)"
 
     def __str__(self) -> str:
         return f"ZBL({format_float(self.r_in)}, {format_float(self.r_out)})"
