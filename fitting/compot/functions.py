@@ -2,8 +2,19 @@
 feature, ZBL and the real-harmonic polynomials of the angular term.
 
 Each function returns value and derivative together (``*_fdf``), vectorised
-over NumPy arrays. The C core (``kim_driver/``) implements the same formulas;
-MODEL_SPEC §1–4 is the contract.
+over NumPy arrays. The C core (``kim_driver/``) implements the same formulas
+under the same names (MODEL_SPEC §1–4 and §10 are the contract):
+
+=========================  ============================
+Python                     C (kim_driver/)
+=========================  ============================
+``cutoff_fdf``             ``compot_cutoff_fn``
+``radial_basis_fdf``       ``compot_radial_basis``
+``exp_feature_fdf``        ``compot_exp_feature``
+``inner_window_fdf``       ``compot_inner_window``
+``zbl_pair_fdf``           ``compot_zbl_pair``
+``real_harmonics``         ``compot_real_harmonics``
+=========================  ============================
 """
 
 from __future__ import annotations
@@ -112,7 +123,8 @@ def radial_basis_fdf(kind: str, r, fc, dfc, r_c: float, K: int, alpha: float | N
 
 
 def exp_feature_fdf(gamma: np.ndarray, u: np.ndarray, tau: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Bounded exponentiated feature x(γ, u) of MODEL_SPEC §3/§10 and ∂x/∂u.
+    """Bounded exponentiated feature x(γ, u) of MODEL_SPEC §3/§10 and ∂x/∂u
+    (the C core's ``compot_exp_feature``).
 
     x(γ, u) = (exp(γu) − 1)/γ for |u| ≤ 1 (the series u + γu²/2 + γ²u³/6 for
     |γ| < 1e-6); equal in span to the paper's exp(γu) plus a shift (Eq. 13).
@@ -237,7 +249,8 @@ def _zbl_raw(r, zi, zj):
 
 
 def zbl_pair_fdf(r: np.ndarray, zi: np.ndarray, zj: np.ndarray, r_in: float, r_out: float):
-    """Switched ZBL pair energy φ(r) and dφ/dr, as LAMMPS ``pair_style zbl``.
+    """Switched ZBL pair energy φ(r) and dφ/dr, as LAMMPS ``pair_style zbl``
+    (the C core's ``compot_zbl_pair``; MODEL_SPEC §4).
 
     Between r_in and r_out the switching polynomial S(t) = A t³/3 + B t⁴/4 + C,
     t = r − r_in, is added, with A, B, C such that φ, φ′ and φ″ vanish at r_out;
