@@ -1,4 +1,4 @@
-"""Reference data: reading, validating and splitting DFT configurations.
+"""DFT configurations: reading, validating and splitting them.
 
 A :class:`Configuration` is one DFT calculation: species, positions, cell,
 total energy, forces and (optionally) stress, plus a fitting weight, a group
@@ -72,13 +72,13 @@ def default_data_dir() -> pathlib.Path:
     pathlib.Path
         ``$COMPOT_DATA`` if that environment variable is set and non-empty,
         otherwise ``<repository root>/../shared/data``, the repository root
-        being found from this file's location (``fitting/compot/data.py``).
+        being found from this file's location (``fitting/compot/data/configurations.py``).
         The directory is not required to exist.
     """
     env = os.environ.get("COMPOT_DATA")
     if env:
         return pathlib.Path(env).expanduser()
-    repo_root = pathlib.Path(__file__).resolve().parents[2]
+    repo_root = pathlib.Path(__file__).resolve().parents[3]
     return repo_root.parent / "shared" / "data"
 
 

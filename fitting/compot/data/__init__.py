@@ -1,0 +1,18 @@
+"""Everything a fit is fitted to: DFT configurations, the priors, and their weights.
+
+* :mod:`compot.data.configurations` — reading, validating and splitting DFT
+  configurations (:class:`Configuration`, :func:`read_dataset`, …);
+* :mod:`compot.data.anchors` — the priors (``zbl_anchor``, ``eos_anchor``) as
+  configurations with targets;
+* :mod:`compot.data.weighted` — batches with targets and the row weights of the
+  loss (paper Eq. 26), used by the trainer and the Fisher-information analysis.
+
+The names of :mod:`compot.data.configurations` are importable from
+``compot.data`` as well.
+"""
+
+from .configurations import (KBAR, Configuration, default_data_dir, read_configurations, read_dataset,
+                             train_validation_split, validate_configuration)
+
+__all__ = ["Configuration", "default_data_dir", "read_configurations", "read_dataset", "train_validation_split",
+           "validate_configuration", "KBAR"]
