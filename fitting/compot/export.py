@@ -197,7 +197,7 @@ def suggest_kim_model_name(text: str, number: int = 1) -> str:
 
     >>> suggest_kim_model_name("my nb-model")
     'my_nb_model'
-    >>> suggest_kim_model_name("Compot_Nb__MO_000000000001_000", 2)
+    >>> suggest_kim_model_name("Compot_Nb__MO_123456789012_000", 2)
     'Compot_Nb_2'
     """
     base = text.split("__")[0]

@@ -124,7 +124,7 @@ def build_plugin(out_dir: str | os.PathLike = ".", *, native: bool = False, cc: 
     Returns
     -------
     Path
-        The plugin.
+        The plugin (absolute path).
 
     Raises
     ------
@@ -148,7 +148,7 @@ def build_plugin(out_dir: str | os.PathLike = ".", *, native: bool = False, cc: 
                 f"-I{core_dir}", *(f"-I{d}" for d in includes)]
     c_files = core_sources(core_dir)
     cxx_files = sorted(plugin_dir.glob("*.cpp"))
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / PLUGIN_NAME
     t0 = time.perf_counter()
