@@ -5,7 +5,8 @@ import pytest
 from ase.build import bulk
 
 from compot.plots import plot_sanity
-from compot.sanity import EV_PER_A3_TO_GPA, elastic_fit, format_sanity, sanity_report, surface_energies
+from compot.properties import EV_PER_A3_TO_GPA, elastic_fit, surface_energies
+from compot.sanity import format_sanity, sanity_report
 from compot.data.anchors import zbl_anchor_configurations
 from compot.settings import FitSettings
 from compot.model import Model
@@ -23,7 +24,7 @@ def _strained(cell0, eps):
 
 @pytest.mark.parametrize("mixed", [True, False])
 def test_elastic_fit_recovers_constants(mixed):
-    from compot.sanity import _voigt_strain
+    from compot.properties import _voigt_strain
     C11, C12, C44 = 1.5, 0.8, 0.3          # eV/Å³
     cell0 = np.eye(3) * 3.3
     V0 = 3.3 ** 3

@@ -18,9 +18,9 @@ import logging
 
 import numpy as np
 
-from .expression import Exponentiated, NeighbourExponentiated, Product, Sum, ZBL
+from .data.weighted import WeightedData
 from .model import Model
-from .trainer import FitSettings, Trainer
+from .settings import FitSettings
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,10 @@ __all__ = ["jacobian", "paper_transform", "fim_analysis", "composition_blocks"]
 def jacobian(model: Model, configs, settings: FitSettings | None = None):
     """Weighted Jacobian √W·J of energies and force components w.r.t. all linear blocks.
 
+    The rows and weights are those of a fit with ``settings`` (priors included,
+    :class:`compot.data.weighted.WeightedData`); J is exact at the model's
+    parameters, which are not changed.
+
     Returns
     -------
     A : ndarray, shape (n_rows, n_linear) — rows = total energies then force components
@@ -37,22 +41,15 @@ def jacobian(model: Model, configs, settings: FitSettings | None = None):
     """
     settings = settings or FitSettings()
     names = model.blocks("linear")
-    data = Trainer(model, configs, settings).data
-    rows = []
-    for k, sysm in enumerate(data.systems):
-        # at the fitted parameters (not the trainer's "rest at zero" rows, which
-        # are only valid for an affine group): exact derivative columns
-        JE, JF, _ = model.linear_design(sysm, names)
-        rows.append(JE * np.sqrt(data.wE[k])[:, None])
-        rows.append((JF * np.sqrt(data.wF[k])[:, None, None]).reshape(-1, JE.shape[1]))
-    return np.concatenate(rows), names
+    data = WeightedData.for_fit(model, configs, settings)
+    return data.jacobian_rows(model, names), names
 
 
 def _composition_root(model: Model):
     """The top-level composition, looking through a sum with a ZBL core."""
     root = model.layout.nodes[0]
-    if isinstance(root.term, Sum):
-        kids = [c for c in root.children if not isinstance(model.layout.nodes[c].term, ZBL)]
+    if root.term.merges_children:
+        kids = [c for c in root.children if not model.layout.nodes[c].term.is_core]
         if len(kids) == 1:
             return model.layout.nodes[kids[0]]
     return root
@@ -75,7 +72,7 @@ def gauge_fixed_columns(model: Model, names: list) -> tuple[list, list]:
         starts[n] = pos
         pos += model.params[n].size
     for node in model.layout.nodes:
-        if isinstance(node.term, Product):
+        if node.term.has_gauge:
             sname = f"n{node.children[1]}.shift"
             if sname in starts:
                 held.append(sname)
@@ -91,7 +88,7 @@ def composition_blocks(model: Model, names: list) -> dict:
     columns; the root shift belongs to no block.
     """
     root = _composition_root(model)
-    if not isinstance(root.term, (Sum, Product)):
+    if not root.children:
         return {}
     offsets = []
     pos = 0
@@ -99,7 +96,7 @@ def composition_blocks(model: Model, names: list) -> dict:
         size = model.params[n].size
         offsets.append((n, list(range(pos, pos + size))))
         pos += size
-    kids = [c for c in root.children if not isinstance(model.layout.nodes[c].term, ZBL)]
+    kids = [c for c in root.children if not model.layout.nodes[c].term.is_core]
     out: dict = {}
     for k, c in enumerate(kids):
         under = set(model.blocks("linear", under=c))
@@ -116,7 +113,7 @@ def paper_transform(model: Model, names: list) -> np.ndarray | None:
     term below that shift.
     """
     lay = model.layout
-    if not any(isinstance(n.term, (Exponentiated, NeighbourExponentiated)) for n in lay.nodes):
+    if not any(n.term.paper_exponential for n in lay.nodes):
         return None
     col = {}
     pos = 0
@@ -125,7 +122,7 @@ def paper_transform(model: Model, names: list) -> np.ndarray | None:
         pos += model.params[n].size
     T = np.eye(pos)
     for node in lay.nodes:
-        if not isinstance(node.term, (Exponentiated, NeighbourExponentiated)):
+        if not node.term.paper_exponential:
             continue
         cname = f"n{node.index}.c"
         if cname not in col:

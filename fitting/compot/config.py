@@ -1,6 +1,8 @@
-"""YAML run configuration with sections ``model``, ``data``, ``fit``.
+"""YAML run configuration with sections ``model``, ``data``, ``fit``, ``design``.
 
-Unknown keys are rejected with the list of allowed ones. Example::
+The keys, defaults and rules of every section are the schema of
+:mod:`compot.settings` (also the source of docs/fitting.md's tables); unknown
+keys are rejected with the list of allowed ones. Example::
 
     model:
       expression: E[G8L4] + A[G8P4] + ZBL   # the default; ZBL window from the data
@@ -32,57 +34,56 @@ import yaml
 
 from .data import default_data_dir
 from .errors import ConfigError, reject_unknown_keys
-from .recipe import DEFAULT_EXPRESSION, DEFAULT_FIT
-from .trainer import FitSettings
+from .settings import DEFAULT_FIT, SECTIONS, load_section, section_defaults
 
 __all__ = ["DEFAULTS", "load_config", "check_config", "resolve_path"]
 
-DEFAULTS = {
-    # the default recipe (compot.recipe): cutoff, inner and ZBL windows, lattice and the
-    # equation-of-state prior all derived from the training data
-    "model": {"expression": DEFAULT_EXPRESSION, "cutoff": "auto", "species": None, "lattice": "auto"},
-    "data": {"train": [], "test": [], "validation_fraction": 0.1, "seed": 0, "min_distance": 0.5,
-             "group_by": "file"},
-    "fit": {},
-    "design": {},
-}
+#: Defaults of the sections ``model`` and ``data`` (compot.settings); ``fit`` starts
+#: from the recipe's settings (compot.settings.DEFAULT_FIT), ``design`` from its own.
+DEFAULTS = {"model": section_defaults(SECTIONS["model"]), "data": section_defaults(SECTIONS["data"]),
+            "fit": {}, "design": {}}
 
 
 def check_config(cfg: dict, where: str = "config") -> dict:
-    """Merge ``cfg`` into the defaults, rejecting unknown sections/keys."""
+    """Check a configuration against the schema (:mod:`compot.settings`) and fill in
+    the defaults.
+
+    Parameters
+    ----------
+    cfg : dict — the YAML document: sections model, data, fit, design
+    where : str — the file name, which starts every error message
+
+    Returns
+    -------
+    dict of section → dict: ``model`` and ``data`` complete (``data.train`` and
+    ``data.test`` as lists); ``fit`` the recipe's settings (DEFAULT_FIT) updated
+    with the given keys; ``design`` the given keys. Values are as written in the
+    file; :class:`compot.settings.FitSettings` converts them when a fit starts.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown section or key (naming the file, the key and the allowed
+        keys) or a value that breaks its rule.
+    """
     if not isinstance(cfg, dict):
         raise ConfigError(f"{where}: expected a mapping with sections model, data, fit; found {type(cfg).__name__}")
-    reject_unknown_keys(where, cfg, DEFAULTS)
-    out = copy.deepcopy(DEFAULTS)
-    for section in ("model", "data"):
+    reject_unknown_keys(where, cfg, SECTIONS)
+    out = {}
+    for section in ("model", "data", "fit", "design"):
         given = cfg.get(section) or {}
         if not isinstance(given, dict):
             raise ConfigError(f"{where}: section {section!r} must be a mapping")
-        reject_unknown_keys(f"{where}: {section}", given, DEFAULTS[section])
-        out[section].update(given)
-    fit = {**DEFAULT_FIT, **(cfg.get("fit") or {})}
-    FitSettings.from_dict(fit, where=f"{where}: fit")   # validates keys and values
-    out["fit"] = dict(fit)
-    cut = out["model"]["cutoff"]
-    if cut != "auto" and not (isinstance(cut, (int, float)) and not isinstance(cut, bool) and cut > 0):
-        raise ConfigError(f"{where}: model: cutoff must be 'auto' or a positive radius in Å, found {cut!r}")
-    lattices = ("auto", "bcc", "fcc", "hcp", "diamond")
-    if out["model"]["lattice"] not in lattices:
-        raise ConfigError(f"{where}: model: lattice must be one of {', '.join(lattices)}, "
-                          f"found {out['model']['lattice']!r}")
-    design = cfg.get("design") or {}
-    from .design import DesignSettings
-    DesignSettings.from_dict(design, where=f"{where}: design")
-    out["design"] = dict(design)
-    for key in ("train", "test"):
-        v = out["data"][key]
-        out["data"][key] = [v] if isinstance(v, str) else list(v or [])
-    if out["data"]["group_by"] not in ("file", "config_type"):
-        raise ConfigError(f"{where}: data: group_by must be 'file' or 'config_type', "
-                          f"found {out['data']['group_by']!r}")
-    vf = out["data"]["validation_fraction"]
-    if not 0 <= float(vf) < 1:
-        raise ConfigError(f"{where}: data: validation_fraction must be in [0, 1), found {vf!r}")
+        given = dict(given)
+        if section == "data":
+            for key in ("train", "test"):
+                if key in given:
+                    v = given[key]
+                    given[key] = [v] if isinstance(v, str) else list(v or [])
+        if section == "fit":
+            given = {**DEFAULT_FIT, **given}
+        load_section(SECTIONS[section], given, f"{where}: {section}")
+        out[section] = {**copy.deepcopy(DEFAULTS[section]), **given}
     return out
 
 

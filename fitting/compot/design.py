@@ -26,66 +26,18 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError, reject_unknown_keys
-from .expression import Angular, Exponentiated, Linear, NeighbourExponentiated, parse
+from .expression import Angular, Linear, NeighbourExponentiated, parse
+from .settings import DEFAULT_SINGLE_TERMS, DesignSettings
 
 log = logging.getLogger(__name__)
 
 __all__ = ["DesignSettings", "run_design", "DEFAULT_SINGLE_TERMS", "choose"]
 
-DEFAULT_SINGLE_TERMS = (
-    [f"G{k}" for k in range(4, 19, 2)]
-    + [f"C{k}" for k in (8, 16, 24, 32, 40)]
-    + ["E[G4L4]", "E[G4L6]", "E[G4L8]", "E[G6L4]", "E[G6L5]", "E[G8L4]", "E[G8L5]"]
-    + ["N[E[G6L5]]", "N[E[G8L4]]"]
-    + ["A[G4P2]", "A[G4P4]", "A[G6P4]", "A[G8P4]", "A[G8P6]"]
-)
-
 COLUMNS = ["configuration", "linear", "nonlinear", "log10_kappa_total", "log10_kappa_left", "log10_kappa_right",
            "n_significant", "rmse_energy_per_atom", "rmse_force", "rmse_force_amplitude", "rmse_force_angle",
            "sanity_passed", "fit_seconds", "stage"]
-
-
-@dataclass
-class DesignSettings:
-    """YAML section ``design``.
-
-    single_terms : configurations of the single-term scan
-    compositions : dual-term kinds composed from the best single terms
-    zbl : core term added to every candidate (``null`` for none); a bare ``ZBL``
-        takes its window from the data (compot.recipe)
-    processes : candidates fitted in parallel
-    tolerance : relative force-RMSE window of "similar" candidates in the rule
-    fim_bits : precision of the FIM eigenvalues
-    sanity : run the physical sanity checks (MODEL_SPEC §9–10, :func:`compot.sanity.sanity_report`:
-        E–V from 0.5 to 1.5 a0, one atom pushed toward a neighbour, every dimer, and one 2000-step
-        NVT run through the C core at 1.1 × the hottest temperature of the training data) and
-        prefer candidates that pass
-    """
-
-    single_terms: list = field(default_factory=lambda: list(DEFAULT_SINGLE_TERMS))
-    compositions: list = field(default_factory=lambda: ["G*G", "G*E", "E+N", "G+A", "E+A"])
-    zbl: str | None = "ZBL"
-    processes: int = 2
-    tolerance: float = 0.05
-    fim_bits: int = 256
-    sanity: bool = True
-
-    @classmethod
-    def from_dict(cls, d: dict, where: str = "design") -> "DesignSettings":
-        reject_unknown_keys(where, d, list(cls.__dataclass_fields__))
-        s = cls(**d)
-        for t in s.single_terms:
-            parse(t)
-        bad = [c for c in s.compositions if c not in ("G*G", "G*E", "E+N", "G+A", "E+A")]
-        if bad:
-            raise ConfigError(f"{where}.compositions: unknown {bad}; allowed: G*G, G*E, E+N, G+A, E+A")
-        if s.processes < 1:
-            raise ConfigError(f"{where}.processes: expected >= 1, found {s.processes}")
-        return s
 
 
 def _safe(expr: str) -> str:
@@ -106,7 +58,7 @@ def evaluate_candidate(job: dict) -> dict:
     from .pipeline import train as fit_model
     from .recipe import build_model
     from .sanity import sanity_report
-    from .trainer import FitSettings
+    from .settings import FitSettings
 
     np.seterr(over="ignore", under="ignore")
     train, val = job["train"], job["validation"]
@@ -150,9 +102,9 @@ def compose(rows: list[dict], kinds: list) -> list[str]:
         cands.sort(key=lambda r: r["rmse_force"])
         return [parse(r["configuration"]) for r in cands]
 
-    G = best(lambda t: isinstance(t, Linear) and t.basis.kind == "G")
-    E = best(lambda t: isinstance(t, Exponentiated))
-    A = best(lambda t: isinstance(t, Angular))
+    G = best(lambda t: t.symbol == "G")
+    E = best(lambda t: t.symbol == "E")
+    A = best(lambda t: t.symbol == "A")
     out = []
     if "G*G" in kinds and G:
         out.append(f"{G[0]} * {G[1] if len(G) > 1 else G[0]}")

@@ -33,7 +33,7 @@ from .evaluation import evaluate_split
 from .io import atomic_write_text, write_model
 from .model import Model
 from .recipe import Recipe, prepare
-from .trainer import FitSettings
+from .settings import FitSettings
 from .trainer import Trainer
 
 log = logging.getLogger(__name__)

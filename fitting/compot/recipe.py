@@ -30,31 +30,12 @@ import numpy as np
 from . import derive
 from .derive import EV_PER_A3_TO_GPA
 from .errors import ConfigError
-from .expression import ZBL
 from .model import Model
+from .settings import DEFAULT_EXPRESSION, DEFAULT_FIT
 
 __all__ = ["DEFAULT_EXPRESSION", "DEFAULT_FIT", "Recipe", "derive_settings", "build_model", "prepare"]
 
 log = logging.getLogger(__name__)
-
-#: The project's recommended composition (MODEL_SPEC §3–4, §10): the exponentiated
-#: pair-cluster term, the three-body angular term on the same G8 basis, and the
-#: fixed ZBL core with its window from the data.
-DEFAULT_EXPRESSION = "E[G8L4] + A[G8P4] + ZBL"
-
-#: Fit settings of the default recipe (YAML section ``fit``; docs/fitting.md).
-#: Energies per atom with weight 10⁴ so that energy [eV/atom] and force [eV/Å]
-#: errors count alike (10⁴ (meV/atom)² ~ (0.1 eV/Å)²); the EOS prior with a small
-#: weight; a truncated SVD that keeps coefficients moderate.
-DEFAULT_FIT = {
-    "max_evaluations": 30,
-    "init_points": 8,
-    "polish_evaluations": 20,
-    "energy_per_atom": True,
-    "energy_weight": 1.0e4,
-    "eos_anchor": {"weight": 0.1},
-    "rcond": 1.0e-10,
-}
 
 _BARE_ZBL = re.compile(r"ZBL(?!\s*\()")
 
@@ -199,7 +180,7 @@ def build_model(expression: str, species, recipe: Recipe) -> Model:
     r_a = np.array([recipe.windows[p][0] for p in pairs])
     r_b = np.array([recipe.windows[p][1] for p in pairs])
     # an explicit ZBL(r_in, r_out) bounds the window: ZBL must be fully on wherever it acts
-    r_in = min([n.term.r_in for n in model.layout.nodes if isinstance(n.term, ZBL)], default=np.inf)
+    r_in = min([n.term.r_in for n in model.layout.nodes if n.term.is_core], default=np.inf)
     if np.any(r_b > r_in):
         log.info("inner windows moved below the given ZBL r_in = %g Å", r_in)
         shift = np.maximum(r_b - r_in, 0.0)

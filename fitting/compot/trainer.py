@@ -33,113 +33,14 @@ from typing import Callable
 import numpy as np
 import scipy.linalg
 
-from .errors import ConfigError, FitError, reject_unknown_keys
-from .expression import LEAVES, Product, Sum, ZBL
+from .data.weighted import WeightedData
+from .errors import ConfigError, FitError
 from .model import Model
+from .settings import DEFAULT_BOUNDS, FitSettings
 
 __all__ = ["FitSettings", "Trainer", "Stage", "DEFAULT_BOUNDS"]
 
 log = logging.getLogger(__name__)
-
-#: Default search box of nonlinear parameters. α is searched in log space.
-DEFAULT_BOUNDS = {"alpha": (0.005, 2.0), "beta": (1.05, 3.0), "gamma": (-3.0, 3.0)}
-
-
-@dataclass
-class FitSettings:
-    """Settings of the dual-bipartite trainer (YAML section ``fit``).
-
-    max_evaluations : Bayesian-optimisation evaluations per search stage
-    init_points : random evaluations that start each search (after the start point)
-    seed : random seed; the procedure is deterministic for a given seed
-    energy_weight, force_weight : loss weights w_E, w_F (paper Eq. 26 uses 1, 1)
-    energy_per_atom : divide each energy residual by the configuration's atom count
-    group_weights : extra weight per configuration group (multiplies both terms)
-    ridge : Tikhonov weight added to the linear least squares (0 = none)
-    rcond : singular values below rcond·σ_max of the column-normalised design
-        matrix are discarded (truncated SVD; near-collinear bases otherwise give
-        coefficients so large that rounding alone ruins the fit)
-    bounds : search box {alpha, beta, gamma} → (low, high); α [1/Å²] searched in log space
-    polish_evaluations : after the Bayesian optimisation, a bounded Powell
-        search (SciPy) started from its best point refines the nonlinear
-        parameters with at most this many evaluations (0 = off)
-    max_sweeps, tol : alternating solves of products stop after max_sweeps or
-        when the relative loss decrease of a sweep is below tol
-    batch_atoms : atoms per evaluation batch (memory ∝ batch_atoms)
-    zbl_anchor : short-range prior for models with a ZBL core, e.g.
-        ``{r_min: 1.0, r_max: 2.3, n: 14, weight: 1.0}`` (empty = off): adds
-        dimers of every species pair at n distances in [r_min, r_max] Å whose
-        target forces are the ZBL forces alone (energies not fitted), so that
-        the fitted terms add no force where only the core repulsion is known
-        to hold. The data has no pair closer than ~2.1 Å; without a prior the
-        fitted terms extrapolate freely there (MODEL_SPEC §9).
-    eos_anchor : equation-of-state prior outside the data (empty = off), e.g.
-        ``{a0: 3.322, e0: -10.095, bulk_modulus: 173, b_prime: 4.0, lattice: bcc,
-        weight: 1.0}``: perfect lattices at ``scales`` × a0 (default 0.72–0.94 and
-        1.06–1.40) whose target energies follow the Vinet equation of state
-        E(V) = E0 + 2B0V0/(B'−1)² {2 − [5 + 3B'(η−1) − 3η] exp(−3(B'−1)(η−1)/2)},
-        η = (V/V0)^(1/3) [Vinet et al., J. Phys. C 19, L467 (1986)], with a0 [Å],
-        E0 [eV/atom] and B0 [GPa] from the data (``compot validate`` prints them)
-        and B' = 4 unless given. Single-species models only.
-    freeze : node names (``n1``) or block names (``b1.alpha``) held fixed ("switches")
-    """
-
-    max_evaluations: int = 40
-    init_points: int = 8
-    polish_evaluations: int = 20
-    seed: int = 0
-    energy_weight: float = 1.0
-    force_weight: float = 1.0
-    energy_per_atom: bool = False
-    group_weights: dict = field(default_factory=dict)
-    ridge: float = 0.0
-    rcond: float = 1e-10
-    bounds: dict = field(default_factory=lambda: dict(DEFAULT_BOUNDS))
-    max_sweeps: int = 30
-    tol: float = 1e-7
-    batch_atoms: int = 3000
-    freeze: list = field(default_factory=list)
-    zbl_anchor: dict = field(default_factory=dict)
-    eos_anchor: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, d: dict, where: str = "fit") -> "FitSettings":
-        """Build from a mapping, rejecting unknown keys with the list of allowed ones."""
-        reject_unknown_keys(where, d, list(cls.__dataclass_fields__))
-        d = dict(d)
-        defaults = cls()
-        for key, value in list(d.items()):
-            want = type(getattr(defaults, key))
-            if want in (int, float) and not isinstance(value, bool):
-                try:
-                    num = float(value)
-                except (TypeError, ValueError):
-                    raise ConfigError(f"{where}.{key}: expected a number, found {value!r}") from None
-                if want is int and num != int(num):
-                    raise ConfigError(f"{where}.{key}: expected an integer, found {value!r}")
-                d[key] = int(num) if want is int else num
-            elif want is bool and not isinstance(value, bool):
-                raise ConfigError(f"{where}.{key}: expected true or false, found {value!r}")
-            elif want in (dict, list) and not isinstance(value, want):
-                raise ConfigError(f"{where}.{key}: expected a {'mapping' if want is dict else 'list'}, "
-                                  f"found {value!r}")
-        s = cls(**d)
-        bounds = dict(DEFAULT_BOUNDS)
-        for k, v in (d.get("bounds") or {}).items():
-            reject_unknown_keys(f"{where}.bounds", [k], DEFAULT_BOUNDS)
-            if len(v) != 2 or not float(v[0]) < float(v[1]):
-                raise ConfigError(f"{where}.bounds.{k}: expected [low, high] with low < high, found {v!r}")
-            # the rules of the parameter file (docs/parameter-file.md): a fit must
-            # not end in a model that no reader accepts
-            if (k == "alpha" and not float(v[0]) > 0) or (k == "beta" and not float(v[0]) > 1):
-                raise ConfigError(f"{where}.bounds.{k}: expected low > {0 if k == 'alpha' else 1} "
-                                  f"({k} > {0 if k == 'alpha' else 1} in a parameter file), found {v!r}")
-            bounds[k] = (float(v[0]), float(v[1]))
-        s.bounds = bounds
-        if s.max_evaluations < 1 or s.init_points < 0:
-            raise ConfigError(f"{where}: max_evaluations must be >= 1 and init_points >= 0, "
-                              f"found {s.max_evaluations}, {s.init_points}")
-        return s
 
 
 @dataclass
@@ -152,102 +53,6 @@ class Stage:
     nonlinear: list = field(default_factory=list)
     linear: list = field(default_factory=list)
     groups: list = field(default_factory=list)
-
-
-def zbl_anchor_configurations(model: Model, anchor: dict) -> list:
-    """Dimers whose target forces are those of the model's ZBL term alone
-    (see ``FitSettings.zbl_anchor``); energy weight 0, group ``zbl_anchor``."""
-    if not anchor:
-        return []
-    reject_unknown_keys("fit.zbl_anchor", anchor, sorted({"r_min", "r_max", "n", "weight"}))
-    zbl = [n.term for n in model.layout.nodes if isinstance(n.term, ZBL)]
-    if not zbl:
-        raise ConfigError(f"fit.zbl_anchor needs a ZBL term in the expression; found {model.expression!r}")
-    from .data import Configuration
-    from .functions import atomic_number, zbl_pair_fdf
-
-    r = np.linspace(float(anchor.get("r_min", 1.0)), float(anchor.get("r_max", 2.3)), int(anchor.get("n", 14)))
-    weight = float(anchor.get("weight", 1.0))
-    out = []
-    sp = model.species
-    for a in range(len(sp)):
-        for b in range(a, len(sp)):
-            za, zb = atomic_number(sp[a]), atomic_number(sp[b])
-            for k, rk in enumerate(r):
-                de = sum(zbl_pair_fdf(np.array([rk]), np.array([za]), np.array([zb]), t.r_in, t.r_out)[1][0]
-                         for t in zbl)
-                forces = np.array([[de, 0.0, 0.0], [-de, 0.0, 0.0]])     # F_0 = +dE/dr x̂ (pushed apart)
-                out.append(Configuration(symbols=(sp[a], sp[b]), positions=np.array([[0.0, 0, 0], [rk, 0, 0]]),
-                                         cell=np.zeros((3, 3)), pbc=np.array([False] * 3), energy=0.0,
-                                         forces=forces, weight=weight, group="zbl_anchor",
-                                         source=f"zbl_anchor:{sp[a]}{sp[b]}:{rk:.3f}"))
-    return out
-
-
-def eos_anchor_configurations(model: Model, anchor: dict) -> list:
-    """Perfect lattices with Vinet-EOS target energies (see ``FitSettings.eos_anchor``)."""
-    if not anchor:
-        return []
-    reject_unknown_keys("fit.eos_anchor", anchor, sorted({"a0", "e0", "bulk_modulus", "b_prime", "lattice", "scales", "weight"}))
-    missing = sorted({"a0", "e0", "bulk_modulus"} - set(anchor))
-    if missing:
-        raise ConfigError(f"fit.eos_anchor: missing {', '.join(missing)} (a0 [Å], e0 [eV/atom], bulk_modulus [GPa]); "
-                          "compot fit derives all three from the training data when none is given")
-    if len(model.species) != 1:
-        raise ConfigError(f"fit.eos_anchor: single-species models only; found species {model.species}")
-    from .data import Configuration
-    from .derive import LATTICES, Lattice, vinet_energy
-
-    kind = anchor.get("lattice", "bcc")
-    if kind not in LATTICES:
-        raise ConfigError(f"fit.eos_anchor.lattice: expected one of {', '.join(LATTICES)}, found {kind!r}")
-    scales = anchor.get("scales") or [0.72, 0.76, 0.80, 0.84, 0.88, 0.92, 0.94,
-                                      1.06, 1.10, 1.15, 1.20, 1.25, 1.30, 1.35, 1.40]
-    lattice = Lattice(kind, float(anchor["a0"]), model.species[0])
-    out = []
-    for x in scales:
-        at = lattice.atoms(lattice.a0 * float(x))
-        e = float(vinet_energy(lattice.volume_per_atom(lattice.a0 * float(x)), lattice.volume_per_atom(),
-                               float(anchor["e0"]), float(anchor["bulk_modulus"]),
-                               float(anchor.get("b_prime", 4.0)))) * len(at)
-        out.append(Configuration(symbols=tuple(at.get_chemical_symbols()), positions=at.positions,
-                                 cell=at.cell.array, pbc=at.pbc, energy=e, forces=np.zeros((len(at), 3)),
-                                 weight=float(anchor.get("weight", 1.0)), group="eos_anchor",
-                                 source=f"eos_anchor:{kind}:{x:.3f}a0"))
-    return out
-
-
-class _Data:
-    """Training batches with targets and row weights."""
-
-    def __init__(self, model: Model, configs, settings: FitSettings, priors=()):
-        self.batches = []
-        for k, part in enumerate((list(configs), list(priors))):
-            batch, natoms = [], 0
-            for c in part:
-                batch.append(c)
-                natoms += c.n_atoms
-                if natoms >= settings.batch_atoms:
-                    self.batches.append(batch)
-                    batch, natoms = [], 0
-            if batch:
-                self.batches.append(batch)
-            if k == 0:
-                #: batches [0, n_data_batches) hold the training data, the rest the priors
-                self.n_data_batches = len(self.batches)
-        self.systems = []
-        self.E, self.F, self.wE, self.wF = [], [], [], []
-        for b in self.batches:
-            self.systems.append(model.system(b, sources=[c.source for c in b]))
-            self.E.append(np.array([c.energy for c in b]))
-            self.F.append(np.concatenate([c.forces for c in b]))
-            gw = np.array([float(settings.group_weights.get(c.group, 1.0)) * c.weight for c in b])
-            we = settings.energy_weight * gw * np.array([c.group != "zbl_anchor" for c in b], dtype=float)
-            if settings.energy_per_atom:
-                we = we / np.array([c.n_atoms for c in b], dtype=float) ** 2
-            self.wE.append(we)
-            self.wF.append(np.repeat(settings.force_weight * gw, [c.n_atoms for c in b]))
-        self.n_rows = sum(len(e) for e in self.E) + 3 * sum(len(f) for f in self.F)
 
 
 class Trainer:
@@ -275,9 +80,7 @@ class Trainer:
             raise FitError("no training configurations")
         self.model = model
         self.settings = settings or FitSettings()
-        self.data = _Data(model, configs, self.settings,
-                          zbl_anchor_configurations(model, self.settings.zbl_anchor)
-                          + eos_anchor_configurations(model, self.settings.eos_anchor))
+        self.data = WeightedData.for_fit(model, configs, self.settings)
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.progress = progress or (lambda info: None)
         self.frozen = self._frozen_blocks()
@@ -304,7 +107,7 @@ class Trainer:
     def _init_product_factors(self) -> None:
         """Right factors of products start at V ≡ 1 so that the left factor can be trained alone."""
         for n in self.model.layout.nodes:
-            if isinstance(n.term, Product):
+            if n.term.has_gauge:
                 right = n.children[1]
                 name = f"n{right}.shift"
                 if np.all(self.model.params[name] == 0):
@@ -324,17 +127,8 @@ class Trainer:
     def linear_groups(self, idx: int) -> list:
         """Sets of linear blocks in which node idx's value is affine."""
         node = self.model.layout.nodes[idx]
-        t = node.term
-        if isinstance(t, ZBL):
-            return [[]]
-        if isinstance(t, LEAVES):
-            return [self._own(idx)]
-        if isinstance(t, Sum):
-            child = [self.linear_groups(c) for c in node.children]
-            n = max(len(g) for g in child)
-            return [sum((g[min(k, len(g) - 1)] for g in child), []) + self._shift(idx) for k in range(n)]
-        left, right = node.children
-        return [g + self._shift(idx) for g in self.linear_groups(left) + self.linear_groups(right)]
+        return node.term.affine_groups([self.linear_groups(c) for c in node.children], self._own(idx),
+                                       self._shift(idx))
 
     def make_plan(self) -> list:
         searched: set = set()
@@ -350,9 +144,9 @@ class Trainer:
         def plan(idx: int, extra: list) -> None:
             node = self.model.layout.nodes[idx]
             t = node.term
-            if isinstance(t, ZBL):
+            if t.is_core:
                 return
-            if isinstance(t, LEAVES):
+            if node.is_fitted_leaf:
                 nl = nonlin(idx)
                 searched.update(nl)
                 lin = self._own(idx) + extra
@@ -371,35 +165,12 @@ class Trainer:
         return stages
 
     # ------------------------------------------------------------ solving
-    def _system_rows(self, names: list):
-        """Stacked weighted design A and right-hand side b for linear blocks ``names``."""
-        model = self.model
-        theta = model.vector(names)
-        # the value is affine in these blocks and their columns do not depend on
-        # them: with the blocks at zero the prediction is exactly the rest
-        model.set_vector(names, np.zeros_like(theta))
-        As, bs = [], []
-        try:
-            rows = [model.linear_design(sysm, names) for sysm in self.data.systems]
-        finally:
-            model.set_vector(names, theta)
-        for k, (JE, JF, pred) in enumerate(rows):
-            restE = pred.energy_m
-            restF = pred.forces_nc
-            sE = np.sqrt(self.data.wE[k])
-            sF = np.sqrt(self.data.wF[k])
-            As.append(JE * sE[:, None])
-            bs.append((self.data.E[k] - restE) * sE)
-            As.append((JF * sF[:, None, None]).reshape(-1, len(theta)))
-            bs.append(((self.data.F[k] - restF) * sF[:, None]).ravel())
-        return np.concatenate(As), np.concatenate(bs)
-
     def solve(self, names: list) -> float:
         """Solve the linear blocks ``names`` by SVD least squares (columns scaled
         to unit norm; optional ridge). Updates the model; returns the loss."""
         if not names:
             return self.loss()
-        A, b = self._system_rows(names)
+        A, b = self.data.least_squares_rows(self.model, names)
         norms = np.linalg.norm(A, axis=0)
         # a column that is ~0 on all training data (a basis function sampled only
         # in its far tail) gets coefficient 0 instead of an astronomically large one
@@ -586,18 +357,18 @@ class Trainer:
         return loss
 
     def _homogeneous(self, idx: int) -> bool:
-        t = self.model.layout.nodes[idx].term
-        if isinstance(t, LEAVES):
+        node = self.model.layout.nodes[idx]
+        if node.is_fitted_leaf:
             return True
-        if isinstance(t, Sum):
-            return all(isinstance(self.model.layout.nodes[c].term, LEAVES) for c in self.model.layout.nodes[idx].children)
+        if node.term.merges_children:
+            return all(self.model.layout.nodes[c].is_fitted_leaf for c in node.children)
         return False
 
     def _fix_gauges(self) -> None:
         """Normalise the right factor of each product to RMS(V) = 1 over the
         training atoms, scaling the left factor inversely (exact gauge X·t, Y/t)."""
         for n in self.model.layout.nodes:
-            if not isinstance(n.term, Product):
+            if not n.term.has_gauge:
                 continue
             left, right = n.children
             if not (self._homogeneous(left) and self._homogeneous(right)):

@@ -1,0 +1,141 @@
+"""Priors as data: configurations that anchor a fit where the DFT data says nothing.
+
+Both priors are ordinary :class:`~compot.data.configurations.Configuration` objects
+with targets, a weight and a group, trained on exactly like the DFT data
+(:mod:`compot.data.weighted` gives them their row weights):
+
+* ``zbl_anchor`` (MODEL_SPEC §9): dimers closer than the data's shortest pair
+  distance whose target forces are those of the ZBL core alone, so that the fitted
+  terms add no force where only the core repulsion is known to hold;
+* ``eos_anchor``: perfect lattices compressed and expanded beyond the data, whose
+  target energies follow the Vinet equation of state
+  E(V) = E0 + 2B0V0/(B′−1)² {2 − [5 + 3B′(η−1) − 3η] exp(−3(B′−1)(η−1)/2)},
+  η = (V/V0)^(1/3) [Vinet et al., J. Phys. C 19, L467 (1986)].
+
+Their keys are :data:`compot.settings.ZBL_ANCHOR_KEYS` and
+:data:`compot.settings.EOS_ANCHOR_KEYS` (YAML section ``fit``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError, reject_unknown_keys
+from ..settings import EOS_ANCHOR_KEYS, ZBL_ANCHOR_KEYS
+from .configurations import Configuration
+
+__all__ = ["zbl_anchor_configurations", "eos_anchor_configurations", "anchor_configurations",
+           "ZBL_ANCHOR_GROUP", "EOS_ANCHOR_GROUP"]
+
+#: Groups of the prior configurations.
+ZBL_ANCHOR_GROUP = "zbl_anchor"
+EOS_ANCHOR_GROUP = "eos_anchor"
+
+
+def zbl_anchor_configurations(model, anchor: dict) -> list:
+    """Dimers whose target forces are those of the model's ZBL term alone.
+
+    Parameters
+    ----------
+    model : compot.model.Model — its species and ZBL term(s)
+    anchor : dict — ``fit.zbl_anchor``: r_min, r_max [Å] (default 1.0, 2.3), n (14),
+        weight (1.0); empty = no prior
+
+    Returns
+    -------
+    list of Configuration: for every species pair, n dimers at distances in
+    [r_min, r_max] along x with forces [eV/Å] of the ZBL terms alone and energy 0,
+    group ``zbl_anchor`` (whose energies get weight 0, see :mod:`compot.data.weighted`).
+
+    Raises
+    ------
+    ConfigError
+        For an unknown key, or a model without a ZBL term.
+    """
+    if not anchor:
+        return []
+    reject_unknown_keys("fit.zbl_anchor", anchor, ZBL_ANCHOR_KEYS)
+    zbl = [n.term for n in model.layout.nodes if n.term.is_core]
+    if not zbl:
+        raise ConfigError(f"fit.zbl_anchor needs a ZBL term in the expression; found {model.expression!r}")
+    from ..functions import atomic_number, zbl_pair_fdf
+
+    r = np.linspace(float(anchor.get("r_min", 1.0)), float(anchor.get("r_max", 2.3)), int(anchor.get("n", 14)))
+    weight = float(anchor.get("weight", 1.0))
+    out = []
+    sp = model.species
+    for a in range(len(sp)):
+        for b in range(a, len(sp)):
+            za, zb = atomic_number(sp[a]), atomic_number(sp[b])
+            for k, rk in enumerate(r):
+                de = sum(zbl_pair_fdf(np.array([rk]), np.array([za]), np.array([zb]), t.r_in, t.r_out)[1][0]
+                         for t in zbl)
+                forces = np.array([[de, 0.0, 0.0], [-de, 0.0, 0.0]])     # F_0 = +dE/dr x̂ (pushed apart)
+                out.append(Configuration(symbols=(sp[a], sp[b]), positions=np.array([[0.0, 0, 0], [rk, 0, 0]]),
+                                         cell=np.zeros((3, 3)), pbc=np.array([False] * 3), energy=0.0,
+                                         forces=forces, weight=weight, group=ZBL_ANCHOR_GROUP,
+                                         source=f"zbl_anchor:{sp[a]}{sp[b]}:{rk:.3f}"))
+    return out
+
+
+def eos_anchor_configurations(model, anchor: dict) -> list:
+    """Perfect lattices with Vinet-EOS target energies.
+
+    Parameters
+    ----------
+    model : compot.model.Model — single-species
+    anchor : dict — ``fit.eos_anchor``: a0 [Å], e0 [eV/atom], bulk_modulus [GPa]
+        (required), b_prime (4.0), lattice (bcc), scales (× a0; default 0.72–0.94 and
+        1.06–1.40), weight (1.0); empty = no prior
+
+    Returns
+    -------
+    list of Configuration, one conventional cell per scale, energy
+    E(V) [eV] of the Vinet equation of state (:func:`compot.derive.vinet_energy`),
+    forces 0 (perfect lattice), group ``eos_anchor``.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown key, a missing a0/e0/bulk_modulus, an unknown lattice, or a
+        model with more than one species.
+    """
+    if not anchor:
+        return []
+    reject_unknown_keys("fit.eos_anchor", anchor, EOS_ANCHOR_KEYS)
+    missing = sorted({"a0", "e0", "bulk_modulus"} - set(anchor))
+    if missing:
+        raise ConfigError(f"fit.eos_anchor: missing {', '.join(missing)} (a0 [Å], e0 [eV/atom], bulk_modulus [GPa]); "
+                          "compot fit derives all three from the training data when none is given")
+    if len(model.species) != 1:
+        raise ConfigError(f"fit.eos_anchor: single-species models only; found species {model.species}")
+    from ..derive import LATTICES, Lattice, vinet_energy
+
+    kind = anchor.get("lattice", "bcc")
+    if kind not in LATTICES:
+        raise ConfigError(f"fit.eos_anchor.lattice: expected one of {', '.join(LATTICES)}, found {kind!r}")
+    scales = anchor.get("scales") or [0.72, 0.76, 0.80, 0.84, 0.88, 0.92, 0.94,
+                                      1.06, 1.10, 1.15, 1.20, 1.25, 1.30, 1.35, 1.40]
+    lattice = Lattice(kind, float(anchor["a0"]), model.species[0])
+    out = []
+    for x in scales:
+        at = lattice.atoms(lattice.a0 * float(x))
+        e = float(vinet_energy(lattice.volume_per_atom(lattice.a0 * float(x)), lattice.volume_per_atom(),
+                               float(anchor["e0"]), float(anchor["bulk_modulus"]),
+                               float(anchor.get("b_prime", 4.0)))) * len(at)
+        out.append(Configuration(symbols=tuple(at.get_chemical_symbols()), positions=at.positions,
+                                 cell=at.cell.array, pbc=at.pbc, energy=e, forces=np.zeros((len(at), 3)),
+                                 weight=float(anchor.get("weight", 1.0)), group=EOS_ANCHOR_GROUP,
+                                 source=f"eos_anchor:{kind}:{x:.3f}a0"))
+    return out
+
+
+def anchor_configurations(model, settings) -> list:
+    """Every prior of a fit: the ZBL dimers, then the EOS lattices.
+
+    Parameters
+    ----------
+    model : compot.model.Model
+    settings : compot.settings.FitSettings — its ``zbl_anchor`` and ``eos_anchor``
+    """
+    return zbl_anchor_configurations(model, settings.zbl_anchor) + eos_anchor_configurations(model, settings.eos_anchor)

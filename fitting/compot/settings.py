@@ -1,0 +1,368 @@
+"""The one schema of compot's YAML configuration (sections model, data, fit, design).
+
+Each section is a dataclass whose fields carry their default and, in the field's
+metadata, their meaning (``doc``) and the rules of their value (``choices``,
+``keys`` of a mapping). One generic loader, :func:`load_section`, turns a mapping
+from a YAML file into a section: it rejects unknown keys naming the file, the key
+and the allowed keys, converts numbers, checks every rule and fills in the
+defaults. The reference tables of docs/fitting.md are generated from the same
+fields (:func:`docs_tables`; ``python -m compot.settings docs/fitting.md``
+rewrites them, and a test fails when they differ).
+
+Every check raises :class:`compot.errors.ConfigError`, whose message starts with
+where the value was found (``examples/nb/config.yaml: fit.bounds.alpha: …``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sys
+from dataclasses import dataclass, field, fields
+
+from .errors import ConfigError, reject_unknown_keys
+
+__all__ = ["ModelSettings", "DataSettings", "FitSettings", "DesignSettings", "SECTIONS", "load_section",
+           "section_defaults", "docs_tables", "DEFAULT_EXPRESSION", "DEFAULT_FIT", "DEFAULT_BOUNDS",
+           "DEFAULT_SINGLE_TERMS", "COMPOSITIONS", "LATTICES", "ZBL_ANCHOR_KEYS", "EOS_ANCHOR_KEYS"]
+
+#: The project's recommended composition (MODEL_SPEC §3–4, §10): the exponentiated
+#: pair-cluster term, the three-body angular term on the same G8 basis, and the
+#: fixed ZBL core with its window from the data.
+DEFAULT_EXPRESSION = "E[G8L4] + A[G8P4] + ZBL"
+
+#: Fit settings of the default recipe (compot.recipe), which override the bare
+#: trainer's defaults of :class:`FitSettings` key by key. Energies per atom with
+#: weight 10⁴ so that energy [eV/atom] and force [eV/Å] errors count alike
+#: (10⁴ (meV/atom)² ~ (0.1 eV/Å)²); the EOS prior with a small weight; a truncated
+#: SVD that keeps coefficients moderate.
+DEFAULT_FIT = {
+    "max_evaluations": 30,
+    "init_points": 8,
+    "polish_evaluations": 20,
+    "energy_per_atom": True,
+    "energy_weight": 1.0e4,
+    "eos_anchor": {"weight": 0.1},
+    "rcond": 1.0e-10,
+}
+
+#: Default search box of nonlinear parameters. α [Å⁻²] is searched in log space.
+DEFAULT_BOUNDS = {"alpha": (0.005, 2.0), "beta": (1.05, 3.0), "gamma": (-3.0, 3.0)}
+
+#: Ground-state lattices the recipe and the checks know.
+LATTICES = ("bcc", "fcc", "hcp", "diamond")
+
+#: Single-term configurations of the design scan (paper TABLE 6).
+DEFAULT_SINGLE_TERMS = (
+    [f"G{k}" for k in range(4, 19, 2)]
+    + [f"C{k}" for k in (8, 16, 24, 32, 40)]
+    + ["E[G4L4]", "E[G4L6]", "E[G4L8]", "E[G6L4]", "E[G6L5]", "E[G8L4]", "E[G8L5]"]
+    + ["N[E[G6L5]]", "N[E[G8L4]]"]
+    + ["A[G4P2]", "A[G4P4]", "A[G6P4]", "A[G8P4]", "A[G8P6]"]
+)
+
+#: Dual-term kinds the design composes from the best single terms.
+COMPOSITIONS = ("G*G", "G*E", "E+N", "G+A", "E+A")
+
+#: Keys of ``fit.zbl_anchor`` and ``fit.eos_anchor`` (compot.anchors).
+ZBL_ANCHOR_KEYS = ("r_min", "r_max", "n", "weight")
+EOS_ANCHOR_KEYS = ("a0", "e0", "bulk_modulus", "b_prime", "lattice", "scales", "weight")
+
+
+def option(default=None, doc: str = "", *, factory=None, choices=None, keys=None, shown: str | None = None):
+    """A schema field: its default (or ``factory`` for a mutable one), its meaning
+    ``doc`` for docs/fitting.md, the allowed ``choices`` of its value or ``keys`` of
+    its mapping, and ``shown``: how the docs show a default that has no YAML value."""
+    meta = {"doc": doc, "choices": choices, "keys": keys, "shown": shown}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _copy(value):
+    return lambda: (dict(value) if isinstance(value, dict) else list(value))
+
+
+# ---------------------------------------------------------------------------- sections
+@dataclass
+class ModelSettings:
+    """YAML section ``model``: what to fit (meanings in docs/fitting.md)."""
+
+    expression: str = option(DEFAULT_EXPRESSION, "model in the paper's notation (grammar: "
+                             "[parameter-file.md](parameter-file.md)); a bare `ZBL` takes its window from the data")
+    cutoff: float | str = option("auto", "cutoff radius r_c [Å], or `auto` (from the data's lattice, above)")
+    species: list | None = option(None, "chemical symbols, in the order of every species index",
+                                  shown="from the data")
+    lattice: str = option("auto", "ground-state lattice (`auto` = detected from the data, `bcc`, `fcc`, `hcp`, "
+                          "`diamond`); anything else is an error", choices=("auto",) + LATTICES)
+
+    def check(self, where: str) -> None:
+        cut = self.cutoff
+        if cut != "auto" and not (isinstance(cut, (int, float)) and not isinstance(cut, bool) and cut > 0):
+            raise ConfigError(f"{where}: cutoff must be 'auto' or a positive radius in Å, found {cut!r}")
+
+
+@dataclass
+class DataSettings:
+    """YAML section ``data``: the training and test data and their split."""
+
+    train: list = option(doc="files or folders (all `*.extxyz`/`*.xyz`) of training data; ASE-readable files "
+                         "and the MVL JSON format", factory=list, shown="— (required)")
+    test: list = option(doc="explicit test files (never used for fitting)", factory=list)
+    validation_fraction: float = option(0.1, "share of the training files held out, per group, seeded")
+    seed: int = option(0, "seed of the split")
+    min_distance: float = option(0.5, "smallest allowed interatomic distance [Å]; closer pairs are an error")
+    group_by: str = option("file", "group of a configuration: its file stem (`Nb_AIMD`) or the file's "
+                           "`config_type`", choices=("file", "config_type"))
+
+    def check(self, where: str) -> None:
+        if not 0 <= self.validation_fraction < 1:
+            raise ConfigError(f"{where}: validation_fraction must be in [0, 1), found {self.validation_fraction!r}")
+
+
+@dataclass
+class FitSettings:
+    """Settings of the dual-bipartite trainer (YAML section ``fit``, MODEL_SPEC §6).
+
+    The meaning of every field is its ``doc`` metadata, shown in docs/fitting.md.
+    The defaults are the bare trainer's; ``compot fit`` and ``compot design`` start
+    from :data:`DEFAULT_FIT` instead.
+    """
+
+    max_evaluations: int = option(40, "Bayesian-optimisation evaluations per search stage (`bayes_opt`, UCB, "
+                                  "sequential domain reduction)")
+    init_points: int = option(8, "random evaluations at the start of each search (after the starting point)")
+    polish_evaluations: int = option(20, "bounded Powell refinement (SciPy) of the best point afterwards (0 = off)")
+    seed: int = option(0, "the procedure is deterministic for a seed")
+    energy_weight: float = option(1.0, "loss weight w_E of energies (paper Eq. 26 uses 1); with "
+                                  "`energy_per_atom`, 10⁴ (eV/atom)⁻² against 1 (eV/Å)⁻² counts 1 meV/atom like "
+                                  "0.1 eV/Å")
+    force_weight: float = option(1.0, "loss weight w_F of force components (paper Eq. 26 uses 1)")
+    energy_per_atom: bool = option(False, "divide energy residuals by the atom count (then `energy_weight` "
+                                   "weighs (ΔE/N)² [eV²/atom²])")
+    group_weights: dict = option(doc="extra weight per group (multiplies both terms), e.g. `{Nb_Elastic: 10}`",
+                                 factory=dict)
+    ridge: float = option(0.0, "Tikhonov weight on the column-normalised least squares (0 = none)")
+    rcond: float = option(1e-10, "singular values below rcond·σ_max of the column-normalised design matrix "
+                          "are discarded (truncated SVD); smaller values fit a little better with far larger, "
+                          "cancelling coefficients (1e-12 gave 1e8 eV on the Nb data)")
+    bounds: dict = option(doc="search box {alpha, beta, gamma} → [low, high]; α [Å⁻²] is searched in log space. "
+                          "A result on a bound is reported in the log and `report.md`",
+                          factory=_copy(DEFAULT_BOUNDS), keys=tuple(DEFAULT_BOUNDS))
+    max_sweeps: int = option(30, "alternating solves of products stop after max_sweeps sweeps …")
+    tol: float = option(1e-7, "… or when a sweep improves the loss by less than tol (relative)")
+    batch_atoms: int = option(3000, "atoms per evaluation batch (memory ∝ batch size)")
+    freeze: list = option(doc="\"switches\": node names (`n1`) or blocks (`b1.alpha`) held fixed", factory=list)
+    zbl_anchor: dict = option(doc="short-range prior for models with a ZBL core, e.g. `{r_min: 1.0, r_max: 2.3, "
+                              "n: 14, weight: 10}`: dimers of every species pair at n distances in [r_min, r_max] "
+                              "Å whose target forces are the ZBL forces alone (energies not fitted); `{}` = off",
+                              factory=dict, keys=ZBL_ANCHOR_KEYS)
+    eos_anchor: dict = option(doc="equation-of-state prior: perfect lattices at `scales` × a0 (default 0.72–0.94 "
+                              "and 1.06–1.40) whose energies follow the Vinet equation of state with a0 [Å], "
+                              "E0 [eV/atom] (`e0`), B [GPa] (`bulk_modulus`), B′ (`b_prime`, default 4) and "
+                              "`lattice`; a0, e0 and bulk_modulus are derived from the data when none is given "
+                              "(single-element models); `{}` = off", factory=dict, keys=EOS_ANCHOR_KEYS)
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "fit") -> "FitSettings":
+        """:func:`load_section` of this class (the search box completed from
+        :data:`DEFAULT_BOUNDS`, each bound a (low, high) tuple).
+
+        Raises
+        ------
+        ConfigError
+            For an unknown key or a value that breaks a rule.
+        """
+        return load_section(cls, d, where)
+
+    def check(self, where: str) -> None:
+        bounds = dict(DEFAULT_BOUNDS)
+        for k, v in self.bounds.items():
+            if not isinstance(v, (list, tuple)) or len(v) != 2 or not float(v[0]) < float(v[1]):
+                raise ConfigError(f"{where}.bounds.{k}: expected [low, high] with low < high, found {v!r}")
+            # the rules of the parameter file (docs/parameter-file.md): a fit must
+            # not end in a model that no reader accepts
+            if (k == "alpha" and not float(v[0]) > 0) or (k == "beta" and not float(v[0]) > 1):
+                raise ConfigError(f"{where}.bounds.{k}: expected low > {0 if k == 'alpha' else 1} "
+                                  f"({k} > {0 if k == 'alpha' else 1} in a parameter file), found {v!r}")
+            bounds[k] = (float(v[0]), float(v[1]))
+        self.bounds = bounds
+        if self.max_evaluations < 1 or self.init_points < 0:
+            raise ConfigError(f"{where}: max_evaluations must be >= 1 and init_points >= 0, "
+                              f"found {self.max_evaluations}, {self.init_points}")
+
+
+@dataclass
+class DesignSettings:
+    """YAML section ``design``: the adaptive design loop (MODEL_SPEC §8, compot.design)."""
+
+    single_terms: list = option(doc="single-term scan", factory=_copy(DEFAULT_SINGLE_TERMS))
+    compositions: list = option(doc="dual terms composed from the best single terms",
+                                factory=_copy(COMPOSITIONS), choices=COMPOSITIONS)
+    zbl: str | None = option("ZBL", "core added to every candidate (`null` for none); a bare `ZBL` takes its "
+                             "window from the data")
+    processes: int = option(2, "candidates fitted in parallel")
+    tolerance: float = option(0.05, "force-RMSE window of \"similar\" candidates in the selection rule")
+    fim_bits: int = option(256, "precision of the FIM eigenvalues")
+    sanity: bool = option(True, "run the sanity checks (`compot validate`: E–V from 0.5 to 1.5 a0, push, dimers, "
+                          "one 2000-step NVT at 1.1 × the hottest temperature of the training data) and prefer "
+                          "candidates that pass")
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "design") -> "DesignSettings":
+        """:func:`load_section` of this class (raises ConfigError)."""
+        return load_section(cls, d, where)
+
+    def check(self, where: str) -> None:
+        from .expression import parse
+        for t in self.single_terms:
+            parse(t)
+        if self.processes < 1:
+            raise ConfigError(f"{where}.processes: expected >= 1, found {self.processes}")
+
+
+#: Section name → schema class.
+SECTIONS = {"model": ModelSettings, "data": DataSettings, "fit": FitSettings, "design": DesignSettings}
+
+
+# ------------------------------------------------------------------------- loader
+def _convert(value, default, where: str):
+    """``value`` of a field whose default is ``default``, converted like it (numbers
+    from YAML strings such as ``1e4``, which YAML 1.1 reads as text)."""
+    want = type(default)
+    if want in (int, float) and not isinstance(value, bool):
+        try:
+            num = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, found {value!r}") from None
+        if want is int and num != int(num):
+            raise ConfigError(f"{where}: expected an integer, found {value!r}")
+        return int(num) if want is int else num
+    if want is bool and not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, found {value!r}")
+    if want in (dict, list) and not isinstance(value, want):
+        raise ConfigError(f"{where}: expected a {'mapping' if want is dict else 'list'}, found {value!r}")
+    return value
+
+
+def _default(f: dataclasses.Field):
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+def section_defaults(cls) -> dict:
+    """{key: default} of a section class (fresh copies of mutable defaults)."""
+    return {f.name: _default(f) for f in fields(cls)}
+
+
+def load_section(cls, given: dict | None, where: str):
+    """A section object from a mapping of a YAML file.
+
+    Parameters
+    ----------
+    cls : one of the classes of :data:`SECTIONS`
+    given : mapping or None — the keys given in the file (None = all defaults)
+    where : str — where the mapping was found, e.g. ``"config.yaml: fit"``; starts
+        every error message
+
+    Returns
+    -------
+    an instance of ``cls``: the given values (numbers converted) over the defaults.
+
+    Raises
+    ------
+    ConfigError
+        The mapping is not a mapping, has a key the section does not know (the
+        message lists the allowed keys), or a value breaks its field's rules.
+    """
+    given = {} if given is None else given
+    if not isinstance(given, dict):
+        raise ConfigError(f"{where}: expected a mapping, found {type(given).__name__}")
+    spec = {f.name: f for f in fields(cls)}
+    reject_unknown_keys(where, given, list(spec))
+    values = {}
+    for key, value in given.items():
+        f = spec[key]
+        default = _default(f)
+        value = _convert(value, default, f"{where}.{key}") if default is not None else value
+        meta = f.metadata
+        if meta.get("keys") and value:
+            reject_unknown_keys(f"{where}.{key}", value, list(meta["keys"]))
+        choices = meta.get("choices")
+        if choices:
+            bad = [v for v in (value if isinstance(value, list) else [value]) if v not in choices]
+            if bad:
+                raise ConfigError(f"{where}.{key}: expected {'values' if isinstance(value, list) else 'one'} of "
+                                  f"{', '.join(map(str, choices))}, found {', '.join(map(repr, bad))}")
+        values[key] = value
+    out = cls(**values)
+    out.check(where)
+    return out
+
+
+# --------------------------------------------------------------------- documentation
+def _yaml(v) -> str:
+    """A default as one would write it in YAML flow style."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        if v != 0 and not 1e-3 <= abs(v) < 1e4:
+            mantissa, exponent = f"{v:e}".split("e")
+            return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+        return f"{v:g}"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {_yaml(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_yaml(x) for x in v) + "]"
+    return str(v)
+
+
+def _shown_default(section: str, f: dataclasses.Field) -> str:
+    if f.metadata.get("shown"):
+        return f.metadata["shown"]
+    text = f"`{_yaml(_default(f))}`"
+    if section == "fit" and f.name in DEFAULT_FIT and DEFAULT_FIT[f.name] != _default(f):
+        text = f"`{_yaml(DEFAULT_FIT[f.name])}` (recipe; {text} for the bare trainer)"
+    return text
+
+
+def docs_tables() -> dict:
+    """{section: markdown table of its keys, defaults and meanings} for docs/fitting.md."""
+    out = {}
+    for section, cls in SECTIONS.items():
+        rows = ["| key | default | meaning |", "|---|---|---|"]
+        for f in fields(cls):
+            meaning = f.metadata["doc"].replace("|", "\\|")
+            default = _shown_default(section, f).replace("|", "\\|")
+            rows.append(f"| `{f.name}` | {default} | {meaning} |")
+        out[section] = "\n".join(rows)
+    return out
+
+
+_BLOCK = re.compile(r"<!-- schema:(\w+) -->\n.*?<!-- /schema:\1 -->", re.S)
+
+
+def render_docs(text: str) -> str:
+    """``text`` (docs/fitting.md) with every block between ``<!-- schema:SECTION -->``
+    and ``<!-- /schema:SECTION -->`` replaced by :func:`docs_tables` of SECTION.
+
+    Raises
+    ------
+    ConfigError
+        When a section has no such block.
+    """
+    tables = docs_tables()
+    missing = [s for s in tables if f"<!-- schema:{s} -->" not in text]
+    if missing:
+        raise ConfigError(f"docs: no <!-- schema:SECTION --> block for {', '.join(missing)}")
+    return _BLOCK.sub(lambda m: f"<!-- schema:{m.group(1)} -->\n{tables[m.group(1)]}\n<!-- /schema:{m.group(1)} -->",
+                      text)
+
+
+if __name__ == "__main__":      # python -m compot.settings docs/fitting.md: regenerate its tables
+    from pathlib import Path
+
+    for name in sys.argv[1:]:
+        p = Path(name)
+        p.write_text(render_docs(p.read_text(encoding="utf-8")), encoding="utf-8")
