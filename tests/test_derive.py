@@ -149,18 +149,20 @@ def test_equation_of_state_recovers_a_synthetic_material():
 
 
 def test_thermal_correction_and_shear_strain_of_one_cell():
+    from compot.derive.eos import _crystal_state
+    from compot.derive.records import records
     cfgs = _synthetic_eos_data()
-    st = derive._crystal_state(derive._records([cfgs[0]])[0], "bcc")
+    st = _crystal_state(records([cfgs[0]])[0], "bcc")
     at = cfgs[0]
     u2 = np.sum(at.get_forces() ** 2) / 3.0 ** 2
     assert st.correction == pytest.approx(-0.5 * 3.0 * u2 / len(at), rel=1e-9)
     assert np.abs(st.e_dev).max() < 1e-10
-    sheared = derive._crystal_state(derive._records([cfgs[-1]])[0], "bcc")
+    sheared = _crystal_state(records([cfgs[-1]])[0], "bcc")
     off = np.abs(sheared.e_dev[np.triu_indices(3, 1)])            # crystal frame up to a cubic symmetry
     assert sheared.correction == 0.0 and off.max() == pytest.approx(0.01, rel=0.01) and np.sort(off)[1] < 1e-6
     vac = bulk("Mo", "bcc", a=3.2, cubic=True).repeat(3)
     del vac[0]
-    assert derive._crystal_state(derive._records([_with_energy(vac, -1.0)])[0], "bcc") is None
+    assert _crystal_state(records([_with_energy(vac, -1.0)])[0], "bcc") is None
 
 
 def test_bulk_modulus_not_determined_is_an_error_unless_given():
