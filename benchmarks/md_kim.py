@@ -10,7 +10,7 @@ Potentials:
 
 * the shipped compot models (``examples/nb/model.params`` and the paper's
   ``examples/nb/paper_e8l4_n8l4.params``; or ``--model``), exported and installed with
-  ``compot.export.export_kim`` (C model driver ``Compot__MD_000000123456_000``);
+  ``compot.export.export_kim`` (C model driver ``Compot_Driver``, built with ``native=True``);
 * ``EAM_Dynamo_FellingerParkWilkins_2010_Nb__MO_102133002179_005`` and
   ``SNAP_LiChenZheng_2019_NbTaWMo__MO_560387080449_000`` from Debian's
   ``openkim-models`` (skipped, and said so, when not installed).
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     ap.add_argument("--a0", type=float, default=3.30)
     ap.add_argument("--lmp", default="/usr/bin/lmp", help="LAMMPS with the KIM package (Debian's)")
     ap.add_argument("--keep", action="store_true", help="keep the compot models installed afterwards "
-                    "(as Compot_NbBench<i>__MO_90000000000<i>_000)")
+                    "(as Compot_NbBench<i>)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "md_kim"),
                     help="output stem: writes STEM.json and STEM.md")
     args = ap.parse_args(argv)
@@ -138,8 +138,9 @@ def main(argv=None) -> int:
         entries, names = [], []
         for i, path in enumerate(args.model):
             model = read_model(path)
-            name = f"Compot_NbBench{i + 1}__MO_{900000000001 + i:012d}_000"
-            export_kim(path, name, tmp / "models", install=True, reinstall_driver=(i == 0),
+            name = f"Compot_NbBench{i + 1}"
+            # the driver built for this machine (-march=native), as in the published tables
+            export_kim(path, name, tmp / "models", install=True, reinstall_driver=(i == 0), native=True,
                        progress=lambda s: print(f"[md_kim] {s}", flush=True))
             names.append(name)
             entries.append((name, f"compot {model.expression} ({model.n_linear + model.n_nonlinear} parameters, "

@@ -35,8 +35,8 @@ DFT energies and forces of the subset, and the refit reaches a lower loss
 than the fitted model on those configurations (ratio 0.82–0.98 for 2–20 AIMD
 snapshots).
 
-    compot export kim runs/demo/model.params --name Compot_NbDemo__MO_000000000001_000 --install
-    .venv/bin/python examples/kliff_refit.py --model Compot_NbDemo__MO_000000000001_000 \\
+    compot export kim runs/demo/model.params --name Compot_NbDemo --install
+    .venv/bin/python examples/kliff_refit.py --model Compot_NbDemo \\
         --data $COMPOT_DATA/nb-mvl/Nb_AIMD.extxyz --n-configs 4 [--targets dft]
 """
 
@@ -120,9 +120,9 @@ def main(argv=None) -> int:
     if args.targets == "model":
         # the fitted model's parameter file as KIM holds it, evaluated in Python
         with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "Fitted__MO_000000000000_000"
+            out = Path(tmp) / "Fitted"
             model.write_kim_model(out)
-            ref_model = read_model(out / "Fitted__MO_000000000000_000.params")
+            ref_model = read_model(out / "Fitted.params")
         ours = configurations_from_kliff(configs)
         pred = ref_model.evaluate(ref_model.system(ours), forces=True, virial=False)
         start = 0

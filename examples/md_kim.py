@@ -1,10 +1,10 @@
 """Run a fitted compot model in LAMMPS and ASE through the KIM API (``make demo-md``).
 
     .venv/bin/python examples/md_kim.py runs/demo/model.params \\
-        [--name Compot_NbDemo__MO_000000000001_000] [--cells 6] [--steps 1000]
+        [--name Compot_NbDemo] [--cells 6] [--steps 1000]
 
 1. exports the parameter file as the KIM portable model NAME and installs the
-   compot model driver (``kim_driver/``) and the model into the KIM user
+   compot model driver (shipped with compot) and the model into the KIM user
    collection (``compot export kim --install``);
 2. runs NVE molecular dynamics of bcc Nb (cells³ cubic cells, 2 atoms each;
    velocities drawn at 600 K, which equilibrate near 300 K; time step 1 fs) in
@@ -73,7 +73,7 @@ run {steps}
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", help="compot parameter file of a Nb model (format v1)")
-    ap.add_argument("--name", default="Compot_NbDemo__MO_000000000001_000", help="KIM model name")
+    ap.add_argument("--name", default="Compot_NbDemo", help="KIM model name (default Compot_NbDemo)")
     ap.add_argument("--out", default="runs/demo/kim", help="folder for the portable model and the LAMMPS run")
     ap.add_argument("--cells", type=int, default=6, help="bcc cubic cells per edge (default 6: 432 atoms)")
     ap.add_argument("--steps", type=int, default=1000, help="NVE steps of 1 fs (default 1000)")
