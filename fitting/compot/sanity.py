@@ -1,4 +1,4 @@
-"""Physical sanity outside the data, and material properties (MODEL_SPEC §9–10).
+"""Physical sanity checks outside the data (MODEL_SPEC §9–10).
 
 A fitted model is judged where it was not fitted. For every element of the
 model (in its ground-state lattice, detected from the data, or given) and
