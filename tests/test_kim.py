@@ -461,7 +461,9 @@ def test_forces_equal_numerical_derivative(models):
                         p = at.copy()
                         p.positions[i, c] += t
                         return k.energy_of(p)
-                    d, err = ridders(e_of)
+                    # first step 1e-3 Å: the features' saturating continuation is C² only at
+                    # |u| = 1, and extrapolating central differences across such a join fails
+                    d, err = ridders(e_of, h=1e-3)
                     dev = abs(F[i, c] + d) / scale
                     worst = max(worst, dev)
                     assert dev <= 1e-6, (key, seed, i, c, F[i, c], -d, err)
