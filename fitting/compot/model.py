@@ -13,6 +13,12 @@ per parameter block of the parameter file format v1. Evaluation runs on a
   adjoints λ_k(i) = ∂E/∂φ_k(i) per basis, pair gradients G_p = ∂E/∂D_p,
   then forces F = incidence·G and virial W = Σ_p G_p ⊗ D_p (MODEL_SPEC §5).
 
+Where each part lives: the terms' own behaviour (features, values, VJPs, parameter
+blocks) in :mod:`compot.terms`, one class per term; the pair geometry (effective
+distance, ĝ_k, φ, ρ) in :mod:`compot.pairs`; the format v2 safety layer (inner
+window, atom switch, extrapolation grade, switched site energy) in
+:mod:`compot.safety`; the per-batch tree walk and caches in :mod:`compot.context`.
+
 The trainer uses the same machinery column by column: :meth:`Model.linear_design`
 returns, for a set of parameter blocks in which the model is linear, the
 energy and force rows of the least-squares design matrix (MODEL_SPEC §6).
