@@ -9,9 +9,10 @@ replays these numbers, so review the diff)::
 Each file holds one model (its parameter-file text inline, or the path of a
 small committed parameter file with the SHA-256 of its content, comments left
 out), a few structures (cell, pbc, positions, species) and, for each
-structure, what ``compot.io.read_model`` + ``Model.evaluate`` give: the energy [eV], the site energies [eV], the forces
-[eV/Å] and the virial W = Σ_i r_i ⊗ ∂E/∂r_i [eV] in the order xx yy zz yz xz
-xy (KIM's ``partialVirial``; ASE stress = W / V). Each structure also records
+structure, what ``compot.io.read_model`` + ``Model.evaluate`` give: the
+energy [eV], the site energies [eV], the forces [eV/Å] and the virial
+W = Σ_i r_i ⊗ ∂E/∂r_i [eV] in the order xx yy zz yz xz xy (KIM's
+``partialVirial``; ASE stress = W / V). Each structure also records
 
 * ``rounding_floor``: how far the Python reference itself moves, relative to
   each quantity as ``tests/helpers.reference_deviations`` measures it, when the
