@@ -26,8 +26,8 @@ Cells are in LAMMPS's restricted triclinic form (rows a = (ax, 0, 0),
 b = (bx, by, 0), c = (cx, cy, cz)) so that LAMMPS hosts take them as they are;
 clusters have pbc false and a zero cell.
 
-The file format is plain YAML; numbers are written with 17 significant digits
-(round-trip exact).
+The file format is plain YAML; numbers are written in their shortest form that
+reads back to the same double (Python's repr).
 """
 
 from __future__ import annotations
