@@ -73,6 +73,18 @@ def test_the_suite_covers_every_term_family_and_structure_kind():
         assert np.max(np.abs(s["forces"])) > 1e-5 and np.max(np.abs(s["virial"])) > 1e-5, (c.name, s["name"])
 
 
+def test_every_generator_case_has_its_file():
+    """tests/reference/generate.py and the committed files name the same cases
+    (no file left over from a removed case, none missing)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("reference_generate", CASES[0].parent / "generate.py")
+    generate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generate)
+    assert sorted(generate.CASES) == sorted(IDS)
+    for p in CASES:
+        assert ReferenceCase(p).name == p.stem
+
+
 def test_python_replays_reference(case, tmp_path):
     model = read_model(case.write(tmp_path))
     assert model.expression == case.expression and model.species == case.species
