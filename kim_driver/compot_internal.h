@@ -118,14 +118,14 @@ struct compot_model {
   double *g_U;      /* [S d(d+1)/2] lower triangle, packed rows */
   double *g_lo;     /* [S] gamma_lo */
   double *g_hi;     /* [S] gamma_hi */
-  /* derived in refresh: U_Z in rows padded to multiples of 4 doubles (rows
-     r < d rounded up to a multiple of 4; row r holds U_rc for c < (r + 4)
-     & ~3, zero beyond c = r and in the rows from d; each species' block
-     64-byte aligned), and whether U_Z != 0 (an unfitted grade, U = 0, is
-     gamma = 0: the switch stays 1) */
+  /* derived in refresh (compot_grade_rows_fill): U_Z by blocks of 8 rows,
+     column by column (block b holds U_rc for rows r = 8b..8b+7 and
+     columns c < 8b + 8 at 8 c + r - 8b, zero where c > r or r >= d;
+     blocks 64-byte aligned), and whether U_Z != 0 (an unfitted grade, U
+     = 0, is gamma = 0: the switch stays 1) */
   double *g_rows;   /* [S grade_rows] */
-  size_t grade_rows; /* doubles per species in g_rows */
-  int grade_dp;     /* d rounded up to a multiple of 4 */
+  size_t grade_rows; /* doubles per species in g_rows: 32 nb (nb + 1) */
+  int grade_dp;     /* d rounded up to a multiple of 8 (nb = dp / 8) */
   int *grade_on;    /* [S] */
   /* structure: the ZBL terms of the top-level sum (never switched) */
   int n_zbl_root;

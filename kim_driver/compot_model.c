@@ -250,6 +250,27 @@ char const *compot_window_error(compot_model const *m, int q, double r_b,
 }
 
 /* The coefficient table of an E, N or A leaf (layout: node_table_size). */
+/* Refresh refuses element e of the block whose values start at values:
+   "parameter NAME[e] ('ELEMENT') is V; expected WHY" (with show_value),
+   else "parameter NAME[e] ('ELEMENT'): WHY". */
+static int refuse(compot_model const *m, double const *values, int e,
+                  char const *why, int show_value, char *msg, size_t msg_size)
+{
+  int i;
+  char nm[128];
+  for (i = 0; i < m->n_params - 1 && m->params[i].values != values; ++i)
+    continue;
+  compot_param_element_name(m, i, e, nm, sizeof nm);
+  if (show_value)
+    compot_set_msg(msg, msg_size,
+                   "parameter %s[%d] ('%s') is %.17g; expected %s",
+                   m->params[i].name, e, nm, values[e], why);
+  else
+    compot_set_msg(msg, msg_size, "parameter %s[%d] ('%s'): %s",
+                   m->params[i].name, e, nm, why);
+  return COMPOT_ERR_VALUE;
+}
+
 int compot_refresh(compot_model *m, char *msg, size_t msg_size)
 {
   int i, e, b, k, S;
@@ -262,30 +283,16 @@ int compot_refresh(compot_model *m, char *msg, size_t msg_size)
     compot_param const *p = &m->params[i];
     for (e = 0; e < p->extent; ++e) {
       char const *want = compot_value_domain_error(p, p->values[e]);
-      if (want != NULL) {
-        char nm[128];
-        compot_param_element_name(m, i, e, nm, sizeof nm);
-        compot_set_msg(msg, msg_size,
-                       "parameter %s[%d] ('%s') is %.17g; expected %s",
-                       p->name, e, nm, p->values[e], want);
-        return COMPOT_ERR_VALUE;
-      }
+      if (want != NULL) return refuse(m, p->values, e, want, 1, msg, msg_size);
     }
   }
   m->win_rb_max = 0.0;
   if (m->version >= 2) {
     int np = S * (S + 1) / 2, si, sj;
-    for (i = 0; i < m->n_params; ++i)
-      if (m->params[i].values == m->w_r_b) break;
     for (e = 0; e < np; ++e) {
       char why[256];
-      if (compot_window_error(m, e, m->w_r_b[e], why, sizeof why) != NULL) {
-        char nm[128];
-        compot_param_element_name(m, i, e, nm, sizeof nm);
-        compot_set_msg(msg, msg_size, "parameter %s[%d] ('%s'): %s",
-                       m->params[i].name, e, nm, why);
-        return COMPOT_ERR_VALUE;
-      }
+      if (compot_window_error(m, e, m->w_r_b[e], why, sizeof why) != NULL)
+        return refuse(m, m->w_r_b, e, why, 0, msg, msg_size);
       if (m->w_r_b[e] > m->win_rb_max) m->win_rb_max = m->w_r_b[e];
     }
     for (si = 0; si < S; ++si)
@@ -296,18 +303,10 @@ int compot_refresh(compot_model *m, char *msg, size_t msg_size)
         w[0] = m->w_r_a[q];
         w[1] = m->w_r_b[q];
       }
-    for (i = 0; i < m->n_params; ++i)
-      if (m->params[i].values == m->g_hi) break;
     for (e = 0; e < S; ++e) {
       char why[256];
-      if (compot_grade_error(m, e, m->g_hi[e], why, sizeof why) != NULL) {
-        char nm[128];
-        compot_param_element_name(m, i, e, nm, sizeof nm);
-        compot_set_msg(msg, msg_size,
-                       "parameter %s[%d] ('%s') is %.17g; expected %s",
-                       m->params[i].name, e, nm, m->g_hi[e], why);
-        return COMPOT_ERR_VALUE;
-      }
+      if (compot_grade_error(m, e, m->g_hi[e], why, sizeof why) != NULL)
+        return refuse(m, m->g_hi, e, why, 1, msg, msg_size);
     }
     compot_grade_rows_fill(m);
   }

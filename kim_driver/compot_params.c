@@ -484,18 +484,6 @@ static int build_table(table_builder *tb)
   return COMPOT_OK;
 }
 
-/*
- * Size of the coefficient table of node n (compot_refresh fills it):
- *   E and N leaves: gamma_l and compot_xfeature_ginv(gamma_l) spread over
- *     the L K features (l-major), then 1/f_max of the S K cluster functions
- *     (phi_max or rho_max): 2 L K + S K;
- *   A leaves: the coefficients spread over the (P+1)^2 functions Y_v (rows
- *     nvp long, zero beyond (P+1)^2), out[(Z np + q) K + k][v] =
- *     c[Z, q, k, l(v)], then the sums over l, out[S np K nvp + (Z np + q) K
- *     + k] = sum_l c[Z, q, k, l]; in format v2 then 1/q_max[q][k][p]:
- *     S np K (nvp + 1) (+ np K (P+1));
- *   other nodes: none.
- */
 /* Size of the coefficient table of node n, made at refresh by its term
    (compot_term_exp.c, compot_term_angular.c); 0 for other nodes. */
 static size_t node_table_size(compot_model const *m, compot_node const *n)
@@ -542,10 +530,9 @@ int compot_build_params(compot_model *m, char *msg, size_t msg_size)
     size_t dd = 0, r;
     for (k = 0; k < m->n_nodes; ++k)
       dd += (size_t) leaf_features(m, &m->nodes[k]);
-    m->grade_dp = (int) ((dd + 3) & ~(size_t) 3);
-    m->grade_rows = 0;
-    for (r = 0; r < (size_t) m->grade_dp; ++r) m->grade_rows += (r + 4) & ~(size_t) 3;
-    m->grade_rows = (m->grade_rows + 7) & ~(size_t) 7;
+    m->grade_dp = (int) ((dd + 7) & ~(size_t) 7);
+    r = (size_t) m->grade_dp / 8; /* blocks of 8 rows */
+    m->grade_rows = 32 * r * (r + 1);
     n_derived += (size_t) S * m->grade_rows + 8;
     m->grade_on = (int *) calloc((size_t) S, sizeof(int));
     if (m->grade_on == NULL) {

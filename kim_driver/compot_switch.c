@@ -14,31 +14,30 @@
 #include "compot_eval.h"
 
 /*
- * The whitening factors U_Z of the grade in padded rows (g_rows): rows r <
- * d rounded up to a multiple of 4, row r at offset sum_(r' < r) w(r'),
- * w(r) = (r + 4) & ~3 (so rows 4b..4b+3 all hold 4b+4 doubles and start
- * 32-byte aligned), U_rc for c <= r < d and zeros elsewhere; and
+ * The whitening factors U_Z of the grade by blocks of 8 rows (g_rows):
+ * block b (rows 8b..8b+7) starts at 32 b (b + 1) and holds its columns c <
+ * 8b + 8 one after the other, 8 doubles each: U_rc at 8 c + (r - 8b), zero
+ * where c > r or r >= d.  So compot_grade runs down the columns of a block
+ * with 8 rows in two 4-lane accumulators, without sums across lanes.  And
  * grade_on[Z] = (U_Z != 0).
  */
 void compot_grade_rows_fill(compot_model *m)
 {
-  int S = m->n_species, d = m->grade_d, dp = m->grade_dp, Z, r, c;
-  size_t tri = (size_t) d * (d + 1) / 2;
+  int S = m->n_species, d = m->grade_d, Z, r, c;
+  size_t tri = (size_t) d * (d + 1) / 2, k;
   for (Z = 0; Z < S; ++Z) {
     double const *u = m->g_U + (size_t) Z * tri;
-    double *row = m->g_rows + (size_t) Z * m->grade_rows;
+    double *rows = m->g_rows + (size_t) Z * m->grade_rows;
     int on = 0;
-    for (r = 0; r < dp; ++r) {
-      int w = (r + 4) & ~3;
-      for (c = 0; c < w; ++c) row[c] = 0.0;
-      if (r < d) {
-        for (c = 0; c <= r; ++c) {
-          row[c] = u[c];
-          on |= u[c] != 0.0;
-        }
-        u += r + 1;
+    for (k = 0; k < m->grade_rows; ++k) rows[k] = 0.0;
+    for (r = 0; r < d; ++r) {
+      size_t b = (size_t) r / 8;
+      double *blk = rows + 32 * b * (b + 1) + (size_t) (r % 8);
+      for (c = 0; c <= r; ++c) {
+        blk[8 * (size_t) c] = u[c];
+        on |= u[c] != 0.0;
       }
-      row += w;
+      u += r + 1;
     }
     m->grade_on[Z] = on;
   }
@@ -88,69 +87,68 @@ void compot_pair_switch_gradient(compot_ctx *c, int n, double coef)
 
 /*
  * The extrapolation grade of the current atom (species Z, features in
- * c->gf): f - mu in place, y = U (f - mu) in c->gy, and gamma = |y|^2.
- * U_Z in padded rows (refresh): rows 4b..4b+3 all hold 4b+4 doubles, so
- * they go together, 4 rows x 2 partial sums of 4 lanes (independent chains:
- * one sum per row would wait for each multiply-add); d(d+1)/2 multiply-adds
- * plus at most 3 per row.
+ * c->gf): f - mu in place (zero padded to dp), y = U (f - mu) in c->gy,
+ * and gamma = |y|^2.  U_Z by blocks of 8 rows (compot_grade_rows_fill):
+ * per block, y_(8b..8b+7) = sum_c (f - mu)_c U_(8b..8b+7, c) down its
+ * 8b + 8 columns, eight at a time into 8 independent 4-lane sums (one
+ * per column modulo 4 and half block); 2 sum_b (8b + 8) = 2 dp (dp + 8) / 8
+ * vector multiply-adds, d(d+1)/2 of them nonzero.
  */
 double compot_grade(compot_ctx *c, int Z)
 {
   compot_model const *m = c->m;
-  int d = m->grade_d, dp = m->grade_dp, r, t, q;
+  int d = m->grade_d, dp = m->grade_dp, b, t, q;
   double const *mu = m->g_mu + (size_t) Z * d;
-  double const *row = m->g_rows + (size_t) Z * m->grade_rows;
-  double *fm = c->gf, *y = c->gy, g = 0.0;
-  for (t = 0; t < d; ++t) fm[t] -= mu[t];
+  double const *blk = m->g_rows + (size_t) Z * m->grade_rows;
+  double *fm = c->gf, *y = c->gy;
+  compot_v4 s0 = v4_set1(0.0), s1 = s0;
+  for (t = 0; t + 4 <= d; t += 4)
+    v4_store(fm + t, v4_sub(v4_load(fm + t), v4_load(mu + t)));
+  for (; t < d; ++t) fm[t] -= mu[t];
   for (; t < dp; ++t) fm[t] = 0.0;
-  for (r = 0; r < dp; r += 4) {
-    int w = r + 4;
-    compot_v4 acc[8], yv;
-    for (q = 0; q < 8; ++q) acc[q] = v4_set1(0.0);
-    for (t = 0; t + 8 <= w; t += 8) {
-      compot_v4 f0 = v4_load(fm + t), f1 = v4_load(fm + t + 4);
-      for (q = 0; q < 4; ++q) {
-        acc[q] = v4_madd(v4_load(row + (size_t) q * w + t), f0, acc[q]);
-        acc[4 + q] = v4_madd(v4_load(row + (size_t) q * w + t + 4), f1, acc[4 + q]);
+  for (b = 0; b < dp / 8; ++b) {
+    int w = 8 * b + 8;
+    compot_v4 a[8], y0, y1;
+    for (q = 0; q < 8; ++q) a[q] = v4_set1(0.0);
+    for (t = 0; t < w; t += 8) {
+      double const *u = blk + 8 * (size_t) t;
+      for (q = 0; q < 8; ++q) {
+        compot_v4 x = v4_set1(fm[t + q]);
+        a[2 * (q & 3)] = v4_madd(x, v4_load(u + 8 * q), a[2 * (q & 3)]);
+        a[2 * (q & 3) + 1] =
+            v4_madd(x, v4_load(u + 8 * q + 4), a[2 * (q & 3) + 1]);
       }
     }
-    if (t < w) {
-      compot_v4 f0 = v4_load(fm + t);
-      for (q = 0; q < 4; ++q)
-        acc[q] = v4_madd(v4_load(row + (size_t) q * w + t), f0, acc[q]);
-    }
-    yv = v4_sum4(v4_add(acc[0], acc[4]), v4_add(acc[1], acc[5]),
-                 v4_add(acc[2], acc[6]), v4_add(acc[3], acc[7]));
-    v4_store(y + r, yv);
-    g += v4_sum(v4_mul(yv, yv));
-    row += (size_t) 4 * w;
+    y0 = v4_add(v4_add(a[0], a[2]), v4_add(a[4], a[6]));
+    y1 = v4_add(v4_add(a[1], a[3]), v4_add(a[5], a[7]));
+    v4_store(y + 8 * b, y0);
+    v4_store(y + 8 * b + 4, y1);
+    s0 = v4_madd(y0, y0, s0);
+    s1 = v4_madd(y1, y1, s1);
+    blk += 8 * (size_t) w;
   }
-  return g;
+  return v4_sum(v4_add(s0, s1));
 }
 
 /* Adjoints of the features through the grade switch:
    gb = coef 2 U^T U (f - mu), coef = (V_fit - E_ref) S_pair dS_grade/dgamma
-   (after compot_grade at the same atom); by blocks of 4 rows as compot_grade. */
+   (after compot_grade at the same atom): z_c = sum_r U_rc y_r down the
+   columns of each block of U. */
 void compot_grade_gradient(compot_ctx *c, int Z, double coef)
 {
   compot_model const *m = c->m;
-  int d = m->grade_d, dp = m->grade_dp, r, t;
-  double const *row = m->g_rows + (size_t) Z * m->grade_rows;
+  int d = m->grade_d, dp = m->grade_dp, b, t;
+  double const *blk = m->g_rows + (size_t) Z * m->grade_rows;
   double *z = c->gz;
   for (t = 0; t < dp; ++t) z[t] = 0.0;
-  for (r = 0; r < dp; r += 4) {
-    int w = r + 4;
-    compot_v4 y0 = v4_set1(c->gy[r]), y1 = v4_set1(c->gy[r + 1]);
-    compot_v4 y2 = v4_set1(c->gy[r + 2]), y3 = v4_set1(c->gy[r + 3]);
-    for (t = 0; t < w; t += 4) {
-      compot_v4 zt = v4_load(z + t);
-      zt = v4_madd(y0, v4_load(row + t), zt);
-      zt = v4_madd(y1, v4_load(row + w + t), zt);
-      zt = v4_madd(y2, v4_load(row + 2 * (size_t) w + t), zt);
-      zt = v4_madd(y3, v4_load(row + 3 * (size_t) w + t), zt);
-      v4_store(z + t, zt);
+  for (b = 0; b < dp / 8; ++b) {
+    int w = 8 * b + 8;
+    compot_v4 y0 = v4_load(c->gy + 8 * b), y1 = v4_load(c->gy + 8 * b + 4);
+    for (t = 0; t < w; ++t) {
+      double const *u = blk + 8 * (size_t) t;
+      z[t] += v4_sum(v4_madd(y1, v4_load(u + 4), v4_mul(y0, v4_load(u))));
     }
-    row += (size_t) 4 * w;
+    blk += 8 * (size_t) w;
   }
   for (t = 0; t < d; ++t) c->gb[t] = 2.0 * coef * z[t];
 }

@@ -215,7 +215,7 @@ static double angular_bounded(compot_ctx *c, compot_node const *nd, int Z,
   int s1, s2, k, p, v, any = 0;
   double const *qinv = nd->tab
                        + (size_t) S * np * K * (nvp + 1);
-  double e = 0.0, tau = c->tau, prod[nvp], qv[COMPOT_MAX_P + 1];
+  double e = 0.0, tau = c->tau, prod[nvp], qbuf[COMPOT_MAX_P + 1];
   for (s1 = 0; s1 < S; ++s1)
     for (s2 = s1; s2 < S; ++s2) {
       int q = compot_pair_index(S, s1, s2);
@@ -227,6 +227,7 @@ static double angular_bounded(compot_ctx *c, compot_node const *nd, int Z,
         size_t o = ((size_t) q * K + k) * P1;
         double const *cc = nd->c + ((size_t) Z * np * K) * P1 + o;
         double const *qi = qinv + o;
+        double *qv = gf != NULL ? gf + o : qbuf; /* (the features in place) */
         int sat = 0;
         for (v = 0; v < nvp; v += 4)
           v4_store(prod + v, v4_mul(v4_load(a1 + v), v4_load(a2 + v)));
@@ -240,8 +241,6 @@ static double angular_bounded(compot_ctx *c, compot_node const *nd, int Z,
         }
         if (!sat) {
           for (p = 0; p < P1; ++p) e += cc[p] * qv[p];
-          if (gf != NULL)
-            for (p = 0; p < P1; ++p) gf[o + p] = qv[p];
           continue;
         }
         if (!any) { /* the first saturated invariant at this atom */
@@ -252,12 +251,11 @@ static double angular_bounded(compot_ctx *c, compot_node const *nd, int Z,
           double u = qv[p] * qi[p], x, dx;
           if (u <= 1.0 && u >= -1.0) {
             e += cc[p] * qv[p];
-            if (gf != NULL) gf[o + p] = qv[p];
             continue;
           }
           compot_exp_feature(0.0, u, tau, &x, &dx);
-          e += cc[p] * nd->q_max[o + p] * x;
-          if (gf != NULL) gf[o + p] = nd->q_max[o + p] * x;
+          qv[p] = nd->q_max[o + p] * x; /* (after its last use as q) */
+          e += cc[p] * qv[p];
           dq[o + p] = dx;
         }
       }

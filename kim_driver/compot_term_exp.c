@@ -11,7 +11,6 @@
  */
 #include "compot_eval.h"
 
-#include <string.h>
 
 /* Size of the table of an E or N leaf: gamma_l and
    compot_exp_feature_ginv(gamma_l) spread over the L K features
@@ -48,22 +47,22 @@ static double const *leaf_input(compot_ctx const *c, compot_node const *nd,
 }
 
 /* The L K features x(gamma_l, f_k/f_max) of one neighbour species (fs:
-   its K inputs, ms: their 1/f_max) into c->fx, dx/du into c->fdx. */
+   its K inputs, ms: their 1/f_max) into x (c->fx unless the grade's
+   feature vector takes them), dx/du into c->fdx. */
 static void features(compot_ctx *c, compot_node const *nd, double const *fs,
-                     double const *ms)
+                     double const *ms, double *x)
 {
   int K = nd->K, L = nd->L, LK = L * K, k, l;
   for (k = 0; k < K; ++k) c->fu[k] = fs[k] * ms[k];
   for (l = 1; l < L; ++l)
     for (k = 0; k < K; ++k) c->fu[l * K + k] = c->fu[k];
-  compot_exp_feature_v(LK, nd->tab, nd->tab + LK, c->fu, c->tau, c->fx,
-                       c->fdx);
+  compot_exp_feature_v(LK, nd->tab, nd->tab + LK, c->fu, c->tau, x, c->fdx);
 }
 
 /* E and N leaves: e = sum_s sum_l sum_k c[Z,s,l,k] x(gamma_l, f/f_max);
    with gradients, dedf[s K + k] = de/df.  All L K features of one species
-   in one batch; copied to gf (the grade's features at the leaf, order s, l,
-   k) unless NULL. */
+   in one batch, written to gf (the grade's features at the leaf, order s,
+   l, k) unless NULL. */
 double compot_exp_value(compot_ctx *c, compot_node const *nd, int i,
                         double *dedf, double *gf)
 {
@@ -75,9 +74,9 @@ double compot_exp_value(compot_ctx *c, compot_node const *nd, int i,
   for (s = 0; s < S; ++s) {
     double const *cs = nd->c + (size_t) (Z * S + s) * LK;
     double const *ms = minv + s * K;
-    features(c, nd, f + s * K, ms);
-    e += compot_dot(LK, cs, c->fx);
-    if (gf != NULL) memcpy(gf + s * LK, c->fx, (size_t) LK * sizeof(double));
+    double *x = gf != NULL ? gf + s * LK : c->fx;
+    features(c, nd, f + s * K, ms, x);
+    e += compot_dot(LK, cs, x);
     if (dedf != NULL) {
       double *ds = dedf + s * K;
       for (k = 0; k < K; ++k) {
@@ -102,7 +101,7 @@ static void grade_backward(compot_ctx *c, compot_node const *nd, int i,
   double const *minv = nd->tab + 2 * LK;
   for (s = 0; s < S; ++s) {
     double const *ms = minv + s * K, *bs = gb + s * LK;
-    features(c, nd, f + s * K, ms);
+    features(c, nd, f + s * K, ms, c->fx);
     for (k = 0; k < K; ++k) {
       double acc = 0.0;
       for (l = 0; l < L; ++l) acc += bs[l * K + k] * c->fdx[l * K + k];

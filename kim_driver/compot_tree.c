@@ -120,7 +120,9 @@ static double atom_site(compot_ctx *c, int i)
     for (ch = 0; ch < m->n_zbl_root; ++ch) vzbl += c->V[m->zbl_root[ch]];
     vfit = c->V[0] - vzbl;
     if (ws->flag[i] & COMPOT_PF_CLOSE) spair = compot_pair_switch(c, i, &nclose);
-    if (gf != NULL) sgrade = compot_grade_switch(m, Z, compot_grade(c, Z), &dsgrade);
+    /* (an atom switched off by its close pairs needs no grade) */
+    if (gf != NULL && spair != 0.0)
+      sgrade = compot_grade_switch(m, Z, compot_grade(c, Z), &dsgrade);
     sw = spair * sgrade;
     dv = vfit - m->w_e_ref[Z];
     esite = m->w_e_ref[Z] + sw * dv + vzbl;

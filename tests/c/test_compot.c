@@ -127,9 +127,15 @@ static compot_model *random_model(char const *expr, char const *const *sp,
 {
   compot_model *m = NULL;
   char msg[512];
-  int err = compot_create_blank(&m, expr, sp, S, 5.0, msg, sizeof msg);
+  int err = compot_create_blank(&m, expr, sp, S, 5.0, msg, sizeof msg), s;
   CHECK(err == 0, "create_blank(%s): %s", expr, msg);
   if (err) return NULL;
+  CHECK(compot_format_version(m) == 1, "create_blank(%s): format %d", expr,
+        compot_format_version(m));
+  for (s = 0; s < S; ++s)
+    CHECK(compot_atomic_number(m, s) == compot_symbol_to_z(sp[s]),
+          "create_blank(%s): Z of %s is %d", expr, sp[s],
+          compot_atomic_number(m, s));
   randomize(m);
   err = compot_refresh(m, msg, sizeof msg);
   CHECK(err == 0, "refresh(%s): %s", expr, msg);
@@ -156,6 +162,8 @@ static compot_model *random_model_v2(char const *expr,
   double rin = 1e300;
   CHECK(err == 0, "create_blank_version(%s, 2): %s", expr, msg);
   if (err) return NULL;
+  CHECK(compot_format_version(m) == 2, "create_blank_version(%s, 2): format %d",
+        expr, compot_format_version(m));
   randomize(m);
   for (i = 0; i < m->n_nodes; ++i)
     if (m->nodes[i].kind == COMPOT_NODE_ZBL && m->nodes[i].r_in < rin)
