@@ -170,7 +170,7 @@ def push_check(model: Model, lattice: derive.Lattice, a0: float, d_min: float | 
         b.positions[0] += unit * (d_nn - r)
         cells.append(b)
     e = model_energies(model, [at] + cells)
-    e_perfect, e = float(e[0]), e[1:] - float(e[0])
+    e = e[1:] - float(e[0])
     threshold = d_min if d_min is not None and np.isfinite(d_min) else 0.85 * d_nn
     plot = {"x": dist.tolist(), "y": e.tolist(), "xlabel": f"distance of the pushed pair [Å] ({len(at)} atoms, "
             f"{lattice.kind} {lattice.species})", "ylabel": "E − E(perfect crystal) [eV]", "kind": "push",

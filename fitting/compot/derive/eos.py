@@ -370,7 +370,6 @@ def equation_of_state(configs, species: str, lattice: Lattice | str | None = Non
     E = np.array([s.energy + s.correction for s in static_states]
                  + [np.mean([s.energy + s.correction for s in g]) for g in groups])
     ed = np.array([s.e_dev for s in static_states] + [np.mean([s.e_dev for s in g], axis=0) for g in groups])
-    corr = np.array([s.correction for s in static_states] + [np.mean([s.correction for s in g]) for g in groups])
     sig_e = np.array([1e-3] * len(static_states)
                      + [1e-3 + math.hypot(np.std([s.energy + s.correction for s in g]) / math.sqrt(len(g)),
                                           0.1 * abs(np.mean([s.correction for s in g]))) for g in groups])
