@@ -2,7 +2,7 @@
 
 Every model is exported with :func:`compot.export.export_kim` and installed
 into the KIM user collection under a name unique to this test session
-(``CompotPytest_<token>_<label>__MO_...``); all of them are removed at the end.
+(``CompotPytest_<token>_<label>_<n>``, no KIM ID); all of them are removed at the end.
 The driver is installed once per session from ``kim_driver/``.
 
 * kimpy (and ASE's ``KIM`` calculator): energy, site energies, forces and
@@ -188,7 +188,7 @@ class KimSession:
 
     def name(self, label: str) -> str:
         n = len(self.names) + 1
-        name = f"CompotPytest_{TOKEN}_{label}__MO_{n:012d}_000"
+        name = f"CompotPytest_{TOKEN}_{label}_{n}"
         self.names.append(name)
         return check_kim_model_name(name)
 

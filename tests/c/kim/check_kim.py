@@ -36,8 +36,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", ".."))      # tests/: the one kimpy runner
 from kimpy_runner import KimRunner  # noqa: E402
 MODELS = {
-    "Compot_Test_Nb__MO_000000123456_000": ("nb_e_n_zbl.params", ["Nb"]),
-    "Compot_Test_MoNb__MO_000000123457_000": ("mo_nb_g_times_a.params", ["Mo", "Nb"]),
+    "Compot_Test_Nb": ("nb_e_n_zbl.params", ["Nb"]),
+    "Compot_Test_MoNb": ("mo_nb_g_times_a.params", ["Mo", "Nb"]),
 }
 FAILURES = []
 

@@ -15,8 +15,8 @@ fi
 log=$(mktemp -d)
 kim-api-collections-management install --force user kim_driver > "$log/install.log" 2>&1 \
   || { cat "$log/install.log"; exit 1; }
-for model in Compot_Test_Nb__MO_000000123456_000:nb_e_n_zbl.params \
-             Compot_Test_MoNb__MO_000000123457_000:mo_nb_g_times_a.params; do
+for model in Compot_Test_Nb:nb_e_n_zbl.params \
+             Compot_Test_MoNb:mo_nb_g_times_a.params; do
   name=${model%%:*}
   "$PYTHON" -m compot.cli export kim "tests/c/data/${model#*:}" --name "$name" --out "$log/models" \
     >> "$log/install.log" 2>&1 || { cat "$log/install.log"; exit 1; }
