@@ -39,11 +39,6 @@ __all__ = [
 ]
 
 
-#: The fitted leaf classes; kept only for modules not yet on the term attributes
-#: (``NodeInfo.is_fitted_leaf``); to be removed.
-LEAVES = (Linear, Exponentiated, NeighbourExponentiated, Angular)
-
-
 # --------------------------------------------------------------------------- parser
 #: Limits of an expression and of a model's size, the same in the C core
 #: (kim_driver/compot_internal.h) and documented in docs/parameter-file.md.
