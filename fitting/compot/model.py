@@ -32,6 +32,7 @@ References
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -40,7 +41,7 @@ from .errors import ExpressionError
 from .expression import Layout, layout, parse
 from .neighbours import System
 
-__all__ = ["Model", "Prediction", "DEFAULT_NONLINEAR"]
+__all__ = ["Model", "Prediction", "LinearDesign", "DEFAULT_NONLINEAR"]
 
 #: Default starting values of nonlinear parameters (documented in docs/fitting.md).
 DEFAULT_NONLINEAR = {"alpha": 0.5, "beta": 1.6, "gamma": 0.5}
@@ -64,6 +65,19 @@ class Prediction:
     energies_n: np.ndarray
     forces_nc: np.ndarray | None
     virial_mcc: np.ndarray | None
+
+
+class LinearDesign(NamedTuple):
+    """Rows of the least-squares problem of :meth:`Model.linear_design`.
+
+    JE : ndarray, shape (m, n_cols) [eV per unit θ] — energy rows
+    JF : ndarray, shape (n, 3, n_cols) or None [eV/Å per unit θ] — force rows
+    pred : Prediction at the current parameters (energies and forces; to form ``rest``)
+    """
+
+    JE: np.ndarray
+    JF: np.ndarray | None
+    pred: Prediction
 
 
 class Model:
@@ -345,7 +359,7 @@ class Model:
                     self.params[name] = np.where(x > 0, x, 1.0)
 
     # ----------------------------------------------------------- training
-    def linear_design(self, system: System, names: list[str], forces: bool = True):
+    def linear_design(self, system: System, names: list[str], forces: bool = True) -> LinearDesign:
         """Rows of the least-squares problem for linear blocks ``names``.
 
         The model must be linear in the union of those blocks (no two in the two
@@ -361,9 +375,10 @@ class Model:
 
         Returns
         -------
-        JE : ndarray, shape (m, n_cols) [eV per unit θ]
-        JF : ndarray, shape (n, 3, n_cols) or None [eV/Å per unit θ]
-        pred : Prediction at the current parameters (to form ``rest``)
+        LinearDesign
+            (JE, JF, pred): energy rows, shape (m, n_cols) [eV per unit θ]; force rows,
+            shape (n, 3, n_cols) [eV/Å per unit θ] or None; the Prediction at the
+            current parameters (to form ``rest``).
         """
         ctx = Context(self, system)
         design = _Design(self, ctx, names)
@@ -394,7 +409,7 @@ class Model:
             JF = Fall[:, :, :pos]
             G1 = Fall[:, :, pos]
         pred = Prediction(system.sum_config @ pred_e, pred_e, G1, None)
-        return JE, JF, pred
+        return LinearDesign(JE, JF, pred)
 
 
 class _Design:
