@@ -2,11 +2,13 @@
 
 An expression such as ``E[G8L4] + N[E[G8L4]] + ZBL(1.6, 2.4)`` or
 ``G10 * E[G8L4]`` (Wang et al., arXiv:2504.19372, Sec. II–III and TABLE 1)
-parses into an immutable tree of terms. :func:`layout` numbers the nodes in
-pre-order (``n0`` is the root), assigns basis sets with the sharing rule of
-MODEL_SPEC §4 (direct leaf children of one sum with equal basis specification
-share a basis; product factors never share) and lists every parameter block in
-the canonical order of the parameter file format v1 (``docs/parameter-file.md``).
+parses into an immutable tree of terms (one class per term, :mod:`compot.terms`,
+re-exported here). :func:`layout` numbers the nodes in pre-order (``n0`` is the
+root), assigns basis sets with the sharing rule of MODEL_SPEC §4 (direct leaf
+children of one sum with equal basis specification share a basis; product
+factors never share) and lists every parameter block in the canonical order of
+the parameter file format (``docs/parameter-file.md``); each term supplies its
+own blocks (:meth:`compot.terms.Term.blocks`).
 
 Grammar::
 
