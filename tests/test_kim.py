@@ -744,20 +744,33 @@ def run_lammps(name, species, workdir, body, np_=1, timeout=600):
 def lammps_single_point(name, species, atoms, workdir, np_=1):
     """Energy [eV], forces [eV/Å] (by atom id) and pressure tensor [bar]
     (xx yy zz yz xz xy) from Debian's lmp."""
+    return lammps_single_points(name, species, [atoms], workdir, np_)[0]
+
+
+def lammps_single_points(name, species, atoms_list, workdir, np_=1):
+    """[(E, F, P)] as :func:`lammps_single_point` for each structure of
+    ``atoms_list``, in one run of lmp (``clear`` and ``kim init`` again between
+    structures: one process start instead of one per structure)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    at = atoms.copy()
-    at.wrap()
-    write_lammps_data(at, list(species), workdir / "data.lmp")
-    body = {"setup": "read_data data.lmp",
-            "run": "thermo_style custom step pe pxx pyy pzz pyz pxz pxy\nrun 0\n"
-                   'print "RESULT $(pe:%.17g) $(pxx:%.17g) $(pyy:%.17g) $(pzz:%.17g) '
-                   '$(pyz:%.17g) $(pxz:%.17g) $(pxy:%.17g)"\n'
-                   "write_dump all custom forces.dump id fx fy fz modify sort id format float %.17g"}
-    log = run_lammps(name, species, workdir, body, np_)
-    vals = [ln for ln in log.splitlines() if ln.startswith("RESULT ")][-1].split()[1:]
-    E, P = float(vals[0]), np.array([float(v) for v in vals[1:]])
-    F = np.loadtxt(workdir / "forces.dump", skiprows=9)[:, 1:]
-    return E, F, P
+    masses = "\n".join(f"mass {i + 1} {atomic_masses[atomic_numbers[s]]}" for i, s in enumerate(species))
+    runs = []
+    for k, atoms in enumerate(atoms_list):
+        at = atoms.copy()
+        at.wrap()
+        write_lammps_data(at, list(species), workdir / f"data{k}.lmp")
+        again = (f"clear\nkim init {name} metal\nboundary p p p\nread_data data{k}.lmp\n"
+                 f"kim interactions {' '.join(species)}\n{masses}\n") if k else ""
+        runs.append(again + "thermo_style custom step pe pxx pyy pzz pyz pxz pxy\nrun 0\n"
+                    f'print "RESULT {k} $(pe:%.17g) $(pxx:%.17g) $(pyy:%.17g) $(pzz:%.17g) '
+                    '$(pyz:%.17g) $(pxz:%.17g) $(pxy:%.17g)"\n'
+                    f"write_dump all custom forces{k}.dump id fx fy fz modify sort id format float %.17g\n")
+    log = run_lammps(name, species, workdir, {"setup": "read_data data0.lmp", "run": "".join(runs)}, np_)
+    out = []
+    for k in range(len(atoms_list)):
+        vals = [ln for ln in log.splitlines() if ln.startswith(f"RESULT {k} ")][-1].split()[2:]
+        F = np.loadtxt(workdir / f"forces{k}.dump", skiprows=9, ndmin=2)[:, 1:]
+        out.append((float(vals[0]), F, np.array([float(v) for v in vals[1:]])))
+    return out
 
 
 def lammps_reference(model, atoms):
@@ -806,9 +819,9 @@ def test_lammps_kim_replays_reference(reference_models, tmp_path):
     virial (from the pressure tensor) of every reference file (clusters in a
     box wide enough that they do not see their images)."""
     for case, name in reference_models:
-        for s in case.structures:
-            at = in_box(s["atoms"], 2 * case.cutoff + 1.0)
-            E, F, P = lammps_single_point(name, case.species, at, tmp_path / f"{case.name}_{s['name']}")
+        boxed = [in_box(s["atoms"], 2 * case.cutoff + 1.0) for s in case.structures]
+        results = lammps_single_points(name, case.species, boxed, tmp_path / case.name)
+        for s, at, (E, F, P) in zip(case.structures, boxed, results):
             W = -P * at.get_volume() / NKTV2P
             dev = check_against_reference(s, {"energy": E, "forces": F, "virial": W}, RTOL,
                                           f"LAMMPS kim, {case.name}")
