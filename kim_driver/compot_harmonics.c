@@ -154,9 +154,19 @@ ylm_real(int n, double const *ux, double const *uy, double const *uz, int P,
 #undef CB
 }
 
+/*
+ * The real harmonics Y_v, v < (P+1)^2, of n unit vectors (n a multiple of
+ * 4) into Y[v stride + t], and their gradients into dY[(a (P+1)^2 + v)
+ * stride + t] unless dY is NULL (ylm_real).  Layout: degree l at v = l^2
+ * .. l^2 + 2l in the order Q_l^0, then for m = 1..l the pair sqrt(w_lm)
+ * Q_l^m C_m, sqrt(w_lm) Q_l^m S_m; P_l-normalised (sum over the 2l+1
+ * functions of degree l of Y_v(a) Y_v(b) = P_l(a.b)), no Condon-Shortley
+ * phase.  coef: compot_real_harmonics_coef of any P' >= P (made at
+ * refresh for the model's largest P).
+ */
 void compot_real_harmonics(int n, double const *ux, double const *uy,
-                       double const *uz, int P, double const *coef,
-                       double *Y, double *dY, int stride)
+                           double const *uz, int P, double const *coef,
+                           double *Y, double *dY, int stride)
 {
   /* copies for small P, with the loops over l and m unrolled */
   switch (P) {

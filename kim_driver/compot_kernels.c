@@ -133,8 +133,8 @@ static inline double tanh_bf(double y)
   return copysign(em1 / (em1 + 2.0), y);
 }
 
-static inline void exp_feature_inside(double g, double gi, double v, double *uc,
-                                   double *e, double *xin)
+static inline void exp_feature_inside(double g, double gi, double v,
+                                      double *uc, double *e, double *xin)
 {
   double lo = (double) (v < -1.0), hi = (double) (v > 1.0);
   double small = (double) (g < 1e-6) * (double) (g > -1e-6);
@@ -147,7 +147,7 @@ static inline void exp_feature_inside(double g, double gi, double v, double *uc,
 }
 
 void compot_exp_feature_v(int n, double const *gamma, double const *ginv,
-                       double const *u, double tau, double *x, double *dx)
+                          double const *u, double tau, double *x, double *dx)
 {
   int i, outside = 0;
   if (tau > 0.0)
@@ -173,7 +173,7 @@ void compot_exp_feature_v(int n, double const *gamma, double const *ginv,
 }
 
 void compot_exp_feature(double gamma, double u, double tau, double *x,
-                     double *dx)
+                        double *dx)
 {
   double ginv = compot_exp_feature_ginv(gamma);
   compot_exp_feature_v(1, &gamma, &ginv, &u, tau, x, dx);
@@ -216,8 +216,8 @@ void compot_inner_window(double r, double r_a, double r_b, double *s,
  * The Gaussian loop over k vectorises.  (No recurrence in k: e_(k+1) =
  * e_k^beta is a product only for integer beta, and beta is fitted.)
  */
-void compot_radial_basis(compot_basis const *b, double rc, double r, double fc,
-                   double dfc, double *g, double *dg)
+void compot_radial_basis(compot_basis const *b, double rc, double r,
+                         double fc, double dfc, double *g, double *dg)
 {
   int k, K = b->K;
   if (b->kind == COMPOT_BASIS_GAUSSIAN) {

@@ -26,8 +26,8 @@
    difference vectors D = x_j - x_i and |D|^2 of every entry in ws->td.
    Checks the species and indices involved and that no two particles
    coincide. */
-static int listed_inside(compot_ctx *c, int i, int const **list_out, int *m_out,
-                         char *msg, size_t msg_size)
+static int listed_inside(compot_ctx *c, int i, int const **list_out,
+                         int *m_out, char *msg, size_t msg_size)
 {
   compot_input const *in = c->in;
   compot_workspace *ws = c->ws;
@@ -106,11 +106,11 @@ static int listed_inside(compot_ctx *c, int i, int const **list_out, int *m_out,
  * its r_b at the effective distance c(r) = r_b + (r - r_b) s_in(r) >= r_b
  * - 0.11 (r_b - r_a) (s_in: compot_inner_window), so they never extrapolate
  * in r: the slots of such pairs get f_c(c), f_c'(c) (c->sx holds c; the
- * basis is evaluated at c and compot_cluster_functions multiplies g^' and f_c' by dc/dr
- * afterwards).  ZBL, the unit vectors and the virial read the true r.  The
- * slots are listed (ws->wsl, ws->wdc) and both particles flagged (COMPOT_PF_CLOSE)
- * for the atom switch S_pair of compot_tree.c.  Called by compot_build_pairs after the
- * slots are made: the slots of particle order[o] are the next pmid[i] ones
+ * basis is evaluated at c and compot_cluster_functions multiplies g^' and
+ * f_c' by dc/dr afterwards).  ZBL, the unit vectors and the virial read the
+ * true r.  The slots are listed (ws->wsl, ws->wdc) and both particles
+ * flagged COMPOT_PF_CLOSE for the atom switch S_pair (compot_switch.c).
+ * Called by compot_build_pairs after the slots are made: the slots of particle order[o] are the next pmid[i] ones
  * (own pairs, counted).  A slot at r >= the largest r_b costs one compare.
  */
 static void effective_distance(compot_ctx *c)

@@ -45,9 +45,9 @@ void compot_grade_rows_fill(compot_model *m)
 
 /*
  * S_pair(i) = prod over the pairs of atom i closer than their r_b of
- * s_in(r_ij) (only atoms flagged COMPOT_PF_CLOSE by compot_build_pairs get here); the slots,
- * s_in and s_in' of those pairs are kept in ws->csl, c->cw, c->cdw for
- * compot_pair_switch_gradient.
+ * s_in(r_ij) (only atoms flagged COMPOT_PF_CLOSE by compot_build_pairs get
+ * here); the slots, s_in and s_in' of those pairs are kept in ws->csl,
+ * c->cw, c->cdw for compot_pair_switch_gradient.
  */
 double compot_pair_switch(compot_ctx *c, int i, int *nclose)
 {

@@ -171,7 +171,8 @@ int compot_cluster_backward(compot_ctx *c, char *msg, size_t msg_size)
             T += v4_sum(v4_madd(v4_load(l + 4), d1, v4_mul(v4_load(l), d0)));
           }
         } else {
-          if (own) T += compot_dot(K, c->blam[b] + (size_t) i * SK + spec[j] * K, dg);
+          if (own)
+            T += compot_dot(K, c->blam[b] + (size_t) i * SK + spec[j] * K, dg);
           if (tw >= 0 && compot_evaluates(c, B, j))
             T += compot_dot(K, c->blam[b] + (size_t) j * SK + spec[i] * K, dg);
         }

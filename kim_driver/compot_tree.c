@@ -119,7 +119,8 @@ static double atom_site(compot_ctx *c, int i)
     double vzbl = 0.0, vfit;
     for (ch = 0; ch < m->n_zbl_root; ++ch) vzbl += c->V[m->zbl_root[ch]];
     vfit = c->V[0] - vzbl;
-    if (ws->flag[i] & COMPOT_PF_CLOSE) spair = compot_pair_switch(c, i, &nclose);
+    if (ws->flag[i] & COMPOT_PF_CLOSE)
+      spair = compot_pair_switch(c, i, &nclose);
     /* (an atom switched off by its close pairs needs no grade) */
     if (gf != NULL && spair != 0.0)
       sgrade = compot_grade_switch(m, Z, compot_grade(c, Z), &dsgrade);
@@ -135,7 +136,8 @@ static double atom_site(compot_ctx *c, int i)
      on the close pairs, through S_grade as adjoints gb of the features */
   gb = NULL;
   if (m->version >= 2) {
-    if (nclose > 0 && sgrade != 0.0) compot_pair_switch_gradient(c, nclose, dv * sgrade);
+    if (nclose > 0 && sgrade != 0.0)
+      compot_pair_switch_gradient(c, nclose, dv * sgrade);
     if (dsgrade != 0.0) {
       compot_grade_gradient(c, Z, dv * spair * dsgrade);
       gb = c->gb;
