@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import math
 import os
 import shlex
@@ -41,7 +40,7 @@ sys.path.insert(0, str(HERE))
 from compot.data import default_data_dir, read_dataset, train_validation_split  # noqa: E402
 from compot.errors import CompotError  # noqa: E402
 from compot.evaluation import predict  # noqa: E402
-from compot.io import atomic_write_text, read_model  # noqa: E402
+from compot.io import atomic_write_json, atomic_write_text, read_model  # noqa: E402
 from compot.metrics import error_metrics, metrics_by_group  # noqa: E402
 
 NB_MASS = 92.90638  # g/mol, as in the EAM setfl file
@@ -310,7 +309,7 @@ def main(argv=None) -> int:
         return 2
     out = Path(args.out)
     md = markdown(result)
-    atomic_write_text(out, json.dumps(result, indent=1) + "\n")
+    atomic_write_json(out, result)
     atomic_write_text(out.with_suffix(".md"), md)
     print(md)
     print(f"wrote {out} and {out.with_suffix('.md')} ({result['total_seconds']:.1f} s)")

@@ -10,7 +10,6 @@ Default expressions: those of the foundation issue's acceptance criteria.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fitting"))
 
 from compot.data import default_data_dir, read_dataset, train_validation_split  # noqa: E402
 from compot.evaluation import evaluate_split  # noqa: E402
-from compot.io import atomic_write_text, write_model  # noqa: E402
+from compot.io import atomic_write_json, atomic_write_text, write_model  # noqa: E402
 from compot.model import Model  # noqa: E402
 from compot.trainer import FitSettings, Trainer  # noqa: E402
 
@@ -54,7 +53,7 @@ def main(argv=None) -> int:
                          fit_seconds=sec, train=mt, validation=mv))
         print(f"{expr:28s} {model.n_linear:3d}+{model.n_nonlinear:2d}  val F RMSE {mv['rmse_force']:.4f} eV/Å  "
               f"E RMSE {1000 * mv['rmse_energy_per_atom']:.2f} meV/atom  ({sec:.0f} s)", flush=True)
-        atomic_write_text(out / "compare_nb.json", json.dumps(dict(command=" ".join(sys.argv), rows=rows), indent=1))
+        atomic_write_json(out / "compare_nb.json", dict(command=" ".join(sys.argv), rows=rows))
     md = ["| configuration | linear | nonlinear | val E RMSE [meV/atom] | val F RMSE [eV/Å] | "
           "val \\|F\\| RMSE [eV/Å] | val angle RMSE [rad] | train F RMSE [eV/Å] | fit [s] |",
           "|---|---|---|---|---|---|---|---|---|"]

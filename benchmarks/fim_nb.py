@@ -9,7 +9,6 @@ Writes benchmarks/results/fim_nb.json and .md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -20,7 +19,7 @@ sys.path.insert(0, str(ROOT / "fitting"))
 
 from compot.analysis import fim_analysis  # noqa: E402
 from compot.data import default_data_dir, read_dataset, train_validation_split  # noqa: E402
-from compot.io import atomic_write_text, read_model  # noqa: E402
+from compot.io import atomic_write_json, atomic_write_text, read_model  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -44,7 +43,7 @@ def main(argv=None) -> int:
            "blocks": {k: v.log10_condition_number for k, v in ours.blocks.items()},
            "paper_log10_condition_number": res["paper"].log10_condition_number if "paper" in res else None}
     path = Path(args.out)
-    atomic_write_text(path.with_suffix(".json"), json.dumps(out, indent=1))
+    atomic_write_json(path.with_suffix(".json"), out)
     md = [f"Command: `{out['command']}` (load {out['load_average'][0]:.1f})", "",
           "| quantity | value | target |", "|---|---|---|",
           f"| {model.expression}: {out['n_parameters']} linear parameters, {out['n_rows']} rows | | |",

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "fitting"))
 
 from compot.data import default_data_dir, read_dataset  # noqa: E402
-from compot.io import atomic_write_text  # noqa: E402
+from compot.io import atomic_write_json, atomic_write_text  # noqa: E402
 from compot.model import Model  # noqa: E402
 from compot.trainer import FitSettings, Trainer  # noqa: E402
 
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     if not args.skip_fit:
         res["demo_fit"] = demo_fit(Path(args.config))
     out = Path(args.out)
-    atomic_write_text(out.with_suffix(".json"), json.dumps(res, indent=1))
+    atomic_write_json(out.with_suffix(".json"), res)
     ie = res["inner_evaluation"]
     md = [f"Command: `{res['command']}` ({res['cpus']} CPUs, load {res['load_average'][0]:.1f})", "",
           "| quantity | value | target |", "|---|---|---|",

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import re
@@ -186,7 +185,8 @@ def main(argv=None) -> int:
            "target": "compot <= 6x EAM (us/atom-step)"}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
+    from compot.io import json_text
+    out.with_suffix(".json").write_text(json_text(doc, indent=2) + "\n")
     lines = ["# MD speed through the KIM API in LAMMPS", "",
              f"{doc['system']}; one core ({doc['cpu']}, {doc['nproc']} cores, load average "
              f"{doc['load_average'][0]:.1f} at the end); {doc['lammps']}; {doc['date']}; fastest of "

@@ -28,7 +28,6 @@ command).  Not a test: numbers depend on the machine; compare ratios.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -226,7 +225,8 @@ def main(argv=None):
                 print(f"{label}: np 1 {t1:.3f}, np 2 {t2:.3f} µs/atom-step, speed-up {t1 / t2:.2f}", flush=True)
 
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "md_speed.json").write_text(json.dumps(
+    from compot.io import json_text
+    (args.out / "md_speed.json").write_text(json_text(
         dict(command=command, machine=platform.platform(), cpu=cpu_model(), cpus=os.cpu_count(), results=results,
              mpi_speedup=speedups), indent=2) + "\n")
     table = markdown(results, speedups, command)

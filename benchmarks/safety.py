@@ -49,7 +49,7 @@ from pathlib import Path
 
 from compot import derive
 from compot.data import default_data_dir, read_dataset
-from compot.io import atomic_write_text, read_model
+from compot.io import atomic_write_json, atomic_write_text, read_model
 from compot.plots import plot_sanity
 from compot.sanity import failed_checks, format_sanity, sanity_report
 
@@ -230,7 +230,7 @@ def fit_dataset(name: str, paths: list[str], species: list[str], run: Path) -> d
         with open(run / "fit.log", "a") as fh:
             info["returncode"] = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT).returncode
         info["wall_seconds"] = time.perf_counter() - t0
-        atomic_write_text(record, json.dumps(info, indent=1))
+        atomic_write_json(record, info)
         if info["returncode"] != 0 or not model_file.exists():
             info["error"] = f"compot fit exited with status {info['returncode']}; see {run / 'fit.log'}"
             return info
@@ -371,7 +371,7 @@ def write_fit_results(args, out: Path, rows, sections, seconds) -> None:
     atomic_write_text(out / "safety.md", "\n".join(lines) + "\n")
     doc = {"command": cmd, "seeds": args.seeds, "steps": args.steps, "max_ratio": MAX_RATIO, "seconds": seconds,
            "baseline_how": BASELINE_HOW, "datasets": {r["name"]: r for r in rows}}
-    atomic_write_text(out / "safety.json", json.dumps(doc, indent=1, default=str))
+    atomic_write_json(out / "safety.json", doc)
 
 
 # ---------------------------------------------------------------------- main
@@ -400,7 +400,7 @@ def main(argv=None) -> int:
     name = args.name or Path(args.model).stem
     data = read_dataset(args.data, species=list(model.species))
     doc, md, rep = check_model(model, args.model, data, args.data, name, out, args.seeds, args.steps)
-    atomic_write_text(out / f"safety_{name}.json", json.dumps(doc, indent=1, default=str))
+    atomic_write_json(out / f"safety_{name}.json", doc)
     atomic_write_text(out / f"safety_{name}.md", md)
     print(format_sanity(rep))
     print(f"wrote {out / f'safety_{name}.json'}, {out / f'safety_{name}.md'} and {len(doc['plots'])} plots")

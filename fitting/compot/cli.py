@@ -140,7 +140,7 @@ def _unsafe_exit(failed: dict, path: Path, allow: bool) -> int:
 
 def cmd_eval(args) -> int:
     from .evaluation import evaluate_split
-    from .io import read_model
+    from .io import json_text, read_model
     from .metrics import format_table
     from .pipeline import read_data
 
@@ -148,7 +148,7 @@ def cmd_eval(args) -> int:
     configs = read_data(args.data, Path.cwd(), list(model.species), args.min_distance, "file")
     m, groups, _, _ = evaluate_split(model, configs)
     if args.json:
-        print(json.dumps(m))
+        print(json_text({**m, "groups": groups}, indent=None))
     else:
         rows = {"all": m}
         rows.update(groups)
@@ -160,7 +160,7 @@ def cmd_eval(args) -> int:
 def cmd_fim(args) -> int:
     from .analysis import fim_analysis
     from .plots import plot_spectra
-    from .io import atomic_write_text, read_model
+    from .io import atomic_write_json, read_model
     from .pipeline import read_data
     from .settings import FitSettings
 
@@ -179,7 +179,7 @@ def cmd_fim(args) -> int:
     if "paper" in res:
         doc["paper_parametrisation"] = res["paper"].to_json()
         doc["paper_parametrisation"]["parametrisation"] = "paper Eq. 13: c′ exp(γu) + shift"
-    atomic_write_text(out / "fim.json", json.dumps(doc, indent=1, default=str))
+    atomic_write_json(out / "fim.json", doc)
     spectra = {"total": res["ours"]}
     spectra.update({k: v for k, v in res["ours"].blocks.items()})
     if "paper" in res:
@@ -221,7 +221,7 @@ def cmd_design(args) -> int:
 
 def cmd_validate(args) -> int:
     from .config import resolve_path
-    from .io import atomic_write_text, read_model
+    from .io import atomic_write_json, read_model
     from .pipeline import property_files, read_data, sanity_with_plots
     from .sanity import format_sanity
 
@@ -245,7 +245,7 @@ def cmd_validate(args) -> int:
     print(f"{model.expression}: physical sanity (MODEL_SPEC §9–10)")
     print(format_sanity(rep))
     if out:
-        atomic_write_text(out / "sanity.json", json.dumps(rep, indent=1, default=float))
+        atomic_write_json(out / "sanity.json", rep)
         print(f"wrote {out / 'sanity.json'} and {len(plots)} plots ({', '.join(p.name for p in plots)})")
     return 0 if rep.get("passed") in (True, None) else 1
 

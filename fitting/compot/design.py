@@ -180,7 +180,7 @@ def run_design(cfg: dict, base: Path, out: Path, progress=print) -> dict:
     -------
     dict with ``rows``, ``chosen`` and ``rule``.
     """
-    from .io import atomic_write_text
+    from .io import atomic_write_json, atomic_write_text
     from .pipeline import load_splits
     from .plots import plot_design
     from .recipe import derive_settings
@@ -190,7 +190,7 @@ def run_design(cfg: dict, base: Path, out: Path, progress=print) -> dict:
     splits = load_splits(cfg, base, test=False)
     species, train, val = splits.species, splits.train, splits.validation
     recipe, fit_cfg = derive_settings(cfg["model"], cfg["fit"], train, species)
-    atomic_write_text(out / "derived.json", json.dumps(recipe.to_json(), indent=2, default=float))
+    atomic_write_json(out / "derived.json", recipe.to_json(), indent=2)
     (out / "candidates").mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     rows: list[dict] = []
@@ -229,7 +229,7 @@ def run_design(cfg: dict, base: Path, out: Path, progress=print) -> dict:
                              f"F RMSE {row['rmse_force']:.4f} eV/Å, E RMSE {1000 * row['rmse_energy_per_atom']:.2f} "
                              f"meV/atom, log10 κ {kappa if kappa is None else round(kappa, 2)}, "
                              f"sanity {_fmt(row.get('sanity_passed'))}  ({time.perf_counter() - t_start:.0f} s)")
-                atomic_write_text(out / "candidates" / f"{_safe(c)}.json", json.dumps(row, indent=1))
+                atomic_write_json(out / "candidates" / f"{_safe(c)}.json", row)
                 rows.append(row)
 
     progress(f"design: {len(ds.single_terms)} single terms, then {', '.join(ds.compositions)}; "
@@ -257,5 +257,5 @@ def run_design(cfg: dict, base: Path, out: Path, progress=print) -> dict:
     md += [f"![{p.stem}]({p.name})" for p in plots]
     atomic_write_text(out / "design.md", "\n".join(md) + "\n")
     summary = {"rows": rows, "chosen": chosen, "rule": rule, "seconds": seconds}
-    atomic_write_text(out / "design.json", json.dumps(summary, indent=1, default=str))
+    atomic_write_json(out / "design.json", summary)
     return summary

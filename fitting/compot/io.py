@@ -8,6 +8,7 @@ Files are written atomically (temporary file in the same folder, then rename).
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 import os
 import re
@@ -23,7 +24,8 @@ from .expression import parse
 from .functions import atomic_number
 from .model import Model
 
-__all__ = ["write_model", "read_model", "format_model", "atomic_write_text", "FORMAT_VERSION"]
+__all__ = ["write_model", "read_model", "format_model", "atomic_write_text", "json_text", "atomic_write_json",
+           "FORMAT_VERSION"]
 
 FORMAT_VERSION = 2
 #: versions :func:`read_model` reads (v1 files evaluate exactly as in the first release)
@@ -43,6 +45,57 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _json_ready(value):
+    """``value`` with every non-finite float (NaN, ±inf) replaced by None, numpy
+    scalars and arrays turned into Python numbers and lists, tuples into lists,
+    and mapping keys into strings."""
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _json_ready(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    try:                            # mpmath numbers, Fractions, ...
+        return _json_ready(float(value))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def json_text(value, indent: int | None = 1) -> str:
+    """Strict JSON (RFC 8259) of ``value``: every output file of compot goes through it.
+
+    A non-finite number (NaN, ±inf) is written as ``null``, never as the bare
+    ``NaN``/``Infinity`` of Python's ``json`` module, which JSON parsers of other
+    languages reject. numpy scalars and arrays become numbers and lists; any other
+    object its ``float`` if it has one (mpmath numbers), else its ``str``.
+
+    Parameters
+    ----------
+    value : JSON-like tree of dict, list, tuple, str, numbers, None
+    indent : int or None, default 1 — as for :func:`json.dumps`
+
+    Returns
+    -------
+    str — no trailing newline.
+    """
+    return json.dumps(_json_ready(value), indent=indent, allow_nan=False)
+
+
+def atomic_write_json(path: str | os.PathLike, value, indent: int | None = 1) -> None:
+    """:func:`json_text` of ``value`` written atomically to ``path``, with a final newline."""
+    atomic_write_text(path, json_text(value, indent) + "\n")
 
 
 def _fmt(x: float) -> str:

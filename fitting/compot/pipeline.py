@@ -17,7 +17,6 @@ every candidate. Nothing here prints: progress goes to callables and ``logging``
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from .config import resolve_path
 from .data import read_dataset, train_validation_split
 from .errors import CompotError
 from .evaluation import evaluate_split
-from .io import atomic_write_text, write_model
+from .io import atomic_write_json, atomic_write_text, write_model
 from .model import Model
 from .recipe import Recipe, prepare
 from .settings import FitSettings
@@ -159,7 +158,7 @@ def prepare_fit(cfg: dict, base: Path, out: Path) -> FitRun:
     model, fit_cfg, recipe = prepare(cfg["model"], cfg["fit"], splits.train, splits.species)
     settings = FitSettings.from_dict(fit_cfg)
     atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
-    atomic_write_text(out / "derived.json", json.dumps(recipe.to_json(), indent=2, default=float))
+    atomic_write_json(out / "derived.json", recipe.to_json(), indent=2)
     log.info("fitting %s (%d linear + %d nonlinear parameters) to %d training configurations "
              "(%d atoms); %d validation, %d test", model.expression, model.n_linear, model.n_nonlinear,
              len(splits.train), sum(c.n_atoms for c in splits.train), len(splits.validation), len(splits.test))
@@ -190,7 +189,7 @@ def finish_fit(run: FitRun, nvt_steps: int = 2000, nvt_seeds: int = 1) -> tuple[
         by_group[name] = g
         predictions[name] = (cs, e, f)
     metrics["groups"] = by_group
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float))
+    atomic_write_json(out / "metrics.json", metrics, indent=2)
     plots = parity_plots(predictions, out, model.expression)
     elastic = surface = None
     if len(model.species) == 1:
@@ -202,6 +201,6 @@ def finish_fit(run: FitRun, nvt_steps: int = 2000, nvt_seeds: int = 1) -> tuple[
     failed = failed_checks(sanity)
     metrics["unsafe"] = bool(failed)
     plots += splots
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float))
+    atomic_write_json(out / "metrics.json", metrics, indent=2)
     atomic_write_text(out / "report.md", fit_report(model, metrics, run.settings, run.cfg, plots))
     return metrics, failed
