@@ -313,6 +313,10 @@ int compot_symbol_to_z(char const *symbol);
    r_in; NULL, or buf with "what; expected X, found Y". */
 char const *compot_window_error(compot_model const *m, int q, double r_b,
                                 char *buf, size_t n);
+/* The rule tying beta of Gaussian basis b to alpha and K (alpha
+   beta^(K-1) finite); NULL, or buf with the condition. */
+char const *compot_exponent_error(compot_model const *m, int b, double beta,
+                                  char *buf, size_t n);
 /* Format v2: the rule tying gamma_hi of species Z to gamma_lo; NULL, or
    buf with the expected condition ("gamma_hi > gamma_lo = X"). */
 char const *compot_grade_error(compot_model const *m, int Z, double hi,

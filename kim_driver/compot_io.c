@@ -134,19 +134,17 @@ static int check_ascii(char const *name, char const *text, size_t len,
   return COMPOT_OK;
 }
 
-/* The beta of a Gaussian basis also bounds its largest exponent: a_K =
-   alpha beta^(K-1) must be finite (alpha is read before beta). */
+/* The beta of a Gaussian basis also bounds its largest exponent
+   (compot_exponent_error); NULL for other blocks. */
 static char const *exponent_error(compot_model const *m,
                                   compot_param const *p, double beta,
                                   char *buf, size_t n)
 {
-  size_t len = strlen(p->name);
-  compot_basis const *B;
-  if (len < 5 || strcmp(p->name + len - 5, "_beta") != 0) return NULL;
-  B = &m->bases[atoi(p->key + 1) - 1];
-  if (log(*B->alpha) + (B->K - 1) * log(beta) < log(DBL_MAX)) return NULL;
-  snprintf(buf, n, "alpha * beta^(K-1) finite (K = %d)", B->K);
-  return buf;
+  int b;
+  for (b = 0; b < m->n_bases; ++b)
+    if (m->bases[b].beta != NULL && m->bases[b].beta == p->values)
+      return compot_exponent_error(m, b, beta, buf, n);
+  return NULL;
 }
 
 static int fail_eof(reader *r, char *msg, size_t msg_size,

@@ -250,6 +250,20 @@ char const *compot_window_error(compot_model const *m, int q, double r_b,
 }
 
 /* The coefficient table of an E, N or A leaf (layout: node_table_size). */
+/*
+ * The rule tying beta of Gaussian basis b to its alpha (read before it)
+ * and K: the largest exponent a_K = alpha beta^(K-1) is finite.  Returns
+ * NULL, or buf filled with the condition.
+ */
+char const *compot_exponent_error(compot_model const *m, int b, double beta,
+                                  char *buf, size_t n)
+{
+  compot_basis const *B = &m->bases[b];
+  if (log(*B->alpha) + (B->K - 1) * log(beta) < log(DBL_MAX)) return NULL;
+  snprintf(buf, n, "alpha * beta^(K-1) finite (K = %d)", B->K);
+  return buf;
+}
+
 /* Refresh refuses element e of the block whose values start at values:
    "parameter NAME[e] ('ELEMENT') is V; expected WHY" (with show_value),
    else "parameter NAME[e] ('ELEMENT'): WHY". */
@@ -313,12 +327,10 @@ int compot_refresh(compot_model *m, char *msg, size_t msg_size)
   for (b = 0; b < m->n_bases; ++b) {
     compot_basis *B = &m->bases[b];
     if (B->kind != COMPOT_BASIS_GAUSSIAN) continue;
-    /* the rule the reader checks on the beta line */
-    if (!(log(*B->alpha) + (B->K - 1) * log(*B->beta) < log(DBL_MAX))) {
-      compot_set_msg(msg, msg_size,
-                     "basis b%d: beta is %.17g; expected alpha * beta^(K-1) "
-                     "finite (K = %d)",
-                     b + 1, *B->beta, B->K);
+    char why[64];
+    if (compot_exponent_error(m, b, *B->beta, why, sizeof why) != NULL) {
+      compot_set_msg(msg, msg_size, "basis b%d: beta is %.17g; expected %s",
+                     b + 1, *B->beta, why);
       return COMPOT_ERR_VALUE;
     }
     for (k = 0; k < B->K; ++k)
