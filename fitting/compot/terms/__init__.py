@@ -1,17 +1,13 @@
 """Model terms, one class per term of the paper's notation (MODEL_SPEC §2–4).
 
-========================  ===========================  =========================
-notation                  class                        module
-========================  ===========================  =========================
-``G<K>``, ``C<K>``        :class:`Linear`              :mod:`.pair`
-``E[G<K>L<L>]``           :class:`Exponentiated`       :mod:`.exponentiated`
-``N[E[G<K>L<L>]]``        :class:`NeighbourExponentiated` :mod:`.exponentiated`
-``A[G<K>P<P>]``           :class:`Angular`             :mod:`.angular`
-``ZBL(r_in, r_out)``      :class:`ZBL`                 :mod:`.zbl`
-``X + Y``                 :class:`Sum`                 :mod:`.composite`
-``X * Y``                 :class:`Product`             :mod:`.composite`
-========================  ===========================  =========================
+* ``G<K>``, ``C<K>``: :class:`Linear` (:mod:`.pair`)
+* ``E[G<K>L<L>]``: :class:`Exponentiated` (:mod:`.exponentiated`)
+* ``N[E[G<K>L<L>]]``: :class:`NeighbourExponentiated` (:mod:`.exponentiated`)
+* ``A[G<K>P<P>]``: :class:`Angular` (:mod:`.angular`)
+* ``ZBL(r_in, r_out)``: :class:`ZBL` (:mod:`.zbl`)
+* ``X + Y``, ``X * Y``: :class:`Sum`, :class:`Product` (:mod:`.composite`)
 
+The base class and the parameter-block record are in :mod:`.base`.
 :data:`REGISTRY` holds every concrete term class by name.
 """
 
