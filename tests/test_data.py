@@ -263,7 +263,7 @@ def test_nonexistent_and_unreadable(tmp_path):
         read_configurations(bad)
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(DatasetError, match=r"empty: directory has no \*\.extxyz or \*\.xyz files"):
+    with pytest.raises(DatasetError, match=r"empty: directory has no data files; expected \*\.extxyz, \*\.xyz, or VASP OUTCAR"):
         read_dataset(empty)
 
 

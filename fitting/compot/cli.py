@@ -4,7 +4,7 @@
     compot fit [CONFIG.yaml] [--expression EXPR] [--data PATH ...] [--test PATH ...]
                [--max-evaluations N] [--seed S] [--cutoff RC] --out DIR [--restart]
                [--allow-unsafe] [--nvt-steps N] [--nvt-seeds S]
-    compot eval MODEL.params DATA ... [--json]
+    compot eval MODEL.params DATA ... [--group-by file|config_type] [--keys energy=REF_energy ...] [--json]
     compot design CONFIG.yaml --out DIR [--processes N]
     compot fim MODEL.params DATA ... --out DIR [--bits 256]
     compot validate MODEL.params [--data PATH ...] [--lattice auto] [--a0 A] [--temperature T]
@@ -65,6 +65,34 @@ class _Progress:
             self.stream.write("\n")
 
 
+def _keys(entries) -> dict | None:
+    """``--keys energy=REF_energy forces=REF_forces`` as {quantity: name}; None when not given.
+
+    Raises
+    ------
+    ConfigError
+        An entry not of the form QUANTITY=NAME, or an unknown quantity.
+    """
+    if not entries:
+        return None
+    from .data import resolve_keys
+    from .errors import ConfigError
+    out = {}
+    for entry in entries:
+        quantity, sep, name = entry.partition("=")
+        if not sep:
+            raise ConfigError(f"--keys: expected QUANTITY=NAME (e.g. energy=REF_energy), found {entry!r}")
+        out[quantity.strip()] = name
+    resolve_keys(out, "--keys")
+    return out
+
+
+def _keys_argument(q) -> None:
+    q.add_argument("--keys", nargs="+", metavar="QUANTITY=NAME",
+                   help="names of the reference results in the data files, e.g. energy=REF_energy "
+                   "forces=REF_forces stress=REF_stress (default: energy, forces, stress)")
+
+
 def _metrics_rows(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if isinstance(v, dict) and "rmse_force" in v}
 
@@ -101,6 +129,8 @@ def cmd_fit(args) -> int:
         base = Path.cwd()
     if args.test:
         cfg["data"]["test"] = list(args.test)
+    if args.keys:
+        cfg["data"]["keys"] = {**cfg["data"].get("keys", {}), **_keys(args.keys)}
     if args.max_evaluations is not None:
         cfg["fit"]["max_evaluations"] = args.max_evaluations
     if args.seed is not None:
@@ -145,7 +175,8 @@ def cmd_eval(args) -> int:
     from .pipeline import read_data
 
     model = read_model(args.model)
-    configs = read_data(args.data, Path.cwd(), list(model.species), args.min_distance, "file")
+    configs = read_data(args.data, Path.cwd(), list(model.species), args.min_distance, args.group_by,
+                        _keys(args.keys))
     m, groups, _, _ = evaluate_split(model, configs)
     if args.json:
         print(json_text({**m, "groups": groups}, indent=None))
@@ -165,7 +196,8 @@ def cmd_fim(args) -> int:
     from .settings import FitSettings
 
     model = read_model(args.model)
-    configs = read_data(args.data, Path.cwd(), list(model.species), args.min_distance, "file")
+    configs = read_data(args.data, Path.cwd(), list(model.species), args.min_distance, "file",
+                        _keys(args.keys))
     settings = FitSettings(energy_weight=args.energy_weight, force_weight=args.force_weight)
     t0 = time.perf_counter()
     res = fim_analysis(model, configs, bits=args.bits, settings=settings)
@@ -209,6 +241,8 @@ def cmd_design(args) -> int:
     if args.data:
         cfg["data"]["train"] = list(args.data)
         base = Path.cwd()
+    if args.keys:
+        cfg["data"]["keys"] = {**cfg["data"].get("keys", {}), **_keys(args.keys)}
     out = Path(args.out)
     res = run_design(cfg, base, out, progress=lambda line: print(line, flush=True))
     from .design import table_markdown
@@ -233,7 +267,7 @@ def cmd_validate(args) -> int:
         if default.is_dir():
             data_paths = [default]
             log.info("Nb model without --data: reference data %s", default)
-    data = read_data(data_paths, Path.cwd(), list(model.species), 0.5, None) if data_paths else None
+    data = read_data(data_paths, Path.cwd(), list(model.species), 0.5, None, _keys(args.keys)) if data_paths else None
     if data_paths and len(model.species) == 1 and elastic is None and surface is None:
         elastic, surface = property_files(data_paths)
         log.info("DFT reference: %s, %s", elastic, surface)
@@ -306,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--cutoff", type=float, help="cutoff radius r_c [Å] (default: from the data's lattice)")
     q.add_argument("--data", nargs="+", help="training data files or folders")
     q.add_argument("--test", nargs="+", help="test data files or folders")
+    _keys_argument(q)
     q.add_argument("--max-evaluations", type=int)
     q.add_argument("--seed", type=int)
     q.add_argument("--out", required=True, help="output folder")
@@ -368,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     _nvt_arguments(q, seeds=1)
     q.add_argument("--elastic", help="extxyz of strained cells with DFT energies (default: from --data)")
     q.add_argument("--surface", help="extxyz of slabs with DFT energies (default: from --data)")
+    _keys_argument(q)
     q.add_argument("--out", help="folder for sanity.json and one sanity_<check>.png per check")
     q.set_defaults(func=cmd_validate)
 
@@ -375,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("config", help="YAML configuration (sections model, data, fit, design)")
     q.add_argument("--data", nargs="+", help="training data files or folders (override data.train)")
     q.add_argument("--processes", type=int, help="candidates fitted in parallel")
+    _keys_argument(q)
     q.add_argument("--out", required=True, help="output folder (resumable)")
     q.set_defaults(func=cmd_design)
 
@@ -386,12 +423,17 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--energy-weight", type=float, default=1.0)
     q.add_argument("--force-weight", type=float, default=1.0)
     q.add_argument("--min-distance", type=float, default=0.5, help="smallest allowed distance [Å]")
+    _keys_argument(q)
     q.set_defaults(func=cmd_fim)
 
     q = sub.add_parser("eval", help="metrics of a saved model on data")
     q.add_argument("model", help="parameter file (format v1)")
-    q.add_argument("data", nargs="+")
+    q.add_argument("data", nargs="+", help="data files or folders")
     q.add_argument("--min-distance", type=float, default=0.5, help="smallest allowed distance [Å]")
+    q.add_argument("--group-by", choices=["file", "config_type"], default="file",
+                   help="rows of the table: one per file (default; a VASP output is named after its folder) "
+                   "or one per config_type of the records (the file where a record has none)")
+    _keys_argument(q)
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_eval)
     return p

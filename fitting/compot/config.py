@@ -15,6 +15,7 @@ keys are rejected with the list of allowed ones. Example::
       seed: 0
       min_distance: 0.5      # Å
       group_by: file         # file (file stem) or config_type
+      keys: {energy: REF_energy, forces: REF_forces}   # optional: names in the files
     fit:
       max_evaluations: 40
       seed: 0

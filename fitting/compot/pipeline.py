@@ -70,9 +70,11 @@ class FitRun:
     history: list = field(default_factory=list)
 
 
-def read_data(paths, base: Path, species, min_distance: float, group_by: str | None) -> list:
+def read_data(paths, base: Path, species, min_distance: float, group_by: str | None,
+              keys: dict | None = None) -> list:
     """Configurations of ``paths`` (files or folders; ``$COMPOT_DATA`` and relative
-    paths resolved against ``base``, see :func:`compot.config.resolve_path`).
+    paths resolved against ``base``, see :func:`compot.config.resolve_path`); ``keys``
+    names energy, forces and stress in the files (:func:`compot.data.resolve_keys`).
 
     Raises
     ------
@@ -80,7 +82,7 @@ def read_data(paths, base: Path, species, min_distance: float, group_by: str | N
         As :func:`compot.data.read_dataset`.
     """
     return read_dataset([resolve_path(p, base) for p in paths], species=species,
-                        min_distance=min_distance, group_by=group_by)
+                        min_distance=min_distance, group_by=group_by, keys=keys)
 
 
 def load_splits(cfg: dict, base: Path, test: bool = True) -> Splits:
@@ -97,8 +99,9 @@ def load_splits(cfg: dict, base: Path, test: bool = True) -> Splits:
     if not d["train"]:
         raise CompotError("no training data: give --data PATH or data.train in the configuration")
     species = cfg["model"]["species"]
-    train_all = read_data(d["train"], base, species, d["min_distance"], d["group_by"])
-    test = read_data(d["test"], base, species, d["min_distance"], d["group_by"]) if test and d["test"] else []
+    keys = d.get("keys")
+    train_all = read_data(d["train"], base, species, d["min_distance"], d["group_by"], keys)
+    test = read_data(d["test"], base, species, d["min_distance"], d["group_by"], keys) if test and d["test"] else []
     if species is None:
         species = sorted({s for c in train_all for s in c.symbols})
     train, validation = train_validation_split(train_all, float(d["validation_fraction"]), int(d["seed"]))

@@ -24,7 +24,7 @@ from .errors import ConfigError, reject_unknown_keys
 
 __all__ = ["ModelSettings", "DataSettings", "FitSettings", "DesignSettings", "SECTIONS", "load_section",
            "section_defaults", "docs_tables", "DEFAULT_EXPRESSION", "DEFAULT_FIT", "DEFAULT_BOUNDS",
-           "DEFAULT_SINGLE_TERMS", "COMPOSITIONS", "LATTICES", "ZBL_ANCHOR_KEYS", "EOS_ANCHOR_KEYS"]
+           "DEFAULT_SINGLE_TERMS", "COMPOSITIONS", "LATTICES", "ZBL_ANCHOR_KEYS", "EOS_ANCHOR_KEYS", "DATA_KEYS"]
 
 #: The project's recommended composition (MODEL_SPEC §3–4, §10): the exponentiated
 #: pair-cluster term, the three-body angular term on the same G8 basis, and the
@@ -68,6 +68,9 @@ COMPOSITIONS = ("G*G", "G*E", "E+N", "G+A", "E+A")
 ZBL_ANCHOR_KEYS = ("r_min", "r_max", "n", "weight")
 EOS_ANCHOR_KEYS = ("a0", "e0", "bulk_modulus", "b_prime", "lattice", "scales", "weight")
 
+#: Keys of ``data.keys``: the quantities a data record supplies (compot.data.resolve_keys).
+DATA_KEYS = ("energy", "forces", "stress")
+
 
 def option(default=None, doc: str = "", *, factory=None, choices=None, keys=None, shown: str | None = None):
     """A schema field: its default (or ``factory`` for a mutable one), its meaning
@@ -106,18 +109,28 @@ class ModelSettings:
 class DataSettings:
     """YAML section ``data``: the training and test data and their split."""
 
-    train: list = option(doc="files or folders (all `*.extxyz`/`*.xyz`) of training data; ASE-readable files "
-                         "and the MVL JSON format", factory=list, shown="— (required)")
+    train: list = option(doc="files or folders of training data: ASE-readable files (extended XYZ, VASP "
+                         "`OUTCAR`, `vasprun.xml`, …) and the MVL JSON format; a folder stands for its "
+                         "`*.extxyz`/`*.xyz` files and the `OUTCAR`/`vasprun.xml` files in it and its subfolders "
+                         "(of a folder holding both, only `vasprun.xml`)", factory=list, shown="— (required)")
     test: list = option(doc="explicit test files (never used for fitting)", factory=list)
     validation_fraction: float = option(0.1, "share of the training files held out, per group, seeded")
     seed: int = option(0, "seed of the split")
     min_distance: float = option(0.5, "smallest allowed interatomic distance [Å]; closer pairs are an error")
     group_by: str = option("file", "group of a configuration: its file stem (`Nb_AIMD`) or the file's "
                            "`config_type`", choices=("file", "config_type"))
+    keys: dict = option(doc="names of the reference results in the files, e.g. `{energy: REF_energy, forces: "
+                        "REF_forces, stress: REF_stress}` (MACE, nequip, pacemaker data sets); a quantity not "
+                        "given keeps its own name (`--keys energy=REF_energy` on the command line)",
+                        factory=dict, keys=DATA_KEYS)
 
     def check(self, where: str) -> None:
         if not 0 <= self.validation_fraction < 1:
             raise ConfigError(f"{where}: validation_fraction must be in [0, 1), found {self.validation_fraction!r}")
+        for quantity, name in self.keys.items():
+            if not isinstance(name, str) or not name.strip():
+                raise ConfigError(f"{where}.keys.{quantity}: expected the name of a key in the data files, "
+                                  f"found {name!r}")
 
 
 @dataclass

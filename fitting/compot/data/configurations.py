@@ -7,7 +7,10 @@ a ``source`` string ``"path:record_index"`` that every error message quotes.
 
 Two kinds of file are read:
 
-* anything ASE can read (extended XYZ, VASP ``OUTCAR``, ``vasprun.xml``, ...);
+* anything ASE can read (extended XYZ, VASP ``OUTCAR``, ``vasprun.xml``, ...),
+  with the results under ASE's names or, through a key mapping (``data.keys``,
+  ``--keys``), under others such as ``REF_energy``, ``REF_forces``,
+  ``REF_stress`` (MACE, nequip and pacemaker data sets);
 * the JSON format of the Materials Virtual Lab SNAP training sets
   (``nb-mvl/raw/*.json``): a list of records, each with a pymatgen
   ``structure`` dict and ``outputs`` = {``energy`` [eV], ``forces`` [eV/Å],
@@ -41,10 +44,15 @@ from ase.data import chemical_symbols
 from ase.units import GPa
 
 from compot.errors import ConfigError, DatasetError, SpeciesError
+from compot.settings import DATA_KEYS  # the quantities a record supplies (data.keys)
 
 __all__ = [
     "Configuration",
+    "DATA_KEYS",
+    "data_files",
     "default_data_dir",
+    "file_group",
+    "resolve_keys",
     "read_configurations",
     "read_dataset",
     "train_validation_split",
@@ -62,6 +70,82 @@ KBAR = 0.1 * GPa
 _VASP_TO_VOIGT = (0, 1, 2, 4, 5, 3)
 
 _KNOWN_SYMBOLS = frozenset(chemical_symbols[1:])
+
+#: Suffixes of the structure files a data folder stands for.
+_XYZ_SUFFIXES = (".extxyz", ".xyz")
+
+
+def resolve_keys(keys: dict | None, where: str = "data.keys") -> dict:
+    """The name of every quantity of :data:`DATA_KEYS` in the data files.
+
+    Parameters
+    ----------
+    keys : dict or None
+        Quantity → name in the files, e.g. ``{"energy": "REF_energy"}``; a
+        quantity not given keeps its own name.
+    where : str
+        Where the mapping came from, quoted in errors.
+
+    Returns
+    -------
+    dict
+        ``{"energy": ..., "forces": ..., "stress": ...}``.
+
+    Raises
+    ------
+    ConfigError
+        A quantity other than energy, forces, stress, or a name that is not a
+        non-empty string.
+    """
+    out = {k: k for k in DATA_KEYS}
+    for quantity, name in (keys or {}).items():
+        if quantity not in out:
+            raise ConfigError(f"{where}: unknown quantity {quantity!r}; expected one of {', '.join(DATA_KEYS)}")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{where}.{quantity}: expected the name of a key in the data files, found {name!r}")
+        out[quantity] = name.strip()
+    return out
+
+
+def _is_vasp(path: pathlib.Path) -> bool:
+    """Whether ``path`` is named like a VASP output (``OUTCAR*``, ``vasprun*.xml``)."""
+    name = path.name
+    return name.startswith("OUTCAR") or (name.startswith("vasprun") and name.endswith(".xml"))
+
+
+def file_group(path: str | os.PathLike) -> str:
+    """Group name of the configurations of a file when grouped by file.
+
+    The file stem (``Nb_AIMD`` for ``Nb_AIMD.extxyz``), except for VASP outputs
+    (``OUTCAR``, ``vasprun.xml``), which are named alike in every calculation:
+    they take the name of their folder.
+    """
+    path = pathlib.Path(path)
+    if _is_vasp(path) and path.parent.name:
+        return path.parent.name
+    return path.stem
+
+
+def data_files(folder: str | os.PathLike) -> list[pathlib.Path]:
+    """The data files a folder stands for.
+
+    Its ``*.extxyz`` and ``*.xyz`` files (sorted by name), then the VASP
+    outputs (``OUTCAR*``, ``vasprun*.xml``) in it and in its subfolders, VASP
+    keeping one calculation per folder (sorted by path). A folder holding both
+    an ``OUTCAR`` and a ``vasprun.xml`` holds one calculation twice: only its
+    ``vasprun.xml`` is taken.
+
+    Returns
+    -------
+    list of pathlib.Path — possibly empty.
+    """
+    folder = pathlib.Path(folder)
+    xyz = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in _XYZ_SUFFIXES)
+    vasp = sorted(f for f in folder.rglob("*") if f.is_file() and _is_vasp(f))
+    twice = [f for f in vasp if f.name == "OUTCAR" and (f.parent / "vasprun.xml").is_file()]
+    for f in twice:
+        logger.info("%s: reading %s instead (the same calculation)", f, f.parent / "vasprun.xml")
+    return xyz + [f for f in vasp if f not in twice]
 
 
 def default_data_dir() -> pathlib.Path:
@@ -237,13 +321,18 @@ class Configuration:
         )
 
     @classmethod
-    def from_atoms(cls, atoms: Atoms, source: str, group: str | None = None) -> Configuration:
+    def from_atoms(
+        cls, atoms: Atoms, source: str, group: str | None = None, keys: dict | None = None
+    ) -> Configuration:
         """Build a configuration from an :class:`ase.Atoms` carrying DFT results.
 
-        Energy, forces and stress are taken from the attached calculator
-        (extended XYZ and VASP readers attach a ``SinglePointCalculator``),
-        falling back to ``atoms.info["energy"]``, ``atoms.arrays["forces"]``
-        and ``atoms.info["stress"]``. Forces are read without applying
+        Under their own names, energy, forces and stress are taken from the
+        attached calculator (extended XYZ and VASP readers attach a
+        ``SinglePointCalculator``), falling back to ``atoms.info["energy"]``,
+        ``atoms.arrays["forces"]`` and ``atoms.info["stress"]``. A quantity
+        mapped to another name by ``keys`` is read from ``atoms.info`` (energy,
+        stress) or ``atoms.arrays`` (forces) under that name, as extended XYZ
+        keeps ``REF_energy``-style keys. Forces are read without applying
         constraints (``FixAtoms`` from selective dynamics would otherwise zero
         them). The weight is ``atoms.info["weight"]`` if present, else 1.
 
@@ -254,8 +343,10 @@ class Configuration:
         source : str
             ``"path:record_index"``, quoted in error messages.
         group : str, optional
-            Group name; default ``atoms.info["config_type"]``, else the stem of
-            the path in ``source``.
+            Group name; default ``atoms.info["config_type"]``, else
+            :func:`file_group` of the path in ``source``.
+        keys : dict, optional
+            Quantity → name in the record (:func:`resolve_keys`).
 
         Returns
         -------
@@ -264,21 +355,17 @@ class Configuration:
         Raises
         ------
         DatasetError
-            Missing energy or forces, wrong shapes, NaN/inf values.
+            Missing energy or forces (the message names the key looked for and
+            the record's keys that look like it), wrong shapes, NaN/inf values.
         """
-        energy = _calc_property(atoms, "energy")
-        if energy is None:
-            energy = atoms.info.get("energy")
-        forces = _calc_property(atoms, "forces")
-        if forces is None:
-            forces = atoms.arrays.get("forces")
-        stress = _calc_property(atoms, "stress")
-        if stress is None:
-            stress = atoms.info.get("stress")
+        names = resolve_keys(keys)
+        energy = _result(atoms, "energy", names["energy"], source)
+        forces = _result(atoms, "forces", names["forces"], source)
+        stress = _result(atoms, "stress", names["stress"], source, required=False)
         if group is None:
             group = atoms.info.get("config_type")
         if group is None:
-            group = pathlib.Path(source.rpartition(":")[0] or source).stem
+            group = file_group(source.rpartition(":")[0] or source)
         return cls(
             symbols=tuple(atoms.get_chemical_symbols()),
             positions=atoms.get_positions(),
@@ -291,6 +378,28 @@ class Configuration:
             group=group,
             source=source,
         )
+
+
+def _result(atoms: Atoms, quantity: str, name: str, source: str, required: bool = True):
+    """``quantity`` of a record stored under ``name``, or None when absent and not
+    ``required``; a required one that is absent raises DatasetError naming the
+    key and the record's keys that contain the quantity's name."""
+    per_atom = quantity == "forces"
+    value = _calc_property(atoms, name) if name == quantity else None
+    if value is None:
+        value = (atoms.arrays if per_atom else atoms.info).get(name)
+    if value is None:
+        value = (atoms.info if per_atom else atoms.arrays).get(name)
+    if value is not None or not required:
+        return value
+    stem = quantity[:5]  # energ(y|ies), force(s), stres(s)
+    seen = sorted({k for k in (*atoms.info, *atoms.arrays) if stem in k.lower()})
+    hint = (f"; the record has {', '.join(seen)}: map one with data.keys or --keys {quantity}=NAME"
+            if seen else "")
+    mapped = f" (key {name!r})" if name != quantity else ""
+    n = len(atoms)
+    shape = "a total energy [eV]" if quantity == "energy" else f"shape (n_atoms, 3) = ({n}, 3) [eV/Å]"
+    raise DatasetError(f"{_where(source)}: missing {quantity}{mapped}; expected {shape}, found none{hint}")
 
 
 def _calc_property(atoms: Atoms, name: str):
@@ -421,8 +530,9 @@ def _is_mvl_json(path: pathlib.Path) -> tuple[bool, object]:
     return is_mvl, data
 
 
-def _parse_mvl_record(record: dict, path: pathlib.Path, index: int, group: str | None):
-    """One MVL JSON record → Configuration (stress converted to ASE convention)."""
+def _parse_mvl_record(record: dict, path: pathlib.Path, index: int, group: str | None, keys: dict):
+    """One MVL JSON record → Configuration (stress converted to ASE convention); ``keys``
+    names the energy, forces and stress entries of ``outputs``."""
     source = f"{path}:{index}"
     where = _where(source)
     try:
@@ -453,7 +563,7 @@ def _parse_mvl_record(record: dict, path: pathlib.Path, index: int, group: str |
     outputs = record.get("outputs")
     if not isinstance(outputs, dict):
         raise DatasetError(f"{where}: missing 'outputs'; expected {{energy, forces, stress}}")
-    stress = outputs.get("stress")
+    stress = outputs.get(keys["stress"])
     if stress is not None:
         raw = np.array(stress, dtype=float)
         if raw.shape != (6,):
@@ -472,8 +582,8 @@ def _parse_mvl_record(record: dict, path: pathlib.Path, index: int, group: str |
         positions=positions,
         cell=matrix,
         pbc=(True, True, True),
-        energy=outputs.get("energy"),
-        forces=outputs.get("forces"),
+        energy=outputs.get(keys["energy"]),
+        forces=outputs.get(keys["forces"]),
         stress=stress,
         weight=record.get("weight", 1.0),
         group=group,
@@ -488,6 +598,7 @@ def read_configurations(
     group: str | None = None,
     species: Iterable[str] | None = None,
     min_distance: float | None = 0.5,
+    keys: dict | None = None,
 ) -> list[Configuration]:
     """Read and validate the configurations of one file.
 
@@ -508,6 +619,10 @@ def read_configurations(
         Allowed chemical symbols; ``None`` allows all.
     min_distance : float or None, default 0.5
         Smallest allowed interatomic distance [Å], periodic images included.
+    keys : dict, optional
+        Names of energy, forces and stress in the file (:func:`resolve_keys`),
+        e.g. ``{"energy": "REF_energy", "forces": "REF_forces"}``; in MVL JSON
+        the names of the ``outputs`` entries.
 
     Returns
     -------
@@ -522,13 +637,16 @@ def read_configurations(
         close.
     SpeciesError
         A species outside ``species``.
+    ConfigError
+        A bad ``keys`` mapping.
     """
     path = pathlib.Path(path)
+    keys = resolve_keys(keys)
     is_mvl, data = _is_mvl_json(path)
     if is_mvl:
         records = data
         selected = _select(len(records), index, path)
-        configs = [_parse_mvl_record(records[k], path, k, group) for k in selected]
+        configs = [_parse_mvl_record(records[k], path, k, group, keys) for k in selected]
     else:
         import ase.io
 
@@ -540,7 +658,7 @@ def read_configurations(
         if isinstance(images, Atoms):
             images = [images]
         selected = _select(len(images), index, path) if images else []
-        configs = [Configuration.from_atoms(images[k], f"{path}:{k}", group) for k in selected]
+        configs = [Configuration.from_atoms(images[k], f"{path}:{k}", group, keys) for k in selected]
     if not configs:
         raise DatasetError(f"{path}: no configurations read (index={index!r}); expected at least 1")
     for config in configs:
@@ -562,11 +680,14 @@ def read_dataset(
     Parameters
     ----------
     paths : path-like or iterable of path-like
-        Files, or directories standing for all their ``*.extxyz`` and
-        ``*.xyz`` files (sorted by name).
+        Files, or folders standing for their data files (:func:`data_files`:
+        ``*.extxyz``, ``*.xyz``, and VASP ``OUTCAR``/``vasprun.xml`` files in
+        the folder and its subfolders).
     group_by : {None, "file", "config_type"}, optional
-        ``"file"`` names every configuration's group after its file stem
-        (``Nb_AIMD``); otherwise the default of :func:`read_configurations`.
+        ``"file"`` names every configuration's group after its file
+        (:func:`file_group`: ``Nb_AIMD``, or the folder of a VASP output);
+        otherwise the default of :func:`read_configurations`
+        (``config_type``, else the file).
     **kwargs
         Passed to :func:`read_configurations` for every file.
 
@@ -578,19 +699,20 @@ def read_dataset(
     Raises
     ------
     DatasetError
-        As :func:`read_configurations`; also a directory with no
-        ``*.extxyz``/``*.xyz`` files, or no paths at all.
+        As :func:`read_configurations`; also a directory with no data files,
+        or no paths at all.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     files: list[pathlib.Path] = []
     for p in map(pathlib.Path, paths):
         if p.is_dir():
-            found = sorted(
-                f for f in p.iterdir() if f.is_file() and f.suffix.lower() in (".extxyz", ".xyz")
-            )
+            found = data_files(p)
             if not found:
-                raise DatasetError(f"{p}: directory has no *.extxyz or *.xyz files")
+                raise DatasetError(
+                    f"{p}: directory has no data files; expected *.extxyz, *.xyz, or VASP OUTCAR or "
+                    "vasprun.xml files (also in subfolders)"
+                )
             files.extend(found)
         else:
             files.append(p)
@@ -599,7 +721,7 @@ def read_dataset(
     configs: list[Configuration] = []
     for f in files:
         if group_by == "file":
-            kwargs["group"] = f.stem
+            kwargs["group"] = file_group(f)
         configs.extend(read_configurations(f, **kwargs))
     return configs
 
