@@ -43,3 +43,98 @@ def test_eval_json_is_strict_when_the_angle_rmse_is_undefined(repo_root, data_di
     ev = _strict(capsys.readouterr().out)
     assert ev["rmse_force_angle"] is None and ev["rmse_force"] >= 0
     assert ev["groups"]["Nb_Elastic"]["rmse_force_angle"] is None
+
+
+# ------------------------------------------------------------------------------ figures
+def _configs(n, group, rng):
+    from compot.data import Configuration
+    out = []
+    for _ in range(n):
+        pos = rng.uniform(0, 6, (3, 3))
+        pos[1] = pos[0] + [2.5, 0, 0]
+        pos[2] = pos[0] + [0, 2.5, 0]
+        out.append(Configuration(symbols=("Nb",) * 3, positions=pos, cell=np.eye(3) * 9, pbc=True,
+                                 energy=rng.normal(-30, 1), forces=rng.normal(0, 1, (3, 3)), group=group))
+    return out
+
+
+def test_parity_plots_are_coloured_by_group_with_a_legend():
+    from matplotlib.colors import to_hex
+
+    from compot.plots import parity_figure
+
+    rng = np.random.default_rng(0)
+    train = _configs(4, "Nb_AIMD", rng) + _configs(3, "Nb_Surface", rng)
+    val = _configs(2, "Nb_AIMD", rng) + _configs(1, "Nb_Surface", rng)
+    splits = {name: (cs, np.array([c.energy + 0.01 for c in cs]), [c.forces + 0.1 for c in cs])
+              for name, cs in (("train", train), ("validation", val))}
+    for kind in ("energy", "force"):
+        ax = parity_figure(splits, kind, "E[G8L4] + A[G8P4] + ZBL").axes[0]
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert labels[:2] == ["Nb_AIMD", "Nb_Surface"]
+        assert labels[2].startswith("train (RMSE") and labels[3].startswith("validation (RMSE")
+        # one point set per split and group, each in its group's colour
+        colours = {}
+        for coll in ax.collections:
+            split, group = coll.get_label().lstrip("_").split(" ")
+            colours.setdefault(group, set()).add(to_hex(coll.get_facecolor()[0], keep_alpha=False))
+        assert set(colours) == {"Nb_AIMD", "Nb_Surface"}
+        assert all(len(c) == 1 for c in colours.values()) and colours["Nb_AIMD"] != colours["Nb_Surface"]
+        n = sum(len(coll.get_offsets()) for coll in ax.collections)
+        assert n == (10 if kind == "energy" else 10 * 9)
+
+
+def _inside(inner, outer, tol=0.5):
+    return (inner.x0 >= outer.x0 - tol and inner.x1 <= outer.x1 + tol
+            and inner.y0 >= outer.y0 - tol and inner.y1 <= outer.y1 + tol)
+
+
+def test_design_labels_do_not_overlap(repo_root):
+    import csv
+
+    from matplotlib.text import Text
+
+    from compot.plots import design_figure
+
+    def value(v):
+        if v in ("", "None"):
+            return None
+        if v in ("True", "False"):
+            return v == "True"
+        try:
+            return float(v)
+        except ValueError:
+            return v
+
+    with open(repo_root / "benchmarks" / "results" / "design_nb.csv", newline="") as fh:
+        rows = [{k: value(v) for k, v in r.items()} for r in csv.DictReader(fh)]
+    chosen = next(r for r in rows if r["configuration"] == "A[G4P4]")
+    for xkey in ("log10_kappa_total", "n_params"):
+        fig = design_figure(rows, chosen, xkey)
+        ax = fig.axes[0]
+        renderer = fig.canvas.get_renderer()
+        texts = [t for t in ax.texts if t.get_text() in {r["configuration"] for r in rows}]
+        assert sorted(t.get_text() for t in texts) == sorted(r["configuration"] for r in rows)
+        for t in texts:
+            t.update_positions(renderer)
+        boxes = [Text.get_window_extent(t, renderer) for t in texts]     # the text, without a leader line
+        for i in range(len(boxes)):
+            assert _inside(boxes[i], ax.get_window_extent(renderer)), texts[i].get_text()
+            for j in range(i):
+                assert not boxes[i].overlaps(boxes[j]), (texts[i].get_text(), texts[j].get_text())
+        assert "dual term" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_fim_spectrum_title_fits_the_figure(tmp_path):
+    from compot import fim
+    from compot.plots import plot_spectra
+
+    J = np.diag(np.ldexp(1.0, [0, -5, -20, -25]))
+    spec = fim.analyse(J, np.ones(4))
+    title = "E[G8L4] + A[G8P4] + ZBL(2.03, 2.45): FIM eigenspectrum"
+    fig = plot_spectra({"total": spec, "b1": spec}, tmp_path / "fim.png", title=title)
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    assert " ".join(ax.title.get_text().split()) == title
+    assert _inside(ax.title.get_window_extent(renderer), fig.bbox)
+    assert _inside(ax.get_legend().get_window_extent(renderer), fig.bbox)

@@ -4,10 +4,12 @@ Figures are built with matplotlib's object API (``matplotlib.figure.Figure`` on
 an Agg canvas), so drawing never touches pyplot's global state or the user's
 backend, and every PNG is written by :func:`atomic_write_figure`.
 
-* :func:`parity_plots` — model against DFT energies and forces (``compot fit``);
+* :func:`parity_plots` (:func:`parity_figure`) — model against DFT energies and
+  forces, coloured by group (``compot fit``);
 * :func:`plot_sanity` — one figure per physical sanity check (MODEL_SPEC §9–10);
 * :func:`plot_spectra` — FIM eigenspectra in the style of paper Fig. 4(b);
-* :func:`plot_design` — design candidates' force error against κ and size.
+* :func:`plot_design` (:func:`design_figure`) — design candidates' force error
+  against κ and size, every label placed clear of the others.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import math
 import os
 import re
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
@@ -30,7 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["atomic_write_figure", "parity_plots", "plot_sanity", "plot_spectra", "plot_design"]
+__all__ = ["atomic_write_figure", "parity_figure", "parity_plots", "plot_sanity", "plot_spectra", "design_figure",
+           "plot_design"]
 
 
 def _figure(figsize: tuple):
@@ -63,49 +67,120 @@ def atomic_write_figure(fig, path: str | os.PathLike, dpi: int = 120) -> None:
             os.unlink(tmp)
 
 
+#: Marker of each split in the parity plots (the colour is the group's).
+_SPLIT_MARKERS = {"train": "o", "validation": "^", "test": "s"}
+
+
+def _group_colours(groups: list[str]) -> dict:
+    """A distinct colour per group name: tab10 up to 10 groups, tab20 up to 20, else viridis."""
+    from matplotlib import colormaps
+
+    n = len(groups)
+    if n <= 10:
+        colours = [colormaps["tab10"](k) for k in range(n)]
+    elif n <= 20:
+        colours = [colormaps["tab20"](k) for k in range(n)]
+    else:
+        colours = [colormaps["viridis"](k / (n - 1)) for k in range(n)]
+    return dict(zip(groups, colours))
+
+
+def _wrapped(title: str, fig, fontsize: float) -> str:
+    """``title`` broken into lines that fit the figure's width (about 0.55 em per character)."""
+    width_pt = fig.get_figwidth() * 72.0 * 0.92
+    return textwrap.fill(title, max(20, int(width_pt / (0.55 * fontsize))))
+
+
+def parity_figure(splits: dict, kind: str, title: str):
+    """A parity plot of one quantity, coloured by group, one marker per split.
+
+    Parameters
+    ----------
+    splits : dict name → (configs, predicted energies, predicted forces)
+        ``configs`` a list of :class:`compot.data.Configuration`; energies [eV],
+        shape (n_configurations,); forces a list of arrays of shape (n_atoms, 3)
+        [eV/Å]. Names ``train``, ``validation``, ``test`` get the markers o, ^, s.
+    kind : {"energy", "force"}
+        Energy per atom [eV/atom] or force components [eV/Å].
+    title : str
+        Plot title (the model expression); wrapped to the figure's width.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes; its legend lists every group (colour) and every split (marker,
+        with its RMSE), outside the axes on the right.
+
+    Raises
+    ------
+    ValueError
+        ``kind`` not ``energy`` or ``force``.
+    """
+    if kind not in ("energy", "force"):
+        raise ValueError(f"parity_figure: kind must be 'energy' or 'force', found {kind!r}")
+    from matplotlib.lines import Line2D
+
+    groups = sorted({c.group for configs, _, _ in splits.values() for c in configs})
+    colour = _group_colours(groups)
+    fig, ax = _figure((7.4, 5.0))
+    lo, hi = np.inf, -np.inf
+    split_handles = []
+    for name, (configs, e, f) in splits.items():
+        if not configs:
+            continue
+        marker = _SPLIT_MARKERS.get(name, "D")
+        if kind == "energy":
+            n = np.array([c.n_atoms for c in configs], dtype=float)
+            x = np.array([c.energy for c in configs]) / n
+            y = np.asarray(e, dtype=float) / n
+            member = np.array([c.group for c in configs])
+            label = f"{name} (RMSE {np.sqrt(np.mean((x - y) ** 2)) * 1000:.1f} meV/atom)"
+        else:
+            x = np.concatenate([c.forces.ravel() for c in configs])
+            y = np.concatenate([np.asarray(fi, dtype=float).ravel() for fi in f])
+            member = np.concatenate([np.full(3 * c.n_atoms, c.group) for c in configs])
+            label = f"{name} (RMSE {np.sqrt(np.mean((x - y) ** 2)):.3f} eV/Å)"
+        for g in groups:
+            sel = member == g
+            if sel.any():
+                ax.scatter(x[sel], y[sel], s=16 if kind == "energy" else 5, alpha=0.6, color=colour[g],
+                           marker=marker, lw=0, rasterized=True, label=f"_{name} {g}")
+        split_handles.append(Line2D([], [], ls="none", marker=marker, color="0.3", label=label))
+        lo, hi = min(lo, x.min(), y.min()), max(hi, x.max(), y.max())
+    if np.isfinite(lo):
+        pad = 0.03 * (hi - lo)
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k-", lw=0.8)
+    unit = "eV/atom" if kind == "energy" else "eV/Å"
+    what = "energy per atom" if kind == "energy" else "force component"
+    ax.set_xlabel(f"DFT {what} [{unit}]")
+    ax.set_ylabel(f"model {what} [{unit}]")
+    ax.set_title(_wrapped(title, fig, 10), fontsize=10)
+    group_handles = [Line2D([], [], ls="none", marker="o", color=colour[g], label=g) for g in groups]
+    ax.legend(handles=group_handles + split_handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+              borderaxespad=0.0, title="group / split", title_fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def parity_plots(splits: dict, out_dir: str | os.PathLike, title: str) -> list[Path]:
-    """Energy-per-atom and force-component parity plots (PNG, written atomically).
+    """Energy-per-atom and force-component parity plots (PNG, written atomically),
+    coloured by group (:func:`parity_figure`).
 
     Parameters
     ----------
     splits : dict name → (configs, predicted energies, predicted forces)
     out_dir : folder for ``parity_energy.png`` and ``parity_force.png``
     title : plot title (the model expression)
+
+    Returns
+    -------
+    list of Path — the two files.
     """
     out_dir = Path(out_dir)
     paths = []
-    colours = {"train": "tab:blue", "validation": "tab:orange", "test": "tab:green"}
     for kind in ("energy", "force"):
-        fig, ax = _figure((5.2, 5))
-        lo, hi = np.inf, -np.inf
-        for name, (configs, e, f) in splits.items():
-            if not configs:
-                continue
-            if kind == "energy":
-                n = np.array([c.n_atoms for c in configs], dtype=float)
-                x = np.array([c.energy for c in configs]) / n
-                y = np.asarray(e) / n
-                rmse = np.sqrt(np.mean((x - y) ** 2)) * 1000
-                label = f"{name} (RMSE {rmse:.1f} meV/atom)"
-            else:
-                x = np.concatenate([c.forces.ravel() for c in configs])
-                y = np.concatenate([fi.ravel() for fi in f])
-                rmse = np.sqrt(np.mean((x - y) ** 2))
-                label = f"{name} (RMSE {rmse:.3f} eV/Å)"
-            ax.scatter(x, y, s=4, alpha=0.5, color=colours.get(name), label=label, rasterized=True)
-            lo, hi = min(lo, x.min(), y.min()), max(hi, x.max(), y.max())
-        if np.isfinite(lo):
-            pad = 0.03 * (hi - lo)
-            ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k-", lw=0.8)
-        unit = "eV/atom" if kind == "energy" else "eV/Å"
-        what = "energy per atom" if kind == "energy" else "force component"
-        ax.set_xlabel(f"DFT {what} [{unit}]")
-        ax.set_ylabel(f"model {what} [{unit}]")
-        ax.set_title(title, fontsize=10)
-        ax.legend(fontsize=8, loc="upper left")
-        fig.tight_layout()
         path = out_dir / f"parity_{kind}.png"
-        atomic_write_figure(fig, path)
+        atomic_write_figure(parity_figure(splits, kind, title), path)
         paths.append(path)
     return paths
 
@@ -162,38 +237,139 @@ def plot_sanity(rep: dict, path, title: str) -> list[Path]:
     return out
 
 
+def _overlap(a, b) -> float:
+    """Area [px²] shared by two matplotlib bounding boxes."""
+    w = min(a.x1, b.x1) - max(a.x0, b.x0)
+    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return w * h if w > 0 and h > 0 else 0.0
+
+
+def _place_labels(fig, ax, xs, ys, labels, fontsize: float = 6.5) -> list:
+    """Annotate the points (xs[i], ys[i]) with labels[i], each placed where it overlaps
+    no label placed before it, no marker, and stays inside the axes.
+
+    Candidate positions are tried nearest first, on rings of offsets around the
+    point; a label placed away from its point gets a thin leader line. Where no
+    candidate is free, the one with the least overlap is taken.
+
+    Returns
+    -------
+    list of matplotlib.text.Annotation, in the order of ``labels``.
+    """
+    from matplotlib.transforms import Bbox
+
+    renderer = fig.canvas.get_renderer()
+    inside = ax.get_window_extent(renderer)
+    marks = []
+    for x, y in zip(xs, ys):
+        px, py = ax.transData.transform((x, y))
+        marks.append(Bbox.from_extents(px - 4, py - 4, px + 4, py + 4))
+    offsets = []
+    for radius in (5, 11, 18, 26, 36, 48, 62):
+        for angle in range(0, 360, 30):
+            t = math.radians(angle)
+            offsets.append((radius * 1.6 * math.cos(t), radius * math.sin(t)))
+    placed, out = [], []
+    order = sorted(range(len(labels)), key=lambda i: (ys[i], xs[i]))
+    texts = [None] * len(labels)
+    for i in order:
+        best = None
+        for dx, dy in offsets:
+            ha = "left" if dx >= 0 else "right"
+            va = "bottom" if dy >= 0 else "top"
+            ann = ax.annotate(labels[i], (xs[i], ys[i]), xytext=(dx, dy), textcoords="offset points",
+                              fontsize=fontsize, ha=ha, va=va)
+            box = ann.get_window_extent(renderer)
+            clash = sum(_overlap(box, b) for b in placed) + sum(_overlap(box, m) for m in marks)
+            outside = (box.x0 < inside.x0) or (box.x1 > inside.x1) or (box.y0 < inside.y0) or (box.y1 > inside.y1)
+            cost = clash + (1e6 if outside else 0.0)
+            if best is None or cost < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (cost, ann, box, (dx, dy))
+            else:
+                ann.remove()
+            if cost == 0.0:
+                break
+        _, ann, box, (dx, dy) = best
+        if math.hypot(dx, dy) > 12:
+            ann.remove()
+            ann = ax.annotate(labels[i], (xs[i], ys[i]), xytext=(dx, dy), textcoords="offset points",
+                              fontsize=fontsize, ha="left" if dx >= 0 else "right",
+                              va="bottom" if dy >= 0 else "top",
+                              arrowprops=dict(arrowstyle="-", lw=0.4, color="0.5", shrinkA=0, shrinkB=3))
+        placed.append(box)
+        texts[i] = ann
+    out.extend(texts)
+    return out
+
+
+def design_figure(rows: list[dict], chosen: dict | None, xkey: str = "log10_kappa_total"):
+    """Validation force RMSE of the design candidates against κ or size.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Candidates with ``configuration``, ``stage`` (``single`` or ``dual``),
+        ``linear``, ``nonlinear``, ``rmse_force`` [eV/Å], ``log10_kappa_total`` and
+        ``sanity_passed``; rows without a value on either axis are left out.
+    chosen : dict or None
+        The chosen candidate (circled).
+    xkey : {"log10_kappa_total", "n_params"}
+        The x axis: log10 of the FIM condition number, or linear + nonlinear
+        parameters.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Blue single terms, red dual terms, × for a candidate that fails a sanity
+        check, a legend saying so, and every label placed clear of the others.
+    """
+    from matplotlib.lines import Line2D
+
+    xlabel = {"log10_kappa_total": "log10 κ (FIM condition number)",
+              "n_params": "number of parameters (linear + nonlinear)"}[xkey]
+
+    def x_of(r):
+        return (r["linear"] + r["nonlinear"]) if xkey == "n_params" else r.get(xkey)
+
+    fig, ax = _figure((9.0, 6.0))
+    shown = [r for r in rows if x_of(r) is not None and r.get("rmse_force") is not None]
+    for r in shown:
+        colour = "tab:blue" if r["stage"] == "single" else "tab:red"
+        marker = "o" if r.get("sanity_passed") in (True, None) else "x"
+        ax.scatter(x_of(r), r["rmse_force"], c=colour, marker=marker, s=30)
+    handles = [Line2D([], [], ls="none", marker="o", color="tab:blue", label="single term"),
+               Line2D([], [], ls="none", marker="o", color="tab:red", label="dual term"),
+               Line2D([], [], ls="none", marker="x", color="0.3", label="fails a sanity check")]
+    if chosen and chosen.get("rmse_force") is not None and x_of(chosen) is not None:
+        ax.scatter(x_of(chosen), chosen["rmse_force"], s=200, facecolors="none", edgecolors="k")
+        handles.append(Line2D([], [], ls="none", marker="o", ms=12, mfc="none", color="k", label="chosen"))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("validation force RMSE [eV/Å]")
+    ax.set_title("design candidates", fontsize=10)
+    ax.margins(x=0.08, y=0.08)
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    fig.tight_layout()
+    if shown:
+        _place_labels(fig, ax, [x_of(r) for r in shown], [r["rmse_force"] for r in shown],
+                      [r["configuration"] for r in shown])
+    return fig
+
+
 def plot_design(rows: list[dict], chosen: dict | None, out_dir: Path) -> list[Path]:
+    """``design_error_vs_kappa.png`` and ``design_error_vs_size.png`` (:func:`design_figure`)
+    in ``out_dir``, written atomically; returns their paths."""
     paths = []
-    for xkey, xlabel, name in (("log10_kappa_total", "log10 κ (FIM condition number)", "design_error_vs_kappa.png"),
-                               ("n_params", "number of parameters (linear + nonlinear)", "design_error_vs_size.png")):
-        fig, ax = _figure((7, 5))
-        for r in rows:
-            x = (r["linear"] + r["nonlinear"]) if xkey == "n_params" else r.get(xkey)
-            if x is None or r.get("rmse_force") is None:
-                continue
-            colour = "tab:blue" if r["stage"] == "single" else "tab:red"
-            marker = "o" if r.get("sanity_passed") in (True, None) else "x"
-            ax.scatter(x, r["rmse_force"], c=colour, marker=marker, s=30)
-            ax.annotate(r["configuration"], (x, r["rmse_force"]), fontsize=6, xytext=(3, 2),
-                        textcoords="offset points")
-        if chosen and chosen.get("rmse_force") is not None:
-            x = (chosen["linear"] + chosen["nonlinear"]) if xkey == "n_params" else chosen.get(xkey)
-            if x is not None:
-                ax.scatter(x, chosen["rmse_force"], s=200, facecolors="none", edgecolors="k", label="chosen")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("validation force RMSE [eV/Å]")
-        ax.set_title("design candidates (blue: single term, red: dual term, x: fails sanity)", fontsize=9)
-        if chosen:
-            ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = out_dir / name
-        atomic_write_figure(fig, path)
+    for xkey, name in (("log10_kappa_total", "design_error_vs_kappa.png"), ("n_params", "design_error_vs_size.png")):
+        path = Path(out_dir) / name
+        atomic_write_figure(design_figure(rows, chosen, xkey), path)
         paths.append(path)
     return paths
 
 
 def plot_spectra(spectra: Mapping[str, "FisherSpectrum"], path, sc_ratio: float = 1e-15,
-                 *, title: str | None = None) -> None:
+                 *, title: str | None = None):
     """Eigenspectra side by side, in the style of paper Fig. 4(b).
 
     Each model is a column of horizontal ticks at ``log10(λ_i / λ_max)``;
@@ -211,6 +387,12 @@ def plot_spectra(spectra: Mapping[str, "FisherSpectrum"], path, sc_ratio: float 
     sc_ratio : float
         Lower edge of the shaded SC band.
     title : str, optional
+        Wrapped to the figure's width.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure written (for inspection).
     """
     if not spectra:
         raise FitError("plot_spectra: expected at least one spectrum, got none")
@@ -248,8 +430,9 @@ def plot_spectra(spectra: Mapping[str, "FisherSpectrum"], path, sc_ratio: float 
     ax.set_ylabel("log$_{10}$(λ / λ$_{max}$)  [dimensionless]")
     ax.legend(loc="lower right", fontsize=8)
     if title:
-        ax.set_title(title)
+        ax.set_title(_wrapped(title, fig, 10), fontsize=10)
     fig.tight_layout()
 
     atomic_write_figure(fig, path, dpi=150)
     log.info("plot_spectra: wrote %s (%d models)", path, len(cols))
+    return fig
