@@ -171,11 +171,11 @@ class LammpsEvaluator:
         self._cmd("clear")
         for line in ("units metal", "atom_style atomic", f"boundary {bnd}",
                      "atom_modify map array sort 0 0",
-                     f"region box prism 0 {lx!r} 0 {ly!r} 0 {lz!r} {xy!r} {xz!r} {yz!r} units box",
+                     f"region box prism 0 {lx:.17g} 0 {ly:.17g} 0 {lz:.17g} {xy:.17g} {xz:.17g} {yz:.17g} units box",
                      f"create_box {len(self.masses)} box"):
             self._cmd(line)
         for t, (_, m) in enumerate(self.masses, start=1):
-            self._cmd(f"mass {t} {m!r}")
+            self._cmd(f"mass {t} {m:.17g}")
         ids = list(range(1, n + 1))
         types = [self.types[s] for s in symbols]
         created = self.lmp.create_atoms(n, ids, types, x.ravel().tolist())

@@ -719,10 +719,10 @@ def write_lammps_data(atoms, species, path):
     c = atoms.cell[:]
     assert abs(c[0, 1]) + abs(c[0, 2]) + abs(c[1, 2]) == 0, "cell not in LAMMPS form"
     lines = ["compot test structure", "", f"{len(atoms)} atoms", f"{len(species)} atom types", "",
-             f"0 {c[0, 0]!r} xlo xhi", f"0 {c[1, 1]!r} ylo yhi", f"0 {c[2, 2]!r} zlo zhi",
-             f"{c[1, 0]!r} {c[2, 0]!r} {c[2, 1]!r} xy xz yz", "", "Atoms # atomic", ""]
+             f"0 {c[0, 0]:.17g} xlo xhi", f"0 {c[1, 1]:.17g} ylo yhi", f"0 {c[2, 2]:.17g} zlo zhi",
+             f"{c[1, 0]:.17g} {c[2, 0]:.17g} {c[2, 1]:.17g} xy xz yz", "", "Atoms # atomic", ""]
     for i, (s, x) in enumerate(zip(atoms.get_chemical_symbols(), atoms.positions), start=1):
-        lines.append(f"{i} {species.index(s) + 1} {x[0]!r} {x[1]!r} {x[2]!r}")
+        lines.append(f"{i} {species.index(s) + 1} {x[0]:.17g} {x[1]:.17g} {x[2]:.17g}")
     Path(path).write_text("\n".join(lines) + "\n")
 
 

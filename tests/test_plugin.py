@@ -149,7 +149,7 @@ def run_plugin(model_path, atoms, species, newton="on", pair=None, coeffs=None):
             atom_modify map array sort 0 0
             newton {newton}
             boundary p p p
-            region box prism 0 {cell[0, 0]!r} 0 {cell[1, 1]!r} 0 {cell[2, 2]!r} {cell[1, 0]!r} {cell[2, 0]!r} {cell[2, 1]!r}
+            region box prism 0 {cell[0, 0]:.17g} 0 {cell[1, 1]:.17g} 0 {cell[2, 2]:.17g} {cell[1, 0]:.17g} {cell[2, 0]:.17g} {cell[2, 1]:.17g}
             create_box {len(species)} box
             """)
         for t, s in enumerate(species, 1):

@@ -36,7 +36,10 @@ def test_shipped_model_is_its_config_and_the_recipe(shipped, repo_root, nb_data)
     assert shipped.expression == f"E[G8L4] + A[G8P4] + ZBL({rec.zbl[0]:g}, {rec.zbl[1]:g})"
     assert tuple(shipped.params["w.r_a"]) == (rec.windows[("Nb", "Nb")][0],)
     assert tuple(shipped.params["w.r_b"]) == (rec.windows[("Nb", "Nb")][1],)
-    assert shipped.params["w.e_ref"][0] == pytest.approx(rec.e_ref("Nb"), rel=1e-12)
+    # E_ref comes out of a nonlinear equation-of-state fit, whose last digits follow the
+    # library versions: 1.2e-8 relative between numpy 1.26 + ase 3.22 + matscipy 1.0 and
+    # numpy 2.4 + ase 3.29 + matscipy 1.3 (what the default install, without kliff, resolves to)
+    assert shipped.params["w.e_ref"][0] == pytest.approx(rec.e_ref("Nb"), rel=1e-6)
     assert shipped.params["g.U"].any() and shipped.params["g.gamma_hi"][0] > shipped.params["g.gamma_lo"][0]
     assert shipped.n_linear + shipped.n_nonlinear <= 100
 
