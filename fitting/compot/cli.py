@@ -178,14 +178,57 @@ def cmd_eval(args) -> int:
     configs = read_data(args.data, Path.cwd(), list(model.species), args.min_distance, args.group_by,
                         _keys(args.keys))
     m, groups, _, _ = evaluate_split(model, configs)
+    unc = _eval_uncertainty(args, model, configs) if args.uncertainty else None
     if args.json:
-        print(json_text({**m, "groups": groups}, indent=None))
+        print(json_text({**m, "groups": groups, **({"uncertainty": unc} if unc else {})}, indent=None))
     else:
         rows = {"all": m}
         rows.update(groups)
         print(f"{model.expression}  ({model.n_linear} linear + {model.n_nonlinear} nonlinear parameters)")
         print(format_table(rows))
+        if unc:
+            _print_eval_uncertainty(unc)
     return 0
+
+
+def _eval_uncertainty(args, model, configs) -> dict:
+    """σ per configuration of ``compot eval --uncertainty`` and the calibration on the
+    validation split of the model's fit; with ``--out``, uncertainty.json, uncertainty.md
+    and calibration.png."""
+    from .io import atomic_write_json, atomic_write_text
+    from .uncertainty import calibration, parameter_covariance
+    from .uncertainty_report import (calibration_figure, calibration_summary, configuration_sigmas,
+                                     fit_context, uncertainty_markdown)
+
+    ctx = fit_context(args.model, args.config)
+    cov = parameter_covariance(model, ctx.train, ctx.settings)
+    cal = calibration(cov, model, ctx.validation) if ctx.validation else None
+    rows = configuration_sigmas(cov, model, configs)
+    doc = {"covariance": {k: v for k, v in cov.to_json().items() if k != "eigenvalues_normalised"},
+           "calibration": calibration_summary(cal) if cal else None, "configurations": rows}
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        plot = calibration_figure(cal, out / "calibration.png", f"{model.expression}: calibration on the "
+                                  "validation split") if cal else None
+        atomic_write_json(out / "uncertainty.json", doc, indent=1)
+        atomic_write_text(out / "uncertainty.md", uncertainty_markdown(model, cov, rows, cal, plot))
+        doc["written"] = [str(out / "uncertainty.json"), str(out / "uncertainty.md")] + ([str(plot)] if plot else [])
+    return doc
+
+
+def _print_eval_uncertainty(unc: dict) -> None:
+    c, cal = unc["covariance"], unc["calibration"]
+    print(f"uncertainty: {c['rank']} of {c['n_parameters']} directions significant, s = {c['s']:.4g}")
+    if cal:
+        print(f"  validation split: force z-score RMS (post-hoc inflation factor) {cal['inflation_force']:.3f}, "
+              f"Spearman ρ(σ_F, |ΔF|) {cal['spearman_force'][0]:.3f}")
+    print(f"  {'source':40s} {'σ_E meV/at':>11s} {'ΔE meV/at':>10s} {'σ_F eV/Å':>9s} {'ΔF eV/Å':>8s}")
+    for r in unc["configurations"]:
+        print(f"  {r['source'][-40:]:40s} {1e3 * r['sigma_energy_per_atom']:11.3f} "
+              f"{1e3 * r['error_energy_per_atom']:10.3f} {r['sigma_force_rms']:9.4f} {r['error_force_rms']:8.4f}")
+    for w in unc.get("written", []):
+        print(f"wrote {w}")
 
 
 def cmd_fim(args) -> int:
@@ -278,10 +321,40 @@ def cmd_validate(args) -> int:
                          temperature=args.temperature, nvt_steps=args.nvt_steps, n_seeds=args.nvt_seeds)
     print(f"{model.expression}: physical sanity (MODEL_SPEC §9–10)")
     print(format_sanity(rep))
+    if args.uncertainty:
+        rep["uncertainty"] = _validate_uncertainty(args, model, rep, surface)
     if out:
         atomic_write_json(out / "sanity.json", rep)
         print(f"wrote {out / 'sanity.json'} and {len(plots)} plots ({', '.join(p.name for p in plots)})")
     return 0 if rep.get("passed") in (True, None) else 1
+
+
+def _validate_uncertainty(args, model, rep: dict, surface) -> dict:
+    """``compot validate --uncertainty``: a0, C11, C12, C44, B, E_V and surface energies
+    as value ± σ (compot.uncertainty), with the inflation factor of the validation split."""
+    from .uncertainty import calibration, parameter_covariance
+    from .uncertainty_report import calibration_summary, fit_context, format_qoi_sigma, qoi_with_sigma
+
+    if len(model.species) != 1:
+        raise CompotError("validate --uncertainty: derived quantities are computed for one species; "
+                          f"the model has {len(model.species)}")
+    ctx = fit_context(args.model, args.config)
+    cov = parameter_covariance(model, ctx.train, ctx.settings)
+    cal = calibration(cov, model, ctx.validation) if ctx.validation else None
+    sym = model.species[0]
+    el = rep["elements"][sym]
+    slabs = []
+    if surface and str(surface).endswith(("xyz", "extxyz")):
+        from ase.io import read
+        slabs = read(surface, ":")
+    q = qoi_with_sigma(cov, model, sym, el["lattice"], el["a0"], slabs)
+    dft = {k: v.get("dft") for k, v in rep.get("properties", {}).items()}
+    k = cal["inflation_force"] if cal else 1.0
+    print(f"derived quantities ± σ (linearised FIM covariance, {cov.rank} directions"
+          + (f"; inflation ×{k:.2f} from the validation split)" if cal else ")"))
+    print(format_qoi_sigma(q, dft, k))
+    return {"quantities": q, "calibration": calibration_summary(cal) if cal else None,
+            "covariance": {kk: v for kk, v in cov.to_json().items() if kk != "eigenvalues_normalised"}}
 
 
 def cmd_export(args) -> int:
@@ -317,6 +390,14 @@ def _nvt_arguments(q, seeds: int) -> None:
     q.add_argument("--nvt-steps", type=int, default=2000, help="steps (1 fs) of each NVT sanity run (default 2000)")
     q.add_argument("--nvt-seeds", type=int, default=seeds,
                    help=f"independent NVT sanity runs per element (default {seeds}; the safety benchmark uses 4)")
+
+
+def _uncertainty_arguments(q) -> None:
+    q.add_argument("--uncertainty", action="store_true",
+                   help="σ from the Fisher information of the fit (compot.uncertainty), calibrated on the "
+                   "fit's validation split")
+    q.add_argument("--config", help="with --uncertainty: the fit configuration (default config.yaml beside "
+                   "the model, as compot fit writes it)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -405,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--surface", help="extxyz of slabs with DFT energies (default: from --data)")
     _keys_argument(q)
     q.add_argument("--out", help="folder for sanity.json and one sanity_<check>.png per check")
+    _uncertainty_arguments(q)
     q.set_defaults(func=cmd_validate)
 
     q = sub.add_parser("design", help="adaptive design loop: scan and compose configurations (paper TABLE 6)")
@@ -435,6 +517,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "or one per config_type of the records (the file where a record has none)")
     _keys_argument(q)
     q.add_argument("--json", action="store_true")
+    _uncertainty_arguments(q)
+    q.add_argument("--out", help="with --uncertainty: folder for uncertainty.json, uncertainty.md, calibration.png")
     q.set_defaults(func=cmd_eval)
     return p
 

@@ -363,7 +363,7 @@ def qoi_sigma(cov: ParameterCovariance, model: Model, qoi, step: float = 1.0) ->
 
 
 # ------------------------------------------------------------- calibration
-def calibration(cov: ParameterCovariance, model: Model, configs) -> dict:
+def calibration(cov: ParameterCovariance, model: Model, configs, symmetric_force: float = 1e-8) -> dict:
     """Calibration of σ on held-out configurations.
 
     Per configuration m: the energy z-score z_m = (Ê_m − E_m)/σ_E,m and the force
@@ -375,6 +375,9 @@ def calibration(cov: ParameterCovariance, model: Model, configs) -> dict:
     Parameters
     ----------
     configs : list of Configuration — held-out data (e.g. the validation split)
+    symmetric_force : float [eV/Å] — configurations whose RMS force σ is at most this
+        (forces fixed by symmetry, e.g. strained two-atom cells) are left out of the force
+        statistics; their number is ``n_symmetric``
 
     Returns
     -------
@@ -392,11 +395,16 @@ def calibration(cov: ParameterCovariance, model: Model, configs) -> dict:
     e_pred, f_pred = predict(model, configs)
     sig = predictive_sigma(cov, model, configs, stress=False)
     z_e = np.array([(ep - c.energy) / max(s["energy"], 1e-300) for ep, c, s in zip(e_pred, configs, sig)])
-    z_f = np.concatenate([((fp - c.forces) / np.maximum(s["forces"], 1e-300)).ravel()
-                          for fp, c, s in zip(f_pred, configs, sig)])
-    s_rms = np.array([s["force_rms"] for s in sig])
-    e_rms = np.array([float(np.sqrt(np.mean((fp - c.forces) ** 2))) for fp, c in zip(f_pred, configs)])
-    rho, p = spearmanr(s_rms, e_rms) if len(configs) > 2 else (float("nan"), float("nan"))
+    # forces fixed by symmetry (a strained two-atom cell): σ_F and the error are rounding noise
+    free = [k for k, s in enumerate(sig) if s["force_rms"] > symmetric_force]
+    if not free:
+        raise UncertaintyError(f"calibration: every held-out configuration has σ_F ≤ {symmetric_force} eV/Å "
+                               "(forces fixed by symmetry); expected at least one with free forces")
+    z_f = np.concatenate([((f_pred[k] - configs[k].forces) / np.maximum(sig[k]["forces"], 1e-300)).ravel()
+                          for k in free])
+    s_rms = np.array([sig[k]["force_rms"] for k in free])
+    e_rms = np.array([float(np.sqrt(np.mean((f_pred[k] - configs[k].forces) ** 2))) for k in free])
+    rho, p = spearmanr(s_rms, e_rms) if len(free) > 2 else (float("nan"), float("nan"))
     k_f = float(np.sqrt(np.mean(z_f ** 2)))
     k_e = float(np.sqrt(np.mean(z_e ** 2)))
     zf = z_f / k_f
@@ -404,4 +412,5 @@ def calibration(cov: ParameterCovariance, model: Model, configs) -> dict:
             "spearman_force": (float(rho), float(p)), "inflation_force": k_f, "inflation_energy": k_e,
             "raw_within_1": float(np.mean(np.abs(z_f) <= 1)), "raw_within_2": float(np.mean(np.abs(z_f) <= 2)),
             "inflated_within_1": float(np.mean(np.abs(zf) <= 1)),
-            "inflated_within_2": float(np.mean(np.abs(zf) <= 2)), "n_configurations": len(configs)}
+            "inflated_within_2": float(np.mean(np.abs(zf) <= 2)), "n_configurations": len(configs),
+            "n_symmetric": len(configs) - len(free)}
