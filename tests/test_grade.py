@@ -1,0 +1,94 @@
+"""The extrapolation grade (MODEL_SPEC §10) as an MD-time warning: exposed by the
+ASE calculator, and it rises far above its range on the data before the energy
+of the model without its safety switch goes wrong.
+
+The model is the shipped Nb model (format v2). "Without its safety switch" is its
+fitted energy Σ_i V_fit(i) + E_ZBL, i.e. E_i with the atom switch S_i held at 1
+(:meth:`compot.safety.SafetyLayer.fitted_value`): the energy that the switch hands
+over to E_ref, and what a model without MODEL_SPEC §10's switch would give.
+"""
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from compot.calculator import CompotCalculator
+from compot.data import read_dataset
+from compot.io import read_model
+from compot.model import Model
+
+A0 = 3.3226     # the shipped model's lattice constant [Å]
+
+
+@pytest.fixture(scope="module")
+def shipped(repo_root):
+    return read_model(repo_root / "examples/nb/model.params")
+
+
+def _grade(model, atoms):
+    atoms = atoms.copy()
+    atoms.calc = CompotCalculator(model)
+    return atoms.calc.get_property("grade_normalised", atoms)
+
+
+def _unswitched_energy(model, atoms):
+    """Σ_i V_fit(i) + E_ZBL(i): the energy with every atom switch at 1 [eV]."""
+    ctx = model.context(model.system([atoms]))
+    return float(np.sum(ctx.value(0)))
+
+
+def test_calculator_grade_matches_the_safety_layer(shipped):
+    model = shipped
+    at = bulk("Nb", "bcc", a=3.32, cubic=True).repeat(2)
+    at.rattle(0.1, seed=4)
+    at.calc = CompotCalculator(model, grade=True)
+    at.get_potential_energy()
+    gamma = model.context(model.system([at])).safety.grade().gamma_n
+    np.testing.assert_allclose(at.calc.results["grade"], gamma, rtol=0, atol=0)
+    np.testing.assert_allclose(at.calc.results["grade_normalised"], gamma / model.params["g.gamma_lo"][0])
+    assert 0 < at.calc.results["grade_normalised"].max() < 1       # a rattled crystal is inside the data
+    v1 = Model("G2", ["Nb"], 4.4, version=1)
+    at.calc = CompotCalculator(v1)
+    assert not at.calc.get_property("grade", at).any()                # format v1: no grade
+
+
+def test_grade_flags_compression_before_the_collapse(shipped):
+    """E–V of bcc Nb from a0 down to 0.5 a0 (steps of 0.025 a0): the unswitched energy
+    first falls under further compression at 0.725 a0 and reaches −23,000 eV/atom at
+    0.675 a0; the grade leaves the data's range (γ/γ_lo > 1) at 0.9 a0 and is above
+    10 γ_lo from 0.85 a0 on."""
+    xs = np.round(np.arange(1.0, 0.499, -0.025), 3)
+    cells = [bulk("Nb", "bcc", a=A0 * x, cubic=True) for x in xs]
+    e = np.array([_unswitched_energy(shipped, c) / 2 for c in cells])
+    g = np.array([_grade(shipped, c).max() for c in cells])
+    broken = xs[int(np.argmax(np.diff(e) < 0)) + 1]        # first compression step that lowers E
+    flagged = xs[int(np.argmax(g > 1.0))]
+    loud = xs[int(np.argmax(g > 10.0))]
+    assert g[0] < 0.01 and e.min() < -1000
+    assert broken == pytest.approx(0.725) and flagged == pytest.approx(0.9) and loud == pytest.approx(0.85)
+
+
+def test_grade_flags_a_pushed_atom_before_the_false_well(shipped):
+    """One atom of a 54-atom bcc cell pushed toward a nearest neighbour in steps of
+    0.05 Å: the unswitched energy has a false well (it first falls as the pair closes at
+    1.78 Å); the pushed atom's grade is above 1 γ_lo from 2.13 Å and above 10 γ_lo
+    from 1.93 Å on (the inner window, the other half of MODEL_SPEC §10, starts at 2.03 Å)."""
+    base = bulk("Nb", "bcc", a=A0, cubic=True).repeat(3)
+    dist = base.get_distances(0, range(1, len(base)), mic=True)
+    j = 1 + int(np.argmin(dist))
+    u = base.get_distance(0, j, mic=True, vector=True)
+    d_nn = np.linalg.norm(u)
+    u /= d_nn
+    ds = d_nn - 0.05 * np.arange(int((d_nn - 0.75) / 0.05))
+    e, g = [], []
+    for d in ds:
+        at = base.copy()
+        at.positions[0] += u * (d_nn - d)
+        e.append(_unswitched_energy(shipped, at))
+        g.append(_grade(shipped, at)[0])
+    e, g = np.array(e), np.array(g)
+    broken = ds[int(np.argmax(np.diff(e) < 0)) + 1]
+    flagged = ds[int(np.argmax(g > 1.0))]
+    loud = ds[int(np.argmax(g > 10.0))]
+    assert g[0] < 0.01
+    assert (flagged, loud, broken) == pytest.approx((2.127, 1.927, 1.777), abs=1e-3)
