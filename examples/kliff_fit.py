@@ -8,15 +8,19 @@ through the KIM API like any other KIM model. Here KLIFF does the fitting
 itself:
 
 * KLIFF's ``KIMModel`` loads the installed model; the linear parameter blocks
-  (those whose KIM description says ``role linear``: the ``n<i>_c``
-  coefficients and the ``n<i>_shift`` shifts) are made fittable with
-  ``set_opt_params``, all other parameters stay as exported;
+  that compot's trainer solves jointly (the ``n<i>_c`` coefficients and the
+  ``n<i>_shift`` shifts; their KIM descriptions say ``role linear``) are made
+  fittable with ``set_opt_params``, all other parameters stay as exported;
 * KLIFF reads the configurations (``Dataset.from_ase``), its legacy
   ``Calculator`` computes energies and forces through the KIM API, and KLIFF's
   ``Loss`` (``kliff.legacy.loss``, residual ``energy_forces_residual`` with
   weights √w_E and √w_F, not divided by the atom count) is minimised by
   ``Loss.minimize`` with SciPy's Levenberg-Marquardt (``method="lm"``;
-  KLIFF's loss is half compot's, the minimum is the same);
+  KLIFF's loss is half compot's, the minimum is the same). KLIFF 1.0.1 also has
+  ``kliff.trainer.kim_trainer.KIMTrainer``, driven by a training manifest; it
+  minimises with ``scipy.optimize.minimize`` only (no least-squares method),
+  and its loss multiplies the running total by each configuration's weight,
+  so the legacy ``Loss`` is the one that solves this least-squares problem;
 * compot solves the same problem its own way: the same configurations
   (converted with :func:`compot.export.configurations_from_kliff`), the same
   weights, the model read from the same parameter file, and
