@@ -138,3 +138,66 @@ def test_fim_spectrum_title_fits_the_figure(tmp_path):
     assert " ".join(ax.title.get_text().split()) == title
     assert _inside(ax.title.get_window_extent(renderer), fig.bbox)
     assert _inside(ax.get_legend().get_window_extent(renderer), fig.bbox)
+
+
+# ----------------------------------------------------------------------------- progress
+def _trainer_info(stage, evaluation, total, name="n1 search"):
+    return dict(stage=stage, n_stages=2, name=name, evaluation=evaluation, max_evaluations=total,
+                loss=1.0 / evaluation, best_loss=0.5)
+
+
+def test_progress_in_a_log_has_lines_with_an_eta(monkeypatch):
+    import io
+
+    import compot.progress
+    from compot.progress import ProgressBars
+
+    clock = iter(float(t) for t in range(100))
+    monkeypatch.setattr(compot.progress.time, "perf_counter", lambda: next(clock))
+    log = io.StringIO()
+    bars = ProgressBars(stream=log, interval=3.0)
+    for k in range(1, 9):              # one evaluation per second
+        bars.trainer(_trainer_info(1, k, 8))
+    bars.trainer(_trainer_info(2, 1, 1, "linear solve"))
+    bars.close()
+    text = log.getvalue()
+    assert "\r" not in text and text.endswith("\n")
+    lines = text.splitlines()
+    # the first step, then one line per 3 s, the last step; then the next stage
+    assert [line.split(":")[0] for line in lines] == ["stage 1/2 n1 search"] * 4 + ["stage 2/2 linear solve"]
+    assert [line.split(": ")[1].split(" ")[0] for line in lines[:4]] == ["1/8", "4/8", "7/8", "8/8"]
+    assert "4/8 [00:03<00:04,  1.00step/s]" in lines[1]      # 3 steps in 3 s: 4 left, 4 s
+    assert lines[1].endswith("loss 0.25, best 0.5 eV²/row")
+
+
+def test_progress_on_a_terminal_draws_bars():
+    import io
+
+    from compot.progress import ProgressBars
+
+    term = io.StringIO()
+    with ProgressBars(stream=term, tty=True, out=term) as bars:
+        for k in range(0, 11):
+            bars("NVT 300 K, run 1/1", 10 * k, 100, f"{300 + k} K")
+        bars.message("a line above the bar")
+    text = term.getvalue()
+    assert "\r" in text and "NVT 300 K, run 1/1: 100%|" in text and "100/100 [" in text
+    assert "a line above the bar\n" in text
+
+
+def test_nvt_check_reports_its_progress(repo_root):
+    import io
+
+    from compot.derive import Lattice
+    from compot.io import read_model
+    from compot.progress import ProgressBars
+    from compot.sanity import nvt_check
+
+    log = io.StringIO()
+    model = read_model(repo_root / "examples" / "nb" / "model.params")
+    res = nvt_check(model, Lattice("bcc", 3.323, "Nb"), 3.323, 300.0, steps=30, progress=ProgressBars(log, 0.0),
+                    label="NVT Nb")
+    lines = log.getvalue().splitlines()
+    assert res["passed"] is True
+    assert [line.split(": ")[1].split(" ")[0] for line in lines] == ["0/30", "10/30", "20/30", "30/30"]
+    assert all(line.startswith("NVT Nb 300 K, run 1/1: ") for line in lines)

@@ -143,8 +143,11 @@ def paper_transform(model: Model, names: list) -> np.ndarray | None:
 
 
 def fim_analysis(model: Model, configs, bits: int = 256, settings: FitSettings | None = None,
-                 sc_ratio: float = 1e-15) -> dict:
+                 sc_ratio: float = 1e-15, progress=None) -> dict:
     """FIM spectra of a model on configurations, in both parametrisations.
+
+    ``progress(task, done, total, note)``, if given, is called before and after each
+    step (Jacobian, each spectrum; :mod:`compot.progress`).
 
     Returns
     -------
@@ -153,6 +156,8 @@ def fim_analysis(model: Model, configs, bits: int = 256, settings: FitSettings |
     """
     from .fim import analyse
 
+    report = progress or (lambda *args: None)
+    report("FIM", 0, 3, "Jacobian")
     A, names = jacobian(model, configs, settings)
     keep, held = gauge_fixed_columns(model, names)
     w = np.ones(A.shape[0])
@@ -162,9 +167,12 @@ def fim_analysis(model: Model, configs, bits: int = 256, settings: FitSettings |
     out = {"names": names, "n_rows": A.shape[0], "gauge_held": held, "n_parameters": len(keep)}
     log.info("FIM of %d linear parameters from %d rows at %d bits%s", len(keep), A.shape[0], bits,
              f" (product gauge fixed by holding {', '.join(held)})" if held else "")
+    report("FIM", 1, 3, "spectrum as stored")
     out["ours"] = analyse(A[:, keep], w, blocks=blocks or None, bits=bits, sc_ratio=sc_ratio)
     T = paper_transform(model, names)
+    report("FIM", 2 if T is not None else 3, 3, "spectrum in the paper's parametrisation" if T is not None else "")
     if T is not None:
         out["paper"] = analyse(A[:, keep], w, blocks=blocks or None, bits=bits, sc_ratio=sc_ratio,
                                transform=T[np.ix_(keep, keep)])
+        report("FIM", 3, 3, "")
     return out

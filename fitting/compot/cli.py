@@ -32,39 +32,12 @@ import numpy as np
 
 from . import __version__
 from .errors import CompotError
+from .progress import ProgressBars
 
 log = logging.getLogger("compot")
 
 
 # ------------------------------------------------------------------ helpers
-class _Progress:
-    """Prints trainer progress: one updating line on a terminal, lines otherwise."""
-
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.t0 = time.perf_counter()
-        self.last_stage = None
-
-    def __call__(self, info: dict) -> None:
-        el = time.perf_counter() - self.t0
-        line = (f"[stage {info['stage']}/{info['n_stages']}] {info['name']}: "
-                f"{info['evaluation']}/{info['max_evaluations']}  "
-                f"loss {info['loss']:.5g}  best {info['best_loss']:.5g} eV²/row  {el:6.1f} s")
-        if self.tty:
-            if self.last_stage is not None and self.last_stage != info["stage"]:
-                self.stream.write("\n")
-            self.stream.write("\r" + line[:150].ljust(150))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-        self.last_stage = info["stage"]
-
-    def close(self):
-        if self.tty and self.last_stage is not None:
-            self.stream.write("\n")
-
-
 def _keys(entries) -> dict | None:
     """``--keys energy=REF_energy forces=REF_forces`` as {quantity: name}; None when not given.
 
@@ -141,11 +114,12 @@ def cmd_fit(args) -> int:
     ckpt = out / "checkpoint.json"
     if args.restart and ckpt.exists():
         ckpt.unlink()
-    progress = _Progress()
-    trainer, run.seconds = train(run.model, run.splits.train, run.settings, checkpoint=ckpt, progress=progress)
-    progress.close()
-    run.history = trainer.history
-    metrics, failed = finish_fit(run, nvt_steps=args.nvt_steps, nvt_seeds=args.nvt_seeds)
+    with ProgressBars() as bars:
+        trainer, run.seconds = train(run.model, run.splits.train, run.settings, checkpoint=ckpt,
+                                     progress=bars.trainer)
+        bars.close()
+        run.history = trainer.history
+        metrics, failed = finish_fit(run, nvt_steps=args.nvt_steps, nvt_seeds=args.nvt_seeds, progress=bars)
     print(format_table(_metrics_rows(metrics)))
     print(format_sanity(metrics["sanity"]))
     print(f"wrote {out / 'model.params'}, {out / 'metrics.json'}, {out / 'report.md'}, parity and sanity plots")
@@ -243,7 +217,8 @@ def cmd_fim(args) -> int:
                         _keys(args.keys))
     settings = FitSettings(energy_weight=args.energy_weight, force_weight=args.force_weight)
     t0 = time.perf_counter()
-    res = fim_analysis(model, configs, bits=args.bits, settings=settings)
+    with ProgressBars() as bars:
+        res = fim_analysis(model, configs, bits=args.bits, settings=settings, progress=bars)
     seconds = time.perf_counter() - t0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -287,7 +262,8 @@ def cmd_design(args) -> int:
     if args.keys:
         cfg["data"]["keys"] = {**cfg["data"].get("keys", {}), **_keys(args.keys)}
     out = Path(args.out)
-    res = run_design(cfg, base, out, progress=lambda line: print(line, flush=True))
+    with ProgressBars() as bars:
+        res = run_design(cfg, base, out, progress=bars.message, steps=bars)
     from .design import table_markdown
     print(table_markdown(res["rows"]))
     chosen = res["chosen"]
@@ -317,8 +293,10 @@ def cmd_validate(args) -> int:
     out = Path(args.out) if args.out else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
-    rep, plots = sanity_with_plots(model, args.lattice, args.a0, elastic, surface, out, data=data,
-                         temperature=args.temperature, nvt_steps=args.nvt_steps, n_seeds=args.nvt_seeds)
+    with ProgressBars() as bars:
+        rep, plots = sanity_with_plots(model, args.lattice, args.a0, elastic, surface, out, data=data,
+                                       temperature=args.temperature, nvt_steps=args.nvt_steps,
+                                       n_seeds=args.nvt_seeds, progress=bars)
     print(f"{model.expression}: physical sanity (MODEL_SPEC §9–10)")
     print(format_sanity(rep))
     if args.uncertainty:

@@ -166,7 +166,7 @@ def table_markdown(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def run_design(cfg: dict, base: Path, out: Path, progress=print) -> dict:
+def run_design(cfg: dict, base: Path, out: Path, progress=print, steps=None) -> dict:
     """Run the adaptive loop described in the module docstring.
 
     Parameters
@@ -175,6 +175,8 @@ def run_design(cfg: dict, base: Path, out: Path, progress=print) -> dict:
     base : folder relative paths of the configuration refer to
     out : output folder (``design.csv``, ``design.md``, plots, ``candidates/``)
     progress : callable(str) receiving one line per event
+    steps : callable(task, done, total, note), optional — candidates finished of
+        each stage, for a progress bar with an ETA (:mod:`compot.progress`)
 
     Returns
     -------
@@ -213,6 +215,8 @@ def run_design(cfg: dict, base: Path, out: Path, progress=print) -> dict:
                 todo.append(c)
         if not todo:
             return
+        if steps:
+            steps(f"design: {stage} terms", 0, len(todo), "")
         with cf.ProcessPoolExecutor(max_workers=ds.processes) as pool:
             futures = {pool.submit(evaluate_candidate, job(c, stage)): c for c in todo}
             for k, fut in enumerate(cf.as_completed(futures), start=1):
@@ -231,6 +235,8 @@ def run_design(cfg: dict, base: Path, out: Path, progress=print) -> dict:
                              f"sanity {_fmt(row.get('sanity_passed'))}  ({time.perf_counter() - t_start:.0f} s)")
                 atomic_write_json(out / "candidates" / f"{_safe(c)}.json", row)
                 rows.append(row)
+                if steps:
+                    steps(f"design: {stage} terms", k, len(todo), c)
 
     progress(f"design: {len(ds.single_terms)} single terms, then {', '.join(ds.compositions)}; "
              f"core {ds.zbl}; {ds.processes} processes; {len(train)} training / {len(val)} validation configurations")

@@ -170,9 +170,10 @@ def prepare_fit(cfg: dict, base: Path, out: Path) -> FitRun:
     return FitRun(cfg, base, out, splits, model, settings, recipe)
 
 
-def finish_fit(run: FitRun, nvt_steps: int = 2000, nvt_seeds: int = 1) -> tuple[dict, dict]:
+def finish_fit(run: FitRun, nvt_steps: int = 2000, nvt_seeds: int = 1, progress=None) -> tuple[dict, dict]:
     """Step 3 of a fit: writes ``model.params``, ``metrics.json``, ``report.md``, the
-    parity and sanity plots; returns (metrics, failed sanity checks {name: detail})."""
+    parity and sanity plots; returns (metrics, failed sanity checks {name: detail}).
+    ``progress(task, done, total, note)`` follows the NVT runs (:mod:`compot.progress`)."""
     from .plots import parity_plots
     from .report import fit_report
     from .sanity import failed_checks
@@ -199,7 +200,7 @@ def finish_fit(run: FitRun, nvt_steps: int = 2000, nvt_seeds: int = 1) -> tuple[
         elastic, surface = property_files([resolve_path(p, run.base) for p in run.cfg["data"]["train"]])
     lattice = run.cfg["model"].get("lattice") or "auto"
     sanity, splots = sanity_with_plots(model, lattice, None, elastic, surface, out, data=s.train,
-                                       nvt_steps=nvt_steps, n_seeds=nvt_seeds)
+                                       nvt_steps=nvt_steps, n_seeds=nvt_seeds, progress=progress)
     metrics["sanity"] = sanity
     failed = failed_checks(sanity)
     metrics["unsafe"] = bool(failed)

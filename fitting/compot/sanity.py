@@ -234,7 +234,7 @@ def _md_calculator(model: Model):
 
 def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: float | None, steps: int = 2000,
               n_seeds: int = 1, timestep_fs: float = 1.0, min_atoms: int = 128, friction_per_fs: float = 0.01,
-              every: int = 10) -> dict:
+              every: int = 10, progress=None, label: str = "NVT") -> dict:
     """Langevin NVT runs in which no atom may be lost.
 
     A supercell (≥ ``min_atoms``) of ``lattice`` at ``a0``, velocities from the
@@ -245,7 +245,9 @@ def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: flo
     finite, or the kinetic temperature exceeds 5 × max(``temperature``,
     300 K) (the floor keeps the relaxation of an imperfect ideal lattice at a
     near-zero target from counting as a loss); a run stops at its first loss.
-    ``temperature`` None skips the check.
+    ``temperature`` None skips the check. ``progress(task, done, total, note)``, if
+    given, is called every ``every`` steps of each run (the task named after
+    ``label``, the temperature and the run; :mod:`compot.progress`).
     """
     from ase import units
     from ase.md.langevin import Langevin
@@ -273,6 +275,9 @@ def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: flo
         run = {"seed": seed, "t": [], "temperature": [], "energy": [], "min_distance": [], "lost": None}
         done = 0
         lost = None
+        task = f"{label} {temperature:.0f} K, run {seed + 1}/{n_seeds}"
+        if progress:
+            progress(task, 0, steps, engine)
         while done < steps and lost is None:
             try:
                 dyn.run(min(every, steps - done))
@@ -288,6 +293,8 @@ def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: flo
             run["temperature"].append(float(tk))
             run["energy"].append(float(e))
             run["min_distance"].append(dmin)
+            if progress:
+                progress(task, done, steps, f"{tk:.0f} K")
             if not np.isfinite(e):
                 lost = f"non-finite energy per atom at {done * timestep_fs:g} fs"
             elif len(dd):
@@ -340,7 +347,7 @@ def _element_setup(model: Model, symbol: str, lattice: str, a0: float | None, da
 def sanity_report(model: Model, lattice: str = "auto", a0: float | None = None,
                   elastic_file: str | Path | None = None, surface_file: str | Path | None = None, *,
                   data=None, temperature: float | None = None, nvt_steps: int = 2000, n_seeds: int = 1,
-                  nvt: bool = True, hottest_quantile: float = 0.9) -> dict:
+                  nvt: bool = True, hottest_quantile: float = 0.9, progress=None) -> dict:
     """Sanity checks (MODEL_SPEC §9–10), their curves, and material properties.
 
     Parameters
@@ -364,6 +371,8 @@ def sanity_report(model: Model, lattice: str = "auto", a0: float | None = None,
         Length (1 fs steps) and number of the NVT runs per element.
     nvt : bool
         Run the NVT check at all.
+    progress : callable(task, done, total, note), optional
+        Progress of the NVT runs (:func:`nvt_check`).
 
     Returns
     -------
@@ -420,7 +429,7 @@ def sanity_report(model: Model, lattice: str = "auto", a0: float | None = None,
                 log.warning("NVT check skipped: %s", exc)
         for s in species:
             checks[name("nvt", s)] = nvt_check(model, lattices[s], elements[s]["a0"], t_target, steps=nvt_steps,
-                                               n_seeds=n_seeds)
+                                               n_seeds=n_seeds, progress=progress, label=name("NVT", s))
     out = {"passed": all(c["passed"] is not False for c in checks.values()), "checks": checks,
            "elements": elements, "temperature": {"target": t_target, "source": t_source},
            "lattice": lattices[species[0]].kind, "properties": {}}
