@@ -71,8 +71,9 @@ typedef struct compot_node {
   double *q_max; /* [np K (P+1)] A leaves of format v2, np = S(S+1)/2 */
   double *c;     /* coefficients, layout of docs/parameter-file.md */
   double *shift; /* [S] */
-  /* derived in refresh: the coefficient table of an E, N or A leaf (see
-     compot_refresh), NULL for other nodes */
+  /* derived in refresh: the coefficient table of an E, N or A leaf, made
+     by its term (compot_exp_table_fill, compot_angular_table_fill), NULL
+     for other nodes */
   double *tab;
   /* format v2, fitted leaves (those with c): offset of the leaf's features
      in the feature vector f of the extrapolation grade, else -1 */
