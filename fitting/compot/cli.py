@@ -335,6 +335,41 @@ def _validate_uncertainty(args, model, rep: dict, surface) -> dict:
             "covariance": {kk: v for kk, v in cov.to_json().items() if kk != "eigenvalues_normalised"}}
 
 
+def cmd_select(args) -> int:
+    from .config import load_config
+    from .io import read_model
+    from .pipeline import read_data, train
+    from .recipe import prepare
+    from .selection import select
+    from .settings import FitSettings
+
+    cfg, base = load_config(args.config)
+    species = cfg["model"]["species"]
+    pool = read_data(args.pool, Path.cwd(), species, cfg["data"]["min_distance"], cfg["data"]["group_by"])
+    species = species or sorted({s for c in pool for s in c.symbols})
+    fitted, fit_cfg, _ = prepare(cfg["model"], cfg["fit"], pool, species)
+    settings = FitSettings.from_dict(fit_cfg)
+    if args.model:
+        model = read_model(args.model)
+    else:
+        log.info("no --model: fitting %s to the pool first", fitted.expression)
+        train(fitted, pool, settings)
+        model = fitted
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    doc = select(model, pool, settings, targets, args.precision, args.out,
+                 weight_bound=None if args.weight_bound <= 0 else args.weight_bound)
+    im = doc["information_matching"]
+    print(f"information matching: {im['n_selected']} of {doc['n_pool']} configurations (Σ weights "
+          f"{im['sum_weights']:.2f}); D-optimal baseline of the same size")
+    for t in targets:
+        print(f"  {t:5s} {doc['values'][t]:10.4f}  σ pool {doc['sigma_pool'][t]:.3g}  target {doc['precision'][t]:.3g}  "
+              f"σ selection {doc['predicted_sigma']['information_matching'][t]:.3g}")
+    out = Path(args.out)
+    print(f"wrote {out / 'selected.extxyz'} (fit it with compot fit --data), {out / 'd_optimal.extxyz'}, "
+          f"{out / 'selection.json'}, {out / 'selection.md'}")
+    return 0
+
+
 def cmd_export(args) -> int:
     from .export import KimIdWarning, export_kim
 
@@ -474,6 +509,23 @@ def build_parser() -> argparse.ArgumentParser:
     _keys_argument(q)
     q.add_argument("--out", required=True, help="output folder (resumable)")
     q.set_defaults(func=cmd_design)
+
+    q = sub.add_parser("select", help="information-matching selection of training data for target properties",
+                       description="Choose the smallest weighted set of pool configurations whose Fisher "
+                       "information dominates what the targets need at the given precision (package "
+                       "information-matching), and a D-optimal greedy set of the same size.")
+    q.add_argument("config", help="fit configuration (YAML): the model and its loss settings")
+    q.add_argument("--pool", nargs="+", required=True, help="candidate configurations (files or folders)")
+    q.add_argument("--model", help="the configuration's model fitted to the pool (default: fit it first)")
+    q.add_argument("--targets", default="a0,C11,C12,C44,B,E_V", help="comma-separated, of a0, C11, C12, C44, B, "
+                   "E_V (default all)")
+    q.add_argument("--precision", required=True, help="target precision: one value for all, one per target "
+                   "(comma-separated), or NAME=VALUE pairs; units Å, GPa, eV; N%% relative to the model's value")
+    q.add_argument("--weight-bound", type=float, default=1.0, help="largest weight of a configuration (default 1; "
+                   "0 for none)")
+    q.add_argument("--out", required=True, help="folder for selected.extxyz, d_optimal.extxyz, selection.json, "
+                   "selection.md")
+    q.set_defaults(func=cmd_select)
 
     q = sub.add_parser("fim", help="Fisher-information eigenspectrum of a model on data (256-bit)")
     q.add_argument("model", help="parameter file (format v1)")
