@@ -231,6 +231,15 @@ typedef struct compot_exchange {
 compot_workspace *compot_workspace_create(void);
 void compot_workspace_destroy(compot_workspace *ws);
 
+/* Ask the computes that use ws for the extrapolation grade (format v2,
+   MODEL_SPEC section 10): gamma_i = |U_Z (f_i - mu_Z)|^2 of every
+   contributing particle i is written to grade[i] (grade holds n_particles
+   doubles; 0 for non-contributing particles, for a format v1 model and for
+   an unfitted grade, U = 0).  The grade is computed for the switch anyway;
+   asking for it only adds it for atoms switched off by a close pair.
+   grade = NULL stops it (the default).  ws keeps the pointer, not a copy. */
+void compot_workspace_set_grade(compot_workspace *ws, double *grade);
+
 /* Evaluate the model.  ws may be NULL (a temporary one is used).  The
    results are finite or the call fails: a site energy, force or virial
    component that is not finite (a configuration far outside the model's

@@ -63,6 +63,9 @@ struct compot_workspace {
   double *arena; /* every double of the scratch (compot_scratch) */
   size_t ptr_cap;
   double **ptr;  /* per-basis pointers (compot_scratch) */
+  double *grade_out; /* [n] the host's array for the extrapolation grade of
+                        every contributing particle, or NULL (not owned;
+                        compot_workspace_set_grade) */
 };
 
 /* Everything one compute call needs, gathered once. */

@@ -121,9 +121,13 @@ static double atom_site(compot_ctx *c, int i)
     vfit = c->V[0] - vzbl;
     if (ws->flag[i] & COMPOT_PF_CLOSE)
       spair = compot_pair_switch(c, i, &nclose);
-    /* (an atom switched off by its close pairs needs no grade) */
-    if (gf != NULL && spair != 0.0)
-      sgrade = compot_grade_switch(m, Z, compot_grade(c, Z), &dsgrade);
+    /* (an atom switched off by its close pairs needs no grade, unless the
+       host asked for it: compot_workspace_set_grade) */
+    if (gf != NULL && (spair != 0.0 || ws->grade_out != NULL)) {
+      double gamma = compot_grade(c, Z);
+      if (ws->grade_out != NULL) ws->grade_out[i] = gamma;
+      if (spair != 0.0) sgrade = compot_grade_switch(m, Z, gamma, &dsgrade);
+    }
     sw = spair * sgrade;
     dv = vfit - m->w_e_ref[Z];
     esite = m->w_e_ref[Z] + sw * dv + vzbl;
@@ -341,6 +345,8 @@ int compot_compute_exchange(compot_model const *m, compot_workspace *ws,
   if (out->energy != NULL) *out->energy = 0.0;
   if (out->particle_energy != NULL)
     memset(out->particle_energy, 0, (size_t) n * sizeof(double));
+  if (ws->grade_out != NULL)
+    memset(ws->grade_out, 0, (size_t) n * sizeof(double));
   if (out->forces != NULL)
     memset(out->forces, 0, 3 * (size_t) n * sizeof(double));
   if (out->virial != NULL) memset(out->virial, 0, 6 * sizeof(double));

@@ -14,6 +14,11 @@ compot_workspace *compot_workspace_create(void)
   return (compot_workspace *) calloc(1, sizeof(compot_workspace));
 }
 
+void compot_workspace_set_grade(compot_workspace *ws, double *grade)
+{
+  if (ws != NULL) ws->grade_out = grade;
+}
+
 void compot_workspace_destroy(compot_workspace *ws)
 {
   if (ws == NULL) return;

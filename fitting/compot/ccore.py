@@ -159,6 +159,8 @@ def _declare(so) -> None:
     so.compot_workspace_create.restype = vp
     so.compot_workspace_destroy.argtypes = [vp]
     so.compot_workspace_destroy.restype = None
+    so.compot_workspace_set_grade.argtypes = [vp, ct.POINTER(ct.c_double)]
+    so.compot_workspace_set_grade.restype = None
     for name in ("compot_cutoff", "compot_influence_distance"):
         getattr(so, name).argtypes = [vp]
         getattr(so, name).restype = ct.c_double
@@ -375,8 +377,9 @@ class CoreModel:
                 so.compot_destroy(self._handle)
                 self._handle = None
 
-    def evaluate(self, atoms, mode: str = "ghosts"):
-        """Energy, site energies, forces and virial of one configuration.
+    def evaluate(self, atoms, mode: str = "ghosts", grade: bool = False):
+        """Energy, site energies, forces and virial of one configuration (and, with
+        ``grade``, the extrapolation grade of every atom).
 
         Parameters
         ----------
@@ -384,6 +387,9 @@ class CoreModel:
             Periodic along any subset of the cell vectors.
         mode : {"ghosts", "exchange"}
             How ghosts are passed to the core (module docstring).
+        grade : bool
+            Also return γ_i = |U_Z(f_i − μ_Z)|² (MODEL_SPEC §10; ``compot_workspace_set_grade``),
+            appended as a fifth element, shape (n_atoms,) [-] (zeros for format v1).
 
         Returns
         -------
@@ -428,6 +434,8 @@ class CoreModel:
         out = _Output(_ptr(e, ct.c_double), _ptr(pe, ct.c_double), _ptr(f, ct.c_double),
                       _ptr(v, ct.c_double), None)
         msg = ct.create_string_buffer(_MSG_SIZE)
+        g = np.zeros(n_part) if grade else None
+        self.so.compot_workspace_set_grade(self._ws, _ptr(g, ct.c_double) if grade else None)
         if exchange:
             owner = p.owner
             ghosts = np.arange(n, n_part)
@@ -448,10 +456,13 @@ class CoreModel:
                                                   ct.byref(out), msg, _MSG_SIZE)
         else:
             err = self.so.compot_compute(self._handle, self._ws, ct.byref(inp), ct.byref(out), msg, _MSG_SIZE)
+        self.so.compot_workspace_set_grade(self._ws, None)
         if err:
             raise CCoreError(msg.value.decode(errors="replace"))
         F = np.zeros((n, 3))
         np.add.at(F, p.owner, f)
+        if grade:
+            return float(e[0]), pe[:n].copy(), F, v, g[:n].copy()
         return float(e[0]), pe[:n].copy(), F, v
 
 
@@ -466,10 +477,12 @@ class CCoreCalculator(Calculator):
 
     Implemented properties: energy [eV], free_energy, energies (site energies
     [eV]), forces [eV/Å], stress [eV/Å³] (periodic cells only; σ = W/V,
-    tensile positive, as :class:`compot.calculator.CompotCalculator`).
+    tensile positive, as :class:`compot.calculator.CompotCalculator`), and
+    ``grade``, the extrapolation grade γ_i of every atom [-] computed by the core
+    (MODEL_SPEC §10), when asked for.
     """
 
-    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "grade"]
 
     def __init__(self, model, mode: str = "ghosts", **kwargs):
         super().__init__(**kwargs)
@@ -478,7 +491,11 @@ class CCoreCalculator(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        e, pe, F, v = self.core.evaluate(self.atoms, self.mode)
+        if "grade" in properties:
+            e, pe, F, v, g = self.core.evaluate(self.atoms, self.mode, grade=True)
+            self.results["grade"] = g
+        else:
+            e, pe, F, v = self.core.evaluate(self.atoms, self.mode)
         self.results.update(energy=e, free_energy=e, energies=pe, forces=F)
         if self.atoms.pbc.all():
             W = np.array([[v[0], v[5], v[4]], [v[5], v[1], v[3]], [v[4], v[3], v[2]]])
