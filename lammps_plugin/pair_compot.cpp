@@ -65,7 +65,7 @@ extern "C" int compot_lmp_reverse(void *ctx, double *data, int width)
 
 PairCompot::PairCompot(LAMMPS *lmp) :
     Pair(lmp), model(nullptr), workspace(nullptr), nmax(0), filter_neighbors(false),
-    comm_data(nullptr), comm_width(0), comm_col(0), comm_ncol(0)
+    grade_flag(0), grade_always(false), comm_data(nullptr), comm_width(0), comm_col(0), comm_ncol(0)
 {
   single_enable = 0;
   restartinfo = 0;
@@ -118,9 +118,10 @@ void PairCompot::allocate()
 
 void PairCompot::settings(int narg, char **arg)
 {
-  if (narg != 0)
-    error->all(FLERR, "Illegal pair_style compot command: expected no arguments, found '{}'",
-               arg[0]);
+  if (narg > 1 || (narg == 1 && strcmp(arg[0], "grade") != 0))
+    error->all(FLERR, "Illegal pair_style compot command: expected no argument or 'grade', found '{}'",
+               arg[narg - 1]);
+  grade_always = narg == 1;
   if (strcmp(update->unit_style, "metal") != 0)
     error->all(FLERR, "Pair style compot requires 'metal' units (eV, Angstrom); found units '{}'",
                update->unit_style);
@@ -377,9 +378,14 @@ void PairCompot::compute(int eflag, int vflag)
   out.virial = vflag_global ? vir : nullptr;
   out.particle_virial = vflag_atom ? vbuf.data() : nullptr;
 
+  const bool want_grade = grade_always || grade_flag;
+  if (want_grade && gbuf.size() < (size_t) nmax) gbuf.resize(nmax);
+  compot_workspace_set_grade(workspace, want_grade ? gbuf.data() : nullptr);
+
   char msg[MSG_SIZE];
-  if (compot_compute_exchange(model, workspace, &in, &ex, &out, msg, sizeof msg) != 0)
-    error->one(FLERR, "pair compot (model file {}): {}", model_file, msg);
+  const int err = compot_compute_exchange(model, workspace, &in, &ex, &out, msg, sizeof msg);
+  compot_workspace_set_grade(workspace, nullptr);
+  if (err != 0) error->one(FLERR, "pair compot (model file {}): {}", model_file, msg);
 
   // forces and per-atom virials of ghosts: LAMMPS sums them into their
   // owners with newton on; with newton off this style does it itself
@@ -421,10 +427,32 @@ void PairCompot::compute(int eflag, int vflag)
 
 /* ---------------------------------------------------------------------- */
 
+void *PairCompot::extract(const char *name, int &dim)
+{
+  dim = 0;
+  if (strcmp(name, "grade_flag") == 0) return (void *) &grade_flag;
+  return nullptr;
+}
+
+/* ----------------------------------------------------------------------
+   "grade": gamma_i of the local atoms, written by the last compute that
+   computed it (grade_flag set, or pair_style compot grade); a vector
+------------------------------------------------------------------------- */
+
+void *PairCompot::extract_peratom(const char *name, int &ncol)
+{
+  ncol = 0;
+  if (strcmp(name, "grade") != 0) return nullptr;
+  if (gbuf.size() < (size_t) atom->nmax) gbuf.resize(atom->nmax, 0.0);
+  return (void *) gbuf.data();
+}
+
+/* ---------------------------------------------------------------------- */
+
 double PairCompot::memory_usage()
 {
   double bytes = Pair::memory_usage();
   bytes += (double) (species.capacity() + contributing.capacity() + neighbuf.capacity()) * sizeof(int);
-  bytes += (double) (fbuf.capacity() + ebuf.capacity() + vbuf.capacity()) * sizeof(double);
+  bytes += (double) (fbuf.capacity() + ebuf.capacity() + vbuf.capacity() + gbuf.capacity()) * sizeof(double);
   return bytes;
 }

@@ -37,6 +37,11 @@ class PairCompot : public Pair {
 
   double memory_usage() override;
 
+  // the extrapolation grade as a per-atom vector (fix pair): "grade", and the
+  // trigger "grade_flag" that fix pair sets on the steps it reads it
+  void *extract(const char *, int &) override;
+  void *extract_peratom(const char *, int &) override;
+
   // callbacks of the C core (public so that the C trampolines reach them)
   int neighbors_of(int i, int *n, int const **neighbors);
   int exchange(double *data, int width, bool reverse);
@@ -53,6 +58,12 @@ class PairCompot : public Pair {
   std::vector<double> fbuf, ebuf, vbuf;
   std::vector<int> neighbuf;    // a filtered neighbour list
   bool filter_neighbors;        // strip bits / drop unmapped types
+
+  // extrapolation grade: computed on steps with grade_flag set (fix pair ...
+  // grade 1) or on every step (pair_style compot grade); gbuf[i] = gamma_i
+  int grade_flag;
+  bool grade_always;
+  std::vector<double> gbuf;
 
   // state of the current forward/reverse communication
   double *comm_data;
