@@ -52,23 +52,40 @@ void compot_angular_table_fill(compot_model const *m, compot_node *nd)
 }
 
 /*
- * Doubles per A leaf and atom of the arrays kept from the value to the
- * backward step (rows pst long):
+ * The arrays of an A leaf at one atom, kept from the value to the backward
+ * step, at these offsets from the leaf's block (rows pst long):
  *   A [S K nvp], self [S K] (rounded up to 8), Y [nvp pst], grad Y
  *   [3 nvp pst], G, dG [S K pst], and in format v2 dx/du of the
- *   invariants and a flag [np K (P+1) + 1],
- * rounded up to 8: every array a multiple of 8 doubles, so that with an
- * aligned start the rows of 4-lane loads stay 32-byte aligned.
+ *   invariants and a flag [np K (P+1) + 1] (angular_bounded).
+ * With an aligned block the rows of 4-lane loads stay 32-byte aligned.
+ * One layout for the value step, the backward step and the block size.
  */
+typedef struct ang_layout {
+  size_t A, self, Y, dY, G, dG, dq, end;
+} ang_layout;
+
+static ang_layout layout_of(size_t sk, size_t nvp, size_t pst, size_t ndq)
+{
+  ang_layout o;
+  o.A = 0;
+  o.self = o.A + sk * nvp;
+  o.Y = o.self + ((sk + 7) & ~(size_t) 7);
+  o.dY = o.Y + nvp * pst;
+  o.G = o.dY + 3 * nvp * pst;
+  o.dG = o.G + sk * pst;
+  o.dq = o.dG + sk * pst;
+  o.end = o.dq + ndq;
+  return o;
+}
+
+/* Doubles per A leaf and atom: the layout of the largest leaf, rounded up
+   to 8 (every leaf's block starts 64-byte aligned). */
 size_t compot_angular_stride(compot_model const *m, int pst)
 {
-  size_t sk = (size_t) m->n_species * m->max_K, nvp = (size_t) m->nvp;
-  size_t st = sk * nvp + ((sk + 7) & ~(size_t) 7) + 4 * nvp * (size_t) pst
-              + 2 * sk * (size_t) pst;
-  if (m->version >= 2)
-    st += (size_t) (m->n_species * (m->n_species + 1) / 2) * m->max_K
-              * (m->max_P + 1) + 1;
-  return (st + 7) & ~(size_t) 7;
+  size_t S = (size_t) m->n_species, ndq = 0;
+  if (m->version >= 2) ndq = S * (S + 1) / 2 * m->max_K * (m->max_P + 1) + 1;
+  return (layout_of(S * m->max_K, (size_t) m->nvp, (size_t) pst, ndq).end + 7)
+         & ~(size_t) 7;
 }
 
 /*
@@ -285,9 +302,9 @@ double compot_angular_value(compot_ctx *c, compot_node const *nd, int i,
   int p0 = ws->pstart[i], n = ws->pend[i] - p0, nt = (n + 3) & ~3;
   int s1, s2, k, v, t;
   size_t sk = (size_t) S * K;
-  double *A = sum, *selfv = A + sk * nvp, *Y = selfv + ((sk + 7) & ~(size_t) 7);
-  double *dY = Y + (size_t) nvp * pst, *G = dY + 3 * (size_t) nvp * pst;
-  double *dG = G + sk * pst;
+  ang_layout const o = layout_of(sk, (size_t) nvp, (size_t) pst, 0);
+  double *A = sum + o.A, *selfv = sum + o.self, *Y = sum + o.Y;
+  double *dY = sum + o.dY, *G = sum + o.G, *dG = sum + o.dG;
   double *ux = c->ascr, *uy = ux + pst, *uz = uy + pst;
   double e = 0.0;
 
@@ -322,7 +339,7 @@ double compot_angular_value(compot_ctx *c, compot_node const *nd, int i,
     selfv[k] = v4_sum(sq);
   }
   if (c->m->version >= 2)
-    return e + angular_bounded(c, nd, Z, A, selfv, dG + sk * pst, gf);
+    return e + angular_bounded(c, nd, Z, A, selfv, sum + o.dq, gf);
   for (s1 = 0; s1 < S; ++s1)
     for (s2 = s1; s2 < S; ++s2) {
       size_t row = (size_t) (Z * np + compot_pair_index(S, s1, s2)) * K;
@@ -431,9 +448,9 @@ void compot_angular_backward(compot_ctx *c, compot_node const *nd, int i,
   int p0 = ws->pstart[i], n = ws->pend[i] - p0, s1, s2, k, t, v;
   int nv = P1 * P1;
   int sk = S * K;
-  double const *A = sum, *selfv = A + (size_t) sk * nvp;
-  double const *Yall = selfv + ((sk + 7) & ~7), *dYall = Yall + (size_t) nvp * pst;
-  double const *G = dYall + 3 * (size_t) nvp * pst, *dG = G + (size_t) sk * pst;
+  ang_layout const o = layout_of((size_t) sk, (size_t) nvp, (size_t) pst, 0);
+  double const *A = sum + o.A, *Yall = sum + o.Y, *dYall = sum + o.dY;
+  double const *G = sum + o.G, *dG = sum + o.dG;
   double *rad = c->ascr, *GV = rad + pst;
   double *bac = c->bac;
   double const *tab = nd->tab;
@@ -443,7 +460,7 @@ void compot_angular_backward(compot_ctx *c, compot_node const *nd, int i,
     /* saturated invariants (angular_bounded): dE/dq = a c dx/du, i.e. the
        coefficients times dx/du, spread over v as in the table; with
        feature adjoints gb, (a c + gb) dx/du and then a = 1 */
-    double const *dq = dG + (size_t) sk * pst;
+    double const *dq = sum + o.dq;
     int sat = dq[(size_t) np * K * P1] != 0.0;
     eff = sat || gb != NULL;
     if (eff) {
