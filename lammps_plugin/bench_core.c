@@ -7,7 +7,10 @@
  * for profiling (perf record ./bench_core model.params 12 20).
  *
  *   make -C lammps_plugin bench_core
- *   lammps_plugin/bench_core MODEL.params [cells=12] [repeats=20] [a=3.30] [skin=2.0] [half|full]
+ *   lammps_plugin/bench_core MODEL.params [cells=12] [repeats=20] [a=3.30] [skin=2.0] [half|full] [grade]
+ *
+ * With "grade" the extrapolation grade of every atom is asked for too
+ * (compot_workspace_set_grade), as pair_style compot grade does.
  *
  * Prints CPU microseconds per atom and compute call (energy, forces,
  * virial) and the energy per atom.
@@ -143,6 +146,10 @@ int main(int argc, char **argv)
   }
   f = malloc(3 * (size_t) s.n * sizeof(double));
   ws = compot_workspace_create();
+  if (argc > 7 && strcmp(argv[7], "grade") == 0) {
+    double *grade = (double *) calloc((size_t) s.n, sizeof(double));
+    compot_workspace_set_grade(ws, grade);   /* freed at exit */
+  }
   {
     compot_input in = {0};
     compot_exchange ex = {0};
