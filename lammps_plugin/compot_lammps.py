@@ -66,7 +66,7 @@ def load_plugin(lmp, path: str | os.PathLike = PLUGIN_SO) -> None:
     """``plugin load path`` and check that pair style compot is now known."""
     path = Path(path)
     if not path.is_file():
-        raise PluginLoadError(f"plugin {path} not found: build it with `make plugin`")
+        raise PluginLoadError(f"plugin {path} not found: build it with `make plugin` or `compot build-plugin`")
     if not lmp.has_style("pair", "compot"):
         lmp.command(f"plugin load {path}")
     if not lmp.has_style("pair", "compot"):
