@@ -110,3 +110,37 @@ def test_no_data_is_an_error():
     model = Model("G2", ["Nb"], 4.4, version=1)
     with pytest.raises(UncertaintyError, match="no data rows"):
         parameter_covariance(model, [], FitSettings())
+
+
+def test_cli_eval_uncertainty(data_dir, tmp_path, capsys):
+    """compot eval --uncertainty (config.yaml beside the model, as compot fit writes it)
+    gives σ per configuration and the calibration on the fit's validation split, and
+    writes uncertainty.md and calibration.png."""
+    import json
+
+    from ase.io import read, write
+
+    from compot.cli import main
+    from compot.io import write_model
+    from compot.trainer import Trainer
+
+    frames = read(data_dir / "nb-mvl" / "Nb_AIMD.extxyz", "::10")          # 20 snapshots
+    write(tmp_path / "aimd.extxyz", frames)
+    (tmp_path / "config.yaml").write_text(
+        "model:\n  species: [Nb]\n  expression: E[G4L2]\n  cutoff: 4.4\n"
+        f"data:\n  train: [{tmp_path / 'aimd.extxyz'}]\n  validation_fraction: 0.2\n  seed: 0\n"
+        "", encoding="utf-8")
+    from compot.uncertainty_report import fit_context
+    ctx = fit_context(tmp_path / "model.params", tmp_path / "config.yaml")
+    model = Model("E[G4L2]", ["Nb"], 4.4, {"b1.alpha": 0.4, "b1.beta": 1.5}, version=1)
+    model.compute_scales([model.system(ctx.train)])
+    Trainer(model, ctx.train, ctx.settings).solve(model.blocks("linear"))
+    write_model(model, tmp_path / "model.params")
+    out = tmp_path / "unc"
+    assert main(["eval", str(tmp_path / "model.params"), str(tmp_path / "aimd.extxyz"), "--uncertainty",
+                 "--out", str(out), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    rows = doc["uncertainty"]["configurations"]
+    assert len(rows) == 20 and all(r["sigma_energy"] > 0 and r["sigma_force_rms"] > 0 for r in rows)
+    assert doc["uncertainty"]["calibration"]["inflation_force"] > 0
+    assert (out / "calibration.png").stat().st_size > 0 and "Spearman" in (out / "uncertainty.md").read_text()
