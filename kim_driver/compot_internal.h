@@ -357,6 +357,8 @@ void compot_exp_feature_v(int n, double const *gamma, double const *ginv,
                           double const *u, double tau, double *x, double *dx);
 void compot_inner_window(double r, double r_a, double r_b, double *s,
                          double *ds);
+void compot_effective_distance(double r, double r_a, double r_b, double *c,
+                               double *dc);
 void compot_gaussian_n(compot_basis const *b, int m, double const *r,
                        double const *fc, double const *dfc, double *g,
                        double *dg);

@@ -180,6 +180,31 @@ void compot_exp_feature(double gamma, double u, double tau, double *x,
 }
 
 /*
+ * Effective distance of format v2 (MODEL_SPEC 10) at which the fitted terms
+ * see a pair closer than r_b: with w_c = 0.22 (r_b - r_a) and t = (r - r_b +
+ * w_c)/w_c clipped to [0, 1],
+ *   c(r) = r_b - w_c (1/2 - I(t)),  I(t) = 7t^5 - 14t^6 + 10t^7 - 5t^8/2
+ * (the integral of the C3 step S_in of compot_inner_window from 0 to t), so
+ * dc/dr = S_in(t): c is monotone, joins r at r_b to fourth order and is
+ * r_b - 0.11 (r_b - r_a) for r <= r_b - w_c; r itself for r >= r_b (as
+ * compot.functions.effective_distance_fdf).
+ */
+void compot_effective_distance(double r, double r_a, double r_b, double *c,
+                               double *dc)
+{
+  double wc = 0.22 * (r_b - r_a), t, t4;
+  if (r >= r_b || !(wc > 0.0)) {
+    *c = r;
+    *dc = 1.0;
+    return;
+  }
+  t = r <= r_b - wc ? 0.0 : (r - (r_b - wc)) / wc;
+  t4 = t * t * t * t;
+  *c = r_b - wc * (0.5 - t4 * t * (7.0 + t * (-14.0 + t * (10.0 - 2.5 * t))));
+  *dc = t4 * (35.0 + t * (-84.0 + t * (70.0 - 20.0 * t)));
+}
+
+/*
  * Inner window of format v2 (MODEL_SPEC 10), t = (r - r_a)/(r_b - r_a):
  *   s_in = 0 for r <= r_a (and r < r_b), 1 for r >= r_b, otherwise
  *   s_in = 35 t^4 - 84 t^5 + 70 t^6 - 20 t^7 = 1 - (the f_c polynomial of t),

@@ -11,7 +11,7 @@
  * kept once (from a half list, or by index order from full lists) and both
  * directions are written together (compot_build_pairs).  Format v2: a pair
  * closer than its r_b is seen by every fitted term at the effective
- * distance c(r) = r_b + (r - r_b) s_in(r) (effective_distance): its slot
+ * distance c(r) (compot_effective_distance, monotone): its slot
  * holds f_c(c) and the basis is evaluated at c; ZBL, the unit vectors and
  * the virial keep the true r.
  */
@@ -103,8 +103,8 @@ static int listed_inside(compot_ctx *c, int i, int const **list_out,
 
 /*
  * Format v2: the fitted terms see a pair of species (s1, s2) closer than
- * its r_b at the effective distance c(r) = r_b + (r - r_b) s_in(r) >= r_b
- * - 0.11 (r_b - r_a) (s_in: compot_inner_window), so they never extrapolate
+ * its r_b at the effective distance c(r) >= r_b - 0.11 (r_b - r_a)
+ * (compot_effective_distance, monotone), so they never extrapolate
  * in r: the slots of such pairs get f_c(c), f_c'(c) (c->sx holds c; the
  * basis is evaluated at c and compot_cluster_functions multiplies g^' and
  * f_c' by dc/dr afterwards).  ZBL, the unit vectors and the virial read the
@@ -125,7 +125,7 @@ static void effective_distance(compot_ctx *c)
     int i = ws->order[o], zi = spec[i] * S;
     for (t = 0; t < ws->pmid[i]; ++t, ++h) {
       double const *w;
-      double r = ws->sr[h], s, ds, x;
+      double r = ws->sr[h], s, x;
       if (!(r < rb_max)) continue;
       w = win + 2 * (zi + spec[ws->sj[h]]);
       if (!(r < w[1])) continue;
@@ -133,12 +133,11 @@ static void effective_distance(compot_ctx *c)
         memcpy(ws->sx, ws->sr, (size_t) c->n_slots * sizeof(double));
         c->sx = ws->sx;
       }
-      compot_inner_window(r, w[0], w[1], &s, &ds);
-      x = w[1] + (r - w[1]) * s;
+      compot_effective_distance(r, w[0], w[1], &x, &s);
       ws->sx[h] = x;
       compot_cutoff_fn(x, rc, &ws->sfc[h], &ws->sdfc[h]);
       ws->wsl[nw] = (int) h;
-      ws->wdc[nw++] = s + (r - w[1]) * ds;
+      ws->wdc[nw++] = s;
       ws->flag[i] |= COMPOT_PF_CLOSE;
       ws->flag[ws->sj[h]] |= COMPOT_PF_CLOSE;
     }

@@ -228,7 +228,7 @@ static void add_grade_blocks(table_builder *tb, char const *sp)
       dup_printf("extrapolation grade: gamma_lo[Z] > 0 up to which the "
                  "fitted energy of an atom of species Z is fully on; "
                  "between gamma_lo and gamma_hi the switch is the f_c "
-                 "polynomial of (gamma - gamma_lo)/(gamma_hi - gamma_lo) "
+                 "polynomial of ln(gamma/gamma_lo)/ln(gamma_hi/gamma_lo) "
                  "(format v2); unit 1; role fixed (not fitted); flat index "
                  "Z in species order (%s)",
                  sp));

@@ -6,11 +6,13 @@
  *   S_i = S_pair(i) S_grade(i),
  *
  * S_pair the product of s_in over the atom's pairs closer than r_b, and
- * S_grade the f_c polynomial of (gamma - gamma_lo)/(gamma_hi - gamma_lo)
+ * S_grade the f_c polynomial of ln(gamma/gamma_lo)/ln(gamma_hi/gamma_lo)
  * of the extrapolation grade gamma = |U_Z (f - mu_Z)|^2 of the atom's
  * feature vector f.  Here: both factors, their gradients, and the padded
  * rows of U made at refresh (compot_grade_rows_fill).
  */
+#include <math.h>
+
 #include "compot_eval.h"
 
 /*
@@ -154,16 +156,18 @@ void compot_grade_gradient(compot_ctx *c, int Z, double coef)
 }
 
 /* S_grade(gamma) of species Z: 1 up to gamma_lo, 0 from gamma_hi, the f_c
-   polynomial of (gamma - gamma_lo)/(gamma_hi - gamma_lo) in between; its
-   derivative in *ds. */
+   polynomial of t = ln(gamma/gamma_lo)/ln(gamma_hi/gamma_lo) in between (on
+   ln gamma so that the hand-over starts as soon as an atom leaves the data,
+   docs/parameter-file.md); its derivative dS/dgamma in *ds. */
 double compot_grade_switch(compot_model const *m, int Z, double gamma,
                            double *ds)
 {
-  double w = m->g_hi[Z] - m->g_lo[Z], fc, dfc;
+  double w, fc, dfc;
   *ds = 0.0;
   if (gamma >= m->g_hi[Z]) return 0.0;
   if (!(gamma > m->g_lo[Z])) return 1.0;
-  compot_cutoff_fn((gamma - m->g_lo[Z]) / w, 1.0, &fc, &dfc);
-  *ds = dfc / w;
+  w = log(m->g_hi[Z] / m->g_lo[Z]);
+  compot_cutoff_fn(log(gamma / m->g_lo[Z]) / w, 1.0, &fc, &dfc);
+  *ds = dfc / (w * gamma);
   return fc;
 }

@@ -193,9 +193,10 @@ def inner_window_fdf(r: np.ndarray, r_a: np.ndarray, r_b: np.ndarray) -> tuple[n
 def effective_distance_fdf(r: np.ndarray, r_a: np.ndarray, r_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distance c(r) at which the fitted terms of format v2 see a pair, and dc/dr.
 
-    c(r) = r_b + (r − r_b) s_in(r): r itself for r ≥ r_b, r_b for r ≤ r_a, and in
-    between a C³ blend that never goes below r_b − 0.11 (r_b − r_a) (MODEL_SPEC §10,
-    docs/parameter-file.md). A pair closer than the data's shortest distance is
+    c(r) = r_b − w_c (1/2 − I(t)), w_c = 0.22 (r_b − r_a), t = (r − r_b + w_c)/w_c
+    clipped to [0, 1], I(t) = ∫₀ᵗ S_in = 7t⁵ − 14t⁶ + 10t⁷ − 2.5t⁸: r itself for r ≥ r_b,
+    monotone with dc/dr = S_in(t), and r_b − 0.11 (r_b − r_a) for r ≤ r_b − w_c
+    (MODEL_SPEC §10, docs/parameter-file.md; C: compot_effective_distance). A pair closer than the data's shortest distance is
     thus seen as if it were at that distance, so fitted terms never extrapolate in r.
 
     Parameters
@@ -206,9 +207,14 @@ def effective_distance_fdf(r: np.ndarray, r_a: np.ndarray, r_b: np.ndarray) -> t
     -------
     c, dc : ndarray, shape (n,) — [Å], [-]
     """
-    s, ds = inner_window_fdf(r, r_a, r_b)
-    close = r < r_b
-    return np.where(close, r_b + (r - r_b) * s, r), np.where(close, s + (r - r_b) * ds, 1.0)
+    r = np.asarray(r, dtype=float)
+    wc = 0.22 * (r_b - r_a)
+    t = np.clip((r - (r_b - wc)) / np.where(wc > 0, wc, 1.0), 0.0, 1.0)
+    t4 = t ** 4
+    integral = t4 * t * (7.0 + t * (-14.0 + t * (10.0 - 2.5 * t)))
+    s = t4 * (35.0 + t * (-84.0 + t * (70.0 - 20.0 * t)))
+    close = (r < r_b) & (wc > 0)
+    return np.where(close, r_b - wc * (0.5 - integral), r), np.where(close, s, 1.0)
 
 
 # ------------------------------------------------------------------------- ZBL

@@ -128,7 +128,9 @@ class SafetyLayer:
         atom's features from the fitted data), S_grade(i) and dS_grade/dγ.
 
         S_grade = 1 for γ ≤ γ_lo, 0 for γ ≥ γ_hi, and the f_c polynomial of
-        t = (γ − γ_lo)/(γ_hi − γ_lo) in between (MODEL_SPEC §10). Since the fitted
+        t = ln(γ/γ_lo)/ln(γ_hi/γ_lo) in between (MODEL_SPEC §10; logarithmic so that the
+        hand-over starts as soon as an atom leaves the data, docs/parameter-file.md;
+        C: compot_grade_switch). Since the fitted
         energy is linear in f, |V_fit − mean| ≤ σ_E √γ wherever S_grade > 0 (σ_E the
         standard deviation of the fitted site energies over the data), whatever the
         size of the coefficients. A model whose U is zero (not yet fitted) has γ = 0.
@@ -144,11 +146,12 @@ class SafetyLayer:
                     gamma[at] = np.sum((f[at] @ U[z].T) ** 2, axis=1)
             lo = self.model.params["g.gamma_lo"][s.species_n]
             hi = self.model.params["g.gamma_hi"][s.species_n]
-            t = np.clip((gamma - lo) / (hi - lo), 0.0, 1.0)
-            fc, dfc = cutoff_fdf(t, 1.0)
             inside = (gamma > lo) & (gamma < hi)
+            g_in = np.where(inside, gamma, lo)
+            t = np.clip(np.log(g_in / lo) / np.log(hi / lo), 0.0, 1.0)
+            fc, dfc = cutoff_fdf(t, 1.0)
             self._grade = Grade(gamma, np.where(gamma >= hi, 0.0, np.where(gamma <= lo, 1.0, fc)),
-                                np.where(inside, dfc / (hi - lo), 0.0))
+                                np.where(inside, dfc / (np.log(hi / lo) * g_in), 0.0))
         return self._grade
 
     def grade_gradient(self) -> np.ndarray:

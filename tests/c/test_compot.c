@@ -436,9 +436,11 @@ static double ref_sin(compot_model const *m, double r, int si, int sj)
   return 1.0 - ref_fc(r - ra, rb - ra);
 }
 
-/* Format v2: the distance c(r) = r_b + (r - r_b) s_in(r) at which the
-   fitted terms see a pair closer than its r_b; r itself otherwise (v1:
-   always). */
+/* Format v2: the distance c(r) = r_b - w_c (1/2 - I(t)) at which the
+   fitted terms see a pair closer than its r_b, w_c = 0.22 (r_b - r_a),
+   t = (r - r_b + w_c)/w_c clipped to [0, 1], I(t) = integral of the C3 step
+   35u^4 - 84u^5 + 70u^6 - 20u^7 from 0 to t (written out here by powers);
+   r itself otherwise (v1: always). */
 static double ref_seen(compot_model const *m, double r, int si, int sj)
 {
   int S = m->n_species, lo = si < sj ? si : sj, hi = si < sj ? sj : si;
@@ -448,7 +450,12 @@ static double ref_seen(compot_model const *m, double r, int si, int sj)
   rb = m->w_r_b[q];
   if (r >= rb) return r;
   ++n_ref_windowed;
-  return rb + (r - rb) * ref_sin(m, r, si, sj);
+  {
+    double wc = 0.22 * (rb - m->w_r_a[q]), t = (r - rb + wc) / wc;
+    if (t < 0.0) t = 0.0;
+    return rb - wc * (0.5 - (7.0 * pow(t, 5) - 14.0 * pow(t, 6) +
+                             10.0 * pow(t, 7) - 2.5 * pow(t, 8)));
+  }
 }
 
 /* g^_k as the fitted terms see it: g_k(c) f_c(c), c = ref_seen(r). */
@@ -764,7 +771,7 @@ static double ref_site(compot_model const *m, config const *c, int i)
       sg = 0.0;
       ++n_ref_off;
     } else if (g > lo) {
-      sg = ref_fc(g - lo, hi - lo);
+      sg = ref_fc(log(g / lo), log(hi / lo));
       ++n_ref_transition;
       ref_in_transition = 1;
     }
