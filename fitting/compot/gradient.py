@@ -4,8 +4,9 @@ adjoint columns at once, and the forces they give."""
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
-from .neighbours import System
+from .neighbours import VOIGT_PAIRS, System
 
 __all__ = ["PairGradient"]
 
@@ -72,3 +73,29 @@ class PairGradient:
                 Gc += self.V[:, c, :]
             F[:, c, :] = s.incidence @ Gc
         return F
+
+    def forces_virials(self, ctx) -> tuple[np.ndarray, np.ndarray]:
+        """Forces and virials of every column, without forming G.
+
+        Returns
+        -------
+        F : ndarray, shape (n_atoms, 3, m) [eV/Å]
+        W : ndarray, shape (n_configs, 6, m) [eV] — W = Σ_p G_p ⊗ D_p = V σ per configuration,
+            Voigt order (xx, yy, zz, yz, xz, xy), ASE sign (tensile positive), as
+            :meth:`compot.neighbours.System.virials`
+        """
+        self._fold_lam(ctx)
+        s = self.system
+        F = np.empty((s.n_atoms, 3, self.m))
+        W = np.zeros((s.n_configs, 6, self.m))
+        to_config = sp.csr_matrix((np.ones(s.n_pairs), (s.config_p, np.arange(s.n_pairs))),
+                                  shape=(s.n_configs, s.n_pairs))
+        for c in range(3):
+            Gc = self.R * s.u_pc[:, c:c + 1]
+            if self.V is not None:
+                Gc += self.V[:, c, :]
+            F[:, c, :] = s.incidence @ Gc
+            for k, (a, b) in enumerate(VOIGT_PAIRS):
+                if a == c:
+                    W[:, k, :] = to_config @ (Gc * s.D_pc[:, b:b + 1])
+        return F, W

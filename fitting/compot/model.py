@@ -32,14 +32,13 @@ References
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 
 from .context import Context, PairGradient
 from .errors import ExpressionError
 from .expression import Layout, layout, parse
-from .neighbours import System
+from .neighbours import System, voigt_to_matrix
 
 __all__ = ["Model", "Prediction", "LinearDesign", "DEFAULT_NONLINEAR"]
 
@@ -67,17 +66,27 @@ class Prediction:
     virial_mcc: np.ndarray | None
 
 
-class LinearDesign(NamedTuple):
+@dataclass
+class LinearDesign:
     """Rows of the least-squares problem of :meth:`Model.linear_design`.
+
+    Unpacks as ``JE, JF, pred`` (the virial rows are the attribute ``JW``).
 
     JE : ndarray, shape (m, n_cols) [eV per unit θ] — energy rows
     JF : ndarray, shape (n, 3, n_cols) or None [eV/Å per unit θ] — force rows
-    pred : Prediction at the current parameters (energies and forces; to form ``rest``)
+    pred : Prediction at the current parameters (energies and forces, and the
+        virial when virial rows were asked for; to form ``rest``)
+    JW : ndarray, shape (m, 6, n_cols) or None [eV per unit θ] — virial rows W = V σ in
+        Voigt order (xx, yy, zz, yz, xz, xy), ASE sign (tensile positive)
     """
 
     JE: np.ndarray
     JF: np.ndarray | None
     pred: Prediction
+    JW: np.ndarray | None = None
+
+    def __iter__(self):
+        return iter((self.JE, self.JF, self.pred))
 
 
 class Model:
@@ -359,7 +368,8 @@ class Model:
                     self.params[name] = np.where(x > 0, x, 1.0)
 
     # ----------------------------------------------------------- training
-    def linear_design(self, system: System, names: list[str], forces: bool = True) -> LinearDesign:
+    def linear_design(self, system: System, names: list[str], forces: bool = True,
+                      virial: bool = False) -> LinearDesign:
         """Rows of the least-squares problem for linear blocks ``names``.
 
         The model must be linear in the union of those blocks (no two in the two
@@ -372,6 +382,8 @@ class Model:
         system : System
         names : list of str — linear block names (``n1.c``, ``n0.shift``)
         forces : bool — also return force rows
+        virial : bool — also return virial rows ``JW`` (W_m = Σ_c Jᵂ_mc θ_c + rest; the
+            stress is W_m / V_m) and the rest's virial in ``pred`` (implies ``forces``)
 
         Returns
         -------
@@ -395,7 +407,8 @@ class Model:
         pred_e = ctx.site_energy()
         JF = None
         G1 = None
-        if forces:
+        JW = W1 = None
+        if forces or virial:
             grad = PairGradient(system, pos + 1)
             design.column_vjp(0, S_n, grad)
             if np.any(dS_p):
@@ -405,11 +418,16 @@ class Model:
                 # Φ_c(i) ∂S_i/∂D through the grade: one feature VJP per column
                 ctx.safety.features_vjp(dS_df, Phi_fit, grad, slice(0, pos))
             ctx.site_energy_vjp(np.ones((system.n_atoms, 1)), grad, slice(pos, pos + 1))
-            Fall = grad.forces(ctx)
+            if virial:
+                Fall, Wall = grad.forces_virials(ctx)
+                JW = Wall[:, :, :pos]
+                W1 = voigt_to_matrix(Wall[:, :, pos])
+            else:
+                Fall = grad.forces(ctx)
             JF = Fall[:, :, :pos]
             G1 = Fall[:, :, pos]
-        pred = Prediction(system.sum_config @ pred_e, pred_e, G1, None)
-        return LinearDesign(JE, JF, pred)
+        pred = Prediction(system.sum_config @ pred_e, pred_e, G1, W1)
+        return LinearDesign(JE, JF, pred, JW)
 
 
 class _Design:

@@ -24,6 +24,30 @@ from .functions import cutoff_fdf
 __all__ = ["System", "neighbour_pairs"]
 
 
+#: Voigt order of stress and virial components (ASE): xx, yy, zz, yz, xz, xy, as
+#: (row, column) index pairs of the 3×3 tensor.
+VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+
+
+def voigt_to_matrix(v: np.ndarray) -> np.ndarray:
+    """Symmetric 3×3 tensors from Voigt vectors.
+
+    Parameters
+    ----------
+    v : ndarray, shape (..., 6) — components in :data:`VOIGT_PAIRS` order (any unit)
+
+    Returns
+    -------
+    ndarray, shape (..., 3, 3) — the same unit
+    """
+    v = np.asarray(v, dtype=float)
+    out = np.zeros(v.shape[:-1] + (3, 3))
+    for k, (a, b) in enumerate(VOIGT_PAIRS):
+        out[..., a, b] = v[..., k]
+        out[..., b, a] = v[..., k]
+    return out
+
+
 def neighbour_pairs(atoms: Atoms, cutoff: float):
     """Full neighbour list (both directions) of one configuration.
 

@@ -151,6 +151,13 @@ class FitSettings:
                                   "`energy_per_atom`, 10⁴ (eV/atom)⁻² against 1 (eV/Å)⁻² counts 1 meV/atom like "
                                   "0.1 eV/Å")
     force_weight: float = option(1.0, "loss weight w_F of force components (paper Eq. 26 uses 1)")
+    stress_weight: float = option(0.0, "loss weight w_S of stress components [GPa⁻²]: each of the six Voigt "
+                                  "components of a periodic configuration's stress σ = W/V enters as w_S (Δσ "
+                                  "[GPa])², W the virial; 1 GPa⁻² against 1 (eV/Å)⁻² counts 1 GPa like 1 eV/Å; "
+                                  "0 = stress not fitted")
+    stress_exclude: list = option(doc="groups whose stress is not fitted (e.g. `[Nb_Elastic]`, whose stresses "
+                                  "disagree with its energies; `compot.stress_check` finds such groups)",
+                                  factory=list)
     energy_per_atom: bool = option(False, "divide energy residuals by the atom count (then `energy_weight` "
                                    "weighs (ΔE/N)² [eV²/atom²])")
     group_weights: dict = option(doc="extra weight per group (multiplies both terms), e.g. `{Nb_Elastic: 10}`",
@@ -200,6 +207,8 @@ class FitSettings:
                                   f"({k} > {0 if k == 'alpha' else 1} in a parameter file), found {v!r}")
             bounds[k] = (float(v[0]), float(v[1]))
         self.bounds = bounds
+        if not self.stress_weight >= 0:
+            raise ConfigError(f"{where}: stress_weight must be >= 0 [GPa⁻²], found {self.stress_weight!r}")
         if self.max_evaluations < 1 or self.init_points < 0:
             raise ConfigError(f"{where}: max_evaluations must be >= 1 and init_points >= 0, "
                               f"found {self.max_evaluations}, {self.init_points}")

@@ -190,12 +190,14 @@ class Trainer:
         return float(r @ r)
 
     def loss(self) -> float:
-        """Current loss L (paper Eq. 26) on the training data [eV²]."""
+        """Current loss L (paper Eq. 26, plus the stress term of :mod:`compot.data.weighted`) on the training data."""
         total = 0.0
         for k, sysm in enumerate(self.data.systems):
-            p = self.model.evaluate(sysm, forces=True, virial=False)
+            p = self.model.evaluate(sysm, forces=True, virial=self.data.fit_stress)
             total += float(np.sum(self.data.wE[k] * (p.energy_m - self.data.E[k]) ** 2))
             total += float(np.sum(self.data.wF[k][:, None] * (p.forces_nc - self.data.F[k]) ** 2))
+            if self.data.fit_stress:
+                total += self.data.stress_loss(k, p.virial_mcc)
         return total
 
     def _refresh_scales(self, names: list) -> None:

@@ -7,7 +7,14 @@ The loss of a fit (paper Eq. 26) is
 with w_E,m = energy_weight · g_m / N_m² (the 1/N_m² only with ``energy_per_atom``)
 and w_F,m = force_weight · g_m, g_m the configuration's weight times its group's
 ``group_weights`` entry. Configurations of the group ``zbl_anchor`` have w_E = 0
-(their energies are not targets). :class:`WeightedData` holds these weights per
+(their energies are not targets). With ``stress_weight`` > 0 the loss also has
+
+    Σ_m w_S,m |σ_m − σ̂_m|²,   σ̂_m = W_m / V_m,
+
+over the six Voigt components of the stress [GPa] of every periodic configuration
+that has a reference stress, w_S,m = stress_weight · g_m [GPa⁻²], 0 for the groups
+of ``stress_exclude``; its rows come from the virial rows of
+:meth:`compot.model.Model.linear_design`. :class:`WeightedData` holds these weights per
 row; the trainer (:mod:`compot.trainer`) and the Fisher-information analysis
 (:mod:`compot.analysis`) both read their rows from it, and neither changes the
 model to get them.
@@ -17,9 +24,43 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..neighbours import VOIGT_PAIRS
 from .anchors import ZBL_ANCHOR_GROUP, anchor_configurations
 
-__all__ = ["WeightedData"]
+__all__ = ["WeightedData", "GPA", "stress_weights"]
+
+#: 1 eV/Å³ in GPa.
+GPA = 160.21766208
+
+
+def stress_weights(configs, settings) -> np.ndarray:
+    """Stress loss weight of each configuration, w_S,m [GPa⁻²].
+
+    stress_weight · group weight · configuration weight, and 0 for a configuration
+    without a reference stress, without a periodic cell (volume 0) or in a group of
+    ``settings.stress_exclude``.
+
+    Parameters
+    ----------
+    configs : list of Configuration
+    settings : compot.settings.FitSettings
+
+    Returns
+    -------
+    ndarray, shape (n_configurations,)
+    """
+    w = float(getattr(settings, "stress_weight", 0.0))
+    excluded = set(getattr(settings, "stress_exclude", ()))
+    out = np.zeros(len(configs))
+    if w == 0.0:
+        return out
+    for m, c in enumerate(configs):
+        if c.stress is None or c.group in excluded or c.group == ZBL_ANCHOR_GROUP:
+            continue
+        if not np.all(c.pbc) or abs(np.linalg.det(c.cell)) < 1e-12:
+            continue
+        out[m] = w * float(settings.group_weights.get(c.group, 1.0)) * c.weight
+    return out
 
 
 class WeightedData:
@@ -42,7 +83,10 @@ class WeightedData:
     F : list of ndarray, shape (n_atoms, 3) — target forces [eV/Å]
     wE : list of ndarray, shape (n_configurations,) — energy weights [eV⁻²]
     wF : list of ndarray, shape (n_atoms,) — force weights [(eV/Å)⁻²]
-    n_rows : int — energies plus force components
+    S : list of ndarray, shape (n_configurations, 6) — target stresses [GPa] (0 where there is none)
+    wS : list of ndarray, shape (n_configurations,) — stress weights [GPa⁻²] (:func:`stress_weights`)
+    n_rows : int — energies plus force components plus, with stress_weight > 0, six
+        stress components per configuration
     """
 
     def __init__(self, model, configs, settings, priors=()):
@@ -61,6 +105,7 @@ class WeightedData:
                 self.n_data_batches = len(self.batches)
         self.systems = []
         self.E, self.F, self.wE, self.wF = [], [], [], []
+        self.S, self.wS = [], []
         for b in self.batches:
             self.systems.append(model.system(b, sources=[c.source for c in b]))
             self.E.append(np.array([c.energy for c in b]))
@@ -71,7 +116,29 @@ class WeightedData:
                 we = we / np.array([c.n_atoms for c in b], dtype=float) ** 2
             self.wE.append(we)
             self.wF.append(np.repeat(settings.force_weight * gw, [c.n_atoms for c in b]))
+            self.S.append(np.array([GPA * c.stress if c.stress is not None else np.zeros(6) for c in b]))
+            self.wS.append(stress_weights(b, settings))
+        self.fit_stress = any(w.any() for w in self.wS)
         self.n_rows = sum(len(e) for e in self.E) + 3 * sum(len(f) for f in self.F)
+        if self.fit_stress:
+            self.n_rows += 6 * sum(len(w) for w in self.wS)
+
+    def stress_loss(self, k: int, virial_mcc: np.ndarray) -> float:
+        """Σ_m w_S,m |σ_m − W_m/V_m|² of batch k [GPa² · GPa⁻²], from predicted virials,
+        shape (n_configurations, 3, 3) [eV]."""
+        _, r = self._stress_rows(k, np.zeros((len(self.wS[k]), 6, 1)), virial_mcc)
+        return float(r @ r)
+
+    def _stress_rows(self, k: int, JW: np.ndarray, rest_W: np.ndarray | None):
+        """Weighted stress rows of batch k: √w_S (GPA/V) JW and √w_S (σ − GPA W_rest/V) [√weight · GPa]."""
+        vol = self.systems[k].volume_m
+        scale = np.sqrt(self.wS[k]) * GPA / np.where(vol > 0, vol, 1.0)
+        A = (JW * scale[:, None, None]).reshape(-1, JW.shape[2])
+        if rest_W is None:
+            return A, None
+        rest = np.stack([rest_W[:, a, b] for a, b in VOIGT_PAIRS], axis=1)
+        target = np.sqrt(self.wS[k])[:, None] * self.S[k] - scale[:, None] * rest
+        return A, target.ravel()
 
     @classmethod
     def for_fit(cls, model, configs, settings) -> "WeightedData":
@@ -92,13 +159,17 @@ class WeightedData:
         Returns
         -------
         ndarray, shape (n_rows, n_columns) — per batch its energies, then its force
-        components (atom-major, x y z) [√weight · eV per unit parameter]
+        components (atom-major, x y z), then (with stress in the loss) its stress
+        components (configuration-major, Voigt order) [√weight · eV per unit parameter]
         """
         rows = []
         for k, sysm in enumerate(self.systems):
-            JE, JF, _ = model.linear_design(sysm, names)
+            d = model.linear_design(sysm, names, virial=self.fit_stress)
+            JE, JF = d.JE, d.JF
             rows.append(JE * np.sqrt(self.wE[k])[:, None])
             rows.append((JF * np.sqrt(self.wF[k])[:, None, None]).reshape(-1, JE.shape[1]))
+            if self.fit_stress:
+                rows.append(self._stress_rows(k, d.JW, None)[0])
         return np.concatenate(rows)
 
     def least_squares_rows(self, model, names: list) -> tuple[np.ndarray, np.ndarray]:
@@ -117,11 +188,16 @@ class WeightedData:
         rest_model.set_vector(names, np.zeros_like(model.vector(names)))
         As, bs = [], []
         for k, sysm in enumerate(self.systems):
-            JE, JF, rest = rest_model.linear_design(sysm, names)
+            d = rest_model.linear_design(sysm, names, virial=self.fit_stress)
+            JE, JF, rest = d
             sE = np.sqrt(self.wE[k])
             sF = np.sqrt(self.wF[k])
             As.append(JE * sE[:, None])
             bs.append((self.E[k] - rest.energy_m) * sE)
             As.append((JF * sF[:, None, None]).reshape(-1, JE.shape[1]))
             bs.append(((self.F[k] - rest.forces_nc) * sF[:, None]).ravel())
+            if self.fit_stress:
+                A_s, b_s = self._stress_rows(k, d.JW, rest.virial_mcc)
+                As.append(A_s)
+                bs.append(b_s)
         return np.concatenate(As), np.concatenate(bs)

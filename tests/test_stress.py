@@ -1,0 +1,104 @@
+"""Stress in the loss: virial rows of the least-squares design, stress weights and the
+stress term of the trainer's loss (compot.model, compot.data.weighted, compot.settings)."""
+
+import numpy as np
+import pytest
+
+from compot.data import Configuration
+from compot.data.weighted import GPA, WeightedData, stress_weights
+from compot.errors import ConfigError
+from compot.neighbours import VOIGT_PAIRS
+from compot.settings import FitSettings
+from compot.trainer import Trainer
+
+from helpers import random_model, random_structure
+
+
+def _voigt(W):
+    return np.stack([W[:, a, b] for a, b in VOIGT_PAIRS], axis=1)
+
+
+@pytest.mark.parametrize("expr,species", [("E[G3L2] + N[E[G3L2]] + ZBL(1.0, 2.5)", ("Nb",)),
+                                          ("G3 + A[G3P2]", ("Nb",)),
+                                          ("E[G3L2] + A[G3P2]", ("Nb", "Mo")),
+                                          ("G3 * G2", ("Nb",))])
+def test_virial_rows_times_theta_equal_the_virial(expr, species):
+    """W = Jᵂ θ + W_rest for the linear blocks, also through the format v2 switch."""
+    structures = [random_structure("triclinic", species=species, seed=s) for s in (1, 2)]
+    model = random_model(expr, species=species, structures=structures, window=(2.3, 2.9))
+    s = model.system(structures)
+    names = model.blocks("linear", under=model.layout.nodes[0].children[0]) if "*" in expr \
+        else model.blocks("linear")
+    theta = model.vector(names)
+    full = model.evaluate(s)
+    model.set_vector(names, np.zeros_like(theta))
+    d = model.linear_design(s, names, virial=True)
+    model.set_vector(names, theta)
+    assert d.JW.shape == (2, 6, theta.size)
+    W = np.einsum("mkc,c->mk", d.JW, theta) + _voigt(d.pred.virial_mcc)
+    np.testing.assert_allclose(W, _voigt(full.virial_mcc), rtol=1e-9, atol=1e-10 * np.abs(full.virial_mcc).max())
+    JE, JF, rest = d                                                      # still unpacks as before
+    np.testing.assert_allclose(JF @ theta + rest.forces_nc, full.forces_nc, rtol=1e-9,
+                               atol=1e-10 * np.abs(full.forces_nc).max())
+
+
+def _configs(truth, n=3, corrupt=None):
+    out = []
+    for k in range(n):
+        at = random_structure("triclinic", seed=10 + k)
+        p = truth.evaluate(truth.system([at]))
+        sigma = _voigt(p.virial_mcc)[0] / at.get_volume()               # eV/Å³, ASE sign
+        group = "bad" if corrupt is not None and k == 0 else "good"
+        out.append(Configuration(symbols=tuple(at.get_chemical_symbols()), positions=at.positions,
+                                 cell=at.cell.array, pbc=at.pbc, energy=float(p.energy_m[0]),
+                                 forces=p.forces_nc, stress=sigma, group=group, source=f"s:{k}"))
+    return out
+
+
+def test_stress_rows_reproduce_the_loss_and_the_exclusion():
+    truth = random_model("E[G3L2] + G3", seed=5)
+    configs = _configs(truth)
+    configs[0].stress = configs[0].stress + 0.01                           # 1.6 GPa off: a nonzero residual
+    model = random_model("E[G3L2] + G3", seed=2)
+    settings = FitSettings(energy_weight=2.0, force_weight=0.5, stress_weight=0.3,
+                           group_weights={"good": 2.0})
+    data = WeightedData(model, configs, settings)
+    assert data.fit_stress and data.n_rows == 3 + 3 * 3 * 16 + 6 * 3
+    names = model.blocks("linear")
+    A, b = data.least_squares_rows(model, names)
+    r = A @ model.vector(names) - b
+    loss = 0.0
+    for k, sysm in enumerate(data.systems):
+        p = model.evaluate(sysm)
+        loss += np.sum(data.wE[k] * (p.energy_m - data.E[k]) ** 2)
+        loss += np.sum(data.wF[k][:, None] * (p.forces_nc - data.F[k]) ** 2)
+        sig = GPA * _voigt(p.virial_mcc) / sysm.volume_m[:, None]
+        loss += np.sum(data.wS[k][:, None] * (sig - data.S[k]) ** 2)
+    assert abs(r @ r - loss) <= 1e-9 * loss
+    configs[0].group = "bad"
+    w = stress_weights(configs, FitSettings(stress_weight=0.3, stress_exclude=["bad"]))
+    np.testing.assert_array_equal(w, [0.0, 0.3, 0.3])
+    assert not stress_weights(configs, FitSettings()).any()               # default: stress not fitted
+
+
+def test_a_linear_fit_to_stress_alone_recovers_the_truth():
+    """With energies and forces weighted 0, the stress rows alone fix the coefficients
+    of a G3 model whose virial they determine."""
+    truth = random_model("G3", seed=7)
+    configs = _configs(truth, n=4)
+    model = random_model("G3", seed=7)
+    names = model.blocks("linear")
+    c = [n for n in names if n.endswith(".c")]
+    model.set_vector(c, np.zeros(model.vector(c).size))
+    settings = FitSettings(energy_weight=0.0, force_weight=0.0, stress_weight=1.0, rcond=1e-14)
+    trainer = Trainer(model, configs, settings)
+    assert trainer.loss() > 1e-3
+    trainer.solve(c)
+    assert trainer.loss() < 1e-16
+    np.testing.assert_allclose(model.vector(c), truth.vector(c), rtol=1e-7)
+
+
+def test_stress_weight_is_checked():
+    assert FitSettings.from_dict({"stress_weight": 0.5, "stress_exclude": ["Nb_Elastic"]}).stress_weight == 0.5
+    with pytest.raises(ConfigError, match="stress_weight"):
+        FitSettings.from_dict({"stress_weight": -1})
