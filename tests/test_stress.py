@@ -102,3 +102,39 @@ def test_stress_weight_is_checked():
     assert FitSettings.from_dict({"stress_weight": 0.5, "stress_exclude": ["Nb_Elastic"]}).stress_weight == 0.5
     with pytest.raises(ConfigError, match="stress_weight"):
         FitSettings.from_dict({"stress_weight": -1})
+
+
+def test_evaluate_split_reports_stress_errors_in_gpa():
+    """A model scored on data made by itself, with one stress component moved by 0.01 eV/Å³,
+    has rmse_stress = 1.6022 GPa/√(6·3) overall and in its group."""
+    from compot.evaluation import evaluate_split
+
+    truth = random_model("E[G3L2] + G3", seed=5)
+    configs = _configs(truth, corrupt=True)                                # configuration 0 in group "bad"
+    configs[1].stress = configs[1].stress + np.array([0, 0, 0.01, 0, 0, 0])
+    m, groups, _, _ = evaluate_split(truth, configs)
+    assert m["n_stress"] == 3 and groups["good"]["n_stress"] == 2
+    np.testing.assert_allclose(m["rmse_stress"], GPA * 0.01 / np.sqrt(18), rtol=1e-9)
+    np.testing.assert_allclose(m["mae_stress"], GPA * 0.01 / 18, rtol=1e-9)
+    np.testing.assert_allclose(groups["bad"]["rmse_stress"], 0.0, atol=1e-9)
+    assert m["rmse_energy_per_atom"] < 1e-12
+
+
+def test_offsets_remove_a_per_species_constant_but_not_the_rest():
+    from compot.metrics import error_metrics
+
+    rng = np.random.default_rng(0)
+    configs, energies = [], []
+    for k in range(5):
+        at = random_structure("triclinic", species=("Nb", "Mo"), seed=20 + k)
+        n_mo = at.get_chemical_symbols().count("Mo")
+        configs.append(Configuration(symbols=tuple(at.get_chemical_symbols()), positions=at.positions,
+                                     cell=at.cell.array, pbc=at.pbc, energy=-10.0 * len(at),
+                                     forces=np.zeros((len(at), 3)), group="g", source=f"o:{k}"))
+        energies.append(-10.0 * len(at) + 0.3 * (len(at) - n_mo) - 1.2 * n_mo)   # offsets 0.3 (Nb), −1.2 (Mo) eV
+    m = error_metrics(configs, energies, [np.zeros((c.n_atoms, 3)) for c in configs])
+    assert m["rmse_energy_per_atom"] > 0.2 and m["rmse_energy_offset"] < 1e-12
+    energies[2] += 0.16                                                            # not a per-species constant
+    m = error_metrics(configs, energies, [np.zeros((c.n_atoms, 3)) for c in configs])
+    assert 1e-3 < m["rmse_energy_offset"] < 0.16 / configs[2].n_atoms
+    assert np.isnan(m["rmse_stress"]) and m["n_stress"] == 0

@@ -7,27 +7,34 @@ import numpy as np
 
 from .metrics import error_metrics, metrics_by_group
 from .model import Model
+from .neighbours import VOIGT_PAIRS
 
 __all__ = ["predict", "evaluate_split"]
 
 
-def predict(model: Model, configs, batch_atoms: int = 3000):
-    """Energies [eV] and forces [eV/Å] of ``configs``, evaluated in batches.
+def predict(model: Model, configs, batch_atoms: int = 3000, stress: bool = False):
+    """Energies [eV] and forces [eV/Å] (and stresses) of ``configs``, evaluated in batches.
 
     Returns
     -------
     energies : ndarray, shape (n_configurations,)
     forces : list of ndarray, each shape (n_atoms, 3)
+    stresses : list of (ndarray, shape (6,), or None) — only with ``stress``: σ = W/V
+        [eV/Å³], Voigt order (xx, yy, zz, yz, xz, xy), ASE sign; None without a periodic cell
     """
-    energies, forces = [], []
+    energies, forces, stresses = [], [], []
     batch: list = []
     natoms = 0
 
     def flush():
         if not batch:
             return
-        p = model.evaluate(model.system(batch, sources=[c.source for c in batch]), virial=False)
+        sysm = model.system(batch, sources=[c.source for c in batch])
+        p = model.evaluate(sysm, virial=stress)
         energies.extend(p.energy_m.tolist())
+        if stress:
+            for W, vol in zip(p.virial_mcc, sysm.volume_m, strict=True):
+                stresses.append(np.array([W[a, b] for a, b in VOIGT_PAIRS]) / vol if vol > 0 else None)
         o = 0
         for c in batch:
             forces.append(p.forces_nc[o:o + c.n_atoms])
@@ -40,12 +47,15 @@ def predict(model: Model, configs, batch_atoms: int = 3000):
             flush()
             batch, natoms = [], 0
     flush()
+    if stress:
+        return np.array(energies), forces, stresses
     return np.array(energies), forces
 
 
 def evaluate_split(model: Model, configs) -> tuple[dict, dict, np.ndarray, list]:
-    """Metrics (MODEL_SPEC §7) of a split, overall and per group, with predictions."""
-    e, f = predict(model, configs)
-    return error_metrics(configs, e, f), metrics_by_group(configs, e, f), e, f
+    """Metrics (MODEL_SPEC §7, with stress and the energy after per-species offsets) of a
+    split, overall and per group, with the predicted energies and forces."""
+    e, f, s = predict(model, configs, stress=True)
+    return error_metrics(configs, e, f, s), metrics_by_group(configs, e, f, s), e, f
 
 

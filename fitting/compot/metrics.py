@@ -28,6 +28,8 @@ __all__ = [
     "format_markdown_table",
     "format_table",
     "metrics_by_group",
+    "offset_energy_errors",
+    "stress_errors",
 ]
 
 #: Keys of the dictionary returned by :func:`error_metrics`.
@@ -40,7 +42,15 @@ METRIC_KEYS = (
     "mae_force",
     "n_configurations",
     "n_atoms",
+    "rmse_stress",
+    "mae_stress",
+    "n_stress",
+    "rmse_energy_offset",
+    "mae_energy_offset",
 )
+
+#: 1 eV/Å³ in GPa.
+GPA = 160.21766208
 
 #: Reference forces with a norm at or below this [eV/Å] have no direction and
 #: are left out of the force-angle RMSE.
@@ -125,10 +135,81 @@ def force_angles(f_ref_ac: np.ndarray, f_pred_ac: np.ndarray) -> np.ndarray:
     return theta
 
 
+def stress_errors(references: Sequence[Configuration], stresses: Sequence | None) -> dict:
+    """Stress errors over the configurations that have both a reference and a predicted stress.
+
+    Parameters
+    ----------
+    references : sequence of Configuration, length n_configurations
+    stresses : sequence of (ndarray, shape (6,), or None), length n_configurations, or None
+        Predicted stresses σ̂ [eV/Å³], Voigt order (xx, yy, zz, yz, xz, xy), ASE sign
+        (tensile positive), as ``Configuration.stress``; None for a configuration
+        without one (no periodic cell).
+
+    Returns
+    -------
+    dict
+        ``rmse_stress`` = sqrt(mean_{m,k} (σ_mk − σ̂_mk)²) and ``mae_stress`` = mean |σ_mk − σ̂_mk|
+        over the six components [GPa] (NaN when no configuration has both), ``n_stress``
+        the number of configurations counted.
+
+    Raises
+    ------
+    DatasetError
+        A count that differs from the references, or a stress that is not of shape (6,).
+    """
+    pairs = []
+    if stresses is not None:
+        if len(stresses) != len(references):
+            raise DatasetError(f"stress_errors: {len(references)} reference configurations but "
+                               f"{len(stresses)} predicted stresses; expected one (or None) per configuration")
+        for m, (ref, s) in enumerate(zip(references, stresses, strict=True)):
+            if s is None or ref.stress is None:
+                continue
+            s = np.asarray(s, dtype=float)
+            if s.shape != (6,):
+                raise DatasetError(f"stress_errors: predicted stress of configuration {m} ({ref.source}) has "
+                                   f"shape {s.shape}; expected (6,) [eV/Å³], Voigt order")
+            pairs.append(GPA * (ref.stress - s))
+    if not pairs:
+        return {"rmse_stress": math.nan, "mae_stress": math.nan, "n_stress": 0}
+    d = np.concatenate(pairs)
+    return {"rmse_stress": float(np.sqrt(np.mean(d ** 2))), "mae_stress": float(np.mean(np.abs(d))),
+            "n_stress": len(pairs)}
+
+
+def offset_energy_errors(references: Sequence[Configuration], energies: Sequence[float]) -> dict:
+    """Energy errors per atom after the best per-species offsets.
+
+    Models and peers whose reference energies (isolated atoms, pseudopotentials)
+    differ disagree by a constant per species. The offsets μ_s [eV/atom] are the least
+    squares of ΔE_m/N_m = (E_m − Ê_m)/N_m on the composition x_ms = N_ms/N_m; what is
+    left, r_m = ΔE_m/N_m − Σ_s x_ms μ_s, is the error that offsets cannot remove (for
+    one species: the error minus its mean).
+
+    Parameters
+    ----------
+    references : sequence of Configuration, length n_configurations
+    energies : sequence of float — predicted total energies Ê_m [eV]
+
+    Returns
+    -------
+    dict
+        ``rmse_energy_offset`` = sqrt(mean_m r_m²), ``mae_energy_offset`` = mean_m |r_m| [eV/atom].
+    """
+    species = sorted({s for ref in references for s in ref.symbols})
+    X = np.array([[ref.symbols.count(s) / ref.n_atoms for s in species] for ref in references])
+    d = np.array([(ref.energy - e) / ref.n_atoms for ref, e in zip(references, energies, strict=True)])
+    mu, *_ = np.linalg.lstsq(X, d, rcond=None)
+    r = d - X @ mu
+    return {"rmse_energy_offset": float(np.sqrt(np.mean(r ** 2))), "mae_energy_offset": float(np.mean(np.abs(r)))}
+
+
 def error_metrics(
     references: Sequence[Configuration],
     energies: Sequence[float],
     forces: Sequence[np.ndarray],
+    stresses: Sequence | None = None,
 ) -> dict:
     """Energy and force errors of predictions against reference configurations.
 
@@ -153,14 +234,18 @@ def error_metrics(
         Predicted total energies Ê_m [eV].
     forces : sequence of ndarray, each shape (n_atoms_m, 3)
         Predicted forces F̂ [eV/Å].
+    stresses : sequence of (ndarray, shape (6,), or None), optional
+        Predicted stresses [eV/Å³] (:func:`stress_errors`).
 
     Returns
     -------
     dict
         Keys exactly :data:`METRIC_KEYS`: the four RMSEs above,
         ``mae_energy_per_atom`` = mean_m |E_m − Ê_m| / N_m [eV/atom],
-        ``mae_force`` = mean_{i,c} |F_ic − F̂_ic| [eV/Å] (floats), and
-        ``n_configurations``, ``n_atoms`` (ints).
+        ``mae_force`` = mean_{i,c} |F_ic − F̂_ic| [eV/Å] (floats),
+        ``n_configurations``, ``n_atoms`` (ints), the stress errors of
+        :func:`stress_errors` [GPa] (NaN without ``stresses``) and the energy errors
+        after per-species offsets of :func:`offset_energy_errors` [eV/atom].
 
     Raises
     ------
@@ -186,6 +271,8 @@ def error_metrics(
         "mae_force": float(np.mean(np.abs(df_ac))),
         "n_configurations": int(len(references)),
         "n_atoms": int(f_ref_ac.shape[0]),
+        **stress_errors(references, stresses),
+        **offset_energy_errors(references, e_pred_m),
     }
 
 
@@ -193,12 +280,13 @@ def metrics_by_group(
     references: Sequence[Configuration],
     energies: Sequence[float],
     forces: Sequence[np.ndarray],
+    stresses: Sequence | None = None,
 ) -> dict[str, dict]:
     """:func:`error_metrics` for each group of configurations separately.
 
     Parameters
     ----------
-    references, energies, forces
+    references, energies, forces, stresses
         As for :func:`error_metrics`.
 
     Returns
@@ -218,6 +306,7 @@ def metrics_by_group(
             [references[m] for m in members[name]],
             [energies[m] for m in members[name]],
             [forces[m] for m in members[name]],
+            None if stresses is None else [stresses[m] for m in members[name]],
         )
         for name in sorted(members)
     }
@@ -233,6 +322,9 @@ _COLUMNS = (
     ("F MAE", "eV/Å", "mae_force", 1, ".4f"),
     ("|F| RMSE", "eV/Å", "rmse_force_amplitude", 1, ".4f"),
     ("angle RMSE", "rad", "rmse_force_angle", 1, ".4f"),
+    ("σ RMSE", "GPa", "rmse_stress", 1, ".3f"),
+    ("σ MAE", "GPa", "mae_stress", 1, ".3f"),
+    ("E RMSE after offsets", "meV/atom", "rmse_energy_offset", 1e3, ".3f"),
 )
 
 
