@@ -140,7 +140,7 @@ def test_tables():
     assert lines[3].rstrip().endswith("n/a")
     md = format_markdown_table(rows).splitlines()
     assert md[0].startswith("| set") and md[1].startswith("|:")
-    assert all(len(re.findall(r"(?<!\\)\|", line)) == 10 for line in md)
+    assert all(len(re.findall(r"(?<!\\)\|", line)) == 11 for line in md)  # 10 columns (σ only with stresses)
     assert "\\|F\\| RMSE" in md[0]  # pipes inside a cell are escaped
 
 

@@ -318,23 +318,28 @@ _COLUMNS = (
     ("atoms", "", "n_atoms", 1, "d"),
     ("E RMSE", "meV/atom", "rmse_energy_per_atom", 1e3, ".3f"),
     ("E MAE", "meV/atom", "mae_energy_per_atom", 1e3, ".3f"),
+    ("E RMSE after offsets", "meV/atom", "rmse_energy_offset", 1e3, ".3f"),
     ("F RMSE", "eV/Å", "rmse_force", 1, ".4f"),
     ("F MAE", "eV/Å", "mae_force", 1, ".4f"),
-    ("|F| RMSE", "eV/Å", "rmse_force_amplitude", 1, ".4f"),
-    ("angle RMSE", "rad", "rmse_force_angle", 1, ".4f"),
     ("σ RMSE", "GPa", "rmse_stress", 1, ".3f"),
     ("σ MAE", "GPa", "mae_stress", 1, ".3f"),
-    ("E RMSE after offsets", "meV/atom", "rmse_energy_offset", 1e3, ".3f"),
+    ("|F| RMSE", "eV/Å", "rmse_force_amplitude", 1, ".4f"),
+    ("angle RMSE", "rad", "rmse_force_angle", 1, ".4f"),
 )
+
+#: Columns shown only when some row has a value (stress: only data with stresses).
+_OPTIONAL = {"rmse_stress": "n_stress", "mae_stress": "n_stress"}
 
 
 def _cells(rows: dict[str, dict], label: str) -> tuple[list[str], list[list[str]]]:
     """Header strings and formatted cell strings of a metrics table."""
-    header = [label] + [f"{h} [{u}]" if u else h for h, u, *_ in _COLUMNS]
+    columns = [c for c in _COLUMNS
+               if c[2] not in _OPTIONAL or any(m.get(_OPTIONAL[c[2]]) for m in rows.values())]
+    header = [label] + [f"{h} [{u}]" if u else h for h, u, *_ in columns]
     body = []
     for name, metrics in rows.items():
         line = [str(name)]
-        for _, _, key, scale, fmt in _COLUMNS:
+        for _, _, key, scale, fmt in columns:
             value = metrics.get(key)
             if value is None:
                 line.append("-")
