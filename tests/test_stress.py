@@ -138,3 +138,16 @@ def test_offsets_remove_a_per_species_constant_but_not_the_rest():
     m = error_metrics(configs, energies, [np.zeros((c.n_atoms, 3)) for c in configs])
     assert 1e-3 < m["rmse_energy_offset"] < 0.16 / configs[2].n_atoms
     assert np.isnan(m["rmse_stress"]) and m["n_stress"] == 0
+
+
+def test_stress_parity_plot_is_written_only_with_stresses(tmp_path):
+    from compot.evaluation import evaluate_split
+    from compot.plots import parity_plots
+
+    truth = random_model("G3", seed=5)
+    configs = _configs(truth, corrupt=True)
+    *_, e, f, s = evaluate_split(truth, configs, return_stress=True)
+    paths = parity_plots({"train": (configs, e, f, s)}, tmp_path, "G3")
+    assert [p.name for p in paths] == ["parity_energy.png", "parity_force.png", "parity_stress.png"]
+    assert all(p.stat().st_size > 1000 for p in paths)
+    assert len(parity_plots({"train": (configs, e, f)}, tmp_path, "G3")) == 2

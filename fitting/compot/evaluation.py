@@ -52,10 +52,12 @@ def predict(model: Model, configs, batch_atoms: int = 3000, stress: bool = False
     return np.array(energies), forces
 
 
-def evaluate_split(model: Model, configs) -> tuple[dict, dict, np.ndarray, list]:
+def evaluate_split(model: Model, configs, return_stress: bool = False) -> tuple:
     """Metrics (MODEL_SPEC §7, with stress and the energy after per-species offsets) of a
-    split, overall and per group, with the predicted energies and forces."""
+    split, overall and per group, with the predicted energies and forces, and with
+    ``return_stress`` the predicted stresses as a fifth element (:func:`predict`)."""
     e, f, s = predict(model, configs, stress=True)
-    return error_metrics(configs, e, f, s), metrics_by_group(configs, e, f, s), e, f
+    out = (error_metrics(configs, e, f, s), metrics_by_group(configs, e, f, s), e, f)
+    return out + (s,) if return_stress else out
 
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from compot.data import Configuration
+from compot.data.weighted import GPA
 from compot.errors import DatasetError
 
 __all__ = [
@@ -48,9 +49,6 @@ METRIC_KEYS = (
     "rmse_energy_offset",
     "mae_energy_offset",
 )
-
-#: 1 eV/Å³ in GPa.
-GPA = 160.21766208
 
 #: Reference forces with a norm at or below this [eV/Å] have no direction and
 #: are left out of the force-angle RMSE.

@@ -188,10 +188,10 @@ def finish_fit(run: FitRun, nvt_steps: int = 2000, nvt_seeds: int = 1, progress=
     for name, cs in (("train", s.train), ("validation", s.validation), ("test", s.test)):
         if not cs:
             continue
-        m, g, e, f = evaluate_split(model, cs)
+        m, g, e, f, st = evaluate_split(model, cs, return_stress=True)
         metrics[name] = m
         by_group[name] = g
-        predictions[name] = (cs, e, f)
+        predictions[name] = (cs, e, f, st)
     metrics["groups"] = by_group
     atomic_write_json(out / "metrics.json", metrics, indent=2)
     plots = parity_plots(predictions, out, model.expression)

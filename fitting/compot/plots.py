@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Mapping
 import mpmath
 import numpy as np
 
+from .data.weighted import GPA
 from .errors import FitError
 
 if TYPE_CHECKING:
@@ -96,12 +97,14 @@ def parity_figure(splits: dict, kind: str, title: str):
 
     Parameters
     ----------
-    splits : dict name → (configs, predicted energies, predicted forces)
+    splits : dict name → (configs, predicted energies, predicted forces[, predicted stresses])
         ``configs`` a list of :class:`compot.data.Configuration`; energies [eV],
         shape (n_configurations,); forces a list of arrays of shape (n_atoms, 3)
-        [eV/Å]. Names ``train``, ``validation``, ``test`` get the markers o, ^, s.
-    kind : {"energy", "force"}
-        Energy per atom [eV/atom] or force components [eV/Å].
+        [eV/Å]; stresses (needed for ``kind="stress"``) a list of arrays of shape
+        (6,) [eV/Å³] or None. Names ``train``, ``validation``, ``test`` get the markers o, ^, s.
+    kind : {"energy", "force", "stress"}
+        Energy per atom [eV/atom], force components [eV/Å] or stress components [GPa]
+        (of the configurations with a reference and a predicted stress).
     title : str
         Plot title (the model expression); wrapped to the figure's width.
 
@@ -114,18 +117,22 @@ def parity_figure(splits: dict, kind: str, title: str):
     Raises
     ------
     ValueError
-        ``kind`` not ``energy`` or ``force``.
+        ``kind`` not ``energy``, ``force`` or ``stress``.
     """
-    if kind not in ("energy", "force"):
-        raise ValueError(f"parity_figure: kind must be 'energy' or 'force', found {kind!r}")
+    if kind not in ("energy", "force", "stress"):
+        raise ValueError(f"parity_figure: kind must be 'energy', 'force' or 'stress', found {kind!r}")
     from matplotlib.lines import Line2D
 
-    groups = sorted({c.group for configs, _, _ in splits.values() for c in configs})
+    groups = sorted({c.group for configs, *_ in splits.values() for c in configs})
     colour = _group_colours(groups)
     fig, ax = _figure((7.4, 5.0))
     lo, hi = np.inf, -np.inf
     split_handles = []
-    for name, (configs, e, f) in splits.items():
+    for name, (configs, e, f, *stresses) in splits.items():
+        if kind == "stress":
+            s = stresses[0] if stresses else [None] * len(configs)
+            have = [m for m, c in enumerate(configs) if c.stress is not None and s[m] is not None]
+            configs = [configs[m] for m in have]
         if not configs:
             continue
         marker = _SPLIT_MARKERS.get(name, "D")
@@ -135,6 +142,11 @@ def parity_figure(splits: dict, kind: str, title: str):
             y = np.asarray(e, dtype=float) / n
             member = np.array([c.group for c in configs])
             label = f"{name} (RMSE {np.sqrt(np.mean((x - y) ** 2)) * 1000:.1f} meV/atom)"
+        elif kind == "stress":
+            x = GPA * np.concatenate([c.stress for c in configs])
+            y = GPA * np.concatenate([np.asarray(s[m], dtype=float) for m in have])
+            member = np.concatenate([np.full(6, c.group) for c in configs])
+            label = f"{name} (RMSE {np.sqrt(np.mean((x - y) ** 2)):.2f} GPa)"
         else:
             x = np.concatenate([c.forces.ravel() for c in configs])
             y = np.concatenate([np.asarray(fi, dtype=float).ravel() for fi in f])
@@ -143,15 +155,15 @@ def parity_figure(splits: dict, kind: str, title: str):
         for g in groups:
             sel = member == g
             if sel.any():
-                ax.scatter(x[sel], y[sel], s=16 if kind == "energy" else 5, alpha=0.6, color=colour[g],
+                ax.scatter(x[sel], y[sel], s=5 if kind == "force" else 16, alpha=0.6, color=colour[g],
                            marker=marker, lw=0, rasterized=True, label=f"_{name} {g}")
         split_handles.append(Line2D([], [], ls="none", marker=marker, color="0.3", label=label))
         lo, hi = min(lo, x.min(), y.min()), max(hi, x.max(), y.max())
     if np.isfinite(lo):
         pad = 0.03 * (hi - lo)
         ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k-", lw=0.8)
-    unit = "eV/atom" if kind == "energy" else "eV/Å"
-    what = "energy per atom" if kind == "energy" else "force component"
+    unit = {"energy": "eV/atom", "force": "eV/Å", "stress": "GPa"}[kind]
+    what = {"energy": "energy per atom", "force": "force component", "stress": "stress component"}[kind]
     ax.set_xlabel(f"DFT {what} [{unit}]")
     ax.set_ylabel(f"model {what} [{unit}]")
     ax.set_title(_wrapped(title, fig, 10), fontsize=10)
@@ -168,17 +180,22 @@ def parity_plots(splits: dict, out_dir: str | os.PathLike, title: str) -> list[P
 
     Parameters
     ----------
-    splits : dict name → (configs, predicted energies, predicted forces)
-    out_dir : folder for ``parity_energy.png`` and ``parity_force.png``
+    splits : dict name → (configs, predicted energies, predicted forces[, predicted stresses])
+    out_dir : folder for ``parity_energy.png``, ``parity_force.png`` and, when some
+        configuration has a reference and a predicted stress, ``parity_stress.png``
     title : plot title (the model expression)
 
     Returns
     -------
-    list of Path — the two files.
+    list of Path — the files written.
     """
     out_dir = Path(out_dir)
     paths = []
-    for kind in ("energy", "force"):
+    kinds = ["energy", "force"]
+    if any(len(v) > 3 and any(c.stress is not None and s is not None for c, s in zip(v[0], v[3], strict=True))
+           for v in splits.values()):
+        kinds.append("stress")
+    for kind in kinds:
         path = out_dir / f"parity_{kind}.png"
         atomic_write_figure(parity_figure(splits, kind, title), path)
         paths.append(path)

@@ -22,6 +22,7 @@ model to get them.
 
 from __future__ import annotations
 
+import ase.units
 import numpy as np
 
 from ..neighbours import VOIGT_PAIRS
@@ -29,8 +30,8 @@ from .anchors import ZBL_ANCHOR_GROUP, anchor_configurations
 
 __all__ = ["WeightedData", "GPA", "stress_weights"]
 
-#: 1 eV/Å³ in GPa.
-GPA = 160.21766208
+#: 1 eV/Å³ in GPa (ASE's units).
+GPA = 1.0 / ase.units.GPa
 
 
 def stress_weights(configs, settings) -> np.ndarray:
