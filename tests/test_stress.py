@@ -151,3 +151,46 @@ def test_stress_parity_plot_is_written_only_with_stresses(tmp_path):
     assert [p.name for p in paths] == ["parity_energy.png", "parity_force.png", "parity_stress.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
     assert len(parity_plots({"train": (configs, e, f)}, tmp_path, "G3")) == 2
+
+
+def _elastic_set(truth, shear_scale=1.0):
+    """Strained 2-atom bcc cells (normal and simple-shear strains of 0.5–3 %) with 100 × the
+    model's energies and stresses (a stiffer model, so that the shear ΔE is above the
+    check's 0.5 meV/atom floor); shear stress components multiplied by ``shear_scale``."""
+    from ase.build import bulk
+
+    out = []
+    steps = [0.0, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03]
+    for kind in ("normal", "shear"):
+        for d in steps:
+            at = bulk("Nb", "bcc", a=3.3, cubic=True)
+            F = np.eye(3)
+            if kind == "normal":
+                F[0, 0] += d
+            else:
+                F[0, 1] += d                                                   # simple shear: strain + rotation
+            at.set_cell(at.cell.array @ F.T, scale_atoms=True)
+            p = truth.evaluate(truth.system([at]))
+            sigma = 100 * _voigt(p.virial_mcc)[0] / at.get_volume()
+            sigma[3:] *= shear_scale
+            out.append(Configuration(symbols=tuple(at.get_chemical_symbols()), positions=at.positions,
+                                     cell=at.cell.array, pbc=at.pbc, energy=100 * float(p.energy_m[0]),
+                                     forces=100 * p.forces_nc, stress=sigma, group=f"El_{kind}",
+                                     source=f"{kind}:{d}"))
+    return out
+
+
+def test_consistency_check_passes_a_model_and_flags_corrupted_shear_stress():
+    """A model's own stresses agree with its energies to O(ε³) (relative mismatch < 1 %);
+    shear stresses scaled by 1.5 are flagged, by name, and normal ones are not."""
+    from compot.stress_check import disagreeing_groups, stress_energy_consistency
+
+    truth = random_model("E[G3L2] + G3", seed=5)
+    good = stress_energy_consistency(_elastic_set(truth))
+    assert disagreeing_groups(good) == []
+    assert good["groups"]["El_normal"]["normal"]["relative"] < 0.01
+    assert good["groups"]["El_shear"]["shear"]["relative"] < 0.01
+    assert abs(good["groups"]["El_shear"]["shear"]["slope"] - 1) < 0.01
+    bad = stress_energy_consistency(_elastic_set(truth, shear_scale=1.5))
+    assert disagreeing_groups(bad) == ["El_shear"] and bad["groups"]["El_shear"]["disagrees"] == ["shear"]
+    assert abs(bad["groups"]["El_shear"]["shear"]["slope"] - 1 / 1.5) < 0.02

@@ -29,6 +29,7 @@ from .config import resolve_path
 from .data import read_dataset, train_validation_split
 from .errors import CompotError
 from .evaluation import evaluate_split
+from .stress_check import stress_energy_consistency
 from .io import atomic_write_json, atomic_write_text, write_model
 from .model import Model
 from .recipe import Recipe, prepare
@@ -193,6 +194,7 @@ def finish_fit(run: FitRun, nvt_steps: int = 2000, nvt_seeds: int = 1, progress=
         by_group[name] = g
         predictions[name] = (cs, e, f, st)
     metrics["groups"] = by_group
+    metrics["stress_check"] = stress_energy_consistency(s.train + s.validation + s.test)
     atomic_write_json(out / "metrics.json", metrics, indent=2)
     plots = parity_plots(predictions, out, model.expression)
     elastic = surface = None

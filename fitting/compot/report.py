@@ -7,6 +7,7 @@ from pathlib import Path
 
 from . import __version__
 from .metrics import format_markdown_table
+from .stress_check import consistency_markdown
 
 
 def fit_report(model, metrics: dict, settings, cfg: dict, plots: list[Path]) -> str:
@@ -43,10 +44,17 @@ def fit_report(model, metrics: dict, settings, cfg: dict, plots: list[Path]) -> 
         if split in metrics:
             m = metrics[split]
             lines.append(f"- {split}: {m['n_configurations']} configurations, {m['n_atoms']} atoms")
+    if metrics.get("stress_check", {}).get("groups"):
+        lines += ["", "### Do the stresses agree with the energies?", "",
+                  "Pairs of the same atoms in strained cells: the DFT ΔE against ΔE_σ from the two stresses "
+                  "(compot.stress_check); a group that disagrees can be left out of the stress loss with "
+                  "`fit.stress_exclude`.", ""] + consistency_markdown(metrics["stress_check"])
     lines += ["", "## Training", "",
               f"- loss weights: energy {settings.energy_weight}, force {settings.force_weight}"
               f"{', energy per atom' if settings.energy_per_atom else ''}"
-              f"{', groups ' + str(settings.group_weights) if settings.group_weights else ''}",
+              f"{', groups ' + str(settings.group_weights) if settings.group_weights else ''}"
+              f"{f', stress {settings.stress_weight} GPa⁻²' if settings.stress_weight else ''}"
+              f"{', stress not fitted for ' + ', '.join(settings.stress_exclude) if settings.stress_exclude else ''}",
               f"- search box: {settings.bounds} (α searched in log space)",
               f"- {settings.max_evaluations} Bayesian-optimisation evaluations per search stage "
               f"({settings.init_points} random), seed {settings.seed}, ridge {settings.ridge}",
