@@ -201,3 +201,23 @@ def test_nvt_check_reports_its_progress(repo_root):
     assert res["passed"] is True
     assert [line.split(": ")[1].split(" ")[0] for line in lines] == ["0/30", "10/30", "20/30", "30/30"]
     assert all(line.startswith("NVT Nb 300 K, run 1/1: ") for line in lines)
+
+
+def test_every_json_output_goes_through_the_strict_writer(repo_root):
+    """json.dumps writes NaN by default: compot's modules and the benchmarks call
+    compot.io.json_text / atomic_write_json instead. The trainer's checkpoint (an
+    internal resume file that must round-trip exactly) and its fingerprint are the
+    exceptions."""
+    import re
+
+    allowed = {"fitting/compot/io.py", "fitting/compot/trainer.py"}
+    files = sorted((repo_root / "fitting" / "compot").rglob("*.py")) + sorted((repo_root / "benchmarks").glob("*.py"))
+    offenders = []
+    for f in files:
+        rel = f.relative_to(repo_root).as_posix()
+        if rel in allowed:
+            continue
+        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+            if re.search(r"\bjson\.dumps?\(", line) and "allow_nan=False" not in line:
+                offenders.append(f"{rel}:{n}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)

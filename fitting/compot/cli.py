@@ -21,7 +21,6 @@ exits with status 1 when a check fails.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -77,7 +76,8 @@ def cmd_params(args) -> int:
     out = {"expression": lay.expression, "species": list(lay.species), "n_linear": lay.n_linear,
            "n_nonlinear": lay.n_nonlinear, "n_total": lay.n_linear + lay.n_nonlinear}
     if args.json:
-        print(json.dumps(out))
+        from .io import json_text
+        print(json_text(out, indent=None))
     else:
         print(f"{lay.expression}: {lay.n_linear} linear + {lay.n_nonlinear} nonlinear = "
               f"{lay.n_linear + lay.n_nonlinear} parameters (species {' '.join(lay.species)})")
