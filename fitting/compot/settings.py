@@ -160,7 +160,7 @@ class FitSettings:
                                   factory=list)
     energy_per_atom: bool = option(False, "divide energy residuals by the atom count (then `energy_weight` "
                                    "weighs (ΔE/N)² [eV²/atom²])")
-    group_weights: dict = option(doc="extra weight per group (multiplies both terms), e.g. `{Nb_Elastic: 10}`",
+    group_weights: dict = option(doc="extra weight per group (multiplies its energy, force and stress terms), e.g. `{Nb_Elastic: 10}`",
                                  factory=dict)
     ridge: float = option(0.0, "Tikhonov weight on the column-normalised least squares (0 = none)")
     rcond: float = option(1e-10, "singular values below rcond·σ_max of the column-normalised design matrix "
