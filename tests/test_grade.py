@@ -92,3 +92,48 @@ def test_grade_flags_a_pushed_atom_before_the_false_well(shipped):
     loud = ds[int(np.argmax(g > 10.0))]
     assert g[0] < 0.01
     assert (flagged, loud, broken) == pytest.approx((2.127, 1.927, 1.777), abs=1e-3)
+
+
+@pytest.mark.slow
+def test_grade_flags_a_3000K_run_before_it_collapses(repo_root, data_dir):
+    """The first release's Nb model (format v1, ``tests/data/nb_first_release_v1.params``,
+    the recipe before MODEL_SPEC §10) in Langevin NVT at 3000 K, 128 atoms, seed 2,
+    through the C core: near step 2620 a pair closes, the energy turns down (a false
+    well) and the run collapses (−11 eV/atom at d_min 1.1 Å, then +115 eV/atom). Its
+    grade, fitted as compot fit fits one (the same coefficients read as format v2,
+    :meth:`compot.model.Model.compute_grade` on the Nb data), stays below 0.1 γ_lo until
+    then, passes γ_lo before the energy turns down and is above 10 γ_lo before the
+    energy has fallen 0.5 eV/atom. The warning is short (a collision: a few fs); the
+    inner window of format v2 (r_b = 2.03 Å) acts on the same pair from 2.03 Å on."""
+    from ase import units
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    from compot.ccore import CCoreCalculator
+
+    path = repo_root / "tests/data/nb_first_release_v1.params"
+    v1 = read_model(path)
+    graded = Model(v1.expression, v1.species, v1.cutoff, dict(v1.params), version=2)
+    cfgs = read_dataset([data_dir / "nb-mvl"], species=["Nb"], min_distance=0.5)
+    graded.compute_grade([graded.system(cfgs[i:i + 60]) for i in range(0, len(cfgs), 60)])
+    lo = graded.params["g.gamma_lo"][0]
+    at = bulk("Nb", "bcc", a=3.32, cubic=True).repeat(4)
+    MaxwellBoltzmannDistribution(at, temperature_K=3000, rng=np.random.default_rng(2))
+    at.calc = CCoreCalculator(str(path))
+    dyn = Langevin(at, 1 * units.fs, temperature_K=3000, friction=0.02, rng=np.random.default_rng(2))
+    dyn.run(2550)
+    e, g = [], []
+    for _ in range(150):
+        dyn.run(1)
+        e.append(at.get_potential_energy() / len(at))
+        g.append((graded.context(graded.system([at])).safety.grade().gamma_n / lo).max())
+        if e[-1] < -11.0:
+            break
+    e, g = np.array(e), np.array(g)
+    assert e[-1] < -11.0, "the first-release model should collapse in this run"
+    assert g[:40].max() < 0.1
+    e_peak = int(np.argmax(e[40:])) + 40                  # the energy turns down after its last maximum
+    flagged = int(np.argmax(g > 1.0))
+    loud = int(np.argmax(g > 10.0))
+    fallen = int(np.argmax(e < e[e_peak] - 0.5))
+    assert flagged < e_peak and loud < fallen < len(e) - 1
