@@ -5,7 +5,8 @@ of the model without its safety switch goes wrong.
 The model is the shipped Nb model (format v2). "Without its safety switch" is its
 fitted energy Σ_i V_fit(i) + E_ZBL, i.e. E_i with the atom switch S_i held at 1
 (:meth:`compot.safety.SafetyLayer.fitted_value`): the energy that the switch hands
-over to E_ref, and what a model without MODEL_SPEC §10's switch would give.
+over to E_ref, and what a model without MODEL_SPEC §10's switch would give. The
+3000 K run uses the first release's model, which collapses there.
 """
 
 import numpy as np
