@@ -83,7 +83,7 @@ enum compot_domain {
   COMPOT_DOMAIN_NONNEGATIVE = 3  /* >= 0 */
 };
 
-#define COMPOT_MAX_INDEX 4
+#define COMPOT_MAX_INDEX 5 /* n<i>.c of E[A[..]] leaves: Z, pair, l, k, p */
 #define COMPOT_NAME_SIZE 48
 
 /*

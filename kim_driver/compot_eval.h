@@ -93,7 +93,10 @@ typedef struct compot_ctx {
                      the value to the backward step (compot_angular_value) */
   double *bac;    /* [S K nvp] adjoints of the A sums */
   double *ceff;   /* A leaves, format v2: [np K nvp + np K] coefficients
-                     times dx/du of the saturated invariants at one atom */
+                     times dx/du of the saturated invariants at one atom;
+                     E[A] leaves (v1 and v2): dE/dq spread likewise */
+  double *eaq;    /* E[A] leaves: [2 np max_K (max_P+1)] raw invariants
+                     and their adjoints at one atom, else NULL */
   double tau;     /* saturation width (format v2), 0 in v1 */
   double *selfbar; /* [S K] */
   double *ascr;    /* A leaves: [4 pst] u_x, u_y, u_z of the pairs (value
@@ -177,6 +180,22 @@ double compot_angular_value(compot_ctx *c, compot_node const *nd, int i,
                             double *sum, double *gf);
 void compot_angular_backward(compot_ctx *c, compot_node const *nd, int i,
                              double a, double const *sum, double const *gb);
+/* ... and their parts that E[A] leaves share: the sums A, self, Y, grad Y,
+   G, dG at atom i into sum; the raw invariants q from them; the backward
+   step given the adjoints of the raw invariants (uses c->ceff) */
+void compot_angular_moments(compot_ctx *c, compot_node const *nd, int i,
+                            double *sum);
+void compot_angular_invariants(compot_ctx const *c, compot_node const *nd,
+                               double const *sum, double *q);
+void compot_angular_invariant_backward(compot_ctx *c, compot_node const *nd,
+                                       int i, double const *qbar,
+                                       double const *sum);
+
+/* compot_term_expang.c: E[A] leaves */
+double compot_expang_value(compot_ctx *c, compot_node const *nd, int i,
+                           double *sum, double *gf);
+void compot_expang_backward(compot_ctx *c, compot_node const *nd, int i,
+                            double a, double const *sum, double const *gb);
 
 /* compot_term_zbl.c: ZBL leaves; with grad, adds a/2 phi' u */
 double compot_zbl_value(compot_ctx *c, compot_node const *nd, int i,

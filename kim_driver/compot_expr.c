@@ -248,9 +248,14 @@ static pnode *parse_term(parser *ps)
     if (p == NULL) goto nomem;
     err = parse_basis(ps, p);
   } else if (accept_str(ps, "E[")) {
-    p = pnode_new(COMPOT_NODE_EXP, column);
+    int ea = accept_str(ps, "A[");
+    p = pnode_new(ea ? COMPOT_NODE_EXPANG : COMPOT_NODE_EXP, column);
     if (p == NULL) goto nomem;
     err = parse_basis(ps, p);
+    if (ea && !err) err = expect_str(ps, "P");
+    if (ea && !err)
+      err = parse_int(ps, 0, COMPOT_MAX_P, "Legendre order P", &p->P);
+    if (ea && !err) err = expect_str(ps, "]");
     if (!err) err = expect_str(ps, "L");
     if (!err) err = parse_int(ps, 1, COMPOT_MAX_L, "latent size L", &p->L);
     if (!err) err = expect_str(ps, "]");
@@ -459,7 +464,8 @@ static int count_nodes(pnode const *p)
 static int has_basis(int kind)
 {
   return kind == COMPOT_NODE_LINEAR || kind == COMPOT_NODE_EXP
-         || kind == COMPOT_NODE_NEXP || kind == COMPOT_NODE_ANGULAR;
+         || kind == COMPOT_NODE_NEXP || kind == COMPOT_NODE_ANGULAR
+         || kind == COMPOT_NODE_EXPANG;
 }
 
 static void node_spec(compot_node *n, int basis_kind)
@@ -481,6 +487,9 @@ static void node_spec(compot_node *n, int basis_kind)
     break;
   case COMPOT_NODE_ANGULAR:
     snprintf(n->spec, sizeof n->spec, "A[%sP%d]", b, n->P);
+    break;
+  case COMPOT_NODE_EXPANG:
+    snprintf(n->spec, sizeof n->spec, "E[A[%sP%d]L%d]", b, n->P, n->L);
     break;
   default:
     snprintf(n->spec, sizeof n->spec, "ZBL(%g, %g)", n->r_in, n->r_out);
@@ -616,9 +625,10 @@ int compot_parse_expression(compot_model *m, char const *text, char *msg,
         || nd->kind == COMPOT_NODE_NEXP)
       m->bases[shared].need_phi = 1;
     if (nd->kind == COMPOT_NODE_NEXP) m->bases[shared].need_rho = 1;
-    if (nd->kind == COMPOT_NODE_ANGULAR) m->bases[shared].need_ang = 1;
+    if (nd->kind == COMPOT_NODE_ANGULAR || nd->kind == COMPOT_NODE_EXPANG)
+      m->bases[shared].need_ang = 1;
     if (nd->kind == COMPOT_NODE_NEXP) m->has_nexp = 1;
-    if (nd->kind == COMPOT_NODE_ANGULAR) {
+    if (nd->kind == COMPOT_NODE_ANGULAR || nd->kind == COMPOT_NODE_EXPANG) {
       m->has_angular = 1;
       if (nd->P > m->max_P) m->max_P = nd->P;
     }

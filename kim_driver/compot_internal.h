@@ -18,7 +18,8 @@ enum compot_node_kind {
   COMPOT_NODE_EXP = 3,     /* E[<basis>L<L>]                   */
   COMPOT_NODE_NEXP = 4,    /* N[E[<basis>L<L>]]                */
   COMPOT_NODE_ANGULAR = 5, /* A[<basis>P<P>]                   */
-  COMPOT_NODE_ZBL = 6      /* ZBL(r_in, r_out)                 */
+  COMPOT_NODE_ZBL = 6,     /* ZBL(r_in, r_out)                 */
+  COMPOT_NODE_EXPANG = 7   /* E[A[<basis>P<P>]L<L>]            */
 };
 
 enum compot_basis_kind {
@@ -68,7 +69,8 @@ typedef struct compot_node {
   double r_in, r_out; /* ZBL */
   /* parameters (pointers into model->values), NULL if absent */
   double *gamma; /* [L] */
-  double *q_max; /* [np K (P+1)] A leaves of format v2, np = S(S+1)/2 */
+  double *q_max; /* [np K (P+1)] A leaves of format v2 and E[A] leaves,
+                    np = S(S+1)/2 */
   double *c;     /* coefficients, layout of docs/parameter-file.md */
   double *shift; /* [S] */
   /* derived in refresh: the coefficient table of an E, N or A leaf, made
@@ -380,11 +382,13 @@ void compot_zbl_setup(compot_zbl *z, int pair, double zi, double zj,
 
 /* Tables of the terms, sized by compot_build_params and made at refresh:
    compot_term_exp.c (E and N leaves), compot_term_angular.c (A leaves),
-   compot_switch.c (the grade's padded rows) */
+   compot_term_expang.c (E[A] leaves), compot_switch.c (the grade's padded rows) */
 size_t compot_exp_table_size(compot_model const *m, compot_node const *nd);
 void compot_exp_table_fill(compot_model const *m, compot_node *nd);
 size_t compot_angular_table_size(compot_model const *m, compot_node const *nd);
 void compot_angular_table_fill(compot_model const *m, compot_node *nd);
+size_t compot_expang_table_size(compot_model const *m, compot_node const *nd);
+void compot_expang_table_fill(compot_model const *m, compot_node *nd);
 void compot_grade_rows_fill(compot_model *m);
 
 #endif /* COMPOT_INTERNAL_H */

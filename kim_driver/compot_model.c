@@ -342,6 +342,8 @@ int compot_refresh(compot_model *m, char *msg, size_t msg_size)
       compot_exp_table_fill(m, n);
     else if (n->kind == COMPOT_NODE_ANGULAR)
       compot_angular_table_fill(m, n);
+    else if (n->kind == COMPOT_NODE_EXPANG)
+      compot_expang_table_fill(m, n);
   }
   compot_real_harmonics_coef(m->max_P, m->ylm_coef);
   for (k = 0; k < m->n_nodes; ++k) {

@@ -172,6 +172,8 @@ static double leaf_features(compot_model const *m, compot_node const *n)
   case COMPOT_NODE_NEXP: return (double) S * n->L * n->K;
   case COMPOT_NODE_ANGULAR:
     return (double) (S * (S + 1) / 2) * n->K * (n->P + 1);
+  case COMPOT_NODE_EXPANG:
+    return (double) (S * (S + 1) / 2) * n->L * n->K * (n->P + 1);
   default: return 0.0;
   }
 }
@@ -359,7 +361,8 @@ static int build_table(table_builder *tb)
     compot_node *n = &m->nodes[k];
     int K = n->K, L = n->L, P1 = n->P + 1;
     double *v;
-    if (n->kind == COMPOT_NODE_EXP || n->kind == COMPOT_NODE_NEXP) {
+    if (n->kind == COMPOT_NODE_EXP || n->kind == COMPOT_NODE_NEXP
+        || n->kind == COMPOT_NODE_EXPANG) {
       int dims[1];
       int const kinds[1] = {COMPOT_INDEX_ONE_BASED};
       dims[0] = L;
@@ -461,6 +464,48 @@ static int build_table(table_builder *tb)
                      k, n->spec, n->basis + 1, npair, K, P1, sp, K,
                      n->P));
       if (v) n->c = v;
+    } else if (n->kind == COMPOT_NODE_EXPANG) {
+      int dims[5];
+      int const kinds[5] = {COMPOT_INDEX_SPECIES, COMPOT_INDEX_SPECIES_PAIR,
+                            COMPOT_INDEX_ONE_BASED, COMPOT_INDEX_ONE_BASED,
+                            COMPOT_INDEX_ZERO_BASED};
+      int const qkinds[3] = {COMPOT_INDEX_SPECIES_PAIR, COMPOT_INDEX_ONE_BASED,
+                             COMPOT_INDEX_ZERO_BASED};
+      /* q_max in both formats: it normalises the input of x(gamma, .) */
+      dims[0] = npair;
+      dims[1] = K;
+      dims[2] = P1;
+      snprintf(name, sizeof name, "n%d_q_max", k);
+      snprintf(key, sizeof key, "n%d.q_max", k);
+      v = add_block(
+          tb, name, key, "1", COMPOT_ROLE_FIXED, &Q_MAX, 3, dims, qkinds,
+          dup_printf("node n%d %s: scale q_max[s1,s2][k][p] > 0 of the "
+                     "angular cluster function q_kp^(s1 s2) (largest |q| "
+                     "over the fitting data); the leaf uses x(gamma_l, "
+                     "q/q_max); unit 1; role fixed (not fitted); flat index "
+                     "(q*%d + (k-1))*%d + p, q = index of the pair s1 <= s2 "
+                     "(s1 outer) over species (%s), k = 1..%d, p = 0..%d",
+                     k, n->spec, K, P1, sp, K, n->P));
+      if (v) n->q_max = v;
+      dims[0] = S;
+      dims[1] = npair;
+      dims[2] = L;
+      dims[3] = K;
+      dims[4] = P1;
+      snprintf(name, sizeof name, "n%d_c", k);
+      snprintf(key, sizeof key, "n%d.c", k);
+      v = add_block(
+          tb, name, key, "eV", COMPOT_ROLE_LINEAR, &FINITE, 5, dims, kinds,
+          dup_printf("node n%d %s: coefficients c[Z][s1,s2][l][k][p] of "
+                     "x(gamma_l, q_kp^(s1 s2)(i)/q_max[s1,s2][k][p]), q the "
+                     "angular cluster function of A[..] (basis b%d), at a "
+                     "centre atom of species Z; unit eV; role linear; flat "
+                     "index (((Z*%d + q)*%d + (l-1))*%d + (k-1))*%d + p, q = "
+                     "index of the pair s1 <= s2 (s1 outer) over species "
+                     "(%s), l = 1..%d, k = 1..%d, p = 0..%d",
+                     k, n->spec, n->basis + 1, npair, L, K, P1, sp, L, K,
+                     n->P));
+      if (v) n->c = v;
     }
     if (node_has_shift(m, k)) {
       int dims[1];
@@ -491,6 +536,7 @@ static size_t node_table_size(compot_model const *m, compot_node const *n)
   if (n->kind == COMPOT_NODE_EXP || n->kind == COMPOT_NODE_NEXP)
     return compot_exp_table_size(m, n);
   if (n->kind == COMPOT_NODE_ANGULAR) return compot_angular_table_size(m, n);
+  if (n->kind == COMPOT_NODE_EXPANG) return compot_expang_table_size(m, n);
   return 0;
 }
 

@@ -293,20 +293,19 @@ static double angular_bounded(compot_ctx *c, compot_node const *nd, int Z,
  * (P+1)^2 and columns of G, dG from n to nt (n rounded up to a multiple of
  * 4: the loops over pairs of this atom stop there) are zero.
  */
-double compot_angular_value(compot_ctx *c, compot_node const *nd, int i,
-                            double *sum, double *gf)
+void compot_angular_moments(compot_ctx *c, compot_node const *nd, int i,
+                            double *sum)
 {
   compot_workspace const *ws = c->ws;
   int S = c->S, K = nd->K, P = nd->P, P1 = P + 1, nvp = c->nvp;
-  int Z = c->in->species[i], np = S * (S + 1) / 2, pst = c->pst;
+  int pst = c->pst;
   int p0 = ws->pstart[i], n = ws->pend[i] - p0, nt = (n + 3) & ~3;
-  int s1, s2, k, v, t;
+  int k, t;
   size_t sk = (size_t) S * K;
   ang_layout const o = layout_of(sk, (size_t) nvp, (size_t) pst, 0);
   double *A = sum + o.A, *selfv = sum + o.self, *Y = sum + o.Y;
   double *dY = sum + o.dY, *G = sum + o.G, *dG = sum + o.dG;
   double *ux = c->ascr, *uy = ux + pst, *uz = uy + pst;
-  double e = 0.0;
 
   angular_radial(c, nd->basis, i, G, c->want_grad ? dG : NULL);
   for (t = 0; t < n; ++t) {
@@ -338,6 +337,45 @@ double compot_angular_value(compot_ctx *c, compot_node const *nd, int i,
     for (t = 0; t < nt; t += 4) sq = v4_madd(v4_load(g + t), v4_load(g + t), sq);
     selfv[k] = v4_sum(sq);
   }
+}
+
+/* The raw invariants q[(q K + k)(P+1) + p] = q_kp^(s1 s2) (no bound) of the
+   leaf at the atom whose sums compot_angular_moments left in sum (E[A]
+   leaves, compot_term_expang.c). */
+void compot_angular_invariants(compot_ctx const *c, compot_node const *nd,
+                               double const *sum, double *q)
+{
+  int S = c->S, K = nd->K, P1 = nd->P + 1, nvp = c->nvp, s1, s2, k, p, v;
+  ang_layout const o = layout_of((size_t) S * K, (size_t) nvp, (size_t) c->pst, 0);
+  double const *A = sum + o.A, *selfv = sum + o.self;
+  for (s1 = 0; s1 < S; ++s1)
+    for (s2 = s1; s2 < S; ++s2) {
+      double f = s1 == s2 ? 1.0 : 2.0;
+      for (k = 0; k < K; ++k) {
+        double const *a1 = A + (size_t) (s1 * K + k) * nvp;
+        double const *a2 = A + (size_t) (s2 * K + k) * nvp;
+        double self = s1 == s2 ? selfv[s1 * K + k] : 0.0;
+        double *qv = q + ((size_t) compot_pair_index(S, s1, s2) * K + k) * P1;
+        for (p = 0; p < P1; ++p) {
+          double acc = 0.0;
+          for (v = p * p; v < (p + 1) * (p + 1); ++v) acc += a1[v] * a2[v];
+          qv[p] = f * acc - self;
+        }
+      }
+    }
+}
+
+double compot_angular_value(compot_ctx *c, compot_node const *nd, int i,
+                            double *sum, double *gf)
+{
+  int S = c->S, K = nd->K, nvp = c->nvp;
+  int Z = c->in->species[i], np = S * (S + 1) / 2;
+  int s1, s2, k, v;
+  ang_layout const o = layout_of((size_t) S * K, (size_t) nvp, (size_t) c->pst, 0);
+  double const *A = sum + o.A, *selfv = sum + o.self;
+  double e = 0.0;
+
+  compot_angular_moments(c, nd, i, sum);
   if (c->m->version >= 2)
     return e + angular_bounded(c, nd, Z, A, selfv, sum + o.dq, gf);
   for (s1 = 0; s1 < S; ++s1)
@@ -439,21 +477,15 @@ angular_pair_gradients(int n, int sk, int nv, int nvp, int pst,
  * leaf's features (the bounded invariants, through the grade switch), added
  * to the coefficients: dE/dq_kp = (a c_kp + gb_kp) dx/du.
  */
+static void angular_sums_backward(compot_ctx *c, compot_node const *nd, int i,
+                                  double a, int eff, double const *sum);
+
 void compot_angular_backward(compot_ctx *c, compot_node const *nd, int i,
                              double a, double const *sum, double const *gb)
 {
-  compot_workspace *ws = c->ws;
-  int S = c->S, K = nd->K, P = nd->P, P1 = P + 1, nvp = c->nvp;
-  int Z = c->in->species[i], np = S * (S + 1) / 2, pst = c->pst;
-  int p0 = ws->pstart[i], n = ws->pend[i] - p0, s1, s2, k, t, v;
-  int nv = P1 * P1;
-  int sk = S * K;
-  ang_layout const o = layout_of((size_t) sk, (size_t) nvp, (size_t) pst, 0);
-  double const *A = sum + o.A, *Yall = sum + o.Y, *dYall = sum + o.dY;
-  double const *G = sum + o.G, *dG = sum + o.dG;
-  double *rad = c->ascr, *GV = rad + pst;
-  double *bac = c->bac;
-  double const *tab = nd->tab;
+  int S = c->S, K = nd->K, P1 = nd->P + 1, nvp = c->nvp;
+  int Z = c->in->species[i], np = S * (S + 1) / 2, k, v;
+  ang_layout const o = layout_of((size_t) S * K, (size_t) nvp, (size_t) c->pst, 0);
   int eff = 0;
 
   if (c->m->version >= 2) {
@@ -483,6 +515,54 @@ void compot_angular_backward(compot_ctx *c, compot_node const *nd, int i,
       if (gb != NULL) a = 1.0;
     }
   }
+  angular_sums_backward(c, nd, i, a, eff, sum);
+}
+
+/*
+ * E[A] leaves (compot_term_expang.c): the backward step of an A leaf at
+ * atom i given the adjoints qbar[(q K + k)(P+1) + p] = dE/dq_kp of its raw
+ * invariants, through the sums that compot_angular_moments left in sum.
+ */
+void compot_angular_invariant_backward(compot_ctx *c, compot_node const *nd,
+                                       int i, double const *qbar,
+                                       double const *sum)
+{
+  int S = c->S, K = nd->K, P1 = nd->P + 1, nvp = c->nvp;
+  int np = S * (S + 1) / 2, q, k, p, v;
+  double *sums = c->ceff + (size_t) np * K * nvp;
+  for (q = 0; q < np; ++q)
+    for (k = 0; k < K; ++k) {
+      double const *qb = qbar + ((size_t) q * K + k) * P1;
+      double *row = c->ceff + ((size_t) q * K + k) * nvp, tot = 0.0;
+      for (v = 0; v < nvp; ++v) row[v] = 0.0;
+      for (p = 0; p < P1; ++p) {
+        for (v = p * p; v < (p + 1) * (p + 1); ++v) row[v] = qb[p];
+        tot += qb[p];
+      }
+      sums[q * K + k] = tot;
+    }
+  angular_sums_backward(c, nd, i, 1.0, 1, sum);
+}
+
+/* The rest of the backward step of an A leaf at atom i with adjoint a:
+   coefficient rows from the table, or (eff) from c->ceff, then the adjoints
+   of the sums and the pair gradients. */
+static void angular_sums_backward(compot_ctx *c, compot_node const *nd, int i,
+                                  double a, int eff, double const *sum)
+{
+  compot_workspace *ws = c->ws;
+  int S = c->S, K = nd->K, P = nd->P, P1 = P + 1, nvp = c->nvp;
+  int Z = c->in->species[i], np = S * (S + 1) / 2, pst = c->pst;
+  int p0 = ws->pstart[i], n = ws->pend[i] - p0, s1, s2, k, t, v;
+  int nv = P1 * P1;
+  int sk = S * K;
+  ang_layout const o = layout_of((size_t) sk, (size_t) nvp, (size_t) pst, 0);
+  double const *A = sum + o.A, *Yall = sum + o.Y, *dYall = sum + o.dY;
+  double const *G = sum + o.G, *dG = sum + o.dG;
+  double *rad = c->ascr, *GV = rad + pst;
+  double *bac = c->bac;
+  double const *tab = nd->tab;
+
   memset(bac, 0, (size_t) sk * nvp * sizeof(double));
   memset(c->selfbar, 0, (size_t) sk * sizeof(double));
   for (s1 = 0; s1 < S; ++s1)

@@ -57,6 +57,9 @@ static double leaf_value(compot_ctx *c, int nd, int i, double *gf)
   case COMPOT_NODE_ANGULAR:
     return compot_angular_value(c, node, i,
                                 c->angsum + (size_t) nd * c->ang_stride, gf);
+  case COMPOT_NODE_EXPANG:
+    return compot_expang_value(c, node, i,
+                               c->angsum + (size_t) nd * c->ang_stride, gf);
   default: return compot_zbl_value(c, node, i, 0.0, 0);
   }
 }
@@ -78,6 +81,11 @@ static void leaf_backward(compot_ctx *c, int nd, int i, double a,
     if (a != 0.0 || gb != NULL)
       compot_angular_backward(c, node, i, a,
                               c->angsum + (size_t) nd * c->ang_stride, gb);
+    break;
+  case COMPOT_NODE_EXPANG:
+    if (a != 0.0 || gb != NULL)
+      compot_expang_backward(c, node, i, a,
+                             c->angsum + (size_t) nd * c->ang_stride, gb);
     break;
   default: compot_zbl_value(c, node, i, a, 1); break;
   }

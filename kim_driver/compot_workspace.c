@@ -199,13 +199,17 @@ static size_t layout(compot_ctx *c, double *base, size_t *n_zero)
   c->fdx = take(&cv, lk);
   c->bgv = take(&cv, mp * m->max_K);
   c->bdgv = take(&cv, mp * m->max_K);
-  c->bac = c->selfbar = c->ceff = c->ascr = NULL;
+  c->bac = c->selfbar = c->ceff = c->ascr = c->eaq = NULL;
   if (m->has_angular) {
+    int expang = 0;
+    for (nd = 0; nd < m->n_nodes; ++nd)
+      expang |= m->nodes[nd].kind == COMPOT_NODE_EXPANG;
     c->bac = take(&cv, sk * (size_t) c->nvp);
     c->selfbar = take(&cv, sk);
     c->ascr = take(&cv, 4 * (size_t) c->pst);
-    if (m->version >= 2)
+    if (m->version >= 2 || expang)
       c->ceff = take(&cv, np * m->max_K * ((size_t) c->nvp + 1));
+    if (expang) c->eaq = take(&cv, 2 * np * m->max_K * ((size_t) m->max_P + 1));
   }
   c->gf = c->gy = c->gz = c->gb = c->cw = c->cdw = NULL;
   if (m->version >= 2) {

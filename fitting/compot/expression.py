@@ -16,7 +16,7 @@ Grammar::
     product := factor ('*' factor)*          binary, left-associative
     factor  := term | '(' expr ')'
     term    := G<K> | C<K> | E[<basis>L<L>] | N[E[<basis>L<L>]] | A[<basis>P<P>]
-             | ZBL(<r_in>, <r_out>)
+             | E[A[<basis>P<P>]L<L>] | ZBL(<r_in>, <r_out>)
 
 Blanks (spaces, tabs) separate tokens but never split a number or ``ZBL``.
 Limits, the same in the C core: 1 <= K <= MAX_K, 1 <= L <= MAX_L,
@@ -31,11 +31,11 @@ import re
 from dataclasses import dataclass, field
 
 from .errors import ExpressionError
-from .terms import (ZBL, Angular, BasisSpec, Exponentiated, Linear, NeighbourExponentiated, ParameterBlock, Product,
-                    Sum, Term)
+from .terms import (ZBL, Angular, BasisSpec, Exponentiated, ExponentiatedAngular, Linear, NeighbourExponentiated,
+                    ParameterBlock, Product, Sum, Term)
 
 __all__ = [
-    "BasisSpec", "Linear", "Exponentiated", "NeighbourExponentiated", "Angular",
+    "BasisSpec", "Linear", "Exponentiated", "NeighbourExponentiated", "Angular", "ExponentiatedAngular",
     "ZBL", "Sum", "Product", "Term", "parse", "layout", "Layout", "ParameterBlock", "NodeInfo",
     "count_parameters",
 ]
@@ -161,6 +161,17 @@ class _Parser:
         self.take(kind="name")
         if name == "E":
             self.take("[")
+            if self.peek()[1] == "A":
+                self.take("A")
+                self.take("[")
+                b = self.basis()
+                self.take("P")
+                P = self.integer("Legendre order P", 0, MAX_P)
+                self.take("]")
+                self.take("L")
+                L = self.integer("latent size L", 1, MAX_L)
+                self.take("]")
+                return ExponentiatedAngular(b, P, L)
             b = self.basis()
             self.take("L")
             L = self.integer("latent size L", 1, MAX_L)

@@ -4,6 +4,7 @@
 * ``E[G<K>L<L>]``: :class:`Exponentiated` (:mod:`.exponentiated`)
 * ``N[E[G<K>L<L>]]``: :class:`NeighbourExponentiated` (:mod:`.exponentiated`)
 * ``A[G<K>P<P>]``: :class:`Angular` (:mod:`.angular`)
+* ``E[A[G<K>P<P>]L<L>]``: :class:`ExponentiatedAngular` (:mod:`.exp_angular`)
 * ``ZBL(r_in, r_out)``: :class:`ZBL` (:mod:`.zbl`)
 * ``X + Y``, ``X * Y``: :class:`Sum`, :class:`Product` (:mod:`.composite`)
 
@@ -14,9 +15,10 @@ The base class and the parameter-block record are in :mod:`.base`.
 from .angular import Angular, AngularMoments, BoundedInvariants
 from .base import REGISTRY, BasisSpec, ParameterBlock, Term
 from .composite import Product, Sum
+from .exp_angular import ExponentiatedAngular
 from .exponentiated import Exponentiated, NeighbourExponentiated
 from .pair import Linear
 from .zbl import ZBL
 
 __all__ = ["Term", "BasisSpec", "ParameterBlock", "REGISTRY", "Linear", "Exponentiated",
-           "NeighbourExponentiated", "Angular", "AngularMoments", "BoundedInvariants", "ZBL", "Sum", "Product"]
+           "NeighbourExponentiated", "Angular", "ExponentiatedAngular", "AngularMoments", "BoundedInvariants", "ZBL", "Sum", "Product"]

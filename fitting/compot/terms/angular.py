@@ -143,15 +143,22 @@ class Angular(Term):
             self._vjp_chunk(ctx, node, a[:, lo:hi], grad, slice(cols.start + lo, cols.start + hi))
 
     def _vjp_chunk(self, ctx, node, a, grad, cols):
+        c = ctx.params[f"n{node.index}.c"]                                   # (S, npair, K, P1)
+        dsat = self.bounded(ctx, node).slope                                   # (n, npair, K, P1)
+        Lam = (c[ctx.system.species_n] * dsat)[..., None] * a[:, None, None, None, :]
+        self.invariant_vjp(ctx, node, Lam, grad, cols)
+
+    def invariant_vjp(self, ctx, node, Lam: np.ndarray, grad, cols: slice) -> None:
+        """Accumulate Σ_i Σ_(q,k,p) Lam[i, q, k, p, m] ∂q_kp^(q)(i)/∂D_p into columns
+        ``cols`` of ``grad``: the adjoints Lam, shape (n_atoms, S(S+1)/2, K, P+1, m),
+        of the raw invariants q (not the bounded ones) routed to the pairs through
+        the moments A (also used by :class:`compot.terms.ExponentiatedAngular`)."""
         s = ctx.system
         S = s.n_species
         mom = self.moments(ctx, node)
         Y, dY = mom.harmonics.Y, mom.harmonics.dY
         g, dg = ctx.basis(node.basis)
         K, V = g.shape[1], Y.shape[1]
-        c = ctx.params[f"n{node.index}.c"]                                   # (S, npair, K, P1)
-        dsat = self.bounded(ctx, node).slope                                   # (n, npair, K, P1)
-        Lam = (c[s.species_n] * dsat)[..., None] * a[:, None, None, None, :]   # (n, npair, K, P1, m)
         m = Lam.shape[-1]
         LamV = Lam[:, :, :, mom.harmonics.degree, :]                           # (n, npair, K, V, m)
         pair_index = {}
@@ -178,15 +185,24 @@ class Angular(Term):
         q_kl^(s1 s2)(i) of atoms of species Z; ∂q/∂A_kv(s1) = 2 A_kv(s2)."""
         s = ctx.system
         S = s.n_species
+        npair = S * (S + 1) // 2
+        K, P1 = self.basis.K, self.P + 1
+        dsat = self.bounded(ctx, node).slope                                   # (n, npair, K, P1)
+        A5 = A.reshape(s.n_atoms, S, npair, K, P1) * ctx.onehot[:, :, None, None, None] * dsat[:, None]
+        self.invariant_column_vjp(ctx, node, A5, np.arange(A.shape[1]).reshape(S, npair, K, P1), grad, cols)
+
+    def invariant_column_vjp(self, ctx, node, A5: np.ndarray, cidx: np.ndarray, grad, cols: slice) -> None:
+        """Accumulate, for every column c = cidx[g, q, k, p], Σ_i A5[i, g, q, k, p]
+        ∂q_kp^(q)(i)/∂D_p into column ``cols.start + c`` of ``grad``: A5 shape
+        (n_atoms, n_groups, S(S+1)/2, K, P+1), adjoints of the raw invariants per
+        column; cidx shape (n_groups, S(S+1)/2, K, P+1), a permutation of the
+        columns (also used by :class:`compot.terms.ExponentiatedAngular`)."""
+        s = ctx.system
         mom = self.moments(ctx, node)
         Y, dY = mom.harmonics.Y, mom.harmonics.dY
         g, dg = ctx.basis(node.basis)
         K, P1 = g.shape[1], self.P + 1
-        npair = len(mom.pairs)
-        ncol = A.shape[1]
-        dsat = self.bounded(ctx, node).slope                                   # (n, npair, K, P1)
-        A5 = A.reshape(s.n_atoms, S, npair, K, P1) * ctx.onehot[:, :, None, None, None] * dsat[:, None]
-        cidx = np.arange(ncol).reshape(S, npair, K, P1)
+        ncol = cidx.size
         R = np.zeros((s.n_pairs, ncol))
         Vg = np.zeros((s.n_pairs, 3, ncol))
         chan = s.channel_p
@@ -196,7 +212,7 @@ class Angular(Term):
             for k in range(K):
                 Ap = mom.A[s.i_p, other, k]                                    # (p, V)
                 gdg = g[:, k] * dg[:, k]
-                for z in range(S):
+                for z in range(A5.shape[1]):
                     for l in range(P1):
                         lam = A5[:, z, ip, k, l]
                         if not lam.any():
