@@ -130,7 +130,7 @@ def test_lattice_argument_and_several_species():
     m = Model("G1 + ZBL(0.5, 4.0)", ("Mo", "Nb"), 4.5, {"b1.alpha": 0.3})
     rep = sanity_report(m, "fcc", 4.5, nvt=False)
     assert set(rep["checks"]) == {"energy_volume Mo", "energy_volume Nb", "push Mo", "push Nb",
-                                  "dimer Mo-Mo", "dimer Mo-Nb", "dimer Nb-Nb"}
+                                  "dimer Mo-Mo", "dimer Mo-Nb", "dimer Nb-Nb", "energy_volume B2 Mo-Nb"}
     assert rep["elements"]["Mo"]["lattice"] == "fcc" and rep["properties"] == {}
 
 

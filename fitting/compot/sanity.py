@@ -17,6 +17,12 @@ every species pair:
 ``dimer``
     the dimer of every species pair is repulsive (dE/dr < 0) from 0.5 Å up to
     0.8 × the nearest-neighbour distance;
+``energy_volume B2 X-Y`` (several species)
+    the E–V of the ordered B2 cell of every binary, about the model's B2 lattice
+    constant, with the same rules;
+``nvt alloy`` (several species)
+    the NVT run below on an equiatomic random bcc alloy of all the species
+    (≥ 250 atoms, 3000 K);
 ``nvt``
     a Langevin NVT run of a ≥ 128-atom supercell through the C core
     (:mod:`compot.ccore`; the Python model if the core cannot be built) at
@@ -52,7 +58,8 @@ log = logging.getLogger(__name__)
 LATTICE_CHOICES = ("auto",) + derive.LATTICES
 
 __all__ = ["sanity_report", "failed_checks", "format_sanity",
-           "energy_volume_check", "push_check", "dimer_check", "nvt_check", "LATTICE_CHOICES"]
+           "energy_volume_check", "push_check", "dimer_check", "nvt_check", "LATTICE_CHOICES",
+           "OrderedB2", "RandomAlloy", "b2_energy_volume_check"]
 
 
 def _reference_lattice(kind: str, symbol: str, a: float, c_over_a: float | None = None) -> derive.Lattice:
@@ -315,6 +322,77 @@ def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: flo
                         f"({engine}, {seconds:.0f} s): no atom lost, mean kinetic temperature {tk:.0f} K", plot)
 
 
+# ------------------------------------------------------- several species
+class OrderedB2:
+    """The ordered B2 (CsCl) cell of a binary: ``s1`` at the corner, ``s2`` at the centre
+    of the cubic cell of edge a [Å]; has the ``kind``, ``atoms`` and ``supercell`` of
+    :class:`compot.derive.Lattice` that the checks use."""
+
+    def __init__(self, s1: str, s2: str, a0: float):
+        self.s1, self.s2, self.a0 = s1, s2, float(a0)
+        self.kind = f"B2 {s1}{s2}"
+        self.species = f"{s1}{s2}"
+
+    def atoms(self, a: float | None = None) -> Atoms:
+        a = self.a0 if a is None else a
+        return Atoms([self.s1, self.s2], scaled_positions=[(0, 0, 0), (0.5, 0.5, 0.5)], cell=np.eye(3) * a,
+                     pbc=True)
+
+    def supercell(self, min_atoms: int, a: float | None = None) -> Atoms:
+        n = int(np.ceil((min_atoms / 2) ** (1 / 3)))
+        return self.atoms(a).repeat((n, n, n))
+
+
+class RandomAlloy:
+    """An equiatomic random bcc solid solution of ``species``: the n×n×n repetition of the
+    cubic cell of edge a [Å] with at least ``min_atoms`` atoms, the species dealt out in
+    equal numbers (± 1) and shuffled with ``seed``; :class:`compot.derive.Lattice`'s
+    ``kind``, ``atoms`` and ``supercell`` for the NVT check."""
+
+    def __init__(self, species, a0: float, seed: int = 0):
+        self.symbols, self.a0, self.seed = list(species), float(a0), seed
+        self.kind = "random bcc " + "".join(self.symbols)
+        self.species = "".join(self.symbols)
+
+    def supercell(self, min_atoms: int, a: float | None = None) -> Atoms:
+        from ase.build import bulk
+
+        a = self.a0 if a is None else a
+        n = int(np.ceil((min_atoms / 2) ** (1 / 3)))
+        at = bulk("X", "bcc", a=a, cubic=True).repeat((n, n, n))
+        names = [self.symbols[k % len(self.symbols)] for k in range(len(at))]
+        np.random.default_rng(self.seed).shuffle(names)
+        at.set_chemical_symbols(names)
+        return at
+
+    def atoms(self, a: float | None = None) -> Atoms:
+        return self.supercell(2, a)
+
+
+def _bcc_edge(lat) -> float:
+    """Cube edge [Å] of the bcc cell with the nearest-neighbour distance of ``lat``."""
+    return float(lat.d_nn * 2.0 / np.sqrt(3.0))
+
+
+def b2_energy_volume_check(model: Model, s1: str, s2: str, a_guess: float, **kw) -> dict:
+    """:func:`energy_volume_check` of the ordered B2 cell of ``s1``–``s2``, about the model's
+    B2 lattice constant (bounded minimisation within ±15 % of ``a_guess`` [Å])."""
+    from scipy.optimize import minimize_scalar
+
+    b2 = OrderedB2(s1, s2, a_guess)
+
+    def e_of_a(a):
+        e = float(model_energies(model, [b2.atoms(a)])[0]) / 2
+        return e if np.isfinite(e) else 1e30
+
+    res = minimize_scalar(e_of_a, bounds=(0.85 * a_guess, 1.15 * a_guess), method="bounded",
+                          options={"xatol": 1e-6})
+    b2.a0 = float(res.x)
+    out = energy_volume_check(model, b2, b2.a0, float(res.fun), **kw)
+    out["plot"]["a0"] = b2.a0
+    return out
+
+
 # ---------------------------------------------------------------- the report
 def _element_setup(model: Model, symbol: str, lattice: str, a0: float | None, data) -> tuple:
     """(Lattice, a guess) of one element: given kind or detected from the data, else from the model."""
@@ -347,7 +425,8 @@ def _element_setup(model: Model, symbol: str, lattice: str, a0: float | None, da
 def sanity_report(model: Model, lattice: str = "auto", a0: float | None = None,
                   elastic_file: str | Path | None = None, surface_file: str | Path | None = None, *,
                   data=None, temperature: float | None = None, nvt_steps: int = 2000, n_seeds: int = 1,
-                  nvt: bool = True, hottest_quantile: float = 0.9, progress=None) -> dict:
+                  nvt: bool = True, hottest_quantile: float = 0.9, progress=None,
+                  alloy_temperature: float | None = 3000.0, alloy_atoms: int = 250) -> dict:
     """Sanity checks (MODEL_SPEC §9–10), their curves, and material properties.
 
     Parameters
@@ -373,6 +452,10 @@ def sanity_report(model: Model, lattice: str = "auto", a0: float | None = None,
         Run the NVT check at all.
     progress : callable(task, done, total, note), optional
         Progress of the NVT runs (:func:`nvt_check`).
+    alloy_temperature, alloy_atoms : float [K], int
+        Several species only: the NVT check of an equiatomic random bcc alloy of all the
+        species (:class:`RandomAlloy`, at least ``alloy_atoms`` atoms, lattice constant the
+        mean of the elements' bcc cube edges) at ``alloy_temperature`` (None: not run).
 
     Returns
     -------
@@ -380,7 +463,9 @@ def sanity_report(model: Model, lattice: str = "auto", a0: float | None = None,
         ``passed`` (True, or False when any check failed; a skipped check,
         ``passed`` None, does not fail the report), ``checks`` {name: {passed,
         detail, plot}} (names ``energy_volume``, ``push``, ``dimer``, ``nvt``,
-        with `` X`` / `` X-Y`` appended for a model of several species),
+        with `` X`` / `` X-Y`` appended for a model of several species, which also
+        has ``energy_volume B2 X-Y`` for every binary (:func:`b2_energy_volume_check`) and
+        ``nvt alloy XY…`` (the random alloy)),
         ``elements`` {symbol: {lattice, c_over_a, a0, e0, lattice_source, d_min}},
         ``temperature``, ``properties`` (single species, with an elastic file),
         and for the first element ``lattice``, ``ev_curve`` and ``dimer``.
@@ -416,6 +501,9 @@ def sanity_report(model: Model, lattice: str = "auto", a0: float | None = None,
             s1, s2 = species[a], species[b]
             dnn = 0.5 * (lattices[s1].d_nn + lattices[s2].d_nn)
             checks[name("dimer", f"{s1}-{s2}")] = dimer_check(model, s1, s2, dnn)
+            if s1 != s2:
+                a_b2 = 0.5 * (_bcc_edge(lattices[s1]) + _bcc_edge(lattices[s2]))
+                checks[f"energy_volume B2 {s1}-{s2}"] = b2_energy_volume_check(model, s1, s2, a_b2)
     t_target = None
     t_source = None
     if nvt:
@@ -430,6 +518,12 @@ def sanity_report(model: Model, lattice: str = "auto", a0: float | None = None,
         for s in species:
             checks[name("nvt", s)] = nvt_check(model, lattices[s], elements[s]["a0"], t_target, steps=nvt_steps,
                                                n_seeds=n_seeds, progress=progress, label=name("NVT", s))
+        if multi and alloy_temperature:
+            # Vegard: the mean bcc cube edge of the elements
+            alloy = RandomAlloy(species, float(np.mean([_bcc_edge(lattices[s]) for s in species])))
+            checks[f"nvt alloy {alloy.species}"] = nvt_check(
+                model, alloy, alloy.a0, float(alloy_temperature), steps=nvt_steps, n_seeds=n_seeds,
+                min_atoms=alloy_atoms, progress=progress, label=f"NVT {alloy.kind}")
     out = {"passed": all(c["passed"] is not False for c in checks.values()), "checks": checks,
            "elements": elements, "temperature": {"target": t_target, "source": t_source},
            "lattice": lattices[species[0]].kind, "properties": {}}
