@@ -35,3 +35,26 @@ def test_several_species_report_has_b2_and_alloy_checks():
     direct = b2_energy_volume_check(model, "Nb", "Mo", 3.2)
     e_min = min(direct["plot"]["y"][40:61])                                  # 0.9–1.1 a0
     assert abs(direct["plot"]["y"][50] - e_min) < 1e-6 or direct["passed"] is False
+
+
+def test_c_core_equals_python_on_a_quaternary_random_alloy():
+    """Energy, forces and stress of the C core (both ghost modes) equal the Python model's
+    to 1e-9 relative on a rattled 54-atom equiatomic random MoNbTaW cell."""
+    import pytest
+
+    from compot.calculator import CompotCalculator
+    from compot.ccore import CCoreCalculator
+
+    species = ("Mo", "Nb", "Ta", "W")
+    cell = RandomAlloy(species, 3.25, seed=2).supercell(54)
+    cell.rattle(0.1, seed=3)
+    model = random_model("E[G3L2] + A[G3P2] + ZBL(1.6, 2.4)", species=species, seed=4, structures=[cell])
+    ref = cell.copy()
+    ref.calc = CompotCalculator(model)
+    e_ref, f_ref, s_ref = ref.get_potential_energy(), ref.get_forces(), ref.get_stress()
+    for mode in ("ghosts", "exchange"):
+        c = cell.copy()
+        c.calc = CCoreCalculator(model, mode=mode)
+        assert c.get_potential_energy() == pytest.approx(e_ref, rel=1e-9)
+        np.testing.assert_allclose(c.get_forces(), f_ref, rtol=0, atol=1e-9 * np.abs(f_ref).max())
+        np.testing.assert_allclose(c.get_stress(), s_ref, rtol=0, atol=1e-9 * np.abs(s_ref).max())
