@@ -261,9 +261,10 @@ def _overlap(a, b) -> float:
     return w * h if w > 0 and h > 0 else 0.0
 
 
-def _place_labels(fig, ax, xs, ys, labels, fontsize: float = 6.5) -> list:
+def _place_labels(fig, ax, xs, ys, labels, fontsize: float = 6.5, obstacles=()) -> list:
     """Annotate the points (xs[i], ys[i]) with labels[i], each placed where it overlaps
-    no label placed before it, no marker, and stays inside the axes.
+    no label placed before it, no marker, no obstacle ((x, y, half-width [px]) in data
+    coordinates, e.g. a circle around a point), and stays inside the axes.
 
     Candidate positions are tried nearest first, on rings of offsets around the
     point; a label placed away from its point gets a thin leader line. Where no
@@ -281,6 +282,9 @@ def _place_labels(fig, ax, xs, ys, labels, fontsize: float = 6.5) -> list:
     for x, y in zip(xs, ys):
         px, py = ax.transData.transform((x, y))
         marks.append(Bbox.from_extents(px - 4, py - 4, px + 4, py + 4))
+    for x, y, half in obstacles:
+        px, py = ax.transData.transform((x, y))
+        marks.append(Bbox.from_extents(px - half, py - half, px + half, py + half))
     offsets = []
     for radius in (5, 11, 18, 26, 36, 48, 62):
         for angle in range(0, 360, 30):
@@ -369,8 +373,9 @@ def design_figure(rows: list[dict], chosen: dict | None, xkey: str = "log10_kapp
     ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     if shown:
+        circle = [(x_of(chosen), chosen["rmse_force"], 15)] if chosen in shown else []
         _place_labels(fig, ax, [x_of(r) for r in shown], [r["rmse_force"] for r in shown],
-                      [r["configuration"] for r in shown])
+                      [r["configuration"] for r in shown], obstacles=circle)
     return fig
 
 
