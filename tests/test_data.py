@@ -349,6 +349,34 @@ def test_split_determinism_and_stratification():
     assert {c.group for c in t5} == {"a", "b", "c", "d"}
 
 
+def _fake_file(group, path, k):
+    c = _fake(group, k)
+    return Configuration(symbols=c.symbols, positions=c.positions, cell=c.cell, pbc=c.pbc, energy=c.energy,
+                         forces=c.forces, group=group, source=f"{path}:{k}")
+
+
+def test_split_by_block_holds_out_a_contiguous_block_or_whole_files():
+    """data.validation: by_block (issue 13): one contiguous block per single-file group,
+    whole files of a group of several files, every group keeps training data."""
+    configs = [_fake_file("aimd", "run.xyz", k) for k in range(20)]
+    configs += [_fake_file("md", f"traj{t}.xyz", 20 + 5 * t + k) for t in range(4) for k in range(5)]
+    configs += [_fake_file("one", "one.xyz", 40)]
+    t1, v1 = train_validation_split(configs, 0.25, seed=3, mode="by_block")
+    t2, v2 = train_validation_split(configs, 0.25, seed=3, mode="by_block")
+    assert [c.source for c in v1] == [c.source for c in v2] and len(t1) + len(v1) == len(configs)
+    block = [int(c.source.rpartition(":")[2]) for c in v1 if c.group == "aimd"]
+    assert len(block) == 5 and block == list(range(block[0], block[0] + 5))    # contiguous
+    held = {c.source.rpartition(":")[0] for c in v1 if c.group == "md"}
+    assert len(held) == 1 and sum(c.group == "md" for c in v1) == 5             # one whole trajectory
+    assert not any(c.source.startswith(h) for c in t1 for h in held)
+    assert any(c.group == "one" for c in t1) and not any(c.group == "one" for c in v1)
+    starts = {min(int(c.source.rpartition(":")[2]) for c in train_validation_split(
+        configs, 0.25, seed=s, mode="by_block")[1] if c.group == "aimd") for s in range(8)}
+    assert len(starts) > 1                                                      # the start is seeded
+    with pytest.raises(ConfigError, match="by_block"):
+        train_validation_split(configs, 0.25, seed=0, mode="blocks")
+
+
 def test_split_zero_and_bad_fraction():
     configs = [_fake("a", k) for k in range(5)]
     train, val = train_validation_split(configs, 0.0, seed=0)

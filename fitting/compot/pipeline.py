@@ -105,7 +105,8 @@ def load_splits(cfg: dict, base: Path, test: bool = True) -> Splits:
     test = read_data(d["test"], base, species, d["min_distance"], d["group_by"], keys) if test and d["test"] else []
     if species is None:
         species = sorted({s for c in train_all for s in c.symbols})
-    train, validation = train_validation_split(train_all, float(d["validation_fraction"]), int(d["seed"]))
+    train, validation = train_validation_split(train_all, float(d["validation_fraction"]), int(d["seed"]),
+                                               str(d.get("validation", "random")))
     return Splits(train, validation, test, list(species))
 
 

@@ -115,6 +115,11 @@ class DataSettings:
                          "(of a folder holding both, only `vasprun.xml`)", factory=list, shown="— (required)")
     test: list = option(doc="explicit test files (never used for fitting)", factory=list)
     validation_fraction: float = option(0.1, "share of the training files held out, per group, seeded")
+    validation: str = option("random", "how the held-out share is drawn, per group: `random` (random "
+                             "snapshots) or `by_block` (whole files of a group of several files, else one "
+                             "contiguous block of the file's configurations, at a seeded start: snapshots of one "
+                             "AIMD run are correlated, so a random split flatters the model)",
+                             choices=("random", "by_block"))
     seed: int = option(0, "seed of the split")
     min_distance: float = option(0.5, "smallest allowed interatomic distance [Å]; closer pairs are an error")
     group_by: str = option("file", "group of a configuration: its file stem (`Nb_AIMD`) or the file's "
