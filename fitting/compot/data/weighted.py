@@ -22,6 +22,8 @@ model to get them.
 
 from __future__ import annotations
 
+import logging
+
 import ase.units
 import numpy as np
 
@@ -29,6 +31,8 @@ from ..neighbours import VOIGT_PAIRS
 from .anchors import ZBL_ANCHOR_GROUP, anchor_configurations
 
 __all__ = ["WeightedData", "GPA", "stress_weights"]
+
+log = logging.getLogger(__name__)
 
 #: 1 eV/Å³ in GPa (ASE's units).
 GPA = 1.0 / ase.units.GPa
@@ -120,6 +124,11 @@ class WeightedData:
             self.S.append(np.array([GPA * c.stress if c.stress is not None else np.zeros(6) for c in b]))
             self.wS.append(stress_weights(b, settings))
         self.fit_stress = any(w.any() for w in self.wS)
+        groups = {c.group for b in self.batches for c in b}
+        missing = sorted(set(getattr(settings, "stress_exclude", ())) - groups)
+        if missing:
+            log.warning("fit.stress_exclude names groups that are not in the data: %s (groups: %s)",
+                        ", ".join(missing), ", ".join(sorted(groups)))
         self.n_rows = sum(len(e) for e in self.E) + 3 * sum(len(f) for f in self.F)
         if self.fit_stress:
             self.n_rows += 6 * sum(len(w) for w in self.wS)
