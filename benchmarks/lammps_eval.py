@@ -150,8 +150,11 @@ class LammpsEvaluator:
         except Exception as exc:  # LAMMPS raises a plain Exception with its error text
             raise RuntimeError(f"LAMMPS command failed: '{line}': {exc}") from None
 
-    def compute(self, atoms) -> tuple[float, np.ndarray]:
-        """Potential energy [eV] and forces [eV/Å], shape (n_atoms, 3), of one ASE Atoms."""
+    def compute(self, atoms, stress: bool = False) -> tuple:
+        """Potential energy [eV] and forces [eV/Å], shape (n_atoms, 3), of one ASE Atoms; with
+        ``stress`` also its stress [eV/Å³], shape (6,), Voigt order (xx, yy, zz, yz, xz, xy),
+        ASE sign (tensile positive), in the frame of ``atoms`` (from LAMMPS' pressure tensor
+        with zero velocities, i.e. the virial alone; periodic cells only)."""
         n = len(atoms)
         symbols = atoms.get_chemical_symbols()
         unknown = sorted(set(symbols) - set(self.types))
@@ -187,14 +190,24 @@ class LammpsEvaluator:
         self._cmd(f"pair_style {self.pair_style}")
         for c in self.pair_coeff:
             self._cmd(f"pair_coeff {c}")
-        self._cmd("thermo_style custom step pe")
+        self._cmd("thermo_style custom step pe pxx pyy pzz pyz pxz pxy" if stress else "thermo_style custom step pe")
         self._cmd("run 0 post no")
         energy = float(self.lmp.get_thermo("pe"))
+        sigma = None
+        if stress:
+            from ase.units import GPa
+            p = {k: float(self.lmp.get_thermo(k)) * 1e-4 * GPa for k in ("pxx", "pyy", "pzz", "pyz", "pxz", "pxy")}
+            P = np.array([[p["pxx"], p["pxy"], p["pxz"]], [p["pxy"], p["pyy"], p["pyz"]],
+                          [p["pxz"], p["pyz"], p["pzz"]]])
+            S = -(Q @ P @ Q.T)            # bar → eV/Å³; pressure is compressive positive
+            sigma = np.array([S[0, 0], S[1, 1], S[2, 2], S[1, 2], S[0, 2], S[0, 1]])
         nlocal = int(self.lmp.extract_global("nlocal"))
         f_l = np.array(self.lmp.numpy.extract_atom("f", nelem=nlocal, dim=3), dtype=float, copy=True)
         tag = np.array(self.lmp.numpy.extract_atom("id", nelem=nlocal), dtype=np.int64, copy=True)
         forces_lmp = np.empty((n, 3))
         forces_lmp[tag - 1] = f_l
+        if stress:
+            return energy, forces_lmp @ Q.T, sigma
         return energy, forces_lmp @ Q.T   # f_ase = Q @ f_lmp for each row
 
     def evaluate(self, structures) -> tuple[np.ndarray, list[np.ndarray]]:

