@@ -194,3 +194,21 @@ def test_consistency_check_passes_a_model_and_flags_corrupted_shear_stress():
     bad = stress_energy_consistency(_elastic_set(truth, shear_scale=1.5))
     assert disagreeing_groups(bad) == ["El_shear"] and bad["groups"]["El_shear"]["disagrees"] == ["shear"]
     assert abs(bad["groups"]["El_shear"]["shear"]["slope"] - 1 / 1.5) < 0.02
+
+
+def test_a_cluster_has_no_stress_and_no_stress_rows():
+    """A non-periodic configuration gets no predicted stress, no stress error and weight 0."""
+    from compot.evaluation import predict
+    from compot.metrics import error_metrics
+
+    truth = random_model("G3", seed=5)
+    at = random_structure("cluster", seed=1)
+    p = truth.evaluate(truth.system([at]))
+    c = Configuration(symbols=tuple(at.get_chemical_symbols()), positions=at.positions, cell=at.cell.array,
+                      pbc=at.pbc, energy=float(p.energy_m[0]), forces=p.forces_nc, stress=np.ones(6),
+                      group="cluster", source="cluster:0")
+    e, f, s = predict(truth, [c], stress=True)
+    assert s == [None]
+    m = error_metrics([c], e, f, s)
+    assert m["n_stress"] == 0 and np.isnan(m["rmse_stress"])
+    assert stress_weights([c], FitSettings(stress_weight=1.0)).tolist() == [0.0]
