@@ -89,6 +89,8 @@ typedef struct compot_ctx {
   double *dedf;    /* [n_nodes S max_K] de/df of E and N leaves */
   double *fu, *fx, *fdx; /* [max_L max_K] feature batch */
   double *bgv, *bdgv;    /* [max_pairs max_K] basis batch */
+  double *bfc, *bdfc;    /* [max_pairs] f_c, f_c' of a basis with a term
+                            cutoff r_t < r_c (compot_cluster_functions) */
   double *angsum; /* [n_nodes ang_stride] per A leaf and atom, kept from
                      the value to the backward step (compot_angular_value) */
   double *bac;    /* [S K nvp] adjoints of the A sums */

@@ -25,6 +25,7 @@ typedef struct pnode {
   int basis_kind;
   int K, L, P;
   double r_in, r_out;
+  double rt;  /* term cutoff '@r_t', 0 if none */
   int column; /* 1-based column of the term in the original text */
   int n_children;
   int cap_children;
@@ -299,6 +300,20 @@ static pnode *parse_term(parser *ps)
                    found, column);
     return NULL;
   }
+  if (!err && accept_str(ps, "@")) { /* a term cutoff (issue 13) */
+    int at = column_at(ps, ps->pos - 1);
+    err = parse_number(ps, "term cutoff r_t", &p->rt);
+    if (!err && (p->kind == COMPOT_NODE_ZBL || p->kind == COMPOT_NODE_NEXP
+                 || !(p->rt > 0.0))) {
+      compot_set_msg(ps->msg, ps->msg_size,
+                     "expression: at column %d: a term cutoff '@' on %s; %s",
+                     at, p->kind == COMPOT_NODE_ZBL ? "ZBL" : p->kind == COMPOT_NODE_NEXP ? "N[E[..]]" : "a term",
+                     p->kind == COMPOT_NODE_ZBL ? "ZBL has its own window (r_in, r_out)"
+                     : p->kind == COMPOT_NODE_NEXP ? "N[E[..]] takes the model's cutoff (its second hop)"
+                                                   : "expected r_t > 0");
+      err = COMPOT_ERR_FORMAT;
+    }
+  }
   if (err) {
     pnode_free(p);
     return NULL;
@@ -495,6 +510,10 @@ static void node_spec(compot_node *n, int basis_kind)
     snprintf(n->spec, sizeof n->spec, "ZBL(%g, %g)", n->r_in, n->r_out);
     break;
   }
+  if (n->rt > 0.0) {
+    size_t used = strlen(n->spec);
+    snprintf(n->spec + used, sizeof n->spec - used, "@%g", n->rt);
+  }
 }
 
 /* Pre-order numbering into model->nodes; returns the next free index or -1. */
@@ -511,6 +530,7 @@ static int number_nodes(compot_model *m, pnode const *p, int parent,
   n->P = p->P;
   n->r_in = p->r_in;
   n->r_out = p->r_out;
+  n->rt = p->rt;
   basis_kinds[me] = p->basis_kind;
   node_spec(n, p->basis_kind);
   n->n_children = p->n_children;
@@ -609,7 +629,7 @@ int compot_parse_expression(compot_model *m, char const *text, char *msg,
         compot_node const *sib = &m->nodes[par->children[c]];
         if (has_basis(sib->kind) && sib->basis >= 0
             && basis_kinds[par->children[c]] == basis_kinds[k]
-            && sib->K == nd->K) {
+            && sib->K == nd->K && sib->rt == nd->rt) {
           shared = sib->basis;
           break;
         }
@@ -619,6 +639,7 @@ int compot_parse_expression(compot_model *m, char const *text, char *msg,
       shared = m->n_bases++;
       m->bases[shared].kind = basis_kinds[k];
       m->bases[shared].K = nd->K;
+      m->bases[shared].rt = nd->rt;
     }
     nd->basis = shared;
     if (nd->kind == COMPOT_NODE_LINEAR || nd->kind == COMPOT_NODE_EXP

@@ -39,6 +39,7 @@ enum compot_basis_kind {
 typedef struct compot_basis {
   int kind; /* enum compot_basis_kind */
   int K;
+  double rt; /* cutoff of its leaves' '@r_t' (issue 13), 0: the model's r_c */
   /* parameters (pointers into model->values) */
   double *alpha;   /* [1] Gaussian only, else NULL */
   double *beta;    /* [1] Gaussian only, else NULL */
@@ -67,6 +68,7 @@ typedef struct compot_node {
   int basis; /* index into model->bases, -1 if none */
   int K, L, P;
   double r_in, r_out; /* ZBL */
+  double rt;          /* term cutoff '@r_t' of a fitted leaf, 0 if none */
   /* parameters (pointers into model->values), NULL if absent */
   double *gamma; /* [L] */
   double *q_max; /* [np K (P+1)] A leaves of format v2 and E[A] leaves,

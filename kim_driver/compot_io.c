@@ -221,6 +221,13 @@ int compot_check_zbl_cutoff(compot_model const *m, char *msg,
                      n->spec, m->cutoff, n->r_out);
       return COMPOT_ERR_FORMAT;
     }
+    if (n->rt > m->cutoff) {
+      compot_set_msg(msg, msg_size,
+                     "expression: %s needs r_t <= r_c; expected r_t <= "
+                     "%.17g (the cutoff), found r_t = %.17g",
+                     n->spec, m->cutoff, n->rt);
+      return COMPOT_ERR_FORMAT;
+    }
   }
   return COMPOT_OK;
 }

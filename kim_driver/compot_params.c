@@ -155,6 +155,32 @@ static char const *basis_users(compot_model const *m, int b, char *buf,
   return buf;
 }
 
+/* The block nI.q_max of an A leaf (format v2) or an E[A] leaf: the fixed
+   scale of the angular cluster functions q_kp^(s1 s2); use says what the
+   leaf does with it. */
+static double *add_q_max_block(table_builder *tb, compot_node const *n, int k,
+                               int npair, char const *sp, char const *use)
+{
+  char name[COMPOT_NAME_SIZE], key[COMPOT_NAME_SIZE];
+  int const kinds[3] = {COMPOT_INDEX_SPECIES_PAIR, COMPOT_INDEX_ONE_BASED,
+                        COMPOT_INDEX_ZERO_BASED};
+  int dims[3];
+  dims[0] = npair;
+  dims[1] = n->K;
+  dims[2] = n->P + 1;
+  snprintf(name, sizeof name, "n%d_q_max", k);
+  snprintf(key, sizeof key, "n%d.q_max", k);
+  return add_block(
+      tb, name, key, "1", COMPOT_ROLE_FIXED, &Q_MAX, 3, dims, kinds,
+      dup_printf("node n%d %s: scale q_max[s1,s2][k][p] > 0 of the "
+                 "angular cluster function q_kp^(s1 s2) (largest |q| "
+                 "over the fitting data); %s; unit 1; role fixed "
+                 "(not fitted); flat index (q*%d + (k-1))*%d + p, q = "
+                 "index of the pair s1 <= s2 (s1 outer) over species "
+                 "(%s), k = 1..%d, p = 0..%d",
+                 k, n->spec, use, n->K, n->P + 1, sp, n->K, n->P));
+}
+
 static int node_has_shift(compot_model const *m, int k)
 {
   int parent = m->nodes[k].parent;
@@ -427,22 +453,10 @@ static int build_table(table_builder *tb)
       int const kinds[4] = {COMPOT_INDEX_SPECIES, COMPOT_INDEX_SPECIES_PAIR,
                             COMPOT_INDEX_ONE_BASED, COMPOT_INDEX_ZERO_BASED};
       if (m->version >= 2) {
-        dims[0] = npair;
-        dims[1] = K;
-        dims[2] = P1;
-        snprintf(name, sizeof name, "n%d_q_max", k);
-        snprintf(key, sizeof key, "n%d.q_max", k);
-        v = add_block(
-            tb, name, key, "1", COMPOT_ROLE_FIXED, &Q_MAX, 3, dims, kinds + 1,
-            dup_printf("node n%d %s: scale q_max[s1,s2][k][p] > 0 of the "
-                       "angular cluster function q_kp^(s1 s2) (largest |q| "
-                       "over the fitting data); the leaf uses q_max "
-                       "x(0, q/q_max), q itself while |q| <= q_max and "
-                       "saturating beyond (format v2); unit 1; role fixed "
-                       "(not fitted); flat index (q*%d + (k-1))*%d + p, q = "
-                       "index of the pair s1 <= s2 (s1 outer) over species "
-                       "(%s), k = 1..%d, p = 0..%d",
-                       k, n->spec, K, P1, sp, K, n->P));
+        v = add_q_max_block(tb, n, k, npair, sp,
+                            "the leaf uses q_max x(0, q/q_max), q itself "
+                            "while |q| <= q_max and saturating beyond "
+                            "(format v2)");
         if (v) n->q_max = v;
       }
       dims[0] = S;
@@ -469,23 +483,9 @@ static int build_table(table_builder *tb)
       int const kinds[5] = {COMPOT_INDEX_SPECIES, COMPOT_INDEX_SPECIES_PAIR,
                             COMPOT_INDEX_ONE_BASED, COMPOT_INDEX_ONE_BASED,
                             COMPOT_INDEX_ZERO_BASED};
-      int const qkinds[3] = {COMPOT_INDEX_SPECIES_PAIR, COMPOT_INDEX_ONE_BASED,
-                             COMPOT_INDEX_ZERO_BASED};
       /* q_max in both formats: it normalises the input of x(gamma, .) */
-      dims[0] = npair;
-      dims[1] = K;
-      dims[2] = P1;
-      snprintf(name, sizeof name, "n%d_q_max", k);
-      snprintf(key, sizeof key, "n%d.q_max", k);
-      v = add_block(
-          tb, name, key, "1", COMPOT_ROLE_FIXED, &Q_MAX, 3, dims, qkinds,
-          dup_printf("node n%d %s: scale q_max[s1,s2][k][p] > 0 of the "
-                     "angular cluster function q_kp^(s1 s2) (largest |q| "
-                     "over the fitting data); the leaf uses x(gamma_l, "
-                     "q/q_max); unit 1; role fixed (not fitted); flat index "
-                     "(q*%d + (k-1))*%d + p, q = index of the pair s1 <= s2 "
-                     "(s1 outer) over species (%s), k = 1..%d, p = 0..%d",
-                     k, n->spec, K, P1, sp, K, n->P));
+      v = add_q_max_block(tb, n, k, npair, sp,
+                          "the leaf uses x(gamma_l, q/q_max)");
       if (v) n->q_max = v;
       dims[0] = S;
       dims[1] = npair;

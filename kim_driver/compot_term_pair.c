@@ -33,21 +33,30 @@ int compot_cluster_functions(compot_ctx *c, char *msg, size_t msg_size)
     double *phi = c->bphi[b], *gc = c->bg[b], *dgc = c->bdg[b];
     if (phi == NULL && gc == NULL) continue;
     w = 0; /* the next close slot (ws->wsl, ascending like the batches) */
+    /* a term cutoff r_t < r_c (issue 13): f_c(c; r_t) of the basis's own */
+    double rt = B->rt > 0.0 && B->rt < m->cutoff ? B->rt : 0.0;
     for (o = 0; o < c->n_built; ++o) {
       int i = ws->order[o], p0 = ws->pstart[i], nb = ws->pmid[i] - p0, s0;
       double *g, *dg, *fi;
+      double const *fc, *dfc;
       if (nb == 0 || !compot_evaluates(c, B, i)) continue;
       s0 = ws->pslot[p0]; /* the slots of i's own pairs are consecutive */
       g = gc != NULL ? gc + (size_t) s0 * K : c->bgv;
       dg = dgc != NULL ? dgc + (size_t) s0 * K : c->bdgv;
+      fc = ws->sfc + s0;
+      dfc = ws->sdfc + s0;
+      if (rt > 0.0) {
+        compot_cutoff_n(nb, c->sx + s0, 1.0 / rt, c->bfc, c->bdfc);
+        fc = c->bfc;
+        dfc = c->bdfc;
+      }
       if (gauss)
-        compot_gaussian_n(B, nb, c->sx + s0, ws->sfc + s0, ws->sdfc + s0, g,
-                          dg);
+        compot_gaussian_n(B, nb, c->sx + s0, fc, dfc, g, dg);
       else
         for (t = 0; t < nb; ++t)
-          compot_radial_basis(B, m->cutoff, c->sx[s0 + t], ws->sfc[s0 + t],
-                        ws->sdfc[s0 + t], g + (size_t) t * K,
-                        dg + (size_t) t * K);
+          compot_radial_basis(B, rt > 0.0 ? rt : m->cutoff, c->sx[s0 + t],
+                              fc[t], dfc[t], g + (size_t) t * K,
+                              dg + (size_t) t * K);
       /* format v2, pairs closer than r_b: dg^(c(r))/dr = g^'(c) c'(r) */
       while (w < c->n_win && ws->wsl[w] < s0) ++w;
       for (; w < c->n_win && ws->wsl[w] < s0 + nb; ++w) {

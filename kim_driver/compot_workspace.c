@@ -199,6 +199,8 @@ static size_t layout(compot_ctx *c, double *base, size_t *n_zero)
   c->fdx = take(&cv, lk);
   c->bgv = take(&cv, mp * m->max_K);
   c->bdgv = take(&cv, mp * m->max_K);
+  c->bfc = take(&cv, mp);
+  c->bdfc = take(&cv, mp);
   c->bac = c->selfbar = c->ceff = c->ascr = c->eaq = NULL;
   if (m->has_angular) {
     int expang = 0;

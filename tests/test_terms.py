@@ -201,3 +201,46 @@ def test_real_harmonics_addition_theorem_and_gradient():
         down[:, c] -= h
         fd = (real_harmonics(up, P).Y - real_harmonics(down, P).Y) / (2 * h)
         np.testing.assert_allclose(H.dY[:, c, :], fd, atol=1e-6 * max(1.0, np.abs(fd).max()))
+
+
+#: Term cutoffs (``@r_t``, issue 13): shorter than the model's r_c = 4.5 Å, on every
+#: leaf family that takes one, shared and unshared bases, inside a product.
+CUTOFF_EXPRESSIONS = ["A[G3P2]@3.1 + E[G3L2]", "G3@2.9 + A[G3P2]@2.9 + E[A[C2P1]L2]@3.6",
+                      "G2@3.3 * E[A[G2P1]L1]@3.8 + C3@4.0"]
+
+
+@pytest.mark.parametrize("species", [("Nb",), ("Nb", "Mo")], ids=["Nb", "NbMo"])
+@pytest.mark.parametrize("expr", CUTOFF_EXPRESSIONS)
+def test_term_cutoffs_forces_design_rows(expr, species):
+    """Forces and virial against finite differences, and linear_design against evaluate,
+    with term cutoffs."""
+    atoms = _structure(species)
+    model = _model(expr, species, atoms)
+    f_err, w_err = _fd_errors(model, atoms)
+    assert f_err < 1e-6 and w_err < 1e-6
+    system = model.system([atoms])
+    for names in _affine_groups(model):
+        if names:
+            JE, JF, pred = model.linear_design(system, names)
+            p0 = model.evaluate(system)
+            np.testing.assert_allclose(pred.energy_m, p0.energy_m, rtol=1e-13, atol=1e-12)
+            np.testing.assert_allclose(pred.forces_nc, p0.forces_nc, rtol=1e-12, atol=1e-12)
+
+
+def test_term_cutoff_is_the_model_cutoff_of_that_term():
+    """A[G3P2]@3.2 in a model of r_c 4.5 Å gives what A[G3P2] gives with r_c = 3.2 Å
+    (format v1: no window), and the shared basis of G3@3.2 + A[G3P2]@3.2 is one basis."""
+    from compot.model import Model
+    atoms = _structure(("Nb",))
+    short = Model("A[G3P2]", ("Nb",), 3.2, version=1)
+    cut = Model("A[G3P2]@3.2", ("Nb",), 4.5, version=1)
+    rng = np.random.default_rng(1)
+    for name in short.params:
+        short.params[name] = rng.uniform(0.5, 1.5, short.params[name].shape)
+        cut.params[name] = short.params[name].copy()
+    a, b = short.evaluate(short.system([atoms])), cut.evaluate(cut.system([atoms]))
+    np.testing.assert_allclose(b.energy_m, a.energy_m, rtol=1e-13)
+    np.testing.assert_allclose(b.forces_nc, a.forces_nc, rtol=1e-12, atol=1e-12)
+    assert len(Model("G3@3.2 + A[G3P2]@3.2", ("Nb",), 4.5).layout.bases) == 1
+    assert len(Model("G3@3.2 + A[G3P2]", ("Nb",), 4.5).layout.bases) == 2
+    assert str(parse("A[G3P2] @ 3.2 + E[A[G2P1]L1]@4")) == "A[G3P2]@3.2 + E[A[G2P1]L1]@4.0"

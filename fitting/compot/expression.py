@@ -15,8 +15,12 @@ Grammar::
     expr    := product ('+' product)*        n-ary sum, nested sums flattened
     product := factor ('*' factor)*          binary, left-associative
     factor  := term | '(' expr ')'
-    term    := G<K> | C<K> | E[<basis>L<L>] | N[E[<basis>L<L>]] | A[<basis>P<P>]
-             | E[A[<basis>P<P>]L<L>] | ZBL(<r_in>, <r_out>)
+    term    := leaf ['@' <r_t>] | N[E[<basis>L<L>]] | ZBL(<r_in>, <r_out>)
+    leaf    := G<K> | C<K> | E[<basis>L<L>] | A[<basis>P<P>] | E[A[<basis>P<P>]L<L>]
+
+``@<r_t>`` gives the leaf a cutoff of its own, 0 < r_t ≤ r_c (checked where the
+model's r_c is known: :class:`compot.model.Model`, :func:`compot.io.read_model`):
+its basis is ĝ_k(r) = g_k(r) f_c(r; r_t), so it sees only neighbours closer than r_t.
 
 Blanks (spaces, tabs) separate tokens but never split a number or ``ZBL``.
 Limits, the same in the C core: 1 <= K <= MAX_K, 1 <= L <= MAX_L,
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .errors import ExpressionError
 from .terms import (ZBL, Angular, BasisSpec, Exponentiated, ExponentiatedAngular, Linear, NeighbourExponentiated,
@@ -53,7 +57,7 @@ MAX_VALUES = 1_000_000   # parameter values of a model (all blocks, all species)
 
 # blanks (space, tab) separate tokens; numbers and ZBL are never split
 _TOKEN = re.compile(r"[ \t]*(?:(?P<num>[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?|\.[0-9]+(?:[eE][-+]?[0-9]+)?)"
-                    r"|(?P<name>ZBL|[GCENAPL])|(?P<sym>[\[\]()+*,]))")
+                    r"|(?P<name>ZBL|[GCENAPL])|(?P<sym>[\[\]()+*,@]))")
 
 
 class _Parser:
@@ -155,6 +159,19 @@ class _Parser:
             raise ExpressionError(
                 f"expression {self.text!r}: expected a term at column {tok[2]}, found {found}; "
                 "expected G<K>, C<K>, E[..], N[E[..]], A[..] or ZBL(..)")
+        term = self.leaf(tok)
+        if self.peek()[1] != "@":
+            return term
+        at = self.take("@")
+        r_t = self.number("term cutoff r_t")
+        if term.is_core or term.needs_rho or not r_t > 0:
+            what = ("ZBL has its own window (r_in, r_out)" if term.is_core else
+                    "N[E[..]] takes the model's cutoff (its second hop)" if term.needs_rho else
+                    f"expected r_t > 0, found {r_t!r}")
+            raise ExpressionError(f"expression {self.text!r}: at column {at[2]}: a term cutoff '@' on {term}; {what}")
+        return replace(term, basis=replace(term.basis, cutoff=r_t))
+
+    def leaf(self, tok) -> Term:
         name = tok[1]
         if name in ("G", "C"):
             return Linear(self.basis())

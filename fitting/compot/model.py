@@ -113,7 +113,8 @@ class Model:
     Raises
     ------
     ExpressionError
-        For an invalid expression, species list or cutoff (e.g. ZBL r_out > r_c).
+        For an invalid expression, species list or cutoff (e.g. ZBL r_out > r_c, a
+        term cutoff r_t > r_c).
     """
 
     def __init__(self, expression: str, species, cutoff: float, params: dict | None = None, version: int = 2):
@@ -124,6 +125,10 @@ class Model:
         for n in self.layout.nodes:
             if n.term.is_core and n.term.r_out > self.cutoff:
                 raise ExpressionError(f"{n.term}: r_out = {n.term.r_out} Å exceeds the cutoff {self.cutoff} Å")
+            r_t = n.term.basis.cutoff if n.term.basis is not None else None
+            if r_t is not None and r_t > self.cutoff:
+                raise ExpressionError(f"{n.term} needs r_t <= r_c; expected r_t <= {self.cutoff!r} (the cutoff), "
+                                      f"found r_t = {r_t!r}")
         self.params: dict[str, np.ndarray] = {}
         for b in self.layout.blocks:
             self.params[b.name] = self._default(b)

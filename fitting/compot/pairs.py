@@ -74,7 +74,8 @@ class PairBasis:
         return self._radial
 
     def basis(self, b: int) -> BasisValues:
-        """Basis b's ĝ_k at every pair (MODEL_SPEC §2).
+        """Basis b's ĝ_k at every pair (MODEL_SPEC §2), with the basis's own cutoff
+        r_t where its term has one (``@r_t``; f_c and the Chebyshev argument use r_t).
 
         Raises
         ------
@@ -91,7 +92,11 @@ class PairBasis:
                 if not (alpha > 0 and beta > 0):
                     raise FitError(f"basis b{b + 1}: α and β must be positive, found α={alpha}, β={beta}")
             rad = self.radial()
-            g, dg = radial_basis_fdf(spec.kind, rad.r, rad.fc, rad.dfc, m.cutoff, spec.K, alpha, beta)
+            fc, dfc, r_c = rad.fc, rad.dfc, m.cutoff
+            if spec.cutoff is not None:       # a term cutoff (A[G8P4]@4.4): f_c(c; r_t)
+                r_c = spec.cutoff
+                fc, dfc = cutoff_fdf(rad.r, r_c)
+            g, dg = radial_basis_fdf(spec.kind, rad.r, fc, dfc, r_c, spec.K, alpha, beta)
             self._basis[b] = BasisValues(g, dg * rad.dc[:, None])
         return self._basis[b]
 

@@ -67,7 +67,7 @@ class Angular(Term):
     symbol = "A"
 
     def __str__(self) -> str:
-        return f"A[{self.basis}P{self.P}]"
+        return f"A[{self.basis}P{self.P}]" + self.basis.at
 
     def blocks(self, node, species, pairs, version):
         pre = f"n{node.index}"

@@ -32,13 +32,22 @@ REGISTRY: dict[str, type["Term"]] = {}
 class BasisSpec:
     """Two-body basis specification: ``kind`` 'G' (even-tempered Gaussian,
     nonlinear α, β) or 'C' (Chebyshev, no nonlinear parameters), size ``K``
-    (MODEL_SPEC §2)."""
+    (MODEL_SPEC §2), and the cutoff r_t [Å] of the term that uses it
+    (``A[G8P4]@4.4``; None: the model's cutoff r_c). ĝ_k(r) = g_k(r) f_c(r; r_t),
+    and a Chebyshev basis takes T_(k−1)(2r/r_t − 1); leaves share a basis only
+    if their specifications, cutoff included, are equal."""
 
     kind: str
     K: int
+    cutoff: float | None = None
 
     def __str__(self) -> str:
         return f"{self.kind}{self.K}"
+
+    @property
+    def at(self) -> str:
+        """The term's cutoff suffix in the notation: '' or '@<r_t>' (shortest round-trip decimal)."""
+        return "" if self.cutoff is None else f"@{self.cutoff!r}"
 
     @property
     def n_nonlinear(self) -> int:

@@ -44,7 +44,7 @@ class ExponentiatedAngular(Term):
     symbol = "E[A]"
 
     def __str__(self) -> str:
-        return f"E[A[{self.basis}P{self.P}]L{self.L}]"
+        return f"E[A[{self.basis}P{self.P}]L{self.L}]" + self.basis.at
 
     @property
     def angular(self) -> Angular:

@@ -89,7 +89,7 @@ class Exponentiated(_Latent):
     symbol = "E"
 
     def __str__(self) -> str:
-        return f"E[{self.basis}L{self.L}]"
+        return f"E[{self.basis}L{self.L}]" + self.basis.at
 
     def scaled(self, ctx, node):
         scale = ctx.params[f"b{node.basis + 1}.phi_max"]
@@ -112,7 +112,7 @@ class NeighbourExponentiated(_Latent):
     symbol = "N"
 
     def __str__(self) -> str:
-        return f"N[E[{self.basis}L{self.L}]]"
+        return f"N[E[{self.basis}L{self.L}]]" + self.basis.at
 
     def scaled(self, ctx, node):
         scale = ctx.params[f"b{node.basis + 1}.rho_max"]

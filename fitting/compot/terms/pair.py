@@ -45,7 +45,7 @@ class Linear(Term):
         return self.basis.kind
 
     def __str__(self) -> str:
-        return str(self.basis)
+        return str(self.basis) + self.basis.at
 
     def blocks(self, node, species, pairs, version):
         ks = tuple(str(k + 1) for k in range(self.basis.K))
