@@ -176,7 +176,7 @@ CASES = {
     "exp_angular_monb_v2": dict(
         description="the exponentiated angular term E[A[..]] in a sum with A and ZBL and as a product factor, "
                     "two species; format v2 with the extrapolation grade acting",
-        covers=["G", "C", "EA", "A", "ZBL", "sum", "product", "two species", "v2 window", "v2 grade"],
+        covers=["G", "C", "E", "EA", "A", "ZBL", "sum", "product", "two species", "v2 window", "v2 grade"],
         expression="E[A[G3P2]L2] + A[G3P2] + G2 * E[A[C2P1]L1] + ZBL(2.9, 3.4)", species=MONB,
         kind="switched", window=(2.3, 2.85), close=2.5, seed=81),
 }
