@@ -171,6 +171,11 @@ class FitSettings:
     rcond: float = option(1e-10, "singular values below rcond·σ_max of the column-normalised design matrix "
                           "are discarded (truncated SVD); smaller values fit a little better with far larger, "
                           "cancelling coefficients (1e-12 gave 1e8 eV on the Nb data)")
+    lstsq: str = option("streamed", "how the linear least squares is formed: `streamed` reduces each batch's "
+                        "rows to the triangular factor of a QR and merges the factors (TSQR, `compot.lstsq`; "
+                        "memory of one batch, batches spread over the Dask workers when a cluster is used), "
+                        "`dense` holds the whole design matrix; both then apply the same scaling, ridge and "
+                        "rcond truncation", choices=("streamed", "dense"))
     bounds: dict = option(doc="search box {alpha, beta, gamma} → [low, high]; α [Å⁻²] is searched in log space. "
                           "A result on a bound is reported in the log and `report.md`",
                           factory=_copy(DEFAULT_BOUNDS), keys=tuple(DEFAULT_BOUNDS))

@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import scipy.linalg
 
 from .data.weighted import WeightedData
 from .errors import ConfigError, FitError
+from .lstsq import StreamedQR, solve_reduced, solve_scaled
 from .model import Model
 from .settings import DEFAULT_BOUNDS, FitSettings
 
@@ -67,6 +67,9 @@ class Trainer:
         trainer given an existing checkpoint of the same model and settings resumes from it
     progress : callable(dict), optional — called after every evaluation/solve with
         keys stage, n_stages, name, evaluation, max_evaluations, loss, best_loss
+    client : distributed.Client, optional — with ``settings.lstsq == "streamed"``, the
+        batches of every linear solve are reduced as tasks on its workers
+        (:func:`compot.execution.reduce_batches`); None = in this process
 
     Raises
     ------
@@ -75,7 +78,8 @@ class Trainer:
     """
 
     def __init__(self, model: Model, configs, settings: FitSettings | None = None,
-                 checkpoint: str | os.PathLike | None = None, progress: Callable | None = None):
+                 checkpoint: str | os.PathLike | None = None, progress: Callable | None = None,
+                 client=None):
         if not configs:
             raise FitError("no training configurations")
         self.model = model
@@ -83,6 +87,7 @@ class Trainer:
         self.data = WeightedData.for_fit(model, configs, self.settings)
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.progress = progress or (lambda info: None)
+        self.client = client
         self.frozen = self._frozen_blocks()
         self._init_product_factors()
         self.plan = self.make_plan()
@@ -167,27 +172,33 @@ class Trainer:
     # ------------------------------------------------------------ solving
     def solve(self, names: list) -> float:
         """Solve the linear blocks ``names`` by SVD least squares (columns scaled
-        to unit norm; optional ridge). Updates the model; returns the loss."""
+        to unit norm; optional ridge; :func:`compot.lstsq.solve_scaled`), on the streamed
+        QR factor of the rows (``settings.lstsq = "streamed"``, memory of one batch) or
+        on the whole design matrix (``"dense"``). Updates the model; returns the loss."""
         if not names:
             return self.loss()
+        if self.settings.lstsq == "streamed":
+            R = self.reduced_rows(names)
+            theta, loss = solve_reduced(R, self.settings.rcond, self.settings.ridge)
+            self.model.set_vector(names, theta)
+            return loss
         A, b = self.data.least_squares_rows(self.model, names)
-        norms = np.linalg.norm(A, axis=0)
-        # a column that is ~0 on all training data (a basis function sampled only
-        # in its far tail) gets coefficient 0 instead of an astronomically large one
-        dead = norms <= 1e-14 * norms.max(initial=0.0)
-        norms[dead] = np.inf
-        As = A / norms
-        if self.settings.ridge > 0:
-            k = As.shape[1]
-            As = np.vstack([As, math.sqrt(self.settings.ridge) * np.eye(k)])
-            b_aug = np.concatenate([b, np.zeros(k)])
-        else:
-            b_aug = b
-        x, *_ = scipy.linalg.lstsq(As, b_aug, cond=self.settings.rcond, lapack_driver="gelsd")
-        theta = x / norms
+        theta = solve_scaled(A, b, self.settings.rcond, self.settings.ridge)
         self.model.set_vector(names, theta)
         r = A @ theta - b
         return float(r @ r)
+
+    def reduced_rows(self, names: list) -> np.ndarray:
+        """Triangular factor of the weighted rows [A | b] of the blocks ``names``
+        (:mod:`compot.lstsq`), shape (k + 1, k + 1): batch by batch here, or one task per
+        batch on the Dask client ``self.client``."""
+        if self.client is not None:
+            from .execution import reduce_batches
+            return reduce_batches(self.client, self.data, self.model, names)
+        q = StreamedQR(len(self.model.vector(names)))
+        for A, b in self.data.least_squares_batches(self.model, names):
+            q.add(A, b)
+        return q.R
 
     def loss(self) -> float:
         """Current loss L (paper Eq. 26, plus the stress term of :mod:`compot.data.weighted`) on the training data."""

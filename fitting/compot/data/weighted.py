@@ -194,20 +194,50 @@ class WeightedData:
         A : ndarray, shape (n_rows, n_columns)
         b : ndarray, shape (n_rows,) [√weight · eV]
         """
+        As, bs = zip(*self.least_squares_batches(model, names))
+        return np.concatenate(As), np.concatenate(bs)
+
+    def least_squares_batches(self, model, names: list):
+        """The rows of :meth:`least_squares_rows` one batch at a time (memory of one batch).
+
+        Yields
+        ------
+        (A_k, b_k) : ndarray, shape (n_rows_k, n_columns), and ndarray, shape (n_rows_k,)
+            batch k's energy, force and (with stress in the loss) stress rows, in the
+            order of :meth:`least_squares_rows`
+        """
         rest_model = model.copy()
         rest_model.set_vector(names, np.zeros_like(model.vector(names)))
-        As, bs = [], []
         for k, sysm in enumerate(self.systems):
             d = rest_model.linear_design(sysm, names, virial=self.fit_stress)
             JE, JF, rest = d
             sE = np.sqrt(self.wE[k])
             sF = np.sqrt(self.wF[k])
-            As.append(JE * sE[:, None])
-            bs.append((self.E[k] - rest.energy_m) * sE)
-            As.append((JF * sF[:, None, None]).reshape(-1, JE.shape[1]))
-            bs.append(((self.F[k] - rest.forces_nc) * sF[:, None]).ravel())
+            As = [JE * sE[:, None], (JF * sF[:, None, None]).reshape(-1, JE.shape[1])]
+            bs = [(self.E[k] - rest.energy_m) * sE, ((self.F[k] - rest.forces_nc) * sF[:, None]).ravel()]
             if self.fit_stress:
                 A_s, b_s = self._stress_rows(k, d.JW, rest.virial_mcc)
                 As.append(A_s)
                 bs.append(b_s)
-        return np.concatenate(As), np.concatenate(bs)
+            yield np.concatenate(As), np.concatenate(bs)
+
+    def subset(self, ks) -> "WeightedData":
+        """The batches ``ks`` (indices into :attr:`batches`) as data of their own, sharing
+        arrays with this one; what a worker needs to compute their rows.
+
+        Raises
+        ------
+        IndexError
+            For an index outside [0, len(batches)).
+        """
+        ks = list(ks)
+        out = object.__new__(type(self))
+        for name in ("batches", "systems", "E", "F", "wE", "wF", "S", "wS"):
+            seq = getattr(self, name)
+            setattr(out, name, [seq[k] for k in ks])
+        out.n_data_batches = sum(1 for k in ks if k < self.n_data_batches)
+        out.fit_stress = self.fit_stress
+        out.n_rows = sum(len(e) for e in out.E) + 3 * sum(len(f) for f in out.F)
+        if out.fit_stress:
+            out.n_rows += 6 * sum(len(w) for w in out.wS)
+        return out

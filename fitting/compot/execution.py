@@ -1,0 +1,109 @@
+"""The execution layer of fitting and design: Dask (``dask.distributed``).
+
+A :class:`distributed.Client` is either an embedded :class:`distributed.LocalCluster`
+sized to the machine (one single-threaded worker process per core) or a connection to
+an existing scheduler (``--scheduler ADDRESS``, ``execution.scheduler`` in the
+configuration). On a SLURM or PBS machine, dask-jobqueue starts the scheduler and the
+workers as batch jobs (docs/fitting.md, "Running on a cluster"); compot is then given
+the scheduler's address.
+
+What runs on the workers:
+
+* the batches of a streamed linear solve (:func:`reduce_batches`): each worker
+  reduces its batches' weighted rows to a (k + 1) × (k + 1) triangular factor
+  (:mod:`compot.lstsq`), and the factors are merged here as they arrive, so neither
+  side holds more than a batch of rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from .lstsq import StreamedQR, merge
+
+__all__ = ["client_for", "reduce_batches"]
+
+log = logging.getLogger(__name__)
+
+
+def client_for(scheduler: str | None = None, n_workers: int | None = None):
+    """A Dask client: connected to ``scheduler``, or to a new LocalCluster.
+
+    Parameters
+    ----------
+    scheduler : str, optional — address of a running scheduler, e.g. ``tcp://host:8786``
+    n_workers : int, optional — LocalCluster workers (default: the cores this process
+        may use); one thread each, processes (the model code holds the GIL)
+
+    Returns
+    -------
+    distributed.Client — close it (``with client_for(...) as client:``) to stop a
+    LocalCluster it started
+
+    Raises
+    ------
+    OSError
+        If ``scheduler`` cannot be reached (Dask's timeout).
+    """
+    from distributed import Client
+
+    if scheduler:
+        log.info("Dask: connecting to the scheduler at %s", scheduler)
+        return Client(scheduler)
+    n = n_workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    log.info("Dask: LocalCluster with %d worker processes", n)
+    # Client(n_workers=...) starts a LocalCluster that it owns and closes with itself
+    return Client(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+
+
+def _factor_of(data, model, names):
+    q = StreamedQR(len(model.vector(names)))
+    for A, b in data.least_squares_batches(model, names):
+        q.add(A, b)
+    return q.R
+
+
+def _scattered_batches(client, data):
+    """The batches of ``data`` on the workers, one future each, scattered once per client."""
+    cache = data.__dict__.setdefault("_dask_batches", {})
+    key = id(client)
+    if key not in cache:
+        cache.clear()
+        cache[key] = client.scatter([data.subset([k]) for k in range(len(data.systems))])
+    return cache[key]
+
+
+def reduce_batches(client, data, model, names):
+    """Triangular factor of the weighted rows [A | b] of ``data``
+    (:meth:`compot.data.weighted.WeightedData.least_squares_batches`), one task per batch.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    data : compot.data.weighted.WeightedData — its batches are scattered to the workers
+        on the first call and kept there
+    model : compot.model.Model — sent with every call (parameters change between solves)
+    names : list of str — the linear blocks
+
+    Returns
+    -------
+    ndarray, shape (k + 1, k + 1), k the number of coefficients in ``names``;
+    equal to the serial :class:`compot.lstsq.StreamedQR` up to rounding (the merge
+    order follows completion)
+
+    Raises
+    ------
+    Exception
+        Whatever a task raised (Dask re-raises it here).
+    """
+    from distributed import as_completed
+
+    parts = _scattered_batches(client, data)
+    model_f = client.scatter(model, broadcast=True)
+    futures = [client.submit(_factor_of, p, model_f, names, pure=False) for p in parts]
+    R = None
+    for fut in as_completed(futures):
+        Rk = fut.result()
+        R = Rk if R is None else merge(R, Rk)
+    return R
