@@ -463,7 +463,9 @@ static double ref_ghat(compot_model const *m, int bi, int k, double r, int si,
                        int sj)
 {
   compot_basis const *b = &m->bases[bi];
-  double rc = m->cutoff, x = ref_seen(m, r, si, sj), fc = ref_fc(x, rc);
+  /* a term cutoff '@r_t' (issue 13) replaces r_c in f_c and in T_k */
+  double rc = b->rt > 0.0 ? b->rt : m->cutoff, x = ref_seen(m, r, si, sj), fc = ref_fc(x, rc);
+  if (x >= rc) return 0.0; /* (acos beyond a term cutoff) */
   if (b->kind == COMPOT_BASIS_GAUSSIAN)
     return exp(-(*b->alpha) * pow(*b->beta, k) * x * x) * fc;
   return cos(k * acos(2.0 * x / rc - 1.0)) * fc;
@@ -665,6 +667,19 @@ static double ref_value(compot_model const *m, config const *c, int nd,
           }
     break;
   }
+  case COMPOT_NODE_EXPANG: { /* sum c x(gamma_l, q / q_max) */
+    int s1, s2, q = 0, np = S * (S + 1) / 2, p, P1 = n->P + 1;
+    for (s1 = 0; s1 < S; ++s1)
+      for (s2 = s1; s2 < S; ++s2, ++q)
+        for (k = 0; k < n->K; ++k)
+          for (p = 0; p < P1; ++p) {
+            double u = ref_q(m, c, b, i, s1, s2, k, p) / n->q_max[(q * n->K + k) * P1 + p];
+            for (l = 0; l < n->L; ++l)
+              e += n->c[(((Z * np + q) * n->L + l) * n->K + k) * P1 + p]
+                   * ref_xt(n->gamma[l], u, model_tau(m));
+          }
+    break;
+  }
   default: {
     int j;
     for (j = 0; j < c->n; ++j) {
@@ -718,6 +733,20 @@ static int ref_features(compot_model const *m, config const *c, int i,
               double qm = n->q_max[(q * n->K + k) * (n->P + 1) + p];
               f[d++] = qm * ref_xt(0.0, ref_q(m, c, b, i, s1, s2, k, p) / qm, tau);
             }
+      break;
+    }
+    case COMPOT_NODE_EXPANG: { /* order q, l, k, p */
+      int s1, s2, q = 0, p, P1 = n->P + 1, first = d;
+      for (s1 = 0; s1 < S; ++s1)
+        for (s2 = s1; s2 < S; ++s2, ++q) {
+          for (k = 0; k < n->K; ++k)
+            for (p = 0; p < P1; ++p) {
+              double u = ref_q(m, c, b, i, s1, s2, k, p) / n->q_max[(q * n->K + k) * P1 + p];
+              for (l = 0; l < n->L; ++l)
+                f[first + ((q * n->L + l) * n->K + k) * P1 + p] = ref_xt(n->gamma[l], u, tau);
+            }
+        }
+      d = first + q * n->L * n->K * P1;
       break;
     }
     default: break;
@@ -2210,6 +2239,69 @@ static void test_corpus_file(char const *path)
         msg);
 }
 
+/* A random format v1 model (random_model) whose E[A] leaves have q_max
+   log-uniform in [0.01, 10] (stored in v1 too), so that features saturate. */
+static compot_model *random_model_qmax(char const *expr, char const *const *sp,
+                                       int S)
+{
+  compot_model *m = NULL;
+  char msg[512];
+  int err = compot_create_blank(&m, expr, sp, S, 5.0, msg, sizeof msg), i, e;
+  CHECK(err == 0, "create_blank(%s): %s", expr, msg);
+  if (err) return NULL;
+  randomize(m);
+  for (i = 0; i < compot_n_params(m); ++i) {
+    compot_param const *p = compot_param_at(m, i);
+    if (strstr(p->name, "_q_max"))
+      for (e = 0; e < p->extent; ++e) p->values[e] = pow(10.0, urand(-2.0, 1.0));
+  }
+  err = compot_refresh(m, msg, sizeof msg);
+  CHECK(err == 0, "refresh(%s): %s", expr, msg);
+  if (err) {
+    compot_destroy(m);
+    return NULL;
+  }
+  return m;
+}
+
+/* The exponentiated angular term E[A[..]] and term cutoffs '@r_t' (issue
+   13): particle energies against the direct evaluation (ref_site), forces
+   and virial against finite differences of the energy, formats v1 and v2
+   (window acting, saturated invariants); with a fitted grade in v2. */
+static void test_compute_expang_and_cutoffs(void)
+{
+  static char const *const exprs[] = {
+      "E[A[G3P2]L2]",
+      "E[A[C2P1]L2] * G2 + E[G2L2]",
+      "A[G3P2]@3.1 + E[G3L2]@4.2 + E[A[G2P2]L1]@3.6",
+      "G2@3.3 * E[A[G2P1]L1]@3.8 + C3@4.0",
+  };
+  static char const *const sp1[] = {"Nb"}, *const sp2[] = {"Mo", "Nb"};
+  size_t e;
+  int S, v;
+  printf("compute tests, E[A] and term cutoffs (finite differences)\n");
+  for (v = 1; v <= 2; ++v)
+    for (S = 1; S <= 2; ++S)
+      for (e = 0; e < sizeof exprs / sizeof exprs[0]; ++e) {
+        config c;
+        char what[160];
+        compot_model *m = v == 1 ? random_model_qmax(exprs[e], S == 1 ? sp1 : sp2, S)
+                                 : random_model_v2(exprs[e], S == 1 ? sp1 : sp2, S, 2.2, 3.0);
+        if (m == NULL) continue;
+        make_cluster(&c, 24, S, 0.6);
+        snprintf(what, sizeof what, "v%d %s [%d species, cluster]", v, exprs[e], S);
+        check_model_on(m, &c, what);
+        config_free(&c);
+        make_periodic(&c, S);
+        if (v == 2) fit_grade(m, &c);
+        snprintf(what, sizeof what, "v%d %s [%d species, periodic]", v, exprs[e], S);
+        check_model_on(m, &c, what);
+        check_direct(m, &c, what);
+        config_free(&c);
+        compot_destroy(m);
+      }
+}
+
 int main(int argc, char **argv)
 {
   int i;
@@ -2231,6 +2323,7 @@ int main(int argc, char **argv)
   test_compute_errors();
   test_compute();
   test_compute_v2();
+  test_compute_expang_and_cutoffs();
   test_nonfinite();
   test_half_lists(1);
   test_half_lists(2);
