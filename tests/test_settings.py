@@ -53,7 +53,7 @@ def _yaml_like(v) -> str:
 
 
 def test_docs_tables_cover_every_section():
-    assert set(docs_tables()) == set(SECTIONS) == {"model", "data", "fit", "design"}
+    assert set(docs_tables()) == set(SECTIONS) == {"model", "data", "fit", "design", "execution"}
 
 
 def test_unknown_keys_name_the_file_the_key_and_the_allowed_keys(tmp_path):
@@ -66,7 +66,8 @@ def test_unknown_keys_name_the_file_the_key_and_the_allowed_keys(tmp_path):
         "fit:\n  eos_anchor: {a: 3.3}\n": ("fit.eos_anchor", "a", "bulk_modulus"),
         "fit:\n  bounds: {delta: [0, 1]}\n": ("fit.bounds", "delta", "allowed: alpha, beta, gamma"),
         "design:\n  zbl_core: ZBL\n": ("design", "zbl_core", "allowed: single_terms"),
-        "modle: {}\n": ("run.yaml", "modle", "allowed: model, data, fit, design"),
+        "modle: {}\n": ("run.yaml", "modle", "allowed: model, data, fit, design, execution"),
+        "execution:\n  schedular: tcp://x:1\n": ("execution", "schedular", "allowed: scheduler, workers"),
     }
     for text, fragments in cases.items():
         path.write_text(text)
@@ -90,6 +91,7 @@ def test_unknown_keys_name_the_file_the_key_and_the_allowed_keys(tmp_path):
     ("fit:\n  group_weights: [1]\n", "fit.group_weights: expected a mapping"),
     ("design:\n  compositions: [G*N]\n", "design.compositions: expected values of G*G"),
     ("design:\n  processes: 0\n", "design.processes: expected >= 1"),
+    ("execution:\n  workers: -1\n", "execution.workers: expected >= 0"),
 ])
 def test_values_are_checked(tmp_path, text, fragment):
     path = tmp_path / "run.yaml"

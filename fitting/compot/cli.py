@@ -3,9 +3,9 @@
     compot params EXPR [--species Nb ...] [--json]
     compot fit [CONFIG.yaml] [--expression EXPR] [--data PATH ...] [--test PATH ...]
                [--max-evaluations N] [--seed S] [--cutoff RC] --out DIR [--restart]
-               [--allow-unsafe] [--nvt-steps N] [--nvt-seeds S]
+               [--allow-unsafe] [--nvt-steps N] [--nvt-seeds S] [--scheduler ADDRESS]
     compot eval MODEL.params DATA ... [--group-by file|config_type] [--keys energy=REF_energy ...] [--json]
-    compot design CONFIG.yaml --out DIR [--processes N]
+    compot design CONFIG.yaml --out DIR [--processes N] [--scheduler ADDRESS]
     compot fim MODEL.params DATA ... --out DIR [--bits 256]
     compot validate MODEL.params [--data PATH ...] [--lattice auto] [--a0 A] [--temperature T]
                     [--nvt-steps N] [--nvt-seeds S] [--elastic F] [--surface F] [--out DIR]
@@ -84,13 +84,22 @@ def cmd_params(args) -> int:
     return 0
 
 
+def _scheduler_argument(q) -> None:
+    q.add_argument("--scheduler", metavar="ADDRESS",
+                   help="address of a running Dask scheduler (e.g. tcp://host:8786; dask-jobqueue on SLURM/PBS); "
+                   "default: execution.scheduler, else a LocalCluster on this machine")
+
+
 def cmd_fit(args) -> int:
     from .config import load_config
     from .metrics import format_table
+    from .execution import client_for
     from .pipeline import finish_fit, prepare_fit, train
     from .sanity import format_sanity
 
     cfg, base = load_config(args.config)
+    if args.scheduler:
+        cfg["execution"]["scheduler"] = args.scheduler
     if args.expression:
         cfg["model"]["expression"] = args.expression
     if args.species:
@@ -114,9 +123,10 @@ def cmd_fit(args) -> int:
     ckpt = out / "checkpoint.json"
     if args.restart and ckpt.exists():
         ckpt.unlink()
-    with ProgressBars() as bars:
+    ex = cfg.get("execution") or {}
+    with ProgressBars() as bars, client_for(ex.get("scheduler"), ex.get("workers") or None) as client:
         trainer, run.seconds = train(run.model, run.splits.train, run.settings, checkpoint=ckpt,
-                                     progress=bars.trainer)
+                                     progress=bars.trainer, client=client)
         bars.close()
         run.history = trainer.history
         metrics, failed = finish_fit(run, nvt_steps=args.nvt_steps, nvt_seeds=args.nvt_seeds, progress=bars)
@@ -256,6 +266,8 @@ def cmd_design(args) -> int:
     cfg, base = load_config(args.config)
     if args.processes:
         cfg["design"]["processes"] = args.processes
+    if args.scheduler:
+        cfg["execution"]["scheduler"] = args.scheduler
     if args.data:
         cfg["data"]["train"] = list(args.data)
         base = Path.cwd()
@@ -439,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int)
     q.add_argument("--out", required=True, help="output folder")
     q.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
+    _scheduler_argument(q)
     q.add_argument("--allow-unsafe", action="store_true",
                    help="exit 0 even when the model fails a physical sanity check (it is flagged UNSAFE in "
                    "report.md); without it such a fit exits with status 1")
@@ -505,7 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("design", help="adaptive design loop: scan and compose configurations (paper TABLE 6)")
     q.add_argument("config", help="YAML configuration (sections model, data, fit, design)")
     q.add_argument("--data", nargs="+", help="training data files or folders (override data.train)")
-    q.add_argument("--processes", type=int, help="candidates fitted in parallel")
+    q.add_argument("--processes", type=int, help="candidates fitted in parallel (workers of the LocalCluster)")
+    _scheduler_argument(q)
     _keys_argument(q)
     q.add_argument("--out", required=True, help="output folder (resumable)")
     q.set_defaults(func=cmd_design)

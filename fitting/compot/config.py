@@ -1,4 +1,4 @@
-"""YAML run configuration with sections ``model``, ``data``, ``fit``, ``design``.
+"""YAML run configuration with sections ``model``, ``data``, ``fit``, ``design``, ``execution``.
 
 The keys, defaults and rules of every section are the schema of
 :mod:`compot.settings` (also the source of docs/fitting.md's tables); unknown
@@ -42,7 +42,7 @@ __all__ = ["DEFAULTS", "load_config", "check_config", "resolve_path"]
 #: Defaults of the sections ``model`` and ``data`` (compot.settings); ``fit`` starts
 #: from the recipe's settings (compot.settings.DEFAULT_FIT), ``design`` from its own.
 DEFAULTS = {"model": section_defaults(SECTIONS["model"]), "data": section_defaults(SECTIONS["data"]),
-            "fit": {}, "design": {}}
+            "fit": {}, "design": {}, "execution": {}}
 
 
 def check_config(cfg: dict, where: str = "config") -> dict:
@@ -71,7 +71,7 @@ def check_config(cfg: dict, where: str = "config") -> dict:
         raise ConfigError(f"{where}: expected a mapping with sections model, data, fit; found {type(cfg).__name__}")
     reject_unknown_keys(where, cfg, SECTIONS)
     out = {}
-    for section in ("model", "data", "fit", "design"):
+    for section in ("model", "data", "fit", "design", "execution"):
         given = cfg.get(section) or {}
         if not isinstance(given, dict):
             raise ConfigError(f"{where}: section {section!r} must be a mapping")

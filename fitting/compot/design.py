@@ -13,13 +13,12 @@
    one with the fewest parameters wins, ties broken by the lowest log10 κ.
 
 Every finished candidate is stored in ``DIR/candidates/`` (JSON + parameter
-file), so an interrupted design resumes where it stopped; candidates run in
-parallel processes.
+file), so an interrupted design resumes where it stopped; candidates run as
+Dask tasks (:mod:`compot.execution`), a lost worker's candidate rerun by the scheduler.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import csv
 import io
 import json
@@ -166,7 +165,7 @@ def table_markdown(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def run_design(cfg: dict, base: Path, out: Path, progress=print, steps=None) -> dict:
+def run_design(cfg: dict, base: Path, out: Path, progress=print, steps=None, client=None) -> dict:
     """Run the adaptive loop described in the module docstring.
 
     Parameters
@@ -176,7 +175,12 @@ def run_design(cfg: dict, base: Path, out: Path, progress=print, steps=None) -> 
     out : output folder (``design.csv``, ``design.md``, plots, ``candidates/``)
     progress : callable(str) receiving one line per event
     steps : callable(task, done, total, note), optional — candidates finished of
-        each stage, for a progress bar with an ETA (:mod:`compot.progress`)
+        each stage, for a progress bar with an ETA (:mod:`compot.progress`); the note
+        names the last candidate and how many run
+    client : distributed.Client, optional — where the candidates run, one task each;
+        default: :func:`compot.execution.client_for` of ``cfg["execution"]`` (a
+        LocalCluster of ``design.processes`` workers unless ``execution.workers``), closed
+        at the end
 
     Returns
     -------
@@ -188,6 +192,12 @@ def run_design(cfg: dict, base: Path, out: Path, progress=print, steps=None) -> 
     from .recipe import derive_settings
 
     ds = DesignSettings.from_dict(cfg.get("design") or {})
+    if client is None:
+        from .execution import client_for
+        ex = cfg.get("execution") or {}
+        with client_for(ex.get("scheduler"), ex.get("workers") or ds.processes) as own:
+            return run_design(cfg, base, out, progress, steps, own)
+    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
     d = cfg["data"]
     splits = load_splits(cfg, base, test=False)
     species, train, val = splits.species, splits.train, splits.validation
@@ -216,10 +226,15 @@ def run_design(cfg: dict, base: Path, out: Path, progress=print, steps=None) -> 
         if not todo:
             return
         if steps:
-            steps(f"design: {stage} terms", 0, len(todo), "")
-        with cf.ProcessPoolExecutor(max_workers=ds.processes) as pool:
-            futures = {pool.submit(evaluate_candidate, job(c, stage)): c for c in todo}
-            for k, fut in enumerate(cf.as_completed(futures), start=1):
+            steps(f"design: {stage} terms", 0, len(todo), f"{min(len(todo), n_workers)} running")
+        from distributed import as_completed
+
+        # pure=False: a candidate is fitted again when asked again (the files in candidates/ are
+        # the cache); a worker lost mid-candidate has the task rerun elsewhere by the scheduler
+        futures = {client.submit(evaluate_candidate, job(c, stage), key=f"candidate-{_safe(c)}-{stage}",
+                                 pure=False): c for c in todo}
+        try:
+            for k, fut in enumerate(as_completed(futures), start=1):
                 c = futures[fut]
                 try:
                     row = fut.result()
@@ -236,10 +251,14 @@ def run_design(cfg: dict, base: Path, out: Path, progress=print, steps=None) -> 
                 atomic_write_json(out / "candidates" / f"{_safe(c)}.json", row)
                 rows.append(row)
                 if steps:
-                    steps(f"design: {stage} terms", k, len(todo), c)
+                    running = sum(1 for f in futures if f.status == "pending")
+                    steps(f"design: {stage} terms", k, len(todo), f"{c}; {min(running, n_workers)} running")
+        finally:
+            for fut in futures:
+                fut.cancel()
 
     progress(f"design: {len(ds.single_terms)} single terms, then {', '.join(ds.compositions)}; "
-             f"core {ds.zbl}; {ds.processes} processes; {len(train)} training / {len(val)} validation configurations")
+             f"core {ds.zbl}; {n_workers} Dask workers; {len(train)} training / {len(val)} validation configurations")
     run_stage(ds.single_terms, "single")
     duals = compose([r for r in rows if r.get("rmse_force") is not None], ds.compositions)
     run_stage(duals, "dual")

@@ -11,8 +11,9 @@ What runs on the workers:
 
 * the batches of a streamed linear solve (:func:`reduce_batches`): each worker
   reduces its batches' weighted rows to a (k + 1) × (k + 1) triangular factor
-  (:mod:`compot.lstsq`), and the factors are merged here as they arrive, so neither
-  side holds more than a batch of rows.
+  (:mod:`compot.lstsq`), and the factors are merged here in batch order, so neither
+  side holds more than a batch of rows;
+* the candidates of ``compot design`` (:func:`compot.design.run_design`), one task each.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 
-from .lstsq import StreamedQR, merge
+from .lstsq import StreamedQR, reduce_rows
 
 __all__ = ["client_for", "reduce_batches"]
 
@@ -58,10 +59,9 @@ def client_for(scheduler: str | None = None, n_workers: int | None = None):
 
 
 def _factor_of(data, model, names):
-    q = StreamedQR(len(model.vector(names)))
-    for A, b in data.least_squares_batches(model, names):
-        q.add(A, b)
-    return q.R
+    """reduce_rows of the one batch of ``data`` (runs on a worker)."""
+    (A, b), = data.least_squares_batches(model, names)
+    return reduce_rows(A, b)
 
 
 def _scattered_batches(client, data):
@@ -88,9 +88,8 @@ def reduce_batches(client, data, model, names):
 
     Returns
     -------
-    ndarray, shape (k + 1, k + 1), k the number of coefficients in ``names``;
-    equal to the serial :class:`compot.lstsq.StreamedQR` up to rounding (the merge
-    order follows completion)
+    ndarray, shape (k + 1, k + 1), k the number of coefficients in ``names``; the same
+    numbers as the serial :class:`compot.lstsq.StreamedQR` (merged in batch order)
 
     Raises
     ------
@@ -102,8 +101,14 @@ def reduce_batches(client, data, model, names):
     parts = _scattered_batches(client, data)
     model_f = client.scatter(model, broadcast=True)
     futures = [client.submit(_factor_of, p, model_f, names, pure=False) for p in parts]
-    R = None
+    index = {f.key: k for k, f in enumerate(futures)}
+    # merged in batch order, as StreamedQR merges them in one process, so that the result does
+    # not depend on which worker finished first; factors that arrive early wait (k+1)² each
+    q = StreamedQR(len(model.vector(names)))
+    waiting, next_k = {}, 0
     for fut in as_completed(futures):
-        Rk = fut.result()
-        R = Rk if R is None else merge(R, Rk)
-    return R
+        waiting[index[fut.key]] = fut.result()
+        while next_k in waiting:
+            q.add_factor(waiting.pop(next_k))
+            next_k += 1
+    return q.R

@@ -138,15 +138,16 @@ def sanity_with_plots(model: Model, lattice: str, a0: float | None, elastic, sur
 
 
 def train(model: Model, configs, settings: FitSettings, checkpoint: Path | None = None,
-          progress: Callable | None = None) -> tuple[Trainer, float]:
+          progress: Callable | None = None, client=None) -> tuple[Trainer, float]:
     """Fit ``model`` in place to ``configs``; returns (the trainer, wall time [s]).
+    With a Dask ``client`` the batches of the linear solves run on its workers.
 
     Raises
     ------
     FitError
         As :class:`compot.trainer.Trainer`.
     """
-    trainer = Trainer(model, configs, settings, checkpoint=checkpoint, progress=progress)
+    trainer = Trainer(model, configs, settings, checkpoint=checkpoint, progress=progress, client=client)
     for i, st in enumerate(trainer.plan):
         log.info("plan %d: %s (%s)", i + 1, st.name, st.kind)
     t0 = time.perf_counter()

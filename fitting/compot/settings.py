@@ -1,4 +1,4 @@
-"""The one schema of compot's YAML configuration (sections model, data, fit, design).
+"""The one schema of compot's YAML configuration (sections model, data, fit, design, execution).
 
 Each section is a dataclass whose fields carry their default and, in the field's
 metadata, their meaning (``doc``) and the rules of their value (``choices``,
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields
 
 from .errors import ConfigError, reject_unknown_keys
 
-__all__ = ["ModelSettings", "DataSettings", "FitSettings", "DesignSettings", "SECTIONS", "load_section",
+__all__ = ["ModelSettings", "DataSettings", "FitSettings", "DesignSettings", "ExecutionSettings", "SECTIONS", "load_section",
            "section_defaults", "docs_tables", "DEFAULT_EXPRESSION", "DEFAULT_FIT", "DEFAULT_BOUNDS",
            "DEFAULT_SINGLE_TERMS", "COMPOSITIONS", "LATTICES", "ZBL_ANCHOR_KEYS", "EOS_ANCHOR_KEYS", "DATA_KEYS"]
 
@@ -233,7 +233,8 @@ class DesignSettings:
                                 factory=_copy(COMPOSITIONS), choices=COMPOSITIONS)
     zbl: str | None = option("ZBL", "core added to every candidate (`null` for none); a bare `ZBL` takes its "
                              "window from the data")
-    processes: int = option(2, "candidates fitted in parallel")
+    processes: int = option(2, "candidates fitted in parallel: the workers of the design's LocalCluster "
+                            "(`execution.workers`, when not 0, and `execution.scheduler` take precedence)")
     tolerance: float = option(0.05, "force-RMSE window of \"similar\" candidates in the selection rule")
     fim_bits: int = option(256, "precision of the FIM eigenvalues")
     sanity: bool = option(True, "run the sanity checks (`compot validate`: E–V from 0.5 to 1.5 a0, push, dimers, "
@@ -253,8 +254,32 @@ class DesignSettings:
             raise ConfigError(f"{where}.processes: expected >= 1, found {self.processes}")
 
 
+@dataclass
+class ExecutionSettings:
+    """YAML section ``execution``: where parallel work runs (compot.execution, Dask)."""
+
+    scheduler: str | None = option(None, "address of a running Dask scheduler (e.g. `tcp://host:8786`, one "
+                                   "that dask-jobqueue started on SLURM/PBS); `null` = a LocalCluster on this "
+                                   "machine. `--scheduler` on the command line overrides it")
+    workers: int = option(0, "worker processes of the LocalCluster (0 = the cores this process may use; "
+                          "`compot design` then takes `design.processes`)")
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "execution") -> "ExecutionSettings":
+        """:func:`load_section` of this class (raises ConfigError)."""
+        return load_section(cls, d, where)
+
+    def check(self, where: str) -> None:
+        if self.workers < 0:
+            raise ConfigError(f"{where}.workers: expected >= 0, found {self.workers}")
+        if self.scheduler is not None and not isinstance(self.scheduler, str):
+            raise ConfigError(f"{where}.scheduler: expected an address such as tcp://host:8786, "
+                              f"found {self.scheduler!r}")
+
+
 #: Section name → schema class.
-SECTIONS = {"model": ModelSettings, "data": DataSettings, "fit": FitSettings, "design": DesignSettings}
+SECTIONS = {"model": ModelSettings, "data": DataSettings, "fit": FitSettings, "design": DesignSettings,
+            "execution": ExecutionSettings}
 
 
 # ------------------------------------------------------------------------- loader
