@@ -1,0 +1,184 @@
+"""How time and memory of fitting grow with the data, and design on 1 and 2 Dask workers
+(issue 17; not a test).
+
+    .venv/bin/python benchmarks/scaling_fit.py [--sizes 1 4 16 64] [--data DIR]
+        [--bo-evaluations 4] [--skip-design] [--out benchmarks/results/scaling_fit.md]
+
+The niobium data (``DIR/nb-mvl``: AIMD, elastic and surface configurations) is
+replicated ``size`` times; every copy after the first has its positions moved by
+Gaussian noise of σ = 0.01 Å (seeded; the targets are kept: this measures cost, not
+accuracy). For each size, each measurement runs in a fresh process:
+
+* ``fixed``: the shipped model (``examples/nb/model.params``) with every nonlinear
+  parameter frozen, ``Trainer.fit`` (one joint linear solve), with ``fit.lstsq``
+  ``streamed`` and ``dense``;
+* ``bo``: the first Bayesian-optimisation stage of the plan of the same composition
+  (``--bo-evaluations`` evaluations, no polish), streamed.
+
+Reported: wall time of the fit (data reading and neighbour lists excluded, shown
+apart), the process's peak resident memory (``ru_maxrss``: data, neighbour lists and
+the solve), and the peak of Python/numpy allocations during the fit alone
+(``tracemalloc``: what the least squares adds on top of the held data).
+
+The design loop runs 4 small candidates (``G3``, ``G4``, ``E[G3L2]``, ``E[G4L2]``,
+no core, no sanity checks, 4 evaluations) on the elastic and surface data on a
+LocalCluster of 1 and of 2 workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FILES = ("Nb_AIMD.extxyz", "Nb_Elastic.extxyz", "Nb_Surface.extxyz")
+
+
+def replicated(data_dir: Path, size: int):
+    """The Nb configurations ``size`` times, copies 2.. rattled by 0.01 Å."""
+    import dataclasses
+
+    import numpy as np
+
+    from compot.data.configurations import read_dataset
+
+    base = read_dataset([data_dir / "nb-mvl" / f for f in FILES], species=["Nb"])
+    rng = np.random.default_rng(0)
+    out = list(base)
+    for copy in range(1, size):
+        for c in base:
+            out.append(dataclasses.replace(c, positions=c.positions + rng.normal(0.0, 0.01, c.positions.shape),
+                                           source=f"{c.source}#copy{copy}"))
+    return out
+
+
+def child(kind: str, size: int, lstsq: str, data_dir: Path, bo_evaluations: int) -> dict:
+    import tracemalloc
+
+    from compot.io import read_model
+    from compot.settings import FitSettings
+    from compot.trainer import Trainer
+
+    t0 = time.perf_counter()
+    configs = replicated(data_dir, size)
+    model = read_model(ROOT / "examples" / "nb" / "model.params")
+    if kind == "fixed":
+        settings = FitSettings(freeze=model.blocks("nonlinear"), lstsq=lstsq)
+    else:
+        settings = FitSettings(lstsq=lstsq, max_evaluations=bo_evaluations, init_points=2, polish_evaluations=0)
+    trainer = Trainer(model, configs, settings)
+    t_data = time.perf_counter() - t0
+    tracemalloc.start()
+    t1 = time.perf_counter()
+    if kind == "fixed":
+        trainer.fit()
+    else:
+        si, stage = next((i, st) for i, st in enumerate(trainer.plan) if st.kind == "search")
+        trainer.search(si, stage, [])
+    seconds = time.perf_counter() - t1
+    _, traced = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {"kind": kind, "size": size, "lstsq": lstsq, "configurations": len(configs),
+            "atoms": sum(c.n_atoms for c in configs), "rows": trainer.data.n_rows,
+            "data_seconds": t_data, "fit_seconds": seconds, "traced_peak_mb": traced / 2**20,
+            "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def design_time(workers: int, data_dir: Path) -> float:
+    from compot.design import run_design
+    from compot.config import check_config
+
+    cfg = check_config({
+        "model": {"cutoff": 4.5, "species": ["Nb"]},
+        "data": {"train": [str(data_dir / "nb-mvl" / f) for f in FILES[1:]], "validation_fraction": 0.2},
+        "fit": {"max_evaluations": 4, "init_points": 2, "polish_evaluations": 0},
+        "design": {"single_terms": ["G3", "G4", "E[G3L2]", "E[G4L2]"], "compositions": [], "zbl": None,
+                   "fim_bits": 64, "sanity": False},
+        "execution": {"workers": workers}})
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        run_design(cfg, Path.cwd(), Path(tmp), progress=lambda line: None)
+        return time.perf_counter() - t0
+
+
+def run_child(*args) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", *map(str, args)], check=True,
+                         capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def plot(rows: list, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from compot.plots import atomic_write_figure
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.6))
+    for (kind, lstsq), style in ((("fixed", "streamed"), "o-"), (("fixed", "dense"), "s--"), (("bo", "streamed"), "^-")):
+        sel = sorted((r for r in rows if r["kind"] == kind and r["lstsq"] == lstsq), key=lambda r: r["size"])
+        if not sel:
+            continue
+        x = [r["size"] for r in sel]
+        a.plot(x, [r["fit_seconds"] for r in sel], style, label=f"{kind}, {lstsq}")
+        b.plot(x, [r["maxrss_mb"] for r in sel], style, label=f"{kind}, {lstsq}: peak RSS")
+        b.plot(x, [r["traced_peak_mb"] for r in sel], style, alpha=0.5, label=f"{kind}, {lstsq}: during fit")
+    for ax, label in ((a, "fit wall time [s]"), (b, "memory [MB]")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("data size (× the Nb data)")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    atomic_write_figure(fig, path)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--child", nargs=5, metavar=("KIND", "SIZE", "LSTSQ", "DATA", "BO"), help=argparse.SUPPRESS)
+    p.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16, 64])
+    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    p.add_argument("--bo-evaluations", type=int, default=4)
+    p.add_argument("--skip-design", action="store_true")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scaling_fit.md")
+    args = p.parse_args(argv)
+    if args.child:
+        kind, size, lstsq, data, bo = args.child
+        print(json.dumps(child(kind, int(size), lstsq, Path(data), int(bo))))
+        return 0
+    rows = []
+    for size in args.sizes:
+        for kind, lstsq in (("fixed", "streamed"), ("fixed", "dense"), ("bo", "streamed")):
+            r = run_child(kind, size, lstsq, args.data, args.bo_evaluations)
+            print(json.dumps(r), flush=True)
+            rows.append(r)
+    design = {} if args.skip_design else {w: design_time(w, args.data) for w in (1, 2)}
+    cmd = "python benchmarks/scaling_fit.py " + " ".join(sys.argv[1:])
+    md = ["# Fitting cost against data size (benchmarks/scaling_fit.py)", "",
+          f"`{cmd}`; {time.strftime('%Y-%m-%d')}, a shared 2-core machine (times move with its load).", "",
+          "| fit | lstsq | × data | configurations | rows | fit [s] | data + neighbours [s] | peak RSS [MB] | "
+          "peak during fit [MB] |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        md.append(f"| {r['kind']} | {r['lstsq']} | {r['size']} | {r['configurations']} | {r['rows']} | "
+                  f"{r['fit_seconds']:.1f} | {r['data_seconds']:.1f} | {r['maxrss_mb']:.0f} | {r['traced_peak_mb']:.1f} |")
+    if design:
+        md += ["", "| design (4 candidates) | wall time [s] |", "|---|---|"]
+        md += [f"| {w} worker{'s' if w > 1 else ''} | {t:.1f} |" for w, t in design.items()]
+        md += ["", f"Speed-up on 2 workers: {design[1] / design[2]:.2f}×."]
+    png = args.out.with_suffix(".png")
+    plot(rows, png)
+    md += ["", f"![scaling]({png.name})", ""]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(md))
+    args.out.with_suffix(".json").write_text(json.dumps({"rows": rows, "design_seconds": design}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
