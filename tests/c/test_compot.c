@@ -142,6 +142,18 @@ static compot_model *random_model(char const *expr, char const *const *sp,
   return m;
 }
 
+/* q_max of A (v2) and E[A] leaves log-uniform in [0.01, 10], so that
+   invariants saturate. */
+static void randomize_q_max(compot_model *m)
+{
+  int i, e;
+  for (i = 0; i < compot_n_params(m); ++i) {
+    compot_param const *p = compot_param_at(m, i);
+    if (strstr(p->name, "_q_max"))
+      for (e = 0; e < p->extent; ++e) p->values[e] = pow(10.0, urand(-2.0, 1.0));
+  }
+}
+
 /*
  * A random format v2 model: random parameters as random_model, tau in
  * [0.2, 1], per species pair r_b in [rb_lo, rb_hi] (at most the smallest
@@ -158,7 +170,7 @@ static compot_model *random_model_v2(char const *expr,
   char msg[512];
   int err = compot_create_blank_version(&m, expr, sp, S, 5.0, 2, msg,
                                         sizeof msg);
-  int i, e, q;
+  int i, q;
   double rin = 1e300;
   CHECK(err == 0, "create_blank_version(%s, 2): %s", expr, msg);
   if (err) return NULL;
@@ -176,11 +188,7 @@ static compot_model *random_model_v2(char const *expr,
     m->w_r_a[q] = rb - urand(0.3, 0.9);
     if (m->w_r_a[q] < 0.0) m->w_r_a[q] = 0.0;
   }
-  for (i = 0; i < compot_n_params(m); ++i) {
-    compot_param const *p = compot_param_at(m, i);
-    if (strstr(p->name, "_q_max"))
-      for (e = 0; e < p->extent; ++e) p->values[e] = pow(10.0, urand(-2.0, 1.0));
-  }
+  randomize_q_max(m);
   err = compot_refresh(m, msg, sizeof msg);
   CHECK(err == 0, "refresh(%s, v2): %s", expr, msg);
   if (err) {
@@ -2246,15 +2254,11 @@ static compot_model *random_model_qmax(char const *expr, char const *const *sp,
 {
   compot_model *m = NULL;
   char msg[512];
-  int err = compot_create_blank(&m, expr, sp, S, 5.0, msg, sizeof msg), i, e;
+  int err = compot_create_blank(&m, expr, sp, S, 5.0, msg, sizeof msg);
   CHECK(err == 0, "create_blank(%s): %s", expr, msg);
   if (err) return NULL;
   randomize(m);
-  for (i = 0; i < compot_n_params(m); ++i) {
-    compot_param const *p = compot_param_at(m, i);
-    if (strstr(p->name, "_q_max"))
-      for (e = 0; e < p->extent; ++e) p->values[e] = pow(10.0, urand(-2.0, 1.0));
-  }
+  randomize_q_max(m);
   err = compot_refresh(m, msg, sizeof msg);
   CHECK(err == 0, "refresh(%s): %s", expr, msg);
   if (err) {
