@@ -15,13 +15,14 @@ accuracy). For each size, each measurement runs in a fresh process:
 * ``bo``: the first Bayesian-optimisation stage of the plan of the same composition
   (``--bo-evaluations`` evaluations, no polish), streamed.
 
-Reported: wall time of the fit (data reading and neighbour lists excluded, shown
-apart), the process's peak resident memory (``ru_maxrss``: data, neighbour lists and
-the solve), and the peak of Python/numpy allocations during the fit alone
-(``tracemalloc``: what the least squares adds on top of the held data).
+Reported: wall time of the fit (set-up, i.e. reading, replicating and batching the
+data, shown apart), the process's peak resident memory (``ru_maxrss``), the peak of
+Python/numpy allocations during the fit (``tracemalloc``, started after the set-up:
+neighbour data built and cached during the fit count) and during one more joint linear
+solve alone (what the least squares allocates).
 
 The design loop runs 4 small candidates (``G3``, ``G4``, ``E[G3L2]``, ``E[G4L2]``,
-no core, no sanity checks, 4 evaluations) on the elastic and surface data on a
+no core, no sanity checks, 12 evaluations) on the elastic and surface data on a
 LocalCluster of 1 and of 2 workers.
 """
 
@@ -83,10 +84,15 @@ def child(kind: str, size: int, lstsq: str, data_dir: Path, bo_evaluations: int)
         trainer.search(si, stage, [])
     seconds = time.perf_counter() - t1
     _, traced = tracemalloc.get_traced_memory()
+    # one more joint linear solve alone: what the least squares itself allocates
+    tracemalloc.reset_peak()
+    trainer.solve([n for n in model.blocks("linear") if n not in trainer.frozen])
+    _, solve_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return {"kind": kind, "size": size, "lstsq": lstsq, "configurations": len(configs),
             "atoms": sum(c.n_atoms for c in configs), "rows": trainer.data.n_rows,
             "data_seconds": t_data, "fit_seconds": seconds, "traced_peak_mb": traced / 2**20,
+            "solve_peak_mb": solve_peak / 2**20,
             "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -97,7 +103,7 @@ def design_time(workers: int, data_dir: Path) -> float:
     cfg = check_config({
         "model": {"cutoff": 4.5, "species": ["Nb"]},
         "data": {"train": [str(data_dir / "nb-mvl" / f) for f in FILES[1:]], "validation_fraction": 0.2},
-        "fit": {"max_evaluations": 4, "init_points": 2, "polish_evaluations": 0},
+        "fit": {"max_evaluations": 12, "init_points": 4, "polish_evaluations": 0},
         "design": {"single_terms": ["G3", "G4", "E[G3L2]", "E[G4L2]"], "compositions": [], "zbl": None,
                    "fim_bits": 64, "sanity": False},
         "execution": {"workers": workers}})
@@ -108,9 +114,11 @@ def design_time(workers: int, data_dir: Path) -> float:
 
 
 def run_child(*args) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", *map(str, args)], check=True,
-                         capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "row.json"
+        subprocess.run([sys.executable, __file__, "--child", *map(str, args), path], check=True,
+                       capture_output=True, text=True)
+        return json.loads(path.read_text())
 
 
 def plot(rows: list, path: Path) -> None:
@@ -141,32 +149,34 @@ def plot(rows: list, path: Path) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--child", nargs=5, metavar=("KIND", "SIZE", "LSTSQ", "DATA", "BO"), help=argparse.SUPPRESS)
+    p.add_argument("--child", nargs=6, metavar=("KIND", "SIZE", "LSTSQ", "DATA", "BO", "OUT"), help=argparse.SUPPRESS)
     p.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16, 64])
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--bo-evaluations", type=int, default=4)
     p.add_argument("--skip-design", action="store_true")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scaling_fit.md")
     args = p.parse_args(argv)
+    from compot.io import atomic_write_json
     if args.child:
-        kind, size, lstsq, data, bo = args.child
-        print(json.dumps(child(kind, int(size), lstsq, Path(data), int(bo))))
+        kind, size, lstsq, data, bo, out = args.child
+        atomic_write_json(out, child(kind, int(size), lstsq, Path(data), int(bo)))
         return 0
     rows = []
     for size in args.sizes:
         for kind, lstsq in (("fixed", "streamed"), ("fixed", "dense"), ("bo", "streamed")):
             r = run_child(kind, size, lstsq, args.data, args.bo_evaluations)
-            print(json.dumps(r), flush=True)
+            print(r, flush=True)
             rows.append(r)
     design = {} if args.skip_design else {w: design_time(w, args.data) for w in (1, 2)}
     cmd = "python benchmarks/scaling_fit.py " + " ".join(sys.argv[1:])
     md = ["# Fitting cost against data size (benchmarks/scaling_fit.py)", "",
           f"`{cmd}`; {time.strftime('%Y-%m-%d')}, a shared 2-core machine (times move with its load).", "",
-          "| fit | lstsq | × data | configurations | rows | fit [s] | data + neighbours [s] | peak RSS [MB] | "
-          "peak during fit [MB] |", "|---|---|---|---|---|---|---|---|---|"]
+          "| fit | lstsq | × data | configurations | rows | fit [s] | set-up [s] | peak RSS [MB] | "
+          "peak during fit [MB] | peak of one solve [MB] |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         md.append(f"| {r['kind']} | {r['lstsq']} | {r['size']} | {r['configurations']} | {r['rows']} | "
-                  f"{r['fit_seconds']:.1f} | {r['data_seconds']:.1f} | {r['maxrss_mb']:.0f} | {r['traced_peak_mb']:.1f} |")
+                  f"{r['fit_seconds']:.1f} | {r['data_seconds']:.1f} | {r['maxrss_mb']:.0f} | {r['traced_peak_mb']:.1f} | "
+                  f"{r['solve_peak_mb']:.1f} |")
     if design:
         md += ["", "| design (4 candidates) | wall time [s] |", "|---|---|"]
         md += [f"| {w} worker{'s' if w > 1 else ''} | {t:.1f} |" for w, t in design.items()]
@@ -176,7 +186,7 @@ def main(argv=None) -> int:
     md += ["", f"![scaling]({png.name})", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(md))
-    args.out.with_suffix(".json").write_text(json.dumps({"rows": rows, "design_seconds": design}, indent=1))
+    atomic_write_json(args.out.with_suffix(".json"), {"rows": rows, "design_seconds": design})
     return 0
 
 
