@@ -48,7 +48,6 @@ KLIFF's ``kliff.legacy.loss`` imports PyTorch, and kliff 1.0.1 pins
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -86,7 +85,7 @@ def main(argv=None) -> int:
     from kliff.models import KIMModel
 
     from compot.export import configurations_from_kliff, export_kim
-    from compot.io import read_model
+    from compot.io import atomic_write_json, read_model
     from compot.trainer import FitSettings, Trainer
 
     # --- the KIM model, and the same model in compot
@@ -192,12 +191,12 @@ def main(argv=None) -> int:
     ok = rel_loss <= args.loss_rtol and loss_table["kliff fit"]["kim"] < loss_table["start"]["kim"]
     print("the two fits agree" if ok else "the two fits DISAGREE")
     if args.json:
-        Path(args.json).write_text(json.dumps({
+        atomic_write_json(args.json, {
             "model": name, "expression": ours.expression, "n_configurations": len(configs),
             "n_coefficients": int(len(theta_start)), "blocks": names, "losses": loss_table,
             "loss_relative_difference": rel_loss, "max_prediction_difference": dpred,
             "determined_directions": int(good.sum()), "coefficient_difference_determined": dev_good,
-            "coefficient_difference_all": dev_all, "kliff_nfev": int(result.nfev), "agree": ok}, indent=1))
+            "coefficient_difference_all": dev_all, "kliff_nfev": int(result.nfev), "agree": ok})
     return 0 if ok else 1
 
 

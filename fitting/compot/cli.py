@@ -461,7 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .export import DATA_CITATIONS
 
     q = sub.add_parser("export", help="export a model to another host (KIM portable model)",
-                       description="Write a KIM portable model (CMakeLists.txt + parameter file) for the "
+                       description="Write a KIM portable model (CMakeLists.txt, parameter file and an OpenKIM kimspec.edn) for the "
                        "compot KIM driver; with --install, install the driver and the model into the KIM "
                        "user collection (offline) for LAMMPS 'kim init', ASE and KLIFF.")
     q.add_argument("format", choices=["kim"], help="export format")
