@@ -181,6 +181,31 @@ def qoi_fim(gradients: dict, precision: dict, s: float) -> np.ndarray:
     return G.T @ G
 
 
+def _convex_opt():
+    """``information_matching.ConvexOpt``, imported without its side effects on this
+    process: information_matching 1.3 sets the default multiprocessing context's
+    reducer to its own Pickle4Reducer, whose pickler fails on every spawn (its
+    ``__init__`` assigns into its argument tuple: "'tuple' object does not support
+    item assignment"; seen as Dask workers that cannot start), and it reseeds
+    NumPy's global random generator. Both are restored after the import.
+
+    Raises
+    ------
+    ImportError
+        When the package is not installed.
+    """
+    import multiprocessing as mp
+
+    ctx = mp.get_context()
+    reducer, rng_state = ctx.reducer, np.random.get_state()
+    try:
+        from information_matching import ConvexOpt
+    finally:
+        ctx.reducer = reducer
+        np.random.set_state(rng_state)
+    return ConvexOpt
+
+
 def information_matching(info: PoolInformation, target: np.ndarray, weight_bound: float | None = 1.0,
                          zero_tol: float = 1e-6, solver: str | None = None) -> dict:
     """Solve the information-matching programme (module docstring) with
@@ -208,7 +233,7 @@ def information_matching(info: PoolInformation, target: np.ndarray, weight_bound
 
     try:
         import cvxpy as cp
-        from information_matching import ConvexOpt
+        ConvexOpt = _convex_opt()
     except ImportError as exc:
         raise SelectionError(f"information matching needs the package information-matching ({exc}); "
                              "pip install 'compot[selection]'") from None
