@@ -38,12 +38,15 @@ def client():
 
 def test_streamed_fit_on_two_workers_equals_serial(client):
     """A fixed-nonlinear fit: dense, streamed in this process and streamed on a
-    2-worker LocalCluster give the same coefficients."""
+    2-worker LocalCluster give the same energies and forces; the two streamed fits
+    give the same coefficients bit for bit. Dense and streamed coefficients may differ
+    along the directions at the rcond cut-off (1.4e-8 relative in 2 of 13 with numpy
+    2.4 / scipy 1.17), which the predictions do not see."""
     truth = random_model("G3 + A[G3P2] + ZBL(1.0, 2.5)", seed=4)
     configs = synthetic(truth, n=6)
     truth.compute_scales([truth.system(configs)])
     configs = synthetic(truth, n=6)
-    fits = []
+    fits, preds = [], []
     for lstsq, c in (("dense", None), ("streamed", None), ("streamed", client)):
         model = truth.copy()
         settings = FitSettings(freeze=model.blocks("nonlinear"), lstsq=lstsq, batch_atoms=16)
@@ -51,7 +54,11 @@ def test_streamed_fit_on_two_workers_equals_serial(client):
         assert len(t.data.systems) == 6
         t.fit()
         fits.append(model.vector(model.blocks("linear")))
-    np.testing.assert_allclose(fits[1], fits[0], rtol=1e-8, atol=1e-10)
+        p = model.evaluate(model.system(configs), virial=False)
+        preds.append(np.concatenate([p.energy_m, p.forces_nc.ravel()]))
+    scale = np.max(np.abs(preds[0]))
+    np.testing.assert_allclose(preds[1], preds[0], rtol=0, atol=1e-9 * scale)
+    np.testing.assert_allclose(fits[1], fits[0], rtol=1e-6, atol=1e-10)
     np.testing.assert_array_equal(fits[2], fits[1])          # the same merges in the same order
 
 
