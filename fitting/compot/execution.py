@@ -70,7 +70,7 @@ def _scattered_batches(client, data):
     key = id(client)
     if key not in cache:
         cache.clear()
-        cache[key] = client.scatter([data.subset([k]) for k in range(len(data.systems))])
+        cache[key] = client.scatter([data.subset([k]) for k in range(len(data.systems))], hash=False)
     return cache[key]
 
 
@@ -99,7 +99,10 @@ def reduce_batches(client, data, model, names):
     from distributed import as_completed
 
     parts = _scattered_batches(client, data)
-    model_f = client.scatter(model, broadcast=True)
+    # a fresh key per call (hash=False): with content-hashed keys, a model scattered again
+    # while the previous call's copy of the same key is being released can be lost during
+    # replication ("Key lost during replication", the tasks then fail with lost dependencies)
+    model_f = client.scatter(model, broadcast=True, hash=False)
     futures = [client.submit(_factor_of, p, model_f, names, pure=False) for p in parts]
     index = {f.key: k for k, f in enumerate(futures)}
     # merged in batch order, as StreamedQR merges them in one process, so that the result does
