@@ -192,16 +192,16 @@ void compot_exp_feature(double gamma, double u, double tau, double *x,
 void compot_effective_distance(double r, double r_a, double r_b, double *c,
                                double *dc)
 {
-  double wc = 0.22 * (r_b - r_a), t, t4;
+  double wc = 0.22 * (r_b - r_a), t, t5, dds;
   if (r >= r_b || !(wc > 0.0)) {
     *c = r;
     *dc = 1.0;
     return;
   }
   t = r <= r_b - wc ? 0.0 : (r - (r_b - wc)) / wc;
-  t4 = t * t * t * t;
-  *c = r_b - wc * (0.5 - t4 * t * (7.0 + t * (-14.0 + t * (10.0 - 2.5 * t))));
-  *dc = t4 * (35.0 + t * (-84.0 + t * (70.0 - 20.0 * t)));
+  t5 = t * t * t * t * t;
+  *c = r_b - wc * (0.5 - t5 * (7.0 + t * (-14.0 + t * (10.0 - 2.5 * t))));
+  compot_inner_window(r, r_b - wc, r_b, dc, &dds); /* dc/dr = S_in(t) */
 }
 
 /*

@@ -210,9 +210,8 @@ def effective_distance_fdf(r: np.ndarray, r_a: np.ndarray, r_b: np.ndarray) -> t
     r = np.asarray(r, dtype=float)
     wc = 0.22 * (r_b - r_a)
     t = np.clip((r - (r_b - wc)) / np.where(wc > 0, wc, 1.0), 0.0, 1.0)
-    t4 = t ** 4
-    integral = t4 * t * (7.0 + t * (-14.0 + t * (10.0 - 2.5 * t)))
-    s = t4 * (35.0 + t * (-84.0 + t * (70.0 - 20.0 * t)))
+    integral = t ** 5 * (7.0 + t * (-14.0 + t * (10.0 - 2.5 * t)))
+    s, _ = inner_window_fdf(r, r_b - wc, r_b)      # dc/dr = S_in(t), the window's own step
     close = (r < r_b) & (wc > 0)
     return np.where(close, r_b - wc * (0.5 - integral), r), np.where(close, s, 1.0)
 
