@@ -88,14 +88,17 @@ static char *dup_printf(char const *fmt, ...)
   return s;
 }
 
-/* Add a block; returns a pointer to its values (NULL when counting). */
-static double *add_block(table_builder *tb, char const *name,
-                         char const *key, char const *unit, int role,
+/* Add the block <owner><i>.<field> (<owner>.<field> when i < 0; the C
+   name is the key with '_' for '.', e.g. b1.alpha and b1_alpha); returns a
+   pointer to its values (NULL when counting). */
+static double *add_block(table_builder *tb, char owner, int i_owner,
+                         char const *field, char const *unit, int role,
                          domain const *dom, int n_index, int const *dims,
                          int const *kinds, char *description)
 {
   int extent = 1, i;
   compot_param *p;
+  char *dot;
   if (tb->count_only) {
     double total = 1.0; /* in double: the size limit is checked after it */
     for (i = 0; i < n_index; ++i) total *= dims[i];
@@ -106,8 +109,13 @@ static double *add_block(table_builder *tb, char const *name,
   }
   for (i = 0; i < n_index; ++i) extent *= dims[i];
   p = &tb->m->params[tb->n_params++];
-  snprintf(p->name, sizeof p->name, "%s", name);
-  snprintf(p->key, sizeof p->key, "%s", key);
+  if (i_owner < 0)
+    snprintf(p->key, sizeof p->key, "%c.%s", owner, field);
+  else
+    snprintf(p->key, sizeof p->key, "%c%d.%s", owner, i_owner, field);
+  snprintf(p->name, sizeof p->name, "%s", p->key);
+  dot = strchr(p->name, '.');
+  if (dot) *dot = '_';
   p->unit = unit;
   p->role = role;
   p->values = tb->m->values + tb->n_values;
@@ -161,17 +169,11 @@ static char const *basis_users(compot_model const *m, int b, char *buf,
 static double *add_q_max_block(table_builder *tb, compot_node const *n, int k,
                                int npair, char const *sp, char const *use)
 {
-  char name[COMPOT_NAME_SIZE], key[COMPOT_NAME_SIZE];
   int const kinds[3] = {COMPOT_INDEX_SPECIES_PAIR, COMPOT_INDEX_ONE_BASED,
                         COMPOT_INDEX_ZERO_BASED};
-  int dims[3];
-  dims[0] = npair;
-  dims[1] = n->K;
-  dims[2] = n->P + 1;
-  snprintf(name, sizeof name, "n%d_q_max", k);
-  snprintf(key, sizeof key, "n%d.q_max", k);
+  int const dims[3] = {npair, n->K, n->P + 1};
   return add_block(
-      tb, name, key, "1", COMPOT_ROLE_FIXED, &Q_MAX, 3, dims, kinds,
+      tb, 'n', k, "q_max", "1", COMPOT_ROLE_FIXED, &Q_MAX, 3, dims, kinds,
       dup_printf("node n%d %s: scale q_max[s1,s2][k][p] > 0 of the "
                  "angular cluster function q_kp^(s1 s2) (largest |q| "
                  "over the fitting data); %s; unit 1; role fixed "
@@ -228,7 +230,7 @@ static void add_grade_blocks(table_builder *tb, char const *sp)
   dims[0] = S;
   dims[1] = m->grade_d;
   v = add_block(
-      tb, "g_mu", "g.mu", "1", COMPOT_ROLE_FIXED, &FINITE, 2, dims, kinds_sd,
+      tb, 'g', -1, "mu", "1", COMPOT_ROLE_FIXED, &FINITE, 2, dims, kinds_sd,
       dup_printf("extrapolation grade: mean mu[Z][c] of the feature vector "
                  "f of the atoms of species Z over the fitted data; f = "
                  "every fitted leaf's features for the centre species "
@@ -241,7 +243,7 @@ static void add_grade_blocks(table_builder *tb, char const *sp)
   if (v) m->g_mu = v;
   dims[1] = m->grade_d * (m->grade_d + 1) / 2;
   v = add_block(
-      tb, "g_U", "g.U", "1", COMPOT_ROLE_FIXED, &FINITE, 2, dims, kinds_st,
+      tb, 'g', -1, "U", "1", COMPOT_ROLE_FIXED, &FINITE, 2, dims, kinds_st,
       dup_printf("extrapolation grade: whitening factor U[Z][r][c], c <= r, "
                  "lower triangular with C_Z^-1 = U^T U (C_Z the covariance "
                  "of f over the fitted data); grade gamma = |U (f - mu)|^2; "
@@ -251,7 +253,7 @@ static void add_grade_blocks(table_builder *tb, char const *sp)
                  dims[1], m->grade_d, sp));
   if (v) m->g_U = v;
   v = add_block(
-      tb, "g_gamma_lo", "g.gamma_lo", "1", COMPOT_ROLE_FIXED, &GAMMA_LO, 1, dims,
+      tb, 'g', -1, "gamma_lo", "1", COMPOT_ROLE_FIXED, &GAMMA_LO, 1, dims,
       kinds_s,
       dup_printf("extrapolation grade: gamma_lo[Z] > 0 up to which the "
                  "fitted energy of an atom of species Z is fully on; "
@@ -262,7 +264,7 @@ static void add_grade_blocks(table_builder *tb, char const *sp)
                  sp));
   if (v) m->g_lo = v;
   v = add_block(
-      tb, "g_gamma_hi", "g.gamma_hi", "1", COMPOT_ROLE_FIXED, &GAMMA_HI, 1, dims,
+      tb, 'g', -1, "gamma_hi", "1", COMPOT_ROLE_FIXED, &GAMMA_HI, 1, dims,
       kinds_s,
       dup_printf("extrapolation grade: gamma_hi[Z] > gamma_lo[Z] from which "
                  "the fitted energy of an atom of species Z is fully off "
@@ -272,23 +274,98 @@ static void add_grade_blocks(table_builder *tb, char const *sp)
   if (v) m->g_hi = v;
 }
 
+/* The coefficient block nI.c of a fitted leaf: its indexing (returned
+   number of indices, dims, kinds) and description; NULL (no block) for
+   other nodes. */
+static char *c_block_layout(compot_model const *m, int k, int npair,
+                            char const *sp, int *n_index, int *dims,
+                            int *kinds)
+{
+  compot_node const *n = &m->nodes[k];
+  int S = m->n_species, K = n->K, L = n->L, P1 = n->P + 1, i = 0;
+  if (leaf_features(m, n) == 0.0) return NULL;
+  dims[i] = S;
+  kinds[i++] = COMPOT_INDEX_SPECIES;
+  if (n->kind == COMPOT_NODE_ANGULAR || n->kind == COMPOT_NODE_EXPANG) {
+    dims[i] = npair;
+    kinds[i++] = COMPOT_INDEX_SPECIES_PAIR;
+  } else {
+    dims[i] = S;
+    kinds[i++] = COMPOT_INDEX_SPECIES;
+  }
+  if (n->kind != COMPOT_NODE_LINEAR && n->kind != COMPOT_NODE_ANGULAR) {
+    dims[i] = L;
+    kinds[i++] = COMPOT_INDEX_ONE_BASED;
+  }
+  dims[i] = K;
+  kinds[i++] = COMPOT_INDEX_ONE_BASED;
+  if (n->kind == COMPOT_NODE_ANGULAR || n->kind == COMPOT_NODE_EXPANG) {
+    dims[i] = P1;
+    kinds[i++] = COMPOT_INDEX_ZERO_BASED;
+  }
+  *n_index = i;
+  switch (n->kind) {
+  case COMPOT_NODE_LINEAR:
+    return dup_printf(
+        "node n%d %s: coefficients c[Z][s][k] of phi_k^(s)(i) "
+        "(basis b%d) in the value of the node at a centre atom i "
+        "of species Z; unit eV; role linear; flat index "
+        "(Z*%d + s)*%d + (k-1), Z and s in species order (%s), "
+        "k = 1..%d",
+        k, n->spec, n->basis + 1, S, K, sp, K);
+  case COMPOT_NODE_EXP:
+  case COMPOT_NODE_NEXP:
+    return dup_printf(
+        "node n%d %s: coefficients c[Z][s][l][k] of "
+        "x(gamma_l, %s) (basis b%d) in the value of the node at "
+        "a centre atom of species Z; unit eV; role linear; flat "
+        "index ((Z*%d + s)*%d + (l-1))*%d + (k-1), Z and s in "
+        "species order (%s), l = 1..%d, k = 1..%d",
+        k, n->spec,
+        n->kind == COMPOT_NODE_NEXP ? "rho_k^(s)/rho_max[s][k]"
+                                    : "phi_k^(s)/phi_max[s][k]",
+        n->basis + 1, S, L, K, sp, L, K);
+  case COMPOT_NODE_ANGULAR:
+    return dup_printf(
+        "node n%d %s: coefficients c[Z][s1,s2][k][p] of the "
+        "angular cluster function q_kp^(s1 s2)(i) = sum over "
+        "j of species s1, m != j of species s2 of "
+        "g_k(r_ij) g_k(r_im) P_p(cos theta_jim) (both orders for "
+        "s1 < s2; basis b%d) at a centre atom of species Z; unit "
+        "eV; role linear; flat index ((Z*%d + q)*%d + (k-1))*%d "
+        "+ p, q = index of the pair s1 <= s2 (s1 outer) over "
+        "species (%s), k = 1..%d, p = 0..%d",
+        k, n->spec, n->basis + 1, npair, K, P1, sp, K, n->P);
+  case COMPOT_NODE_EXPANG:
+    return dup_printf(
+        "node n%d %s: coefficients c[Z][s1,s2][l][k][p] of "
+        "x(gamma_l, q_kp^(s1 s2)(i)/q_max[s1,s2][k][p]), q the "
+        "angular cluster function of A[..] (basis b%d), at a "
+        "centre atom of species Z; unit eV; role linear; flat "
+        "index (((Z*%d + q)*%d + (l-1))*%d + (k-1))*%d + p, q = "
+        "index of the pair s1 <= s2 (s1 outer) over species "
+        "(%s), l = 1..%d, k = 1..%d, p = 0..%d",
+        k, n->spec, n->basis + 1, npair, L, K, P1, sp, L, K, n->P);
+  default: return NULL;
+  }
+}
+
 static int build_table(table_builder *tb)
 {
   compot_model *m = tb->m;
   int S = m->n_species, b, k;
   int npair = S * (S + 1) / 2;
-  char sp[512], users[256], name[COMPOT_NAME_SIZE], key[COMPOT_NAME_SIZE];
+  char sp[512], users[256];
   int const kinds_sk[2] = {COMPOT_INDEX_SPECIES, COMPOT_INDEX_ONE_BASED};
   int const kinds_s[1] = {COMPOT_INDEX_SPECIES};
+  int const kinds_q[1] = {COMPOT_INDEX_SPECIES_PAIR};
+  int const dims_s[1] = {S}, dims_q[1] = {npair};
+  double *v;
 
   species_list(m, sp, sizeof sp);
   if (m->version >= 2) { /* block w (format v2): always first */
-    int dims[1];
-    int const kinds[1] = {COMPOT_INDEX_SPECIES_PAIR};
-    double *v;
-    dims[0] = npair;
     v = add_block(
-        tb, "w_tau", "w.tau", "1", COMPOT_ROLE_FIXED, &TAU, 0, NULL, NULL,
+        tb, 'w', -1, "tau", "1", COMPOT_ROLE_FIXED, &TAU, 0, NULL, NULL,
         dup_printf("saturation width tau > 0 of every bounded feature: "
                    "beyond |u| = 1 the features x(gamma, u) of the E and N "
                    "leaves and x(0, q/q_max) of the A leaves continue as "
@@ -297,7 +374,8 @@ static int build_table(table_builder *tb)
                    "(not fitted); scalar"));
     if (v) m->w_tau = v;
     v = add_block(
-        tb, "w_r_a", "w.r_a", "Angstrom", COMPOT_ROLE_FIXED, &R_A, 1, dims, kinds,
+        tb, 'w', -1, "r_a", "Angstrom", COMPOT_ROLE_FIXED, &R_A, 1, dims_q,
+        kinds_q,
         dup_printf("inner window start r_a per species pair: every fitted "
                    "term sees a pair through f_c(r) s_in(r), s_in = 0 for "
                    "r <= r_a, 1 for r >= r_b, a C3 step in between; 0 <= "
@@ -307,7 +385,8 @@ static int build_table(table_builder *tb)
                    sp));
     if (v) m->w_r_a = v;
     v = add_block(
-        tb, "w_r_b", "w.r_b", "Angstrom", COMPOT_ROLE_FIXED, &FINITE, 1, dims, kinds,
+        tb, 'w', -1, "r_b", "Angstrom", COMPOT_ROLE_FIXED, &FINITE, 1, dims_q,
+        kinds_q,
         dup_printf("inner window end r_b per species pair: fitted terms see "
                    "the pair fully for r >= r_b; r_a <= r_b < r_c, and r_b "
                    "<= r_in of a ZBL term (format v2); unit Angstrom; role "
@@ -315,9 +394,9 @@ static int build_table(table_builder *tb)
                    "s1 <= s2 (s1 outer) over species (%s)",
                    sp));
     if (v) m->w_r_b = v;
-    dims[0] = S;
     v = add_block(
-        tb, "w_e_ref", "w.e_ref", "eV", COMPOT_ROLE_FIXED, &FINITE, 1, dims, kinds_s,
+        tb, 'w', -1, "e_ref", "eV", COMPOT_ROLE_FIXED, &FINITE, 1, dims_s,
+        kinds_s,
         dup_printf("reference site energy E_ref[Z] of an atom of species Z "
                    "whose fitted energy is switched off: E_i = S_i V_fit(i) "
                    "+ (1 - S_i) E_ref + E_ZBL(i), S_i the product of the "
@@ -329,39 +408,33 @@ static int build_table(table_builder *tb)
   }
   for (b = 0; b < m->n_bases; ++b) {
     compot_basis *B = &m->bases[b];
-    int dims[2];
+    int const dims[2] = {S, B->K};
     char bspec[24];
-    double *v;
     snprintf(bspec, sizeof bspec, "%c%d",
              B->kind == COMPOT_BASIS_GAUSSIAN ? 'G' : 'C', B->K);
     basis_users(m, b, users, sizeof users);
     if (B->kind == COMPOT_BASIS_GAUSSIAN) {
-      snprintf(name, sizeof name, "b%d_alpha", b + 1);
-      snprintf(key, sizeof key, "b%d.alpha", b + 1);
       v = add_block(
-          tb, name, key, "1/Angstrom^2", COMPOT_ROLE_NONLINEAR, &ALPHA, 0, NULL, NULL,
+          tb, 'b', b + 1, "alpha", "1/Angstrom^2", COMPOT_ROLE_NONLINEAR,
+          &ALPHA, 0, NULL, NULL,
           dup_printf("basis b%d (%s even-tempered Gaussian, used by %s): "
                      "alpha of the exponents a_k = alpha*beta^(k-1) in "
                      "g_k(r) = exp(-a_k r^2) f_c(r); unit 1/Angstrom^2; "
                      "role nonlinear; scalar",
                      b + 1, bspec, users));
       if (v) B->alpha = v;
-      snprintf(name, sizeof name, "b%d_beta", b + 1);
-      snprintf(key, sizeof key, "b%d.beta", b + 1);
       v = add_block(
-          tb, name, key, "1", COMPOT_ROLE_NONLINEAR, &BETA, 0, NULL, NULL,
+          tb, 'b', b + 1, "beta", "1", COMPOT_ROLE_NONLINEAR, &BETA, 0, NULL,
+          NULL,
           dup_printf("basis b%d (%s even-tempered Gaussian, used by %s): "
                      "ratio beta of the exponents a_k = alpha*beta^(k-1); "
                      "unit 1 (dimensionless); role nonlinear; scalar",
                      b + 1, bspec, users));
       if (v) B->beta = v;
     }
-    dims[0] = S;
-    dims[1] = B->K;
-    snprintf(name, sizeof name, "b%d_phi_max", b + 1);
-    snprintf(key, sizeof key, "b%d.phi_max", b + 1);
     v = add_block(
-        tb, name, key, "1", COMPOT_ROLE_FIXED, &PHI_MAX, 2, dims, kinds_sk,
+        tb, 'b', b + 1, "phi_max", "1", COMPOT_ROLE_FIXED, &PHI_MAX, 2, dims,
+        kinds_sk,
         dup_printf("basis b%d (%s, used by %s): scale phi_max[s][k] of the "
                    "cluster function phi_k^(s)(i) = sum over neighbours j of "
                    "species s of g_k(r_ij) (largest |phi| over the fitting "
@@ -370,10 +443,9 @@ static int build_table(table_builder *tb)
                    "k = 1..%d",
                    b + 1, bspec, users, B->K, sp, B->K));
     if (v) B->phi_max = v;
-    snprintf(name, sizeof name, "b%d_rho_max", b + 1);
-    snprintf(key, sizeof key, "b%d.rho_max", b + 1);
     v = add_block(
-        tb, name, key, "1", COMPOT_ROLE_FIXED, &RHO_MAX, 2, dims, kinds_sk,
+        tb, 'b', b + 1, "rho_max", "1", COMPOT_ROLE_FIXED, &RHO_MAX, 2, dims,
+        kinds_sk,
         dup_printf("basis b%d (%s, used by %s): scale rho_max[s][k] of the "
                    "neighbour aggregate rho_k^(s)(i) = sum over neighbours j "
                    "of f_c(r_ij) phi_k^(s)(j) (largest |rho| over the fitting "
@@ -385,17 +457,14 @@ static int build_table(table_builder *tb)
 
   for (k = 0; k < m->n_nodes; ++k) {
     compot_node *n = &m->nodes[k];
-    int K = n->K, L = n->L, P1 = n->P + 1;
-    double *v;
+    int n_index, dims[COMPOT_MAX_INDEX], kinds[COMPOT_MAX_INDEX];
+    char *description;
     if (n->kind == COMPOT_NODE_EXP || n->kind == COMPOT_NODE_NEXP
         || n->kind == COMPOT_NODE_EXPANG) {
-      int dims[1];
-      int const kinds[1] = {COMPOT_INDEX_ONE_BASED};
-      dims[0] = L;
-      snprintf(name, sizeof name, "n%d_gamma", k);
-      snprintf(key, sizeof key, "n%d.gamma", k);
+      int const kinds_l[1] = {COMPOT_INDEX_ONE_BASED};
       v = add_block(
-          tb, name, key, "1", COMPOT_ROLE_NONLINEAR, &GAMMA, 1, dims, kinds,
+          tb, 'n', k, "gamma", "1", COMPOT_ROLE_NONLINEAR, &GAMMA, 1, &n->L,
+          kinds_l,
           dup_printf("node n%d %s: exponents gamma_l of the bounded "
                      "exponentiated feature x(gamma_l, u) = "
                      "(exp(gamma_l u) - 1)/gamma_l for |u| <= 1 (%s "
@@ -404,117 +473,32 @@ static int build_table(table_builder *tb)
                      k, n->spec,
                      m->version >= 2 ? "saturating with width w.tau"
                                      : "2nd-order Taylor",
-                     L));
+                     n->L));
       if (v) n->gamma = v;
     }
-    if (n->kind == COMPOT_NODE_LINEAR) {
-      int dims[3];
-      int const kinds[3] = {COMPOT_INDEX_SPECIES, COMPOT_INDEX_SPECIES,
-                            COMPOT_INDEX_ONE_BASED};
-      dims[0] = S;
-      dims[1] = S;
-      dims[2] = K;
-      snprintf(name, sizeof name, "n%d_c", k);
-      snprintf(key, sizeof key, "n%d.c", k);
-      v = add_block(
-          tb, name, key, "eV", COMPOT_ROLE_LINEAR, &FINITE, 3, dims, kinds,
-          dup_printf("node n%d %s: coefficients c[Z][s][k] of phi_k^(s)(i) "
-                     "(basis b%d) in the value of the node at a centre atom i "
-                     "of species Z; unit eV; role linear; flat index "
-                     "(Z*%d + s)*%d + (k-1), Z and s in species order (%s), "
-                     "k = 1..%d",
-                     k, n->spec, n->basis + 1, S, K, sp, K));
-      if (v) n->c = v;
-    } else if (n->kind == COMPOT_NODE_EXP || n->kind == COMPOT_NODE_NEXP) {
-      int dims[4];
-      int const kinds[4] = {COMPOT_INDEX_SPECIES, COMPOT_INDEX_SPECIES,
-                            COMPOT_INDEX_ONE_BASED, COMPOT_INDEX_ONE_BASED};
-      int nexp = n->kind == COMPOT_NODE_NEXP;
-      dims[0] = S;
-      dims[1] = S;
-      dims[2] = L;
-      dims[3] = K;
-      snprintf(name, sizeof name, "n%d_c", k);
-      snprintf(key, sizeof key, "n%d.c", k);
-      v = add_block(
-          tb, name, key, "eV", COMPOT_ROLE_LINEAR, &FINITE, 4, dims, kinds,
-          dup_printf("node n%d %s: coefficients c[Z][s][l][k] of "
-                     "x(gamma_l, %s) (basis b%d) in the value of the node at "
-                     "a centre atom of species Z; unit eV; role linear; flat "
-                     "index ((Z*%d + s)*%d + (l-1))*%d + (k-1), Z and s in "
-                     "species order (%s), l = 1..%d, k = 1..%d",
-                     k, n->spec,
-                     nexp ? "rho_k^(s)/rho_max[s][k]"
-                          : "phi_k^(s)/phi_max[s][k]",
-                     n->basis + 1, S, L, K, sp, L, K));
-      if (v) n->c = v;
-    } else if (n->kind == COMPOT_NODE_ANGULAR) {
-      int dims[4];
-      int const kinds[4] = {COMPOT_INDEX_SPECIES, COMPOT_INDEX_SPECIES_PAIR,
-                            COMPOT_INDEX_ONE_BASED, COMPOT_INDEX_ZERO_BASED};
-      if (m->version >= 2) {
-        v = add_q_max_block(tb, n, k, npair, sp,
-                            "the leaf uses q_max x(0, q/q_max), q itself "
-                            "while |q| <= q_max and saturating beyond "
-                            "(format v2)");
-        if (v) n->q_max = v;
-      }
-      dims[0] = S;
-      dims[1] = npair;
-      dims[2] = K;
-      dims[3] = P1;
-      snprintf(name, sizeof name, "n%d_c", k);
-      snprintf(key, sizeof key, "n%d.c", k);
-      v = add_block(
-          tb, name, key, "eV", COMPOT_ROLE_LINEAR, &FINITE, 4, dims, kinds,
-          dup_printf("node n%d %s: coefficients c[Z][s1,s2][k][p] of the "
-                     "angular cluster function q_kp^(s1 s2)(i) = sum over "
-                     "j of species s1, m != j of species s2 of "
-                     "g_k(r_ij) g_k(r_im) P_p(cos theta_jim) (both orders for "
-                     "s1 < s2; basis b%d) at a centre atom of species Z; unit "
-                     "eV; role linear; flat index ((Z*%d + q)*%d + (k-1))*%d "
-                     "+ p, q = index of the pair s1 <= s2 (s1 outer) over "
-                     "species (%s), k = 1..%d, p = 0..%d",
-                     k, n->spec, n->basis + 1, npair, K, P1, sp, K,
-                     n->P));
-      if (v) n->c = v;
+    /* q_max: in both formats for E[A] (it normalises the input of
+       x(gamma, .)), from format v2 on for A */
+    if (n->kind == COMPOT_NODE_ANGULAR && m->version >= 2) {
+      v = add_q_max_block(tb, n, k, npair, sp,
+                          "the leaf uses q_max x(0, q/q_max), q itself "
+                          "while |q| <= q_max and saturating beyond "
+                          "(format v2)");
+      if (v) n->q_max = v;
     } else if (n->kind == COMPOT_NODE_EXPANG) {
-      int dims[5];
-      int const kinds[5] = {COMPOT_INDEX_SPECIES, COMPOT_INDEX_SPECIES_PAIR,
-                            COMPOT_INDEX_ONE_BASED, COMPOT_INDEX_ONE_BASED,
-                            COMPOT_INDEX_ZERO_BASED};
-      /* q_max in both formats: it normalises the input of x(gamma, .) */
       v = add_q_max_block(tb, n, k, npair, sp,
                           "the leaf uses x(gamma_l, q/q_max)");
       if (v) n->q_max = v;
-      dims[0] = S;
-      dims[1] = npair;
-      dims[2] = L;
-      dims[3] = K;
-      dims[4] = P1;
-      snprintf(name, sizeof name, "n%d_c", k);
-      snprintf(key, sizeof key, "n%d.c", k);
-      v = add_block(
-          tb, name, key, "eV", COMPOT_ROLE_LINEAR, &FINITE, 5, dims, kinds,
-          dup_printf("node n%d %s: coefficients c[Z][s1,s2][l][k][p] of "
-                     "x(gamma_l, q_kp^(s1 s2)(i)/q_max[s1,s2][k][p]), q the "
-                     "angular cluster function of A[..] (basis b%d), at a "
-                     "centre atom of species Z; unit eV; role linear; flat "
-                     "index (((Z*%d + q)*%d + (l-1))*%d + (k-1))*%d + p, q = "
-                     "index of the pair s1 <= s2 (s1 outer) over species "
-                     "(%s), l = 1..%d, k = 1..%d, p = 0..%d",
-                     k, n->spec, n->basis + 1, npair, L, K, P1, sp, L, K,
-                     n->P));
+    }
+    description = c_block_layout(m, k, npair, sp, &n_index, dims, kinds);
+    if (description != NULL) {
+      v = add_block(tb, 'n', k, "c", "eV", COMPOT_ROLE_LINEAR, &FINITE,
+                    n_index, dims, kinds, description);
       if (v) n->c = v;
     }
     if (node_has_shift(m, k)) {
-      int dims[1];
-      int const kinds[1] = {COMPOT_INDEX_SPECIES};
-      dims[0] = S;
-      snprintf(name, sizeof name, "n%d_shift", k);
-      snprintf(key, sizeof key, "n%d.shift", k);
       v = add_block(
-          tb, name, key, "eV", COMPOT_ROLE_LINEAR, &FINITE, 1, dims, kinds,
+          tb, 'n', k, "shift", "eV", COMPOT_ROLE_LINEAR, &FINITE, 1, dims_s,
+          kinds_s,
           dup_printf("node n%d %s: shift s[Z] added to the value of the "
                      "node at a centre atom of species Z%s; unit eV%s; role "
                      "linear; flat index Z in species order (%s)",

@@ -46,80 +46,79 @@ void compot_workspace_destroy(compot_workspace *ws)
   free(ws);
 }
 
-static int grow(void **p, size_t need, size_t elem)
-{
-  void *q = realloc(*p, need * elem + 1);
-  if (q == NULL) return COMPOT_ERR_MEMORY;
-  *p = q;
-  return COMPOT_OK;
-}
+/* One array of a set that grows together: per entries of elem bytes for
+   each unit of the set's capacity. */
+typedef struct growable {
+  void **p;
+  size_t per, elem;
+} growable;
 
-static size_t grown(size_t cap, size_t need)
+/* Grow the n arrays of a set to hold need units when its capacity *cap is
+   smaller: to exactly need units, or (doubling) to the first of 1024,
+   2048, ... (twice *cap, ...) that holds need; *cap becomes the new
+   capacity.  Returns COMPOT_OK or COMPOT_ERR_MEMORY. */
+static int grow_set(size_t *cap, size_t need, int doubling,
+                    growable const *a, int n)
 {
-  cap = cap ? cap : 1024;
-  while (cap < need) cap *= 2;
-  return cap;
+  size_t c = need;
+  int i;
+  if (need <= *cap) return COMPOT_OK;
+  if (doubling) {
+    c = *cap ? *cap : 1024;
+    while (c < need) c *= 2;
+  }
+  for (i = 0; i < n; ++i) {
+    void *q = realloc(*a[i].p, a[i].per * c * a[i].elem + 1);
+    if (q == NULL) return COMPOT_ERR_MEMORY;
+    *a[i].p = q;
+  }
+  *cap = c;
+  return COMPOT_OK;
 }
 
 /* The per-particle arrays for n particles. */
 int compot_ws_particles(compot_workspace *ws, int n)
 {
-  size_t need = (size_t) n + 1;
-  if (need <= ws->n_cap) return COMPOT_OK;
-  if (grow((void **) &ws->pstart, need, sizeof(int))
-      || grow((void **) &ws->pend, need, sizeof(int))
-      || grow((void **) &ws->pmid, need, sizeof(int))
-      || grow((void **) &ws->order, need, sizeof(int))
-      || grow((void **) &ws->flag, need, 1))
-    return COMPOT_ERR_MEMORY;
-  ws->n_cap = need;
-  return COMPOT_OK;
+  growable const a[] = {{(void **) &ws->pstart, 1, sizeof(int)},
+                        {(void **) &ws->pend, 1, sizeof(int)},
+                        {(void **) &ws->pmid, 1, sizeof(int)},
+                        {(void **) &ws->order, 1, sizeof(int)},
+                        {(void **) &ws->flag, 1, 1}};
+  return grow_set(&ws->n_cap, (size_t) n + 1, 0, a, 5);
 }
 
 /* The directed pairs (two per slot with twins). */
 int compot_ws_pairs(compot_workspace *ws, size_t need)
 {
-  size_t cap;
-  if (need <= ws->pair_cap) return COMPOT_OK;
-  cap = grown(ws->pair_cap, need);
-  if (grow((void **) &ws->pj, cap, sizeof(int))
-      || grow((void **) &ws->ptwin, cap, sizeof(int))
-      || grow((void **) &ws->pslot, cap, sizeof(int)))
-    return COMPOT_ERR_MEMORY;
-  ws->pair_cap = cap;
-  return COMPOT_OK;
+  growable const a[] = {{(void **) &ws->pj, 1, sizeof(int)},
+                        {(void **) &ws->ptwin, 1, sizeof(int)},
+                        {(void **) &ws->pslot, 1, sizeof(int)}};
+  return grow_set(&ws->pair_cap, need, 1, a, 3);
 }
 
-/* One host neighbour list of need entries. */
+/* One host neighbour list of need entries (called per atom: the common
+   case, enough capacity, returns before any call). */
 int compot_ws_list(compot_workspace *ws, size_t need)
 {
-  size_t cap;
+  growable const a[] = {{(void **) &ws->tj, 1, sizeof(int)},
+                        {(void **) &ws->td, 4, sizeof(double)}};
   if (need <= ws->list_cap) return COMPOT_OK;
-  cap = grown(ws->list_cap, need);
-  if (grow((void **) &ws->tj, cap, sizeof(int))
-      || grow((void **) &ws->td, 4 * cap, sizeof(double)))
-    return COMPOT_ERR_MEMORY;
-  ws->list_cap = cap;
-  return COMPOT_OK;
+  return grow_set(&ws->list_cap, need, 1, a, 2);
 }
 
-/* The geometry of need slots. */
+/* The geometry of need slots (called per atom, as above). */
 int compot_ws_slots(compot_workspace *ws, size_t need)
 {
-  size_t cap;
+  growable const a[] = {{(void **) &ws->sj, 1, sizeof(int)},
+                        {(void **) &ws->sr, 1, sizeof(double)},
+                        {(void **) &ws->su, 3, sizeof(double)},
+                        {(void **) &ws->sfc, 1, sizeof(double)},
+                        {(void **) &ws->sdfc, 1, sizeof(double)},
+                        {(void **) &ws->sx, 1, sizeof(double)},
+                        {(void **) &ws->wsl, 1, sizeof(int)},
+                        {(void **) &ws->wdc, 1, sizeof(double)}};
   if (need <= ws->slot_geo_cap) return COMPOT_OK;
-  cap = grown(ws->slot_geo_cap, need);
-  if (grow((void **) &ws->sj, cap, sizeof(int))
-      || grow((void **) &ws->sr, cap, sizeof(double))
-      || grow((void **) &ws->su, 3 * cap, sizeof(double))
-      || grow((void **) &ws->sfc, cap, sizeof(double))
-      || grow((void **) &ws->sdfc, cap, sizeof(double))
-      || grow((void **) &ws->sx, cap, sizeof(double))
-      || grow((void **) &ws->wsl, cap, sizeof(int))
-      || grow((void **) &ws->wdc, cap, sizeof(double)))
-    return COMPOT_ERR_MEMORY;
-  ws->slot_geo_cap = cap;
-  return COMPOT_OK;
+  return grow_set(&ws->slot_geo_cap, need, 1, a, 8);
 }
 
 /* Consecutive pieces of one array: each a multiple of 8 doubles, so that
@@ -232,14 +231,14 @@ int compot_scratch(compot_ctx *c, char *msg, size_t msg_size)
   compot_workspace *ws = c->ws;
   size_t nb = (size_t) m->n_bases, need, n_zero;
   double *base;
+  growable const ptr = {(void **) &ws->ptr, 1, sizeof(double *)};
+  growable const arena = {(void **) &ws->arena, 1, sizeof(double)};
+  growable const csl = {(void **) &ws->csl, 1, sizeof(int)};
 
   c->nvp = m->nvp;
   c->pst = ((c->max_pairs > 0 ? c->max_pairs : 1) + 3) & ~3;
   c->ang_stride = m->has_angular ? compot_angular_stride(m, c->pst) : 0;
-  if (6 * nb > ws->ptr_cap) {
-    if (grow((void **) &ws->ptr, 6 * nb, sizeof(double *))) goto nomem;
-    ws->ptr_cap = 6 * nb;
-  }
+  if (grow_set(&ws->ptr_cap, 6 * nb, 0, &ptr, 1)) goto nomem;
   c->bphi = ws->ptr;
   c->blam = c->bphi + nb;
   c->bg = c->blam + nb;
@@ -247,15 +246,10 @@ int compot_scratch(compot_ctx *c, char *msg, size_t msg_size)
   c->brho = c->bdg + nb;
   c->bnu = c->brho + nb;
   need = layout(c, NULL, &n_zero) + 8; /* (8: room to align the base) */
-  if (need > ws->arena_cap) {
-    if (grow((void **) &ws->arena, need, sizeof(double))) goto nomem;
-    ws->arena_cap = need;
-  }
-  if (m->version >= 2 && (size_t) c->max_pairs + 1 > ws->close_cap) {
-    if (grow((void **) &ws->csl, (size_t) c->max_pairs + 1, sizeof(int)))
-      goto nomem;
-    ws->close_cap = (size_t) c->max_pairs + 1;
-  }
+  if (grow_set(&ws->arena_cap, need, 0, &arena, 1)
+      || (m->version >= 2
+          && grow_set(&ws->close_cap, (size_t) c->max_pairs + 1, 0, &csl, 1)))
+    goto nomem;
   base = compot_align64(ws->arena);
   layout(c, base, &n_zero);
   memset(base, 0, n_zero * sizeof(double));
