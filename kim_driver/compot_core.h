@@ -70,9 +70,12 @@ enum compot_index_kind {
   COMPOT_INDEX_SPECIES_PAIR = 1, /* two symbols s1.s2 with s1 <= s2, pairs s1-major */
   COMPOT_INDEX_ONE_BASED = 2,    /* k = 1..K, l = 1..L */
   COMPOT_INDEX_ZERO_BASED = 3,   /* p = 0..P */
-  COMPOT_INDEX_LOWER_TRIANGLE = 4 /* r.c with 1 <= c <= r <= d, packed rows
+  COMPOT_INDEX_LOWER_TRIANGLE = 4, /* r.c with 1 <= c <= r <= d, packed rows
                                      outer: flat index r(r-1)/2 + c - 1,
                                      dims[] holds d(d+1)/2 */
+  COMPOT_INDEX_CHANNEL = 5,      /* channel of a species embedding: e1..er */
+  COMPOT_INDEX_CHANNEL_PAIR = 6  /* two channels ec1.ec2 with c1 <= c2,
+                                    pairs c1-major */
 };
 
 /* Values a parameter block allows (besides being finite). */

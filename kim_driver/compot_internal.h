@@ -43,8 +43,10 @@ typedef struct compot_basis {
   /* parameters (pointers into model->values) */
   double *alpha;   /* [1] Gaussian only, else NULL */
   double *beta;    /* [1] Gaussian only, else NULL */
-  double *phi_max; /* [S*K] */
-  double *rho_max; /* [S*K] */
+  double *w;       /* [S*r] species embedding W[s][c] (model rank r > 0),
+                      NULL for the full chemistry (W = I) */
+  double *phi_max; /* [C*K], C = compot_nch: channels */
+  double *rho_max; /* [C*K] */
   /* derived in refresh */
   double *a; /* [K] a_k = alpha beta^(k-1) (Gaussian) */
   /* use, fixed at creation */
@@ -89,6 +91,11 @@ typedef struct compot_node {
 struct compot_model {
   int version;      /* parameter file format, 1 or 2 (MODEL_SPEC 10) */
   char *expression; /* expression text as read */
+  /* species embedding (docs/parameter-file.md): rank r in 1..S, its
+     value chemistry.rank (pointer into values); 0 and NULL for the full
+     chemistry, one neighbour channel per species */
+  int rank;
+  double *chem_rank;
   int n_species;
   char (*species)[4];
   int *z; /* atomic numbers */
@@ -301,6 +308,13 @@ static inline double *compot_align64(double *p)
   return mis ? p + (8 - mis) : p;
 }
 
+/* Neighbour channels of every basis: the species (full chemistry), or the
+   rank r of the species embedding, phi_k^(c)(i) = sum_j W[Z_j][c] g^_k(r_ij). */
+static inline int compot_nch(compot_model const *m)
+{
+  return m->rank > 0 ? m->rank : m->n_species;
+}
+
 /* Index of the species pair (s1 <= s2), s1-major. */
 static inline int compot_pair_index(int S, int s1, int s2)
 {
@@ -330,6 +344,7 @@ char const *compot_grade_error(compot_model const *m, int Z, double hi,
 /* compot_params.c: build the parameter table and storage from the tree;
    the condition a value of block p violates ("alpha > 0"), or NULL. */
 int compot_build_params(compot_model *model, char *msg, size_t msg_size);
+void compot_free_params(compot_model *model);
 char const *compot_value_domain_error(compot_param const *p, double v);
 
 /* compot_io.c: the species (checked; message without file prefix) and the

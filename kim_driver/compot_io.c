@@ -236,7 +236,7 @@ static int read_model(compot_model *m, reader *r, char *msg, size_t msg_size)
 {
   char sub[512];
   long version, n_declared;
-  int err, s, i, e, expr_line, got = 0;
+  int err, s, i, e, expr_line, got = 0, pending, count_line;
   double v;
   char *p;
 
@@ -348,12 +348,35 @@ static int read_model(compot_model *m, reader *r, char *msg, size_t msg_size)
                    r->name, r->line, r->ntok > 1 ? r->tok[1] : "");
     return COMPOT_ERR_FORMAT;
   }
+  /* a species embedding (docs/parameter-file.md): an optional first
+     parameter 'chemistry.rank <r>' gives every basis r neighbour
+     channels; the table is rebuilt with them */
+  count_line = r->line;
+  pending = next_line(r);
+  if (pending && strcmp(r->tok[0], "chemistry.rank") == 0 && r->ntok == 2) {
+    long rank;
+    if (parse_double(r->tok[1], &v) || !(v >= 1.0 && v <= m->n_species)
+        || v != (double) (rank = (long) v)) {
+      compot_set_msg(msg, msg_size,
+                     "%s:%d: value '%s' of 'chemistry.rank' is out of range; "
+                     "expected an integer rank in 1..%d (the species)",
+                     r->name, r->line, r->tok[1], m->n_species);
+      return COMPOT_ERR_VALUE;
+    }
+    compot_free_params(m);
+    m->rank = (int) rank;
+    err = compot_build_params(m, sub, sizeof sub);
+    if (err) {
+      compot_set_msg(msg, msg_size, "%s:%d: %s", r->name, expr_line, sub);
+      return err;
+    }
+  }
   if (n_declared != m->n_values) {
     compot_set_msg(msg, msg_size,
                    "%s:%d: parameters: expected %d for '%s' with %d "
-                   "species, found %s",
-                   r->name, r->line, m->n_values, m->expression,
-                   m->n_species, r->tok[1]);
+                   "species, found %ld",
+                   r->name, count_line, m->n_values, m->expression,
+                   m->n_species, n_declared);
     return COMPOT_ERR_FORMAT;
   }
 
@@ -365,13 +388,14 @@ static int read_model(compot_model *m, reader *r, char *msg, size_t msg_size)
       char const *domain;
       int rc;
       compot_param_element_name(m, i, e, want, sizeof want);
-      if (!next_line(r)) {
+      if (!pending && !next_line(r)) {
         compot_set_msg(msg, msg_size,
                        "%s: file ends at line %d after %d of %d parameters; "
                        "expected '%s'",
                        r->name, r->line, got, m->n_values, want);
         return COMPOT_ERR_FORMAT;
       }
+      pending = 0;
       if (strcmp(r->tok[0], want) != 0) {
         compot_set_msg(msg, msg_size,
                        "%s:%d: expected parameter '%s', found '%s'", r->name,
@@ -580,12 +604,17 @@ int compot_write_stream(compot_model const *m, FILE *fp, char const *name,
       owner = -1;
     else if (p->key[0] == 'g')
       owner = -1000;
+    else if (p->key[0] == 'c')
+      owner = -3000;
     else
       owner = -2 - atoi(p->key + 1);
     if (owner != last_owner) {
       if (owner == -1) {
         ok &= fprintf(fp, "# inner window, saturation width and reference "
                           "site energy (format v2)\n") > 0;
+      } else if (owner == -3000) {
+        ok &= fprintf(fp, "# species embedding: r neighbour channels per "
+                          "basis, weights bJ.w.<s>.e<c>\n") > 0;
       } else if (owner == -1000) {
         ok &= fprintf(fp, "# extrapolation grade: mean feature vector, "
                           "whitening factor, switch range (format v2)\n") > 0;

@@ -177,6 +177,19 @@ int compot_param_element_name(compot_model const *m, int index, int flat,
     case COMPOT_INDEX_ONE_BASED:
       w = snprintf(buf + used, buf_size - used, ".%d", idx[d] + 1);
       break;
+    case COMPOT_INDEX_CHANNEL:
+      w = snprintf(buf + used, buf_size - used, ".e%d", idx[d] + 1);
+      break;
+    case COMPOT_INDEX_CHANNEL_PAIR: {
+      int c1 = 0, q = idx[d];
+      while (q >= m->rank - c1) {
+        q -= m->rank - c1;
+        ++c1;
+      }
+      w = snprintf(buf + used, buf_size - used, ".e%d.e%d", c1 + 1,
+                   c1 + q + 1);
+      break;
+    }
     case COMPOT_INDEX_LOWER_TRIANGLE: { /* q = r(r+1)/2 + c, c <= r (0-based) */
       int r = 0, q = idx[d];
       while (q > r) {
@@ -299,6 +312,12 @@ int compot_refresh(compot_model *m, char *msg, size_t msg_size)
       char const *want = compot_value_domain_error(p, p->values[e]);
       if (want != NULL) return refuse(m, p->values, e, want, 1, msg, msg_size);
     }
+  }
+  if (m->chem_rank != NULL && *m->chem_rank != (double) m->rank) {
+    char why[96]; /* the channels are fixed when the model is read */
+    snprintf(why, sizeof why, "%d (the rank the model was read with)",
+             m->rank);
+    return refuse(m, m->chem_rank, 0, why, 1, msg, msg_size);
   }
   m->win_rb_max = 0.0;
   if (m->version >= 2) {

@@ -41,6 +41,11 @@ static domain const GAMMA_LO = {
     COMPOT_DOMAIN_POSITIVE,
     "gamma_lo > 0 (the grade up to which the fitted energy is on)", 1.0};
 static domain const GAMMA_HI = {COMPOT_DOMAIN_FINITE, "a finite number", 2.0};
+/* the species embedding: its rank (checked by the reader, compot_io.c) and
+   weights; the initial W is 1 (every neighbour alike) */
+static domain const RANK = {COMPOT_DOMAIN_POSITIVE,
+                            "an integer rank in 1..S (the species)", 1.0};
+static domain const WEIGHT = {COMPOT_DOMAIN_FINITE, "a finite number", 1.0};
 
 /* Domain of a value of block p; returns a description of the violated
    condition or NULL.  (Rules tying values together: compot_window_error,
@@ -109,7 +114,9 @@ static double *add_block(table_builder *tb, char owner, int i_owner,
   }
   for (i = 0; i < n_index; ++i) extent *= dims[i];
   p = &tb->m->params[tb->n_params++];
-  if (i_owner < 0)
+  if (owner == 'c') /* the species embedding, chemistry.rank */
+    snprintf(p->key, sizeof p->key, "chemistry.%s", field);
+  else if (i_owner < 0)
     snprintf(p->key, sizeof p->key, "%c.%s", owner, field);
   else
     snprintf(p->key, sizeof p->key, "%c%d.%s", owner, i_owner, field);
@@ -169,8 +176,9 @@ static char const *basis_users(compot_model const *m, int b, char *buf,
 static double *add_q_max_block(table_builder *tb, compot_node const *n, int k,
                                int npair, char const *sp, char const *use)
 {
-  int const kinds[3] = {COMPOT_INDEX_SPECIES_PAIR, COMPOT_INDEX_ONE_BASED,
-                        COMPOT_INDEX_ZERO_BASED};
+  int const kinds[3] = {tb->m->rank > 0 ? COMPOT_INDEX_CHANNEL_PAIR
+                                        : COMPOT_INDEX_SPECIES_PAIR,
+                        COMPOT_INDEX_ONE_BASED, COMPOT_INDEX_ZERO_BASED};
   int const dims[3] = {npair, n->K, n->P + 1};
   return add_block(
       tb, 'n', k, "q_max", "1", COMPOT_ROLE_FIXED, &Q_MAX, 3, dims, kinds,
@@ -193,7 +201,7 @@ static int node_has_shift(compot_model const *m, int k)
    without the centre index), 0 for other nodes. */
 static double leaf_features(compot_model const *m, compot_node const *n)
 {
-  int S = m->n_species;
+  int S = compot_nch(m); /* neighbour channels */
   switch (n->kind) {
   case COMPOT_NODE_LINEAR: return (double) S * n->K;
   case COMPOT_NODE_EXP:
@@ -282,16 +290,17 @@ static char *c_block_layout(compot_model const *m, int k, int npair,
                             int *kinds)
 {
   compot_node const *n = &m->nodes[k];
-  int S = m->n_species, K = n->K, L = n->L, P1 = n->P + 1, i = 0;
+  int S = compot_nch(m), K = n->K, L = n->L, P1 = n->P + 1, i = 0;
   if (leaf_features(m, n) == 0.0) return NULL;
-  dims[i] = S;
+  dims[i] = m->n_species;
   kinds[i++] = COMPOT_INDEX_SPECIES;
   if (n->kind == COMPOT_NODE_ANGULAR || n->kind == COMPOT_NODE_EXPANG) {
     dims[i] = npair;
-    kinds[i++] = COMPOT_INDEX_SPECIES_PAIR;
+    kinds[i++] = m->rank > 0 ? COMPOT_INDEX_CHANNEL_PAIR
+                             : COMPOT_INDEX_SPECIES_PAIR;
   } else {
     dims[i] = S;
-    kinds[i++] = COMPOT_INDEX_SPECIES;
+    kinds[i++] = m->rank > 0 ? COMPOT_INDEX_CHANNEL : COMPOT_INDEX_SPECIES;
   }
   if (n->kind != COMPOT_NODE_LINEAR && n->kind != COMPOT_NODE_ANGULAR) {
     dims[i] = L;
@@ -353,16 +362,35 @@ static char *c_block_layout(compot_model const *m, int k, int npair,
 static int build_table(table_builder *tb)
 {
   compot_model *m = tb->m;
-  int S = m->n_species, b, k;
-  int npair = S * (S + 1) / 2;
-  char sp[512], users[256];
-  int const kinds_sk[2] = {COMPOT_INDEX_SPECIES, COMPOT_INDEX_ONE_BASED};
+  int S = m->n_species, b, k, C = compot_nch(m);
+  int npair = S * (S + 1) / 2, ncp = C * (C + 1) / 2; /* species, channels */
+  char sp[512], users[256], chs[512];
+  int const kinds_sk[2] = {m->rank > 0 ? COMPOT_INDEX_CHANNEL
+                                       : COMPOT_INDEX_SPECIES,
+                           COMPOT_INDEX_ONE_BASED};
+  int const kinds_sc[2] = {COMPOT_INDEX_SPECIES, COMPOT_INDEX_CHANNEL};
   int const kinds_s[1] = {COMPOT_INDEX_SPECIES};
   int const kinds_q[1] = {COMPOT_INDEX_SPECIES_PAIR};
   int const dims_s[1] = {S}, dims_q[1] = {npair};
   double *v;
 
   species_list(m, sp, sizeof sp);
+  snprintf(chs, sizeof chs, "%s", sp);
+  if (m->rank > 0) { /* the species embedding: rank first, channels e1..er */
+    size_t used = 0;
+    for (k = 0; k < C && used + 8 < sizeof chs; ++k)
+      used += (size_t) snprintf(chs + used, sizeof chs - used, "%se%d",
+                                k ? " " : "", k + 1);
+    v = add_block(
+        tb, 'c', -1, "rank", "1", COMPOT_ROLE_FIXED, &RANK, 0, NULL, NULL,
+        dup_printf("rank r = %d of the species embedding: every basis has r "
+                   "neighbour channels, phi_k^(c)(i) = sum over neighbours "
+                   "j of W[Z_j][c] g_k(r_ij) (and so rho and the angular "
+                   "moments); unit 1; role fixed (set when the model is "
+                   "read); scalar",
+                   m->rank));
+    if (v) m->chem_rank = v;
+  }
   if (m->version >= 2) { /* block w (format v2): always first */
     v = add_block(
         tb, 'w', -1, "tau", "1", COMPOT_ROLE_FIXED, &TAU, 0, NULL, NULL,
@@ -408,7 +436,7 @@ static int build_table(table_builder *tb)
   }
   for (b = 0; b < m->n_bases; ++b) {
     compot_basis *B = &m->bases[b];
-    int const dims[2] = {S, B->K};
+    int const dims[2] = {C, B->K}, dims_w[2] = {S, C};
     char bspec[24];
     snprintf(bspec, sizeof bspec, "%c%d",
              B->kind == COMPOT_BASIS_GAUSSIAN ? 'G' : 'C', B->K);
@@ -432,6 +460,19 @@ static int build_table(table_builder *tb)
                      b + 1, bspec, users));
       if (v) B->beta = v;
     }
+    if (m->rank > 0) {
+      v = add_block(
+          tb, 'b', b + 1, "w", "1", COMPOT_ROLE_NONLINEAR, &WEIGHT, 2, dims_w,
+          kinds_sc,
+          dup_printf("basis b%d (%s, used by %s): species embedding "
+                     "W[s][c], the weight of a neighbour of species s in "
+                     "channel c: phi_k^(c)(i) = sum over neighbours j of "
+                     "W[Z_j][c] g_k(r_ij); unit 1; role nonlinear; flat "
+                     "index s*%d + (c-1), s in species order (%s), c = "
+                     "1..%d",
+                     b + 1, bspec, users, C, sp, C));
+      if (v) B->w = v;
+    }
     v = add_block(
         tb, 'b', b + 1, "phi_max", "1", COMPOT_ROLE_FIXED, &PHI_MAX, 2, dims,
         kinds_sk,
@@ -441,7 +482,7 @@ static int build_table(table_builder *tb)
                    "data); unit 1; role fixed (not fitted); flat index "
                    "s*%d + (k-1), s = neighbour species in order (%s), "
                    "k = 1..%d",
-                   b + 1, bspec, users, B->K, sp, B->K));
+                   b + 1, bspec, users, B->K, chs, B->K));
     if (v) B->phi_max = v;
     v = add_block(
         tb, 'b', b + 1, "rho_max", "1", COMPOT_ROLE_FIXED, &RHO_MAX, 2, dims,
@@ -451,7 +492,7 @@ static int build_table(table_builder *tb)
                    "of f_c(r_ij) phi_k^(s)(j) (largest |rho| over the fitting "
                    "data); unit 1; role fixed (not fitted); flat index "
                    "s*%d + (k-1), s in order (%s), k = 1..%d",
-                   b + 1, bspec, users, B->K, sp, B->K));
+                   b + 1, bspec, users, B->K, chs, B->K));
     if (v) B->rho_max = v;
   }
 
@@ -479,17 +520,17 @@ static int build_table(table_builder *tb)
     /* q_max: in both formats for E[A] (it normalises the input of
        x(gamma, .)), from format v2 on for A */
     if (n->kind == COMPOT_NODE_ANGULAR && m->version >= 2) {
-      v = add_q_max_block(tb, n, k, npair, sp,
+      v = add_q_max_block(tb, n, k, ncp, chs,
                           "the leaf uses q_max x(0, q/q_max), q itself "
                           "while |q| <= q_max and saturating beyond "
                           "(format v2)");
       if (v) n->q_max = v;
     } else if (n->kind == COMPOT_NODE_EXPANG) {
-      v = add_q_max_block(tb, n, k, npair, sp,
+      v = add_q_max_block(tb, n, k, ncp, chs,
                           "the leaf uses x(gamma_l, q/q_max)");
       if (v) n->q_max = v;
     }
-    description = c_block_layout(m, k, npair, sp, &n_index, dims, kinds);
+    description = c_block_layout(m, k, ncp, chs, &n_index, dims, kinds);
     if (description != NULL) {
       v = add_block(tb, 'n', k, "c", "eV", COMPOT_ROLE_LINEAR, &FINITE,
                     n_index, dims, kinds, description);
@@ -522,6 +563,24 @@ static size_t node_table_size(compot_model const *m, compot_node const *n)
   if (n->kind == COMPOT_NODE_ANGULAR) return compot_angular_table_size(m, n);
   if (n->kind == COMPOT_NODE_EXPANG) return compot_expang_table_size(m, n);
   return 0;
+}
+
+/* Undo compot_build_params (the reader rebuilds the table when the file
+   declares a species embedding, chemistry.rank). */
+void compot_free_params(compot_model *m)
+{
+  int i, b;
+  for (i = 0; i < m->n_params; ++i) free((char *) m->params[i].description);
+  free(m->params);
+  free(m->values);
+  free(m->derived);
+  free(m->grade_on);
+  m->params = NULL;
+  m->values = m->derived = NULL;
+  m->grade_on = NULL;
+  m->n_params = m->n_values = 0;
+  m->chem_rank = NULL;
+  for (b = 0; b < m->n_bases; ++b) m->bases[b].w = NULL;
 }
 
 /* The table, the values (zero) and the derived arrays of a model whose

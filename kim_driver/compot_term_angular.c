@@ -26,14 +26,14 @@
  */
 size_t compot_angular_table_size(compot_model const *m, compot_node const *nd)
 {
-  int S = m->n_species, np = S * (S + 1) / 2;
+  int S = m->n_species, C = compot_nch(m), np = C * (C + 1) / 2;
   return (size_t) S * np * nd->K * (m->nvp + 1)
          + (m->version >= 2 ? (size_t) np * nd->K * (nd->P + 1) : 0);
 }
 
 void compot_angular_table_fill(compot_model const *m, compot_node *nd)
 {
-  int S = m->n_species, np = S * (S + 1) / 2, K = nd->K;
+  int S = m->n_species, C = compot_nch(m), np = C * (C + 1) / 2, K = nd->K;
   int P1 = nd->P + 1, nvp = m->nvp, nrow = S * np * K, row, l, v, k;
   double *out = nd->tab;
   double *sums = out + (size_t) nrow * nvp, *qinv = sums + nrow;
@@ -144,10 +144,11 @@ gemm_nt(int ni, int ny, int nyp, int nt, int xst, double const *restrict X,
 static void angular_radial(compot_ctx const *c, int b, int i, double *G, double *dG)
 {
   compot_workspace const *ws = c->ws;
-  int S = c->S, K = c->m->bases[b].K, pst = c->pst, p0 = ws->pstart[i];
+  int S = compot_nch(c->m), K = c->m->bases[b].K, pst = c->pst, p0 = ws->pstart[i];
   int n = ws->pend[i] - p0, nt = (n + 3) & ~3, k, t;
   size_t sk = (size_t) S * K;
   double const *gc = c->bg[b], *dgc = c->bdg[b];
+  double const *W = c->m->bases[b].w; /* species embedding, or NULL */
 
 #if defined(__GNUC__)
   /* the slot rows of the next atom's pairs, in the caches by the time it
@@ -161,7 +162,7 @@ static void angular_radial(compot_ctx const *c, int b, int i, double *G, double 
     }
   }
 #endif
-  if (S == 1 && K % 4 == 0) {
+  if (S == 1 && K % 4 == 0 && W == NULL) {
     /* blocks of 4 pairs x 4 functions, transposed in registers */
     static double const zero[4] = {0.0, 0.0, 0.0, 0.0};
     int src, w;
@@ -186,6 +187,20 @@ static void angular_radial(compot_ctx const *c, int b, int i, double *G, double 
     int sj = S > 1 ? c->in->species[ws->pj[p0 + t]] : 0;
     size_t slot = (size_t) ws->pslot[p0 + t] * K;
     double *g = G + (size_t) sj * K * pst + t;
+    if (W != NULL) { /* species embedding: G_c = W[Z_j][c] g^ in every channel
+                        (then A_c, self_c = sum G_c^2 and the backward follow) */
+      int ch;
+      double const *wj = W + (size_t) c->in->species[ws->pj[p0 + t]] * S;
+      for (ch = 0; ch < S; ++ch) {
+        g = G + (size_t) ch * K * pst + t;
+        for (k = 0; k < K; ++k) g[(size_t) k * pst] = wj[ch] * gc[slot + k];
+        if (dG != NULL) {
+          double *dg = dG + (size_t) ch * K * pst + t;
+          for (k = 0; k < K; ++k) dg[(size_t) k * pst] = wj[ch] * dgc[slot + k];
+        }
+      }
+      continue;
+    }
     for (k = 0; k < K; ++k) g[(size_t) k * pst] = gc[slot + k];
     if (dG != NULL) {
       double *dg = dG + (size_t) sj * K * pst + t;
@@ -228,10 +243,10 @@ static double angular_bounded(compot_ctx *c, compot_node const *nd, int Z,
                               double const *A, double const *selfv,
                               double *dq, double *gf)
 {
-  int S = c->S, K = nd->K, P1 = nd->P + 1, nvp = c->nvp, np = S * (S + 1) / 2;
+  int S = compot_nch(c->m), K = nd->K, P1 = nd->P + 1, nvp = c->nvp, np = S * (S + 1) / 2;
   int s1, s2, k, p, v, any = 0;
   double const *qinv = nd->tab
-                       + (size_t) S * np * K * (nvp + 1);
+                       + (size_t) c->S * np * K * (nvp + 1);
   double e = 0.0, tau = c->tau, prod[nvp], qbuf[COMPOT_MAX_P + 1];
   for (s1 = 0; s1 < S; ++s1)
     for (s2 = s1; s2 < S; ++s2) {
@@ -297,7 +312,7 @@ void compot_angular_moments(compot_ctx *c, compot_node const *nd, int i,
                             double *sum)
 {
   compot_workspace const *ws = c->ws;
-  int S = c->S, K = nd->K, P = nd->P, P1 = P + 1, nvp = c->nvp;
+  int S = compot_nch(c->m), K = nd->K, P = nd->P, P1 = P + 1, nvp = c->nvp;
   int pst = c->pst;
   int p0 = ws->pstart[i], n = ws->pend[i] - p0, nt = (n + 3) & ~3;
   int k, t;
@@ -345,7 +360,7 @@ void compot_angular_moments(compot_ctx *c, compot_node const *nd, int i,
 void compot_angular_invariants(compot_ctx const *c, compot_node const *nd,
                                double const *sum, double *q)
 {
-  int S = c->S, K = nd->K, P1 = nd->P + 1, nvp = c->nvp, s1, s2, k, p, v;
+  int S = compot_nch(c->m), K = nd->K, P1 = nd->P + 1, nvp = c->nvp, s1, s2, k, p, v;
   ang_layout const o = layout_of((size_t) S * K, (size_t) nvp, (size_t) c->pst, 0);
   double const *A = sum + o.A, *selfv = sum + o.self;
   for (s1 = 0; s1 < S; ++s1)
@@ -368,7 +383,7 @@ void compot_angular_invariants(compot_ctx const *c, compot_node const *nd,
 double compot_angular_value(compot_ctx *c, compot_node const *nd, int i,
                             double *sum, double *gf)
 {
-  int S = c->S, K = nd->K, nvp = c->nvp;
+  int S = compot_nch(c->m), K = nd->K, nvp = c->nvp;
   int Z = c->in->species[i], np = S * (S + 1) / 2;
   int s1, s2, k, v;
   ang_layout const o = layout_of((size_t) S * K, (size_t) nvp, (size_t) c->pst, 0);
@@ -382,7 +397,7 @@ double compot_angular_value(compot_ctx *c, compot_node const *nd, int i,
     for (s2 = s1; s2 < S; ++s2) {
       size_t row = (size_t) (Z * np + compot_pair_index(S, s1, s2)) * K;
       double const *cc = nd->tab + row * nvp;
-      double const *cs = nd->tab + (size_t) S * np * K * nvp + row;
+      double const *cs = nd->tab + (size_t) c->S * np * K * nvp + row;
       double f = s1 == s2 ? 1.0 : 2.0;
       for (k = 0; k < K; ++k) {
         double const *a1 = A + (size_t) (s1 * K + k) * nvp;
@@ -483,7 +498,7 @@ static void angular_sums_backward(compot_ctx *c, compot_node const *nd, int i,
 void compot_angular_backward(compot_ctx *c, compot_node const *nd, int i,
                              double a, double const *sum, double const *gb)
 {
-  int S = c->S, K = nd->K, P1 = nd->P + 1, nvp = c->nvp;
+  int S = compot_nch(c->m), K = nd->K, P1 = nd->P + 1, nvp = c->nvp;
   int Z = c->in->species[i], np = S * (S + 1) / 2, k, v;
   ang_layout const o = layout_of((size_t) S * K, (size_t) nvp, (size_t) c->pst, 0);
   int eff = 0;
@@ -527,7 +542,7 @@ void compot_angular_invariant_backward(compot_ctx *c, compot_node const *nd,
                                        int i, double const *qbar,
                                        double const *sum)
 {
-  int S = c->S, K = nd->K, P1 = nd->P + 1, nvp = c->nvp;
+  int S = compot_nch(c->m), K = nd->K, P1 = nd->P + 1, nvp = c->nvp;
   int np = S * (S + 1) / 2, q, k, p, v;
   double *sums = c->ceff + (size_t) np * K * nvp;
   for (q = 0; q < np; ++q)
@@ -551,7 +566,7 @@ static void angular_sums_backward(compot_ctx *c, compot_node const *nd, int i,
                                   double a, int eff, double const *sum)
 {
   compot_workspace *ws = c->ws;
-  int S = c->S, K = nd->K, P = nd->P, P1 = P + 1, nvp = c->nvp;
+  int S = compot_nch(c->m), K = nd->K, P = nd->P, P1 = P + 1, nvp = c->nvp;
   int Z = c->in->species[i], np = S * (S + 1) / 2, pst = c->pst;
   int p0 = ws->pstart[i], n = ws->pend[i] - p0, s1, s2, k, t, v;
   int nv = P1 * P1;
@@ -571,7 +586,7 @@ static void angular_sums_backward(compot_ctx *c, compot_node const *nd, int i,
       size_t erow = (size_t) compot_pair_index(S, s1, s2) * K;
       double const *cc = eff ? c->ceff + erow * nvp : tab + row * nvp;
       double const *cs = eff ? c->ceff + (size_t) np * K * nvp + erow
-                             : tab + (size_t) S * np * K * nvp + row;
+                             : tab + (size_t) c->S * np * K * nvp + row;
       compot_v4 ta = v4_set1(2.0 * a);
       /* s1 == s2: d(c A^2)/dA = 2 c A; s1 < s2: d(2 c A1 A2) = 2 c A2, 2 c A1 */
       for (k = 0; k < K; ++k) {

@@ -5,6 +5,8 @@
  *
  *   e(i) = sum_s sum_l sum_k c[Z,s,l,k] x(gamma_l, f_k^(s)(i) / f_max[s][k])
  *
+ * over the neighbour channels s (species, or those of a species embedding).
+ *
  * with x the bounded exponentiated feature (compot_exp_feature_v) and f
  * = phi (E) or rho (N).  The coefficient table (compot_exp_table_fill, at
  * refresh) holds gamma_l, 1/gamma_l and 1/f_max spread over the features.
@@ -18,12 +20,12 @@
    rho_max): 2 L K + S K. */
 size_t compot_exp_table_size(compot_model const *m, compot_node const *nd)
 {
-  return 2 * (size_t) nd->L * nd->K + (size_t) m->n_species * nd->K;
+  return 2 * (size_t) nd->L * nd->K + (size_t) compot_nch(m) * nd->K;
 }
 
 void compot_exp_table_fill(compot_model const *m, compot_node *nd)
 {
-  int S = m->n_species, K = nd->K, L = nd->L, l, k;
+  int S = compot_nch(m), K = nd->K, L = nd->L, l, k;
   compot_basis const *b = &m->bases[nd->basis];
   double const *fmax = nd->kind == COMPOT_NODE_NEXP ? b->rho_max : b->phi_max;
   double *out = nd->tab;
@@ -43,7 +45,7 @@ static double const *leaf_input(compot_ctx const *c, compot_node const *nd,
 {
   return nd->kind == COMPOT_NODE_NEXP
              ? c->brho[nd->basis]
-             : c->bphi[nd->basis] + (size_t) i * c->S * nd->K;
+             : c->bphi[nd->basis] + (size_t) i * compot_nch(c->m) * nd->K;
 }
 
 /* The L K features x(gamma_l, f_k/f_max) of one neighbour species (fs:
@@ -66,7 +68,7 @@ static void features(compot_ctx *c, compot_node const *nd, double const *fs,
 double compot_exp_value(compot_ctx *c, compot_node const *nd, int i,
                         double *dedf, double *gf)
 {
-  int S = c->S, K = nd->K, L = nd->L, LK = L * K, Z = c->in->species[i];
+  int S = compot_nch(c->m), K = nd->K, L = nd->L, LK = L * K, Z = c->in->species[i];
   int s, k, l;
   double const *f = leaf_input(c, nd, i);
   double const *minv = nd->tab + 2 * LK;
@@ -96,7 +98,7 @@ double compot_exp_value(compot_ctx *c, compot_node const *nd, int i,
 static void grade_backward(compot_ctx *c, compot_node const *nd, int i,
                            double const *gb, double *fbar)
 {
-  int S = c->S, K = nd->K, L = nd->L, LK = L * K, s, k, l;
+  int S = compot_nch(c->m), K = nd->K, L = nd->L, LK = L * K, s, k, l;
   double const *f = leaf_input(c, nd, i);
   double const *minv = nd->tab + 2 * LK;
   for (s = 0; s < S; ++s) {
@@ -116,7 +118,7 @@ static void grade_backward(compot_ctx *c, compot_node const *nd, int i,
 void compot_exp_backward(compot_ctx *c, compot_node const *nd, int i,
                          double a, double const *dedf, double const *gb)
 {
-  int k, SK = c->S * nd->K;
+  int k, SK = compot_nch(c->m) * nd->K;
   double *fbar = nd->kind == COMPOT_NODE_EXP
                      ? c->blam[nd->basis] + (size_t) i * SK
                      : c->bnu[nd->basis];

@@ -22,13 +22,13 @@
    (P+1) invariants. */
 size_t compot_expang_table_size(compot_model const *m, compot_node const *nd)
 {
-  size_t np = (size_t) m->n_species * (m->n_species + 1) / 2;
+  size_t np = (size_t) compot_nch(m) * (compot_nch(m) + 1) / 2; /* channel pairs */
   return 2 * (size_t) nd->L + np * nd->K * (nd->P + 1);
 }
 
 void compot_expang_table_fill(compot_model const *m, compot_node *nd)
 {
-  int S = m->n_species, L = nd->L, l;
+  int S = compot_nch(m), L = nd->L, l;
   size_t k, nq = (size_t) (S * (S + 1) / 2) * nd->K * (nd->P + 1);
   double *out = nd->tab;
   for (l = 0; l < L; ++l) {
@@ -53,7 +53,7 @@ static void feature(compot_ctx const *c, compot_node const *nd, int l,
 double compot_expang_value(compot_ctx *c, compot_node const *nd, int i,
                            double *sum, double *gf)
 {
-  int S = c->S, K = nd->K, L = nd->L, P1 = nd->P + 1, np = S * (S + 1) / 2;
+  int S = compot_nch(c->m), K = nd->K, L = nd->L, P1 = nd->P + 1, np = S * (S + 1) / 2;
   int Z = c->in->species[i], q, l, k, p;
   size_t nkp = (size_t) K * P1;
   double const *qinv = nd->tab + 2 * L;
@@ -85,7 +85,7 @@ double compot_expang_value(compot_ctx *c, compot_node const *nd, int i,
 void compot_expang_backward(compot_ctx *c, compot_node const *nd, int i,
                             double a, double const *sum, double const *gb)
 {
-  int S = c->S, K = nd->K, L = nd->L, P1 = nd->P + 1, np = S * (S + 1) / 2;
+  int S = compot_nch(c->m), K = nd->K, L = nd->L, P1 = nd->P + 1, np = S * (S + 1) / 2;
   int Z = c->in->species[i], q, l;
   size_t nkp = (size_t) K * P1, o;
   double const *qinv = nd->tab + 2 * L;

@@ -18,7 +18,7 @@ void compot_rho_value(compot_ctx *c, int i)
 {
   compot_model const *m = c->m;
   compot_workspace *ws = c->ws;
-  int S = c->S, b, p, k;
+  int S = compot_nch(m), b, p, k; /* S: neighbour channels */
 
   for (b = 0; b < m->n_bases; ++b) {
     int SK = S * m->bases[b].K;
@@ -56,7 +56,7 @@ void compot_rho_backward(compot_ctx *c, int i)
 {
   compot_model const *m = c->m;
   compot_workspace *ws = c->ws;
-  int S = c->S, b, p, k;
+  int S = compot_nch(m), b, p, k; /* S: neighbour channels */
 
   for (b = 0; b < m->n_bases; ++b) {
     int SK = S * m->bases[b].K;

@@ -25,7 +25,7 @@ int compot_cluster_functions(compot_ctx *c, char *msg, size_t msg_size)
   compot_model const *m = c->m;
   compot_workspace *ws = c->ws;
   int const *spec = c->in->species;
-  int S = c->S, b, o, p, k, t, err, w;
+  int S = compot_nch(m), b, o, p, k, t, err, w; /* S: neighbour channels */
 
   for (b = 0; b < m->n_bases; ++b) {
     compot_basis const *B = &m->bases[b];
@@ -65,6 +65,23 @@ int compot_cluster_functions(compot_ctx *c, char *msg, size_t msg_size)
       }
       if (phi == NULL) continue;
       fi = phi + (size_t) i * SK;
+      if (B->w != NULL) { /* species embedding: W[Z_j][c] g^ in every channel */
+        int ch;
+        double const *wi = B->w + (size_t) spec[i] * S;
+        for (t = 0, p = p0; t < nb; ++t, ++p) {
+          int j = ws->pj[p];
+          double const *gt = g + (size_t) t * K, *wj = B->w + (size_t) spec[j] * S;
+          for (ch = 0; ch < S; ++ch) {
+            double *fs = fi + ch * K;
+            for (k = 0; k < K; ++k) fs[k] += wj[ch] * gt[k];
+            if (ws->ptwin[p] >= 0) {
+              fs = phi + (size_t) j * SK + ch * K;
+              for (k = 0; k < K; ++k) fs[k] += wi[ch] * gt[k];
+            }
+          }
+        }
+        continue;
+      }
       if (S == 1 && K == 8) { /* phi(i) in registers */
         compot_v4 f0 = v4_load(fi), f1 = v4_load(fi + 4);
         for (t = 0, p = p0; t < nb; ++t, ++p) {
@@ -114,7 +131,7 @@ double compot_linear_value(compot_ctx const *c, compot_node const *nd, int i,
                            double *gf)
 {
   compot_basis const *b = &c->m->bases[nd->basis];
-  int S = c->S, K = b->K, Z = c->in->species[i], k;
+  int S = compot_nch(c->m), K = b->K, Z = c->in->species[i], k;
   double const *f = c->bphi[nd->basis] + (size_t) i * S * K;
   double const *cc = nd->c + (size_t) Z * S * K;
   double e = 0.0;
@@ -128,12 +145,25 @@ double compot_linear_value(compot_ctx const *c, compot_node const *nd, int i,
 void compot_linear_backward(compot_ctx *c, compot_node const *nd, int i,
                             double a, double const *gb)
 {
-  int S = c->S, K = nd->K, Z = c->in->species[i], k;
+  int S = compot_nch(c->m), K = nd->K, Z = c->in->species[i], k;
   double *lam = c->blam[nd->basis] + (size_t) i * S * K;
   double const *cc = nd->c + (size_t) Z * S * K;
   for (k = 0; k < S * K; ++k) lam[k] += a * cc[k];
   if (gb != NULL)
     for (k = 0; k < S * K; ++k) lam[k] += gb[k];
+}
+
+/* sum_k lambda_k^(s)(i) g^_k' of a neighbour of species s: the channel s
+   (full chemistry), or sum_c W[s][c] sum_k lambda_k^(c)(i) g^_k' */
+static double lambda_dot(compot_basis const *B, int C, int K,
+                         double const *lam, int s, double const *dg)
+{
+  double T = 0.0;
+  int ch;
+  if (B->w == NULL) return compot_dot(K, lam + s * K, dg);
+  for (ch = 0; ch < C; ++ch)
+    T += B->w[s * C + ch] * compot_dot(K, lam + ch * K, dg);
+  return T;
 }
 
 /* After the site step: the reverse exchange of lambda (N terms with a host
@@ -145,7 +175,7 @@ int compot_cluster_backward(compot_ctx *c, char *msg, size_t msg_size)
   compot_model const *m = c->m;
   compot_workspace *ws = c->ws;
   int const *spec = c->in->species;
-  int S = c->S, b, o, p, err;
+  int S = compot_nch(m), b, o, p, err; /* S: neighbour channels */
 
   for (b = 0; b < m->n_bases; ++b) {
     compot_basis const *B = &m->bases[b];
@@ -169,7 +199,7 @@ int compot_cluster_backward(compot_ctx *c, char *msg, size_t msg_size)
         int tw = ws->ptwin[p], j = ws->pj[p], slot = ws->pslot[p];
         double const *dg = c->bdg[b] + (size_t) slot * K;
         double T = c->st[slot];
-        if (K == 8) { /* the common case, 4 lanes at a time */
+        if (K == 8 && B->w == NULL) { /* the common case, 4 lanes at a time */
           compot_v4 d0 = v4_load(dg), d1 = v4_load(dg + 4);
           if (own) {
             double const *l = c->blam[b] + (size_t) i * SK + spec[j] * 8;
@@ -181,9 +211,9 @@ int compot_cluster_backward(compot_ctx *c, char *msg, size_t msg_size)
           }
         } else {
           if (own)
-            T += compot_dot(K, c->blam[b] + (size_t) i * SK + spec[j] * K, dg);
+            T += lambda_dot(B, S, K, c->blam[b] + (size_t) i * SK, spec[j], dg);
           if (tw >= 0 && compot_evaluates(c, B, j))
-            T += compot_dot(K, c->blam[b] + (size_t) j * SK + spec[i] * K, dg);
+            T += lambda_dot(B, S, K, c->blam[b] + (size_t) j * SK, spec[i], dg);
         }
         c->st[slot] = T;
       }

@@ -49,17 +49,18 @@ def expression_case(expression: str) -> tuple[str, tuple[str, ...]]:
 
 
 def random_model(expression: str, species=("Nb",), cutoff: float = 4.5, seed: int = 0,
-                 structures=(), window=None, version: int = 2) -> Model:
+                 structures=(), window=None, version: int = 2, rank: int | None = None) -> Model:
     """A model with random but sensible parameters (α 0.15–0.5 Å⁻², β 1.2–1.9,
     γ ±1, coefficients and shifts ±0.5 eV).
 
     With ``structures`` the scales φ_max, ρ_max (and q_max) are computed from them
     and then multiplied by 0.6–1.2, so that |u| > 1 (the continuation of x(γ, u)
     and the saturation of the A invariants) occurs too. ``window`` (r_a, r_b) [Å]
-    sets the inner window of every species pair (format v2).
+    sets the inner window of every species pair (format v2). ``rank``: a species
+    embedding of that rank with random weights W in ±1.
     """
     rng = np.random.default_rng(seed)
-    m = Model(expression, species, cutoff, version=version)
+    m = Model(expression, species, cutoff, version=version, rank=rank)
     if window is not None:
         m.params["w.r_a"] = np.full(m.params["w.r_a"].shape, float(window[0]))
         m.params["w.r_b"] = np.full(m.params["w.r_b"].shape, float(window[1]))
@@ -70,6 +71,8 @@ def random_model(expression: str, species=("Nb",), cutoff: float = 4.5, seed: in
         elif leaf == "beta":
             m.params[b.name] = np.array(rng.uniform(1.2, 1.9))
         elif leaf == "gamma":
+            m.params[b.name] = rng.uniform(-1, 1, b.shape)
+        elif leaf == "w":
             m.params[b.name] = rng.uniform(-1, 1, b.shape)
         elif b.role == "linear":
             m.params[b.name] = rng.uniform(-0.5, 0.5, b.shape)
@@ -82,7 +85,7 @@ def random_model(expression: str, species=("Nb",), cutoff: float = 4.5, seed: in
 
 
 def switched_model(expression: str, species, structures, seed: int = 0, window=(2.3, 2.85),
-                   cutoff: float = 4.5) -> Model:
+                   cutoff: float = 4.5, rank: int | None = None) -> Model:
     """A random format v2 model (:func:`random_model`) whose atom switch acts on
     ``structures``: the inner window ``window`` holds their shortest pairs, the
     grade is fitted (``Model.compute_grade``) to them and four rattled copies of
@@ -90,7 +93,7 @@ def switched_model(expression: str, species, structures, seed: int = 0, window=(
     of the structures' grades, so that some atoms are in the switch's
     transition and some switched off; E_ref random in [-8, -2] eV."""
     rng = np.random.default_rng(seed)
-    m = random_model(expression, species, cutoff, seed=seed, structures=structures, window=window)
+    m = random_model(expression, species, cutoff, seed=seed, structures=structures, window=window, rank=rank)
     m.params["w.e_ref"] = rng.uniform(-8.0, -2.0, len(species))
     data = []
     for at in structures:

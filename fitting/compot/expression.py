@@ -305,6 +305,15 @@ class Layout:
     bases: list[BasisInfo]
     blocks: list[ParameterBlock]
     version: int = 2
+    rank: int | None = None
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """Labels of the neighbour channels of every basis: the species (full
+        chemistry) or ``e1 … e<r>`` (species embedding of rank r)."""
+        if self.rank is None:
+            return self.species
+        return tuple(f"e{c + 1}" for c in range(self.rank))
 
     @property
     def n_linear(self) -> int:
@@ -330,7 +339,8 @@ def _species_pairs(species: tuple[str, ...]) -> list[str]:
     return [f"{species[a]}.{species[b]}" for a in range(S) for b in range(a, S)]
 
 
-def layout(root: Term | str, species: tuple[str, ...] | list[str], version: int = 2) -> Layout:
+def layout(root: Term | str, species: tuple[str, ...] | list[str], version: int = 2,
+           rank: int | None = None) -> Layout:
     """Number nodes, assign (shared) bases and list parameter blocks.
 
     Parameters
@@ -343,6 +353,12 @@ def layout(root: Term | str, species: tuple[str, ...] | list[str], version: int 
         Parameter file format (1 or 2). Version 2 adds the block ``w`` (inner
         window per species pair and saturation width) before the bases and a
         ``q_max`` block to every A node (docs/parameter-file.md, MODEL_SPEC §10).
+    rank : int or None
+        None: full chemistry, one channel per neighbour species. r (1 ≤ r ≤ S):
+        species embedding, r channels per basis with weights ``b<J>.w`` [S, r]
+        (nonlinear): φ_k^(c)(i) = Σ_j W_(Z_j c) ĝ_k(r_ij); the file starts its
+        parameters with ``chemistry.rank`` (docs/parameter-file.md, "Species
+        embedding").
 
     Returns
     -------
@@ -351,7 +367,8 @@ def layout(root: Term | str, species: tuple[str, ...] | list[str], version: int 
     Raises
     ------
     ExpressionError
-        If the expression is invalid or ``species`` is empty or repeats a symbol.
+        If the expression is invalid, ``species`` is empty or repeats a symbol, or
+        ``rank`` is not in 1..S.
     """
     if isinstance(root, str):
         root = parse(root)
@@ -401,7 +418,14 @@ def layout(root: Term | str, species: tuple[str, ...] | list[str], version: int 
     S = len(species)
     sp = tuple(species)
     pairs = tuple(_species_pairs(sp))
+    if rank is not None and not (isinstance(rank, int) and not isinstance(rank, bool) and 1 <= rank <= S):
+        raise ExpressionError(f"embedding rank {rank!r}: expected an integer in 1..{S} (the number of species)")
+    chans = sp if rank is None else tuple(f"e{c + 1}" for c in range(rank))
+    cpairs = pairs if rank is None else tuple(_species_pairs(chans))
     blocks: list[ParameterBlock] = []
+    if rank is not None:
+        blocks.append(ParameterBlock("chemistry.rank", "fixed", (), (), "-",
+                                     "rank r of the species embedding: r neighbour channels per basis"))
     if version >= 2:
         blocks.append(ParameterBlock("w.tau", "fixed", (), (), "-",
                                      "saturation width τ of every bounded feature (MODEL_SPEC §10)"))
@@ -419,14 +443,20 @@ def layout(root: Term | str, species: tuple[str, ...] | list[str], version: int 
                                          f"Gaussian exponent α of basis {name} ({b.spec}); a_k = α β^(k-1)"))
             blocks.append(ParameterBlock(f"{name}.beta", "nonlinear", (), (), "-",
                                          f"even-tempered ratio β of basis {name} ({b.spec})"))
-        blocks.append(ParameterBlock(f"{name}.phi_max", "fixed", (S, b.spec.K), (sp, ks), "-",
+        if rank is not None:
+            blocks.append(ParameterBlock(f"{name}.w", "nonlinear", (S, rank), (sp, chans), "-",
+                                         f"species embedding W of basis {name}: weight of a neighbour of "
+                                         f"species s in channel c [s, c]"))
+        C = len(chans)
+        blocks.append(ParameterBlock(f"{name}.phi_max", "fixed", (C, b.spec.K), (chans, ks), "-",
                                      f"scale of φ_k^(s) of basis {name}: max |φ| over the fitting atoms [s, k]"))
-        blocks.append(ParameterBlock(f"{name}.rho_max", "fixed", (S, b.spec.K), (sp, ks), "-",
+        blocks.append(ParameterBlock(f"{name}.rho_max", "fixed", (C, b.spec.K), (chans, ks), "-",
                                      f"scale of ρ_k^(s) of basis {name}: max |ρ| over the fitting atoms [s, k]"))
     for n in nodes:
         t = n.term
         pre = f"n{n.index}"
-        blocks.extend(t.blocks(n, sp, pairs, version))
+        blocks.extend(t.blocks(n, sp, cpairs, version) if rank is None
+                      else t.blocks(n, sp, cpairs, version, channels=chans))
         if n.has_shift:
             blocks.append(ParameterBlock(f"{pre}.shift", "linear", (S,), (sp,), "eV",
                                          f"site-energy shift of node {pre} ({t}) [centre species]"))
@@ -450,11 +480,11 @@ def layout(root: Term | str, species: tuple[str, ...] | list[str], version: int 
     if total > MAX_VALUES:
         raise ExpressionError(f"expression {text!r} with {S} species has {total} parameter values; "
                               f"expected at most {MAX_VALUES}")
-    return Layout(text, root, sp, nodes, basis_infos, blocks, version)
+    return Layout(text, root, sp, nodes, basis_infos, blocks, version, rank)
 
 
-def count_parameters(expression: str, species: tuple[str, ...] = ("X",)) -> tuple[int, int]:
+def count_parameters(expression: str, species: tuple[str, ...] = ("X",), rank: int | None = None) -> tuple[int, int]:
     """(linear, nonlinear) parameter counts of an expression; single species by
-    default, as in the paper's TABLE 3, 4 and 6."""
-    lay = layout(parse(expression), species)
+    default, as in the paper's TABLE 3, 4 and 6; ``rank`` that of a species embedding."""
+    lay = layout(parse(expression), species, rank=rank)
     return lay.n_linear, lay.n_nonlinear

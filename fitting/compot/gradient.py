@@ -17,7 +17,8 @@ class PairGradient:
     Three parts, summed by :meth:`finish`: a radial weight R, shape (n_pairs, m)
     [eV/Å], with G_p = R_p û_p; a vector part V, shape (n_pairs, 3, m) [eV/Å]
     (angular terms); and per-basis adjoints λ_k(i) = ∂/∂φ_k^(s)(i), shape
-    (n_atoms, S, K, m) [eV], folded into R through ĝ_k'(r_p).
+    (n_atoms, C, K, m) [eV] (C channels: S, or the embedding rank), folded into R
+    through ĝ_k'(r_p).
 
     Parameters
     ----------
@@ -41,16 +42,15 @@ class PairGradient:
     def add_lam(self, b: int, K: int, cols: slice, lam: np.ndarray) -> None:
         """Add φ adjoints of basis b, shape (n_atoms, S, K, len(cols))."""
         if b not in self.lam:
-            self.lam[b] = np.zeros((self.system.n_atoms, self.system.n_species, K, self.m))
+            self.lam[b] = np.zeros((self.system.n_atoms, lam.shape[1], K, self.m))
         self.lam[b][..., cols] += lam
 
     def _fold_lam(self, ctx) -> None:
-        """Turn φ adjoints into radial pair weights: R_p += Σ_k λ_k(i_p, s_p) ĝ_k'(r_p)."""
-        s = self.system
-        rows = s.i_p * s.n_species + s.channel_p
+        """Turn φ adjoints into radial pair weights: R_p += Σ_k λ_k(i_p, s_p) ĝ_k'(r_p)
+        (with a species embedding Σ_c W_(Z_j c) Σ_k λ_k(i_p, c) ĝ_k'(r_p))."""
         for b, lam in self.lam.items():
             dg = ctx.basis(b).dg
-            lam_p = lam.reshape(s.n_atoms * s.n_species, lam.shape[2], self.m)[rows]
+            lam_p = ctx.pairs.pick(b, lam)
             self.R += np.einsum("pkm,pk->pm", lam_p, dg)
         self.lam = {}
 

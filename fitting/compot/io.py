@@ -8,6 +8,7 @@ Files are written atomically (temporary file in the same folder, then rename).
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import json
 import math
 import os
@@ -209,7 +210,9 @@ def format_model(model: Model, comment: str | None = None) -> str:
         owner = b.name.split(".")[0]
         if owner != current:
             current = owner
-            if owner == "w":
+            if owner == "chemistry":
+                out.append("# species embedding: r neighbour channels per basis, weights bJ.w.<s>.e<c>")
+            elif owner == "w":
                 out.append("# inner window per species pair, saturation width and reference site energy "
                            "(format v2, MODEL_SPEC 10)")
             elif owner == "g":
@@ -315,6 +318,18 @@ def read_model(path: str | os.PathLike) -> Model:
     except CompotError as exc:
         raise ParameterFileError(f"{name}:{no_e}: {exc}") from None
     no_n, count = keyword("parameters", "<count>")
+    # a species embedding (docs/parameter-file.md, "Species embedding"): an optional
+    # first parameter 'chemistry.rank <r>' sets the channels of every basis
+    first = next(it, None)
+    if first is not None:
+        it = itertools.chain([first], it)
+        parts = first[1].split()
+        if parts[0] == "chemistry.rank" and len(parts) == 2:
+            r, _ = _number(parts[1])
+            if r is None or not (r == int(r) and 1 <= r <= len(species)):
+                raise ParameterFileError(f"{name}:{first[0]}: value '{parts[1]}' of 'chemistry.rank' is out of "
+                                         f"range; expected an integer rank in 1..{len(species)} (the species)")
+            model = Model(expr, species, cutoff, version=int(ver), rank=int(r))
     expected_names = [(b, n) for b in model.layout.blocks for n in b.element_names()]
     if count != str(len(expected_names)):
         raise ParameterFileError(f"{name}:{no_n}: parameters: expected {len(expected_names)} for "

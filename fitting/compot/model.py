@@ -40,7 +40,7 @@ from .errors import ExpressionError
 from .expression import Layout, layout, parse
 from .neighbours import System, voigt_to_matrix
 
-__all__ = ["Model", "Prediction", "LinearDesign", "DEFAULT_NONLINEAR"]
+__all__ = ["Model", "Prediction", "LinearDesign", "DEFAULT_NONLINEAR", "default_embedding"]
 
 #: Default starting values of nonlinear parameters (documented in docs/fitting.md).
 DEFAULT_NONLINEAR = {"alpha": 0.5, "beta": 1.6, "gamma": 0.5}
@@ -48,6 +48,16 @@ DEFAULT_NONLINEAR = {"alpha": 0.5, "beta": 1.6, "gamma": 0.5}
 #: Default saturation width τ of the bounded features of format v2 (MODEL_SPEC §10):
 #: a feature runs at most τ (in units of its data maximum) past the fitted range.
 DEFAULT_TAU = 0.3
+
+
+def default_embedding(S: int, r: int) -> np.ndarray:
+    """The starting species embedding W, shape (S, r) [-]: channel 1 counts every
+    neighbour alike (W = 1, SNAP with equal weights), channel c > 1 the cosine
+    cos(π (c − 1)(s + ½)/S) of the species index s (the DCT-II basis), so the
+    columns are orthogonal and r = S spans the full chemistry."""
+    s = np.arange(S)[:, None] + 0.5
+    c = np.arange(r)[None, :]
+    return np.cos(np.pi * c * s / S)
 
 
 @dataclass
@@ -109,6 +119,12 @@ class Model:
         inner window, saturating features and bounded angular invariants of
         MODEL_SPEC §10) or 1 (as the first release: no window, quadratic
         continuation, unbounded A invariants).
+    rank : int or None
+        None (default): full chemistry, one neighbour channel per species. r in
+        1..S: a species embedding of rank r, φ_k^(c)(i) = Σ_j W_(Z_j c) ĝ_k(r_ij),
+        c = 1..r, with the weights ``b<J>.w`` [S, r] nonlinear parameters of each
+        basis (docs/parameter-file.md, "Species embedding"); r = S with W = I is
+        the full chemistry.
 
     Raises
     ------
@@ -117,8 +133,9 @@ class Model:
         term cutoff r_t > r_c).
     """
 
-    def __init__(self, expression: str, species, cutoff: float, params: dict | None = None, version: int = 2):
-        self.layout: Layout = layout(parse(expression), tuple(species), version)
+    def __init__(self, expression: str, species, cutoff: float, params: dict | None = None, version: int = 2,
+                 rank: int | None = None):
+        self.layout: Layout = layout(parse(expression), tuple(species), version, rank)
         self.cutoff = float(cutoff)
         if not self.cutoff > 0:
             raise ExpressionError(f"cutoff {cutoff!r}: expected a positive radius in Å")
@@ -151,6 +168,11 @@ class Model:
         return self.layout.version
 
     @property
+    def rank(self) -> int | None:
+        """Rank r of the species embedding, None for the full chemistry."""
+        return self.layout.rank
+
+    @property
     def n_linear(self) -> int:
         return self.layout.n_linear
 
@@ -170,6 +192,10 @@ class Model:
             return np.linspace(-0.5, 0.5, L) if L > 1 else np.array([DEFAULT_NONLINEAR["gamma"]])
         if leaf in ("alpha", "beta"):
             return np.array(DEFAULT_NONLINEAR[leaf])
+        if leaf == "rank":
+            return np.array(float(self.layout.rank))
+        if leaf == "w":
+            return default_embedding(*block.shape)
         if leaf in ("phi_max", "rho_max", "q_max"):
             return np.ones(block.shape)
         if leaf == "tau":
@@ -214,7 +240,8 @@ class Model:
         self.params["g.U"] = np.zeros(self.params["g.U"].shape)
         feats = [[] for _ in self.species]
         for sys_ in systems:
-            f = Context(self, sys_).safety.feature_vector()
+            ctx = Context(self, sys_)           # the layer holds its Context weakly: keep it alive
+            f = ctx.safety.feature_vector()
             for z in range(len(self.species)):
                 feats[z].append(f[sys_.species_n == z])
         d = self.params["g.mu"].shape[1]
@@ -277,7 +304,7 @@ class Model:
 
     def copy(self) -> "Model":
         return Model(self.expression, self.species, self.cutoff, {k: v.copy() for k, v in self.params.items()},
-                     self.version)
+                     self.version, rank=self.rank)
 
     def blocks(self, role: str | None = None, under: int | None = None) -> list[str]:
         """Block names with a role ('linear', 'nonlinear', 'fixed'), optionally
@@ -351,7 +378,7 @@ class Model:
         bases = range(len(self.layout.bases)) if bases is None else bases
         for b in bases:
             spec = self.layout.bases[b].spec
-            S = len(self.species)
+            S = len(self.layout.channels)
             pmax = np.zeros((S, spec.K))
             rmax = np.zeros((S, spec.K))
             users = [self.layout.nodes[i] for i in self.layout.bases[b].users]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
 
 from .errors import FitError
 from .functions import cutoff_fdf, effective_distance_fdf, radial_basis_fdf
@@ -56,6 +57,61 @@ class PairBasis:
         self._basis: dict[int, BasisValues] = {}
         self._phi: dict[int, np.ndarray] = {}
         self._rho: dict[int, np.ndarray] = {}
+        self._gather: dict[tuple[int, int], sp.csr_matrix] = {}
+
+    # ------------------------------------------------- neighbour channels
+    @property
+    def n_channels(self) -> int:
+        """Neighbour channels C of every basis: S (full chemistry, one per species)
+        or the rank r of the species embedding."""
+        r = self.model.layout.rank
+        return self.system.n_species if r is None else r
+
+    def weights(self, b: int) -> np.ndarray | None:
+        """The species embedding W of basis b, shape (S, r) [-], or None for the
+        full chemistry (W = I: a neighbour of species s counts in channel s only)."""
+        if self.model.layout.rank is None:
+            return None
+        return self.model.params[f"b{b + 1}.w"]
+
+    def channel_weights(self, b: int) -> np.ndarray:
+        """W_(Z_j c) of every pair (i, j) and channel c, shape (n_pairs, C) [-]
+        (one-hot in the neighbour species for the full chemistry)."""
+        s = self.system
+        W = self.weights(b)
+        if W is None:
+            return (s.channel_p[:, None] == np.arange(s.n_species)[None, :]).astype(float)
+        return W[s.channel_p]
+
+    def gather(self, b: int, power: int = 1) -> sp.csr_matrix:
+        """Sparse (n·C, p) map summing pair values, weighted by W_(Z_j c)^power,
+        into (centre atom, channel); the full chemistry's is
+        :attr:`compot.neighbours.System.gather_centre` for every power."""
+        W = self.weights(b)
+        s = self.system
+        if W is None:
+            return s.gather_centre
+        if (b, power) not in self._gather:
+            C = W.shape[1]
+            rows = (s.i_p[:, None] * C + np.arange(C)[None, :]).ravel()
+            cols = np.repeat(np.arange(s.n_pairs), C)
+            self._gather[(b, power)] = sp.csr_matrix(((W[s.channel_p] ** power).ravel(), (rows, cols)),
+                                                     shape=(s.n_atoms * C, s.n_pairs))
+        return self._gather[(b, power)]
+
+    def pick(self, b: int, arr: np.ndarray, power: int = 1) -> np.ndarray:
+        """Per pair p = (i, j): Σ_c W_(Z_j c)^power arr[i, c, …], the transpose of
+        :meth:`gather`; arr shape (n_atoms, C, …), result shape (n_pairs, …)."""
+        s = self.system
+        W = self.weights(b)
+        if W is None:
+            rows = s.i_p * s.n_species + s.channel_p
+            return arr.reshape((s.n_atoms * s.n_species,) + arr.shape[2:])[rows]
+        Wp = W[s.channel_p] ** power
+        out = np.zeros((s.n_pairs,) + arr.shape[2:])
+        for c in range(W.shape[1]):
+            out += Wp[:, c].reshape((-1,) + (1,) * (arr.ndim - 2)) * arr[s.i_p, c]
+        return out
 
     def radial(self) -> Radial:
         """The effective distance and its cutoff (format v2: pairs closer than r_b
@@ -101,11 +157,12 @@ class PairBasis:
         return self._basis[b]
 
     def phi(self, b: int) -> np.ndarray:
-        """φ_k^(s)(i) = Σ_{j∈N(i), Z_j=s} ĝ_k(r_ij), shape (n_atoms, S, K) [-]."""
+        """φ_k^(s)(i) = Σ_{j∈N(i), Z_j=s} ĝ_k(r_ij), shape (n_atoms, C, K) [-]; with a
+        species embedding φ_k^(c)(i) = Σ_{j∈N(i)} W_(Z_j c) ĝ_k(r_ij)."""
         if b not in self._phi:
             s = self.system
             g = self.basis(b).g
-            self._phi[b] = (s.gather_centre @ g).reshape(s.n_atoms, s.n_species, g.shape[1])
+            self._phi[b] = (self.gather(b) @ g).reshape(s.n_atoms, self.n_channels, g.shape[1])
         return self._phi[b]
 
     def rho(self, b: int) -> np.ndarray:
@@ -123,7 +180,7 @@ class PairBasis:
         s = self.system
         rad = self.radial()
         phi = self.phi(b)
-        n, S, K = s.n_atoms, s.n_species, phi.shape[2]
+        n, S, K = s.n_atoms, phi.shape[1], phi.shape[2]
         m = lam_rho.shape[-1]
         lr = lam_rho.reshape(n, S * K, m)
         # direct: ∂ρ(i)/∂r_p through f_c(r_p): R_p = Σ_{s,k} λ_ρ(i_p) φ(j_p) f_c'(r_p)

@@ -179,6 +179,14 @@ CASES = {
         covers=["G", "C", "E", "EA", "A", "ZBL", "sum", "product", "two species", "v2 window", "v2 grade"],
         expression="E[A[G3P2]L2] + A[G3P2] + G2 * E[A[C2P1]L1] + ZBL(2.9, 3.4)", species=MONB,
         kind="switched", window=(2.3, 2.85), close=2.5, seed=81),
+    "embedded_nbmotaw_v2": dict(
+        description="a species embedding of rank 2 over four species (chemistry.rank 2, random weights W): E, "
+                    "N and A on one shared Gaussian basis and its W, an E[A] factor of a product on a Chebyshev "
+                    "basis with its own W, ZBL; format v2 with the extrapolation grade acting",
+        covers=["G", "C", "E", "N", "A", "EA", "ZBL", "sum", "product", "four species", "embedding",
+                "v2 window", "v2 grade"],
+        expression="E[G3L2] + N[E[G3L2]] + A[G3P2] + G2 * E[A[C2P1]L1] + ZBL(2.9, 3.4)",
+        species=("Mo", "Nb", "Ta", "W"), rank=2, kind="switched", window=(2.3, 2.85), close=2.5, seed=91),
 }
 
 
@@ -216,10 +224,11 @@ def build(name: str, spec: dict):
         section = [f"  parameter_file: {spec['parameter_file']}", f"  sha256: {digest}"]
     else:
         if spec["kind"] == "switched":
-            model = switched_model(spec["expression"], species, atoms, seed=spec["seed"], window=spec["window"])
+            model = switched_model(spec["expression"], species, atoms, seed=spec["seed"], window=spec["window"],
+                                   rank=spec.get("rank"))
         else:
             model = random_model(spec["expression"], species, seed=spec["seed"], structures=atoms,
-                                 window=spec["window"])
+                                 window=spec["window"], rank=spec.get("rank"))
         text = format_model(model, comment=f"reference case {name}; {COMMAND} {name}")
         # without the writer's time stamp: regenerating an unchanged case rewrites the same file
         text = "\n".join(ln for ln in text.splitlines() if not ln.startswith("# written by compot")) + "\n"

@@ -69,7 +69,7 @@ class Angular(Term):
     def __str__(self) -> str:
         return f"A[{self.basis}P{self.P}]" + self.basis.at
 
-    def blocks(self, node, species, pairs, version):
+    def blocks(self, node, species, pairs, version, channels=None):
         pre = f"n{node.index}"
         ks = tuple(str(k + 1) for k in range(self.basis.K))
         ps = tuple(str(p) for p in range(self.P + 1))
@@ -90,12 +90,15 @@ class Angular(Term):
 
     def _moments(self, ctx, node) -> AngularMoments:
         s = ctx.system
-        S = s.n_species
+        S = ctx.pairs.n_channels          # species, or channels of the embedding
         g = ctx.basis(node.basis).g
         H = real_harmonics(s.u_pc, self.P)
         K, V = g.shape[1], H.Y.shape[1]
-        A = (s.gather_centre @ (g[:, :, None] * H.Y[:, None, :]).reshape(-1, K * V)).reshape(s.n_atoms, S, K, V)
-        g2 = (s.gather_centre @ (g * g)).reshape(s.n_atoms, S, K)
+        gather = ctx.pairs.gather(node.basis)
+        A = (gather @ (g[:, :, None] * H.Y[:, None, :]).reshape(-1, K * V)).reshape(s.n_atoms, S, K, V)
+        # the j = m terms Σ_j W_(Z_j c)² ĝ_k², removed from q^(cc) (with an embedding,
+        # q^(c1c2), c1 ≠ c2, keeps its Σ_j W_c1 W_c2 ĝ_k², zero for the full chemistry)
+        g2 = (ctx.pairs.gather(node.basis, 2) @ (g * g)).reshape(s.n_atoms, S, K)
         pairs = [(a, b) for a in range(S) for b in range(a, S)]
         q = np.zeros((s.n_atoms, len(pairs), K, self.P + 1))
         for ip, (a, b) in enumerate(pairs):
@@ -154,7 +157,7 @@ class Angular(Term):
         of the raw invariants q (not the bounded ones) routed to the pairs through
         the moments A (also used by :class:`compot.terms.ExponentiatedAngular`)."""
         s = ctx.system
-        S = s.n_species
+        S = ctx.pairs.n_channels
         mom = self.moments(ctx, node)
         Y, dY = mom.harmonics.Y, mom.harmonics.dY
         g, dg = ctx.basis(node.basis)
@@ -169,13 +172,12 @@ class Angular(Term):
         for x in range(S):
             for y in range(S):
                 B[:, x] += 2.0 * LamV[:, pair_index[(x, y)]] * mom.A[:, y][..., None]
-        rows = s.i_p * S + s.channel_p
-        Bp = B.reshape(s.n_atoms * S, K, V, m)[rows]                          # (p, K, V, m)
+        Bp = ctx.pairs.pick(node.basis, B)                                   # (p, K, V, m)
         R = np.einsum("pkvm,pv,pk->pm", Bp, Y, dg)
-        # self term −Σ_j ĝ²: −2 Σ_k Σ_l Λ[i, pair(s, s), k, l] g dg
+        # self term −Σ_j W² ĝ²: −2 Σ_k Σ_l Λ[i, pair(s, s), k, l] W² g dg
         self_ip = np.array([pair_index[(x, x)] for x in range(S)])
         Lself = Lam.sum(axis=3)[np.arange(s.n_atoms)[:, None], self_ip[None, :]]   # (n, S, K, m)
-        R -= 2.0 * np.einsum("pkm,pk->pm", Lself.reshape(s.n_atoms * S, K, m)[rows], g * dg)
+        R -= 2.0 * np.einsum("pkm,pk->pm", ctx.pairs.pick(node.basis, Lself, 2), g * dg)
         grad.R[:, cols] += R
         H = np.einsum("pkvm,pk->pvm", Bp, g)
         grad.add_vector(cols, _project(s, np.einsum("pvm,pcv->pcm", H, dY)))
@@ -184,8 +186,8 @@ class Angular(Term):
         """Column by column: column (Z, s1s2, k, l) has adjoint A[:, col] on
         q_kl^(s1 s2)(i) of atoms of species Z; ∂q/∂A_kv(s1) = 2 A_kv(s2)."""
         s = ctx.system
-        S = s.n_species
-        npair = S * (S + 1) // 2
+        S, C = s.n_species, ctx.pairs.n_channels
+        npair = C * (C + 1) // 2
         K, P1 = self.basis.K, self.P + 1
         dsat = self.bounded(ctx, node).slope                                   # (n, npair, K, P1)
         A5 = A.reshape(s.n_atoms, S, npair, K, P1) * ctx.onehot[:, :, None, None, None] * dsat[:, None]
@@ -206,11 +208,18 @@ class Angular(Term):
         R = np.zeros((s.n_pairs, ncol))
         Vg = np.zeros((s.n_pairs, 3, ncol))
         chan = s.channel_p
+        Wp = ctx.pairs.channel_weights(node.basis)                             # (p, C)
+        embedded = ctx.pairs.weights(node.basis) is not None
         for ip, (x, y) in enumerate(mom.pairs):
             sel = ((chan == x) | (chan == y)).astype(float)
             other = np.where(chan == x, y, x)
             for k in range(K):
-                Ap = mom.A[s.i_p, other, k]                                    # (p, V)
+                if embedded:   # ∂q^(xy)/∂(pair p) through A^x and A^y: W_px A^y + W_py A^x
+                    Ap = Wp[:, x, None] * mom.A[s.i_p, y, k]
+                    if x != y:
+                        Ap = Ap + Wp[:, y, None] * mom.A[s.i_p, x, k]
+                else:
+                    Ap = mom.A[s.i_p, other, k]                                # (p, V)
                 gdg = g[:, k] * dg[:, k]
                 for z in range(A5.shape[1]):
                     for l in range(P1):
@@ -219,10 +228,10 @@ class Angular(Term):
                             continue
                         col = cidx[z, ip, k, l]
                         js = slice(l * l, (l + 1) * (l + 1))
-                        Bv = (2.0 * lam[s.i_p] * sel)[:, None] * Ap[:, js]
+                        Bv = (2.0 * lam[s.i_p] * (1.0 if embedded else sel))[:, None] * Ap[:, js]
                         R[:, col] = (Bv * Y[:, js]).sum(1) * dg[:, k]
                         if x == y:
-                            R[:, col] -= 2.0 * lam[s.i_p] * (chan == x) * gdg
+                            R[:, col] -= 2.0 * lam[s.i_p] * (Wp[:, x] ** 2 if embedded else chan == x) * gdg
                         Vg[:, :, col] = g[:, k, None] * np.einsum("pj,pcj->pc", Bv, dY[:, :, js])
         grad.R[:, cols] += R
         grad.add_vector(cols, _project(s, Vg))

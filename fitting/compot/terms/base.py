@@ -131,9 +131,12 @@ class Term:
         return ()
 
     # ----------------------------------------------------------- layout
-    def blocks(self, node, species: tuple[str, ...], pairs: tuple[str, ...], version: int) -> list[ParameterBlock]:
+    def blocks(self, node, species: tuple[str, ...], pairs: tuple[str, ...], version: int,
+               channels: tuple[str, ...] | None = None) -> list[ParameterBlock]:
         """The node's own parameter blocks (shift excluded; bases are shared and
-        listed by the layout), in the canonical file order."""
+        listed by the layout), in the canonical file order. ``channels`` labels the
+        neighbour axes (None: the species; ``e1 … e<r>`` with a species embedding),
+        ``pairs`` the pairs of channels c1 ≤ c2."""
         return []
 
     # -------------------------------------------------------- evaluation

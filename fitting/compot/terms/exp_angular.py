@@ -51,7 +51,7 @@ class ExponentiatedAngular(Term):
         """The A term whose raw invariants this term exponentiates (same node, same cache)."""
         return Angular(self.basis, self.P)
 
-    def blocks(self, node, species, pairs, version):
+    def blocks(self, node, species, pairs, version, channels=None):
         pre = f"n{node.index}"
         ls = tuple(str(l + 1) for l in range(self.L))
         ks = tuple(str(k + 1) for k in range(self.basis.K))
@@ -105,8 +105,8 @@ class ExponentiatedAngular(Term):
         """Column (Z, s1s2, l, k, p) has adjoint A[:, col] ∂x_l/∂q on q_kp^(s1 s2)(i)
         of atoms of species Z (:meth:`Angular.invariant_column_vjp`)."""
         s = ctx.system
-        S = s.n_species
-        npair, L, K, P1 = S * (S + 1) // 2, self.L, self.basis.K, self.P + 1
+        S, C = s.n_species, ctx.pairs.n_channels
+        npair, L, K, P1 = C * (C + 1) // 2, self.L, self.basis.K, self.P + 1
         _, dx = self._x(ctx, node)
         A6 = A.reshape(s.n_atoms, S, npair, L, K, P1) * ctx.onehot[:, :, None, None, None, None] * dx[:, None]
         cidx = np.arange(A.shape[1]).reshape(S, npair, L, K, P1)

@@ -28,14 +28,16 @@ class _Latent(Term):
     L: int
     paper_exponential = True
 
-    def blocks(self, node, species, pairs, version):
+    def blocks(self, node, species, pairs, version, channels=None):
         pre = f"n{node.index}"
         ls = tuple(str(l + 1) for l in range(self.L))
         ks = tuple(str(k + 1) for k in range(self.basis.K))
         S = len(species)
+        chans = species if channels is None else channels
         return [ParameterBlock(f"{pre}.gamma", "nonlinear", (self.L,), (ls,), "-",
                                f"latent exponents γ_l of {self} [l]"),
-                ParameterBlock(f"{pre}.c", "linear", (S, S, self.L, self.basis.K), (species, species, ls, ks), "eV",
+                ParameterBlock(f"{pre}.c", "linear", (S, len(chans), self.L, self.basis.K), (species, chans, ls, ks),
+                               "eV",
                                f"coefficients c of {self} [centre species, neighbour species, l, k]")]
 
     def scaled(self, ctx, node) -> tuple[np.ndarray, np.ndarray]:
@@ -70,8 +72,8 @@ class _Latent(Term):
 
     def feature_vjp(self, ctx, node, A, grad, cols):
         s = ctx.system
-        S = s.n_species
-        A5 = A.reshape(s.n_atoms, S, S, self.L, self.basis.K) * ctx.onehot[:, :, None, None, None]
+        A5 = A.reshape(s.n_atoms, s.n_species, ctx.pairs.n_channels, self.L, self.basis.K) * \
+            ctx.onehot[:, :, None, None, None]
         _, dx, scale = self._x(ctx, node)
         T = A5 * (dx / scale[:, None, :])[:, None]                   # (n, Z, s, L, K)
         fold_channel_columns(ctx, node.basis, self._column_source(ctx, node, T, grad, cols), grad, cols)

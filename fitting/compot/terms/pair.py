@@ -22,11 +22,12 @@ def fold_channel_columns(ctx, b: int, src: np.ndarray, grad, cols: slice) -> Non
     Parameters
     ----------
     b : basis index
-    src : ndarray, shape (n_atoms, S, S, L, K) — adjoint of φ_k^(s)(i) per column
+    src : ndarray, shape (n_atoms, S, C, L, K) — adjoint of φ_k^(s)(i) per column
+        (C channels: S, or W_(Z_j c)-weighted with a species embedding)
     grad : PairGradient; cols : its columns, one per element of src[0]
     """
     s = ctx.system
-    chan = (s.channel_p[:, None] == np.arange(s.n_species)[None, :]).astype(float)   # (p, s)
+    chan = ctx.pairs.channel_weights(b)                                             # (p, s)
     dg = ctx.basis(b).dg                                                            # (p, K)
     R = src[s.i_p] * chan[:, None, :, None, None] * dg[:, None, None, None, :]
     grad.R[:, cols] += R.reshape(s.n_pairs, -1)
@@ -47,10 +48,11 @@ class Linear(Term):
     def __str__(self) -> str:
         return str(self.basis) + self.basis.at
 
-    def blocks(self, node, species, pairs, version):
+    def blocks(self, node, species, pairs, version, channels=None):
         ks = tuple(str(k + 1) for k in range(self.basis.K))
-        S = len(species)
-        return [ParameterBlock(f"n{node.index}.c", "linear", (S, S, self.basis.K), (species, species, ks), "eV",
+        chans = species if channels is None else channels
+        return [ParameterBlock(f"n{node.index}.c", "linear", (len(species), len(chans), self.basis.K),
+                               (species, chans, ks), "eV",
                                f"coefficients c of {self} [centre species, neighbour species, k]")]
 
     def features(self, ctx, node) -> np.ndarray:
@@ -67,6 +69,6 @@ class Linear(Term):
 
     def feature_vjp(self, ctx, node, A, grad, cols):
         s = ctx.system
-        S = s.n_species
-        A5 = A.reshape(s.n_atoms, S, S, 1, self.basis.K) * ctx.onehot[:, :, None, None, None]
+        A5 = A.reshape(s.n_atoms, s.n_species, ctx.pairs.n_channels, 1, self.basis.K) * \
+            ctx.onehot[:, :, None, None, None]
         fold_channel_columns(ctx, node.basis, A5, grad, cols)

@@ -228,7 +228,30 @@ CASES = {
                            "file ends at line {eof} after 67 of 68 parameters; expected 'g.gamma_hi.Nb'"),
     "v2_ok_grade_off": (2, ok(lambda L: ([l.replace(" 0.5", " 0") if l.startswith("g.U.") else l for l in L], 0)),
                         None),
+    # a species embedding (docs/parameter-file.md, "Species embedding"): chemistry.rank first
+    "rank_ok": (1, ok(lambda L: (embedded(1), 0)), None),
+    "rank_zero": (1, insert_after("parameters", "chemistry.rank 0"),
+                  "value '0' of 'chemistry.rank' is out of range; expected an integer rank in 1..1"),
+    "rank_above_species": (1, insert_after("parameters", "chemistry.rank 2"),
+                           "value '2' of 'chemistry.rank' is out of range; expected an integer rank in 1..1"),
+    "rank_fraction": (1, insert_after("parameters", "chemistry.rank 0.5"), "of 'chemistry.rank' is out of range"),
+    "rank_channel_names": (1, lambda L: (lambda E: (E[:at(E, "n1.c.Nb.e1.1.1")] + ["n1.c.Nb.Nb.1.1 0.125"]
+                                                    + E[at(E, "n1.c.Nb.e1.1.1") + 1:], at(E, "n1.c.Nb.e1.1.1")))(
+        embedded(1)), "expected parameter 'n1.c.Nb.e1.1.1', found 'n1.c.Nb.Nb.1.1'"),
 }
+
+
+def embedded(version: int) -> list[str]:
+    """The base model with a species embedding of rank 1 (weights b1.w.Nb.e1)."""
+    expr = V2_EXPR if version == 2 else V1_EXPR
+    m = Model(expr, ("Nb",), 4.0, version=version, rank=1)
+    names = [n for b in m.layout.blocks for n in b.element_names()]
+    values = dict(VALUES, rank="1", w="0.7")
+    lines = [f"# compot bad-file corpus: base model with a species embedding, format v{version}",
+             f"compot-params {version}", f"expression {expr}", "species Nb", "cutoff 4.0",
+             f"parameters {len(names)}"]
+    lines += [f"{n} {values[n.split('.')[1]]}" for n in names]
+    return lines + ["end"]
 
 
 def main() -> None:

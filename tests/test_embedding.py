@@ -1,0 +1,138 @@
+"""The species embedding (issue 14, item 4; docs/parameter-file.md, "Species
+embedding"): every term kind with r < S channels against finite differences, the
+linear design against evaluate, r = S with W = I against the full chemistry, the
+parameter counts, and the file round trip."""
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from compot.errors import ParameterFileError
+from compot.expression import count_parameters
+from compot.gradient import PairGradient
+from compot.io import read_model, write_model
+from compot.model import Model
+from helpers import switched_model
+from test_terms import _affine_groups, _fd_errors
+
+SPECIES = ("Nb", "Mo", "Ta")
+KINDS = ["G3", "E[G3L2]", "N[E[G3L2]]", "A[G3P2]", "E[A[G3P2]L2]"]
+
+
+def _structure(species=SPECIES):
+    at = bulk("Nb", "bcc", a=3.3, cubic=True).repeat((2, 2, 1))
+    rng = np.random.default_rng(3)
+    at.set_cell(at.cell.array + rng.uniform(-0.15, 0.15, (3, 3)), scale_atoms=True)
+    at.rattle(0.15, seed=4)
+    at.set_chemical_symbols([species[k % len(species)] for k in range(len(at))])
+    return at
+
+
+@pytest.mark.parametrize("rank", [1, 2])
+@pytest.mark.parametrize("expr", KINDS + ["E[G3L2] + A[G3P2] + ZBL(1.0, 2.0)", "G3 * E[A[G3P2]L2]"])
+def test_embedded_forces_and_virial_match_finite_differences(expr, rank):
+    atoms = _structure()
+    model = switched_model(expr, SPECIES, [atoms], rank=rank)
+    f_err, w_err = _fd_errors(model, atoms)
+    assert f_err < 1e-6
+    assert w_err < 1e-6
+
+
+@pytest.mark.parametrize("expr", ["E[G3L2] + N[E[G3L2]] + A[G3P2]", "E[A[G3P2]L2] * G3"])
+def test_embedded_linear_design_rows_match_evaluate(expr):
+    atoms = _structure()
+    model = switched_model(expr, SPECIES, [atoms], rank=2)
+    system = model.system([atoms])
+    rng = np.random.default_rng(5)
+    for names in _affine_groups(model):
+        p0 = model.evaluate(system)
+        JE, JF, pred = model.linear_design(system, names)
+        np.testing.assert_allclose(pred.energy_m, p0.energy_m, rtol=1e-13, atol=1e-12)
+        np.testing.assert_allclose(pred.forces_nc, p0.forces_nc, rtol=1e-12, atol=1e-12)
+        theta = model.vector(names)
+        step = rng.uniform(-0.3, 0.3, theta.shape)
+        trial = model.copy()
+        trial.set_vector(names, theta + step)
+        p1 = trial.evaluate(system)
+        e_scale = max(1.0, np.abs(p1.energy_m).max())
+        f_scale = max(1.0, np.abs(p1.forces_nc).max())
+        assert np.abs(p1.energy_m - p0.energy_m - JE @ step).max() < 1e-11 * e_scale
+        assert np.abs(p1.forces_nc - p0.forces_nc - JF @ step).max() < 1e-10 * f_scale
+
+
+@pytest.mark.parametrize("expr", KINDS)
+def test_embedded_feature_vjp_matches_finite_differences(expr):
+    atoms = _structure()
+    model = switched_model(expr, SPECIES, [atoms], rank=2)
+    node = model.layout.nodes[0]
+    A = np.random.default_rng(6).normal(size=(len(atoms), model.params["n0.c"].size))
+    system = model.system([atoms])
+    ctx = model.context(system)
+    grad = PairGradient(system, A.shape[1])
+    node.term.feature_vjp(ctx, node, A, grad, slice(0, A.shape[1]))
+    F = system.forces(grad.finish(ctx).sum(axis=2))
+
+    def weighted(at):
+        return float(np.sum(A * model.context(model.system([at])).features(0)))
+
+    h = 1e-5
+    for a in range(0, len(atoms), 3):
+        for c in range(3):
+            x = atoms.copy()
+            x.positions[a, c] += h
+            up = weighted(x)
+            x.positions[a, c] -= 2 * h
+            assert abs(-(up - weighted(x)) / (2 * h) - F[a, c]) < 1e-6 * max(1.0, np.abs(F).max())
+
+
+@pytest.mark.parametrize("expr", ["E[G3L2] + N[E[G3L2]] + A[G3P2] + ZBL(1.0, 2.0)", "E[A[G3P2]L2] * G3"])
+def test_rank_s_with_identity_weights_is_the_full_chemistry(expr):
+    """r = S, W = I: the same parameters under channel names give the full
+    chemistry's energies, forces, virials and design rows to 1e-12."""
+    atoms = _structure()
+    full = switched_model(expr, SPECIES, [atoms])
+    emb = Model(expr, SPECIES, full.cutoff, rank=len(SPECIES))
+    for name, value in full.params.items():
+        emb.params[name] = value.copy()
+    for b in range(len(emb.layout.bases)):
+        emb.params[f"b{b + 1}.w"] = np.eye(len(SPECIES))
+    sf, se = full.system([atoms]), emb.system([atoms])
+    pf, pe = full.evaluate(sf), emb.evaluate(se)
+    scale = np.abs(pf.energy_m).max()
+    assert np.abs(pe.energy_m - pf.energy_m).max() <= 1e-12 * max(1.0, scale)
+    assert np.abs(pe.forces_nc - pf.forces_nc).max() <= 1e-12 * max(1.0, np.abs(pf.forces_nc).max())
+    assert np.abs(pe.virial_mcc - pf.virial_mcc).max() <= 1e-12 * max(1.0, np.abs(pf.virial_mcc).max())
+    for names in _affine_groups(full):
+        JEf, JFf, _ = full.linear_design(sf, names)
+        JEe, JFe, _ = emb.linear_design(se, names)
+        assert np.abs(JEe - JEf).max() <= 1e-12 * max(1.0, np.abs(JEf).max())
+        assert np.abs(JFe - JFf).max() <= 1e-12 * max(1.0, np.abs(JFf).max())
+
+
+def test_embedded_parameter_counts_grow_linearly_with_the_species():
+    four = ("Mo", "Nb", "Ta", "W")
+    assert count_parameters("E[G8L4] + A[G8P4]", four) == (2116, 6)
+    # rank 1: S (E: L K + A: K (P+1)) + S shifts; nonlinear α, β, γ and S weights
+    assert count_parameters("E[G8L4] + A[G8P4]", four, rank=1) == (4 * (32 + 40) + 4, 6 + 4)
+    assert count_parameters("E[G8L4] + A[G8P4]", four, rank=2) == (4 * (2 * 32 + 3 * 40) + 4, 6 + 8)
+    for S in range(1, 7):
+        lin, _ = count_parameters("E[G8L4] + A[G8P4]", ("H", "He", "Li", "Be", "B", "C")[:S], rank=1)
+        assert lin == S * 73
+
+
+def test_embedded_file_round_trip_and_rank_errors(tmp_path):
+    atoms = _structure()
+    model = switched_model("E[G3L2] + A[G3P2]", SPECIES, [atoms], rank=2)
+    path = tmp_path / "emb.params"
+    write_model(model, path)
+    text = path.read_text()
+    assert "chemistry.rank 2" in text and "b1.w.Ta.e2" in text and "n1.c.Mo.e2.2.3" in text
+    back = read_model(path)
+    assert back.rank == 2
+    for name, value in model.params.items():
+        np.testing.assert_array_equal(back.params[name], value)
+    for bad in ("0", "4", "1.5"):
+        p = tmp_path / f"rank_{bad}.params"
+        p.write_text(text.replace("chemistry.rank 2", f"chemistry.rank {bad}"))
+        with pytest.raises(ParameterFileError, match="chemistry.rank' is out of range"):
+            read_model(p)
