@@ -127,7 +127,10 @@ static int check_ascii(char const *name, char const *text, size_t len,
       continue;
     compot_set_msg(msg, msg_size,
                    "%s:%lu: expected ASCII text (printable characters, tabs "
-                   "and line ends), found byte 0x%02X at column %lu",
+                   "and line ends), found byte 0x%02X at column %lu "
+                   "(files written by compot 0.1.0 hold the Angstrom sign in "
+                   "comments: sed -i 's/\\xC3\\x85\\xC2\\xB2/Angstrom^2/g; "
+                   "s/\\xC3\\x85/Angstrom/g' FILE)",
                    name, line, (unsigned) c, col);
     return COMPOT_ERR_FORMAT;
   }

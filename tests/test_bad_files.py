@@ -124,3 +124,14 @@ def test_written_files_are_ascii_and_read_by_both(tmp_path, core, v2_ready, vers
     path.read_bytes().decode("ascii")
     assert py_read(path) is None
     assert c_read(core, path) is None
+
+
+@pytest.mark.parametrize("path", sorted(CORPUS.glob("nonascii_*.params")), ids=lambda p: p.stem)
+def test_nonascii_message_is_the_same_and_says_how_to_convert(path, core):
+    """A non-ASCII byte: both readers give the same one-line ASCII message, with
+    the sed command that converts a file of compot 0.1.0 (Å in comments)."""
+    py_msg, c_msg = py_read(path), c_read(core, path)
+    assert py_msg == c_msg
+    py_msg.encode("ascii")
+    assert r"(files written by compot 0.1.0 hold the Angstrom sign in comments: sed -i " in py_msg
+    assert py_msg.endswith(r"'s/\xC3\x85\xC2\xB2/Angstrom^2/g; s/\xC3\x85/Angstrom/g' FILE)")

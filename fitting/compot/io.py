@@ -114,6 +114,12 @@ _ASCII_NAMES = {"Å": "Angstrom", "²": "^2", "§": "section ", "α": "alpha", "
                 "τ": "tau", "φ": "phi", "ρ": "rho", "θ": "theta", "≤": "<=", "≥": ">=", "–": "-", "—": "-"}
 
 
+#: How to convert a file of compot 0.1.0 (``Å`` and ``Å²`` in comments); ASCII itself,
+#: and the same words as the C reader's (kim_driver/compot_io.c).
+_ASCII_HINT = (r"(files written by compot 0.1.0 hold the Angstrom sign in comments: "
+               r"sed -i 's/\xC3\x85\xC2\xB2/Angstrom^2/g; s/\xC3\x85/Angstrom/g' FILE)")
+
+
 def _ascii_text(name: str, data: bytes) -> str:
     """The text of a parameter file: printable ASCII, tabs and line ends (LF or
     CR LF) only; any other byte is a :class:`ParameterFileError` naming its line
@@ -124,7 +130,7 @@ def _ascii_text(name: str, data: bytes) -> str:
         line = data.count(b"\n", 0, pos) + 1
         column = pos - data.rfind(b"\n", 0, pos)
         raise ParameterFileError(f"{name}:{line}: expected ASCII text (printable characters, tabs and line ends), "
-                                 f"found byte 0x{data[pos]:02X} at column {column}")
+                                 f"found byte 0x{data[pos]:02X} at column {column} {_ASCII_HINT}")
     return data.decode("ascii")
 
 
