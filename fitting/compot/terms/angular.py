@@ -23,7 +23,7 @@ import numpy as np
 from ..functions import RealHarmonics, exp_feature_fdf, real_harmonics
 from .base import BasisSpec, ParameterBlock, Term
 
-__all__ = ["Angular", "AngularMoments", "BoundedInvariants"]
+__all__ = ["Angular", "AngularMoments", "BoundedInvariants", "q_max_block"]
 
 
 class AngularMoments(NamedTuple):
@@ -47,6 +47,16 @@ class BoundedInvariants(NamedTuple):
 
     value: np.ndarray
     slope: np.ndarray
+
+
+def q_max_block(term, node, pairs) -> ParameterBlock:
+    """The block ``n<I>.q_max`` [-] of an A or E[A] ``term``: the fixed scales of the
+    invariants q_kp^(s1 s2), shape (S(S+1)/2, K, P+1) (largest |q| over the fitted
+    atoms, :meth:`Angular.q_maxima`)."""
+    K, P1 = term.basis.K, term.P + 1
+    return ParameterBlock(f"n{node.index}.q_max", "fixed", (len(pairs), K, P1),
+                          (pairs, tuple(str(k + 1) for k in range(K)), tuple(str(p) for p in range(P1))), "-",
+                          f"scale of q_kp of {term}: max |q| over the fitting atoms [s1<=s2, k, p]")
 
 
 def _project(system, V: np.ndarray) -> np.ndarray:
@@ -73,11 +83,7 @@ class Angular(Term):
         pre = f"n{node.index}"
         ks = tuple(str(k + 1) for k in range(self.basis.K))
         ps = tuple(str(p) for p in range(self.P + 1))
-        out = []
-        if version >= 2:
-            out.append(ParameterBlock(f"{pre}.q_max", "fixed", (len(pairs), self.basis.K, self.P + 1),
-                                      (pairs, ks, ps), "-",
-                                      f"scale of q_kp of {self}: max |q| over the fitting atoms [s1<=s2, k, p]"))
+        out = [q_max_block(self, node, pairs)] if version >= 2 else []
         out.append(ParameterBlock(f"{pre}.c", "linear", (len(species), len(pairs), self.basis.K, self.P + 1),
                                   (species, pairs, ks, ps), "eV",
                                   f"coefficients c of {self} [centre species, neighbour pair s1<=s2, k, p]"))
@@ -128,10 +134,13 @@ class Angular(Term):
         F = ctx.onehot[:, :, None, None, None] * self.bounded(ctx, node).value[:, None]
         return F.reshape(ctx.system.n_atoms, -1)
 
-    def scale_maxima(self, ctx, node):
-        if ctx.model.version < 2:
-            return {}
+    def q_maxima(self, ctx, node) -> dict[str, np.ndarray]:
+        """{``n<I>.q_max``: the largest |q_kp^(s1 s2)| over the batch's atoms, shape
+        (S(S+1)/2, K, P+1)}, for the A and E[A] terms of node I."""
         return {f"n{node.index}.q_max": np.abs(self.moments(ctx, node).q).max(axis=0, initial=0.0)}
+
+    def scale_maxima(self, ctx, node):
+        return self.q_maxima(ctx, node) if ctx.model.version >= 2 else {}
 
     # ----------------------------------------------------------- backward
     def vjp(self, ctx, node, a, grad, cols):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..functions import exp_feature_fdf
-from .angular import Angular
+from .angular import Angular, q_max_block
 from .base import BasisSpec, ParameterBlock, Term
 
 __all__ = ["ExponentiatedAngular"]
@@ -56,12 +56,10 @@ class ExponentiatedAngular(Term):
         ls = tuple(str(l + 1) for l in range(self.L))
         ks = tuple(str(k + 1) for k in range(self.basis.K))
         ps = tuple(str(p) for p in range(self.P + 1))
-        shape = (len(pairs), self.basis.K, self.P + 1)
         return [ParameterBlock(f"{pre}.gamma", "nonlinear", (self.L,), (ls,), "-",
                                f"latent exponents γ_l of {self} [l]"),
-                ParameterBlock(f"{pre}.q_max", "fixed", shape, (pairs, ks, ps), "-",
-                               f"scale of q_kp of {self}: max |q| over the fitting atoms [s1<=s2, k, p]"),
-                ParameterBlock(f"{pre}.c", "linear", (len(species), len(pairs), self.L) + shape[1:],
+                q_max_block(self, node, pairs),
+                ParameterBlock(f"{pre}.c", "linear", (len(species), len(pairs), self.L, self.basis.K, self.P + 1),
                                (species, pairs, ls, ks, ps), "eV",
                                f"coefficients c of {self} [centre species, neighbour pair s1<=s2, l, k, p]")]
 
@@ -84,7 +82,7 @@ class ExponentiatedAngular(Term):
         return F.reshape(ctx.system.n_atoms, -1)
 
     def scale_maxima(self, ctx, node):
-        return {f"n{node.index}.q_max": np.abs(self.angular.moments(ctx, node).q).max(axis=0, initial=0.0)}
+        return self.angular.q_maxima(ctx, node)
 
     # ----------------------------------------------------------- backward
     def vjp(self, ctx, node, a, grad, cols):

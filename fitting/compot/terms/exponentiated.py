@@ -27,6 +27,14 @@ class _Latent(Term):
     basis: BasisSpec
     L: int
     paper_exponential = True
+    #: u = <source>/<source>_max: the cluster function ``"phi"`` (E) or ``"rho"`` (N),
+    #: ``ctx.phi``/``ctx.rho``, and its scale block ``b<J>.phi_max``/``b<J>.rho_max``
+    source = "phi"
+    #: the term's name around ``E[<basis>L<L>]``
+    wrapper = "{}"
+
+    def __str__(self) -> str:
+        return self.wrapper.format(f"E[{self.basis}L{self.L}]") + self.basis.at
 
     def blocks(self, node, species, pairs, version, channels=None):
         pre = f"n{node.index}"
@@ -43,7 +51,8 @@ class _Latent(Term):
     def scaled(self, ctx, node) -> tuple[np.ndarray, np.ndarray]:
         """(u, scale): the scaled cluster function u, shape (n_atoms, S, K) [-], and
         its scale, shape (S, K) (φ_max for E, ρ_max for N)."""
-        raise NotImplementedError
+        scale = ctx.params[f"b{node.basis + 1}.{self.source}_max"]
+        return getattr(ctx, self.source)(node.basis) / scale, scale
 
     def _x(self, ctx, node) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """x(γ_l, u_k^(s)(i)) and ∂x/∂u, shape (n_atoms, S, L, K), and the scale (S, K)."""
@@ -90,13 +99,6 @@ class Exponentiated(_Latent):
     example = "E[G3L2]"
     symbol = "E"
 
-    def __str__(self) -> str:
-        return f"E[{self.basis}L{self.L}]" + self.basis.at
-
-    def scaled(self, ctx, node):
-        scale = ctx.params[f"b{node.basis + 1}.phi_max"]
-        return ctx.phi(node.basis) / scale, scale
-
     def _route(self, ctx, node, lam, grad, cols):
         grad.add_lam(node.basis, self.basis.K, cols, lam)
 
@@ -112,13 +114,8 @@ class NeighbourExponentiated(_Latent):
     needs_rho = True
     example = "N[E[G3L2]]"
     symbol = "N"
-
-    def __str__(self) -> str:
-        return f"N[E[{self.basis}L{self.L}]]" + self.basis.at
-
-    def scaled(self, ctx, node):
-        scale = ctx.params[f"b{node.basis + 1}.rho_max"]
-        return ctx.rho(node.basis) / scale, scale
+    source = "rho"
+    wrapper = "N[{}]"
 
     def _route(self, ctx, node, lam, grad, cols):
         ctx.pairs.rho_vjp(node.basis, lam, grad, cols)
