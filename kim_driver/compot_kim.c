@@ -22,10 +22,19 @@
  * Neighbour lists: one list with cutoff r_c.  A model with an N[...] term
  * has a 2-hop site energy: influence distance 2 r_c and neighbour lists of
  * non-contributing particles requested (hint 0); otherwise r_c and hint 1.
+ *
+ * Extension "compot_grade" (compot_kim_grade.h): the per-particle
+ * extrapolation grade, which the KIM compute arguments have no slot for.
+ * Every Compute keeps gamma_i of its particles with the compute arguments
+ * (the Extension cannot evaluate by itself: KIM answers neighbour-list
+ * requests only inside Compute); the Extension copies them out.  The
+ * standard "KIM_SupportedExtensions" query lists it.
  */
 #include "KIM_LogMacros.h"
 #include "KIM_ModelDriverHeaders.h"
+#include "KIM_SupportedExtensions.h"
 #include "compot_core.h"
+#include "compot_kim_grade.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +62,8 @@ static int compute_arguments_destroy(
     KIM_ModelCompute const * const modelCompute,
     KIM_ModelComputeArgumentsDestroy * const modelComputeArgumentsDestroy);
 static int destroy_routine(KIM_ModelDestroy * const modelDestroy);
+static int extension_routine(KIM_ModelExtension * const modelExtension,
+                             void * const extensionStructure);
 
 struct model_buffer
 {
@@ -62,6 +73,15 @@ struct model_buffer
   double influenceDistance;
   double cutoff; /* neighbour list cutoff r_c */
   int modelWillNotRequestNeighborsOfNoncontributingParticles;
+};
+
+/* per compute arguments */
+struct arguments_buffer
+{
+  compot_workspace * ws;
+  double * grade;    /* gamma_i of the last Compute (compot_grade) */
+  int gradeCapacity; /* doubles it holds */
+  int gradeN;        /* particles of the last Compute, -1: none succeeded */
 };
 
 /* Neighbour list accessor of the core, backed by KIM list 0. */
@@ -108,6 +128,7 @@ int model_driver_create(KIM_ModelDriverCreate * const modelDriverCreate,
   KIM_ModelComputeArgumentsDestroyFunction * caDestroy
       = compute_arguments_destroy;
   KIM_ModelDestroyFunction * destroy = destroy_routine;
+  KIM_ModelExtensionFunction * extension = extension_routine;
 
   char msg[MSG_SIZE];
   int numberOfParameterFiles = 0;
@@ -245,7 +266,10 @@ int model_driver_create(KIM_ModelDriverCreate * const modelDriverCreate,
             KIM_LANGUAGE_NAME_c, 1, (KIM_Function *) caDestroy)
         || KIM_ModelDriverCreate_SetRoutinePointer(
             modelDriverCreate, KIM_MODEL_ROUTINE_NAME_Destroy,
-            KIM_LANGUAGE_NAME_c, 1, (KIM_Function *) destroy);
+            KIM_LANGUAGE_NAME_c, 1, (KIM_Function *) destroy)
+        || KIM_ModelDriverCreate_SetRoutinePointer(
+            modelDriverCreate, KIM_MODEL_ROUTINE_NAME_Extension,
+            KIM_LANGUAGE_NAME_c, 0, (KIM_Function *) extension);
   if (ier)
   {
     LOG_ERROR("compot: unable to register the model routines");
@@ -268,7 +292,7 @@ static int compute_arguments_create(
     KIM_ModelCompute const * const modelCompute,
     KIM_ModelComputeArgumentsCreate * const modelComputeArgumentsCreate)
 {
-  compot_workspace * ws;
+  struct arguments_buffer * ab;
   int ier;
   (void) modelCompute;
 
@@ -297,14 +321,17 @@ static int compute_arguments_create(
     LOG_ERROR("compot: unable to set compute argument support status");
     return 1;
   }
-  ws = compot_workspace_create();
-  if (ws == NULL)
+  ab = (struct arguments_buffer *) calloc(1, sizeof *ab);
+  if (ab != NULL) ab->ws = compot_workspace_create();
+  if (ab == NULL || ab->ws == NULL)
   {
+    free(ab);
     LOG_ERROR("compot: out of memory for the compute workspace");
     return 1;
   }
+  ab->gradeN = -1;
   KIM_ModelComputeArgumentsCreate_SetModelBufferPointer(
-      modelComputeArgumentsCreate, ws);
+      modelComputeArgumentsCreate, ab);
   return 0;
 }
 
@@ -312,11 +339,16 @@ static int compute_arguments_destroy(
     KIM_ModelCompute const * const modelCompute,
     KIM_ModelComputeArgumentsDestroy * const modelComputeArgumentsDestroy)
 {
-  void * ws = NULL;
+  void * ab = NULL;
   (void) modelCompute;
   KIM_ModelComputeArgumentsDestroy_GetModelBufferPointer(
-      modelComputeArgumentsDestroy, &ws);
-  compot_workspace_destroy((compot_workspace *) ws);
+      modelComputeArgumentsDestroy, &ab);
+  if (ab != NULL)
+  {
+    compot_workspace_destroy(((struct arguments_buffer *) ab)->ws);
+    free(((struct arguments_buffer *) ab)->grade);
+  }
+  free(ab);
   return 0;
 }
 
@@ -327,12 +359,17 @@ static int compute_arguments_destroy(
 #undef KIM_LOGGER_OBJECT_NAME
 #define KIM_LOGGER_OBJECT_NAME modelCompute
 
+/* Besides the requested outputs, every compute keeps gamma_i of its
+   particles in the compute arguments' buffer for the compot_grade
+   extension: the core computes the grade for its switch anyway, keeping it
+   costs a store per particle (and the grade of atoms switched off by a
+   close pair). */
 static int
 compute_routine(KIM_ModelCompute const * const modelCompute,
                 KIM_ModelComputeArguments const * const modelComputeArguments)
 {
   struct model_buffer * buffer = NULL;
-  void * ws = NULL;
+  struct arguments_buffer * ab = NULL;
   int * nParticles = NULL;
   int * speciesCodes = NULL;
   int * contributing = NULL;
@@ -343,7 +380,8 @@ compute_routine(KIM_ModelCompute const * const modelCompute,
   int ier;
 
   KIM_ModelCompute_GetModelBufferPointer(modelCompute, (void **) &buffer);
-  KIM_ModelComputeArguments_GetModelBufferPointer(modelComputeArguments, &ws);
+  KIM_ModelComputeArguments_GetModelBufferPointer(modelComputeArguments,
+                                                  (void **) &ab);
   memset(&in, 0, sizeof in);
   memset(&out, 0, sizeof out);
   ier = KIM_ModelComputeArguments_GetArgumentPointerInteger(
@@ -388,14 +426,28 @@ compute_routine(KIM_ModelCompute const * const modelCompute,
     return 1;
   }
 
+  ab->gradeN = -1;
+  if (*nParticles > ab->gradeCapacity)
+  {
+    double * grown
+        = (double *) realloc(ab->grade, (size_t) *nParticles * sizeof(double));
+    if (grown == NULL)
+    {
+      LOG_ERROR("compot: out of memory for the grade");
+      return 1;
+    }
+    ab->grade = grown;
+    ab->gradeCapacity = *nParticles;
+  }
+
   in.n_particles = *nParticles;
   in.species = speciesCodes;
   in.coords = coords;
   in.contributing = contributing;
   in.get_neighbors = kim_neighbors;
   in.neighbor_context = (void *) modelComputeArguments;
-  ier = compot_compute(buffer->model, (compot_workspace *) ws, &in, &out, msg,
-                       sizeof msg);
+  compot_workspace_set_grade(ab->ws, ab->grade);
+  ier = compot_compute(buffer->model, ab->ws, &in, &out, msg, sizeof msg);
   if (ier)
   {
     char line[MSG_SIZE + 16];
@@ -403,7 +455,101 @@ compute_routine(KIM_ModelCompute const * const modelCompute,
     LOG_ERROR(line);
     return 1;
   }
+  ab->gradeN = *nParticles;
   return 0;
+}
+
+/* ---- extension: the grade ----------------------------------------------- */
+
+#undef KIM_LOGGER_FUNCTION_NAME
+#define KIM_LOGGER_FUNCTION_NAME KIM_ModelExtension_LogEntry
+#undef KIM_LOGGER_OBJECT_NAME
+#define KIM_LOGGER_OBJECT_NAME modelExtension
+
+/* 1 if the model has a fitted grade (block g_U not all zero) */
+static int grade_fitted(compot_model const * model)
+{
+  int i, k;
+  for (i = 0; i < compot_n_params(model); ++i)
+  {
+    compot_param const * p = compot_param_at(model, i);
+    if (strcmp(p->name, "g_U") != 0) continue;
+    for (k = 0; k < p->extent; ++k)
+      if (p->values[k] != 0.0) return 1;
+  }
+  return 0;
+}
+
+static int extension_routine(KIM_ModelExtension * const modelExtension,
+                             void * const extensionStructure)
+{
+  struct model_buffer * buffer = NULL;
+  char const * id = NULL;
+  char msg[MSG_SIZE];
+
+  KIM_ModelExtension_GetExtensionID(modelExtension, &id);
+  KIM_ModelExtension_GetModelBufferPointer(modelExtension, (void **) &buffer);
+  if (extensionStructure == NULL)
+  {
+    LOG_ERROR("compot: extension called with a NULL structure");
+    return 1;
+  }
+  if (strcmp(id, KIM_SUPPORTED_EXTENSIONS_ID) == 0)
+  {
+    KIM_SupportedExtensions * se
+        = (KIM_SupportedExtensions *) extensionStructure;
+    memset(se, 0, sizeof *se);
+    se->numberOfSupportedExtensions = 2;
+    strcpy(se->supportedExtensionID[0], KIM_SUPPORTED_EXTENSIONS_ID);
+    strcpy(se->supportedExtensionID[1], COMPOT_GRADE_EXTENSION_ID);
+    return 0;
+  }
+  if (strcmp(id, COMPOT_GRADE_EXTENSION_ID) == 0)
+  {
+    struct compot_grade_extension * g
+        = (struct compot_grade_extension *) extensionStructure;
+    KIM_ModelComputeArguments * mca = NULL;
+    struct arguments_buffer * ab = NULL;
+    g->numberOfParticles = -1;
+    g->formatVersion = compot_format_version(buffer->model);
+    g->gradeOn = grade_fitted(buffer->model);
+    if (g->computeArguments != NULL)
+      mca = KIM_ModelExtension_ToModelComputeArguments(modelExtension,
+                                                       g->computeArguments);
+    if (mca != NULL)
+      KIM_ModelComputeArguments_GetModelBufferPointer(mca, (void **) &ab);
+    if (ab == NULL)
+    {
+      LOG_ERROR("compot: compot_grade extension: computeArguments is not a "
+                "compute arguments object of this model");
+      return 1;
+    }
+    if (ab->gradeN < 0)
+    {
+      LOG_ERROR("compot: compot_grade extension: no successful Compute with "
+                "these compute arguments yet");
+      return 1;
+    }
+    g->numberOfParticles = ab->gradeN;
+    if (g->grade == NULL || g->capacity < ab->gradeN)
+    {
+      snprintf(msg, sizeof msg,
+               "compot: compot_grade extension: grade holds %d values "
+               "(NULL: none); expected numberOfParticles = %d of the last "
+               "Compute",
+               g->grade == NULL ? 0 : g->capacity, ab->gradeN);
+      LOG_ERROR(msg);
+      return 1;
+    }
+    if (ab->gradeN > 0)
+      memcpy(g->grade, ab->grade, (size_t) ab->gradeN * sizeof(double));
+    return 0;
+  }
+  snprintf(msg, sizeof msg,
+           "compot: unknown extension '%s'; expected '%s' or '%s'", id,
+           COMPOT_GRADE_EXTENSION_ID, KIM_SUPPORTED_EXTENSIONS_ID);
+  LOG_ERROR(msg);
+  return 1;
 }
 
 /* ---- refresh ------------------------------------------------------------ */
