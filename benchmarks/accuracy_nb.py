@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import math
-import os
 import shlex
 import sys
 import time
@@ -37,7 +36,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "fitting"))
 sys.path.insert(0, str(HERE))
 
-from compot.data import default_data_dir, read_dataset, train_validation_split  # noqa: E402
+from compot.data import default_data_dir, default_peers_dir, read_dataset, train_validation_split  # noqa: E402
 from compot.errors import CompotError  # noqa: E402
 from compot.evaluation import predict  # noqa: E402
 from compot.io import atomic_write_json, atomic_write_text, read_model  # noqa: E402
@@ -58,11 +57,6 @@ XCHECK_TOL_F = 1e-4   # eV/Å
 
 class BenchmarkError(Exception):
     """A user-facing error (missing file, bad input): printed without a traceback."""
-
-
-def default_peers_dir() -> Path:
-    env = os.environ.get("COMPOT_PEERS")
-    return Path(env).expanduser() if env else REPO.parent / "shared" / "peers"
 
 
 def require_file(path: Path, what: str) -> Path:

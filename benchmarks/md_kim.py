@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import re
 import shlex
 import subprocess
@@ -36,20 +35,13 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "lammps_plugin"))
+from compot_lammps import cpu_name, thermo_rows  # noqa: E402
+
 PEERS = {
     "EAM_Dynamo_FellingerParkWilkins_2010_Nb__MO_102133002179_005": "EAM (Fellinger–Park–Wilkins 2010), KIM EAM_Dynamo driver",
     "SNAP_LiChenZheng_2019_NbTaWMo__MO_560387080449_000": "SNAP NbTaWMo (Li–Chen–Zheng 2019, 2J = 6), KIM SNAP driver",
 }
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def driver_revision() -> str:
@@ -91,15 +83,7 @@ run {steps}
         raise RuntimeError(f"{name}: {lmp} failed (exit {r.returncode}):\n{log[-2000:]}{r.stderr[-1000:]}")
     m = re.search(r"Loop time of ([0-9.eE+-]+) on (\d+) procs for (\d+) steps with (\d+) atoms", log)
     pair = re.search(r"^Pair\s*\|\s*([0-9.eE+-]+)", log, re.MULTILINE)
-    rows = []
-    on = False
-    for line in log.splitlines():
-        if line.split()[:1] == ["Step"]:
-            on = True
-        elif on and line.startswith("Loop time"):
-            on = False
-        elif on:
-            rows.append([float(v) for v in line.split()])
+    rows = thermo_rows(log)
     seconds, procs, n_steps, n_atoms = float(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4))
     return {"loop_seconds": seconds, "procs": procs, "steps": n_steps, "atoms": n_atoms,
             "pair_seconds": float(pair.group(1)) if pair else None,

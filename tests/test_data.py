@@ -11,6 +11,7 @@ from compot.data import (
     KBAR,
     Configuration,
     default_data_dir,
+    default_peers_dir,
     read_configurations,
     read_dataset,
     train_validation_split,
@@ -48,6 +49,19 @@ def test_default_data_dir(monkeypatch, tmp_path):
     monkeypatch.delenv("COMPOT_DATA")
     repo = pathlib.Path(__file__).resolve().parents[1]
     assert default_data_dir() == repo.parent / "shared" / "data"
+
+
+def test_default_peers_dir(monkeypatch, tmp_path):
+    """$COMPOT_PEERS, else peers next to the data directory ($COMPOT_DATA/../peers)."""
+    monkeypatch.delenv("COMPOT_PEERS", raising=False)
+    monkeypatch.setenv("COMPOT_DATA", str(tmp_path / "data"))
+    assert default_peers_dir() == tmp_path / "peers"
+    monkeypatch.setenv("COMPOT_PEERS", str(tmp_path / "p"))
+    assert default_peers_dir() == tmp_path / "p"
+    monkeypatch.delenv("COMPOT_PEERS")
+    monkeypatch.delenv("COMPOT_DATA")
+    repo = pathlib.Path(__file__).resolve().parents[1]
+    assert default_peers_dir() == repo.parent / "shared" / "peers"
 
 
 @needs_data
@@ -230,24 +244,18 @@ def test_unsupported_species(tmp_path):
     assert "species W (atom(s) 1)" in msg and "['Mo', 'Nb']" in msg
 
 
-def test_atoms_too_close(tmp_path):
-    frame = (GOOD_HEADER + " energy=-2.0", ["Nb 0 0 0 0.1 0 0", "Nb 0 0 0.3 -0.1 0 0"])
-    f = _write_extxyz(tmp_path / "close.extxyz", [frame])
+@pytest.mark.parametrize("name,atoms,where", [
+    ("close", ["Nb 0 0 0 0.1 0 0", "Nb 0 0 0.3 -0.1 0 0"], "atoms 0 (Nb) and 1 (Nb)"),
+    ("pbc", ["Nb 0.1 2 2 0 0 0", "Nb 3.8 2 2 0 0 0"], "periodic image (-1, 0, 0)"),   # across the boundary
+])
+def test_atoms_too_close(tmp_path, name, atoms, where):
+    f = _write_extxyz(tmp_path / f"{name}.extxyz", [(GOOD_HEADER + " energy=-2.0", atoms)])
     with pytest.raises(DatasetError) as e:
         read_configurations(f)
-    msg = _check(e, "close.extxyz", 0)
-    assert "atoms 0 (Nb) and 1 (Nb)" in msg and "0.3000 Å" in msg
+    msg = _check(e, f"{name}.extxyz", 0)
+    assert where in msg and "0.3000 Å" in msg
     assert len(read_configurations(f, min_distance=0.2)) == 1
     assert len(read_configurations(f, min_distance=None)) == 1
-
-
-def test_atoms_too_close_across_boundary(tmp_path):
-    frame = (GOOD_HEADER + " energy=-2.0", ["Nb 0.1 2 2 0 0 0", "Nb 3.8 2 2 0 0 0"])
-    f = _write_extxyz(tmp_path / "pbc.extxyz", [frame])
-    with pytest.raises(DatasetError) as e:
-        read_configurations(f)
-    msg = _check(e, "pbc.extxyz", 0)
-    assert "periodic image (-1, 0, 0)" in msg and "0.3000 Å" in msg
 
 
 def test_nonexistent_and_unreadable(tmp_path):

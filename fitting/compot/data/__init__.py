@@ -12,9 +12,9 @@ The names of :mod:`compot.data.configurations` are importable from
 ``compot.data`` as well.
 """
 
-from .configurations import (DATA_KEYS, KBAR, Configuration, data_files, default_data_dir, file_group,
-                             read_configurations, read_dataset, resolve_keys, validate_configuration)
+from .configurations import (DATA_KEYS, KBAR, Configuration, data_files, default_data_dir, default_peers_dir,
+                             file_group, read_configurations, read_dataset, resolve_keys, validate_configuration)
 from .split import train_validation_split
 
-__all__ = ["Configuration", "default_data_dir", "read_configurations", "read_dataset", "train_validation_split",
+__all__ = ["Configuration", "default_data_dir", "default_peers_dir", "read_configurations", "read_dataset", "train_validation_split",
            "validate_configuration", "KBAR", "DATA_KEYS", "data_files", "file_group", "resolve_keys"]

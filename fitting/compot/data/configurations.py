@@ -51,6 +51,7 @@ __all__ = [
     "DATA_KEYS",
     "data_files",
     "default_data_dir",
+    "default_peers_dir",
     "file_group",
     "resolve_keys",
     "read_configurations",
@@ -163,6 +164,24 @@ def default_data_dir() -> pathlib.Path:
         return pathlib.Path(env).expanduser()
     repo_root = pathlib.Path(__file__).resolve().parents[3]
     return repo_root.parent / "shared" / "data"
+
+
+def default_peers_dir() -> pathlib.Path:
+    """Directory holding the peer potentials the benchmarks compare with (EAM,
+    SNAP, ... files).
+
+    Returns
+    -------
+    pathlib.Path
+        ``$COMPOT_PEERS`` if that environment variable is set and non-empty,
+        otherwise ``peers`` next to the data directory (:func:`default_data_dir`:
+        ``$COMPOT_DATA/../peers``, by default ``<repository root>/../shared/peers``).
+        The directory is not required to exist.
+    """
+    env = os.environ.get("COMPOT_PEERS")
+    if env:
+        return pathlib.Path(env).expanduser()
+    return default_data_dir().parent / "peers"
 
 
 def _where(source: str) -> str:
