@@ -119,3 +119,34 @@ def test_design_on_a_given_scheduler_equals_one_worker(tmp_path, data_dir, sched
     from compot.cli import main
     assert main(["design", str(tmp_path / f"{one.name}.yaml"), "--out", str(one)]) == 0
     assert capsys.readouterr().out.count("resumed from") == 3
+
+
+def test_neighbour_lists_on_disk_give_the_same_fit(tmp_path):
+    """fit.neighbour_memory_mb: 0 writes every batch's neighbour lists to a scratch folder
+    and reads them back per pass; a search stage and the joint solve then give the same
+    parameters, bit for bit, as with every batch in memory, and the folder goes with the
+    trainer."""
+    import gc
+    truth = random_model("E[G3L2] + A[G3P2] + ZBL(1.0, 2.5)", seed=5)
+    configs = synthetic(truth, n=6)
+    truth.compute_scales([truth.system(configs)])
+    configs = synthetic(truth, n=6)
+    params = []
+    for budget in (float("inf"), 0.0):
+        model = truth.copy()
+        settings = FitSettings(max_evaluations=3, init_points=1, polish_evaluations=0, batch_atoms=16,
+                               neighbour_memory_mb=budget)
+        t = Trainer(model, configs, settings)
+        store = t.data.systems
+        assert store.n_on_disk == (6 if budget == 0 else 0)
+        t.fit()
+        params.append(dict(model.params))
+        if budget == 0:
+            scratch = store._scratch
+            assert scratch.is_dir() and len(list(scratch.iterdir())) == 6
+            del t, store
+            gc.collect()
+            assert not scratch.exists()
+    assert params[0].keys() == params[1].keys()
+    for k in params[0]:
+        np.testing.assert_array_equal(params[1][k], params[0][k], err_msg=k)

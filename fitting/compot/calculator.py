@@ -72,5 +72,5 @@ class CompotCalculator(Calculator):
         n = sysm.n_atoms
         if self.model.version < 2:
             return {"grade": np.zeros(n), "grade_normalised": np.zeros(n)}
-        gamma = self.model.context(sysm).safety.grade().gamma_n.copy()
+        gamma = self.model.context(sysm).grade().gamma_n.copy()
         return {"grade": gamma, "grade_normalised": gamma / self.model.params["g.gamma_lo"][sysm.species_n]}

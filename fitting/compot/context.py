@@ -8,6 +8,7 @@ vector–Jacobian products come from its term's class (:mod:`compot.terms`).
 
 from __future__ import annotations
 
+import weakref
 from typing import Callable
 
 import numpy as np
@@ -31,7 +32,11 @@ class Context:
     Attributes
     ----------
     pairs : PairBasis — effective distances, basis tables, φ and ρ
-    safety : SafetyLayer — atom switch, extrapolation grade, switched site energy
+    safety : SafetyLayer — atom switch, extrapolation grade, switched site energy; it
+        reaches this Context through a weak proxy, so keep the Context while using it
+        (``ctx = model.context(s); ctx.safety.feature_vector()``, or the delegating
+        methods ``ctx.grade()``, ``ctx.switch()``; ``model.context(s).safety.grade()``
+        raises ReferenceError)
     """
 
     def __init__(self, model, system: System):
@@ -39,7 +44,11 @@ class Context:
         self.system = system
         self.params = model.params
         self.pairs = PairBasis(model, system)
-        self.safety = SafetyLayer(self)
+        # the layer reaches back through a weak proxy: a strong Context <-> SafetyLayer cycle
+        # kept every batch's arrays (basis tables, moments, gradients: hundreds of MB per
+        # batch) alive until the cyclic garbage collector ran, so a fit's memory grew with
+        # the number of batches
+        self.safety = SafetyLayer(weakref.proxy(self))
         self._value: dict[int, np.ndarray] = {}
         self._cache: dict[tuple[int, str], object] = {}
         self._onehot: np.ndarray | None = None

@@ -65,12 +65,14 @@ def _factor_of(data, model, names):
 
 
 def _scattered_batches(client, data):
-    """The batches of ``data`` on the workers, one future each, scattered once per client."""
+    """The batches of ``data`` on the workers, one future each, scattered once per client,
+    one batch at a time (a batch whose neighbour data is on disk is read, sent and
+    released before the next, so the client never holds them all)."""
     cache = data.__dict__.setdefault("_dask_batches", {})
     key = id(client)
     if key not in cache:
         cache.clear()
-        cache[key] = client.scatter([data.subset([k]) for k in range(len(data.systems))], hash=False)
+        cache[key] = [client.scatter(data.subset([k]), hash=False) for k in range(len(data.systems))]
     return cache[key]
 
 

@@ -182,6 +182,10 @@ class FitSettings:
     max_sweeps: int = option(30, "alternating solves of products stop after max_sweeps sweeps …")
     tol: float = option(1e-7, "… or when a sweep improves the loss by less than tol (relative)")
     batch_atoms: int = option(3000, "atoms per evaluation batch (memory ∝ batch size)")
+    neighbour_memory_mb: float = option(64.0, "memory [MB] for the batches' neighbour lists: each batch's "
+                                        "is built once, those beyond this are written to a scratch folder in "
+                                        "`$TMPDIR` and read back batch by batch (`compot.data.neighbour_store`; "
+                                        "same numbers, a fit's memory then stops growing with the data)")
     freeze: list = option(doc="\"switches\": node names (`n1`) or blocks (`b1.alpha`) held fixed", factory=list)
     zbl_anchor: dict = option(doc="short-range prior for models with a ZBL core, e.g. `{r_min: 1.0, r_max: 2.3, "
                               "n: 14, weight: 10}`: dimers of every species pair at n distances in [r_min, r_max] "
@@ -219,6 +223,8 @@ class FitSettings:
         self.bounds = bounds
         if not self.stress_weight >= 0:
             raise ConfigError(f"{where}: stress_weight must be >= 0 [GPa⁻²], found {self.stress_weight!r}")
+        if not self.neighbour_memory_mb >= 0:
+            raise ConfigError(f"{where}: neighbour_memory_mb must be >= 0 [MB], found {self.neighbour_memory_mb!r}")
         if self.max_evaluations < 1 or self.init_points < 0:
             raise ConfigError(f"{where}: max_evaluations must be >= 1 and init_points >= 0, "
                               f"found {self.max_evaluations}, {self.init_points}")

@@ -402,7 +402,8 @@ class Trainer:
     # ----------------------------------------------------------- checkpoint
     def _fingerprint(self) -> str:
         d = dict(expression=self.model.expression, species=self.model.species, cutoff=self.model.cutoff,
-                 settings={k: v for k, v in asdict(self.settings).items()},
+                 # where the neighbour lists are kept does not change the numbers
+                 settings={k: v for k, v in asdict(self.settings).items() if k != "neighbour_memory_mb"},
                  n_configs=sum(len(b) for b in self.data.batches), n_rows=self.data.n_rows)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

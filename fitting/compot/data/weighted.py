@@ -23,12 +23,14 @@ model to get them.
 from __future__ import annotations
 
 import logging
+import math
 
 import ase.units
 import numpy as np
 
 from ..neighbours import VOIGT_PAIRS
 from .anchors import ZBL_ANCHOR_GROUP, anchor_configurations
+from .neighbour_store import NeighbourStore
 
 __all__ = ["WeightedData", "GPA", "stress_weights"]
 
@@ -75,7 +77,8 @@ class WeightedData:
     ----------
     model : compot.model.Model — builds each batch's neighbour data (``model.system``); not changed
     configs : list of Configuration — the training data
-    settings : compot.settings.FitSettings — weights and ``batch_atoms``
+    settings : compot.settings.FitSettings — weights, ``batch_atoms`` and
+        ``neighbour_memory_mb`` (without it every batch's neighbour data is held)
     priors : list of Configuration — prior configurations (:mod:`compot.data.anchors`),
         batched after the data
 
@@ -83,7 +86,10 @@ class WeightedData:
     ----------
     batches : list of list of Configuration — at most ~``batch_atoms`` atoms each
     n_data_batches : int — batches [0, n_data_batches) hold the data, the rest the priors
-    systems : list of compot.neighbours.System — one per batch
+    systems : sequence of compot.neighbours.System — one per batch, built once; those
+        beyond ``neighbour_memory_mb`` are kept on disk and read back when indexed or
+        iterated (:class:`compot.data.neighbour_store.NeighbourStore`)
+    volume_m : list of ndarray, shape (n_configurations,) — cell volumes [Å³] (0: no cell)
     E : list of ndarray, shape (n_configurations,) — target energies [eV]
     F : list of ndarray, shape (n_atoms, 3) — target forces [eV/Å]
     wE : list of ndarray, shape (n_configurations,) — energy weights [eV⁻²]
@@ -108,11 +114,15 @@ class WeightedData:
                 self.batches.append(batch)
             if k == 0:
                 self.n_data_batches = len(self.batches)
-        self.systems = []
+        self.systems = NeighbourStore(float(getattr(settings, "neighbour_memory_mb", math.inf)) * 2**20)
+        self.volume_m = []
         self.E, self.F, self.wE, self.wF = [], [], [], []
         self.S, self.wS = [], []
         for b in self.batches:
-            self.systems.append(model.system(b, sources=[c.source for c in b]))
+            sysm = model.system(b, sources=[c.source for c in b])
+            self.volume_m.append(sysm.volume_m)
+            self.systems.append(sysm)
+            del sysm
             self.E.append(np.array([c.energy for c in b]))
             self.F.append(np.concatenate([c.forces for c in b]))
             gw = np.array([float(settings.group_weights.get(c.group, 1.0)) * c.weight for c in b])
@@ -141,7 +151,7 @@ class WeightedData:
 
     def _stress_rows(self, k: int, JW: np.ndarray, rest_W: np.ndarray | None):
         """Weighted stress rows of batch k: √w_S (GPA/V) JW and √w_S (σ − GPA W_rest/V) [√weight · GPa]."""
-        vol = self.systems[k].volume_m
+        vol = self.volume_m[k]
         scale = np.sqrt(self.wS[k]) * GPA / np.where(vol > 0, vol, 1.0)
         A = (JW * scale[:, None, None]).reshape(-1, JW.shape[2])
         if rest_W is None:
@@ -223,7 +233,8 @@ class WeightedData:
 
     def subset(self, ks) -> "WeightedData":
         """The batches ``ks`` (indices into :attr:`batches`) as data of their own, sharing
-        arrays with this one; what a worker needs to compute their rows.
+        arrays with this one (their Systems read into memory); what a worker needs to
+        compute their rows.
 
         Raises
         ------
@@ -232,7 +243,7 @@ class WeightedData:
         """
         ks = list(ks)
         out = object.__new__(type(self))
-        for name in ("batches", "systems", "E", "F", "wE", "wF", "S", "wS"):
+        for name in ("batches", "systems", "volume_m", "E", "F", "wE", "wF", "S", "wS"):
             seq = getattr(self, name)
             setattr(out, name, [seq[k] for k in ks])
         out.n_data_batches = sum(1 for k in ks if k < self.n_data_batches)
