@@ -144,3 +144,39 @@ def test_cli_eval_uncertainty(data_dir, tmp_path, capsys):
     assert len(rows) == 20 and all(r["sigma_energy"] > 0 and r["sigma_force_rms"] > 0 for r in rows)
     assert doc["uncertainty"]["calibration"]["inflation_force"] > 0
     assert (out / "calibration.png").stat().st_size > 0 and "Spearman" in (out / "uncertainty.md").read_text()
+
+
+def test_fit_report_has_the_calibration(data_dir, tmp_path):
+    """compot fit puts the calibration on its validation split into report.md (section,
+    table and calibration.png) and metrics.json (``uncertainty``: covariance and
+    calibration), every number finite."""
+    import json
+    import re
+
+    from ase.io import read, write
+
+    from compot.cli import main
+
+    frames = read(data_dir / "nb-mvl" / "Nb_AIMD.extxyz", "::8")           # 25 snapshots
+    write(tmp_path / "aimd.extxyz", frames)
+    (tmp_path / "config.yaml").write_text(
+        "model:\n  species: [Nb]\n  expression: E[G4L2]\n  cutoff: 4.4\n"
+        f"data:\n  train: [{tmp_path / 'aimd.extxyz'}]\n  validation_fraction: 0.2\n  seed: 0\n",
+        encoding="utf-8")
+    out = tmp_path / "run"
+    assert main(["fit", str(tmp_path / "config.yaml"), "--max-evaluations", "2", "--nvt-steps", "10",
+                 "--allow-unsafe", "--out", str(out)]) == 0
+    unc = json.loads((out / "metrics.json").read_text())["uncertainty"]
+    cal, cov = unc["calibration"], unc["covariance"]
+    assert cal["n_configurations"] == 5 and cal["n_symmetric"] == 0
+    numbers = [cal["inflation_force"], cal["inflation_energy"], *cal["spearman_force"], cal["raw_within_1"],
+               cal["raw_within_2"], cal["inflated_within_1"], cal["inflated_within_2"], cov["s"]]
+    assert all(isinstance(v, float) and np.isfinite(v) for v in numbers), numbers
+    assert cal["inflation_force"] > 0 and -1 <= cal["spearman_force"][0] <= 1 and cov["rank"] > 0
+    report = (out / "report.md").read_text()
+    section = report.split("## Calibration on the validation split", 1)[1].split("\n## ", 1)[0]
+    assert "![calibration](calibration.png)" in section and (out / "calibration.png").stat().st_size > 0
+    k = float(re.search(r"^\| RMS of force z-scores = post-hoc inflation factor \| (\S+) \|$", section, re.M)[1])
+    rho = float(re.search(r"^\| Spearman ρ of σ_F .* per configuration \| (\S+) \(p = (\S+)\) \|$", section, re.M)[1])
+    assert k == pytest.approx(cal["inflation_force"], abs=6e-4) and rho == pytest.approx(cal["spearman_force"][0],
+                                                                                          abs=6e-4)

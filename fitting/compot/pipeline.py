@@ -180,6 +180,7 @@ def finish_fit(run: FitRun, nvt_steps: int = 2000, nvt_seeds: int = 1, progress=
     from .plots import parity_plots
     from .report import fit_report
     from .sanity import failed_checks
+    from .uncertainty_report import fit_calibration
 
     model, out, s = run.model, run.out, run.splits
     write_model(model, out / "model.params",
@@ -199,6 +200,9 @@ def finish_fit(run: FitRun, nvt_steps: int = 2000, nvt_seeds: int = 1, progress=
     metrics["stress_check"] = stress_energy_consistency(s.train + s.validation + s.test)
     atomic_write_json(out / "metrics.json", metrics, indent=2)
     plots = parity_plots(predictions, out, model.expression)
+    metrics["uncertainty"], calibration_lines, cplot = fit_calibration(model, s.train, s.validation,
+                                                                        run.settings, out)
+    plots += [cplot] if cplot else []
     elastic = surface = None
     if len(model.species) == 1:
         elastic, surface = property_files([resolve_path(p, run.base) for p in run.cfg["data"]["train"]])
@@ -210,5 +214,6 @@ def finish_fit(run: FitRun, nvt_steps: int = 2000, nvt_seeds: int = 1, progress=
     metrics["unsafe"] = bool(failed)
     plots += splots
     atomic_write_json(out / "metrics.json", metrics, indent=2)
-    atomic_write_text(out / "report.md", fit_report(model, metrics, run.settings, run.cfg, plots))
+    atomic_write_text(out / "report.md", fit_report(model, metrics, run.settings, run.cfg, plots,
+                                                    calibration=calibration_lines))
     return metrics, failed

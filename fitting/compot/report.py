@@ -10,8 +10,11 @@ from .metrics import format_markdown_table
 from .stress_check import consistency_markdown
 
 
-def fit_report(model, metrics: dict, settings, cfg: dict, plots: list[Path]) -> str:
-    """Readable summary: model, data, settings, stage history, errors, plots."""
+def fit_report(model, metrics: dict, settings, cfg: dict, plots: list[Path],
+               calibration: list[str] | None = None) -> str:
+    """Readable summary: model, data, settings, stage history, errors, the uncertainty
+    calibration on the validation split (``calibration``: the markdown lines of
+    :func:`compot.uncertainty_report.fit_calibration`), plots."""
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"# compot fit: `{model.expression}`", ""]
     if metrics.get("unsafe"):
@@ -73,8 +76,9 @@ def fit_report(model, metrics: dict, settings, cfg: dict, plots: list[Path]) -> 
     lines += ["", "## Errors", "", format_markdown_table(rows), ""]
     for split, groups in metrics.get("groups", {}).items():
         lines += [f"### {split} by group", "", format_markdown_table(groups), ""]
+    lines += list(calibration or [])
     sanity_plots = [p for p in plots if Path(p).stem.startswith("sanity_")]
-    other_plots = [p for p in plots if p not in sanity_plots]
+    other_plots = [p for p in plots if p not in sanity_plots and Path(p).stem != "calibration"]
     if metrics.get("sanity", {}).get("checks"):
         from .sanity import format_sanity
         lines += ["## Physical sanity (MODEL_SPEC §9–10)", "", format_sanity(metrics["sanity"], markdown=True), ""]

@@ -20,7 +20,7 @@ from .uncertainty import (QOI_UNITS, ParameterCovariance, calibration, model_qoi
 log = logging.getLogger(__name__)
 
 __all__ = ["FitContext", "fit_context", "configuration_sigmas", "uncertainty_markdown", "calibration_figure",
-           "qoi_with_sigma", "format_qoi_sigma"]
+           "calibration_markdown", "covariance_summary", "fit_calibration", "qoi_with_sigma", "format_qoi_sigma"]
 
 
 @dataclass
@@ -129,11 +129,77 @@ def calibration_summary(cal: dict) -> dict:
     return {k: v for k, v in cal.items() if not isinstance(v, np.ndarray)}
 
 
+def covariance_summary(cov: ParameterCovariance) -> dict:
+    """:meth:`ParameterCovariance.to_json` without the eigenvalue list (JSON)."""
+    return {k: v for k, v in cov.to_json().items() if k != "eigenvalues_normalised"}
+
+
+def calibration_markdown(cal: dict, plot: Path | None) -> list[str]:
+    """The "Calibration on the validation split" section (markdown lines): the post-hoc
+    inflation factor, the z-score shares, the Spearman ρ of σ_F and |F error| per
+    configuration, and the figure of :func:`calibration_figure`."""
+    k = cal["inflation_force"]
+    rho, p = cal["spearman_force"]
+    n_free = cal["n_configurations"] - cal["n_symmetric"]
+    spearman = (f"{rho:.3f} (p = {p:.2g})" if np.isfinite(rho) else
+                f"not defined ({n_free} configuration(s) with free forces; it needs 3)")
+    lines = ["## Calibration on the validation split", "",
+             f"{cal['n_configurations']} configurations, {len(cal['z_force'])} force components "
+             f"({cal['n_symmetric']} configurations whose forces are fixed by symmetry left out of the "
+             "force statistics).", "",
+             "| quantity | value |", "|---|---|",
+             f"| RMS of force z-scores = post-hoc inflation factor | {k:.3f} |",
+             f"| RMS of energy z-scores | {cal['inflation_energy']:.3f} |",
+             f"| raw: share of \\|z_F\\| ≤ 1, ≤ 2 | {cal['raw_within_1']:.3f}, {cal['raw_within_2']:.3f} |",
+             f"| inflated: share of \\|z_F\\| ≤ 1, ≤ 2 (normal: 0.683, 0.954) | "
+             f"{cal['inflated_within_1']:.3f}, {cal['inflated_within_2']:.3f} |",
+             f"| Spearman ρ of σ_F and \\|F error\\| per configuration | {spearman} |", "",
+             f"The raw bound is optimistic by a factor {k:.2f} (model error is not noise); "
+             f"multiply σ by {k:.2f} for calibrated force uncertainties.", ""]
+    if plot:
+        lines += [f"![calibration]({Path(plot).name})", ""]
+    return lines
+
+
+def fit_calibration(model: Model, train, validation, settings, out_dir) -> tuple[dict, list[str], Path | None]:
+    """The uncertainty calibration of ``compot fit``: Σ = s² I⁺ from the training split
+    with the fit's settings, :func:`compot.uncertainty.calibration` on the validation
+    split, ``calibration.png`` in ``out_dir``.
+
+    Returns
+    -------
+    (metrics entry, report lines, plot path or None). The entry holds ``covariance``
+    (:func:`covariance_summary`) and ``calibration`` (:func:`calibration_summary`:
+    ``inflation_force``, ``spearman_force`` [ρ, p], ...), or ``skipped`` with the reason
+    when there is no validation split or no covariance (the fit itself is never failed
+    by its calibration).
+    """
+    from .uncertainty import UncertaintyError
+
+    if not validation:
+        why = "no validation split (data.validation_fraction 0)"
+        return {"skipped": why}, ["## Calibration on the validation split", "", f"Not computed: {why}.", ""], None
+    try:
+        cov = parameter_covariance(model, train, settings)
+        cal = calibration(cov, model, validation)
+    except UncertaintyError as exc:
+        log.warning("uncertainty calibration skipped: %s", exc)
+        return ({"skipped": str(exc)},
+                ["## Calibration on the validation split", "", f"Not computed: {exc}.", ""], None)
+    plot = calibration_figure(cal, Path(out_dir) / "calibration.png",
+                              f"{model.expression}: calibration on the validation split")
+    lines = calibration_markdown(cal, plot)
+    lines[2:2] = [f"Linearised (Cramér–Rao) uncertainty of the linear coefficients, Σ = s² I⁺ from the "
+                  f"training split (compot.uncertainty; `compot eval --uncertainty` gives σ per "
+                  f"configuration): {cov.rank} of {len(cov.columns)} directions significant, "
+                  f"s = {np.sqrt(cov.s2):.4g}.", ""]
+    return {"covariance": covariance_summary(cov), "calibration": calibration_summary(cal)}, lines, plot
+
+
 def uncertainty_markdown(model: Model, cov: ParameterCovariance, rows: list[dict], cal: dict | None,
                          plot: Path | None) -> str:
     """The report of ``compot eval --uncertainty``: the covariance, the calibration on the
     validation split and σ per configuration."""
-    k = cal["inflation_force"] if cal else 1.0
     lines = [f"# Prediction uncertainty: {model.expression}", "",
              "Linearised (Cramér–Rao) uncertainty of the linear coefficients, Σ = s² I⁺ "
              "(compot.uncertainty): "
@@ -141,23 +207,7 @@ def uncertainty_markdown(model: Model, cov: ParameterCovariance, rows: list[dict
              f"(λ ≥ {cov.info.get('sc_ratio', 1e-15):.0e} λ_max of the column-normalised FIM), "
              f"s = {np.sqrt(cov.s2):.4g}. Nonlinear parameters held fixed.", ""]
     if cal:
-        rho, p = cal["spearman_force"]
-        lines += ["## Calibration on the validation split", "",
-                  f"{cal['n_configurations']} configurations, {len(cal['z_force'])} force components "
-                  f"({cal['n_symmetric']} configurations whose forces are fixed by symmetry left out of the "
-                  "force statistics).", "",
-                  "| quantity | value |", "|---|---|",
-                  f"| RMS of force z-scores = post-hoc inflation factor | {k:.3f} |",
-                  f"| RMS of energy z-scores | {cal['inflation_energy']:.3f} |",
-                  f"| raw: share of \\|z_F\\| ≤ 1, ≤ 2 | {cal['raw_within_1']:.3f}, {cal['raw_within_2']:.3f} |",
-                  f"| inflated: share of \\|z_F\\| ≤ 1, ≤ 2 (normal: 0.683, 0.954) | "
-                  f"{cal['inflated_within_1']:.3f}, {cal['inflated_within_2']:.3f} |",
-                  f"| Spearman ρ of σ_F and \\|F error\\| per configuration | {rho:.3f} (p = {p:.2g}) |", "",
-                  f"The raw bound is optimistic by a factor {k:.2f} (model error is not noise); "
-                  f"multiply σ by {k:.2f} for calibrated force uncertainties. "
-                  "The σ columns below are raw.", ""]
-        if plot:
-            lines += [f"![calibration]({plot.name})", ""]
+        lines += calibration_markdown(cal, plot) + ["The σ columns below are raw.", ""]
     lines += ["## σ per configuration", "",
               "| source | atoms | σ_E [meV/atom] | ΔE [meV/atom] | σ_F RMS [eV/Å] | ΔF RMS [eV/Å] |",
               "|---|---|---|---|---|---|"]
