@@ -21,11 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ase.build import bulk
 
 from compot.calculator import CompotCalculator
 from compot.export import export_kim, install_kim_driver, remove_kim_item
 from compot.io import read_model
+
+from test_grade_hosts import _cells        # the cells on which Python, the C core and the plugin agree
 
 pytestmark = pytest.mark.integration
 
@@ -71,18 +72,6 @@ def installed(tmp_path_factory):
     finally:
         for name in names.values():
             remove_kim_item(name)
-
-
-def _cells():
-    out = []
-    for a, rattle in ((3.32, 0.08), (2.85, 0.05)):
-        at = bulk("Nb", "bcc", a=a, cubic=True).repeat(3)
-        at.rattle(rattle, seed=7)
-        out.append(at)
-    at = bulk("Nb", "bcc", a=3.32, cubic=True).repeat(3)
-    at.positions[0] = at.positions[1] + [1.1, 0.3, 0.2]          # a pair at 1.16 Å: window closed
-    out.append(at)
-    return out
 
 
 def _write_config(at, path: Path):
