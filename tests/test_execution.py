@@ -150,3 +150,67 @@ def test_neighbour_lists_on_disk_give_the_same_fit(tmp_path):
     assert params[0].keys() == params[1].keys()
     for k in params[0]:
         np.testing.assert_array_equal(params[1][k], params[0][k], err_msg=k)
+
+
+def test_a_lost_workers_candidate_is_rerun(tmp_path, data_dir):
+    """A worker killed (SIGKILL) while it fits a candidate: the scheduler reruns the
+    candidate on a live worker (Dask's own rule for lost workers,
+    ``distributed.scheduler.allowed-failures``), and the design ends with the rows of an
+    undisturbed run on the same 2-worker cluster."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from distributed import Client, LocalCluster
+
+    from compot.config import check_config
+    from compot.design import run_design
+
+    cfg = check_config({
+        "model": {"cutoff": 4.5, "species": ["Nb"]},
+        "data": {"train": [str(data_dir / "nb-mvl" / "Nb_Surface.extxyz"),
+                           str(data_dir / "nb-mvl" / "Nb_Elastic.extxyz")], "validation_fraction": 0.2},
+        "fit": {"max_evaluations": 8, "init_points": 2, "polish_evaluations": 0},
+        "design": {"single_terms": ["G3", "E[G3L2]"], "compositions": [], "zbl": None,
+                   "fim_bits": 64, "sanity": False}})
+    quiet = lambda line: None                                          # noqa: E731
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        reference = run_design(cfg, tmp_path, tmp_path / "reference", progress=quiet, client=client)
+        pids = client.run(os.getpid)                                   # worker address -> process id
+        result, errors = {}, []
+
+        def design():
+            try:
+                result.update(run_design(cfg, tmp_path, tmp_path / "killed", progress=quiet, client=client))
+            except Exception as exc:                                   # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        thread = threading.Thread(target=design)
+        thread.start()
+        killed = None
+        deadline = time.monotonic() + 300
+        while killed is None and thread.is_alive() and time.monotonic() < deadline:
+            for address, keys in client.processing().items():
+                running = [k for k in keys if str(k).startswith("candidate-E_G3L2")]
+                if running and address in pids:
+                    os.kill(pids[address], signal.SIGKILL)
+                    killed = (address, running[0])
+                    break
+            time.sleep(0.02)
+        thread.join(600)
+        assert killed is not None, "the candidate finished before a worker could be killed"
+        assert not thread.is_alive() and not errors, errors
+        # the scheduler saw the candidate start on the killed worker and again elsewhere
+        address, key = killed
+        story = client.run_on_scheduler(lambda dask_scheduler: [list(t) for t in dask_scheduler.story(key)])
+        started = [t for t in story if t[2] == "processing"]
+        assert len(started) >= 2, story
+        assert address not in client.scheduler_info()["workers"]
+    rows = [{r["configuration"]: r for r in d["rows"]} for d in (reference, result)]
+    assert set(rows[1]) == set(rows[0]) == {"G3", "E[G3L2]"}
+    for conf, r in rows[0].items():
+        assert "error" not in rows[1][conf], rows[1][conf]
+        for k in ("rmse_force", "rmse_energy_per_atom", "log10_kappa_total"):
+            assert rows[1][conf][k] == pytest.approx(r[k], rel=1e-9), (conf, k)
