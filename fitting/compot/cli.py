@@ -90,29 +90,38 @@ def _scheduler_argument(q) -> None:
                    "default: execution.scheduler, else a LocalCluster on this machine")
 
 
-def cmd_fit(args) -> int:
+def _config(args) -> tuple[dict, Path]:
+    """The configuration ``args.config`` (and the folder its relative paths start
+    from) with the options ``fit`` and ``design`` share applied: ``--scheduler``,
+    ``--data`` (paths relative to the working directory) and ``--keys``."""
     from .config import load_config
+
+    cfg, base = load_config(args.config)
+    if args.scheduler:
+        cfg["execution"]["scheduler"] = args.scheduler
+    if args.data:
+        cfg["data"]["train"] = list(args.data)
+        base = Path.cwd()
+    if args.keys:
+        cfg["data"]["keys"] = {**cfg["data"].get("keys", {}), **_keys(args.keys)}
+    return cfg, base
+
+
+def cmd_fit(args) -> int:
     from .metrics import format_table
     from .execution import client_for
     from .pipeline import finish_fit, prepare_fit, train
     from .sanity import format_sanity
 
-    cfg, base = load_config(args.config)
-    if args.scheduler:
-        cfg["execution"]["scheduler"] = args.scheduler
+    cfg, base = _config(args)
     if args.expression:
         cfg["model"]["expression"] = args.expression
     if args.species:
         cfg["model"]["species"] = list(args.species)
     if args.cutoff:
         cfg["model"]["cutoff"] = args.cutoff
-    if args.data:
-        cfg["data"]["train"] = list(args.data)
-        base = Path.cwd()
     if args.test:
         cfg["data"]["test"] = list(args.test)
-    if args.keys:
-        cfg["data"]["keys"] = {**cfg["data"].get("keys", {}), **_keys(args.keys)}
     if args.max_evaluations is not None:
         cfg["fit"]["max_evaluations"] = args.max_evaluations
     if args.seed is not None:
@@ -260,19 +269,11 @@ def cmd_fim(args) -> int:
 
 
 def cmd_design(args) -> int:
-    from .config import load_config
     from .design import run_design
 
-    cfg, base = load_config(args.config)
+    cfg, base = _config(args)
     if args.processes:
         cfg["design"]["processes"] = args.processes
-    if args.scheduler:
-        cfg["execution"]["scheduler"] = args.scheduler
-    if args.data:
-        cfg["data"]["train"] = list(args.data)
-        base = Path.cwd()
-    if args.keys:
-        cfg["data"]["keys"] = {**cfg["data"].get("keys", {}), **_keys(args.keys)}
     out = Path(args.out)
     with ProgressBars() as bars:
         res = run_design(cfg, base, out, progress=bars.message, steps=bars)
