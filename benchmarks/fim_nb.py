@@ -19,7 +19,9 @@ sys.path.insert(0, str(ROOT / "fitting"))
 
 from compot.analysis import fim_analysis  # noqa: E402
 from compot.data import default_data_dir, read_dataset, train_validation_split  # noqa: E402
-from compot.io import atomic_write_json, atomic_write_text, read_model  # noqa: E402
+from compot.io import read_model  # noqa: E402
+
+from _results import write_quantity_table  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -42,18 +44,13 @@ def main(argv=None) -> int:
            "log10_condition_number": ours.log10_condition_number, "n_significant": ours.n_significant,
            "blocks": {k: v.log10_condition_number for k, v in ours.blocks.items()},
            "paper_log10_condition_number": res["paper"].log10_condition_number if "paper" in res else None}
-    path = Path(args.out)
-    atomic_write_json(path.with_suffix(".json"), out)
-    md = [f"Command: `{out['command']}` (load {out['load_average'][0]:.1f})", "",
-          "| quantity | value | target |", "|---|---|---|",
+    write_quantity_table(Path(args.out), out, f"Command: `{out['command']}` (load {out['load_average'][0]:.1f})", [
           f"| {model.expression}: {out['n_parameters']} linear parameters, {out['n_rows']} rows | | |",
           f"| Jacobian + exact FIM + {args.bits}-bit spectra (both parametrisations, blocks) | {total:.1f} s | ≤ 30 s |",
           f"| of which the spectrum as stored | {ours.seconds:.1f} s | |",
           f"| log10 κ (as stored / paper parametrisation) | {ours.log10_condition_number:.2f} / "
           f"{out['paper_log10_condition_number']:.2f} | |",
-          f"| SC eigenvalues | {ours.n_significant} | |"]
-    atomic_write_text(path.with_suffix(".md"), "\n".join(md) + "\n")
-    print("\n".join(md))
+          f"| SC eigenvalues | {ours.n_significant} | |"])
     return 0
 
 

@@ -25,9 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "fitting"))
 
 from compot.data import default_data_dir, read_dataset  # noqa: E402
-from compot.io import atomic_write_json, atomic_write_text  # noqa: E402
 from compot.model import Model  # noqa: E402
 from compot.trainer import FitSettings, Trainer  # noqa: E402
+
+from _results import write_quantity_table  # noqa: E402
 
 
 def inner_evaluation(repeats: int = 3) -> dict:
@@ -77,21 +78,18 @@ def main(argv=None) -> int:
            "cpus": os.cpu_count(), "load_average": os.getloadavg(), "inner_evaluation": inner_evaluation()}
     if not args.skip_fit:
         res["demo_fit"] = demo_fit(Path(args.config))
-    out = Path(args.out)
-    atomic_write_json(out.with_suffix(".json"), res)
     ie = res["inner_evaluation"]
-    md = [f"Command: `{res['command']}` ({res['cpus']} CPUs, load {res['load_average'][0]:.1f})", "",
-          "| quantity | value | target |", "|---|---|---|",
-          f"| inner evaluation, E stage (33 columns, {ie['n_rows']} rows) | {ie['search_E_33_columns']['min_seconds']:.2f} s | ≤ 1 s |",
-          f"| inner evaluation, N stage (33 columns) | {ie['search_N_33_columns']['min_seconds']:.2f} s | ≤ 1 s |",
-          f"| joint linear solve, all 65 linear parameters | {ie['joint_solve_65_columns']['min_seconds']:.2f} s | |"]
+    rows = [
+        f"| inner evaluation, E stage (33 columns, {ie['n_rows']} rows) | {ie['search_E_33_columns']['min_seconds']:.2f} s | ≤ 1 s |",
+        f"| inner evaluation, N stage (33 columns) | {ie['search_N_33_columns']['min_seconds']:.2f} s | ≤ 1 s |",
+        f"| joint linear solve, all 65 linear parameters | {ie['joint_solve_65_columns']['min_seconds']:.2f} s | |"]
     if "demo_fit" in res:
         d = res["demo_fit"]
-        md += [f"| demo fit wall time | {d['wall_seconds'] / 60:.1f} min | ≤ 10 min |",
-               f"| demo fit peak memory | {d['peak_rss_gb']:.2f} GB | ≤ 4 GB |",
-               f"| demo validation force RMSE | {d['validation_rmse_force']:.4f} eV/Å | |"]
-    atomic_write_text(out.with_suffix(".md"), "\n".join(md) + "\n")
-    print("\n".join(md))
+        rows += [f"| demo fit wall time | {d['wall_seconds'] / 60:.1f} min | ≤ 10 min |",
+                 f"| demo fit peak memory | {d['peak_rss_gb']:.2f} GB | ≤ 4 GB |",
+                 f"| demo validation force RMSE | {d['validation_rmse_force']:.4f} eV/Å | |"]
+    write_quantity_table(Path(args.out), res,
+                         f"Command: `{res['command']}` ({res['cpus']} CPUs, load {res['load_average'][0]:.1f})", rows)
     return 0
 
 
