@@ -77,6 +77,12 @@ typedef struct compot_ctx {
   int n, S;
   int want_grad;
   int n_built; /* particles with pairs (ws->order) */
+  /* the distinct term cutoffs r_t < r_c of the bases, ascending (issue 13):
+     every particle's own pairs [pstart, pmid) and its twins [pmid, pend)
+     are each ordered by these levels (compot_build_pairs), so the pairs a
+     basis with r_t sees are a prefix of both (compot_seen_pairs) */
+  int nlev;
+  double lev[COMPOT_MAX_TERMS];
   int n_slots;
   int max_pairs; /* most pairs of one particle */
   /* per basis, NULL if unused */
@@ -131,6 +137,44 @@ static inline int compot_evaluates(compot_ctx const *c, compot_basis const *B,
 {
   return compot_is_contrib(c, i)
          || (B->need_rho && (c->ws->flag[i] & COMPOT_PF_SECOND));
+}
+
+/* The term cutoff of basis B if it is below r_c (its pairs are then a
+   prefix of each part of a particle's pairs), else 0. */
+static inline double compot_basis_rt(compot_ctx const *c,
+                                     compot_basis const *B)
+{
+  return B->rt > 0.0 && B->rt < c->m->cutoff ? B->rt : 0.0;
+}
+
+/* The number of pairs (r < r_t) of particle i that the leaves of basis B
+   see, and in *n_own how many of them are its own: its own pairs
+   [pstart, pstart + *n_own) and its twins [pmid, pmid + n - *n_own); the
+   t-th is compot_seen_pair.  Without a term cutoff every pair, in the
+   order pstart .. pend - 1. */
+static inline int compot_seen_pairs(compot_ctx const *c,
+                                    compot_basis const *B, int i,
+                                    int *n_own)
+{
+  compot_workspace const *ws = c->ws;
+  int p0 = ws->pstart[i], pm = ws->pmid[i], pe = ws->pend[i], a, b;
+  double rt = compot_basis_rt(c, B);
+  if (rt == 0.0) {
+    *n_own = pm - p0;
+    return pe - p0;
+  }
+  for (a = p0; a < pm && ws->sr[ws->pslot[a]] < rt; ++a) continue;
+  for (b = pm; b < pe && ws->sr[ws->pslot[b]] < rt; ++b) continue;
+  *n_own = a - p0;
+  return (a - p0) + (b - pm);
+}
+
+/* The directed pair of the t-th seen pair of particle i (compot_seen_pairs);
+   t < n_own: its own, (i, j) is the slot's first direction */
+static inline int compot_seen_pair(compot_workspace const *ws, int i,
+                                   int n_own, int t)
+{
+  return t < n_own ? ws->pstart[i] + t : ws->pmid[i] + (t - n_own);
 }
 
 /* sum_k a[k] b[k] with four partial sums (short dependency chains; the

@@ -13,7 +13,11 @@
  * closer than its r_b is seen by every fitted term at the effective
  * distance c(r) (compot_effective_distance, monotone): its slot
  * holds f_c(c) and the basis is evaluated at c; ZBL, the unit vectors and
- * the virial keep the true r.
+ * the virial keep the true r.  Term cutoffs r_t < r_c (issue 13): each
+ * particle's own pairs and its twins are each ordered by level (how many
+ * of the distinct r_t are <= r), so a basis with r_t finds the pairs it
+ * sees as a prefix of both parts (compot_seen_pairs) and visits no other:
+ * the pairs at r_t <= r < r_c have f_c(c; r_t) = 0 (c(r) >= r).
  */
 #include "compot_eval.h"
 
@@ -145,6 +149,72 @@ static void effective_distance(compot_ctx *c)
   c->n_win = nw;
 }
 
+/* The distinct term cutoffs r_t < r_c of the model's bases, ascending, into
+   c->lev (issue 13). */
+static void term_levels(compot_ctx *c)
+{
+  compot_model const *m = c->m;
+  int b, l, k;
+  c->nlev = 0;
+  for (b = 0; b < m->n_bases; ++b) {
+    double rt = compot_basis_rt(c, &m->bases[b]);
+    if (rt == 0.0) continue;
+    for (l = 0; l < c->nlev && c->lev[l] < rt; ++l) continue;
+    if (l < c->nlev && c->lev[l] == rt) continue;
+    for (k = c->nlev; k > l; --k) c->lev[k] = c->lev[k - 1];
+    c->lev[l] = rt;
+    c->nlev += 1;
+  }
+}
+
+/* The level of a pair at distance r: how many term cutoffs are <= r (a basis
+   of cutoff lev[l] sees the pairs of levels 0..l). */
+static int level_of(compot_ctx const *c, double r)
+{
+  int l = 0;
+  while (l < c->nlev && c->lev[l] <= r) ++l;
+  return l;
+}
+
+/* Swap directed pairs a and b of the twin part of a particle (b's and a's
+   own partners follow). */
+static void swap_twins(compot_workspace *ws, int a, int b)
+{
+  int j = ws->pj[a], tw = ws->ptwin[a], sl = ws->pslot[a];
+  ws->pj[a] = ws->pj[b];
+  ws->ptwin[a] = ws->ptwin[b];
+  ws->pslot[a] = ws->pslot[b];
+  ws->pj[b] = j;
+  ws->ptwin[b] = tw;
+  ws->pslot[b] = sl;
+  ws->ptwin[ws->ptwin[a]] = a;
+  ws->ptwin[ws->ptwin[b]] = b;
+}
+
+/* With term cutoffs: every particle's twins [pmid, pend) ordered by level
+   (one partition per level; the own pairs are made in level order). */
+static void order_twins(compot_ctx *c)
+{
+  compot_workspace *ws = c->ws;
+  int o, l;
+  for (o = 0; o < c->n_built; ++o) {
+    int i = ws->order[o], lo = ws->pmid[i], hi = ws->pend[i];
+    for (l = 0; l < c->nlev && lo < hi; ++l) {
+      double rt = c->lev[l];
+      int a = lo, b = hi; /* [lo, a) below rt, [b, hi) not */
+      while (a < b) {
+        if (ws->sr[ws->pslot[a]] < rt) {
+          ++a;
+          continue;
+        }
+        --b;
+        if (a != b) swap_twins(ws, a, b);
+      }
+      lo = a;
+    }
+  }
+}
+
 /*
  * The pairs (r < r_c) of every particle that needs them -- contributing
  * particles, and with mark (an N term without a host exchange) the
@@ -164,13 +234,14 @@ static void effective_distance(compot_ctx *c)
 int compot_build_pairs(compot_ctx *c, char *msg, size_t msg_size)
 {
   compot_workspace *ws = c->ws;
-  int n = c->n, i, t, m, err, o, p, pass, half = c->in->half_list;
+  int n = c->n, i, t, m, err, o, p, pass, lv, half = c->in->half_list;
   int mark = c->m->has_nexp && c->ex == NULL;
   int const *list;
   size_t h = 0, e = 0, q = 0;
 
   c->n_built = 0;
   c->max_pairs = 0;
+  term_levels(c);
   for (i = 0; i < n; ++i) {
     ws->flag[i] = c->in->contributing[i] ? COMPOT_PF_CONTRIB : 0;
     ws->pmid[i] = ws->pend[i] = 0; /* own pairs, pairs kept by others */
@@ -194,10 +265,14 @@ int compot_build_pairs(compot_ctx *c, char *msg, size_t msg_size)
                        (unsigned long) (h + (size_t) m));
         return COMPOT_ERR_MEMORY;
       }
+      /* with term cutoffs, the own pairs in level order (one sweep per
+         level) */
+      for (lv = 0; lv <= c->nlev; ++lv)
       for (t = 0; t < m; ++t) {
         int j = list[ws->tj[t]], fj;
         double const *d = ws->td + 4 * ws->tj[t];
         double r, inv;
+        if (c->nlev > 0 && level_of(c, sqrt(d[3])) != lv) continue;
         if (mark && !pass && !(ws->flag[j] & COMPOT_PF_CONTRIB))
           ws->flag[j] |= COMPOT_PF_SECOND;
         fj = ws->flag[j];
@@ -255,5 +330,6 @@ int compot_build_pairs(compot_ctx *c, char *msg, size_t msg_size)
       ws->ptwin[p] = tw;
     }
   }
+  if (c->nlev > 0) order_twins(c);
   return COMPOT_OK;
 }

@@ -144,11 +144,11 @@ gemm_nt(int ni, int ny, int nyp, int nt, int xst, double const *restrict X,
 static void angular_radial(compot_ctx const *c, int b, int i, double *G, double *dG)
 {
   compot_workspace const *ws = c->ws;
-  int S = compot_nch(c->m), K = c->m->bases[b].K, pst = c->pst, p0 = ws->pstart[i];
-  int n = ws->pend[i] - p0, nt = (n + 3) & ~3, k, t;
+  int S = compot_nch(c->m), K = c->m->bases[b].K, pst = c->pst, na;
+  double const *W = c->m->bases[b].w; /* species embedding, or NULL */
+  int n = compot_seen_pairs(c, &c->m->bases[b], i, &na), nt = (n + 3) & ~3, k, t;
   size_t sk = (size_t) S * K;
   double const *gc = c->bg[b], *dgc = c->bdg[b];
-  double const *W = c->m->bases[b].w; /* species embedding, or NULL */
 
 #if defined(__GNUC__)
   /* the slot rows of the next atom's pairs, in the caches by the time it
@@ -173,7 +173,7 @@ static void angular_radial(compot_ctx const *c, int b, int i, double *G, double 
         for (k = 0; k < K; k += 4) {
           compot_v4 r[4], col[4];
           for (w = 0; w < 4; ++w)
-            r[w] = v4_load(t + w < n ? cache + (size_t) ws->pslot[p0 + t + w] * K + k
+            r[w] = v4_load(t + w < n ? cache + (size_t) ws->pslot[compot_seen_pair(ws, i, na, t + w)] * K + k
                                      : zero);
           v4_transpose(r, col);
           for (w = 0; w < 4; ++w) v4_store(dst + (size_t) (k + w) * pst + t, col[w]);
@@ -184,13 +184,14 @@ static void angular_radial(compot_ctx const *c, int b, int i, double *G, double 
   memset(G, 0, sk * pst * sizeof(double));
   if (dG != NULL) memset(dG, 0, sk * pst * sizeof(double));
   for (t = 0; t < n; ++t) {
-    int sj = S > 1 ? c->in->species[ws->pj[p0 + t]] : 0;
-    size_t slot = (size_t) ws->pslot[p0 + t] * K;
+    int p = compot_seen_pair(ws, i, na, t);
+    int sj = S > 1 ? c->in->species[ws->pj[p]] : 0;
+    size_t slot = (size_t) ws->pslot[p] * K;
     double *g = G + (size_t) sj * K * pst + t;
     if (W != NULL) { /* species embedding: G_c = W[Z_j][c] g^ in every channel
                         (then A_c, self_c = sum G_c^2 and the backward follow) */
       int ch;
-      double const *wj = W + (size_t) c->in->species[ws->pj[p0 + t]] * S;
+      double const *wj = W + (size_t) c->in->species[ws->pj[p]] * S;
       for (ch = 0; ch < S; ++ch) {
         g = G + (size_t) ch * K * pst + t;
         for (k = 0; k < K; ++k) g[(size_t) k * pst] = wj[ch] * gc[slot + k];
@@ -313,9 +314,9 @@ void compot_angular_moments(compot_ctx *c, compot_node const *nd, int i,
 {
   compot_workspace const *ws = c->ws;
   int S = compot_nch(c->m), K = nd->K, P = nd->P, P1 = P + 1, nvp = c->nvp;
-  int pst = c->pst;
-  int p0 = ws->pstart[i], n = ws->pend[i] - p0, nt = (n + 3) & ~3;
-  int k, t;
+  int pst = c->pst, na;
+  int n = compot_seen_pairs(c, &c->m->bases[nd->basis], i, &na);
+  int nt = (n + 3) & ~3, k, t;
   size_t sk = (size_t) S * K;
   ang_layout const o = layout_of(sk, (size_t) nvp, (size_t) pst, 0);
   double *A = sum + o.A, *selfv = sum + o.self, *Y = sum + o.Y;
@@ -323,10 +324,10 @@ void compot_angular_moments(compot_ctx *c, compot_node const *nd, int i,
   double *ux = c->ascr, *uy = ux + pst, *uz = uy + pst;
 
   angular_radial(c, nd->basis, i, G, c->want_grad ? dG : NULL);
-  for (t = 0; t < n; ++t) {
-    int p = p0 + t;
+  for (t = 0; t < n; ++t) { /* the pairs the leaf sees (compot_seen_pairs) */
+    int p = compot_seen_pair(ws, i, na, t);
     double const *u = ws->su + 3 * (size_t) ws->pslot[p];
-    double sign = p < ws->pmid[i] ? 1.0 : -1.0;
+    double sign = t < na ? 1.0 : -1.0;
     ux[t] = sign * u[0];
     uy[t] = sign * u[1];
     uz[t] = sign * u[2];
@@ -567,8 +568,8 @@ static void angular_sums_backward(compot_ctx *c, compot_node const *nd, int i,
 {
   compot_workspace *ws = c->ws;
   int S = compot_nch(c->m), K = nd->K, P = nd->P, P1 = P + 1, nvp = c->nvp;
-  int Z = c->in->species[i], np = S * (S + 1) / 2, pst = c->pst;
-  int p0 = ws->pstart[i], n = ws->pend[i] - p0, s1, s2, k, t, v;
+  int Z = c->in->species[i], np = S * (S + 1) / 2, pst = c->pst, na;
+  int n = compot_seen_pairs(c, &c->m->bases[nd->basis], i, &na), s1, s2, k, t, v;
   int nv = P1 * P1;
   int sk = S * K;
   ang_layout const o = layout_of((size_t) sk, (size_t) nvp, (size_t) pst, 0);
@@ -612,12 +613,12 @@ static void angular_sums_backward(compot_ctx *c, compot_node const *nd, int i,
     angular_pair_gradients(n, sk, nv, nvp, pst, G, dG, Yall, dYall, bac, c->selfbar, rad, GV);
   }
   for (t = 0; t < n; ++t) {
-    int p = p0 + t, sl = ws->pslot[p];
+    int p = compot_seen_pair(ws, i, na, t), sl = ws->pslot[p];
     double const *u = ws->su + 3 * (size_t) sl; /* (the projection is
                                                    even in u) */
     double g0 = GV[t], g1 = GV[pst + t], g2 = GV[2 * pst + t];
     double rinv = 1.0 / ws->sr[sl], ug = u[0] * g0 + u[1] * g1 + u[2] * g2;
-    double sign = p >= ws->pmid[i] ? -1.0 : 1.0, *h = c->sh + 3 * sl;
+    double sign = t >= na ? -1.0 : 1.0, *h = c->sh + 3 * sl;
     c->st[sl] += rad[t];
     h[0] += sign * (g0 - ug * u[0]) * rinv;
     h[1] += sign * (g1 - ug * u[1]) * rinv;

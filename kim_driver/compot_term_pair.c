@@ -33,13 +33,20 @@ int compot_cluster_functions(compot_ctx *c, char *msg, size_t msg_size)
     double *phi = c->bphi[b], *gc = c->bg[b], *dgc = c->bdg[b];
     if (phi == NULL && gc == NULL) continue;
     w = 0; /* the next close slot (ws->wsl, ascending like the batches) */
-    /* a term cutoff r_t < r_c (issue 13): f_c(c; r_t) of the basis's own */
-    double rt = B->rt > 0.0 && B->rt < m->cutoff ? B->rt : 0.0;
+    /* a term cutoff r_t < r_c (issue 13): f_c(c; r_t) of the basis's own,
+       on the own pairs with r < r_t only (a prefix, compot_build_pairs);
+       the cached g^, g^' of the others are never read */
+    double rt = compot_basis_rt(c, B);
     for (o = 0; o < c->n_built; ++o) {
       int i = ws->order[o], p0 = ws->pstart[i], nb = ws->pmid[i] - p0, s0;
       double *g, *dg, *fi;
       double const *fc, *dfc;
       if (nb == 0 || !compot_evaluates(c, B, i)) continue;
+      if (rt > 0.0) {
+        s0 = ws->pslot[p0];
+        for (t = 0; t < nb && ws->sr[s0 + t] < rt; ++t) continue;
+        if ((nb = t) == 0) continue;
+      }
       s0 = ws->pslot[p0]; /* the slots of i's own pairs are consecutive */
       g = gc != NULL ? gc + (size_t) s0 * K : c->bgv;
       dg = dgc != NULL ? dgc + (size_t) s0 * K : c->bdgv;
@@ -192,10 +199,14 @@ int compot_cluster_backward(compot_ctx *c, char *msg, size_t msg_size)
   for (b = 0; b < m->n_bases; ++b) {
     compot_basis const *B = &m->bases[b];
     int K = B->K, SK = S * K;
+    double rt = compot_basis_rt(c, B);
     if (!B->need_phi) continue;
     for (o = 0; o < c->n_built; ++o) {
-      int i = ws->order[o], own = compot_evaluates(c, B, i);
-      for (p = ws->pstart[i]; p < ws->pmid[i]; ++p) {
+      int i = ws->order[o], own = compot_evaluates(c, B, i), pe = ws->pmid[i];
+      if (rt > 0.0) /* the own pairs with r < r_t (compot_cluster_functions) */
+        for (pe = ws->pstart[i]; pe < ws->pmid[i] && ws->sr[ws->pslot[pe]] < rt; ++pe)
+          continue;
+      for (p = ws->pstart[i]; p < pe; ++p) {
         int tw = ws->ptwin[p], j = ws->pj[p], slot = ws->pslot[p];
         double const *dg = c->bdg[b] + (size_t) slot * K;
         double T = c->st[slot];

@@ -148,11 +148,20 @@ class PairBasis:
                 if not (alpha > 0 and beta > 0):
                     raise FitError(f"basis b{b + 1}: α and β must be positive, found α={alpha}, β={beta}")
             rad = self.radial()
-            fc, dfc, r_c = rad.fc, rad.dfc, m.cutoff
-            if spec.cutoff is not None:       # a term cutoff (A[G8P4]@4.4): f_c(c; r_t)
-                r_c = spec.cutoff
-                fc, dfc = cutoff_fdf(rad.r, r_c)
-            g, dg = radial_basis_fdf(spec.kind, rad.r, fc, dfc, r_c, spec.K, alpha, beta)
+            if spec.cutoff is not None and spec.cutoff < m.cutoff:
+                # a term cutoff (A[G8P4]@4.4): f_c(c; r_t), evaluated only on the pairs
+                # with c < r_t (issue 13); ĝ = ĝ' = 0 on the others, as f_c(c; r_t) = 0
+                r_t = spec.cutoff
+                sel = np.flatnonzero(rad.r < r_t)
+                g, dg = np.zeros((rad.r.size, spec.K)), np.zeros((rad.r.size, spec.K))
+                fc, dfc = cutoff_fdf(rad.r[sel], r_t)
+                g[sel], dg[sel] = radial_basis_fdf(spec.kind, rad.r[sel], fc, dfc, r_t, spec.K, alpha, beta)
+            else:
+                fc, dfc, r_c = rad.fc, rad.dfc, m.cutoff
+                if spec.cutoff is not None:   # r_t = r_c
+                    r_c = spec.cutoff
+                    fc, dfc = cutoff_fdf(rad.r, r_c)
+                g, dg = radial_basis_fdf(spec.kind, rad.r, fc, dfc, r_c, spec.K, alpha, beta)
             self._basis[b] = BasisValues(g, dg * rad.dc[:, None])
         return self._basis[b]
 
