@@ -136,3 +136,24 @@ def test_embedded_file_round_trip_and_rank_errors(tmp_path):
         p.write_text(text.replace("chemistry.rank 2", f"chemistry.rank {bad}"))
         with pytest.raises(ParameterFileError, match="chemistry.rank' is out of range"):
             read_model(p)
+
+
+def test_config_selects_the_embedding_and_checks_the_rank():
+    from compot.errors import ConfigError
+    from compot.settings import DEFAULT_BOUNDS, ModelSettings, load_section
+
+    s = load_section(ModelSettings, {"chemistry": "embedded", "rank": 2, "species": ["Mo", "Nb", "Ta"]}, "model")
+    assert (s.chemistry, s.rank) == ("embedded", 2)
+    assert load_section(ModelSettings, {}, "model").chemistry == "full"
+    for bad in ({"chemistry": "compact"}, {"chemistry": "embedded", "rank": 0},
+                {"chemistry": "embedded", "rank": 3, "species": ["Mo", "Nb"]}):
+        with pytest.raises(ConfigError):
+            load_section(ModelSettings, bad, "model")
+    assert DEFAULT_BOUNDS["w"][0] < 0 < 1 < DEFAULT_BOUNDS["w"][1]
+
+
+def test_params_command_counts_the_embedding(capsys):
+    from compot.cli import main
+
+    assert main(["params", "E[G8L4] + A[G8P4]", "--species", "Mo", "Nb", "Ta", "W", "--rank", "1"]) == 0
+    assert "292 linear + 10 nonlinear = 302 parameters" in capsys.readouterr().out

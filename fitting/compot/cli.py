@@ -72,15 +72,17 @@ def _metrics_rows(metrics: dict) -> dict:
 # ----------------------------------------------------------------- commands
 def cmd_params(args) -> int:
     from .expression import layout
-    lay = layout(args.expression, tuple(args.species))
+    lay = layout(args.expression, tuple(args.species), rank=args.rank)
     out = {"expression": lay.expression, "species": list(lay.species), "n_linear": lay.n_linear,
-           "n_nonlinear": lay.n_nonlinear, "n_total": lay.n_linear + lay.n_nonlinear}
+           "n_nonlinear": lay.n_nonlinear, "n_total": lay.n_linear + lay.n_nonlinear,
+           "chemistry": "full" if args.rank is None else f"embedded, rank {args.rank}"}
     if args.json:
         from .io import json_text
         print(json_text(out, indent=None))
     else:
         print(f"{lay.expression}: {lay.n_linear} linear + {lay.n_nonlinear} nonlinear = "
-              f"{lay.n_linear + lay.n_nonlinear} parameters (species {' '.join(lay.species)})")
+              f"{lay.n_linear + lay.n_nonlinear} parameters (species {' '.join(lay.species)}, "
+              f"{out['chemistry']} chemistry)")
     return 0
 
 
@@ -436,6 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("params", help="parameter counts of an expression")
     q.add_argument("expression", help="e.g. 'E[G8L4] + N[E[G8L4]]'")
     q.add_argument("--species", nargs="+", default=["X"], help="species (counts scale with their number)")
+    q.add_argument("--rank", type=int, help="a species embedding of this rank (model.chemistry: embedded); "
+                   "default: the full chemistry")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_params)
 

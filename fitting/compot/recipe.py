@@ -158,9 +158,10 @@ def derive_settings(model_cfg: dict, fit_cfg: dict, train, species) -> tuple[Rec
     return rec, fit_cfg
 
 
-def build_model(expression: str, species, recipe: Recipe) -> Model:
+def build_model(expression: str, species, recipe: Recipe, rank: int | None = None) -> Model:
     """The format v2 model of ``expression`` with the recipe's cutoff and inner
-    windows; a bare ``ZBL`` gets the recipe's ZBL window.
+    windows; a bare ``ZBL`` gets the recipe's ZBL window; ``rank``: a species
+    embedding of that rank (None: the full chemistry).
 
     An explicit ``ZBL(r_in, r_out)`` with r_in below a derived r_b moves that window
     down to end at r_in (same width), since ZBL must be fully on wherever it acts.
@@ -172,7 +173,7 @@ def build_model(expression: str, species, recipe: Recipe) -> Model:
     """
     species = list(species)
     expression = _BARE_ZBL.sub(f"ZBL({recipe.zbl[0]:g}, {recipe.zbl[1]:g})", expression)
-    model = Model(expression, species, recipe.cutoff)
+    model = Model(expression, species, recipe.cutoff, rank=rank)
     for z, sym in enumerate(species):
         if sym in recipe.eos:
             model.params["w.e_ref"][z] = recipe.e_ref(sym)
@@ -199,4 +200,11 @@ def prepare(model_cfg: dict, fit_cfg: dict, train, species) -> tuple[Model, dict
     """:func:`derive_settings`, then :func:`build_model` of ``model_cfg['expression']``
     (default :data:`DEFAULT_EXPRESSION`). Returns (model, completed fit settings, recipe)."""
     rec, fit_cfg = derive_settings(model_cfg, fit_cfg, train, species)
-    return build_model(str(model_cfg.get("expression") or DEFAULT_EXPRESSION), species, rec), fit_cfg, rec
+    rank = None
+    if model_cfg.get("chemistry", "full") == "embedded":
+        rank = int(model_cfg.get("rank", 1))
+        if not 1 <= rank <= len(species):
+            raise ConfigError(f"model.rank: expected 1..{len(species)} (the species {' '.join(species)}), "
+                              f"found {rank}")
+    return (build_model(str(model_cfg.get("expression") or DEFAULT_EXPRESSION), species, rec, rank),
+            fit_cfg, rec)

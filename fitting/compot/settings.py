@@ -46,8 +46,9 @@ DEFAULT_FIT = {
     "rcond": 1.0e-10,
 }
 
-#: Default search box of nonlinear parameters. α [Å⁻²] is searched in log space.
-DEFAULT_BOUNDS = {"alpha": (0.005, 2.0), "beta": (1.05, 3.0), "gamma": (-3.0, 3.0)}
+#: Default search box of nonlinear parameters. α [Å⁻²] is searched in log space; ``w``
+#: is the box of every weight W[s, c] of a species embedding (``model.chemistry: embedded``).
+DEFAULT_BOUNDS = {"alpha": (0.005, 2.0), "beta": (1.05, 3.0), "gamma": (-3.0, 3.0), "w": (-1.5, 1.5)}
 
 #: Ground-state lattices the recipe and the checks know.
 LATTICES = ("bcc", "fcc", "hcp", "diamond")
@@ -98,8 +99,21 @@ class ModelSettings:
                                   shown="from the data")
     lattice: str = option("auto", "ground-state lattice (`auto` = detected from the data, `bcc`, `fcc`, `hcp`, "
                           "`diamond`); anything else is an error", choices=("auto",) + LATTICES)
+    chemistry: str = option("full", "neighbour channels of every basis: `full`, one per neighbour species "
+                            "(MODEL_SPEC §2; coefficients grow as S² for E, N, G and S³ for A), or "
+                            "`embedded`, `rank` channels with learned species weights W[s, c] "
+                            "(φ_k^(c)(i) = Σ_j W_(Z_j c) ĝ_k(r_ij), SNAP's element weights for rank 1; "
+                            "coefficients grow as S); W are nonlinear parameters of each basis, searched with "
+                            "its α, β in the box `fit.bounds.w`", choices=("full", "embedded"))
+    rank: int = option(1, "channels r of `chemistry: embedded`, 1 ≤ r ≤ the number of species (r = S spans the "
+                       "full chemistry of G and A)")
 
     def check(self, where: str) -> None:
+        if not (isinstance(self.rank, int) and not isinstance(self.rank, bool) and self.rank >= 1):
+            raise ConfigError(f"{where}: rank must be an integer >= 1, found {self.rank!r}")
+        if self.species is not None and self.chemistry == "embedded" and self.rank > len(self.species):
+            raise ConfigError(f"{where}: rank must be <= the number of species ({len(self.species)}), "
+                              f"found {self.rank}")
         cut = self.cutoff
         if cut != "auto" and not (isinstance(cut, (int, float)) and not isinstance(cut, bool) and cut > 0):
             raise ConfigError(f"{where}: cutoff must be 'auto' or a positive radius in Å, found {cut!r}")
@@ -176,7 +190,8 @@ class FitSettings:
                         "memory of one batch, batches spread over the Dask workers when a cluster is used), "
                         "`dense` holds the whole design matrix; both then apply the same scaling, ridge and "
                         "rcond truncation", choices=("streamed", "dense"))
-    bounds: dict = option(doc="search box {alpha, beta, gamma} → [low, high]; α [Å⁻²] is searched in log space. "
+    bounds: dict = option(doc="search box {alpha, beta, gamma, w} → [low, high]; α [Å⁻²] is searched in log space, "
+                          "w bounds every species-embedding weight. "
                           "A result on a bound is reported in the log and `report.md`",
                           factory=_copy(DEFAULT_BOUNDS), keys=tuple(DEFAULT_BOUNDS))
     max_sweeps: int = option(30, "alternating solves of products stop after max_sweeps sweeps …")

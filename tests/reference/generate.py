@@ -180,9 +180,9 @@ CASES = {
         expression="E[A[G3P2]L2] + A[G3P2] + G2 * E[A[C2P1]L1] + ZBL(2.9, 3.4)", species=MONB,
         kind="switched", window=(2.3, 2.85), close=2.5, seed=81),
     "embedded_nbmotaw_v2": dict(
-        description="a species embedding of rank 2 over four species (chemistry.rank 2, random weights W): E, "
-                    "N and A on one shared Gaussian basis and its W, an E[A] factor of a product on a Chebyshev "
-                    "basis with its own W, ZBL; format v2 with the extrapolation grade acting",
+        description="a species embedding of rank 2 over four species (chemistry.rank 2, random weights W) with "
+                    "E, N and A on one shared Gaussian basis and its W, an E[A] factor of a product on a "
+                    "Chebyshev basis with its own W, ZBL; format v2 with the extrapolation grade acting",
         covers=["G", "C", "E", "N", "A", "EA", "ZBL", "sum", "product", "four species", "embedding",
                 "v2 window", "v2 grade"],
         expression="E[G3L2] + N[E[G3L2]] + A[G3P2] + G2 * E[A[C2P1]L1] + ZBL(2.9, 3.4)",
