@@ -6,8 +6,9 @@ The model is the shipped Nb model (format v2). "Without its safety switch" is it
 fitted energy Σ_i V_fit(i) + E_ZBL, i.e. E_i with the atom switch S_i held at 1
 (:meth:`compot.safety.SafetyLayer.fitted_value`): the energy that the switch hands
 over to E_ref, and what a model without MODEL_SPEC §10's switch would give. The
-pushed atom and the 3000 K run also use the first release's model (format v1), which
-breaks there; its grade is measured on its own features (:func:`_own_grade`).
+compression, the pushed atom and the 3000 K run also use the first release's model
+(format v1), which breaks in all three; its grade is measured on its own features
+(:func:`_own_grade`).
 """
 
 import numpy as np
@@ -63,6 +64,18 @@ def _own_grade(model, data_dir, floor=1e-4):
     return lambda atoms: gamma(_features(model, [atoms])) / lo
 
 
+@pytest.fixture(scope="module")
+def first_release(repo_root, data_dir):
+    """The first release's Nb model (format v1, ``tests/data/nb_first_release_v1.params``,
+    the recipe before MODEL_SPEC §10) and its grade on its own features (:func:`_own_grade`)."""
+    v1 = read_model(repo_root / "tests/data/nb_first_release_v1.params")
+    return v1, _own_grade(v1, data_dir)
+
+
+def _v1_energy(model, atoms):
+    return float(model.evaluate(model.system([atoms]), forces=False, virial=False).energy_m[0])
+
+
 def _unswitched_energy(model, atoms):
     """Σ_i V_fit(i) + E_ZBL(i): the energy with every atom switch at 1 [eV]."""
     ctx = model.context(model.system([atoms]))
@@ -84,20 +97,33 @@ def test_calculator_grade_matches_the_safety_layer(shipped):
     assert not at.calc.get_property("grade", at).any()                # format v1: no grade
 
 
-def test_grade_flags_compression_before_the_collapse(shipped):
-    """E–V of bcc Nb from a0 down to 0.5 a0 (steps of 0.025 a0): the unswitched energy
-    first falls under further compression at 0.725 a0 and reaches −23,000 eV/atom at
-    0.675 a0; the grade leaves the data's range (γ/γ_lo > 1) at 0.9 a0 and is above
-    10 γ_lo from 0.85 a0 on."""
+def _compress(grade, energy):
+    """E–V of bcc Nb from a0 down to 0.5 a0 in steps of 0.025 a0: (the first a/a0 whose
+    energy is below the previous one's, the first with γ/γ_lo > 1, the first with
+    γ/γ_lo > 10, energies [eV/atom], largest γ/γ_lo per cell)."""
     xs = np.round(np.arange(1.0, 0.499, -0.025), 3)
     cells = [bulk("Nb", "bcc", a=A0 * x, cubic=True) for x in xs]
-    e = np.array([_unswitched_energy(shipped, c) / 2 for c in cells])
-    g = np.array([_grade(shipped, c).max() for c in cells])
-    broken = xs[int(np.argmax(np.diff(e) < 0)) + 1]        # first compression step that lowers E
-    flagged = xs[int(np.argmax(g > 1.0))]
-    loud = xs[int(np.argmax(g > 10.0))]
+    e = np.array([energy(c) / 2 for c in cells])
+    g = np.array([grade(c).max() for c in cells])
+    return (xs[int(np.argmax(np.diff(e) < 0)) + 1], xs[int(np.argmax(g > 1.0))], xs[int(np.argmax(g > 10.0))],
+            e, g)
+
+
+def test_grade_flags_compression_before_the_collapse(shipped, first_release):
+    """Shipped model: the unswitched energy first falls under further compression at
+    0.725 a0 and reaches −23,000 eV/atom at 0.675 a0; the grade leaves the data's range
+    (γ/γ_lo > 1) at 0.9 a0 and is above 10 γ_lo from 0.85 a0 on.
+
+    First release (format v1, no switch): its energy first falls at 0.675 a0 (−249
+    eV/atom at 0.6 a0); its grade leaves the data's range at 0.9 a0 and is above 10 γ_lo
+    from 0.875 a0 on."""
+    broken, flagged, loud, e, g = _compress(lambda c: _grade(shipped, c), lambda c: _unswitched_energy(shipped, c))
     assert g[0] < 0.01 and e.min() < -1000
     assert broken == pytest.approx(0.725) and flagged == pytest.approx(0.9) and loud == pytest.approx(0.85)
+    v1, grade = first_release
+    broken, flagged, loud, e, g = _compress(grade, lambda c: _v1_energy(v1, c))
+    assert g[0] < 0.01 and e.min() < -200
+    assert broken == pytest.approx(0.675) and flagged == pytest.approx(0.9) and loud == pytest.approx(0.875)
 
 
 def _push(grade, energy):
@@ -119,7 +145,7 @@ def _push(grade, energy):
     return ds, np.array(e), np.array(g)
 
 
-def test_grade_of_a_pushed_atom(shipped, repo_root, data_dir):
+def test_grade_of_a_pushed_atom(shipped, first_release):
     """Shipped model: the pushed atom's grade passes γ_lo at 2.13 Å (the data's shortest
     distance is 2.03 Å) and levels off near 8 γ_lo, where the features saturate; its
     unswitched energy rises all the way (the monotone effective distance of the inner
@@ -133,9 +159,8 @@ def test_grade_of_a_pushed_atom(shipped, repo_root, data_dir):
     assert g[0] < 0.01 and np.all(np.diff(e) > 0)
     assert ds[int(np.argmax(g > 1.0))] == pytest.approx(2.127, abs=1e-3)
     assert 7.0 < g[-1] < 10.0
-    v1 = read_model(repo_root / "tests/data/nb_first_release_v1.params")
-    ds, e, g = _push(_own_grade(v1, data_dir),
-                     lambda at: float(v1.evaluate(v1.system([at]), forces=False, virial=False).energy_m[0]))
+    v1, grade = first_release
+    ds, e, g = _push(grade, lambda at: _v1_energy(v1, at))
     turn = int(np.argmax(np.diff(e) < 0))                   # last distance before the energy falls
     flagged = int(np.argmax(g > 1.0))
     assert ds[turn] == pytest.approx(1.877, abs=1e-3) and e.min() < e[0] - 25
@@ -144,7 +169,7 @@ def test_grade_of_a_pushed_atom(shipped, repo_root, data_dir):
 
 
 @pytest.mark.slow
-def test_grade_flags_a_3000K_run_before_it_collapses(repo_root, data_dir):
+def test_grade_flags_a_3000K_run_before_it_collapses(repo_root, first_release):
     """The first release's Nb model (format v1, ``tests/data/nb_first_release_v1.params``,
     the recipe before MODEL_SPEC §10) in Langevin NVT at 3000 K, 128 atoms, seed 2,
     through the C core: near step 2620 a pair closes, the energy turns down (a false
@@ -161,7 +186,7 @@ def test_grade_flags_a_3000K_run_before_it_collapses(repo_root, data_dir):
     from compot.ccore import CCoreCalculator
 
     path = repo_root / "tests/data/nb_first_release_v1.params"
-    grade = _own_grade(read_model(path), data_dir)
+    grade = first_release[1]
     at = bulk("Nb", "bcc", a=3.32, cubic=True).repeat(4)
     MaxwellBoltzmannDistribution(at, temperature_K=3000, rng=np.random.default_rng(2))
     at.calc = CCoreCalculator(str(path))
