@@ -272,3 +272,41 @@ def in_box(atoms, margin: float):
     out.cell = np.diag(hi - lo + 2 * margin)
     out.pbc = True
     return out
+
+
+# ------------------------------------------------------------------- LAMMPS
+#: Masses [g/mol] of the species the LAMMPS tests use.
+LAMMPS_MASS = {"Nb": 92.90637, "Mo": 95.95, "Ta": 180.94788, "W": 183.84}
+
+
+def lammps_with_atoms(atoms, species, newton: str = "on"):
+    """A LAMMPS instance (``compot_lammps.open_lammps``) in metal units holding
+    ``atoms``, already in LAMMPS's restricted triclinic frame, as atom types in the
+    order of ``species`` (ids 1..n in the order of ``atoms``), with the compot
+    plugin loaded; the caller sets the pair style and closes it."""
+    import sys
+    sys.path.insert(0, str(REFERENCE_DIR.parent.parent / "lammps_plugin"))
+    from compot_lammps import load_plugin, open_lammps
+    cell = atoms.cell.array
+    lmp = open_lammps()
+    try:
+        lmp.commands_string(f"""
+            units metal
+            atom_style atomic
+            atom_modify map array sort 0 0
+            newton {newton}
+            boundary p p p
+            region box prism 0 {cell[0, 0]:.17g} 0 {cell[1, 1]:.17g} 0 {cell[2, 2]:.17g} {cell[1, 0]:.17g} {cell[2, 0]:.17g} {cell[2, 1]:.17g}
+            create_box {len(species)} box
+            """)
+        for t, s in enumerate(species, 1):
+            lmp.command(f"mass {t} {LAMMPS_MASS[s]}")
+        types = [species.index(s) + 1 for s in atoms.get_chemical_symbols()]
+        lmp.create_atoms(len(atoms), list(range(1, len(atoms) + 1)), types,
+                         [float(v) for v in atoms.positions.ravel()])
+        assert lmp.get_natoms() == len(atoms)
+        load_plugin(lmp)
+    except BaseException:
+        lmp.close()
+        raise
+    return lmp

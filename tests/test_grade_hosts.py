@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,8 @@ from ase.build import bulk
 
 from compot.calculator import CompotCalculator
 from compot.ccore import CCoreCalculator
+
+from helpers import lammps_with_atoms
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = REPO / "examples/nb/model.params"
@@ -52,28 +53,13 @@ def test_c_core_grade_equals_python(mode):
 def test_plugin_grade_equals_python(style, repo_root):
     if importlib.util.find_spec("lammps") is None:
         pytest.skip("needs the LAMMPS Python module (the 'lammps' extra: make setup)")
-    sys.path.insert(0, str(REPO / "lammps_plugin"))
-    from compot_lammps import load_plugin, open_lammps
     r = subprocess.run(["make", "--no-print-directory", "-o", "setup", "plugin"], cwd=repo_root,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     from lammps import LMP_STYLE_ATOM, LMP_TYPE_VECTOR
     for at in _cells():
-        cell = at.cell.array
-        lmp = open_lammps()
+        lmp = lammps_with_atoms(at, ["Nb"])
         try:
-            lmp.commands_string(f"""
-                units metal
-                atom_style atomic
-                atom_modify map array sort 0 0
-                boundary p p p
-                region box prism 0 {cell[0, 0]:.17g} 0 {cell[1, 1]:.17g} 0 {cell[2, 2]:.17g} 0 0 0
-                create_box 1 box
-                mass 1 92.90637
-                """)
-            lmp.create_atoms(len(at), list(range(1, len(at) + 1)), [1] * len(at),
-                             [float(v) for v in at.positions.ravel()])
-            load_plugin(lmp)
             if style == "fix pair trigger":
                 lmp.commands_string(f"""
                     pair_style compot

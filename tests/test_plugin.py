@@ -41,8 +41,8 @@ from ase.build import bulk
 from compot.calculator import CompotCalculator
 from compot.io import write_model
 
-from helpers import (ReferenceCase, check_against_reference, expressions, in_box, random_model, reference_files,
-                     switch_census, switched_model)
+from helpers import (ReferenceCase, check_against_reference, expressions, in_box, lammps_with_atoms, random_model,
+                     reference_files, switch_census, switched_model)
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "lammps_plugin"))
@@ -55,7 +55,6 @@ if importlib.util.find_spec("lammps") is None:
                 allow_module_level=True)
 
 NKTV2P = 1.6021765e6  # LAMMPS metal units: bar per eV/Å³
-MASS = {"Nb": 92.90637, "Mo": 95.95}
 EXPRESSIONS = expressions(1)      # tests/reference/expressions.txt
 TOL = 1e-9
 
@@ -140,25 +139,8 @@ def run_plugin(model_path, atoms, species, newton="on", pair=None, coeffs=None):
     """Energy, site energies, forces, ASE-convention stress and per-atom
     virials (n×6, LAMMPS order xx yy zz xy xz yz, LAMMPS sign) from the
     plugin, for ``atoms`` already in LAMMPS's frame."""
-    cell = atoms.cell.array
-    lmp = open_lammps()
+    lmp = lammps_with_atoms(atoms, species, newton)
     try:
-        lmp.commands_string(f"""
-            units metal
-            atom_style atomic
-            atom_modify map array sort 0 0
-            newton {newton}
-            boundary p p p
-            region box prism 0 {cell[0, 0]:.17g} 0 {cell[1, 1]:.17g} 0 {cell[2, 2]:.17g} {cell[1, 0]:.17g} {cell[2, 0]:.17g} {cell[2, 1]:.17g}
-            create_box {len(species)} box
-            """)
-        for t, s in enumerate(species, 1):
-            lmp.command(f"mass {t} {MASS[s]}")
-        types = [species.index(s) + 1 for s in atoms.get_chemical_symbols()]
-        lmp.create_atoms(len(atoms), list(range(1, len(atoms) + 1)), types,
-                         [float(v) for v in atoms.positions.ravel()])
-        assert lmp.get_natoms() == len(atoms)
-        load_plugin(lmp)
         if pair is None:
             lmp.command("pair_style compot")
             lmp.command(f"pair_coeff * * {model_path} {' '.join(species)}")
