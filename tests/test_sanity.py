@@ -210,6 +210,21 @@ def test_zbl_anchor_dimers():
     assert FitSettings.from_dict({"zbl_anchor": {"n": 3}}).zbl_anchor == {"n": 3}
 
 
+def test_zbl_anchor_ranges_per_pair():
+    """``ranges`` (what the recipe derives: [r_a, the data's shortest distance] per
+    species pair) puts each pair's dimers in its own range; a pair without a range gets
+    none, and a derived prior is left out of a model without ZBL instead of failing."""
+    m = Model("G2 + ZBL(1.6, 2.4)", ("Mo", "Nb"), 5.0)
+    anchors = zbl_anchor_configurations(m, {"ranges": {"Nb-Mo": [1.5, 2.1], "Nb-Nb": [1.4, 2.2]}, "n": 7})
+    by_pair = {}
+    for a in anchors:
+        by_pair.setdefault(tuple(a.symbols), []).append(a.positions[1, 0])
+    assert set(by_pair) == {("Mo", "Nb"), ("Nb", "Nb")}
+    np.testing.assert_allclose(by_pair[("Mo", "Nb")], np.linspace(1.5, 2.1, 7), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(by_pair[("Nb", "Nb")], np.linspace(1.4, 2.2, 7), rtol=0, atol=1e-15)
+    assert zbl_anchor_configurations(Model("G2", ("Nb",), 5.0), {"ranges": {"Nb-Nb": [1.4, 2.2]}}) == []
+
+
 def test_vinet_eos_anchor():
     from compot.derive import vinet_energy as vinet_v
     from compot.data.anchors import eos_anchor_configurations

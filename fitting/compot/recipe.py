@@ -10,7 +10,10 @@ fits :data:`DEFAULT_EXPRESSION` with:
   of the data, and the ZBL core fully on below it
   (:func:`compot.derive.default_windows`, MODEL_SPEC §10);
 * the equation-of-state prior with a0, E0 and B fitted to the data
-  (:func:`compot.derive.equation_of_state`), never typed in.
+  (:func:`compot.derive.equation_of_state`), never typed in;
+* the ZBL prior on dimers of every species pair between the inner window's r_a
+  and the pair's shortest distance in the data, where the fitted terms would
+  otherwise extrapolate freely (:func:`compot.data.anchors.zbl_anchor_configurations`).
 
 A configuration may still set any of these explicitly: ``model.cutoff`` a
 number, the expression ``ZBL(r_in, r_out)`` with numbers, ``fit.eos_anchor``
@@ -98,7 +101,8 @@ def derive_settings(model_cfg: dict, fit_cfg: dict, train, species) -> tuple[Rec
     recipe : Recipe
         Lattices, cutoff, windows, ZBL window and equations of state.
     fit_cfg : dict
-        ``fit_cfg`` with a complete ``eos_anchor`` where it asked for one.
+        ``fit_cfg`` with a complete ``eos_anchor`` where it asked for one, and the
+        ``zbl_anchor`` ranges per species pair where it gave none.
 
     Raises
     ------
@@ -135,6 +139,14 @@ def derive_settings(model_cfg: dict, fit_cfg: dict, train, species) -> tuple[Rec
     rec.windows = win["inner"]
     rec.zbl = tuple(win["zbl"])
     rec.derived += ["inner_window", "zbl_window"]
+    zanchor = fit_cfg.get("zbl_anchor")
+    if zanchor and not {"r_min", "r_max", "ranges"} & set(zanchor):
+        # fitted terms add no force to a dimer between the inner window's r_a and the
+        # data's shortest distance of the pair, where they extrapolate (MODEL_SPEC §10)
+        fit_cfg["zbl_anchor"] = {**zanchor, "ranges": {
+            f"{a}-{b}": [rec.windows[(a, b)][0], d] for (a, b), d in rec.d_min.items()
+            if (a, b) in rec.windows and np.isfinite(d) and d > rec.windows[(a, b)][0]}}
+        rec.derived.append("zbl_anchor")
     anchor = fit_cfg.get("eos_anchor")
     if anchor and not {"a0", "e0", "bulk_modulus"} <= set(anchor):
         if len(species) != 1:

@@ -43,6 +43,7 @@ DEFAULT_FIT = {
     "energy_per_atom": True,
     "energy_weight": 1.0e4,
     "eos_anchor": {"weight": 0.1},
+    "zbl_anchor": {"weight": 0.1},
     "rcond": 1.0e-10,
 }
 
@@ -66,7 +67,7 @@ DEFAULT_SINGLE_TERMS = (
 COMPOSITIONS = ("G*G", "G*E", "E+N", "G+A", "E+A")
 
 #: Keys of ``fit.zbl_anchor`` and ``fit.eos_anchor`` (compot.anchors).
-ZBL_ANCHOR_KEYS = ("r_min", "r_max", "n", "weight")
+ZBL_ANCHOR_KEYS = ("r_min", "r_max", "n", "weight", "ranges")
 EOS_ANCHOR_KEYS = ("a0", "e0", "bulk_modulus", "b_prime", "lattice", "scales", "weight")
 
 #: Keys of ``data.keys``: the quantities a data record supplies (compot.data.resolve_keys).
@@ -204,10 +205,14 @@ class FitSettings:
     freeze: list = option(doc="\"switches\": node names (`n1`) or blocks (`b1.alpha`) held fixed", factory=list)
     zbl_anchor: dict = option(doc="short-range prior for models with a ZBL core, e.g. `{r_min: 1.0, r_max: 2.3, "
                               "n: 14, weight: 10}`: dimers of every species pair at n distances in [r_min, r_max] "
-                              "Å whose target forces are the ZBL forces alone (energies not fitted); `{}` = off",
+                              "Å whose target forces are the ZBL forces alone (energies not fitted); `ranges` "
+                              "(`{A-B: [r_min, r_max]}`) sets them per species pair; without r_min, r_max or "
+                              "ranges the recipe derives each pair's range from the data: [r_a of its inner "
+                              "window, its shortest distance in the data] (the default recipe: weight 0.1); "
+                              "`{}` = off",
                               factory=dict, keys=ZBL_ANCHOR_KEYS)
     eos_anchor: dict = option(doc="equation-of-state prior: perfect lattices at `scales` × a0 (default 0.72–0.94 "
-                              "and 1.06–1.40) whose energies follow the Vinet equation of state with a0 [Å], "
+                              "and 1.06–1.50) whose energies follow the Vinet equation of state with a0 [Å], "
                               "E0 [eV/atom] (`e0`), B [GPa] (`bulk_modulus`), B′ (`b_prime`, default 4) and "
                               "`lattice`; a0, e0 and bulk_modulus are derived from the data when none is given "
                               "(single-element models); `{}` = off", factory=dict, keys=EOS_ANCHOR_KEYS)

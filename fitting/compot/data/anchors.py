@@ -38,36 +38,49 @@ def zbl_anchor_configurations(model, anchor: dict) -> list:
     Parameters
     ----------
     model : compot.model.Model — its species and ZBL term(s)
-    anchor : dict — ``fit.zbl_anchor``: r_min, r_max [Å] (default 1.0, 2.3), n (14),
-        weight (1.0); empty = no prior
+    anchor : dict — ``fit.zbl_anchor``: r_min, r_max [Å] (default 1.0, 2.3) for every
+        species pair, or ``ranges`` {"A-B": [r_min, r_max]} per pair (as the recipe
+        derives them, :func:`compot.recipe.derive_settings`), n (14), weight (1.0);
+        empty = no prior
 
     Returns
     -------
     list of Configuration: for every species pair, n dimers at distances in
     [r_min, r_max] along x with forces [eV/Å] of the ZBL terms alone and energy 0,
     group ``zbl_anchor`` (whose energies get weight 0, see :mod:`compot.data.weighted`).
+    A pair missing from ``ranges`` gets no dimers.
 
     Raises
     ------
     ConfigError
-        For an unknown key, or a model without a ZBL term.
+        For an unknown key, or a model without a ZBL term (a prior the recipe derived,
+        with ``ranges``, is then left out instead).
     """
     if not anchor:
         return []
     reject_unknown_keys("fit.zbl_anchor", anchor, ZBL_ANCHOR_KEYS)
     zbl = [n.term for n in model.layout.nodes if n.term.is_core]
     if not zbl:
+        if "ranges" in anchor:
+            return []
         raise ConfigError(f"fit.zbl_anchor needs a ZBL term in the expression; found {model.expression!r}")
     from ..functions import atomic_number, zbl_pair_fdf
-
-    r = np.linspace(float(anchor.get("r_min", 1.0)), float(anchor.get("r_max", 2.3)), int(anchor.get("n", 14)))
+    n = int(anchor.get("n", 14))
     weight = float(anchor.get("weight", 1.0))
+    ranges = anchor.get("ranges")
     out = []
     sp = model.species
     for a in range(len(sp)):
         for b in range(a, len(sp)):
+            if ranges is None:
+                r_min, r_max = float(anchor.get("r_min", 1.0)), float(anchor.get("r_max", 2.3))
+            else:
+                span = ranges.get(f"{sp[a]}-{sp[b]}") or ranges.get(f"{sp[b]}-{sp[a]}")
+                if span is None:
+                    continue
+                r_min, r_max = float(span[0]), float(span[1])
             za, zb = atomic_number(sp[a]), atomic_number(sp[b])
-            for k, rk in enumerate(r):
+            for rk in np.linspace(r_min, r_max, n):
                 de = sum(zbl_pair_fdf(np.array([rk]), np.array([za]), np.array([zb]), t.r_in, t.r_out)[1][0]
                          for t in zbl)
                 forces = np.array([[de, 0.0, 0.0], [-de, 0.0, 0.0]])     # F_0 = +dE/dr x̂ (pushed apart)
@@ -86,7 +99,7 @@ def eos_anchor_configurations(model, anchor: dict) -> list:
     model : compot.model.Model — single-species
     anchor : dict — ``fit.eos_anchor``: a0 [Å], e0 [eV/atom], bulk_modulus [GPa]
         (required), b_prime (4.0), lattice (bcc), scales (× a0; default 0.72–0.94 and
-        1.06–1.40), weight (1.0); empty = no prior
+        1.06–1.50), weight (1.0); empty = no prior
 
     Returns
     -------
@@ -114,8 +127,9 @@ def eos_anchor_configurations(model, anchor: dict) -> list:
     kind = anchor.get("lattice", "bcc")
     if kind not in LATTICES:
         raise ConfigError(f"fit.eos_anchor.lattice: expected one of {', '.join(LATTICES)}, found {kind!r}")
+    # to 1.5 a0, the end of the E–V check (compot.sanity.energy_volume_check)
     scales = anchor.get("scales") or [0.72, 0.76, 0.80, 0.84, 0.88, 0.92, 0.94,
-                                      1.06, 1.10, 1.15, 1.20, 1.25, 1.30, 1.35, 1.40]
+                                      1.06, 1.10, 1.15, 1.20, 1.25, 1.30, 1.35, 1.40, 1.45, 1.50]
     lattice = Lattice(kind, float(anchor["a0"]), model.species[0])
     out = []
     for x in scales:
