@@ -33,11 +33,24 @@ class PairGradient:
         self.V: np.ndarray | None = None
         self.lam: dict[int, np.ndarray] = {}
 
-    def add_vector(self, cols: slice, V: np.ndarray) -> None:
-        """Add V, shape (n_pairs, 3, len(cols)), to the vector part of ``cols``."""
+    def add_vector(self, cols: slice, V: np.ndarray, sel: np.ndarray | None = None) -> None:
+        """Add V, shape (n_pairs, 3, len(cols)), to the vector part of ``cols``; with
+        ``sel`` (pair indices, e.g. :meth:`compot.pairs.PairBasis.seen`) V holds those
+        pairs only, shape (len(sel), 3, len(cols))."""
         if self.V is None:
             self.V = np.zeros((self.system.n_pairs, 3, self.m))
-        self.V[:, :, cols] += V
+        if sel is None:
+            self.V[:, :, cols] += V
+        else:
+            self.V[sel, :, cols] += V
+
+    def add_radial(self, cols: slice, R: np.ndarray, sel: np.ndarray | None = None) -> None:
+        """Add R, shape (n_pairs, len(cols)), to the radial part of ``cols``; with ``sel``
+        R holds those pairs only, shape (len(sel), len(cols))."""
+        if sel is None:
+            self.R[:, cols] += R
+        else:
+            self.R[sel, cols] += R
 
     def add_lam(self, b: int, K: int, cols: slice, lam: np.ndarray) -> None:
         """Add φ adjoints of basis b, shape (n_atoms, S, K, len(cols))."""

@@ -146,6 +146,13 @@ class System:
                    D_pc, r_p, D_pc / r_p[:, None], fc, dfc, np.array(vol), np.array(nat), float(cutoff),
                    len(species))
 
+    def subset_pairs(self, sel: np.ndarray) -> "System":
+        """The same atoms and configurations with only the pairs ``sel`` (indices into
+        this system's pairs), e.g. those a term with a shorter cutoff sees (issue 13)."""
+        return System(self.species_n, self.config_n, self.i_p[sel], self.j_p[sel], self.D_pc[sel],
+                      self.r_p[sel], self.u_pc[sel], self.fc_p[sel], self.dfc_p[sel], self.volume_m,
+                      self.n_atoms_m, self.cutoff, self.n_species)
+
     # ----------------------------------------------------------- derived maps
     @property
     def n_atoms(self) -> int:

@@ -58,6 +58,7 @@ class PairBasis:
         self._phi: dict[int, np.ndarray] = {}
         self._rho: dict[int, np.ndarray] = {}
         self._gather: dict[tuple[int, int], sp.csr_matrix] = {}
+        self._seen: dict[int, tuple[PairBasis, np.ndarray]] = {}
 
     # ------------------------------------------------- neighbour channels
     @property
@@ -165,13 +166,34 @@ class PairBasis:
             self._basis[b] = BasisValues(g, dg * rad.dc[:, None])
         return self._basis[b]
 
+    def seen(self, b: int) -> tuple["PairBasis", np.ndarray | None]:
+        """The pairs the leaves of basis b see (issue 13): with a term cutoff r_t < r_c,
+        this batch restricted to the pairs with c < r_t (a PairBasis of
+        :meth:`compot.neighbours.System.subset_pairs`, holding the same radial
+        quantities and basis values) and their indices into this batch's pairs, cached;
+        otherwise ``(self, None)``. The other pairs have ĝ = ĝ' = 0 for basis b, so a
+        term that runs over the returned pairs only gives the same numbers."""
+        m = self.model
+        spec = m.layout.bases[b].spec
+        if spec.cutoff is None or not spec.cutoff < m.cutoff:
+            return self, None
+        if b not in self._seen:
+            rad, bv = self.radial(), self.basis(b)
+            sel = np.flatnonzero(rad.r < spec.cutoff)
+            sub = PairBasis(m, self.system.subset_pairs(sel))
+            sub._radial = Radial(*(x[sel] for x in rad))
+            sub._basis[b] = BasisValues(bv.g[sel], bv.dg[sel])
+            self._seen[b] = (sub, sel)
+        return self._seen[b]
+
     def phi(self, b: int) -> np.ndarray:
         """φ_k^(s)(i) = Σ_{j∈N(i), Z_j=s} ĝ_k(r_ij), shape (n_atoms, C, K) [-]; with a
         species embedding φ_k^(c)(i) = Σ_{j∈N(i)} W_(Z_j c) ĝ_k(r_ij)."""
         if b not in self._phi:
             s = self.system
-            g = self.basis(b).g
-            self._phi[b] = (self.gather(b) @ g).reshape(s.n_atoms, self.n_channels, g.shape[1])
+            pb, _ = self.seen(b)          # with a term cutoff, only the pairs inside it
+            g = pb.basis(b).g
+            self._phi[b] = (pb.gather(b) @ g).reshape(s.n_atoms, self.n_channels, g.shape[1])
         return self._phi[b]
 
     def rho(self, b: int) -> np.ndarray:

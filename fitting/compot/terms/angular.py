@@ -95,16 +95,17 @@ class Angular(Term):
         return ctx.cached(node.index, "moments", lambda: self._moments(ctx, node))
 
     def _moments(self, ctx, node) -> AngularMoments:
-        s = ctx.system
+        pb, _ = ctx.pairs.seen(node.basis)    # with a term cutoff, the pairs inside it
+        s = pb.system
         S = ctx.pairs.n_channels          # species, or channels of the embedding
-        g = ctx.basis(node.basis).g
+        g = pb.basis(node.basis).g
         H = real_harmonics(s.u_pc, self.P)
         K, V = g.shape[1], H.Y.shape[1]
-        gather = ctx.pairs.gather(node.basis)
+        gather = pb.gather(node.basis)
         A = (gather @ (g[:, :, None] * H.Y[:, None, :]).reshape(-1, K * V)).reshape(s.n_atoms, S, K, V)
         # the j = m terms Σ_j W_(Z_j c)² ĝ_k², removed from q^(cc) (with an embedding,
         # q^(c1c2), c1 ≠ c2, keeps its Σ_j W_c1 W_c2 ĝ_k², zero for the full chemistry)
-        g2 = (ctx.pairs.gather(node.basis, 2) @ (g * g)).reshape(s.n_atoms, S, K)
+        g2 = (pb.gather(node.basis, 2) @ (g * g)).reshape(s.n_atoms, S, K)
         pairs = [(a, b) for a in range(S) for b in range(a, S)]
         q = np.zeros((s.n_atoms, len(pairs), K, self.P + 1))
         for ip, (a, b) in enumerate(pairs):
@@ -146,7 +147,7 @@ class Angular(Term):
     def vjp(self, ctx, node, a, grad, cols):
         """Coefficients contracted, in chunks of adjoint columns so that no
         (pairs × K × harmonics × columns) array is large."""
-        s = ctx.system
+        s = ctx.pairs.seen(node.basis)[0].system
         K = self.basis.K
         V = (self.P + 1) ** 2
         chunk = max(1, int(2e7 // max(1, s.n_pairs * K * V)))
@@ -164,12 +165,14 @@ class Angular(Term):
         """Accumulate Σ_i Σ_(q,k,p) Lam[i, q, k, p, m] ∂q_kp^(q)(i)/∂D_p into columns
         ``cols`` of ``grad``: the adjoints Lam, shape (n_atoms, S(S+1)/2, K, P+1, m),
         of the raw invariants q (not the bounded ones) routed to the pairs through
-        the moments A (also used by :class:`compot.terms.ExponentiatedAngular`)."""
-        s = ctx.system
+        the moments A (also used by :class:`compot.terms.ExponentiatedAngular`);
+        with a term cutoff over the pairs inside it only (PairBasis.seen)."""
+        pb, seen = ctx.pairs.seen(node.basis)
+        s = pb.system
         S = ctx.pairs.n_channels
         mom = self.moments(ctx, node)
         Y, dY = mom.harmonics.Y, mom.harmonics.dY
-        g, dg = ctx.basis(node.basis)
+        g, dg = pb.basis(node.basis)
         K, V = g.shape[1], Y.shape[1]
         m = Lam.shape[-1]
         LamV = Lam[:, :, :, mom.harmonics.degree, :]                           # (n, npair, K, V, m)
@@ -181,15 +184,15 @@ class Angular(Term):
         for x in range(S):
             for y in range(S):
                 B[:, x] += 2.0 * LamV[:, pair_index[(x, y)]] * mom.A[:, y][..., None]
-        Bp = ctx.pairs.pick(node.basis, B)                                   # (p, K, V, m)
+        Bp = pb.pick(node.basis, B)                                          # (p, K, V, m)
         R = np.einsum("pkvm,pv,pk->pm", Bp, Y, dg)
         # self term −Σ_j W² ĝ²: −2 Σ_k Σ_l Λ[i, pair(s, s), k, l] W² g dg
         self_ip = np.array([pair_index[(x, x)] for x in range(S)])
         Lself = Lam.sum(axis=3)[np.arange(s.n_atoms)[:, None], self_ip[None, :]]   # (n, S, K, m)
-        R -= 2.0 * np.einsum("pkm,pk->pm", ctx.pairs.pick(node.basis, Lself, 2), g * dg)
-        grad.R[:, cols] += R
+        R -= 2.0 * np.einsum("pkm,pk->pm", pb.pick(node.basis, Lself, 2), g * dg)
+        grad.add_radial(cols, R, seen)
         H = np.einsum("pkvm,pk->pvm", Bp, g)
-        grad.add_vector(cols, _project(s, np.einsum("pvm,pcv->pcm", H, dY)))
+        grad.add_vector(cols, _project(s, np.einsum("pvm,pcv->pcm", H, dY)), seen)
 
     def feature_vjp(self, ctx, node, A, grad, cols):
         """Column by column: column (Z, s1s2, k, l) has adjoint A[:, col] on
@@ -207,17 +210,19 @@ class Angular(Term):
         ∂q_kp^(q)(i)/∂D_p into column ``cols.start + c`` of ``grad``: A5 shape
         (n_atoms, n_groups, S(S+1)/2, K, P+1), adjoints of the raw invariants per
         column; cidx shape (n_groups, S(S+1)/2, K, P+1), a permutation of the
-        columns (also used by :class:`compot.terms.ExponentiatedAngular`)."""
-        s = ctx.system
+        columns (also used by :class:`compot.terms.ExponentiatedAngular`); with a term
+        cutoff over the pairs inside it only (PairBasis.seen)."""
+        pb, seen = ctx.pairs.seen(node.basis)
+        s = pb.system
         mom = self.moments(ctx, node)
         Y, dY = mom.harmonics.Y, mom.harmonics.dY
-        g, dg = ctx.basis(node.basis)
+        g, dg = pb.basis(node.basis)
         K, P1 = g.shape[1], self.P + 1
         ncol = cidx.size
         R = np.zeros((s.n_pairs, ncol))
         Vg = np.zeros((s.n_pairs, 3, ncol))
         chan = s.channel_p
-        Wp = ctx.pairs.channel_weights(node.basis)                             # (p, C)
+        Wp = pb.channel_weights(node.basis)                                    # (p, C)
         embedded = ctx.pairs.weights(node.basis) is not None
         for ip, (x, y) in enumerate(mom.pairs):
             sel = ((chan == x) | (chan == y)).astype(float)
@@ -242,5 +247,5 @@ class Angular(Term):
                         if x == y:
                             R[:, col] -= 2.0 * lam[s.i_p] * (Wp[:, x] ** 2 if embedded else chan == x) * gdg
                         Vg[:, :, col] = g[:, k, None] * np.einsum("pj,pcj->pc", Bv, dY[:, :, js])
-        grad.R[:, cols] += R
-        grad.add_vector(cols, _project(s, Vg))
+        grad.add_radial(cols, R, seen)
+        grad.add_vector(cols, _project(s, Vg), seen)
