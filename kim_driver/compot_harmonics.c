@@ -164,7 +164,7 @@ ylm_real(int n, double const *ux, double const *uy, double const *uz, int P,
  * phase.  coef: compot_real_harmonics_coef of any P' >= P (made at
  * refresh for the model's largest P).
  */
-void compot_real_harmonics(int n, double const *ux, double const *uy,
+COMPOT_HOT void compot_real_harmonics(int n, double const *ux, double const *uy,
                            double const *uz, int P, double const *coef,
                            double *Y, double *dY, int stride)
 {

@@ -163,46 +163,62 @@ struct compot_model {
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 typedef double compot_v4 __attribute__((vector_size(32)));
-static inline compot_v4 v4_load(double const *p)
-{
-  compot_v4 v;
-  __builtin_memcpy(&v, p, sizeof v);
-  return v;
-}
-static inline void v4_store(double *p, compot_v4 v)
-{
-  __builtin_memcpy(p, &v, sizeof v);
-}
-static inline compot_v4 v4_set1(double x)
-{
-  compot_v4 v = {x, x, x, x};
-  return v;
-}
-static inline compot_v4 v4_madd(compot_v4 a, compot_v4 b, compot_v4 c)
-{
-  return a * b + c;
-}
-static inline compot_v4 v4_mul(compot_v4 a, compot_v4 b) { return a * b; }
-static inline compot_v4 v4_add(compot_v4 a, compot_v4 b) { return a + b; }
-static inline compot_v4 v4_sub(compot_v4 a, compot_v4 b) { return a - b; }
-static inline double v4_sum(compot_v4 a) { return (a[0] + a[1]) + (a[2] + a[3]); }
+/* (macros, not functions: no vector is passed by value, so that the
+   copies of the kernels for another target (COMPOT_HOT) and the baseline
+   ones share them without ABI notes) */
+#define v4_load(p)                                                           \
+  (__extension__({                                                           \
+    compot_v4 v4_l_;                                                         \
+    __builtin_memcpy(&v4_l_, (p), sizeof v4_l_);                             \
+    v4_l_;                                                                   \
+  }))
+#define v4_store(p, v)                                                       \
+  (__extension__({                                                           \
+    compot_v4 v4_s_ = (v);                                                   \
+    __builtin_memcpy((p), &v4_s_, sizeof v4_s_);                             \
+  }))
+#define v4_set1(x)                                                           \
+  (__extension__({                                                           \
+    double v4_x_ = (x);                                                      \
+    (compot_v4){v4_x_, v4_x_, v4_x_, v4_x_};                                 \
+  }))
+#define v4_madd(a, b, c) ((a) * (b) + (c))
+#define v4_mul(a, b) ((a) * (b))
+#define v4_add(a, b) ((a) + (b))
+#define v4_sub(a, b) ((a) - (b))
+#define v4_sum(a)                                                            \
+  (__extension__({                                                           \
+    compot_v4 v4_a_ = (a);                                                   \
+    (v4_a_[0] + v4_a_[1]) + (v4_a_[2] + v4_a_[3]);                           \
+  }))
 /* {v4_sum(a), v4_sum(b), v4_sum(c), v4_sum(d)} with the same additions */
-static inline compot_v4 v4_sum4(compot_v4 a, compot_v4 b, compot_v4 c, compot_v4 d)
-{
-  typedef long long compot_i4 __attribute__((vector_size(32)));
 #if defined(__clang__)
-  compot_v4 ab = __builtin_shufflevector(a, b, 0, 4, 2, 6) + __builtin_shufflevector(a, b, 1, 5, 3, 7);
-  compot_v4 cd = __builtin_shufflevector(c, d, 0, 4, 2, 6) + __builtin_shufflevector(c, d, 1, 5, 3, 7);
-  return __builtin_shufflevector(ab, cd, 0, 1, 4, 5) + __builtin_shufflevector(ab, cd, 2, 3, 6, 7);
+#define v4_sum4(a, b, c, d)                                                  \
+  (__extension__({                                                           \
+    compot_v4 v4_a_ = (a), v4_b_ = (b), v4_c_ = (c), v4_d_ = (d);            \
+    compot_v4 v4_ab_ = __builtin_shufflevector(v4_a_, v4_b_, 0, 4, 2, 6)     \
+                       + __builtin_shufflevector(v4_a_, v4_b_, 1, 5, 3, 7);  \
+    compot_v4 v4_cd_ = __builtin_shufflevector(v4_c_, v4_d_, 0, 4, 2, 6)     \
+                       + __builtin_shufflevector(v4_c_, v4_d_, 1, 5, 3, 7);  \
+    __builtin_shufflevector(v4_ab_, v4_cd_, 0, 1, 4, 5)                      \
+        + __builtin_shufflevector(v4_ab_, v4_cd_, 2, 3, 6, 7);               \
+  }))
 #else
-  compot_i4 const even = {0, 4, 2, 6}, odd = {1, 5, 3, 7};
-  compot_i4 const lo = {0, 1, 4, 5}, hi = {2, 3, 6, 7};
-  /* ab = (a0+a1, b0+b1, a2+a3, b2+b3), cd likewise */
-  compot_v4 ab = __builtin_shuffle(a, b, even) + __builtin_shuffle(a, b, odd);
-  compot_v4 cd = __builtin_shuffle(c, d, even) + __builtin_shuffle(c, d, odd);
-  return __builtin_shuffle(ab, cd, lo) + __builtin_shuffle(ab, cd, hi);
+typedef long long compot_i4 __attribute__((vector_size(32)));
+/* ab = (a0+a1, b0+b1, a2+a3, b2+b3), cd likewise */
+#define v4_sum4(a, b, c, d)                                                  \
+  (__extension__({                                                           \
+    compot_v4 v4_a_ = (a), v4_b_ = (b), v4_c_ = (c), v4_d_ = (d);            \
+    compot_i4 const v4_ev_ = {0, 4, 2, 6}, v4_od_ = {1, 5, 3, 7};            \
+    compot_i4 const v4_lo_ = {0, 1, 4, 5}, v4_hi_ = {2, 3, 6, 7};            \
+    compot_v4 v4_ab_ = __builtin_shuffle(v4_a_, v4_b_, v4_ev_)               \
+                       + __builtin_shuffle(v4_a_, v4_b_, v4_od_);            \
+    compot_v4 v4_cd_ = __builtin_shuffle(v4_c_, v4_d_, v4_ev_)               \
+                       + __builtin_shuffle(v4_c_, v4_d_, v4_od_);            \
+    __builtin_shuffle(v4_ab_, v4_cd_, v4_lo_)                                \
+        + __builtin_shuffle(v4_ab_, v4_cd_, v4_hi_);                         \
+  }))
 #endif
-}
 /* c[k][l] = r[l][k]: the transpose of 4 rows of 4 lanes */
 static inline void v4_transpose(compot_v4 const r[4], compot_v4 c[4])
 {
@@ -299,6 +315,27 @@ static inline compot_v4 v4_sum4(compot_v4 a, compot_v4 b, compot_v4 c, compot_v4
 #define COMPOT_ALWAYS_INLINE __attribute__((always_inline))
 #else
 #define COMPOT_ALWAYS_INLINE
+#endif
+
+/*
+ * COMPOT_HOT marks the hot kernels.  A build for the baseline of x86-64
+ * (no -march: the portable default of the plugin and the KIM driver)
+ * carries three copies of each, for x86-64-v4 (AVX-512), x86-64-v3 (AVX2
+ * and FMA: the 4-lane kernels in one register, fused multiply-add) and the
+ * baseline, and the loader picks the first the CPU runs (GCC function
+ * multiversioning, an ifunc), so the portable build runs at about the
+ * speed of a -march=native one.  The copies differ by rounding only (fused
+ * multiply-add), as ARCH builds do.  Off with -DCOMPOT_NO_DISPATCH, with
+ * compilers other than GCC >= 12 on x86-64 ELF with glibc, and when the
+ * baseline already has AVX2 (-march=native on such a machine).
+ */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12             \
+    && defined(__x86_64__) && defined(__ELF__) && defined(__GLIBC__)        \
+    && !defined(__AVX2__) && !defined(COMPOT_NO_DISPATCH)
+#define COMPOT_HOT                                                           \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define COMPOT_HOT
 #endif
 
 /* p rounded up to a multiple of 64 bytes (within 7 doubles) */

@@ -31,7 +31,7 @@ void compot_cutoff_fn(double r, double rc, double *fc, double *dfc)
 }
 
 /* f_c and f_c' on n distances (the loop vectorises). */
-void compot_cutoff_n(int n, double const *r, double rc_inv, double *fc,
+COMPOT_HOT void compot_cutoff_n(int n, double const *r, double rc_inv, double *fc,
                      double *dfc)
 {
   int i;
@@ -146,7 +146,7 @@ static inline void exp_feature_inside(double g, double gi, double v,
          + (1.0 - small) * ((s * q + (s - 1.0)) * gi);
 }
 
-void compot_exp_feature_v(int n, double const *gamma, double const *ginv,
+COMPOT_HOT void compot_exp_feature_v(int n, double const *gamma, double const *ginv,
                           double const *u, double tau, double *x, double *dx)
 {
   int i, outside = 0;
@@ -241,7 +241,7 @@ void compot_inner_window(double r, double r_a, double r_b, double *s,
  * The Gaussian loop over k vectorises.  (No recurrence in k: e_(k+1) =
  * e_k^beta is a product only for integer beta, and beta is fitted.)
  */
-void compot_radial_basis(compot_basis const *b, double rc, double r,
+COMPOT_HOT void compot_radial_basis(compot_basis const *b, double rc, double r,
                          double fc, double dfc, double *g, double *dg)
 {
   int k, K = b->K;
@@ -281,7 +281,7 @@ void compot_radial_basis(compot_basis const *b, double rc, double r,
  * Gaussian basis on m pairs at once (the loops vectorise over pairs and k):
  * g[t K + k] = exp(-a_k r_t^2) f_c(r_t), dg[t K + k] = its r-derivative.
  */
-void compot_gaussian_n(compot_basis const *b, int m, double const *r,
+COMPOT_HOT void compot_gaussian_n(compot_basis const *b, int m, double const *r,
                        double const *fc, double const *dfc, double *g,
                        double *dg)
 {

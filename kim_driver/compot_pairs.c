@@ -231,7 +231,7 @@ static void order_twins(compot_ctx *c)
  * linked as twins (a neighbour index, the twin and the slot: the geometry
  * stays in the slot).
  */
-int compot_build_pairs(compot_ctx *c, char *msg, size_t msg_size)
+COMPOT_HOT int compot_build_pairs(compot_ctx *c, char *msg, size_t msg_size)
 {
   compot_workspace *ws = c->ws;
   int n = c->n, i, t, m, err, o, p, pass, lv, half = c->in->half_list;

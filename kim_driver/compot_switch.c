@@ -96,7 +96,7 @@ void compot_pair_switch_gradient(compot_ctx *c, int n, double coef)
  * per column modulo 4 and half block); 2 sum_b (8b + 8) = 2 dp (dp + 8) / 8
  * vector multiply-adds, d(d+1)/2 of them nonzero.
  */
-double compot_grade(compot_ctx *c, int Z)
+COMPOT_HOT double compot_grade(compot_ctx *c, int Z)
 {
   compot_model const *m = c->m;
   int d = m->grade_d, dp = m->grade_dp, b, t, q;
@@ -136,7 +136,7 @@ double compot_grade(compot_ctx *c, int Z)
    gb = coef 2 U^T U (f - mu), coef = (V_fit - E_ref) S_pair dS_grade/dgamma
    (after compot_grade at the same atom): z_c = sum_r U_rc y_r down the
    columns of each block of U. */
-void compot_grade_gradient(compot_ctx *c, int Z, double coef)
+COMPOT_HOT void compot_grade_gradient(compot_ctx *c, int Z, double coef)
 {
   compot_model const *m = c->m;
   int d = m->grade_d, dp = m->grade_dp, b, t;

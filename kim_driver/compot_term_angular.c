@@ -141,7 +141,7 @@ gemm_nt(int ni, int ny, int nyp, int nt, int xst, double const *restrict X,
  * from the slot caches: G[(s K + k) pst + t] (zero unless pair t has a
  * neighbour of species s, and for t >= n), dG likewise if not NULL.
  */
-static void angular_radial(compot_ctx const *c, int b, int i, double *G, double *dG)
+COMPOT_HOT static void angular_radial(compot_ctx const *c, int b, int i, double *G, double *dG)
 {
   compot_workspace const *ws = c->ws;
   int S = compot_nch(c->m), K = c->m->bases[b].K, pst = c->pst, na;
@@ -309,7 +309,7 @@ static double angular_bounded(compot_ctx *c, compot_node const *nd, int Z,
  * (P+1)^2 and columns of G, dG from n to nt (n rounded up to a multiple of
  * 4: the loops over pairs of this atom stop there) are zero.
  */
-void compot_angular_moments(compot_ctx *c, compot_node const *nd, int i,
+COMPOT_HOT void compot_angular_moments(compot_ctx *c, compot_node const *nd, int i,
                             double *sum)
 {
   compot_workspace const *ws = c->ws;
@@ -358,7 +358,7 @@ void compot_angular_moments(compot_ctx *c, compot_node const *nd, int i,
 /* The raw invariants q[(q K + k)(P+1) + p] = q_kp^(s1 s2) (no bound) of the
    leaf at the atom whose sums compot_angular_moments left in sum (E[A]
    leaves, compot_term_expang.c). */
-void compot_angular_invariants(compot_ctx const *c, compot_node const *nd,
+COMPOT_HOT void compot_angular_invariants(compot_ctx const *c, compot_node const *nd,
                                double const *sum, double *q)
 {
   int S = compot_nch(c->m), K = nd->K, P1 = nd->P + 1, nvp = c->nvp, s1, s2, k, p, v;
@@ -381,7 +381,7 @@ void compot_angular_invariants(compot_ctx const *c, compot_node const *nd,
     }
 }
 
-double compot_angular_value(compot_ctx *c, compot_node const *nd, int i,
+COMPOT_HOT double compot_angular_value(compot_ctx *c, compot_node const *nd, int i,
                             double *sum, double *gf)
 {
   int S = compot_nch(c->m), K = nd->K, nvp = c->nvp;
@@ -496,7 +496,7 @@ angular_pair_gradients(int n, int sk, int nv, int nvp, int pst,
 static void angular_sums_backward(compot_ctx *c, compot_node const *nd, int i,
                                   double a, int eff, double const *sum);
 
-void compot_angular_backward(compot_ctx *c, compot_node const *nd, int i,
+COMPOT_HOT void compot_angular_backward(compot_ctx *c, compot_node const *nd, int i,
                              double a, double const *sum, double const *gb)
 {
   int S = compot_nch(c->m), K = nd->K, P1 = nd->P + 1, nvp = c->nvp;
@@ -539,7 +539,7 @@ void compot_angular_backward(compot_ctx *c, compot_node const *nd, int i,
  * atom i given the adjoints qbar[(q K + k)(P+1) + p] = dE/dq_kp of its raw
  * invariants, through the sums that compot_angular_moments left in sum.
  */
-void compot_angular_invariant_backward(compot_ctx *c, compot_node const *nd,
+COMPOT_HOT void compot_angular_invariant_backward(compot_ctx *c, compot_node const *nd,
                                        int i, double const *qbar,
                                        double const *sum)
 {
@@ -563,7 +563,7 @@ void compot_angular_invariant_backward(compot_ctx *c, compot_node const *nd,
 /* The rest of the backward step of an A leaf at atom i with adjoint a:
    coefficient rows from the table, or (eff) from c->ceff, then the adjoints
    of the sums and the pair gradients. */
-static void angular_sums_backward(compot_ctx *c, compot_node const *nd, int i,
+COMPOT_HOT static void angular_sums_backward(compot_ctx *c, compot_node const *nd, int i,
                                   double a, int eff, double const *sum)
 {
   compot_workspace *ws = c->ws;

@@ -51,7 +51,7 @@ static double const *leaf_input(compot_ctx const *c, compot_node const *nd,
 /* The L K features x(gamma_l, f_k/f_max) of one neighbour species (fs:
    its K inputs, ms: their 1/f_max) into x (c->fx unless the grade's
    feature vector takes them), dx/du into c->fdx. */
-static void features(compot_ctx *c, compot_node const *nd, double const *fs,
+COMPOT_HOT static void features(compot_ctx *c, compot_node const *nd, double const *fs,
                      double const *ms, double *x)
 {
   int K = nd->K, L = nd->L, LK = L * K, k, l;
@@ -65,7 +65,7 @@ static void features(compot_ctx *c, compot_node const *nd, double const *fs,
    with gradients, dedf[s K + k] = de/df.  All L K features of one species
    in one batch, written to gf (the grade's features at the leaf, order s,
    l, k) unless NULL. */
-double compot_exp_value(compot_ctx *c, compot_node const *nd, int i,
+COMPOT_HOT double compot_exp_value(compot_ctx *c, compot_node const *nd, int i,
                         double *dedf, double *gf)
 {
   int S = compot_nch(c->m), K = nd->K, L = nd->L, LK = L * K, Z = c->in->species[i];
@@ -115,7 +115,7 @@ static void grade_backward(compot_ctx *c, compot_node const *nd, int i,
 /* E and N leaves with adjoint a: dE/df += a de/df (dedf of the value
    step) into lambda(i) (E) or nu(i) (N), plus the grade's feature
    adjoints gb unless NULL. */
-void compot_exp_backward(compot_ctx *c, compot_node const *nd, int i,
+COMPOT_HOT void compot_exp_backward(compot_ctx *c, compot_node const *nd, int i,
                          double a, double const *dedf, double const *gb)
 {
   int k, SK = compot_nch(c->m) * nd->K;

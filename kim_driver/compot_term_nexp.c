@@ -14,7 +14,7 @@
 
 /* rho of atom i for every basis an N leaf uses, into c->brho; with
    gradients, nu = 0 in c->bnu for the leaves' backward. */
-void compot_rho_value(compot_ctx *c, int i)
+COMPOT_HOT void compot_rho_value(compot_ctx *c, int i)
 {
   compot_model const *m = c->m;
   compot_workspace *ws = c->ws;
@@ -52,7 +52,7 @@ void compot_rho_value(compot_ctx *c, int i)
 
 /* nu(i) (c->bnu, from the N leaves' backward) into lambda of the
    neighbours and the slots' T. */
-void compot_rho_backward(compot_ctx *c, int i)
+COMPOT_HOT void compot_rho_backward(compot_ctx *c, int i)
 {
   compot_model const *m = c->m;
   compot_workspace *ws = c->ws;

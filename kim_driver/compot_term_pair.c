@@ -20,7 +20,7 @@
    one batch of its slot-owning pairs (consecutive pairs and slots);
    phi_k^(s) of both particles of a slot; then the exchange of phi for N
    terms. */
-int compot_cluster_functions(compot_ctx *c, char *msg, size_t msg_size)
+COMPOT_HOT int compot_cluster_functions(compot_ctx *c, char *msg, size_t msg_size)
 {
   compot_model const *m = c->m;
   compot_workspace *ws = c->ws;
@@ -177,7 +177,7 @@ static double lambda_dot(compot_basis const *B, int C, int K,
    exchange), then for every slot (an unordered pair, or a directed pair
    without twin) the radial term of phi, sum_k lambda_k^(s_j)(i)
    g^_k'(r_ij), of both directions, added to the slot's T. */
-int compot_cluster_backward(compot_ctx *c, char *msg, size_t msg_size)
+COMPOT_HOT int compot_cluster_backward(compot_ctx *c, char *msg, size_t msg_size)
 {
   compot_model const *m = c->m;
   compot_workspace *ws = c->ws;

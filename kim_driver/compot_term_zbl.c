@@ -83,7 +83,7 @@ double compot_zbl_pair(compot_zbl const *z, int pair, double r_in,
 
 /* ZBL leaf: e(i) = 1/2 sum_j phi_ZBL(r_ij); with grad, adds a/2 phi' to
    the slots' T. */
-double compot_zbl_value(compot_ctx *c, compot_node const *nd, int i,
+COMPOT_HOT double compot_zbl_value(compot_ctx *c, compot_node const *nd, int i,
                         double a, int grad)
 {
   compot_workspace *ws = c->ws;

