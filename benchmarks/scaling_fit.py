@@ -2,7 +2,8 @@
 (issue 17; not a test).
 
     .venv/bin/python benchmarks/scaling_fit.py [--sizes 1 4 16 64] [--data DIR]
-        [--bo-evaluations 4] [--skip-design] [--out benchmarks/results/scaling_fit.md]
+        [--bo-evaluations 4] [--full-up-to N] [--merge] [--skip-design]
+        [--out benchmarks/results/scaling_fit.md]
 
 The niobium data (``DIR/nb-mvl``: AIMD, elastic and surface configurations) is
 replicated ``size`` times; every copy after the first has its positions moved by
@@ -15,8 +16,14 @@ accuracy). For each size, each measurement runs in a fresh process:
 * ``bo``: the first Bayesian-optimisation stage of the plan of the same composition
   (``--bo-evaluations`` evaluations, no polish), streamed.
 
+Sizes above ``--full-up-to`` run the streamed fixed fit only, without the extra
+solve (the others take hours there on a small machine). ``--merge`` adds the rows to those of the existing JSON
+(a row of the same fit, lstsq and size replaced), so sizes can be run one at a time;
+``--skip-design`` with ``--merge`` keeps the JSON's design times.
+
 Reported: wall time of the fit (set-up, i.e. reading, replicating and batching the
-data, shown apart), the process's peak resident memory (``ru_maxrss``), the peak of
+data, shown apart), its CPU time (user + system of the process: on a shared machine the
+measure of work that does not move with the load), the process's peak resident memory (``ru_maxrss``), the peak of
 Python/numpy allocations during the fit (``tracemalloc``, started after the set-up:
 neighbour data built and cached during the fit count), what of that is still held after
 the fit, and the peak of one more joint linear solve above that (what the least
@@ -60,7 +67,7 @@ def replicated(data_dir: Path, size: int):
     return out
 
 
-def child(kind: str, size: int, lstsq: str, data_dir: Path, bo_evaluations: int) -> dict:
+def child(kind: str, size: int, lstsq: str, data_dir: Path, bo_evaluations: int, extra_solve: bool = True) -> dict:
     import tracemalloc
 
     from compot.io import read_model
@@ -78,24 +85,31 @@ def child(kind: str, size: int, lstsq: str, data_dir: Path, bo_evaluations: int)
     t_data = time.perf_counter() - t0
     tracemalloc.start()
     t1 = time.perf_counter()
+    c1 = time.process_time()
     if kind == "fixed":
         trainer.fit()
     else:
         si, stage = next((i, st) for i, st in enumerate(trainer.plan) if st.kind == "search")
         trainer.search(si, stage, [])
     seconds = time.perf_counter() - t1
+    cpu_seconds = time.process_time() - c1
     _, traced = tracemalloc.get_traced_memory()
     # one more joint linear solve alone: what the least squares itself allocates
     held, _ = tracemalloc.get_traced_memory()      # allocated during the fit and still alive (caches)
-    tracemalloc.reset_peak()
-    trainer.solve([n for n in model.blocks("linear") if n not in trainer.frozen])
-    _, solve_peak = tracemalloc.get_traced_memory()
-    solve_peak -= held
+    solve_peak = None
+    if extra_solve:
+        tracemalloc.reset_peak()
+        trainer.solve([n for n in model.blocks("linear") if n not in trainer.frozen])
+        _, solve_peak = tracemalloc.get_traced_memory()
+        solve_peak = (solve_peak - held) / 2**20
     tracemalloc.stop()
+    store = trainer.data.systems
     return {"kind": kind, "size": size, "lstsq": lstsq, "configurations": len(configs),
+            "neighbour_memory_mb": store.in_memory_bytes / 2**20, "batches_on_disk": store.n_on_disk,
+            "batches": len(store),
             "atoms": sum(c.n_atoms for c in configs), "rows": trainer.data.n_rows,
-            "data_seconds": t_data, "fit_seconds": seconds, "traced_peak_mb": traced / 2**20,
-            "solve_peak_mb": solve_peak / 2**20, "held_after_fit_mb": held / 2**20,
+            "data_seconds": t_data, "fit_seconds": seconds, "fit_cpu_seconds": cpu_seconds, "traced_peak_mb": traced / 2**20,
+            "solve_peak_mb": solve_peak, "held_after_fit_mb": held / 2**20,
             "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -138,10 +152,11 @@ def plot(rows: list, path: Path) -> None:
         if not sel:
             continue
         x = [r["size"] for r in sel]
-        a.plot(x, [r["fit_seconds"] for r in sel], style, label=f"{kind}, {lstsq}")
+        a.plot(x, [r.get("fit_cpu_seconds", float("nan")) for r in sel], style, label=f"{kind}, {lstsq}: CPU")
+        a.plot(x, [r["fit_seconds"] for r in sel], style, alpha=0.5, label=f"{kind}, {lstsq}: wall")
         b.plot(x, [r["maxrss_mb"] for r in sel], style, label=f"{kind}, {lstsq}: peak RSS")
         b.plot(x, [r["traced_peak_mb"] for r in sel], style, alpha=0.5, label=f"{kind}, {lstsq}: during fit")
-    for ax, label in ((a, "fit wall time [s]"), (b, "memory [MB]")):
+    for ax, label in ((a, "fit time [s]"), (b, "memory [MB]")):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("data size (× the Nb data)")
@@ -153,36 +168,56 @@ def plot(rows: list, path: Path) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--child", nargs=6, metavar=("KIND", "SIZE", "LSTSQ", "DATA", "BO", "OUT"), help=argparse.SUPPRESS)
-    p.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16, 64])
+    p.add_argument("--child", nargs=7, metavar=("KIND", "SIZE", "LSTSQ", "DATA", "BO", "SOLVE", "OUT"),
+                   help=argparse.SUPPRESS)
+    p.add_argument("--sizes", type=int, nargs="*", default=[1, 4, 16, 64],
+                   help="none with --merge: write the tables and plot of the JSON again")
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--bo-evaluations", type=int, default=4)
+    p.add_argument("--full-up-to", type=int, default=None,
+                   help="sizes above this run the streamed fixed fit only")
+    p.add_argument("--merge", action="store_true", help="add to the rows of the existing JSON")
     p.add_argument("--skip-design", action="store_true")
     p.add_argument("--design-evaluations", type=int, default=30, help="evaluations per design candidate")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scaling_fit.md")
     args = p.parse_args(argv)
     from compot.io import atomic_write_json
     if args.child:
-        kind, size, lstsq, data, bo, out = args.child
-        atomic_write_json(out, child(kind, int(size), lstsq, Path(data), int(bo)))
+        kind, size, lstsq, data, bo, solve, out = args.child
+        atomic_write_json(out, child(kind, int(size), lstsq, Path(data), int(bo), solve == "1"))
         return 0
-    rows = []
+    json_path = args.out.with_suffix(".json")
+    old = json.loads(json_path.read_text()) if args.merge and json_path.exists() else {}
+    rows = old.get("rows", [])
+    commands = old.get("commands", [old["command"]] if "command" in old else [])
     for size in args.sizes:
-        for kind, lstsq in (("fixed", "streamed"), ("fixed", "dense"), ("bo", "streamed")):
-            r = run_child(kind, size, lstsq, args.data, args.bo_evaluations)
+        runs = (("fixed", "streamed"), ("fixed", "dense"), ("bo", "streamed"))
+        full = args.full_up_to is None or size <= args.full_up_to
+        if not full:
+            runs = runs[:1]
+        for kind, lstsq in runs:
+            r = run_child(kind, size, lstsq, args.data, args.bo_evaluations, int(full))
             print(r, flush=True)
-            rows.append(r)
-    design = {} if args.skip_design else {w: design_time(w, args.data, args.design_evaluations) for w in (1, 2)}
-    cmd = "python benchmarks/scaling_fit.py " + " ".join(sys.argv[1:])
+            rows = [x for x in rows if (x["kind"], x["lstsq"], x["size"]) != (kind, lstsq, size)] + [r]
+    rows.sort(key=lambda r: (r["size"], r["kind"] != "fixed", r["lstsq"] != "streamed"))
+    if args.skip_design:
+        design = {int(w): t for w, t in old.get("design_seconds", {}).items()}
+    else:
+        design = {w: design_time(w, args.data, args.design_evaluations) for w in (1, 2)}
+    if args.sizes:
+        commands.append("nice -n 19 .venv/bin/python benchmarks/scaling_fit.py " + " ".join(sys.argv[1:]))
+    cmd = "`; `".join(commands)
     md = ["# Fitting cost against data size (benchmarks/scaling_fit.py)", "",
           f"`{cmd}`; {time.strftime('%Y-%m-%d')}, a shared 2-core machine (times move with its load).", "",
-          "| fit | lstsq | × data | configurations | rows | fit [s] | set-up [s] | peak RSS [MB] | "
-          "peak during fit [MB] | held after fit [MB] | peak of one solve [MB] |",
-          "|---|---|---|---|---|---|---|---|---|---|---|"]
+          "| fit | lstsq | × data | configurations | rows | batches (on disk) | fit [s] | fit CPU [s] | set-up [s] | "
+          "peak RSS [MB] | peak during fit [MB] | held after fit [MB] | peak of one solve [MB] |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         md.append(f"| {r['kind']} | {r['lstsq']} | {r['size']} | {r['configurations']} | {r['rows']} | "
-                  f"{r['fit_seconds']:.1f} | {r['data_seconds']:.1f} | {r['maxrss_mb']:.0f} | {r['traced_peak_mb']:.1f} | "
-                  f"{r['held_after_fit_mb']:.1f} | {r['solve_peak_mb']:.1f} |")
+                  f"{r.get('batches', '')} ({r.get('batches_on_disk', '')}) | "
+                  f"{r['fit_seconds']:.1f} | {r.get('fit_cpu_seconds', float('nan')):.1f} | {r['data_seconds']:.1f} | {r['maxrss_mb']:.0f} | {r['traced_peak_mb']:.1f} | "
+                  f"{r['held_after_fit_mb']:.1f} | "
+                  f"{'not run' if r['solve_peak_mb'] is None else format(r['solve_peak_mb'], '.1f')} |")
     if design:
         md += ["", f"| design (4 candidates, {args.design_evaluations} evaluations each) | wall time [s] |", "|---|---|"]
         md += [f"| {w} worker{'s' if w > 1 else ''} | {t:.1f} |" for w, t in design.items()]
@@ -192,7 +227,7 @@ def main(argv=None) -> int:
     md += ["", f"![scaling]({png.name})", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(md))
-    atomic_write_json(args.out.with_suffix(".json"), {"rows": rows, "design_seconds": design})
+    atomic_write_json(json_path, {"commands": commands, "rows": rows, "design_seconds": design})
     return 0
 
 
