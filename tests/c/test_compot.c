@@ -96,14 +96,12 @@ static void path_join(char *buf, size_t n, char const *dir, char const *f)
   snprintf(buf, n, "%s/%s", dir, f);
 }
 
-/* The expression registry shared by every host (tests/reference/
-   expressions.txt, read as tests/helpers.py reads it): one line an
-   expression, "v1 form | v2 form | species", '#' lines are comments.
-   registry[e][v - 1] is expression e in format v; both species sets are
-   run, so the third field is not used. */
-#define MAX_REGISTRY 64
-static char registry[MAX_REGISTRY][2][160];
-static int n_registry = 0;
+/* The rows of a table file: one row a line, fields separated by '|' and
+   trimmed, '#' lines and blank lines skipped; a row with another number of
+   fields than n_fields is an error.  Returns the number of rows (at most
+   MAX_ROWS). */
+#define MAX_ROWS 64
+typedef char table_row[8][160];
 
 static void trim_into(char *dst, size_t n, char const *from, char const *to)
 {
@@ -113,26 +111,44 @@ static void trim_into(char *dst, size_t n, char const *from, char const *to)
   snprintf(dst, n, "%.*s", (int) (to - from), from);
 }
 
-static void read_registry(void)
+static int read_table(char const *path, int n_fields, table_row *rows)
 {
-  char path[512], *text, *line;
-  path_join(path, sizeof path, data_dir, "../../reference/expressions.txt");
-  text = read_text(path);
-  CHECK(text != NULL, "cannot read the expression registry %s", path);
-  if (text == NULL) return;
+  char *text = read_text(path), *line;
+  int n = 0;
+  CHECK(text != NULL, "cannot read %s", path);
+  if (text == NULL) return 0;
   for (line = text; *line;) {
-    char *end = line + strcspn(line, "\n"), *bar1, *bar2;
-    bar1 = memchr(line, '|', (size_t) (end - line));
-    bar2 = bar1 ? memchr(bar1 + 1, '|', (size_t) (end - bar1 - 1)) : NULL;
-    if (line[0] != '#' && bar2 != NULL && n_registry < MAX_REGISTRY) {
-      trim_into(registry[n_registry][0], sizeof registry[0][0], line, bar1);
-      trim_into(registry[n_registry][1], sizeof registry[0][1], bar1 + 1,
-                bar2);
-      ++n_registry;
+    char *end = line + strcspn(line, "\n"), *from = line;
+    int f = 0;
+    while (line[0] != '#' && from < end && f < 8 && n < MAX_ROWS) {
+      char *bar = memchr(from, '|', (size_t) (end - from));
+      if (bar == NULL) bar = end;
+      trim_into(rows[n][f++], sizeof rows[0][0], from, bar);
+      from = bar < end ? bar + 1 : end;
+    }
+    if (f > 1 || (f == 1 && rows[n][0][0] != '\0')) {
+      CHECK(f == n_fields, "%s: a row of %d fields; expected %d", path, f,
+            n_fields);
+      if (f == n_fields) ++n;
     }
     line = *end ? end + 1 : end;
   }
   free(text);
+  return n;
+}
+
+/* The expression registry shared by every host (tests/reference/
+   expressions.txt, read as tests/helpers.py reads it): "v1 form | v2 form |
+   species".  registry[e][v - 1] is expression e in format v; both species
+   sets are run, so the third field is not used. */
+static table_row registry[MAX_ROWS];
+static int n_registry = 0;
+
+static void read_registry(void)
+{
+  char path[512];
+  path_join(path, sizeof path, data_dir, "../../reference/expressions.txt");
+  n_registry = read_table(path, 3, registry);
   CHECK(n_registry >= 10, "%s: %d expressions", path, n_registry);
 }
 
@@ -1918,25 +1934,47 @@ static void expect_bad(lines const *ls, int upto, char const *file,
   if (m != NULL) compot_destroy(m);
 }
 
-/* A bad file made from a good one: line idx replaced by text; the reader
-   must reject it with a message naming file and line at + 1 (":<line>: ")
-   and containing sub1 and sub2 (NULL: none). */
-typedef struct mutation {
-  int idx, at;
-  char const *text, *file, *sub1, *sub2;
-} mutation;
+/* Bad files made from a good one (data/bad_lines.txt, one a line:
+   "version | LINE | AT | AFTER | TEXT | file | SUB1 | SUB2"): the first line
+   starting with LINE replaced by TEXT ("\\n" a line break); the reader must
+   reject the file with a message naming the file, the line (the first
+   starting with AT, "-": the replaced one; plus AFTER) and containing SUB1
+   and SUB2 ("-": none). */
+static table_row bad_lines[MAX_ROWS];
+static int n_bad_lines = 0;
 
-static void expect_bad_lines(lines *ls, mutation const *mu, int n)
+static void read_bad_lines(void)
+{
+  char path[512];
+  int k;
+  path_join(path, sizeof path, data_dir, "bad_lines.txt");
+  n_bad_lines = read_table(path, 8, bad_lines);
+  for (k = 0; k < n_bad_lines; ++k) { /* TEXT: "\\n" a line break */
+    char *esc = strstr(bad_lines[k][4], "\\n");
+    if (esc != NULL) {
+      esc[0] = '\n';
+      memmove(esc + 1, esc + 2, strlen(esc + 2) + 1);
+    }
+  }
+  CHECK(n_bad_lines >= 30, "%s: %d rows", path, n_bad_lines);
+}
+
+static void expect_bad_lines(lines *ls, int version)
 {
   int k;
-  for (k = 0; k < n; ++k) {
-    char loc[32], *saved = ls->l[mu[k].idx];
-    ls->l[mu[k].idx] = (char *) malloc(strlen(mu[k].text) + 1);
-    strcpy(ls->l[mu[k].idx], mu[k].text);
-    snprintf(loc, sizeof loc, ":%d: ", mu[k].at + 1);
-    expect_bad(ls, ls->n, mu[k].file, loc, mu[k].sub1, mu[k].sub2);
-    free(ls->l[mu[k].idx]);
-    ls->l[mu[k].idx] = saved;
+  for (k = 0; k < n_bad_lines; ++k) {
+    char (*mu)[160] = bad_lines[k];
+    int idx = find_line(ls, mu[1]);
+    int at = (strcmp(mu[2], "-") ? find_line(ls, mu[2]) : idx) + atoi(mu[3]);
+    char loc[32], *saved;
+    if (atoi(mu[0]) != version) continue;
+    CHECK(idx >= 0, "%s: no line '%s'", mu[5], mu[1]);
+    if (idx < 0) continue;
+    saved = ls->l[idx];
+    ls->l[idx] = mu[4];
+    snprintf(loc, sizeof loc, ":%d: ", at + 1);
+    expect_bad(ls, ls->n, mu[5], loc, mu[6], strcmp(mu[7], "-") ? mu[7] : NULL);
+    ls->l[idx] = saved;
   }
 }
 
@@ -1944,7 +1982,7 @@ static void test_bad_files(void)
 {
   static char const *const sp[] = {"Nb"};
   compot_model *m = random_model("E[G2L2] + N[E[G2L2]] + ZBL(1.6, 2.4)", sp, 1);
-  char path[512], msg[256], loc[160], *good;
+  char path[512], msg[256], *good;
   lines ls;
   int ip, iv, ie, ipar, iend, err;
 
@@ -1969,47 +2007,9 @@ static void test_bad_files(void)
   /* missing end */
   expect_bad(&ls, iend, "bad_noend.params", "file ends at line", "'end'", NULL);
 
-  /* one line replaced: unknown key; NaN, inf, not a number, out of range,
-     extra tokens; wrong count; unsupported version; bad expressions;
-     species; junk after end */
-  snprintf(loc, sizeof loc, "%s\nmore", ls.l[iend]);
-  {
-    mutation const mu[] = {
-      {ip, ip, "b1.gamma 1.5", "bad_unknown.params",
-       "expected parameter 'b1.beta', found 'b1.gamma'", NULL},
-      {ip, ip, "b1.beta nan", "bad_nan.params",
-       "value 'nan' of 'b1.beta' is not a finite number", NULL},
-      {ip, ip, "b1.beta 1e999", "bad_inf.params", "not a finite number", NULL},
-      {ip, ip, "b1.beta 1.5x", "bad_nonnumber.params",
-       "is not a number", NULL},
-      {ip, ip, "b1.beta -2", "bad_range.params", "beta > 1", NULL},
-      {ip, ip, "b1.beta 1.5 2.5", "bad_tokens.params", "3 tokens", NULL},
-      {ipar, ipar, "parameters 18", "bad_count.params",
-       "parameters: expected 19", "found 18"},
-      {ipar, ipar, "paramters 19", "bad_key.params",
-       "expected 'parameters <n>', found 'paramters'", NULL},
-      {iv, iv, "compot-params 3", "bad_version.params",
-       "format version 3 is not supported; this reader reads versions 1 to 2", NULL},
-      {ie, ie, "expression E[G2L2] + Q8", "bad_expr_term.params",
-       "expression:", "unknown term 'Q8' at column 11"},
-      {ie, ie, "expression G2 * ZBL(1.6, 2.4)", "bad_expr_zbl.params",
-       "expression:", "inside a product"},
-      {ie, ie, "expression E[G2L2 + N[E[G2L2]]", "bad_expr_bracket.params",
-       "expression:", "expected ']'"},
-      {ie, ie, "expression E[G2L2] + N[E[G2L2]] + ZBL(1.6, 5.5)", "bad_expr_rout.params",
-       "expression:", "r_out <= r_c"},
-      {ie, ie, "expression E[G0L2]", "bad_expr_k0.params",
-       "expression:", "basis size K"},
-      {ie, ie, "expression (E[G2L2]", "bad_expr_paren.params",
-       "expression:", "expected ')'"},
-      {ie, ie, "expression G2 G3", "bad_expr_trailing.params",
-       "expression:", "'+', '*' or end"},
-      {ie + 1, ie + 1, "species Xx", "bad_species.params", "species:", "'Xx'"},
-      {iend, iend + 1, loc, "bad_after_end.params",
-       "expected nothing after 'end', found 'more'", NULL},
-    };
-    expect_bad_lines(&ls, mu, (int) (sizeof mu / sizeof mu[0]));
-  }
+  /* one line replaced (table BAD_LINES) */
+  expect_bad_lines(&ls, 1);
+
 
   /* file that does not exist */
   {
@@ -2071,51 +2071,8 @@ static void test_bad_files_v2(void)
     compot_destroy(m);
     return;
   }
-  /* one line replaced: r_a > r_b (reported on the r_b line), r_a < 0,
-     r_b >= r_c (the ZBL rule would fail too: r_c first), ZBL r_in < r_b,
-     q_max <= 0, tau <= 0, the new lines in the wrong place, the reference
-     energy and the grade, a v1 header over v2 lines (the v1 layout is
-     expected) */
-  {
-    mutation const mu[] = {
-      {ira, irb, "w.r_a.Mo.Nb 1.55", "bad_v2_ra_gt_rb.params",
-       "expected 1.55 <= r_b < 5", "found r_b = "},
-      {ira, ira, "w.r_a.Mo.Nb -0.1", "bad_v2_ra_neg.params",
-       "'w.r_a.Mo.Nb' is out of range", "r_a >= 0"},
-      {irb, irb, "w.r_b.Mo.Nb 5", "bad_v2_rb_rc.params",
-       "'w.r_b.Mo.Nb': inner window of Mo-Nb", "r_b < 5, found r_b = 5"},
-      {irb, irb, "w.r_b.Mo.Nb 1.7", "bad_v2_zbl.params",
-       "ZBL(1.6, 2.4) must be fully on", "expected r_b <= r_in = 1.6, found r_b = 1.7"},
-      {iq, iq, "n2.q_max.Mo.Nb.2.1 0", "bad_v2_qmax.params",
-       "value '0' of 'n2.q_max.Mo.Nb.2.1' is out of range", "q_max > 0"},
-      {iq, iq, "n2.q_max.Mo.Nb.2.1 -3", "bad_v2_qmax_neg.params",
-       "q_max > 0", NULL},
-      {itau, itau, "w.tau 0", "bad_v2_tau.params",
-       "value '0' of 'w.tau' is out of range", "tau > 0"},
-      {itau, itau, "w.tau -1", "bad_v2_tau_neg.params", "tau > 0", NULL},
-      {itau, itau, "w.r_a.Mo.Mo 1", "bad_v2_order.params",
-       "expected parameter 'w.tau', found 'w.r_a.Mo.Mo'", NULL},
-      {iq, iq, "n2.c.Mo.Mo.Mo.1.0 1", "bad_v2_noqmax.params",
-       "expected parameter 'n2.q_max.Mo.Nb.2.1'", NULL},
-      {ie, ie, "b1.alpha 0.3", "bad_v2_noeref.params",
-       "expected parameter 'w.e_ref.Mo', found 'b1.alpha'", NULL},
-      {ie, ie, "w.e_ref.Mo inf", "bad_v2_eref_inf.params",
-       "value 'inf' of 'w.e_ref.Mo' is not a finite number", NULL},
-      {iu, iu, "g.U.Mo.1.2 0", "bad_v2_upper.params",
-       "expected parameter 'g.U.Mo.2.1', found 'g.U.Mo.1.2'", NULL},
-      {ilo, ilo, "g.gamma_lo.Mo 0", "bad_v2_lo0.params",
-       "value '0' of 'g.gamma_lo.Mo' is out of range", "gamma_lo > 0"},
-      {ilo, ilo, "g.gamma_lo.Mo -2", "bad_v2_loneg.params",
-       "gamma_lo > 0", NULL},
-      {ihi, ihi, "g.gamma_hi.Mo 1", "bad_v2_hi_eq.params",
-       "value '1' of 'g.gamma_hi.Mo' is out of range", "expected gamma_hi > gamma_lo = 1 "},
-      {ihi, ihi, "g.gamma_hi.Mo 0.5", "bad_v2_hi_lt.params",
-       "gamma_hi > gamma_lo", NULL},
-      {find_line(&ls, "compot-params"), find_line(&ls, "parameters"), "compot-params 1", "bad_v2_as_v1.params",
-       "parameters: expected", NULL},
-    };
-    expect_bad_lines(&ls, mu, (int) (sizeof mu / sizeof mu[0]));
-  }
+  /* one line replaced (table BAD_LINES) */
+  expect_bad_lines(&ls, 2);
   /* refresh checks the window rules on values set through the table */
   {
     double keep = m->w_r_b[1];
@@ -2226,6 +2183,7 @@ int main(int argc, char **argv)
   if (argc > 2) tmp_dir = argv[2];
   for (i = 3; i < argc; ++i) test_corpus_file(argv[i]);
   read_registry();
+  read_bad_lines();
   test_kernels();
   test_kernels_v2();
   test_counts();
