@@ -130,7 +130,7 @@ def test_cli_eval_uncertainty(data_dir, tmp_path, capsys):
         "model:\n  species: [Nb]\n  expression: E[G4L2]\n  cutoff: 4.4\n"
         f"data:\n  train: [{tmp_path / 'aimd.extxyz'}]\n  validation_fraction: 0.2\n  seed: 0\n"
         "", encoding="utf-8")
-    from compot.uncertainty_report import fit_context
+    from compot.pipeline import fit_context
     ctx = fit_context(tmp_path / "model.params", tmp_path / "config.yaml")
     model = Model("E[G4L2]", ["Nb"], 4.4, {"b1.alpha": 0.4, "b1.beta": 1.5}, version=1)
     model.compute_scales([model.system(ctx.train)])

@@ -192,8 +192,8 @@ def _eval_uncertainty(args, model, configs) -> dict:
     and calibration.png."""
     from .io import atomic_write_json, atomic_write_text
     from .uncertainty import calibration, parameter_covariance
-    from .uncertainty_report import (calibration_figure, calibration_summary, configuration_sigmas,
-                                     fit_context, uncertainty_markdown)
+    from .pipeline import fit_context
+    from .uncertainty_report import calibration_figure, calibration_summary, configuration_sigmas, uncertainty_markdown
 
     ctx = fit_context(args.model, args.config)
     cov = parameter_covariance(model, ctx.train, ctx.settings)
@@ -326,7 +326,8 @@ def _validate_uncertainty(args, model, rep: dict, surface) -> dict:
     """``compot validate --uncertainty``: a0, C11, C12, C44, B, E_V and surface energies
     as value ± σ (compot.uncertainty), with the inflation factor of the validation split."""
     from .uncertainty import calibration, parameter_covariance
-    from .uncertainty_report import calibration_summary, fit_context, format_qoi_sigma, qoi_with_sigma
+    from .pipeline import fit_context
+    from .uncertainty_report import calibration_summary, format_qoi_sigma, qoi_with_sigma
 
     if len(model.species) != 1:
         raise CompotError("validate --uncertainty: derived quantities are computed for one species; "

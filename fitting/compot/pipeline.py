@@ -32,13 +32,13 @@ from .evaluation import evaluate_split
 from .stress_check import stress_energy_consistency
 from .io import atomic_write_json, atomic_write_text, write_model
 from .model import Model
-from .recipe import Recipe, prepare
+from .recipe import Recipe, derive_settings, prepare
 from .settings import FitSettings
 from .trainer import Trainer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Splits", "FitRun", "read_data", "load_splits", "property_files", "sanity_with_plots",
+__all__ = ["Splits", "FitRun", "FitContext", "fit_context", "read_data", "load_splits", "property_files", "sanity_with_plots",
            "train", "prepare_fit", "finish_fit"]
 
 
@@ -217,3 +217,44 @@ def finish_fit(run: FitRun, nvt_steps: int = 2000, nvt_seeds: int = 1, progress=
     atomic_write_text(out / "report.md", fit_report(model, metrics, run.settings, run.cfg, plots,
                                                     calibration=calibration_lines))
     return metrics, failed
+
+
+@dataclass
+class FitContext:
+    """What the covariance of a saved model needs from its fit.
+
+    train, validation : list of Configuration — the fit's splits
+    settings : compot.settings.FitSettings — its loss weights and priors (recipe-derived)
+    config : Path — the fit configuration read
+    """
+
+    train: list
+    validation: list
+    settings: object
+    config: Path
+
+
+def fit_context(model_path, config=None) -> FitContext:
+    """The splits and fit settings of the fit that produced ``model_path``.
+
+    Parameters
+    ----------
+    model_path : path of the parameter file
+    config : path of the fit configuration (YAML); default ``config.yaml`` beside the
+        model (``compot fit --out DIR`` writes both)
+
+    Raises
+    ------
+    CompotError
+        When there is no configuration; the errors of reading the data.
+    """
+    from .config import load_config
+
+    path = Path(config) if config else Path(model_path).with_name("config.yaml")
+    if not path.is_file():
+        raise CompotError(f"uncertainty needs the configuration the model was fitted with; expected {path} "
+                          "(pass --config CONFIG.yaml)")
+    cfg, base = load_config(path)
+    splits = load_splits(cfg, base, test=False)
+    _, fit_cfg = derive_settings(cfg["model"], cfg["fit"], splits.train, splits.species)
+    return FitContext(splits.train, splits.validation, FitSettings.from_dict(fit_cfg), path)

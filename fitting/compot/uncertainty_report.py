@@ -19,52 +19,8 @@ from .uncertainty import (QOI_UNITS, ParameterCovariance, calibration, model_qoi
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FitContext", "fit_context", "configuration_sigmas", "uncertainty_markdown", "calibration_figure",
+__all__ = ["configuration_sigmas", "uncertainty_markdown", "calibration_figure",
            "calibration_markdown", "covariance_summary", "fit_calibration", "qoi_with_sigma", "format_qoi_sigma"]
-
-
-@dataclass
-class FitContext:
-    """What the covariance of a saved model needs from its fit.
-
-    train, validation : list of Configuration — the fit's splits
-    settings : compot.settings.FitSettings — its loss weights and priors (recipe-derived)
-    config : Path — the fit configuration read
-    """
-
-    train: list
-    validation: list
-    settings: object
-    config: Path
-
-
-def fit_context(model_path, config=None) -> FitContext:
-    """The splits and fit settings of the fit that produced ``model_path``.
-
-    Parameters
-    ----------
-    model_path : path of the parameter file
-    config : path of the fit configuration (YAML); default ``config.yaml`` beside the
-        model (``compot fit --out DIR`` writes both)
-
-    Raises
-    ------
-    CompotError
-        When there is no configuration; the errors of reading the data.
-    """
-    from .config import load_config
-    from .pipeline import load_splits
-    from .recipe import derive_settings
-    from .settings import FitSettings
-
-    path = Path(config) if config else Path(model_path).with_name("config.yaml")
-    if not path.is_file():
-        raise CompotError(f"uncertainty needs the configuration the model was fitted with; expected {path} "
-                          "(pass --config CONFIG.yaml)")
-    cfg, base = load_config(path)
-    splits = load_splits(cfg, base, test=False)
-    _, fit_cfg = derive_settings(cfg["model"], cfg["fit"], splits.train, splits.species)
-    return FitContext(splits.train, splits.validation, FitSettings.from_dict(fit_cfg), path)
 
 
 def configuration_sigmas(cov: ParameterCovariance, model: Model, configs) -> list[dict]:
