@@ -210,6 +210,11 @@ def test_shortest_pair_distances_and_windows():
     assert w2["zbl"][1] == pytest.approx(w2["zbl"][0] + 0.5)
     with pytest.raises(DeriveError, match="not above"):
         derive.default_windows({("Mo", "Mo"): 2.5}, d_nn=2.0)
+    # an unlike pair the data never brought closer than its like pairs' windows (relaxed
+    # solid solutions only) gets their mean, so ZBL stays well inside the neighbour shell
+    w3 = derive.default_windows({("Mo", "Mo"): 2.12, ("Mo", "Ta"): 2.707, ("Ta", "Ta"): 2.016}, d_nn=2.72)
+    assert w3["inner"][("Mo", "Ta")][1] == pytest.approx(0.95 * (2.12 + 2.016) / 2, abs=0.006)
+    assert w3["zbl"][0] == round(0.95 * 2.12, 2)
 
 
 class _Einstein(Calculator):

@@ -402,7 +402,14 @@ def default_windows(d_min: dict, d_nn: float | dict | None = None, fraction: flo
       r_out = r_in + ``width``.
 
     A pair that the data never shows (d_min infinite or missing) gets the
-    mean of its elements' like-pair windows.
+    mean of its elements' like-pair windows, and an unlike pair's r_b is never
+    above that mean (arithmetic mixing): data sets of alloys often hold only
+    relaxed or strained solid solutions (nbmotaw-mvl: Nb–Ta no closer than
+    2.85 Å, within 0.1 Å of the nearest neighbours, while the elements' AIMD
+    reach 2.0–2.15 Å), and the farthest r_b sets where ZBL is fully on, so a
+    mixed pair the data never brought close would put the core inside the
+    nearest-neighbour shell. A window at more than 0.9 d_nn (the data shows the
+    pair only near equilibrium) is logged as a warning.
 
     Parameters
     ----------
@@ -421,10 +428,14 @@ def default_windows(d_min: dict, d_nn: float | dict | None = None, fraction: flo
     inner = {}
     known = {k: v for k, v in d_min.items() if np.isfinite(v)}
     for pair, d in d_min.items():
+        like = [fraction * known[(s, s)] for s in pair if (s, s) in known]
         if np.isfinite(d):
             rb = fraction * d
+            if pair[0] != pair[1] and len(like) == 2 and rb > np.mean(like):
+                log.info("default_windows: %s-%s no closer than %.2f Å in the data; r_b = %.2f Å, the mean of "
+                         "its like pairs' (%.2f Å from the data)", pair[0], pair[1], d, np.mean(like), rb)
+                rb = float(np.mean(like))
         else:
-            like = [fraction * known[(s, s)] for s in pair if (s, s) in known]
             if not like:
                 raise DeriveError(f"default_windows: no distance for the pair {pair[0]}-{pair[1]} nor for its "
                                   "like pairs in the data")
@@ -434,6 +445,13 @@ def default_windows(d_min: dict, d_nn: float | dict | None = None, fraction: flo
         inner[tuple(pair)] = (round(rb - width, 2), round(rb, 2))
     if not inner:
         raise DeriveError("default_windows: no species pairs given")
+    if d_nn is not None:
+        for pair, (_, rb) in inner.items():
+            dnn = min(d_nn.get(s, np.inf) for s in pair) if isinstance(d_nn, dict) else float(d_nn)
+            if rb > 0.9 * dnn:
+                log.warning("default_windows: r_b = %.2f Å of %s-%s is within 10 %% of the nearest-neighbour "
+                            "distance %.2f Å: the data shows this pair only near equilibrium (add AIMD or "
+                            "other close contacts)", rb, pair[0], pair[1], dnn)
     r_in = max(rb for _, rb in inner.values())
     if d_nn is None:
         r_out = r_in + width
