@@ -42,9 +42,10 @@ def test_shipped_model_is_its_config_and_the_recipe(shipped, repo_root, nb_data)
     assert shipped.params["w.e_ref"][0] == pytest.approx(rec.e_ref("Nb"), rel=1e-6)
     assert shipped.params["g.U"].any() and shipped.params["g.gamma_hi"][0] > shipped.params["g.gamma_lo"][0]
     assert shipped.n_linear + shipped.n_nonlinear <= 100
-    # the priors of the recipe come from the same data: the ZBL dimers span [r_a, d_min]
+    assert {"a0", "e0", "bulk_modulus"} <= set(fit["eos_anchor"]) and "zbl_anchor" not in fit
+    # a ZBL prior asked for without a range (examples/nb/design.yaml) gets [r_a, d_min] from the data
+    _, fit = derive_settings(cfg["model"], {**cfg["fit"], "zbl_anchor": {"weight": 0.1}}, train, ["Nb"])
     assert fit["zbl_anchor"]["ranges"] == {"Nb-Nb": [rec.windows[("Nb", "Nb")][0], rec.d_min[("Nb", "Nb")]]}
-    assert {"a0", "e0", "bulk_modulus"} <= set(fit["eos_anchor"])
 
 
 def test_shipped_model_passes_sanity_checks(shipped, data_dir, nb_data):

@@ -10,10 +10,12 @@ fits :data:`DEFAULT_EXPRESSION` with:
   of the data, and the ZBL core fully on below it
   (:func:`compot.derive.default_windows`, MODEL_SPEC §10);
 * the equation-of-state prior with a0, E0 and B fitted to the data
-  (:func:`compot.derive.equation_of_state`), never typed in;
-* the ZBL prior on dimers of every species pair between the inner window's r_a
-  and the pair's shortest distance in the data, where the fitted terms would
-  otherwise extrapolate freely (:func:`compot.data.anchors.zbl_anchor_configurations`).
+  (:func:`compot.derive.equation_of_state`), never typed in.
+
+``fit.zbl_anchor`` given without r_min, r_max or ranges (off by default) gets the
+range of every species pair from the data too: from the inner window's r_a to the
+pair's shortest distance in the data, where the fitted terms would otherwise
+extrapolate freely (:func:`compot.data.anchors.zbl_anchor_configurations`).
 
 A configuration may still set any of these explicitly: ``model.cutoff`` a
 number, the expression ``ZBL(r_in, r_out)`` with numbers, ``fit.eos_anchor``

@@ -43,7 +43,6 @@ DEFAULT_FIT = {
     "energy_per_atom": True,
     "energy_weight": 1.0e4,
     "eos_anchor": {"weight": 0.1},
-    "zbl_anchor": {"weight": 0.1},
     "rcond": 1.0e-10,
 }
 
@@ -208,11 +207,11 @@ class FitSettings:
                               "Å whose target forces are the ZBL forces alone (energies not fitted); `ranges` "
                               "(`{A-B: [r_min, r_max]}`) sets them per species pair; without r_min, r_max or "
                               "ranges the recipe derives each pair's range from the data: [r_a of its inner "
-                              "window, its shortest distance in the data] (the default recipe: weight 0.1); "
-                              "`{}` = off",
+                              "window, its shortest distance in the data] (examples/nb/design.yaml: weight 0.1; "
+                              "off in the default recipe, where it cost up to 15 % in force error); `{}` = off",
                               factory=dict, keys=ZBL_ANCHOR_KEYS)
     eos_anchor: dict = option(doc="equation-of-state prior: perfect lattices at `scales` × a0 (default 0.72–0.94 "
-                              "and 1.06–1.50) whose energies follow the Vinet equation of state with a0 [Å], "
+                              "and 1.06–1.40) whose energies follow the Vinet equation of state with a0 [Å], "
                               "E0 [eV/atom] (`e0`), B [GPa] (`bulk_modulus`), B′ (`b_prime`, default 4) and "
                               "`lattice`; a0, e0 and bulk_modulus are derived from the data when none is given "
                               "(single-element models); `{}` = off", factory=dict, keys=EOS_ANCHOR_KEYS)

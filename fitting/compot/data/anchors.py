@@ -99,7 +99,7 @@ def eos_anchor_configurations(model, anchor: dict) -> list:
     model : compot.model.Model — single-species
     anchor : dict — ``fit.eos_anchor``: a0 [Å], e0 [eV/atom], bulk_modulus [GPa]
         (required), b_prime (4.0), lattice (bcc), scales (× a0; default 0.72–0.94 and
-        1.06–1.50), weight (1.0); empty = no prior
+        1.06–1.40), weight (1.0); empty = no prior
 
     Returns
     -------
@@ -127,9 +127,8 @@ def eos_anchor_configurations(model, anchor: dict) -> list:
     kind = anchor.get("lattice", "bcc")
     if kind not in LATTICES:
         raise ConfigError(f"fit.eos_anchor.lattice: expected one of {', '.join(LATTICES)}, found {kind!r}")
-    # to 1.5 a0, the end of the E–V check (compot.sanity.energy_volume_check)
     scales = anchor.get("scales") or [0.72, 0.76, 0.80, 0.84, 0.88, 0.92, 0.94,
-                                      1.06, 1.10, 1.15, 1.20, 1.25, 1.30, 1.35, 1.40, 1.45, 1.50]
+                                      1.06, 1.10, 1.15, 1.20, 1.25, 1.30, 1.35, 1.40]
     lattice = Lattice(kind, float(anchor["a0"]), model.species[0])
     out = []
     for x in scales:
