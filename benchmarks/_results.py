@@ -1,8 +1,10 @@
-"""Results of a timing benchmark (``fim_nb.py``, ``fit_nb.py``): ``<out>.json`` and
-a table ``| quantity | value | target |`` in ``<out>.md``, which is printed too."""
+"""Results of the benchmarks: a timing benchmark's (``fim_nb.py``, ``fit_nb.py``)
+``<out>.json`` and table ``| quantity | value | target |`` in ``<out>.md``, printed too;
+and the common ending of the accuracy benchmarks (:func:`run_and_write`)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from compot.io import atomic_write_json, atomic_write_text
@@ -15,3 +17,23 @@ def write_quantity_table(out: Path, results: dict, heading: str, rows: list[str]
     md = [heading, "", "| quantity | value | target |", "|---|---|---|", *rows]
     atomic_write_text(out.with_suffix(".md"), "\n".join(md) + "\n")
     print("\n".join(md))
+
+
+class BenchmarkError(Exception):
+    """A benchmark cannot run (data or peer files missing); its message says what to set."""
+
+
+def run_and_write(name: str, run, markdown, args) -> int:
+    """``run(args)`` → result dict, written to ``args.out`` (JSON) and ``markdown(result)``
+    beside it (``.md``, printed too). Returns the exit status: 0, or 2 after printing a
+    :class:`BenchmarkError` as ``name: message``."""
+    try:
+        result = run(args)
+    except BenchmarkError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    atomic_write_json(out, result, indent=2)
+    atomic_write_text(out.with_suffix(".md"), markdown(result))
+    print(markdown(result))
+    return 0

@@ -40,19 +40,16 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "fitting"))
 sys.path.insert(0, str(HERE))
 
-from compot.data import default_data_dir, read_dataset, train_validation_split  # noqa: E402
+from compot.data import default_data_dir, default_peers_dir, read_dataset, train_validation_split  # noqa: E402
 from compot.evaluation import predict  # noqa: E402
-from compot.io import atomic_write_json, atomic_write_text, read_model  # noqa: E402
+from compot.io import read_model  # noqa: E402
+from _results import BenchmarkError, run_and_write  # noqa: E402
 
 #: the mlearn paper's test-set MAEs on Mo (energy meV/atom, force eV/Å; data README)
 PUBLISHED = [("GAP", 2.24, 0.09, None), ("MTP", 2.83, 0.09, None),
              ("qSNAP", 2.77, 0.184, 496), ("SNAP", 5.5, 0.207, 31)]
 PEERS = [("SNAP (mlearn, 2J = 6, rcutfac 4.6; trained on these configurations)", "mlearn-mo-snap", 31),
          ("qSNAP (mlearn, quadratic, rcutfac 5.2; trained on these configurations)", "mlearn-mo-qsnap", 496)]
-
-
-class BenchmarkError(Exception):
-    """A user-facing error (missing file, bad input): printed without a traceback."""
 
 
 def _metrics(configs, e, f) -> dict:
@@ -154,22 +151,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", nargs="*", default=[], help="compot parameter files")
     ap.add_argument("--data", default=os.environ.get("COMPOT_DATA", str(default_data_dir())))
-    ap.add_argument("--peers", default=os.environ.get("COMPOT_PEERS", str(REPO.parent / "shared" / "peers")))
+    ap.add_argument("--peers", default=str(default_peers_dir()))
     ap.add_argument("--validation-fraction", type=float, default=0.1)
     ap.add_argument("--validation", default="by_block", choices=("by_block", "random"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(HERE / "results" / "accuracy_mo.json"))
-    args = ap.parse_args(argv)
-    try:
-        result = run(args)
-    except BenchmarkError as exc:
-        print(f"accuracy_mo: {exc}", file=sys.stderr)
-        return 2
-    out = Path(args.out)
-    atomic_write_json(out, result, indent=2)
-    atomic_write_text(out.with_suffix(".md"), markdown(result))
-    print(markdown(result))
-    return 0
+    return run_and_write("accuracy_mo", run, markdown, ap.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -54,7 +54,8 @@ sys.path.insert(0, str(HERE))
 
 from compot.data import default_data_dir, read_dataset, train_validation_split  # noqa: E402
 from compot.evaluation import predict  # noqa: E402
-from compot.io import atomic_write_json, atomic_write_text, read_model  # noqa: E402
+from compot.io import read_model  # noqa: E402
+from _results import BenchmarkError, run_and_write  # noqa: E402
 from compot.metrics import error_metrics, metrics_by_group, offset_residuals  # noqa: E402
 from compot.stress_check import disagreeing_groups, stress_energy_consistency  # noqa: E402
 
@@ -62,10 +63,6 @@ SPECIES = ("Mo", "Nb", "Ta", "W")
 SNAP_DIR = "snap-nbmotaw"
 SNAP_COEFF = "Ta-W-Nb-Mo.snapcoeff"
 SNAP_PARAM = "Ta-W-Nb-Mo.lammps2025.snapparam"
-
-
-class BenchmarkError(Exception):
-    """A user-facing error (missing file, bad input): printed without a traceback."""
 
 
 def data_files(data: Path) -> list[Path]:
@@ -326,17 +323,7 @@ def main(argv=None) -> int:
     ap.add_argument("--train-per-group", type=int, default=10, help="training configurations per group (--compare)")
     ap.add_argument("--evaluations", type=int, default=12, help="Bayesian-optimisation evaluations per search")
     ap.add_argument("--init-points", type=int, default=4, help="random points at the start of each search")
-    args = ap.parse_args(argv)
-    try:
-        result = run(args)
-    except BenchmarkError as exc:
-        print(f"accuracy_nbmotaw: {exc}", file=sys.stderr)
-        return 2
-    out = Path(args.out)
-    atomic_write_json(out, result, indent=2)
-    atomic_write_text(out.with_suffix(".md"), markdown(result))
-    print(markdown(result))
-    return 0
+    return run_and_write("accuracy_nbmotaw", run, markdown, ap.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from compot.gradient import PairGradient
 from compot.io import read_model, write_model
 from compot.model import Model
 from helpers import switched_model
-from test_terms import _affine_groups, _fd_errors
+from test_terms import _affine_groups, _check_linear_design, _fd_errors
 
 SPECIES = ("Nb", "Mo", "Ta")
 KINDS = ["G3", "E[G3L2]", "N[E[G3L2]]", "A[G3P2]", "E[A[G3P2]L2]"]
@@ -41,23 +41,7 @@ def test_embedded_forces_and_virial_match_finite_differences(expr, rank):
 @pytest.mark.parametrize("expr", ["E[G3L2] + N[E[G3L2]] + A[G3P2]", "E[A[G3P2]L2] * G3"])
 def test_embedded_linear_design_rows_match_evaluate(expr):
     atoms = _structure()
-    model = switched_model(expr, SPECIES, [atoms], rank=2)
-    system = model.system([atoms])
-    rng = np.random.default_rng(5)
-    for names in _affine_groups(model):
-        p0 = model.evaluate(system)
-        JE, JF, pred = model.linear_design(system, names)
-        np.testing.assert_allclose(pred.energy_m, p0.energy_m, rtol=1e-13, atol=1e-12)
-        np.testing.assert_allclose(pred.forces_nc, p0.forces_nc, rtol=1e-12, atol=1e-12)
-        theta = model.vector(names)
-        step = rng.uniform(-0.3, 0.3, theta.shape)
-        trial = model.copy()
-        trial.set_vector(names, theta + step)
-        p1 = trial.evaluate(system)
-        e_scale = max(1.0, np.abs(p1.energy_m).max())
-        f_scale = max(1.0, np.abs(p1.forces_nc).max())
-        assert np.abs(p1.energy_m - p0.energy_m - JE @ step).max() < 1e-11 * e_scale
-        assert np.abs(p1.forces_nc - p0.forces_nc - JF @ step).max() < 1e-10 * f_scale
+    _check_linear_design(switched_model(expr, SPECIES, [atoms], rank=2), atoms)
 
 
 @pytest.mark.parametrize("expr", KINDS)

@@ -128,7 +128,13 @@ def test_linear_design_rows_match_evaluate(expr, species):
     """In every set of blocks in which the model is affine, E(θ') − E(θ) = Jᴱ (θ' − θ) and
     F(θ') − F(θ) = Jᶠ (θ' − θ), and linear_design's prediction is evaluate's."""
     atoms = _structure(species)
-    model = _model(expr, species, atoms)
+    _check_linear_design(_model(expr, species, atoms), atoms)
+
+
+def _check_linear_design(model, atoms) -> None:
+    """linear_design's rows against evaluate in every affine set of blocks of ``model``:
+    the prediction equals evaluate, and a random step of θ changes E and F by Jᴱ·step,
+    Jᶠ·step (1e-11, 1e-10 of the largest magnitude)."""
     system = model.system([atoms])
     rng = np.random.default_rng(5)
     for names in _affine_groups(model):
