@@ -145,6 +145,19 @@ compot_param const *compot_param_at(compot_model const *m, int index)
   return (index >= 0 && index < m->n_params) ? &m->params[index] : NULL;
 }
 
+/* Row and column (a <= b) of entry q of the upper triangle of an n x n table,
+   rows in order: (0,0) (0,1) ... (0,n-1) (1,1) ... */
+static void upper_pair(int n, int q, int *a, int *b)
+{
+  int r = 0;
+  while (q >= n - r) {
+    q -= n - r;
+    ++r;
+  }
+  *a = r;
+  *b = r + q;
+}
+
 int compot_param_element_name(compot_model const *m, int index, int flat,
                               char *buf, size_t buf_size)
 {
@@ -165,13 +178,10 @@ int compot_param_element_name(compot_model const *m, int index, int flat,
       w = snprintf(buf + used, buf_size - used, ".%s", m->species[idx[d]]);
       break;
     case COMPOT_INDEX_SPECIES_PAIR: {
-      int s1 = 0, q = idx[d];
-      while (q >= m->n_species - s1) {
-        q -= m->n_species - s1;
-        ++s1;
-      }
-      w = snprintf(buf + used, buf_size - used, ".%s.%s", m->species[s1],
-                   m->species[s1 + q]);
+      int a, b;
+      upper_pair(m->n_species, idx[d], &a, &b);
+      w = snprintf(buf + used, buf_size - used, ".%s.%s", m->species[a],
+                   m->species[b]);
       break;
     }
     case COMPOT_INDEX_ONE_BASED:
@@ -181,13 +191,9 @@ int compot_param_element_name(compot_model const *m, int index, int flat,
       w = snprintf(buf + used, buf_size - used, ".e%d", idx[d] + 1);
       break;
     case COMPOT_INDEX_CHANNEL_PAIR: {
-      int c1 = 0, q = idx[d];
-      while (q >= m->rank - c1) {
-        q -= m->rank - c1;
-        ++c1;
-      }
-      w = snprintf(buf + used, buf_size - used, ".e%d.e%d", c1 + 1,
-                   c1 + q + 1);
+      int c1, c2;
+      upper_pair(m->rank, idx[d], &c1, &c2);
+      w = snprintf(buf + used, buf_size - used, ".e%d.e%d", c1 + 1, c2 + 1);
       break;
     }
     case COMPOT_INDEX_LOWER_TRIANGLE: { /* q = r(r+1)/2 + c, c <= r (0-based) */

@@ -338,12 +338,20 @@ run {steps}
 def test_mpi_ranks_give_identical_thermo(plugin, fitted_model, tmp_path):
     """The N term's cluster functions and adjoints cross process boundaries
     (forward/reverse communication): 1, 2 and 4 ranks (and 2 with newton
-    off) print identical thermo output over 200 MD steps."""
-    ref = _mpi_thermo(plugin, fitted_model, 1, tmp_path)
+    off) print the same thermo output over 200 MD steps, to the last printed
+    digit: step, temperature and energies to 1e-7 of each value, the seven
+    pressures to 1e-7 of the row's largest (a component near zero, such as an
+    off-diagonal pressure, may flip its 8th digit with the summation order of
+    the ranks: 3.9968219 vs 3.9968218 next to pxx = 56062.624)."""
+    def values(rows):
+        return np.array([[float(v) for v in r.split()] for r in rows])
+
+    ref = values(_mpi_thermo(plugin, fitted_model, 1, tmp_path))
     for nproc, newton in ((2, "on"), (4, "on"), (2, "off")):
-        rows = _mpi_thermo(plugin, fitted_model, nproc, tmp_path, newton)
-        assert rows == ref, f"-np {nproc} newton {newton} differs from -np 1:\n" + "\n".join(
-            f"{a}\n{b}" for a, b in zip(ref, rows) if a != b)
+        got = values(_mpi_thermo(plugin, fitted_model, nproc, tmp_path, newton))
+        scale = np.hstack([np.abs(ref[:, :5]), np.repeat(np.abs(ref[:, 5:]).max(axis=1, keepdims=True), 7, axis=1)])
+        bad = np.abs(got - ref) > 1e-7 * np.maximum(scale, 1e-12)
+        assert not bad.any(), f"-np {nproc} newton {newton} differs from -np 1 at steps {ref[bad.any(axis=1), 0]}"
 
 
 @pytest.mark.parametrize("which", sorted(SHIPPED))

@@ -333,7 +333,8 @@ def design_figure(rows: list[dict], chosen: dict | None, xkey: str = "log10_kapp
     rows : list of dict
         Candidates with ``configuration``, ``stage`` (``single`` or ``dual``),
         ``linear``, ``nonlinear``, ``rmse_force`` [eV/Å], ``log10_kappa_total`` and
-        ``sanity_passed``; rows without a value on either axis are left out.
+        ``sanity_passed``; rows without a finite value on either axis are left out
+        (κ = ∞, a singular FIM: the legend counts them).
     chosen : dict or None
         The chosen candidate (circled).
     xkey : {"log10_kappa_total", "n_params"}
@@ -352,10 +353,13 @@ def design_figure(rows: list[dict], chosen: dict | None, xkey: str = "log10_kapp
               "n_params": "number of parameters (linear + nonlinear)"}[xkey]
 
     def x_of(r):
-        return (r["linear"] + r["nonlinear"]) if xkey == "n_params" else r.get(xkey)
+        x = (r["linear"] + r["nonlinear"]) if xkey == "n_params" else r.get(xkey)
+        return x if x is not None and np.isfinite(x) else None
 
     fig, ax = _figure((9.0, 6.0))
     shown = [r for r in rows if x_of(r) is not None and r.get("rmse_force") is not None]
+    singular = [r for r in rows if xkey == "log10_kappa_total" and r.get(xkey) is not None
+                and r.get("rmse_force") is not None and x_of(r) is None]
     for r in shown:
         colour = "tab:blue" if r["stage"] == "single" else "tab:red"
         marker = "o" if r.get("sanity_passed") in (True, None) else "x"
@@ -363,6 +367,8 @@ def design_figure(rows: list[dict], chosen: dict | None, xkey: str = "log10_kapp
     handles = [Line2D([], [], ls="none", marker="o", color="tab:blue", label="single term"),
                Line2D([], [], ls="none", marker="o", color="tab:red", label="dual term"),
                Line2D([], [], ls="none", marker="x", color="0.3", label="fails a sanity check")]
+    if singular:
+        handles.append(Line2D([], [], ls="none", label=f"not shown, κ = ∞: {len(singular)}"))
     if chosen and chosen.get("rmse_force") is not None and x_of(chosen) is not None:
         ax.scatter(x_of(chosen), chosen["rmse_force"], s=200, facecolors="none", edgecolors="k")
         handles.append(Line2D([], [], ls="none", marker="o", ms=12, mfc="none", color="k", label="chosen"))
