@@ -5,9 +5,11 @@ and the common ending of the accuracy benchmarks (:func:`run_and_write`)."""
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
-from compot.io import atomic_write_json, atomic_write_text
+from compot.evaluation import predict
+from compot.io import atomic_write_json, atomic_write_text, read_model
 
 
 def write_quantity_table(out: Path, results: dict, heading: str, rows: list[str]) -> None:
@@ -37,3 +39,17 @@ def run_and_write(name: str, run, markdown, args) -> int:
     atomic_write_text(out.with_suffix(".md"), markdown(result))
     print(markdown(result))
     return 0
+
+
+def compot_rows(paths, configs, metrics) -> list[dict]:
+    """One result row per compot parameter file of ``paths``: its predictions on
+    ``configs`` (energies, forces, stress) timed, and ``metrics(e, f, s)`` of them."""
+    rows = []
+    for p in paths:
+        model = read_model(p)
+        t0 = time.perf_counter()
+        e, f, s = predict(model, configs, stress=True)
+        rows.append(dict(name=f"compot `{model.expression}` ({Path(p).name})", path=str(p),
+                         n_parameters=model.n_linear + model.n_nonlinear, seconds=time.perf_counter() - t0,
+                         metrics=metrics(e, f, s)))
+    return rows

@@ -41,9 +41,7 @@ sys.path.insert(0, str(REPO / "fitting"))
 sys.path.insert(0, str(HERE))
 
 from compot.data import default_data_dir, default_peers_dir, read_dataset, train_validation_split  # noqa: E402
-from compot.evaluation import predict  # noqa: E402
-from compot.io import read_model  # noqa: E402
-from _results import BenchmarkError, run_and_write  # noqa: E402
+from _results import BenchmarkError, compot_rows, run_and_write  # noqa: E402
 
 #: the mlearn paper's test-set MAEs on Mo (energy meV/atom, force eV/Å; data README)
 PUBLISHED = [("GAP", 2.24, 0.09, None), ("MTP", 2.83, 0.09, None),
@@ -78,14 +76,7 @@ def run(args) -> dict:
         raise BenchmarkError(f"mo-mlearn not found under {args.data} (set --data or $COMPOT_DATA)")
     configs = read_dataset([data], group_by="config_type")
     _, evald = train_validation_split(configs, args.validation_fraction, args.seed, mode=args.validation)
-    rows = []
-    for p in args.model:
-        model = read_model(p)
-        t0 = time.perf_counter()
-        e, f, _ = predict(model, evald, stress=True)
-        rows.append(dict(name=f"compot `{model.expression}` ({Path(p).name})", path=str(p),
-                         n_parameters=model.n_linear + model.n_nonlinear, seconds=time.perf_counter() - t0,
-                         metrics=_metrics(evald, e, f)))
+    rows = compot_rows(args.model, evald, lambda e, f, s: _metrics(evald, e, f))
     from lammps_eval import LammpsEvaluator
     for name, folder, npar in PEERS:
         d = Path(args.peers) / folder

@@ -54,8 +54,7 @@ sys.path.insert(0, str(HERE))
 
 from compot.data import default_data_dir, read_dataset, train_validation_split  # noqa: E402
 from compot.evaluation import predict  # noqa: E402
-from compot.io import read_model  # noqa: E402
-from _results import BenchmarkError, run_and_write  # noqa: E402
+from _results import BenchmarkError, compot_rows, run_and_write  # noqa: E402
 from compot.metrics import error_metrics, metrics_by_group, offset_residuals  # noqa: E402
 from compot.stress_check import disagreeing_groups, stress_energy_consistency  # noqa: E402
 
@@ -214,14 +213,7 @@ def run(args) -> dict:
         evald = kept
     groups = sorted({c.group for c in evald})
     trusted = {g for g in groups if g not in distrusted}
-    rows = []
-    for p in args.model:
-        model = read_model(p)
-        t0 = time.perf_counter()
-        e, f, s = predict(model, evald, stress=True)
-        rows.append(dict(name=f"compot `{model.expression}` ({Path(p).name})", path=str(p),
-                         n_parameters=model.n_linear + model.n_nonlinear, seconds=time.perf_counter() - t0,
-                         metrics=_row(evald, e, f, s, trusted)))
+    rows = compot_rows(args.model, evald, lambda e, f, s: _row(evald, e, f, s, trusted))
     if args.compare:
         rows += fit_chemistries(args, train_cfgs, evald, trusted)
     peers = Path(args.peers)
