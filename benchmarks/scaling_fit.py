@@ -55,7 +55,7 @@ def replicated(data_dir: Path, size: int):
 
     import numpy as np
 
-    from compot.data.configurations import read_dataset
+    from compot.data import read_dataset
 
     base = read_dataset([data_dir / "nb-mvl" / f for f in FILES], species=["Nb"])
     rng = np.random.default_rng(0)

@@ -1,78 +1,41 @@
-"""DFT configurations: reading and validating them (splits: :mod:`compot.data.split`).
+"""DFT configurations: what one is and the checks it passes (reading them from files:
+:mod:`compot.data.readers`; splits: :mod:`compot.data.split`).
 
 A :class:`Configuration` is one DFT calculation: species, positions, cell,
 total energy, forces and (optionally) stress, plus a fitting weight, a group
 name (used for stratified splitting and per-group metrics, MODEL_SPEC §7) and
 a ``source`` string ``"path:record_index"`` that every error message quotes.
-
-Two kinds of file are read:
-
-* anything ASE can read (extended XYZ, VASP ``OUTCAR``, ``vasprun.xml``, ...),
-  with the results under ASE's names or, through a key mapping (``data.keys``,
-  ``--keys``), under others such as ``REF_energy``, ``REF_forces``,
-  ``REF_stress`` (MACE, nequip and pacemaker data sets);
-* the JSON format of the Materials Virtual Lab SNAP training sets
-  (``nb-mvl/raw/*.json``): a list of records, each with a pymatgen
-  ``structure`` dict and ``outputs`` = {``energy`` [eV], ``forces`` [eV/Å],
-  ``stress`` [kbar, order xx yy zz xy yz xz, compressive positive]}. It is
-  parsed by hand (no pymatgen dependency).
+Its results may sit in a file under other names than ASE's (``data.keys``,
+``--keys``: :func:`resolve_keys`).
 
 Units and conventions are ASE's throughout: positions and cell [Å] with the
 lattice vectors as the rows of ``cell``, energy [eV], forces [eV/Å], stress
 [eV/Å³] in Voigt order (xx, yy, zz, yz, xz, xy) with tensile stress positive
 (stress = (1/V) ∂E/∂ε).
 
-Every record is checked as it is read; a bad record raises
-:class:`~compot.errors.DatasetError` (or :class:`~compot.errors.SpeciesError`)
-with a one-line message naming the file, the 0-based record index, what was
-expected and what was found.
+A bad configuration raises :class:`~compot.errors.DatasetError` (or
+:class:`~compot.errors.SpeciesError`) with a one-line message naming the file,
+the 0-based record index, what was expected and what was found.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import math
-import os
-import pathlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
-from ase.units import GPa
 
 from compot.errors import ConfigError, DatasetError, SpeciesError
 from compot.settings import DATA_KEYS  # the quantities a record supplies (data.keys)
 
-__all__ = [
-    "Configuration",
-    "DATA_KEYS",
-    "data_files",
-    "default_data_dir",
-    "default_peers_dir",
-    "file_group",
-    "resolve_keys",
-    "read_configurations",
-    "read_dataset",
-    "validate_configuration",
-    "KBAR",
-]
+from .files import file_group
 
-logger = logging.getLogger(__name__)
-
-#: One kilobar in ASE units [eV/Å³] (1 kbar = 0.1 GPa).
-KBAR = 0.1 * GPa
-
-#: Permutation taking the VASP/pymatgen stress order (xx, yy, zz, xy, yz, xz)
-#: to ASE Voigt order (xx, yy, zz, yz, xz, xy).
-_VASP_TO_VOIGT = (0, 1, 2, 4, 5, 3)
+__all__ = ["Configuration", "DATA_KEYS", "resolve_keys", "validate_configuration"]
 
 _KNOWN_SYMBOLS = frozenset(chemical_symbols[1:])
-
-#: Suffixes of the structure files a data folder stands for.
-_XYZ_SUFFIXES = (".extxyz", ".xyz")
 
 
 def resolve_keys(keys: dict | None, where: str = "data.keys") -> dict:
@@ -105,83 +68,6 @@ def resolve_keys(keys: dict | None, where: str = "data.keys") -> dict:
             raise ConfigError(f"{where}.{quantity}: expected the name of a key in the data files, found {name!r}")
         out[quantity] = name.strip()
     return out
-
-
-def _is_vasp(path: pathlib.Path) -> bool:
-    """Whether ``path`` is named like a VASP output (``OUTCAR*``, ``vasprun*.xml``)."""
-    name = path.name
-    return name.startswith("OUTCAR") or (name.startswith("vasprun") and name.endswith(".xml"))
-
-
-def file_group(path: str | os.PathLike) -> str:
-    """Group name of the configurations of a file when grouped by file.
-
-    The file stem (``Nb_AIMD`` for ``Nb_AIMD.extxyz``), except for VASP outputs
-    (``OUTCAR``, ``vasprun.xml``), which are named alike in every calculation:
-    they take the name of their folder.
-    """
-    path = pathlib.Path(path)
-    if _is_vasp(path) and path.parent.name:
-        return path.parent.name
-    return path.stem
-
-
-def data_files(folder: str | os.PathLike) -> list[pathlib.Path]:
-    """The data files a folder stands for.
-
-    Its ``*.extxyz`` and ``*.xyz`` files (sorted by name), then the VASP
-    outputs (``OUTCAR*``, ``vasprun*.xml``) in it and in its subfolders, VASP
-    keeping one calculation per folder (sorted by path). A folder holding both
-    an ``OUTCAR`` and a ``vasprun.xml`` holds one calculation twice: only its
-    ``vasprun.xml`` is taken.
-
-    Returns
-    -------
-    list of pathlib.Path — possibly empty.
-    """
-    folder = pathlib.Path(folder)
-    xyz = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in _XYZ_SUFFIXES)
-    vasp = sorted(f for f in folder.rglob("*") if f.is_file() and _is_vasp(f))
-    twice = [f for f in vasp if f.name == "OUTCAR" and (f.parent / "vasprun.xml").is_file()]
-    for f in twice:
-        logger.info("%s: reading %s instead (the same calculation)", f, f.parent / "vasprun.xml")
-    return xyz + [f for f in vasp if f not in twice]
-
-
-def default_data_dir() -> pathlib.Path:
-    """Directory holding the shared reference data.
-
-    Returns
-    -------
-    pathlib.Path
-        ``$COMPOT_DATA`` if that environment variable is set and non-empty,
-        otherwise ``<repository root>/../shared/data``, the repository root
-        being found from this file's location (``fitting/compot/data/configurations.py``).
-        The directory is not required to exist.
-    """
-    env = os.environ.get("COMPOT_DATA")
-    if env:
-        return pathlib.Path(env).expanduser()
-    repo_root = pathlib.Path(__file__).resolve().parents[3]
-    return repo_root.parent / "shared" / "data"
-
-
-def default_peers_dir() -> pathlib.Path:
-    """Directory holding the peer potentials the benchmarks compare with (EAM,
-    SNAP, ... files).
-
-    Returns
-    -------
-    pathlib.Path
-        ``$COMPOT_PEERS`` if that environment variable is set and non-empty,
-        otherwise ``peers`` next to the data directory (:func:`default_data_dir`:
-        ``$COMPOT_DATA/../peers``, by default ``<repository root>/../shared/peers``).
-        The directory is not required to exist.
-    """
-    env = os.environ.get("COMPOT_PEERS")
-    if env:
-        return pathlib.Path(env).expanduser()
-    return default_data_dir().parent / "peers"
 
 
 def _where(source: str) -> str:
@@ -509,236 +395,3 @@ def _close_pairs(atoms: Atoms, cutoff: float):
     positive = np.array([tuple(s) > (0, 0, 0) for s in shift], dtype=bool).reshape(len(i))
     keep = (i < j) | ((i == j) & positive)
     return i[keep], j[keep], d[keep], shift[keep]
-
-
-def _select(n: int, index, path: pathlib.Path) -> list[int]:
-    """Record indices selected by ``index`` (int, slice or ASE index string)."""
-    if isinstance(index, str):
-        from ase.io.formats import string2index
-
-        try:
-            index = string2index(index)
-        except ValueError:
-            raise DatasetError(
-                f"{path}: bad index {index!r}; expected an int, a slice or a string like '0:10'"
-            ) from None
-    if isinstance(index, (int, np.integer)):
-        if not -n <= index < n:
-            raise DatasetError(f"{path}: record index {index} out of range; file has {n} record(s)")
-        return [int(index) % n]
-    return list(range(n))[index]
-
-
-def _is_mvl_json(path: pathlib.Path) -> tuple[bool, object]:
-    """Whether ``path`` is MVL-style JSON (list of {structure, outputs}); also the data."""
-    if path.suffix.lower() != ".json":
-        return False, None
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read file: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path}: invalid JSON: {exc}") from exc
-    is_mvl = (
-        isinstance(data, list)
-        and len(data) > 0
-        and all(isinstance(r, dict) and "structure" in r for r in data)
-    )
-    return is_mvl, data
-
-
-def _parse_mvl_record(record: dict, path: pathlib.Path, index: int, group: str | None, keys: dict):
-    """One MVL JSON record → Configuration (stress converted to ASE convention); ``keys``
-    names the energy, forces and stress entries of ``outputs``."""
-    source = f"{path}:{index}"
-    where = _where(source)
-    try:
-        structure = record["structure"]
-        matrix = np.array(structure["lattice"]["matrix"], dtype=float)
-        sites = structure["sites"]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DatasetError(
-            f"{where}: malformed pymatgen structure ({type(exc).__name__}: {exc}); expected "
-            "'structure' with 'lattice.matrix' and 'sites'"
-        ) from None
-    symbols, positions = [], []
-    for k, site in enumerate(sites):
-        occupancy = site.get("species", [])
-        if len(occupancy) != 1 or float(occupancy[0].get("occu", 1.0)) != 1.0:
-            raise DatasetError(
-                f"{where}: site {k} is disordered ({occupancy}); expected one species with "
-                "occupancy 1"
-            )
-        symbols.append(occupancy[0]["element"])
-        if "xyz" in site:
-            positions.append(site["xyz"])
-        elif "abc" in site:
-            positions.append(np.asarray(site["abc"], dtype=float) @ matrix)
-        else:
-            raise DatasetError(f"{where}: site {k} has neither 'xyz' nor 'abc' coordinates")
-
-    outputs = record.get("outputs")
-    if not isinstance(outputs, dict):
-        raise DatasetError(f"{where}: missing 'outputs'; expected {{energy, forces, stress}}")
-    stress = outputs.get(keys["stress"])
-    if stress is not None:
-        raw = np.array(stress, dtype=float)
-        if raw.shape != (6,):
-            raise DatasetError(
-                f"{where}: wrong shape of stress; expected (6,) [kbar], found {raw.shape}"
-            )
-        # kbar, (xx yy zz xy yz xz), compressive positive → eV/Å³, Voigt, tensile positive
-        stress = -KBAR * raw[list(_VASP_TO_VOIGT)]
-    if group is None:
-        group = record.get("group")
-        if not isinstance(group, str) or not group:
-            tags = record.get("tags")
-            group = tags[0] if isinstance(tags, list) and tags else path.stem
-    return Configuration(
-        symbols=tuple(symbols),
-        positions=positions,
-        cell=matrix,
-        pbc=(True, True, True),
-        energy=outputs.get(keys["energy"]),
-        forces=outputs.get(keys["forces"]),
-        stress=stress,
-        weight=record.get("weight", 1.0),
-        group=group,
-        source=source,
-    )
-
-
-def read_configurations(
-    path: str | os.PathLike,
-    *,
-    index: int | slice | str = ":",
-    group: str | None = None,
-    species: Iterable[str] | None = None,
-    min_distance: float | None = 0.5,
-    keys: dict | None = None,
-) -> list[Configuration]:
-    """Read and validate the configurations of one file.
-
-    Parameters
-    ----------
-    path : str or path-like
-        Any file ASE can read (extended XYZ, ``OUTCAR``, ``vasprun.xml``, ...)
-        or an MVL-style JSON file (``.json`` holding a list of records with a
-        pymatgen ``structure`` and ``outputs``). MVL stress [kbar, xx yy zz xy
-        yz xz, compressive positive] is converted to ASE convention: ``σ =
-        -0.1 GPa · s[[0, 1, 2, 4, 5, 3]]`` [eV/Å³].
-    index : int, slice or str, default ":"
-        Records to return, by 0-based record index (ASE syntax for strings).
-    group : str, optional
-        Group name for every configuration; default ``config_type`` (extxyz),
-        the record's ``group`` (MVL JSON), else the file stem.
-    species : iterable of str, optional
-        Allowed chemical symbols; ``None`` allows all.
-    min_distance : float or None, default 0.5
-        Smallest allowed interatomic distance [Å], periodic images included.
-    keys : dict, optional
-        Names of energy, forces and stress in the file (:func:`resolve_keys`),
-        e.g. ``{"energy": "REF_energy", "forces": "REF_forces"}``; in MVL JSON
-        the names of the ``outputs`` entries.
-
-    Returns
-    -------
-    list of Configuration
-        In file order; ``source`` is ``"path:record_index"``.
-
-    Raises
-    ------
-    DatasetError
-        Unreadable or nonexistent file (message gives the reader's reason),
-        empty file, missing energy/forces, wrong shapes, NaN/inf, atoms too
-        close.
-    SpeciesError
-        A species outside ``species``.
-    ConfigError
-        A bad ``keys`` mapping.
-    """
-    path = pathlib.Path(path)
-    keys = resolve_keys(keys)
-    is_mvl, data = _is_mvl_json(path)
-    if is_mvl:
-        records = data
-        selected = _select(len(records), index, path)
-        configs = [_parse_mvl_record(records[k], path, k, group, keys) for k in selected]
-    else:
-        import ase.io
-
-        try:
-            images = ase.io.read(path, index=":")
-        except Exception as exc:  # noqa: BLE001 - ASE raises many types; report its reason
-            reason = " ".join(f"{type(exc).__name__}: {exc}".split())
-            raise DatasetError(f"{path}: cannot read configurations; {reason}") from exc
-        if isinstance(images, Atoms):
-            images = [images]
-        selected = _select(len(images), index, path) if images else []
-        configs = [Configuration.from_atoms(images[k], f"{path}:{k}", group, keys) for k in selected]
-    if not configs:
-        raise DatasetError(f"{path}: no configurations read (index={index!r}); expected at least 1")
-    for config in configs:
-        validate_configuration(config, species=species, min_distance=min_distance)
-    logger.info(
-        "read %d configurations (%d atoms) from %s",
-        len(configs),
-        sum(c.n_atoms for c in configs),
-        path,
-    )
-    return configs
-
-
-def read_dataset(
-    paths: str | os.PathLike | Iterable[str | os.PathLike], *, group_by: str | None = None, **kwargs
-) -> list[Configuration]:
-    """Read configurations from several files.
-
-    Parameters
-    ----------
-    paths : path-like or iterable of path-like
-        Files, or folders standing for their data files (:func:`data_files`:
-        ``*.extxyz``, ``*.xyz``, and VASP ``OUTCAR``/``vasprun.xml`` files in
-        the folder and its subfolders).
-    group_by : {None, "file", "config_type"}, optional
-        ``"file"`` names every configuration's group after its file
-        (:func:`file_group`: ``Nb_AIMD``, or the folder of a VASP output);
-        otherwise the default of :func:`read_configurations`
-        (``config_type``, else the file).
-    **kwargs
-        Passed to :func:`read_configurations` for every file.
-
-    Returns
-    -------
-    list of Configuration
-        Files in the given order, records in file order.
-
-    Raises
-    ------
-    DatasetError
-        As :func:`read_configurations`; also a directory with no data files,
-        or no paths at all.
-    """
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    files: list[pathlib.Path] = []
-    for p in map(pathlib.Path, paths):
-        if p.is_dir():
-            found = data_files(p)
-            if not found:
-                raise DatasetError(
-                    f"{p}: directory has no data files; expected *.extxyz, *.xyz, or VASP OUTCAR or "
-                    "vasprun.xml files (also in subfolders)"
-                )
-            files.extend(found)
-        else:
-            files.append(p)
-    if not files:
-        raise DatasetError("read_dataset: no paths given; expected at least one file or directory")
-    configs: list[Configuration] = []
-    for f in files:
-        if group_by == "file":
-            kwargs["group"] = file_group(f)
-        configs.extend(read_configurations(f, **kwargs))
-    return configs
