@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import os
 import shlex
 import sys
 import time
@@ -141,7 +140,7 @@ def markdown(result: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", nargs="*", default=[], help="compot parameter files")
-    ap.add_argument("--data", default=os.environ.get("COMPOT_DATA", str(default_data_dir())))
+    ap.add_argument("--data", default=str(default_data_dir()), help="data directory (default $COMPOT_DATA)")
     ap.add_argument("--peers", default=str(default_peers_dir()))
     ap.add_argument("--validation-fraction", type=float, default=0.1)
     ap.add_argument("--validation", default="by_block", choices=("by_block", "random"))

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import os
 import re
 import shlex
 import sys
@@ -52,7 +51,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "fitting"))
 sys.path.insert(0, str(HERE))
 
-from compot.data import default_data_dir, read_dataset, train_validation_split  # noqa: E402
+from compot.data import default_data_dir, default_peers_dir, read_dataset, train_validation_split  # noqa: E402
 from compot.evaluation import predict  # noqa: E402
 from _results import BenchmarkError, compot_rows, run_and_write  # noqa: E402
 from compot.metrics import error_metrics, metrics_by_group, offset_residuals  # noqa: E402
@@ -303,8 +302,9 @@ def markdown(result: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", nargs="*", default=[], help="compot parameter files")
-    ap.add_argument("--data", default=os.environ.get("COMPOT_DATA", str(default_data_dir())))
-    ap.add_argument("--peers", default=os.environ.get("COMPOT_PEERS", str(REPO.parent / "shared" / "peers")))
+    ap.add_argument("--data", default=str(default_data_dir()), help="data directory (default $COMPOT_DATA)")
+    ap.add_argument("--peers", default=str(default_peers_dir()),
+                    help="directory holding snap-nbmotaw/ (default $COMPOT_PEERS, else peers next to the data)")
     ap.add_argument("--validation-fraction", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-per-group", type=int, default=0, help="first N validation configurations per group")

@@ -167,12 +167,14 @@ def plot(rows: list, path: Path) -> None:
 
 
 def main(argv=None) -> int:
+    from compot.data import default_data_dir
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--child", nargs=7, metavar=("KIND", "SIZE", "LSTSQ", "DATA", "BO", "SOLVE", "OUT"),
                    help=argparse.SUPPRESS)
     p.add_argument("--sizes", type=int, nargs="*", default=[1, 4, 16, 64],
                    help="none with --merge: write the tables and plot of the JSON again")
-    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    p.add_argument("--data", type=Path, default=default_data_dir(), help="data directory (default $COMPOT_DATA)")
     p.add_argument("--bo-evaluations", type=int, default=4)
     p.add_argument("--full-up-to", type=int, default=None,
                    help="sizes above this run the streamed fixed fit only")

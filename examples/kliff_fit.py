@@ -48,7 +48,6 @@ KLIFF's ``kliff.legacy.loss`` imports PyTorch, and kliff 1.0.1 pins
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -62,7 +61,9 @@ def kim_block(name: str) -> str:
 
 
 def main(argv=None) -> int:
-    default_data = Path(os.environ.get("COMPOT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    from compot.data import default_data_dir
+
+    default_data = default_data_dir()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("params", help="compot parameter file (exported and installed unless --model is given)")
     ap.add_argument("--model", help="an installed KIM model exported from PARAMS (default: export and install "

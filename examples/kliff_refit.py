@@ -43,7 +43,6 @@ snapshots).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -68,7 +67,9 @@ def linear_blocks(kim_model) -> list[str]:
 
 
 def main(argv=None) -> int:
-    default_data = Path(os.environ.get("COMPOT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    from compot.data import default_data_dir
+
+    default_data = default_data_dir()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="installed KIM model (compot export kim --install)")
     ap.add_argument("--data", default=str(default_data / "nb-mvl" / "Nb_AIMD.extxyz"),
