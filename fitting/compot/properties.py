@@ -18,8 +18,8 @@ from ase import Atoms
 from . import derive
 from .model import Model
 
-__all__ = ["elastic_fit", "model_elastic_constants", "surface_energies", "material_properties", "model_energies",
-           "EV_PER_A3_TO_GPA", "EV_PER_A2_TO_J_PER_M2"]
+__all__ = ["elastic_fit", "model_elastic_constants", "surface_energies", "model_surface_energies", "material_properties",
+           "model_energies", "EV_PER_A3_TO_GPA", "EV_PER_A2_TO_J_PER_M2"]
 
 EV_PER_A3_TO_GPA = 160.21766208
 EV_PER_A2_TO_J_PER_M2 = 16.021766208
@@ -176,6 +176,14 @@ def surface_energies(slabs: list[Atoms], slab_energies, e_bulk: float) -> dict:
     return out
 
 
+def model_surface_energies(model: Model, slabs: list[Atoms], bulk: Atoms) -> dict:
+    """γ [J/m²] of the model for each slab (:func:`surface_energies`), its bulk energy per
+    atom being the model's on the crystal ``bulk``; what the structures carry (a DFT
+    calculator, results) is not used."""
+    e_bulk = float(model_energies(model, [bulk])[0]) / len(bulk)
+    return surface_energies(list(slabs), model_energies(model, list(slabs)), e_bulk)
+
+
 def material_properties(model: Model, sym: str, lat: derive.Lattice, elastic_file, surface_file) -> dict:
     """Lattice constant, cubic elastic constants and surface energies of a model next to DFT.
 
@@ -220,17 +228,9 @@ def material_properties(model: Model, sym: str, lat: derive.Lattice, elastic_fil
                 props[k]["dft"] = dft[k]
         props["C12"]["dft_source"] = dft["c12_source"]
         if surfaces:
-            e_bulk_dft = ref[1]
-            ref_atoms = [a for a in elastic if np.allclose(a.cell.array, cell0)][0].copy()
-            ref_atoms.calc = None
-            e_bulk_model = float(model_energies(model, [ref_atoms])[0]) / len(ref_atoms)
-            slabs = []
-            for s in surfaces:
-                t = s.copy()
-                t.calc = None
-                slabs.append(t)
-            g_dft = surface_energies(surfaces, [s.get_potential_energy() for s in surfaces], e_bulk_dft)
-            g_mod = surface_energies(surfaces, model_energies(model, slabs), e_bulk_model)
+            bulk = [a for a in elastic if np.allclose(a.cell.array, cell0)][0]
+            g_dft = surface_energies(surfaces, [s.get_potential_energy() for s in surfaces], ref[1])
+            g_mod = model_surface_energies(model, surfaces, bulk)
             for k in g_dft:
                 props[f"gamma{k}"] = {"model": g_mod[k], "dft": g_dft[k], "unit": "J/m²"}
     for v in props.values():

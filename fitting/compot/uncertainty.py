@@ -310,7 +310,7 @@ def model_qois(model: Model, symbol: str, kind: str, a_start: float, surfaces=()
     be close to the model's a0 (e.g. :func:`compot.sanity.model_lattice`'s).
     """
     from .derive import Lattice
-    from .properties import model_elastic_constants, model_energies, surface_energies
+    from .properties import model_elastic_constants, model_surface_energies
 
     a0 = _newton_a0(model, symbol, kind, a_start)
     out = {"a0": a0}
@@ -320,15 +320,8 @@ def model_qois(model: Model, symbol: str, kind: str, a_start: float, surfaces=()
     if vacancy:
         out["E_V"] = vacancy_formation_energy(model, symbol, kind, a0)
     if len(surfaces):
-        cell = Lattice(kind, a0, symbol).atoms()
-        e_bulk = float(model_energies(model, [cell])[0]) / len(cell)
-        slabs = []
-        for s in surfaces:
-            t = s.copy()
-            t.calc = None
-            slabs.append(t)
-        for k, v in surface_energies(list(surfaces), model_energies(model, slabs), e_bulk).items():
-            out[f"gamma{k}"] = float(v)
+        gammas = model_surface_energies(model, surfaces, Lattice(kind, a0, symbol).atoms())
+        out.update({f"gamma{k}": float(v) for k, v in gammas.items()})
     return out
 
 
