@@ -25,7 +25,6 @@ one constant offset over the whole split is given too), force MAE and RMSE per c
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import shlex
 import sys
@@ -39,8 +38,8 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "fitting"))
 sys.path.insert(0, str(HERE))
 
-from compot.data import default_data_dir, default_peers_dir, read_dataset, train_validation_split  # noqa: E402
-from _results import BenchmarkError, compot_rows, run_and_write  # noqa: E402
+from compot.data import read_dataset, train_validation_split  # noqa: E402
+from _results import BenchmarkError, accuracy_parser, compot_rows, fmt, run_and_write  # noqa: E402
 
 #: the mlearn paper's test-set MAEs on Mo (energy meV/atom, force eV/Å; data README)
 PUBLISHED = [("GAP", 2.24, 0.09, None), ("MTP", 2.83, 0.09, None),
@@ -102,10 +101,6 @@ def run(args) -> dict:
         rows=rows, total_seconds=time.perf_counter() - t_start)
 
 
-def _fmt(x, scale=1.0, digits=2) -> str:
-    return "—" if x is None or not np.isfinite(x) else f"{x * scale:.{digits}f}"
-
-
 def markdown(result: dict) -> str:
     sp = result["split"]
     lines = ["# Accuracy on mlearn Mo: compot against SNAP and qSNAP", "",
@@ -124,8 +119,8 @@ def markdown(result: dict) -> str:
         cells = [g, str(sp["groups"].get(g, sp["n_configurations"]))]
         for r in result["rows"]:
             m = r["metrics"]["all"] if g == "all" else r["metrics"]["by_group"][g]
-            cells += [_fmt(m["mae_energy_per_atom"], 1e3), _fmt(m["mae_energy_offset"], 1e3),
-                      _fmt(m["mae_force"], 1, 3)]
+            cells += [fmt(m["mae_energy_per_atom"], 1e3), fmt(m["mae_energy_offset"], 1e3),
+                      fmt(m["mae_force"], 1, 3)]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "| model | parameters | evaluation time [s] |", "|---|--:|--:|"]
     lines += [f"| {r['name']} | {r['n_parameters']} | {r['seconds']:.1f} |" for r in result["rows"]]
@@ -138,14 +133,8 @@ def markdown(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", nargs="*", default=[], help="compot parameter files")
-    ap.add_argument("--data", default=str(default_data_dir()), help="data directory (default $COMPOT_DATA)")
-    ap.add_argument("--peers", default=str(default_peers_dir()))
-    ap.add_argument("--validation-fraction", type=float, default=0.1)
+    ap = accuracy_parser("accuracy_mo", __doc__.split("\n\n")[0], peers="the mlearn Mo SNAP and qSNAP folders")
     ap.add_argument("--validation", default="by_block", choices=("by_block", "random"))
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=str(HERE / "results" / "accuracy_mo.json"))
     return run_and_write("accuracy_mo", run, markdown, ap.parse_args(argv))
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import math
 import shlex
 import sys
 import time
@@ -36,11 +35,12 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "fitting"))
 sys.path.insert(0, str(HERE))
 
-from compot.data import default_data_dir, default_peers_dir, read_dataset, train_validation_split  # noqa: E402
+from compot.data import default_data_dir, read_dataset, train_validation_split  # noqa: E402
 from compot.errors import CompotError  # noqa: E402
 from compot.evaluation import predict  # noqa: E402
-from compot.io import atomic_write_json, atomic_write_text, read_model  # noqa: E402
+from compot.io import read_model  # noqa: E402
 from compot.metrics import error_metrics, metrics_by_group  # noqa: E402
+from _results import BenchmarkError, accuracy_parser, fmt, run_and_write  # noqa: E402
 
 NB_MASS = 92.90638  # g/mol, as in the EAM setfl file
 SNAP_DIR = "snap-nbmotaw"
@@ -53,10 +53,6 @@ EAM_FILE = "Nb_FPW2010.eam.alloy"
 #: cubic table interpolation and ASE's spline differ by up to ~1e-5 eV/Å.
 XCHECK_TOL_E = 1e-6   # eV
 XCHECK_TOL_F = 1e-4   # eV/Å
-
-
-class BenchmarkError(Exception):
-    """A user-facing error (missing file, bad input): printed without a traceback."""
 
 
 def require_file(path: Path, what: str) -> Path:
@@ -134,10 +130,6 @@ def rotation_check(atoms, pair_style, pair_coeff) -> dict:
     b.positions = atoms.positions @ rot.T
     (e0, e1), (f0, f1) = evaluate([atoms, b], pair_style, pair_coeff, {"Nb": NB_MASS})
     return dict(abs_dE=abs(float(e1 - e0)), max_abs_dF=float(np.abs(f1 - f0 @ rot.T).max()))
-
-
-def fmt(x, scale=1.0, digits=2) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{scale * x:.{digits}f}"
 
 
 def markdown(result: dict) -> str:
@@ -285,29 +277,11 @@ def run(args) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", nargs="+", default=[str(REPO / "examples" / "nb" / "model.params")],
-                   help="compot parameter file(s); one table row each")
-    p.add_argument("--data", default=str(default_data_dir() / "nb-mvl"))
-    p.add_argument("--validation-fraction", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
+    p = accuracy_parser("accuracy_nb", __doc__, data=default_data_dir() / "nb-mvl",
+                        models=[str(REPO / "examples" / "nb" / "model.params")],
+                        peers="snap-nbmotaw/ and eam-fpw2010-nb/", formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--split", choices=("validation", "all"), default="validation")
-    p.add_argument("--peers", default=str(default_peers_dir()),
-                   help="directory holding snap-nbmotaw/ and eam-fpw2010-nb/ ($COMPOT_PEERS)")
-    p.add_argument("--out", default=str(HERE / "results" / "accuracy_nb.json"))
-    args = p.parse_args(argv)
-    try:
-        result = run(args)
-    except (BenchmarkError, CompotError) as exc:
-        print(f"accuracy_nb: error: {exc}", file=sys.stderr)
-        return 2
-    out = Path(args.out)
-    md = markdown(result)
-    atomic_write_json(out, result)
-    atomic_write_text(out.with_suffix(".md"), md)
-    print(md)
-    print(f"wrote {out} and {out.with_suffix('.md')} ({result['total_seconds']:.1f} s)")
-    return 0
+    return run_and_write("accuracy_nb", run, markdown, p.parse_args(argv))
 
 
 if __name__ == "__main__":

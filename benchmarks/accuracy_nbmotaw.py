@@ -36,7 +36,6 @@ and a markdown table (same stem, ``.md``).
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import re
 import shlex
@@ -51,9 +50,9 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "fitting"))
 sys.path.insert(0, str(HERE))
 
-from compot.data import default_data_dir, default_peers_dir, read_dataset, train_validation_split  # noqa: E402
+from compot.data import read_dataset, train_validation_split  # noqa: E402
 from compot.evaluation import predict  # noqa: E402
-from _results import BenchmarkError, compot_rows, run_and_write  # noqa: E402
+from _results import BenchmarkError, accuracy_parser, compot_rows, fmt, run_and_write  # noqa: E402
 from compot.metrics import error_metrics, metrics_by_group, offset_residuals  # noqa: E402
 from compot.stress_check import disagreeing_groups, stress_energy_consistency  # noqa: E402
 
@@ -245,10 +244,6 @@ def run(args) -> dict:
         rows=rows, train_per_group=args.train_per_group, total_seconds=time.perf_counter() - t_start)
 
 
-def _fmt(x, scale=1.0, digits=2) -> str:
-    return "—" if x is None or not np.isfinite(x) else f"{x * scale:.{digits}f}"
-
-
 def markdown(result: dict) -> str:
     sp = result["split"]
     subset = f", first {sp['max_per_group']} per group" if sp["max_per_group"] else ""
@@ -274,7 +269,7 @@ def markdown(result: dict) -> str:
         cells = [g, str(sp["groups"].get(g, sp["n_configurations"]))]
         for r in result["rows"]:
             m = r["metrics"]["all"] if g == "all" else r["metrics"]["by_group"][g]
-            cells += [_fmt(m["rmse_energy_offset_global"], 1e3), _fmt(m["rmse_force"], 1, 3), _fmt(m["rmse_stress"])]
+            cells += [fmt(m["rmse_energy_offset_global"], 1e3), fmt(m["rmse_force"], 1, 3), fmt(m["rmse_stress"])]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "| model | parameters | evaluation time [s] |", "|---|--:|--:|"]
     lines += [f"| {r['name']} | {r['n_parameters']} | {r['seconds']:.1f} |" for r in result["rows"]]
@@ -292,23 +287,16 @@ def markdown(result: dict) -> str:
         for r in fits:
             m, t = r["metrics"]["all"], r["train_metrics"]
             lines.append(f"| {r['chemistry']} | {r['n_linear']} | {r['n_nonlinear']} | {r['fit_seconds']:.0f} | "
-                         f"{_fmt(t['rmse_energy_offset_global'], 1e3)} | {_fmt(t['rmse_force'], 1, 3)} | "
-                         f"{_fmt(m['rmse_energy_offset_global'], 1e3)} | {_fmt(m['rmse_force'], 1, 3)} | "
-                         f"{_fmt(m['rmse_stress'])} | {r['log10_kappa']:.1f} | {r['n_significant']} | "
+                         f"{fmt(t['rmse_energy_offset_global'], 1e3)} | {fmt(t['rmse_force'], 1, 3)} | "
+                         f"{fmt(m['rmse_energy_offset_global'], 1e3)} | {fmt(m['rmse_force'], 1, 3)} | "
+                         f"{fmt(m['rmse_stress'])} | {r['log10_kappa']:.1f} | {r['n_significant']} | "
                          f"{r['core_us_per_atom']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", nargs="*", default=[], help="compot parameter files")
-    ap.add_argument("--data", default=str(default_data_dir()), help="data directory (default $COMPOT_DATA)")
-    ap.add_argument("--peers", default=str(default_peers_dir()),
-                    help="directory holding snap-nbmotaw/ (default $COMPOT_PEERS, else peers next to the data)")
-    ap.add_argument("--validation-fraction", type=float, default=0.1)
-    ap.add_argument("--seed", type=int, default=0)
+    ap = accuracy_parser("accuracy_nbmotaw", __doc__.split("\n\n")[0], peers="snap-nbmotaw/")
     ap.add_argument("--max-per-group", type=int, default=0, help="first N validation configurations per group")
-    ap.add_argument("--out", default=str(HERE / "results" / "accuracy_nbmotaw.json"))
     ap.add_argument("--compare", metavar="EXPR", help="fit EXPR once per --chemistry and compare")
     ap.add_argument("--chemistry", nargs="+", default=["full", "embedded:1", "embedded:2"],
                     help="full and/or embedded:<rank> (with --compare)")
