@@ -39,6 +39,7 @@ from .context import Context, PairGradient
 from .errors import ExpressionError
 from .expression import Layout, layout, parse
 from .neighbours import System, voigt_to_matrix
+from .safety import RunningMoments
 
 __all__ = ["Model", "Prediction", "LinearDesign", "DEFAULT_NONLINEAR", "default_embedding"]
 
@@ -226,9 +227,17 @@ class Model:
         Mahalanobis distance; γ_lo = the largest γ over the atoms (every atom the fit
         saw keeps its fitted energy), γ_hi = ``margin`` × γ_lo.
 
+        Memory of one batch, whatever the number of atoms: a first pass over the
+        batches accumulates μ_Z and C_Z (:class:`compot.safety.RunningMoments`, equal to
+        the statistics of all feature vectors stacked to rounding), a second computes
+        the batches' feature vectors again for the largest γ. Holding every atom's
+        features instead (shape (n_atoms, d)) made this step the peak of a fit's memory,
+        growing with the data: 1.6 GB at 64 times the Nb data (benchmarks/scaling_fit.md).
+
         Parameters
         ----------
-        systems : list of System — the fitted configurations (priors included)
+        systems : sequence of System — the fitted configurations (priors included),
+            iterated twice
         margin : float > 1; floor : float > 0 (relative eigenvalue floor)
 
         Returns
@@ -238,32 +247,39 @@ class Model:
         if self.version < 2:
             return {}
         self.params["g.U"] = np.zeros(self.params["g.U"].shape)
-        feats = [[] for _ in self.species]
+        d = self.params["g.mu"].shape[1]
+        moments = RunningMoments(len(self.species), d)
         for sys_ in systems:
             ctx = Context(self, sys_)           # the layer holds its Context weakly: keep it alive
-            f = ctx.safety.feature_vector()
-            for z in range(len(self.species)):
-                feats[z].append(f[sys_.species_n == z])
-        d = self.params["g.mu"].shape[1]
-        r, c = np.tril_indices(d)
-        out = {}
-        for z, sym in enumerate(self.species):
-            F = np.concatenate(feats[z]) if feats[z] else np.zeros((0, d))
-            if len(F) < 2:
+            moments.add(ctx.safety.feature_vector(), sys_.species_n)
+        fitted, factors = [], {}
+        for z in range(len(self.species)):
+            if moments.n[z] < 2:
                 continue
-            mu = F.mean(axis=0)
-            C = np.cov(F, rowvar=False).reshape(d, d)
+            C = moments.covariance(z)
             C = C + floor * max(np.trace(C) / d, 1e-300) * np.eye(d)
             L = np.linalg.cholesky(C)
-            U = np.linalg.solve(L, np.eye(d))
-            U = np.tril(U)
-            gamma = np.sum(((F - mu) @ U.T) ** 2, axis=1)
-            lo = max(headroom * float(gamma.max()), 1.0)     # > 0 even for identical atoms
-            self.params["g.mu"][z] = mu
-            self.params["g.U"][z] = U[r, c]
+            factors[z] = np.tril(np.linalg.solve(L, np.eye(d)))
+            fitted.append(z)
+        top = np.zeros(len(self.species))
+        for sys_ in systems:
+            ctx = Context(self, sys_)
+            f = ctx.safety.feature_vector()
+            for z in fitted:
+                at = sys_.species_n == z
+                if at.any():
+                    gamma = np.sum(((f[at] - moments.mean[z]) @ factors[z].T) ** 2, axis=1)
+                    top[z] = max(top[z], float(gamma.max()))
+        r, c = np.tril_indices(d)
+        out = {}
+        for z in fitted:
+            sym = self.species[z]
+            lo = max(headroom * top[z], 1.0)     # > 0 even for identical atoms
+            self.params["g.mu"][z] = moments.mean[z]
+            self.params["g.U"][z] = factors[z][r, c]
             self.params["g.gamma_lo"][z] = lo
             self.params["g.gamma_hi"][z] = margin * lo
-            out[sym] = {"d": d, "gamma_lo": lo, "gamma_hi": margin * lo, "n_atoms": len(F)}
+            out[sym] = {"d": d, "gamma_lo": lo, "gamma_hi": margin * lo, "n_atoms": int(moments.n[z])}
         return out
 
     def window_error(self, pair: str, r_a: float, r_b: float) -> str | None:

@@ -17,7 +17,7 @@ from .functions import cutoff_fdf, inner_window_fdf
 from .gradient import PairGradient
 from .neighbours import System
 
-__all__ = ["PairWindow", "AtomSwitch", "Grade", "pair_window", "SafetyLayer"]
+__all__ = ["PairWindow", "AtomSwitch", "Grade", "pair_window", "SafetyLayer", "RunningMoments"]
 
 
 class PairWindow(NamedTuple):
@@ -54,6 +54,76 @@ def pair_window(model, system: System) -> PairWindow:
     pair = a * S - a * (a - 1) // 2 + (b - a)
     close = s.r_p < model.params["w.r_b"][pair]
     return PairWindow(close, model.params["w.r_a"][pair[close]], model.params["w.r_b"][pair[close]])
+
+
+class RunningMoments:
+    """Count, mean and scatter matrix of rows given one batch at a time, per group.
+
+    What :meth:`compot.model.Model.compute_grade` needs of the training atoms' feature
+    vectors without holding them: each batch's rows of group z are reduced to their
+    count n_b, mean m_b and centred scatter M_b = Σ (f − m_b)(f − m_b)ᵀ, and merged into
+    the running (n, m, M) by the pairwise update of Chan, Golub & LeVeque [1] (Eq. 2.1b
+    there, in its vector form)::
+
+        δ = m_b − m,  n' = n + n_b,  m' = m + δ n_b/n',  M' = M + M_b + δ δᵀ n n_b/n'.
+
+    Every batch is centred on its own mean, so the result equals the two-pass
+    ``F.mean(axis=0)`` and ``(n − 1) · np.cov(F, rowvar=False)`` of all rows stacked, to
+    rounding (the order of the sums differs), in memory of one batch plus G (d + d²)
+    numbers.
+
+    Parameters
+    ----------
+    n_groups : int — G
+    d : int — length of a row
+
+    Attributes
+    ----------
+    n : ndarray of int, shape (G,) — rows seen per group
+    mean : ndarray, shape (G, d) — their mean (0 where there is none)
+    scatter : ndarray, shape (G, d, d) — Σ (f − mean)(f − mean)ᵀ
+
+    References
+    ----------
+    [1] T. F. Chan, G. H. Golub, R. J. LeVeque, "Algorithms for computing the sample
+        variance: analysis and recommendations", Am. Stat. 37, 242 (1983),
+        doi:10.1080/00031305.1983.10483115.
+    """
+
+    def __init__(self, n_groups: int, d: int):
+        self.n = np.zeros(n_groups, dtype=np.int64)
+        self.mean = np.zeros((n_groups, d))
+        self.scatter = np.zeros((n_groups, d, d))
+
+    def add(self, rows: np.ndarray, group_n: np.ndarray) -> None:
+        """Add the rows of one batch, shape (n_rows, d), row i in group ``group_n[i]``.
+
+        Raises
+        ------
+        ValueError
+            If the rows are not of width d or ``group_n`` has not one entry per row.
+        """
+        d = self.mean.shape[1]
+        if rows.ndim != 2 or rows.shape[1] != d or group_n.shape != (rows.shape[0],):
+            raise ValueError(f"RunningMoments.add: expected rows of shape (n, {d}) and groups of shape (n,), "
+                             f"got {rows.shape} and {group_n.shape}")
+        for z in range(len(self.n)):
+            F = rows[group_n == z]
+            nb = len(F)
+            if not nb:
+                continue
+            mb = F.mean(axis=0)
+            X = F - mb
+            n = self.n[z] + nb
+            delta = mb - self.mean[z]
+            self.scatter[z] += X.T @ X + np.outer(delta, delta) * (self.n[z] * nb / n)
+            self.mean[z] += delta * (nb / n)
+            self.n[z] = n
+
+    def covariance(self, z: int) -> np.ndarray:
+        """The sample covariance of group z (divisor n − 1, as ``np.cov``), shape (d, d);
+        needs at least two rows."""
+        return self.scatter[z] / (self.n[z] - 1)
 
 
 class SafetyLayer:
