@@ -262,9 +262,9 @@ class Trainer:
         s = self.settings
         keys = self._keys(stage.nonlinear)
         pbounds = {k: self._bounds(k) for k in keys}
+        shrink = SequentialDomainReductionTransformer(minimum_window=0.05)
         opt = BayesianOptimization(f=None, pbounds=pbounds, random_state=s.seed + si, verbose=0,
-                                   bounds_transformer=SequentialDomainReductionTransformer(minimum_window=0.05),
-                                   allow_duplicate_points=False)
+                                   bounds_transformer=shrink, allow_duplicate_points=False)
         start_params = self.model.vector(stage.nonlinear)
         queue = [self._from_params(keys, start_params)] + opt.random_sample(s.init_points)
         best = (math.inf, None)
@@ -295,7 +295,7 @@ class Trainer:
             if opt.space.params_to_array(point) not in opt.space:
                 opt.register(point, target)
             if not queue and n_eval >= s.init_points and len(opt.space) > 1:
-                opt.set_bounds(opt._bounds_transformer.transform(opt.space))
+                opt.set_bounds(shrink.transform(opt.space))
             n_eval += 1
             if loss < best[0]:
                 best = (loss, point)
