@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 
 from .errors import ExpressionError
 from .terms import (ZBL, Angular, BasisSpec, Exponentiated, ExponentiatedAngular, Linear, NeighbourExponentiated,
-                    ParameterBlock, Product, Sum, Term)
+                    ParameterBlock, Product, Sum, Term, index_labels)
 
 __all__ = [
     "BasisSpec", "Linear", "Exponentiated", "NeighbourExponentiated", "Angular", "ExponentiatedAngular",
@@ -437,7 +437,7 @@ def layout(root: Term | str, species: tuple[str, ...] | list[str], version: int 
                                      "reference site energy E_ref of a switched-off atom [centre species]"))
     for b in basis_infos:
         name = f"b{b.index + 1}"
-        ks = tuple(str(k + 1) for k in range(b.spec.K))
+        ks = index_labels(b.spec.K)
         if b.spec.kind == "G":
             blocks.append(ParameterBlock(f"{name}.alpha", "nonlinear", (), (), "1/Å²",
                                          f"Gaussian exponent α of basis {name} ({b.spec}); a_k = α β^(k-1)"))
@@ -465,7 +465,7 @@ def layout(root: Term | str, species: tuple[str, ...] | list[str], version: int 
         # atom's feature vector (every fitted leaf's features, in block order) and the
         # packed lower-triangular whitening factor U (C⁻¹ = UᵀU) over the fitted data
         d = sum(b.size for b in blocks if b.name.endswith(".c")) // S
-        ds = tuple(str(k + 1) for k in range(d))
+        ds = index_labels(d)
         tri = tuple(f"{r + 1}.{c + 1}" for r in range(d) for c in range(r + 1))
         blocks.append(ParameterBlock("g.mu", "fixed", (S, d), (sp, ds), "-",
                                      "mean feature vector over the fitted data [centre species, feature]"))

@@ -13,12 +13,12 @@ The base class and the parameter-block record are in :mod:`.base`.
 """
 
 from .angular import Angular, AngularMoments, BoundedInvariants
-from .base import REGISTRY, BasisSpec, ParameterBlock, Term
+from .base import REGISTRY, BasisSpec, ParameterBlock, Term, index_labels
 from .composite import Product, Sum
 from .exp_angular import ExponentiatedAngular
 from .exponentiated import Exponentiated, NeighbourExponentiated
 from .pair import Linear
 from .zbl import ZBL
 
-__all__ = ["Term", "BasisSpec", "ParameterBlock", "REGISTRY", "Linear", "Exponentiated",
+__all__ = ["Term", "BasisSpec", "ParameterBlock", "REGISTRY", "index_labels", "Linear", "Exponentiated",
            "NeighbourExponentiated", "Angular", "ExponentiatedAngular", "AngularMoments", "BoundedInvariants", "ZBL", "Sum", "Product"]

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..functions import RealHarmonics, exp_feature_fdf, real_harmonics
-from .base import BasisSpec, ParameterBlock, Term
+from .base import BasisSpec, ParameterBlock, Term, index_labels
 
 __all__ = ["Angular", "AngularMoments", "BoundedInvariants", "q_max_block"]
 
@@ -55,7 +55,7 @@ def q_max_block(term, node, pairs) -> ParameterBlock:
     atoms, :meth:`Angular.q_maxima`)."""
     K, P1 = term.basis.K, term.P + 1
     return ParameterBlock(f"n{node.index}.q_max", "fixed", (len(pairs), K, P1),
-                          (pairs, tuple(str(k + 1) for k in range(K)), tuple(str(p) for p in range(P1))), "-",
+                          (pairs, index_labels(K), index_labels(P1, first=0)), "-",
                           f"scale of q_kp of {term}: max |q| over the fitting atoms [s1<=s2, k, p]")
 
 
@@ -81,8 +81,7 @@ class Angular(Term):
 
     def blocks(self, node, species, pairs, version, channels=None):
         pre = f"n{node.index}"
-        ks = tuple(str(k + 1) for k in range(self.basis.K))
-        ps = tuple(str(p) for p in range(self.P + 1))
+        ks, ps = index_labels(self.basis.K), index_labels(self.P + 1, first=0)
         out = [q_max_block(self, node, pairs)] if version >= 2 else []
         out.append(ParameterBlock(f"{pre}.c", "linear", (len(species), len(pairs), self.basis.K, self.P + 1),
                                   (species, pairs, ks, ps), "eV",

@@ -22,7 +22,7 @@ from typing import ClassVar
 
 import numpy as np
 
-__all__ = ["Term", "BasisSpec", "ParameterBlock", "REGISTRY"]
+__all__ = ["Term", "BasisSpec", "ParameterBlock", "REGISTRY", "index_labels"]
 
 #: Every concrete term class by class name (filled by :meth:`Term.__init_subclass__`).
 REGISTRY: dict[str, type["Term"]] = {}
@@ -52,6 +52,13 @@ class BasisSpec:
     @property
     def n_nonlinear(self) -> int:
         return 2 if self.kind == "G" else 0
+
+
+def index_labels(n: int, first: int = 1) -> tuple[str, ...]:
+    """The labels of an index of ``n`` values in parameter names: ``"1"`` … ``"n"``
+    (k, l, the grade's c: one-based, as the parameter file numbers them), or from
+    ``first`` = 0 (the Legendre order p)."""
+    return tuple(str(i + first) for i in range(n))
 
 
 @dataclass(frozen=True)

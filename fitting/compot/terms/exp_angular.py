@@ -25,7 +25,7 @@ import numpy as np
 
 from ..functions import exp_feature_fdf
 from .angular import Angular, q_max_block
-from .base import BasisSpec, ParameterBlock, Term
+from .base import BasisSpec, ParameterBlock, Term, index_labels
 
 __all__ = ["ExponentiatedAngular"]
 
@@ -53,9 +53,7 @@ class ExponentiatedAngular(Term):
 
     def blocks(self, node, species, pairs, version, channels=None):
         pre = f"n{node.index}"
-        ls = tuple(str(l + 1) for l in range(self.L))
-        ks = tuple(str(k + 1) for k in range(self.basis.K))
-        ps = tuple(str(p) for p in range(self.P + 1))
+        ls, ks, ps = index_labels(self.L), index_labels(self.basis.K), index_labels(self.P + 1, first=0)
         return [ParameterBlock(f"{pre}.gamma", "nonlinear", (self.L,), (ls,), "-",
                                f"latent exponents γ_l of {self} [l]"),
                 q_max_block(self, node, pairs),

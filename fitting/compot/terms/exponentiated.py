@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..functions import exp_feature_fdf
-from .base import BasisSpec, ParameterBlock, Term
+from .base import BasisSpec, ParameterBlock, Term, index_labels
 from .pair import fold_channel_columns
 
 __all__ = ["Exponentiated", "NeighbourExponentiated"]
@@ -38,8 +38,7 @@ class _Latent(Term):
 
     def blocks(self, node, species, pairs, version, channels=None):
         pre = f"n{node.index}"
-        ls = tuple(str(l + 1) for l in range(self.L))
-        ks = tuple(str(k + 1) for k in range(self.basis.K))
+        ls, ks = index_labels(self.L), index_labels(self.basis.K)
         S = len(species)
         chans = species if channels is None else channels
         return [ParameterBlock(f"{pre}.gamma", "nonlinear", (self.L,), (ls,), "-",

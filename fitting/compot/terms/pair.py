@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import BasisSpec, ParameterBlock, Term
+from .base import BasisSpec, ParameterBlock, Term, index_labels
 
 __all__ = ["Linear", "fold_channel_columns"]
 
@@ -49,7 +49,7 @@ class Linear(Term):
         return str(self.basis) + self.basis.at
 
     def blocks(self, node, species, pairs, version, channels=None):
-        ks = tuple(str(k + 1) for k in range(self.basis.K))
+        ks = index_labels(self.basis.K)
         chans = species if channels is None else channels
         return [ParameterBlock(f"n{node.index}.c", "linear", (len(species), len(chans), self.basis.K),
                                (species, chans, ks), "eV",
