@@ -186,6 +186,21 @@ typedef double compot_v4 __attribute__((vector_size(32)));
 #define v4_mul(a, b) ((a) * (b))
 #define v4_add(a, b) ((a) + (b))
 #define v4_sub(a, b) ((a) - (b))
+/* lane masks: all bits set in the lanes where |a| > 1 (false for NaN),
+   combined with m4_or and tested with m4_any */
+typedef long long compot_m4 __attribute__((vector_size(32)));
+#define v4_outside1(a)                                                       \
+  (__extension__({                                                           \
+    compot_v4 v4_o_ = (a);                                                   \
+    (compot_m4) ((v4_o_ > v4_set1(1.0)) | (v4_o_ < v4_set1(-1.0)));          \
+  }))
+#define m4_zero() ((compot_m4){0, 0, 0, 0})
+#define m4_or(a, b) ((a) | (b))
+#define m4_any(m)                                                            \
+  (__extension__({                                                           \
+    compot_m4 m4_a_ = (m);                                                   \
+    ((m4_a_[0] | m4_a_[1]) | (m4_a_[2] | m4_a_[3])) != 0;                    \
+  }))
 #define v4_sum(a)                                                            \
   (__extension__({                                                           \
     compot_v4 v4_a_ = (a);                                                   \
@@ -289,6 +304,31 @@ static inline compot_v4 v4_sub(compot_v4 a, compot_v4 b)
   int i;
   for (i = 0; i < 4; ++i) a.x[i] -= b.x[i];
   return a;
+}
+typedef struct compot_m4 {
+  int x[4];
+} compot_m4;
+static inline compot_m4 v4_outside1(compot_v4 a)
+{
+  compot_m4 m;
+  int i;
+  for (i = 0; i < 4; ++i) m.x[i] = (a.x[i] > 1.0) | (a.x[i] < -1.0);
+  return m;
+}
+static inline compot_m4 m4_zero(void)
+{
+  compot_m4 m = {{0, 0, 0, 0}};
+  return m;
+}
+static inline compot_m4 m4_or(compot_m4 a, compot_m4 b)
+{
+  int i;
+  for (i = 0; i < 4; ++i) a.x[i] |= b.x[i];
+  return a;
+}
+static inline int m4_any(compot_m4 m)
+{
+  return (m.x[0] | m.x[1]) | (m.x[2] | m.x[3]);
 }
 static inline double v4_sum(compot_v4 a)
 {

@@ -229,6 +229,58 @@ static inline COMPOT_ALWAYS_INLINE int invariants(int P1, double const *prod,
 }
 
 /*
+ * invariants() of four consecutive radial channels at once (a1, a2: the
+ * moments of the first, rows of nvp; self4: the self terms of the four, or
+ * NULL): the products of the moments by blocks of 4 functions, transposed
+ * so that the lanes are the channels, then summed over each l = p in the
+ * order of invariants(), to qv[t (P+1) + p] for channel t.  Their
+ * 1/q_max qi and coefficients cc are as consecutive: e = sum cc qv, and
+ * returns 1 if some |qv qi| > 1.
+ */
+static inline COMPOT_ALWAYS_INLINE int invariants4(int P1, int nvp,
+                                                  double const *a1,
+                                                  double const *a2, double f,
+                                                  double const *self4,
+                                                  double const *qi,
+                                                  double const *cc, double *qv,
+                                                  double *e)
+{
+  int nv = P1 * P1, v, t, l, p = 0, next = 1;
+  compot_v4 acc[COMPOT_MAX_P + 1];
+  compot_v4 const fv = v4_set1(f);
+  compot_v4 const sv = self4 != NULL ? v4_load(self4) : v4_set1(0.0);
+  compot_v4 ev = v4_set1(0.0);
+  compot_m4 out = m4_zero();
+  for (l = 0; l < P1; ++l) acc[l] = v4_set1(0.0);
+  for (v = 0; v < nv; v += 4) {
+    compot_v4 r[4], col[4];
+    for (t = 0; t < 4; ++t)
+      r[t] = v4_mul(v4_load(a1 + (size_t) t * nvp + v),
+                    v4_load(a2 + (size_t) t * nvp + v));
+    v4_transpose(r, col);
+    for (l = 0; l < 4 && v + l < nv; ++l) {
+      if (v + l == next) { /* the first function of l = p + 1 */
+        ++p;
+        next = (p + 1) * (p + 1);
+      }
+      acc[p] = v4_add(acc[p], col[l]);
+    }
+  }
+  for (p = 0; p < P1; ++p) {
+    double q4[4];
+    v4_store(q4, v4_sub(v4_mul(fv, acc[p]), sv));
+    for (t = 0; t < 4; ++t) qv[t * P1 + p] = q4[t];
+  }
+  for (v = 0; v < 4 * P1; v += 4) { /* u = q / q_max, and c q */
+    compot_v4 x = v4_load(qv + v), u = v4_mul(x, v4_load(qi + v));
+    out = m4_or(out, v4_outside1(u));
+    ev = v4_madd(v4_load(cc + v), x, ev);
+  }
+  *e = v4_sum(ev);
+  return m4_any(out);
+}
+
+/*
  * The A leaf of format v2 at an atom of species Z, from the sums A and
  * self of compot_angular_value: e = sum c[Z,q,k,p] q_max x(0, q_kp / q_max) with
  * the invariants q_kp themselves (q^(ss) = sum_(v in l=p) A_v^2 - self_k,
@@ -240,47 +292,68 @@ static inline COMPOT_ALWAYS_INLINE int invariants(int P1, double const *prod,
  * bounded invariants are the leaf's features of the grade, copied to gf
  * (order q, k, p) unless NULL.
  */
-static double angular_bounded(compot_ctx *c, compot_node const *nd, int Z,
-                              double const *A, double const *selfv,
-                              double *dq, double *gf)
+COMPOT_HOT static double angular_bounded(compot_ctx *c, compot_node const *nd,
+                                         int Z, double const *A,
+                                         double const *selfv, double *dq,
+                                         double *gf)
 {
   int S = compot_nch(c->m), K = nd->K, P1 = nd->P + 1, nvp = c->nvp, np = S * (S + 1) / 2;
-  int s1, s2, k, p, v, any = 0;
+  int s1, s2, k, n, p, v, any = 0;
   double const *qinv = nd->tab
                        + (size_t) c->S * np * K * (nvp + 1);
-  double e = 0.0, tau = c->tau, prod[nvp], qbuf[COMPOT_MAX_P + 1];
+  double e = 0.0, tau = c->tau, prod[nvp], qbuf[4 * (COMPOT_MAX_P + 1)];
   for (s1 = 0; s1 < S; ++s1)
     for (s2 = s1; s2 < S; ++s2) {
       int q = compot_pair_index(S, s1, s2);
       double f = s1 == s2 ? 1.0 : 2.0;
-      for (k = 0; k < K; ++k) {
+      /* n = 4 channels at a time, then the last K % 4 one at a time: their
+         n (P+1) invariants, coefficients and 1/q_max are consecutive */
+      for (k = 0; k < K; k += n) {
         double const *a1 = A + (size_t) (s1 * K + k) * nvp;
         double const *a2 = A + (size_t) (s2 * K + k) * nvp;
-        double self = s1 == s2 ? selfv[s1 * K + k] : 0.0;
         size_t o = ((size_t) q * K + k) * P1;
         double const *cc = nd->c + ((size_t) Z * np * K) * P1 + o;
         double const *qi = qinv + o;
         double *qv = gf != NULL ? gf + o : qbuf; /* (the features in place) */
         int sat = 0;
-        for (v = 0; v < nvp; v += 4)
-          v4_store(prod + v, v4_mul(v4_load(a1 + v), v4_load(a2 + v)));
-        switch (P1) { /* copies with the loops unrolled */
-        case 3: sat = invariants(3, prod, f, self, qi, qv); break;
-        case 4: sat = invariants(4, prod, f, self, qi, qv); break;
-        case 5: sat = invariants(5, prod, f, self, qi, qv); break;
-        case 6: sat = invariants(6, prod, f, self, qi, qv); break;
-        case 7: sat = invariants(7, prod, f, self, qi, qv); break;
-        default: sat = invariants(P1, prod, f, self, qi, qv);
-        }
-        if (!sat) {
-          for (p = 0; p < P1; ++p) e += cc[p] * qv[p];
-          continue;
+        if (k + 4 <= K) {
+          double const *s4 = s1 == s2 ? selfv + s1 * K + k : NULL;
+          double eb;
+          n = 4;
+          switch (P1) { /* copies with the loops unrolled */
+          case 3: sat = invariants4(3, nvp, a1, a2, f, s4, qi, cc, qv, &eb); break;
+          case 4: sat = invariants4(4, nvp, a1, a2, f, s4, qi, cc, qv, &eb); break;
+          case 5: sat = invariants4(5, nvp, a1, a2, f, s4, qi, cc, qv, &eb); break;
+          case 6: sat = invariants4(6, nvp, a1, a2, f, s4, qi, cc, qv, &eb); break;
+          default: sat = invariants4(P1, nvp, a1, a2, f, s4, qi, cc, qv, &eb);
+          }
+          if (!sat) {
+            e += eb;
+            continue;
+          }
+        } else {
+          double self = s1 == s2 ? selfv[s1 * K + k] : 0.0;
+          n = 1;
+          for (v = 0; v < nvp; v += 4)
+            v4_store(prod + v, v4_mul(v4_load(a1 + v), v4_load(a2 + v)));
+          switch (P1) { /* copies with the loops unrolled */
+          case 3: sat = invariants(3, prod, f, self, qi, qv); break;
+          case 4: sat = invariants(4, prod, f, self, qi, qv); break;
+          case 5: sat = invariants(5, prod, f, self, qi, qv); break;
+          case 6: sat = invariants(6, prod, f, self, qi, qv); break;
+          case 7: sat = invariants(7, prod, f, self, qi, qv); break;
+          default: sat = invariants(P1, prod, f, self, qi, qv);
+          }
+          if (!sat) {
+            for (p = 0; p < P1; ++p) e += cc[p] * qv[p];
+            continue;
+          }
         }
         if (!any) { /* the first saturated invariant at this atom */
           for (v = 0; v < np * K * P1; ++v) dq[v] = 1.0;
           any = 1;
         }
-        for (p = 0; p < P1; ++p) {
+        for (p = 0; p < n * P1; ++p) {
           double u = qv[p] * qi[p], x, dx;
           if (u <= 1.0 && u >= -1.0) {
             e += cc[p] * qv[p];

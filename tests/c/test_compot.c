@@ -1397,6 +1397,24 @@ static double max_rel(int n, double const *a, double const *b)
   return err / scale;
 }
 
+/* |a - b| of the 6 virial components over their rounding scale, the
+   largest sum over the n atoms of |per-atom virial| of a component: the
+   sum of atoms' terms that cancel to a small total carries the rounding of
+   its terms, whatever the order of the sums */
+static double sum_rel(int n, double const *a, double const *b,
+                      double const *per_atom)
+{
+  double scale = 1e-300, err = 0.0;
+  int i, k;
+  for (k = 0; k < 6; ++k) {
+    double s = fabs(a[k]); /* (>= |sum of the per-atom virials| anyway) */
+    for (i = 0; i < n; ++i) s += fabs(per_atom[6 * i + k]);
+    if (s > scale) scale = s;
+    if (fabs(a[k] - b[k]) > err) err = fabs(a[k] - b[k]);
+  }
+  return err / scale;
+}
+
 /* Half lists and the host exchange give the results of full lists with
    ghost lists (to rounding: only the order of the sums differs). */
 static void test_half_lists(int version)
@@ -1432,7 +1450,7 @@ static void test_half_lists(int version)
            ghost lists, which half lists do not give */
         for (exchange = 0; exchange <= geom && !err; ++exchange)
           for (half = 0; half <= 1; ++half) {
-            double d[4];
+            double d[5];
             if (!exchange && !half) continue;
             err = run_lists(m, &c, half, exchange, &r, msg, sizeof msg);
             if (half && nterm && !exchange) {
@@ -1447,15 +1465,18 @@ static void test_half_lists(int version)
             d[0] = fabs(r.E - ref.E) / (1.0 + fabs(ref.E));
             d[1] = max_rel(c.n, ref.pe, r.pe);
             d[2] = max_rel(3 * c.n, ref.F, r.F);
-            d[3] = max_rel(6, ref.vir, r.vir);
+            d[3] = sum_rel(c.n, ref.vir, r.vir, ref.pv);
+            d[4] = max_rel(6 * c.n, ref.pv, r.pv);
+            /* virials: 1e-11, as they sum r (x) f over pairs of the
+               exchanged images (random N[E[C2L2]] models of format v2 reach
+               1.3e-12 total and 2.0e-12 per atom, forces 7e-13) */
             CHECK(d[0] <= 1e-12 && d[1] <= 1e-12 && d[2] <= 1e-12
-                      && d[3] <= 1e-12
-                      && max_rel(6 * c.n, ref.pv, r.pv) <= 1e-12,
+                      && d[3] <= 1e-11 && d[4] <= 1e-11,
                   "%s [%d species, %s, %s lists%s]: dE %.1e dpe %.1e dF "
-                  "%.1e dV %.1e",
+                  "%.1e dV %.1e dV_i %.1e",
                   expr, S, geom ? "periodic" : "cluster",
                   half ? "half" : "full", exchange ? ", exchange" : "", d[0],
-                  d[1], d[2], d[3]);
+                  d[1], d[2], d[3], d[4]);
           }
         result_free(&ref);
         result_free(&r);
