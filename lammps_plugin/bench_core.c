@@ -79,7 +79,8 @@ int main(int argc, char **argv)
   double L, rl, rl2, energy, vir[6], t0, t1, *f;
   int i, j, c, r, img[3], nimg, cap, nl = 0;
 
-  if (argc < 2) {
+  if (argc < 2 || cells < 1 || reps < 1 || !(a > 0.0) || !(skin >= 0.0)
+      || (argc > 6 && strcmp(argv[6], "full") != 0 && strcmp(argv[6], "half") != 0)) {
     fprintf(stderr, "usage: %s MODEL.params [cells] [repeats] [a] [skin] [half|full]\n", argv[0]);
     return 2;
   }
