@@ -215,6 +215,11 @@ def test_shortest_pair_distances_and_windows():
     w3 = derive.default_windows({("Mo", "Mo"): 2.12, ("Mo", "Ta"): 2.707, ("Ta", "Ta"): 2.016}, d_nn=2.72)
     assert w3["inner"][("Mo", "Ta")][1] == pytest.approx(0.95 * (2.12 + 2.016) / 2, abs=0.006)
     assert w3["zbl"][0] == round(0.95 * 2.12, 2)
+    # the distance each window came from: d_min, or the like pairs' mean where that set r_b
+    assert w3["reach"][("Mo", "Mo")] == pytest.approx(2.12)
+    assert w3["reach"][("Mo", "Ta")] == pytest.approx((2.12 + 2.016) / 2)
+    assert w2["reach"][("Mo", "Nb")] == pytest.approx(2.1)
+    assert w["reach"][("Mo", "Nb")] == pytest.approx(2.3)
 
 
 class _Einstein(Calculator):

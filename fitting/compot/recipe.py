@@ -139,15 +139,18 @@ def derive_settings(model_cfg: dict, fit_cfg: dict, train, species) -> tuple[Rec
     rec.d_min = derive.shortest_pair_distances(train, species, cutoff=rec.cutoff)
     win = derive.default_windows(rec.d_min, {s: l.d_nn for s, l in rec.lattices.items()})
     rec.windows = win["inner"]
+    reach = win["reach"]
     rec.zbl = tuple(win["zbl"])
     rec.derived += ["inner_window", "zbl_window"]
     zanchor = fit_cfg.get("zbl_anchor")
     if zanchor and not {"r_min", "r_max", "ranges"} & set(zanchor):
         # fitted terms add no force to a dimer between the inner window's r_a and the
-        # data's shortest distance of the pair, where they extrapolate (MODEL_SPEC §10)
+        # distance its window came from (the pair's shortest distance in the data, or
+        # its like pairs' mean where that set the window), where they extrapolate
+        # (MODEL_SPEC §10)
         fit_cfg["zbl_anchor"] = {**zanchor, "ranges": {
-            f"{a}-{b}": [rec.windows[(a, b)][0], d] for (a, b), d in rec.d_min.items()
-            if (a, b) in rec.windows and np.isfinite(d) and d > rec.windows[(a, b)][0]}}
+            f"{a}-{b}": [rec.windows[(a, b)][0], d] for (a, b), d in reach.items()
+            if (a, b) in rec.windows and d > rec.windows[(a, b)][0]}}
         rec.derived.append("zbl_anchor")
     anchor = fit_cfg.get("eos_anchor")
     if anchor and not {"a0", "e0", "bulk_modulus"} <= set(anchor):

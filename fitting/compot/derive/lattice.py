@@ -422,24 +422,30 @@ def default_windows(d_min: dict, d_nn: float | dict | None = None, fraction: flo
     Returns
     -------
     dict
-        ``{"inner": {(s1, s2): (r_a, r_b)}, "zbl": (r_in, r_out)}`` [Å],
-        rounded to 0.01 Å.
+        ``{"inner": {(s1, s2): (r_a, r_b)}, "zbl": (r_in, r_out), "reach": {(s1, s2): d}}``
+        [Å], windows rounded to 0.01 Å; ``reach`` is the distance each pair's window
+        was derived from, r_b = ``fraction`` × reach: the pair's d_min, or the mean
+        of its like pairs' d_min where that mean set r_b (capped or missing pair).
+        Below it the fitted terms see no data of the pair.
     """
-    inner = {}
+    inner, reach = {}, {}
     known = {k: v for k, v in d_min.items() if np.isfinite(v)}
     for pair, d in d_min.items():
-        like = [fraction * known[(s, s)] for s in pair if (s, s) in known]
+        like_d = [known[(s, s)] for s in pair if (s, s) in known]
+        like = [fraction * x for x in like_d]
         if np.isfinite(d):
             rb = fraction * d
             if pair[0] != pair[1] and len(like) == 2 and rb > np.mean(like):
                 log.info("default_windows: %s-%s no closer than %.2f Å in the data; r_b = %.2f Å, the mean of "
                          "its like pairs' (%.2f Å from the data)", pair[0], pair[1], d, np.mean(like), rb)
                 rb = float(np.mean(like))
+            reach[tuple(pair)] = d if rb == fraction * d else float(np.mean(like_d))
         else:
             if not like:
                 raise DeriveError(f"default_windows: no distance for the pair {pair[0]}-{pair[1]} nor for its "
                                   "like pairs in the data")
             rb = float(np.mean(like))
+            reach[tuple(pair)] = float(np.mean(like_d))
             log.warning("default_windows: the data has no %s-%s pair; r_b = %.2f Å from the like pairs",
                         pair[0], pair[1], rb)
         inner[tuple(pair)] = (round(rb - width, 2), round(rb, 2))
@@ -461,7 +467,7 @@ def default_windows(d_min: dict, d_nn: float | dict | None = None, fraction: flo
             raise DeriveError(f"default_windows: nearest-neighbour distance {dnn:.3f} Å is not above "
                               f"r_in = {r_in:.3f} Å")
         r_out = r_in + 0.5 * (dnn - r_in)
-    return {"inner": inner, "zbl": (round(r_in, 2), round(r_out, 2))}
+    return {"inner": inner, "zbl": (round(r_in, 2), round(r_out, 2)), "reach": reach}
 
 
 def shortest_pair_distances(configs, species, cutoff: float = 5.0) -> dict:
