@@ -17,6 +17,10 @@ eigenvalues λ ≥ ``sc_ratio`` · λ_max (default 10⁻¹⁵, MODEL_SPEC §7's
 up to 10 orders of magnitude, so a relative cut there would depend on units only.
 Directions below the cut are those the solve does not determine; they carry no
 variance here. Nonlinear parameters (α, β, γ) are held at their fitted values.
+A is never held: its triangular factor R (AᵀA = RᵀR, the same column norms, singular
+values and right singular vectors) is accumulated batch by batch as the trainer's
+streamed solve does (:class:`compot.lstsq.StreamedQR`), so memory does not grow with
+the data.
 
 Σ = L Lᵀ with L = D⁻¹ V_r diag(s/√λ_r) (shape (n_parameters, rank)). The variance of
 any prediction q with gradient g = ∂q/∂θ is σ²(q) = gᵀ Σ g = |Lᵀ g|²:
@@ -48,6 +52,7 @@ import numpy as np
 from .analysis import gauge_fixed_columns
 from .data.weighted import WeightedData
 from .errors import CompotError
+from .lstsq import StreamedQR
 from .model import Model
 from .settings import FitSettings
 
@@ -154,51 +159,64 @@ def parameter_covariance(model: Model, configs, settings: FitSettings | None = N
     settings = settings or FitSettings()
     names = model.blocks("linear")
     data = WeightedData.for_fit(model, configs, settings)
-    A, r = _rows_and_residuals(model, data, names)
-    return _covariance_from_rows(A, r, names, model, sc_ratio)
+    R, n_rows, rr = _reduced_rows_and_residuals(model, data, names)
+    return _covariance_from_rows(R, n_rows, rr, names, model, sc_ratio)
 
 
-def _rows_and_residuals(model: Model, data: WeightedData, names: list) -> tuple[np.ndarray, np.ndarray]:
-    """√W J and the weighted residuals √W (target − prediction), one row per energy
-    and force component of ``data``."""
-    rows, res = [], []
-    for k, sysm in enumerate(data.systems):
+def _reduced_rows_and_residuals(model: Model, data: WeightedData, names: list) -> tuple[np.ndarray, int, float]:
+    """The triangular factor R of A = √W J (one row per energy and force component of
+    ``data``), the number of rows and |r|², r = √W (target − prediction), accumulated
+    batch by batch (:class:`compot.lstsq.StreamedQR`): memory of one batch, not of A.
+
+    A = Q R with orthonormal Q, so AᵀA = RᵀR, and A and R have the same column norms,
+    singular values and right singular vectors: everything Σ needs.
+
+    Returns
+    -------
+    R : ndarray, shape (n_columns, n_columns)
+    n_rows : int
+    rr : float — |r|² [eV² · weight]
+    """
+    k = model.vector(names).size
+    q = StreamedQR(k)
+    rr = 0.0
+    for b, sysm in enumerate(data.systems):
         JE, JF, pred = model.linear_design(sysm, names)
-        sE = np.sqrt(data.wE[k])
-        sF = np.sqrt(data.wF[k])
-        rows.append(JE * sE[:, None])
-        res.append((data.E[k] - pred.energy_m) * sE)
-        rows.append((JF * sF[:, None, None]).reshape(-1, JE.shape[1]))
-        res.append(((data.F[k] - pred.forces_nc) * sF[:, None]).ravel())
-    if not rows:
-        return np.zeros((0, model.vector(names).size)), np.zeros(0)
-    return np.concatenate(rows), np.concatenate(res)
+        sE = np.sqrt(data.wE[b])
+        sF = np.sqrt(data.wF[b])
+        A = np.concatenate([JE * sE[:, None], (JF * sF[:, None, None]).reshape(-1, k)])
+        r = np.concatenate([(data.E[b] - pred.energy_m) * sE, ((data.F[b] - pred.forces_nc) * sF[:, None]).ravel()])
+        q.add(A, r)
+        rr += float(r @ r)
+    return q.R[:k, :k], q.n_rows, rr
 
 
-def _covariance_from_rows(A: np.ndarray, r: np.ndarray, names: list, model: Model,
+def _covariance_from_rows(R: np.ndarray, n_rows: int, rr: float, names: list, model: Model,
                           sc_ratio: float) -> ParameterCovariance:
-    if A.shape[0] == 0:
+    """Σ from the factor R of the weighted rows A (shape (k, k)), their number and the
+    residuals' |r|² (:func:`_reduced_rows_and_residuals`)."""
+    if n_rows == 0:
         raise UncertaintyError("no data rows: expected at least one energy or force with a non-zero weight")
     keep, held = gauge_fixed_columns(model, names)
     keep = np.asarray(keep, dtype=int)
-    norms = np.linalg.norm(A[:, keep], axis=0)
+    norms = np.linalg.norm(R[:, keep], axis=0)
     alive = norms > 1e-14 * norms.max(initial=0.0)
     keep, norms = keep[alive], norms[alive]
-    _, sv, Vt = np.linalg.svd(A[:, keep] / norms, full_matrices=False)
+    _, sv, Vt = np.linalg.svd(R[:, keep] / norms, full_matrices=False)
     lam = sv ** 2
     sig = lam >= sc_ratio * lam.max(initial=0.0)
     rank = int(sig.sum())
     if rank == 0 or not np.isfinite(lam).all():
         raise UncertaintyError(f"the FIM of {model.expression} has no significant eigenvalue on these data")
-    dof = A.shape[0] - rank
+    dof = n_rows - rank
     if dof <= 0:
-        raise UncertaintyError(f"{A.shape[0]} data rows for {rank} significant directions: expected more rows "
+        raise UncertaintyError(f"{n_rows} data rows for {rank} significant directions: expected more rows "
                                "than directions to estimate the residual variance")
-    s2 = float(r @ r) / dof
+    s2 = rr / dof
     L = (Vt[sig].T / sv[sig]) / norms[:, None] * np.sqrt(s2)
     log.info("parameter covariance of %s: %d rows, %d of %d directions significant (λ ≥ %.0e λ_max), s = %.4g",
-             model.expression, A.shape[0], rank, len(keep), sc_ratio, np.sqrt(s2))
-    return ParameterCovariance(names, keep, L, lam[sig], s2, A.shape[0], rank,
+             model.expression, n_rows, rank, len(keep), sc_ratio, np.sqrt(s2))
+    return ParameterCovariance(names, keep, L, lam[sig], s2, n_rows, rank,
                                info={"gauge_held": held, "sc_ratio": sc_ratio})
 
 
