@@ -17,19 +17,26 @@ REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
 
 # ------------------------------------------------------------------ registry
 def _read_registry(path: Path):
-    v1, v2 = [], {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    v1, v2, embedded = [], {}, []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if line.strip() and not line.startswith("#"):
-            e1, e2, species = (f.strip() for f in line.split("|"))
+            fields = [f.strip() for f in line.split("|")]
+            if len(fields) not in (3, 4):
+                raise ValueError(f"{path}:{n}: {len(fields)} fields; expected 3 or 4 separated by '|'")
+            e1, e2, species = fields[:3]
             v1.append((e1, tuple(species.split())))
             v2[e1] = e2
-    return v1, v2
+            for rank in (fields[3].split() if len(fields) == 4 else ()):
+                embedded.append((e1, tuple(species.split()), int(rank)))
+    return v1, v2, embedded
 
 
 #: The expressions every host is checked on (tests/reference/expressions.txt):
 #: every term family, nested sums and products; (expression, species of a host
 #: that runs one species set per expression).
-EXPRESSIONS, _V2 = _read_registry(REFERENCE_DIR / "expressions.txt")
+#: EMBEDDED: the rows with a fourth field, once per rank: (expression, species,
+#: rank) of a species embedding every host also runs (docs/parameter-file.md).
+EXPRESSIONS, _V2, EMBEDDED = _read_registry(REFERENCE_DIR / "expressions.txt")
 
 
 def expression_v2(expression: str) -> str:

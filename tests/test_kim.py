@@ -10,7 +10,10 @@ The driver is installed once per session from ``kim_driver/``.
   type, nested sums and products, 1 and 2 species, on triclinic cells and
   cells smaller than 2 r_c; also (kimpy and LAMMPS) for format v2 models
   whose atom switch acts (pairs in the inner window, atoms in the grade's
-  transition and switched off); forces equal a Ridders numerical derivative of
+  transition and switched off); for the registry's species-embedding cases
+  (Mo Nb Ta W at rank 1 and 2), and on a 54-atom random NbMoTaW with an
+  embedding of rank 1 and 2 and the atom switch acting, through kimpy and
+  LAMMPS ``kim init`` against ``CompotCalculator``; forces equal a Ridders numerical derivative of
   the KIM energy (the method of KIM's ``utility_forces_numer_deriv``) on many
   random configurations;
 * bad parameter files make kimpy model creation and LAMMPS ``kim init`` fail
@@ -62,8 +65,8 @@ from compot.export import (DRIVER_NAME, check_kim_model_name, configurations_fro
 from compot.io import format_model, read_model
 from compot.model import Model
 
-from helpers import (EXPRESSIONS, check_against_reference, expression_case, expression_v2, in_box, random_model,
-                     reference_cases, switch_census, switched_model)
+from helpers import (EMBEDDED, EXPRESSIONS, check_against_reference, expression_case, expression_v2, in_box,
+                     random_model, reference_cases, switch_census, switched_model)
 
 pytestmark = pytest.mark.integration
 
@@ -826,6 +829,115 @@ def test_lammps_kim_replays_reference(reference_models, tmp_path):
             dev = check_against_reference(s, {"energy": E, "forces": F, "virial": W}, RTOL,
                                           f"LAMMPS kim, {case.name}")
             print(f"LAMMPS kim {case.name}/{s['name']}: " + " ".join(f"{q} {v:.1e}" for q, v in dev.items()))
+
+
+# ------------------------------------------------------- species embedding
+def quaternary_alloy(seed, reps=3):
+    """An equiatomic random bcc Nb-Mo-Ta-W (2 reps³ atoms, 54 by default;
+    a = 3.2 Å) in a sheared LAMMPS-form cell, atoms rattled by up to 0.1 Å."""
+    rng = np.random.default_rng(seed)
+    base = bulk("Nb", "bcc", a=3.2, cubic=True).repeat((reps, reps, reps))
+    frac = base.get_scaled_positions()
+    at = Atoms(cell=lammps_form_cell(rng, 3.2 * reps * rng.uniform(0.98, 1.02, 3), tilt=0.08), pbc=True)
+    for f in frac:
+        at.append("Nb")
+    at.set_scaled_positions(frac)
+    at.positions += rng.uniform(-0.1, 0.1, at.positions.shape)
+    at.wrap()
+    syms = np.array(["Mo", "Nb", "Ta", "W"] * (len(at) // 4 + 1))[:len(at)]
+    at.set_chemical_symbols(list(rng.permutation(syms)))
+    return at
+
+
+@pytest.fixture(scope="module")
+def embedded_models(kim):
+    """The registry's species-embedding cases (tests/reference/expressions.txt,
+    a fourth field; helpers.EMBEDDED) as random models, installed:
+    {(expression, species, rank): (Model, KIM name)}."""
+    out = {}
+    for i, (expr, species, rank) in enumerate(EMBEDDED):
+        structs = [structure("triclinic", species, 500 + i), structure("small", species, 600 + i)]
+        m = random_model(expr, species, seed=50 + i, structures=structs, rank=rank)
+        out[(expr, species, rank)] = (m, kim.install(m, f"emb{i}"))
+    return out
+
+
+@pytest.mark.parametrize("expr,species,rank", EMBEDDED, ids=[f"{e}|{len(s)}sp|r{r}" for e, s, r in EMBEDDED])
+def test_kimpy_matches_python_embedded(embedded_models, expr, species, rank):
+    """kimpy vs Python for the registry's species-embedding cases (the same
+    checks as test_kimpy_matches_python): 1e-9 relative."""
+    m, name = embedded_models[(expr, species, rank)]
+    assert m.rank == rank
+    k = KimRunner(name)
+    assert k.model.get_influence_distance() == pytest.approx(m.influence_distance, abs=1e-14)
+    assert "chemistry_rank" in k.params()
+    worst = np.zeros(4)
+    for kind, seed in (("triclinic", 1), ("small", 2), ("cluster", 3)):
+        at = structure(kind, species, seed)
+        E, pe, F, V = k.compute(at)
+        Er, per, Fr, Vr = python_reference(m, at)
+        scale = max(1.0, abs(Er))
+        errs = [abs(E - Er) / scale, np.max(np.abs(pe - per)) / scale, rel_err(F, Fr), rel_err(V, Vr)]
+        worst = np.maximum(worst, errs)
+        assert max(errs) <= RTOL, (kind, dict(zip(("E", "E_i", "F", "W"), errs)))
+    print(f"{expr} [{len(species)} sp, rank {rank}]: relative deviations E {worst[0]:.1e}, "
+          f"E_i {worst[1]:.1e}, F {worst[2]:.1e}, W {worst[3]:.1e}")
+
+
+@pytest.fixture(scope="module")
+def quaternary_models(kim):
+    """Issue 14 (KIM on a quaternary random alloy): the registry's embedded
+    expression in format v2 at each of its ranks, with the atom switch acting
+    on a 54-atom random NbMoTaW (helpers.switched_model: pairs in the inner
+    window, atoms in the grade's transition and switched off), installed:
+    [(Model, KIM name, alloy)]."""
+    out = []
+    for i, (expr, species, rank) in enumerate(EMBEDDED):
+        if len(species) < 4:
+            continue
+        alloy = quaternary_alloy(700 + i)
+        m = switched_model(expression_v2(expr), species, [alloy], seed=70 + i, window=(2.3, 2.75), rank=rank)
+        out.append((m, kim.install(m, f"quat{i}"), alloy))
+    assert {m.rank for m, _, _ in out} >= {1, 2}
+    return out
+
+
+def _calculator_reference(model, atoms):
+    """(E [eV], F [eV/Å], virial W = -σ V [eV] as xx yy zz yz xz xy) from
+    compot.calculator.CompotCalculator (ASE stress σ = W/V)."""
+    from compot.calculator import CompotCalculator
+    at = atoms.copy()
+    at.calc = CompotCalculator(model)
+    return at.get_potential_energy(), at.get_forces(), at.get_stress() * at.get_volume()
+
+
+def test_kimpy_quaternary_embedded_alloy_matches_calculator(quaternary_models):
+    """The installed driver through kimpy on a 54-atom random NbMoTaW, species
+    embedding of rank 1 and 2 with the atom switch acting: energy, forces and
+    virial equal CompotCalculator's to 1e-9 relative."""
+    for m, name, alloy in quaternary_models:
+        census = switch_census(m, alloy)
+        assert min(census) > 0, f"rank {m.rank}: close pairs, grade transition, grade off: {census}"
+        E, _, F, V = KimRunner(name).compute(alloy)
+        Er, Fr, Vr = _calculator_reference(m, alloy)
+        errs = {"E": abs(E - Er) / max(1.0, abs(Er)), "F": rel_err(F, Fr), "W": rel_err(V, Vr)}
+        print(f"kimpy, NbMoTaW 54 atoms, rank {m.rank} (switch census {census}): relative deviations "
+              + " ".join(f"{q} {v:.1e}" for q, v in errs.items()))
+        assert max(errs.values()) <= RTOL, (m.rank, errs)
+
+
+@needs_lmp
+def test_lammps_kim_quaternary_embedded_alloy_matches_calculator(quaternary_models, tmp_path):
+    """The same through Debian's LAMMPS (``kim init``): energy, forces and the
+    virial from the pressure tensor equal CompotCalculator's to 1e-9 relative."""
+    for m, name, alloy in quaternary_models:
+        E, F, P = lammps_single_point(name, m.species, alloy, tmp_path / f"r{m.rank}")
+        W = -P * alloy.get_volume() / NKTV2P
+        Er, Fr, Vr = _calculator_reference(m, alloy)
+        errs = {"E": abs(E - Er) / max(1.0, abs(Er)), "F": rel_err(F, Fr), "W": rel_err(W, Vr)}
+        print(f"LAMMPS kim, NbMoTaW 54 atoms, rank {m.rank}: relative deviations "
+              + " ".join(f"{q} {v:.1e}" for q, v in errs.items()))
+        assert max(errs.values()) <= RTOL, (m.rank, errs)
 
 
 @needs_lmp

@@ -41,8 +41,8 @@ from ase.build import bulk
 from compot.calculator import CompotCalculator
 from compot.io import write_model
 
-from helpers import (ReferenceCase, check_against_reference, expressions, in_box, lammps_with_atoms, random_model,
-                     reference_files, switch_census, switched_model)
+from helpers import (EMBEDDED, ReferenceCase, check_against_reference, expressions, in_box, lammps_with_atoms,
+                     random_model, reference_files, switch_census, switched_model)
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "lammps_plugin"))
@@ -231,6 +231,28 @@ def test_plugin_equals_python(plugin, tmp_path, expression, species):
                 "E_i": rel(pe, pe0), "F": rel(F, F0), "stress": rel(S, S0)}
         bad = {k: v for k, v in errs.items() if not v <= TOL}
         assert not bad, f"{expression} {species} {kind}: relative errors {errs}"
+
+
+@pytest.mark.parametrize("expression,species,rank", EMBEDDED,
+                         ids=[f"{e}|{len(s)}sp|r{r}" for e, s, r in EMBEDDED])
+def test_plugin_equals_python_embedded(plugin, tmp_path, expression, species, rank):
+    """The registry's species-embedding cases (tests/reference/expressions.txt,
+    a fourth field): plugin vs Python to 1e-9 relative, newton on and off."""
+    seed = zlib.crc32(f"{expression} {species} {rank}".encode())
+    kinds = ("random", "triclinic", "small")
+    structures = [lammps_frame(structure(k, species, seed + i)) for i, k in enumerate(kinds)]
+    model = random_model(expression, list(species), seed=seed % 1000, structures=structures, rank=rank)
+    path = tmp_path / "m.params"
+    write_model(model, path)
+    assert f"chemistry.rank {rank}" in path.read_text()
+    for kind, atoms in zip(kinds, structures):
+        E0, pe0, F0, S0 = python_reference(path, atoms)
+        for newton in ("on", "off"):
+            E, pe, F, S, _ = run_plugin(path, atoms, list(species), newton=newton)
+            errs = {"E": abs(E - E0) / max(abs(E0), np.max(np.abs(pe0)), 1e-12),
+                    "E_i": rel(pe, pe0), "F": rel(F, F0), "stress": rel(S, S0)}
+            bad = {k: v for k, v in errs.items() if not v <= TOL}
+            assert not bad, f"{expression} {species} rank {rank} {kind} newton {newton}: relative errors {errs}"
 
 
 @pytest.mark.parametrize("path", reference_files(), ids=[p.stem for p in reference_files()])

@@ -1,7 +1,8 @@
 """Cross-check of the C core (kim_driver/) against the Python reference.
 
 Builds the core as a shared library (compot.ccore, cached), and for every term type, nested sums
-and products, one and two species, writes a random Python model
+and products, one and two species (and the registry's species-embedding cases: a row's species at
+each rank of its fourth field), writes a random Python model
 (compot.model.Model, phi_max/rho_max from the data) with compot.io, reads it
 with the C reader, and evaluates a jittered periodic bcc cell both ways: the
 C core on the cell plus explicit ghost images, passed the way KIM does (ghost
@@ -56,7 +57,7 @@ from compot.io import write_model
 from compot.model import Model
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))   # tests/
-from helpers import expressions  # noqa: E402
+from helpers import EMBEDDED, expression_v2, expressions  # noqa: E402
 
 #: every term type, nested sums and products (tests/reference/expressions.txt);
 #: format v2: the same terms, with ZBL r_in above the inner windows
@@ -66,8 +67,8 @@ EXPRESSIONS_V2 = expressions(2)
 MODES = ("ghosts", "exchange")
 
 
-def random_model(expr, species, atoms, rng, version=1):
-    m = Model(expr, species, 5.0, version=version)
+def random_model(expr, species, atoms, rng, version=1, rank=None):
+    m = Model(expr, species, 5.0, version=version, rank=rank)
     if version >= 2:
         # the window first: the scales are those of the windowed functions
         npair = len(m.params["w.r_b"])
@@ -88,6 +89,8 @@ def random_model(expr, species, atoms, rng, version=1):
             m.set_block(b.name, rng.uniform(-1, 1, shape))
         elif leaf == "c":
             m.set_block(b.name, rng.uniform(-0.5, 0.5, shape))
+        elif leaf == "w":       # species embedding W
+            m.set_block(b.name, rng.uniform(-1, 1, shape))
     m.compute_scales([m.system([atoms])])
     # scales below the data maximum: |u| > 1 occurs (v2: every channel saturates
     # on the atom with the largest value)
@@ -178,15 +181,18 @@ def main():
     worst = 0.0          # with the grade: largest deviation / the reference's rounding floor
     so = load_library()        # kim_driver/ (or $COMPOT_KIM_DRIVER), built once and cached
     with tempfile.TemporaryDirectory() as tmp:
-        cases = [(1, species, expr) for species in (["Nb"], ["Mo", "Nb"]) for expr in EXPRESSIONS]
-        cases += [(2, species, expr) for species in (["Nb"], ["Mo", "Nb"]) for expr in EXPRESSIONS_V2]
-        for version, species, expr in cases:
+        cases = [(1, species, expr, None) for species in (["Nb"], ["Mo", "Nb"]) for expr in EXPRESSIONS]
+        cases += [(2, species, expr, None) for species in (["Nb"], ["Mo", "Nb"]) for expr in EXPRESSIONS_V2]
+        # last, so that the other cases draw what they drew before
+        cases += [(v, list(species), expression_v2(expr) if v >= 2 else expr, rank)
+                  for v in (1, 2) for expr, species, rank in EMBEDDED]
+        for version, species, expr, rank in cases:
             atoms = bulk("Nb", "bcc", a=3.30, cubic=True).repeat((2, 2, 2))
             jitter = 0.15 if version < 2 else 0.25
             atoms.positions += rng.uniform(-jitter, jitter, atoms.positions.shape)
             atoms.set_chemical_symbols([species[rng.integers(len(species))]
                                         for _ in range(len(atoms))])
-            m = random_model(expr, species, atoms, rng, version)
+            m = random_model(expr, species, atoms, rng, version, rank)
             nw = windowed_pairs(m, atoms)
             if version >= 2:
                 m.set_block("w.e_ref", rng.uniform(-6.0, 0.0, len(species)))
@@ -220,7 +226,8 @@ def main():
                     if grade:
                         worst = max([worst] + [rel[k] / floor[k] for k in rel if floor[k] > 1e-13])
                     failures += not ok
-                    print(f"{'ok  ' if ok else 'FAIL'} {label:8s} {expr:50s} S={len(species)} {mode:8s} "
+                    print(f"{'ok  ' if ok else 'FAIL'} {label:8s} {expr:50s} S={len(species)}"
+                          + (f" r={rank}" if rank else "") + f" {mode:8s} "
                           f"E={E:14.8f} " + " ".join(f"d{k}={v:.1e}" for k, v in rel.items())
                           + (f" ({nw} pairs in the window{note})" if version >= 2 else ""))
     print(f"with the grade, C deviates from Python by at most {worst:.1f} x Python's own rounding floor "

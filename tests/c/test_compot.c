@@ -19,7 +19,8 @@
  * The compute tests run every expression of the registry shared by all
  * hosts, tests/reference/expressions.txt (read as <data dir>/../../
  * reference/expressions.txt: the data dir is tests/c/data), in format v1
- * and v2 and on one and two species.
+ * and v2 and on one and two species; a row with a fourth field (ranks) also
+ * on its own species (third field) with a species embedding of each rank.
  *
  * Corpus files (the .params files of tests/data/bad_params, shared with the
  * Python test tests/test_bad_files.py) are read under the sanitizers: each
@@ -97,9 +98,9 @@ static void path_join(char *buf, size_t n, char const *dir, char const *f)
 }
 
 /* The rows of a table file: one row a line, fields separated by '|' and
-   trimmed, '#' lines and blank lines skipped; a row with another number of
-   fields than n_fields is an error.  Returns the number of rows (at most
-   MAX_ROWS). */
+   trimmed, '#' lines and blank lines skipped; a row with fewer fields than
+   n_min or more than n_max is an error, missing optional fields are empty.
+   Returns the number of rows (at most MAX_ROWS). */
 #define MAX_ROWS 64
 typedef char table_row[8][160];
 
@@ -111,7 +112,8 @@ static void trim_into(char *dst, size_t n, char const *from, char const *to)
   snprintf(dst, n, "%.*s", (int) (to - from), from);
 }
 
-static int read_table(char const *path, int n_fields, table_row *rows)
+static int read_table(char const *path, int n_min, int n_max,
+                      table_row *rows)
 {
   char *text = read_text(path), *line;
   int n = 0;
@@ -127,9 +129,13 @@ static int read_table(char const *path, int n_fields, table_row *rows)
       from = bar < end ? bar + 1 : end;
     }
     if (f > 1 || (f == 1 && rows[n][0][0] != '\0')) {
-      CHECK(f == n_fields, "%s: a row of %d fields; expected %d", path, f,
-            n_fields);
-      if (f == n_fields) ++n;
+      CHECK(f >= n_min && f <= n_max,
+            "%s: a row of %d fields; expected %d to %d", path, f, n_min,
+            n_max);
+      if (f >= n_min && f <= n_max) {
+        while (f < n_max) rows[n][f++][0] = '\0';
+        ++n;
+      }
     }
     line = *end ? end + 1 : end;
   }
@@ -139,8 +145,10 @@ static int read_table(char const *path, int n_fields, table_row *rows)
 
 /* The expression registry shared by every host (tests/reference/
    expressions.txt, read as tests/helpers.py reads it): "v1 form | v2 form |
-   species".  registry[e][v - 1] is expression e in format v; both species
-   sets are run, so the third field is not used. */
+   species [| ranks]".  registry[e][v - 1] is expression e in format v; both
+   species sets (Nb; Mo Nb) are run in the full chemistry, so the third field
+   is used only by the optional fourth, the ranks of a species embedding at
+   which the expression is also run on those species (registry_case). */
 static table_row registry[MAX_ROWS];
 static int n_registry = 0;
 
@@ -148,8 +156,58 @@ static void read_registry(void)
 {
   char path[512];
   path_join(path, sizeof path, data_dir, "../../reference/expressions.txt");
-  n_registry = read_table(path, 3, registry);
+  n_registry = read_table(path, 3, 4, registry);
   CHECK(n_registry >= 10, "%s: %d expressions", path, n_registry);
+}
+
+/* The which-th (0, 1, ...) species-embedding case of registry row e: its
+   rank (the which-th number of the fourth field) and the row's species
+   (third field, split into buf; sp[0..*S-1] point into it); 0 when the row
+   has no such case. */
+static int registry_rank(int e, int which, char buf[160], char const *sp[8],
+                         int *S)
+{
+  char const *from = registry[e][3];
+  char *end, *tok;
+  long rank = 0;
+  for (; which >= 0; --which) {
+    rank = strtol(from, &end, 10);
+    if (end == from) return 0;
+    from = end;
+  }
+  CHECK(rank >= 1 && rank <= 8, "expressions.txt: rank %ld of %s", rank,
+        registry[e][0]);
+  snprintf(buf, 160, "%s", registry[e][2]);
+  *S = 0;
+  for (tok = strtok(buf, " \t"); tok && *S < 8; tok = strtok(NULL, " \t"))
+    sp[(*S)++] = tok;
+  return rank >= 1 && rank <= *S ? (int) rank : 0;
+}
+
+typedef void registry_case_fn(int version, char const *expr,
+                              char const *const *sp, int S, int rank);
+
+/* Case (S, rank) of registry row e through fn.  A row with a species
+   embedding (a fourth field) draws from a random stream of its own, seeded
+   by the row and the case, and the shared stream goes on where it was: the
+   other rows' models and configurations stay those drawn before the row
+   was added.  (With them shifted, three v2 periodic two-species cases,
+   G2 + ZBL(2.9, 3.4), E[A[G3P2]L2] and G2@3.3 * E[A[G2P1]L1]@3.8 + ...,
+   failed the finite-difference force check, 1.2e-5, 4.4e-6 and 1.1e-6
+   relative against 1e-6.) */
+static void run_registry_case(registry_case_fn *fn, int version, int e,
+                              char const *const *sp, int S, int rank)
+{
+  unsigned long long saved = rng_state;
+  if (registry[e][3][0] == '\0') {
+    fn(version, registry[e][version - 1], sp, S, rank);
+    return;
+  }
+  rng_state = 0x9E3779B97F4A7C15ULL
+              * (unsigned long long) (1 + e + 64 * (S + 16 * (rank + 16
+                                                               * version)));
+  fn(version, registry[e][version - 1], sp, S, rank);
+  rng_state = saved;
 }
 
 /* Randomise every parameter with sensible values. */
@@ -160,10 +218,13 @@ static void randomize(compot_model *m)
     compot_param const *p = compot_param_at(m, i);
     size_t n = strlen(p->name);
     if (strncmp(p->name, "g_", 2) == 0) continue; /* grade off (fit_grade) */
+    if (p->values == m->chem_rank) continue;      /* the embedding's rank */
     for (e = 0; e < p->extent; ++e) {
       double v;
       if (strcmp(p->name, "w_e_ref") == 0)
         v = urand(-8.0, -2.0);
+      else if (n >= 2 && strcmp(p->name + n - 2, "_w") == 0)
+        v = urand(-1.0, 1.0); /* species embedding W (bJ.w) */
       else if (strstr(p->name, "_alpha"))
         v = urand(0.1, 0.5);
       else if (strstr(p->name, "_beta"))
@@ -195,16 +256,42 @@ static void randomize_q_max(compot_model *m)
   }
 }
 
+/* Give the blank model m a species embedding of rank r (white box, as the
+   reader does for 'chemistry.rank', compot_io.c): the table rebuilt with r
+   channels per basis, every value its initial one, then refresh. */
+static int embed(compot_model *m, int rank, char *msg, size_t msg_size)
+{
+  int i, e, err;
+  compot_free_params(m);
+  m->rank = rank;
+  err = compot_build_params(m, msg, msg_size);
+  if (err) return err;
+  for (i = 0; i < m->n_params; ++i)
+    for (e = 0; e < m->params[i].extent; ++e)
+      m->params[i].values[e] = m->params[i].initial;
+  *m->chem_rank = rank;
+  return compot_refresh(m, msg, msg_size);
+}
+
 /* A random format v1 model (randomize; the q_max of E[A] leaves, stored in
-   v1 too, as randomize_q_max, so that their features saturate). */
-static compot_model *random_model(char const *expr, char const *const *sp,
-                                  int S)
+   v1 too, as randomize_q_max, so that their features saturate); with rank
+   r > 0 a species embedding of that rank (weights W in [-1, 1]). */
+static compot_model *random_model_rank(char const *expr,
+                                       char const *const *sp, int S, int rank)
 {
   compot_model *m = NULL;
   char msg[512];
   int err = compot_create_blank(&m, expr, sp, S, 5.0, msg, sizeof msg), s;
   CHECK(err == 0, "create_blank(%s): %s", expr, msg);
   if (err) return NULL;
+  if (rank > 0) {
+    err = embed(m, rank, msg, sizeof msg);
+    CHECK(err == 0, "embed(%s, rank %d): %s", expr, rank, msg);
+    if (err) {
+      compot_destroy(m);
+      return NULL;
+    }
+  }
   CHECK(compot_format_version(m) == 1, "create_blank(%s): format %d", expr,
         compot_format_version(m));
   for (s = 0; s < S; ++s)
@@ -222,17 +309,23 @@ static compot_model *random_model(char const *expr, char const *const *sp,
   return m;
 }
 
+static compot_model *random_model(char const *expr, char const *const *sp,
+                                  int S)
+{
+  return random_model_rank(expr, sp, S, 0);
+}
+
 /*
  * A random format v2 model: random parameters as random_model, tau in
  * [0.2, 1], per species pair r_b in [rb_lo, rb_hi] (at most the smallest
  * ZBL r_in) and r_a = r_b - [0.3, 0.9] (>= 0), so that pairs of the test
  * configurations (shortest 1.9 A) fall inside the window, and q_max
  * log-uniform in [0.01, 10] with phi_max in [0.5, 6] (randomize), so that
- * features saturate.
+ * features saturate; with rank r > 0 a species embedding (random_model_rank).
  */
-static compot_model *random_model_v2(char const *expr,
-                                     char const *const *sp, int S,
-                                     double rb_lo, double rb_hi)
+static compot_model *random_model_v2_rank(char const *expr,
+                                          char const *const *sp, int S,
+                                          double rb_lo, double rb_hi, int rank)
 {
   compot_model *m = NULL;
   char msg[512];
@@ -242,6 +335,14 @@ static compot_model *random_model_v2(char const *expr,
   double rin = 1e300;
   CHECK(err == 0, "create_blank_version(%s, 2): %s", expr, msg);
   if (err) return NULL;
+  if (rank > 0) {
+    err = embed(m, rank, msg, sizeof msg);
+    CHECK(err == 0, "embed(%s, rank %d, v2): %s", expr, rank, msg);
+    if (err) {
+      compot_destroy(m);
+      return NULL;
+    }
+  }
   CHECK(compot_format_version(m) == 2, "create_blank_version(%s, 2): format %d",
         expr, compot_format_version(m));
   randomize(m);
@@ -264,6 +365,13 @@ static compot_model *random_model_v2(char const *expr,
     return NULL;
   }
   return m;
+}
+
+static compot_model *random_model_v2(char const *expr,
+                                     char const *const *sp, int S,
+                                     double rb_lo, double rb_hi)
+{
+  return random_model_v2_rank(expr, sp, S, rb_lo, rb_hi, 0);
 }
 
 /* How often the reference evaluation saw a pair inside an inner window, a
@@ -590,16 +698,26 @@ static double dist(config const *c, int i, int j, double *u)
   return r;
 }
 
-/* phi_k^(s)(i) by brute force over all particles. */
-static double ref_phi(compot_model const *m, config const *c, int b, int i,
-                      int s, int k)
+/* The weight of a neighbour of species s in channel ch of basis b: W[s][ch]
+   with a species embedding (docs/parameter-file.md), else 1 for s = ch
+   (one channel per species). */
+static double ref_weight(compot_model const *m, int b, int s, int ch)
 {
-  double sum = 0.0, r;
+  if (m->rank > 0) return m->bases[b].w[s * m->rank + ch];
+  return s == ch ? 1.0 : 0.0;
+}
+
+/* phi_k^(ch)(i) by brute force over all particles. */
+static double ref_phi(compot_model const *m, config const *c, int b, int i,
+                      int ch, int k)
+{
+  double sum = 0.0, r, wj;
   int j;
   for (j = 0; j < c->n; ++j) {
-    if (j == i || c->species[j] != s) continue;
+    if (j == i || (wj = ref_weight(m, b, c->species[j], ch)) == 0.0) continue;
     r = dist(c, i, j, NULL);
-    if (r < m->cutoff) sum += ref_ghat(m, b, k, r, c->species[i], s);
+    if (r < m->cutoff)
+      sum += wj * ref_ghat(m, b, k, r, c->species[i], c->species[j]);
   }
   return sum;
 }
@@ -632,25 +750,34 @@ static double legendre(int p, double x)
   return p1;
 }
 
-/* q_kp^(s1 s2)(i) by the direct double loop over neighbour pairs. */
+/* q_kp^(c1 c2)(i) by the direct double loop over neighbour pairs (j, m),
+   weighted W[Z_j][c1] W[Z_m][c1] for c1 = c2 (without j = m) and
+   W[Z_j][c1] W[Z_m][c2] + W[Z_j][c2] W[Z_m][c1] for c1 != c2 (j = m
+   included, docs/parameter-file.md "Species embedding"; zero in the full
+   chemistry, where the channels are the species). */
 static double ref_q(compot_model const *m, config const *c, int b, int i,
-                    int s1, int s2, int k, int p)
+                    int c1, int c2, int k, int p)
 {
   double sum = 0.0, uj[3], um[3];
   int j, mm;
   for (j = 0; j < c->n; ++j) {
-    double rj;
+    double rj, wj1, wj2;
     if (j == i) continue;
     rj = dist(c, i, j, uj);
     if (rj >= m->cutoff) continue;
+    wj1 = ref_weight(m, b, c->species[j], c1);
+    wj2 = ref_weight(m, b, c->species[j], c2);
     for (mm = 0; mm < c->n; ++mm) {
-      double rm;
-      int a = c->species[j], bb = c->species[mm];
-      if (mm == i || mm == j) continue;
-      if (!((a == s1 && bb == s2) || (a == s2 && bb == s1))) continue;
+      double rm, w;
+      int bb = c->species[mm];
+      if (mm == i || (mm == j && c1 == c2)) continue;
+      w = c1 == c2 ? wj1 * ref_weight(m, b, bb, c1)
+                   : wj1 * ref_weight(m, b, bb, c2)
+                         + wj2 * ref_weight(m, b, bb, c1);
+      if (w == 0.0) continue;
       rm = dist(c, i, mm, um);
       if (rm >= m->cutoff) continue;
-      sum += ref_ghat(m, b, k, rj, c->species[i], a)
+      sum += w * ref_ghat(m, b, k, rj, c->species[i], c->species[j])
              * ref_ghat(m, b, k, rm, c->species[i], bb)
              * legendre(p, uj[0] * um[0] + uj[1] * um[1] + uj[2] * um[2]);
     }
@@ -699,7 +826,8 @@ static double ref_value(compot_model const *m, config const *c, int nd,
                         int i)
 {
   compot_node const *n = &m->nodes[nd];
-  int S = m->n_species, Z = c->species[i], s, k, l, ch, b = n->basis;
+  /* S: the neighbour channels (the species, or the embedding's rank) */
+  int S = compot_nch(m), Z = c->species[i], s, k, l, ch, b = n->basis;
   double e = 0.0;
   switch (n->kind) {
   case COMPOT_NODE_SUM:
@@ -778,7 +906,7 @@ static double ref_value(compot_model const *m, config const *c, int nd,
 static int ref_features(compot_model const *m, config const *c, int i,
                         double *f)
 {
-  int S = m->n_species, nd, s, k, l, d = 0;
+  int S = compot_nch(m), nd, s, k, l, d = 0; /* S: neighbour channels */
   double tau = model_tau(m);
   for (nd = 0; nd < m->n_nodes; ++nd) {
     compot_node const *n = &m->nodes[nd];
@@ -1137,9 +1265,40 @@ static void check_direct(compot_model *m, config *c, char const *what)
   free(pe);
 }
 
+/* One expression of the registry on S species (rank > 0: a species
+   embedding of that rank), format v1 or v2: on a random cluster and on a
+   periodic cell (check_model_on), and the direct evaluation without shifts
+   (check_direct). */
+static void compute_case(int version, char const *expr,
+                         char const *const *sp, int S, int rank)
+{
+  config c;
+  char what[200], chem[24] = "";
+  compot_model *m =
+      version == 1 ? random_model_rank(expr, sp, S, rank)
+                   : random_model_v2_rank(expr, sp, S, 2.2, 3.0, rank);
+  if (m == NULL) return;
+  if (rank > 0) snprintf(chem, sizeof chem, ", rank %d", rank);
+  make_cluster(&c, 24, S, 0.6);
+  if (version >= 2) fit_grade(m, &c);
+  snprintf(what, sizeof what, "v%d %s [%d species%s, cluster]", version,
+           expr, S, chem);
+  check_model_on(m, &c, what);
+  config_free(&c);
+  make_periodic(&c, S);
+  if (version >= 2) fit_grade(m, &c);
+  snprintf(what, sizeof what, "v%d %s [%d species%s, periodic]", version,
+           expr, S, chem);
+  check_model_on(m, &c, what);
+  check_direct(m, &c, what);
+  config_free(&c);
+  compot_destroy(m);
+}
+
 /* Every registry expression on random clusters and a periodic cell, 1 and 2
-   species: particle energies against the direct evaluation, forces and
-   virial against finite differences (check_model_on, check_direct).
+   species, and on the species of a row at each rank of its species
+   embedding: particle energies against the direct evaluation, forces and
+   virial against finite differences (compute_case).
    Format v2 (MODEL_SPEC 10): inner windows with pairs inside them (seen at
    the effective distance, their atoms partly switched off), features (E
    and N inputs, A invariants) past saturation, and a grade (fit_grade) with
@@ -1147,7 +1306,7 @@ static void check_direct(compot_model *m, config *c, char const *what)
 static void test_compute(int version)
 {
   static char const *const sp1[] = {"Nb"}, *const sp2[] = {"Mo", "Nb"};
-  int e, S;
+  int e, S, which, rank, n_embedded = 0;
   long w0 = n_ref_windowed, s0 = n_ref_saturated, q0 = n_ref_saturated_q;
   long c0 = n_ref_close, t0 = n_ref_transition, o0 = n_ref_off;
   if (version == 1)
@@ -1157,29 +1316,17 @@ static void test_compute(int version)
     printf("compute tests, format v2 (inner window, saturating features, "
            "grade)\n");
   for (S = 1; S <= 2; ++S)
-    for (e = 0; e < n_registry; ++e) {
-      char const *expr = registry[e][version - 1];
-      config c;
-      char what[200];
-      compot_model *m =
-          version == 1 ? random_model(expr, S == 1 ? sp1 : sp2, S)
-                       : random_model_v2(expr, S == 1 ? sp1 : sp2, S, 2.2, 3.0);
-      if (m == NULL) continue;
-      make_cluster(&c, 24, S, 0.6);
-      if (version >= 2) fit_grade(m, &c);
-      snprintf(what, sizeof what, "v%d %s [%d species, cluster]", version,
-               expr, S);
-      check_model_on(m, &c, what);
-      config_free(&c);
-      make_periodic(&c, S);
-      if (version >= 2) fit_grade(m, &c);
-      snprintf(what, sizeof what, "v%d %s [%d species, periodic]", version,
-               expr, S);
-      check_model_on(m, &c, what);
-      check_direct(m, &c, what);
-      config_free(&c);
-      compot_destroy(m);
-    }
+    for (e = 0; e < n_registry; ++e)
+      run_registry_case(compute_case, version, e, S == 1 ? sp1 : sp2, S, 0);
+  for (e = 0; e < n_registry; ++e) {
+    char buf[160];
+    char const *sp[8];
+    for (which = 0; (rank = registry_rank(e, which, buf, sp, &S)) > 0;
+         ++which, ++n_embedded)
+      run_registry_case(compute_case, version, e, sp, S, rank);
+  }
+  CHECK(n_embedded >= 2, "the registry has %d species-embedding cases; "
+        "expected at least 2 (a fourth field of ranks)", n_embedded);
   if (version < 2) return;
   CHECK(n_ref_windowed > w0 && n_ref_saturated_q > q0
             && n_ref_saturated - (n_ref_saturated_q - q0) > s0
@@ -1417,73 +1564,86 @@ static double sum_rel(int n, double const *a, double const *b,
 
 /* Half lists and the host exchange give the results of full lists with
    ghost lists (to rounding: only the order of the sums differs). */
+/* One registry expression on S species (rank > 0: a species embedding),
+   format v1 or v2: half lists and the host exchange against full lists. */
+static void half_lists_case(int version, char const *expr,
+                            char const *const *sp, int S, int rank)
+{
+  compot_model *m =
+      version == 1 ? random_model_rank(expr, sp, S, rank)
+                   : random_model_v2_rank(expr, sp, S, 2.2, 3.0, rank);
+  int geom, half, exchange;
+  char msg[512];
+  int nterm;
+  if (m == NULL) return;
+  nterm = compot_needs_ghost_neighbors(m);
+  for (geom = 0; geom < 2; ++geom) {
+    config c;
+    result ref, r;
+    int err;
+    if (geom == 0)
+      make_cluster(&c, 24, S, 0.6);
+    else
+      make_periodic(&c, S);
+    if (version >= 2) fit_grade(m, &c);
+    result_alloc(&ref, c.n);
+    result_alloc(&r, c.n);
+    err = run_lists(m, &c, 0, 0, &ref, msg, sizeof msg);
+    CHECK(err == 0, "%s: full lists: %s", expr, msg);
+    /* the exchange needs images (periodic); N terms without it need
+       ghost lists, which half lists do not give */
+    for (exchange = 0; exchange <= geom && !err; ++exchange)
+      for (half = 0; half <= 1; ++half) {
+        double d[5];
+        if (!exchange && !half) continue;
+        err = run_lists(m, &c, half, exchange, &r, msg, sizeof msg);
+        if (half && nterm && !exchange) {
+          CHECK(err == COMPOT_ERR_ARG && strstr(msg, "half"),
+                "%s: half lists of an N model without exchange: %d %s",
+                expr, err, msg);
+          err = 0;
+          continue;
+        }
+        CHECK(err == 0, "%s: %s", expr, msg);
+        if (err) break;
+        d[0] = fabs(r.E - ref.E) / (1.0 + fabs(ref.E));
+        d[1] = max_rel(c.n, ref.pe, r.pe);
+        d[2] = max_rel(3 * c.n, ref.F, r.F);
+        d[3] = sum_rel(c.n, ref.vir, r.vir, ref.pv);
+        d[4] = max_rel(6 * c.n, ref.pv, r.pv);
+        /* virials: 1e-11, as they sum r (x) f over pairs of the
+           exchanged images (random N[E[C2L2]] models of format v2 reach
+           1.3e-12 total and 2.0e-12 per atom, forces 7e-13) */
+        CHECK(d[0] <= 1e-12 && d[1] <= 1e-12 && d[2] <= 1e-12
+                  && d[3] <= 1e-11 && d[4] <= 1e-11,
+              "%s [%d species, rank %d, %s, %s lists%s]: dE %.1e dpe %.1e dF "
+              "%.1e dV %.1e dV_i %.1e",
+              expr, S, rank, geom ? "periodic" : "cluster",
+              half ? "half" : "full", exchange ? ", exchange" : "", d[0],
+              d[1], d[2], d[3], d[4]);
+      }
+    result_free(&ref);
+    result_free(&r);
+    config_free(&c);
+  }
+  compot_destroy(m);
+}
+
 static void test_half_lists(int version)
 {
   static char const *const sp1[] = {"Nb"}, *const sp2[] = {"Mo", "Nb"};
-  int e, S, geom, half, exchange;
-  char msg[512];
+  int e, S, which, rank;
   printf("half lists and host exchange against full lists (format v%d%s)\n",
          version, version >= 2 ? ", with a grade" : "");
   for (S = 1; S <= 2; ++S)
-    for (e = 0; e < n_registry; ++e) {
-      char const *expr = registry[e][version - 1];
-      compot_model *m =
-          version == 1 ? random_model(expr, S == 1 ? sp1 : sp2, S)
-                       : random_model_v2(expr, S == 1 ? sp1 : sp2, S, 2.2, 3.0);
-      int nterm;
-      if (m == NULL) continue;
-      nterm = compot_needs_ghost_neighbors(m);
-      for (geom = 0; geom < 2; ++geom) {
-        config c;
-        result ref, r;
-        int err;
-        if (geom == 0)
-          make_cluster(&c, 24, S, 0.6);
-        else
-          make_periodic(&c, S);
-        if (version >= 2) fit_grade(m, &c);
-        result_alloc(&ref, c.n);
-        result_alloc(&r, c.n);
-        err = run_lists(m, &c, 0, 0, &ref, msg, sizeof msg);
-        CHECK(err == 0, "%s: full lists: %s", expr, msg);
-        /* the exchange needs images (periodic); N terms without it need
-           ghost lists, which half lists do not give */
-        for (exchange = 0; exchange <= geom && !err; ++exchange)
-          for (half = 0; half <= 1; ++half) {
-            double d[5];
-            if (!exchange && !half) continue;
-            err = run_lists(m, &c, half, exchange, &r, msg, sizeof msg);
-            if (half && nterm && !exchange) {
-              CHECK(err == COMPOT_ERR_ARG && strstr(msg, "half"),
-                    "%s: half lists of an N model without exchange: %d %s",
-                    expr, err, msg);
-              err = 0;
-              continue;
-            }
-            CHECK(err == 0, "%s: %s", expr, msg);
-            if (err) break;
-            d[0] = fabs(r.E - ref.E) / (1.0 + fabs(ref.E));
-            d[1] = max_rel(c.n, ref.pe, r.pe);
-            d[2] = max_rel(3 * c.n, ref.F, r.F);
-            d[3] = sum_rel(c.n, ref.vir, r.vir, ref.pv);
-            d[4] = max_rel(6 * c.n, ref.pv, r.pv);
-            /* virials: 1e-11, as they sum r (x) f over pairs of the
-               exchanged images (random N[E[C2L2]] models of format v2 reach
-               1.3e-12 total and 2.0e-12 per atom, forces 7e-13) */
-            CHECK(d[0] <= 1e-12 && d[1] <= 1e-12 && d[2] <= 1e-12
-                      && d[3] <= 1e-11 && d[4] <= 1e-11,
-                  "%s [%d species, %s, %s lists%s]: dE %.1e dpe %.1e dF "
-                  "%.1e dV %.1e dV_i %.1e",
-                  expr, S, geom ? "periodic" : "cluster",
-                  half ? "half" : "full", exchange ? ", exchange" : "", d[0],
-                  d[1], d[2], d[3], d[4]);
-          }
-        result_free(&ref);
-        result_free(&r);
-        config_free(&c);
-      }
-      compot_destroy(m);
-    }
+    for (e = 0; e < n_registry; ++e)
+      run_registry_case(half_lists_case, version, e, S == 1 ? sp1 : sp2, S, 0);
+  for (e = 0; e < n_registry; ++e) {
+    char buf[160];
+    char const *sp[8];
+    for (which = 0; (rank = registry_rank(e, which, buf, sp, &S)) > 0; ++which)
+      run_registry_case(half_lists_case, version, e, sp, S, rank);
+  }
 }
 
 /*
@@ -1969,7 +2129,7 @@ static void read_bad_lines(void)
   char path[512];
   int k;
   path_join(path, sizeof path, data_dir, "bad_lines.txt");
-  n_bad_lines = read_table(path, 8, bad_lines);
+  n_bad_lines = read_table(path, 8, 8, bad_lines);
   for (k = 0; k < n_bad_lines; ++k) { /* TEXT: "\\n" a line break */
     char *esc = strstr(bad_lines[k][4], "\\n");
     if (esc != NULL) {
