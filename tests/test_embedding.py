@@ -154,6 +154,51 @@ def test_embedded_file_round_trip_and_rank_errors(tmp_path):
             read_model(p)
 
 
+def test_checkpoint_of_another_chemistry_is_not_resumed(tmp_path):
+    """The checkpoint fingerprint of a fit (compot.trainer) includes the
+    chemistry: an unfinished fit at rank 1 is refused at rank 2 and in the full
+    chemistry with the FitError that names the choices (before, the fingerprints
+    were equal and the resume loaded the rank-1 blocks into the other model:
+    ValueError on the shape of b1.w, KeyError on chemistry.rank), and resumed
+    at rank 1 where it stopped."""
+    from compot.data import Configuration
+    from compot.errors import FitError
+    from compot.trainer import FitSettings, Trainer
+
+    truth = random_model("G3", SPECIES, seed=2, structures=[_structure()], rank=1)
+    configs = []
+    for k in range(3):
+        at = _structure()
+        at.rattle(0.05, seed=10 + k)
+        p = truth.evaluate(truth.system([at]), virial=False)
+        configs.append(Configuration(symbols=tuple(at.get_chemical_symbols()), positions=at.positions,
+                                     cell=at.cell.array, pbc=at.pbc, energy=float(p.energy_m[0]),
+                                     forces=p.forces_nc, group="synthetic", source=f"synthetic:{k}"))
+    settings = FitSettings(max_evaluations=8, init_points=3, seed=0, polish_evaluations=0)
+    ckpt = tmp_path / "checkpoint.json"
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(info):
+        if info["evaluation"] == 4:
+            raise Stop
+
+    def trainer(rank, **kw):
+        return Trainer(Model("G3", SPECIES, truth.cutoff, rank=rank), configs, settings, checkpoint=ckpt, **kw)
+
+    with pytest.raises(Stop):
+        trainer(1, progress=interrupt).fit()
+    prints = {rank: trainer(rank)._fingerprint() for rank in (None, 1, 2, 3)}
+    assert len(set(prints.values())) == 4
+    for rank in (2, None):
+        with pytest.raises(FitError, match="unfinished fit"):
+            trainer(rank).fit()
+    seen = []
+    trainer(1, progress=lambda info: seen.append(info["evaluation"])).fit()
+    assert seen[:1] == [5]          # the four evaluations done are not repeated
+
+
 def test_config_selects_the_embedding_and_checks_the_rank():
     from compot.errors import ConfigError
     from compot.settings import DEFAULT_BOUNDS, ModelSettings, load_section

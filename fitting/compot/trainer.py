@@ -405,6 +405,11 @@ class Trainer:
                  # where the neighbour lists are kept does not change the numbers
                  settings={k: v for k, v in asdict(self.settings).items() if k != "neighbour_memory_mb"},
                  n_configs=sum(len(b) for b in self.data.batches), n_rows=self.data.n_rows)
+        if self.model.rank is not None:
+            # a species embedding (model.chemistry: embedded) has other parameters (its weights
+            # W, coefficients per channel) at each rank; a fit of the full chemistry keeps the
+            # fingerprint it had before the embedding existed, so its checkpoints still resume
+            d["chemistry"] = dict(mode="embedded", rank=int(self.model.rank))
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def _save_checkpoint(self, stage_index: int, done: list, finished: bool = False) -> None:
