@@ -245,14 +245,24 @@ def test_plugin_equals_python_embedded(plugin, tmp_path, expression, species, ra
     path = tmp_path / "m.params"
     write_model(model, path)
     assert f"chemistry.rank {rank}" in path.read_text()
-    for kind, atoms in zip(kinds, structures):
+    _plugin_against_python(path, dict(zip(kinds, structures)), species, f"{expression} {species} rank {rank}")
+
+
+def _plugin_against_python(path, structures: dict, species, label: str) -> dict:
+    """Largest relative deviations (E, E_i, F, stress) of the plugin from Python for
+    the model file ``path`` on ``structures`` ({kind: atoms}), newton on and off; each
+    at most TOL."""
+    worst = dict.fromkeys(("E", "E_i", "F", "stress"), 0.0)
+    for kind, atoms in structures.items():
         E0, pe0, F0, S0 = python_reference(path, atoms)
         for newton in ("on", "off"):
             E, pe, F, S, _ = run_plugin(path, atoms, list(species), newton=newton)
             errs = {"E": abs(E - E0) / max(abs(E0), np.max(np.abs(pe0)), 1e-12),
                     "E_i": rel(pe, pe0), "F": rel(F, F0), "stress": rel(S, S0)}
             bad = {k: v for k, v in errs.items() if not v <= TOL}
-            assert not bad, f"{expression} {species} rank {rank} {kind} newton {newton}: relative errors {errs}"
+            assert not bad, f"{label} {kind} newton {newton}: relative errors {errs}"
+            worst = {k: max(worst[k], errs[k]) for k in worst}
+    return worst
 
 
 @pytest.mark.parametrize("path", reference_files(), ids=[p.stem for p in reference_files()])
@@ -287,16 +297,7 @@ def test_plugin_equals_python_with_switched_atoms(plugin, tmp_path, expression, 
     assert np.all(census > 0), f"close pairs, grade transition, grade off: {census}"
     path = tmp_path / "m.params"
     write_model(model, path)
-    worst = dict.fromkeys(("E", "E_i", "F", "stress"), 0.0)
-    for kind, atoms in zip(kinds, structures):
-        E0, pe0, F0, S0 = python_reference(path, atoms)
-        for newton in ("on", "off"):
-            E, pe, F, S, _ = run_plugin(path, atoms, list(species), newton=newton)
-            errs = {"E": abs(E - E0) / max(abs(E0), np.max(np.abs(pe0)), 1e-12),
-                    "E_i": rel(pe, pe0), "F": rel(F, F0), "stress": rel(S, S0)}
-            bad = {k: v for k, v in errs.items() if not v <= TOL}
-            assert not bad, f"{expression} {species} {kind} newton {newton}: relative errors {errs}"
-            worst = {k: max(worst[k], errs[k]) for k in worst}
+    worst = _plugin_against_python(path, dict(zip(kinds, structures)), species, f"{expression} {species}")
     print(f"{expression} [{len(species)} sp]: atoms with close pairs {census[0]}, in the grade's "
           f"transition {census[1]}, switched off {census[2]}; relative deviations "
           + " ".join(f"{k} {v:.1e}" for k, v in worst.items()))
