@@ -207,7 +207,9 @@ class FitSettings:
                               "Å whose target forces are the ZBL forces alone (energies not fitted); `ranges` "
                               "(`{A-B: [r_min, r_max]}`) sets them per species pair; without r_min, r_max or "
                               "ranges the recipe derives each pair's range from the data: [r_a of its inner "
-                              "window, its shortest distance in the data] (examples/nb/design.yaml: weight 0.1; "
+                              "window, the distance the window came from: its shortest distance in the data, or "
+                              "its like pairs' mean where that set the window] (examples/nb/design.yaml: weight "
+                              "0.1; "
                               "off in the default recipe, where it cost up to 15 % in force error); `{}` = off",
                               factory=dict, keys=ZBL_ANCHOR_KEYS)
     eos_anchor: dict = option(doc="equation-of-state prior: perfect lattices at `scales` × a0 (default 0.72–0.94 "
