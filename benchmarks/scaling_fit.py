@@ -29,8 +29,9 @@ neighbour data built and cached during the fit count), what of that is still hel
 the fit, and the peak of one more joint linear solve above that (what the least
 squares itself allocates).
 
-The design loop runs 4 small candidates (``G3``, ``G4``, ``E[G3L2]``, ``E[G4L2]``,
-no core, no sanity checks, ``--design-evaluations`` evaluations each) on the elastic
+The design loop runs 8 small candidates (``--design-terms``, default G3–G6 and
+E[G3L2], E[G4L2], E[G3L3], E[G4L3]; no core, no sanity checks, ``--design-evaluations``
+evaluations each) on the elastic
 and surface data on a LocalCluster of 1 and of 2 workers (start-up excluded).
 """
 
@@ -113,8 +114,12 @@ def child(kind: str, size: int, lstsq: str, data_dir: Path, bo_evaluations: int,
             "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def design_time(workers: int, data_dir: Path, evaluations: int) -> float:
-    """Wall time of the design loop on a LocalCluster of ``workers`` (its start-up excluded)."""
+DESIGN_TERMS = ["G3", "G4", "G5", "G6", "E[G3L2]", "E[G4L2]", "E[G3L3]", "E[G4L3]"]
+
+
+def design_time(workers: int, data_dir: Path, evaluations: int, terms=tuple(DESIGN_TERMS)) -> float:
+    """Wall time of the design loop over the single terms ``terms`` on a LocalCluster of
+    ``workers`` (its start-up excluded)."""
     from compot.config import check_config
     from compot.design import run_design
     from compot.execution import client_for
@@ -123,7 +128,7 @@ def design_time(workers: int, data_dir: Path, evaluations: int) -> float:
         "model": {"cutoff": 4.5, "species": ["Nb"]},
         "data": {"train": [str(data_dir / "nb-mvl" / f) for f in FILES[1:]], "validation_fraction": 0.2},
         "fit": {"max_evaluations": evaluations, "init_points": 4, "polish_evaluations": 0},
-        "design": {"single_terms": ["G3", "G4", "E[G3L2]", "E[G4L2]"], "compositions": [], "zbl": None,
+        "design": {"single_terms": list(terms), "compositions": [], "zbl": None,
                    "fim_bits": 64, "sanity": False}})
     with tempfile.TemporaryDirectory() as tmp, client_for(n_workers=workers) as client:
         t0 = time.perf_counter()
@@ -181,9 +186,10 @@ def main(argv=None) -> int:
     p.add_argument("--merge", action="store_true", help="add to the rows of the existing JSON")
     p.add_argument("--skip-design", action="store_true")
     p.add_argument("--design-evaluations", type=int, default=30, help="evaluations per design candidate")
+    p.add_argument("--design-terms", nargs="+", default=DESIGN_TERMS, help="the design's candidates")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scaling_fit.md")
     args = p.parse_args(argv)
-    from compot.io import atomic_write_json
+    from compot.io import atomic_write_json, atomic_write_text
     if args.child:
         kind, size, lstsq, data, bo, solve, out = args.child
         atomic_write_json(out, child(kind, int(size), lstsq, Path(data), int(bo), solve == "1"))
@@ -204,9 +210,12 @@ def main(argv=None) -> int:
     rows.sort(key=lambda r: (r["size"], r["kind"] != "fixed", r["lstsq"] != "streamed"))
     if args.skip_design:
         design = {int(w): t for w, t in old.get("design_seconds", {}).items()}
+        terms = old.get("design_terms", ["G3", "G4", "E[G3L2]", "E[G4L2]"])
+        evaluations = old.get("design_evaluations", args.design_evaluations)
     else:
-        design = {w: design_time(w, args.data, args.design_evaluations) for w in (1, 2)}
-    if args.sizes:
+        design = {w: design_time(w, args.data, args.design_evaluations, args.design_terms) for w in (1, 2)}
+        terms, evaluations = list(args.design_terms), args.design_evaluations
+    if args.sizes or not args.skip_design:
         commands.append("nice -n 19 .venv/bin/python benchmarks/scaling_fit.py " + " ".join(sys.argv[1:]))
     cmd = "`; `".join(commands)
     md = ["# Fitting cost against data size (benchmarks/scaling_fit.py)", "",
@@ -221,15 +230,21 @@ def main(argv=None) -> int:
                   f"{r['held_after_fit_mb']:.1f} | "
                   f"{'not run' if r['solve_peak_mb'] is None else format(r['solve_peak_mb'], '.1f')} |")
     if design:
-        md += ["", f"| design (4 candidates, {args.design_evaluations} evaluations each) | wall time [s] |", "|---|---|"]
+        md += ["", f"| design ({len(terms)} candidates: {', '.join(terms)}; {evaluations} evaluations each) "
+               "| wall time [s] |", "|---|---|"]
         md += [f"| {w} worker{'s' if w > 1 else ''} | {t:.1f} |" for w, t in design.items()]
         md += ["", f"Speed-up on 2 workers: {design[1] / design[2]:.2f}×."]
     png = args.out.with_suffix(".png")
     plot(rows, png)
     md += ["", f"![scaling]({png.name})", ""]
+    if args.merge and args.out.exists():  # keep the hand-written reading of the results
+        old_md = args.out.read_text()
+        if "\n## Reading" in old_md:
+            md += ["## Reading" + old_md.split("\n## Reading", 1)[1].rstrip("\n"), ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(md))
-    atomic_write_json(json_path, {"commands": commands, "rows": rows, "design_seconds": design})
+    atomic_write_text(args.out, "\n".join(md))
+    atomic_write_json(json_path, {"commands": commands, "rows": rows, "design_seconds": design,
+                                  "design_terms": terms, "design_evaluations": evaluations})
     return 0
 
 
