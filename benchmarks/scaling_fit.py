@@ -183,6 +183,9 @@ def main(argv=None) -> int:
     p.add_argument("--bo-evaluations", type=int, default=4)
     p.add_argument("--full-up-to", type=int, default=None,
                    help="sizes above this run the streamed fixed fit only")
+    p.add_argument("--runs", nargs="+", choices=["fixed:streamed", "fixed:dense", "bo:streamed"], default=None,
+                   help="which fits to run at every size (default: all three, the streamed fixed fit only "
+                        "above --full-up-to)")
     p.add_argument("--merge", action="store_true", help="add to the rows of the existing JSON")
     p.add_argument("--skip-design", action="store_true")
     p.add_argument("--design-evaluations", type=int, default=30, help="evaluations per design candidate")
@@ -203,6 +206,8 @@ def main(argv=None) -> int:
         full = args.full_up_to is None or size <= args.full_up_to
         if not full:
             runs = runs[:1]
+        if args.runs:
+            runs = tuple(tuple(r.split(":")) for r in args.runs)
         for kind, lstsq in runs:
             r = run_child(kind, size, lstsq, args.data, args.bo_evaluations, int(full))
             print(r, flush=True)
