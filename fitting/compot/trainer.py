@@ -466,6 +466,12 @@ class Trainer:
         t0 = time.perf_counter()
         start, done = self._load_checkpoint()
         if start == 0 and not done:
+            # a grade from an earlier fit (a model read from a file) is switched off
+            # (U = 0: γ = 0, S_grade = 1) until _finish_safety fits it again: the scales
+            # below move the features it measures, and atoms it switched off would give
+            # the solves zero rows (the refit of the shipped Nb model came out all zero)
+            if "g.U" in self.model.params:
+                self.model.params["g.U"] = np.zeros(self.model.params["g.U"].shape)
             # every scale (φ_max, ρ_max, q_max), bases without nonlinear parameters
             # included; searched bases refresh theirs per evaluation
             self.model.compute_scales(self.data.systems)
