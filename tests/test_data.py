@@ -16,6 +16,7 @@ from compot.data import (
     read_dataset,
     train_validation_split,
 )
+from compot.data.split import detect_runs
 from compot.errors import CompotError, ConfigError, DatasetError, SpeciesError
 
 DATA = default_data_dir()
@@ -383,6 +384,123 @@ def test_split_by_block_holds_out_a_contiguous_block_or_whole_files():
     assert len(starts) > 1                                                      # the start is seeded
     with pytest.raises(ConfigError, match="by_block"):
         train_validation_split(configs, 0.25, seed=0, mode="blocks")
+
+
+def _snap(desc, k, cell=3.0, n_atoms=1, path="run.xyz"):
+    """A configuration of one file with a description (record index k)."""
+    return Configuration(symbols=("Nb",) * n_atoms, positions=[[0.0, 0, 0.9 * i] for i in range(n_atoms)],
+                         cell=np.eye(3) * cell, pbc=True, energy=float(k), forces=np.zeros((n_atoms, 3)),
+                         group="aimd", source=f"{path}:{k}", description=desc)
+
+
+def _indices(configs):
+    return [int(c.source.rpartition(":")[2]) for c in configs]
+
+
+def test_detect_runs_counter_temperature_cell_atoms():
+    """A run continues while only the snapshot counter changes; a temperature in the
+    text, the cell or the atom count starts another (issue 13)."""
+    d = "Snapshot {} of 40 of AIMD NVT simulation at {} K"
+    configs = [_snap(d.format(s, 300), k) for k, s in enumerate([1, 2, 4, 5])]            # 0-3
+    configs += [_snap(d.format(s, 3000), 4 + k) for k, s in enumerate([1, 2, 3])]          # 4-6
+    configs += [_snap(d.format(s, 3000), 7 + k, cell=3.3) for k, s in enumerate([1, 2])]   # 7-8: cell
+    configs += [_snap(d.format(s, 3000), 9 + k, n_atoms=2) for k, s in enumerate([3, 4])]  # 9-10: atoms
+    configs += [_snap("", 11), _snap("", 12)]                                              # 11-12
+    assert detect_runs(configs) == [[0, 1, 2, 3], [4, 5, 6], [7, 8], [9, 10], [11, 12]]
+    # the counter is found where it is: the number that alone changes most often
+    md = [_snap(f"Md {{'Md': '{t}-{s}'}}", k) for k, (t, s) in
+          enumerate([(300, 37), (300, 38), (3000, 16), (3000, 12), (300, 5), (1000, 2), (1000, 7)])]
+    runs = detect_runs(md)
+    assert runs == [[4, 0, 1], [3, 2], [5, 6]]      # counter order: a window in time
+    # every configuration different (strained cells): runs of one
+    strained = [_snap(f"strain {0.01 * k:.4f}", k, cell=3 + 0.01 * k) for k in range(5)]
+    assert detect_runs(strained) == [[k] for k in range(5)]
+
+
+def _runs_file(lengths, shuffle_seed=None):
+    """One file, one group, runs of the given lengths at rising temperatures."""
+    configs, k = [], 0
+    for r, length in enumerate(lengths):
+        counters = list(range(1, length + 1))
+        if shuffle_seed is not None:
+            counters = list(np.random.default_rng(shuffle_seed + r).permutation(counters) + 0)
+        for s in counters:
+            configs.append(_snap(f"Snapshot {s} of {length} at {300 * 10 ** r} K", k))
+            k += 1
+    return configs
+
+
+def test_split_by_block_one_block_per_run():
+    """by_block on one file of several runs: one contiguous block per run, lengths
+    proportional to the runs' (largest remainder), seeded starts, deterministic."""
+    lengths = [35, 37, 36]                       # mo-mlearn AIMD-NVT: 11 held out as 3 + 4 + 4
+    configs = _runs_file(lengths)
+    bounds = np.cumsum([0] + lengths)
+    t1, v1 = train_validation_split(configs, 0.1, seed=0, mode="by_block")
+    t2, v2 = train_validation_split(configs, 0.1, seed=0, mode="by_block")
+    assert _indices(v1) == _indices(v2) and len(t1) + len(v1) == len(configs) == 108
+    held = _indices(v1)
+    assert len(held) == 11
+    per_run = [[i for i in held if bounds[r] <= i < bounds[r + 1]] for r in range(3)]
+    assert [len(p) for p in per_run] == [3, 4, 4]
+    for p in per_run:
+        assert p == list(range(p[0], p[0] + len(p)))                      # contiguous in its run
+    # exact proportions need no rounding; a larger fraction stays proportional
+    _, v = train_validation_split(_runs_file([10, 20, 30]), 0.1, seed=1, mode="by_block")
+    assert [sum(b <= i < b + n for i in _indices(v)) for b, n in [(0, 10), (10, 20), (30, 30)]] == [1, 2, 3]
+    _, v = train_validation_split(configs, 0.5, seed=2, mode="by_block")
+    counts = tuple(sum(bounds[r] <= i < bounds[r + 1] for i in _indices(v)) for r in range(3))
+    assert len(v) == 54 and counts in {(18, 18, 18), (17, 19, 18)}    # 17.5, 18.5, 18: one tie
+    # the starts are seeded
+    starts = {tuple(min(p) for p in ([i for i in _indices(train_validation_split(
+        configs, 0.1, seed=s, mode="by_block")[1]) if bounds[r] <= i < bounds[r + 1]] for r in range(3)))
+        for s in range(6)}
+    assert len(starts) > 1
+    # snapshots listed out of order: the block is a window of the counter, not of the file
+    shuffled = _runs_file([20, 20], shuffle_seed=5)
+    _, v = train_validation_split(shuffled, 0.2, seed=0, mode="by_block")
+    for r in range(2):
+        counters = sorted(int(c.description.split()[1]) for c in v if f"at {300 * 10 ** r} K" in c.description)
+        assert len(counters) == 4 and counters == list(range(counters[0], counters[0] + 4))
+
+
+def test_split_by_block_one_run_is_the_old_block():
+    """A group of one file with one run (or no runs recognised) holds out the one
+    contiguous block of the split before runs were detected, for every seed."""
+    for configs in (_runs_file([30]), [_snap("", k) for k in range(30)],
+                    [_snap(f"strain {k}", k, cell=3 + 0.01 * k) for k in range(30)]):
+        for seed in range(5):
+            rng = np.random.default_rng(seed)
+            rng.permutation(30)
+            start = int(rng.integers(0, 30 - 3 + 1))
+            _, v = train_validation_split(configs, 0.1, seed=seed, mode="by_block")
+            assert _indices(v) == list(range(start, start + 3))
+
+
+def test_description_is_read(tmp_path):
+    """The record's text metadata is kept: extxyz info strings/integers, MVL notes and tags."""
+    header = GOOD_HEADER + ' energy=-2.0 config_type=AIMD source_desc="Snapshot 7 of 40 at 300 K" step=12 temp=300.5'
+    f = _write_extxyz(tmp_path / "d.extxyz", [(header, _good_frame()[1])])
+    (c,) = read_configurations(f)
+    assert c.description == "config_type=AIMD; source_desc=Snapshot 7 of 40 at 300 K; step=12"
+    record = _mvl_record()
+    record.update(group="Nb", tags=["Md"], notes={"Md": "300-37"}, _id="5bcf9f")
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps([record]))
+    (c,) = read_configurations(path)
+    assert c.description == "group=Nb; notes={'Md': '300-37'}; tags=['Md']"
+
+
+@needs_data
+def test_detect_runs_on_the_shared_data():
+    """Runs of the real AIMD groups: mo-mlearn AIMD-NVT 300/3000/6000 K, Vacancy
+    300/6000 K; nb-mvl Nb_AIMD 300/1000/3000 K at 100 % volume, 300 K at 90 and 110 %."""
+    groups = {}
+    for c in read_dataset(DATA / "mo-mlearn", group_by="config_type"):
+        groups.setdefault(c.group, []).append(c)
+    assert [len(r) for r in detect_runs(groups["AIMD-NVT"])] == [35, 37, 36]
+    assert [len(r) for r in detect_runs(groups["Vacancy"])] == [10, 11]
+    assert [len(r) for r in detect_runs(read_configurations(NB / "Nb_AIMD.extxyz"))] == [40] * 5
 
 
 def test_split_zero_and_bad_fraction():

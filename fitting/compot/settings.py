@@ -130,9 +130,14 @@ class DataSettings:
     test: list = option(doc="explicit test files (never used for fitting)", factory=list)
     validation_fraction: float = option(0.1, "share of the training files held out, per group, seeded")
     validation: str = option("random", "how the held-out share is drawn, per group: `random` (random "
-                             "snapshots) or `by_block` (whole files of a group of several files, else one "
-                             "contiguous block of the file's configurations, at a seeded start: snapshots of one "
-                             "AIMD run are correlated, so a random split flatters the model)",
+                             "snapshots) or `by_block` (snapshots of one AIMD run are correlated, so a random "
+                             "split flatters the model): a group of several files holds out whole files; a group "
+                             "of one file is cut into runs (a new run where the atoms, the cell or the record's "
+                             "description, e.g. extxyz `source_desc`, change in anything but the snapshot "
+                             "counter) and holds out one contiguous block of each run in counter order, at a "
+                             "seeded start, the blocks proportional to the runs (largest remainder); one run, or "
+                             "none recognised, gives one block of the file (`compot.data.split`, \"Validation "
+                             "by block\" below)",
                              choices=("random", "by_block"))
     seed: int = option(0, "seed of the split")
     min_distance: float = option(0.5, "smallest allowed interatomic distance [Å]; closer pairs are an error")

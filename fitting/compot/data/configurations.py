@@ -33,7 +33,7 @@ from compot.settings import DATA_KEYS  # the quantities a record supplies (data.
 
 from .files import file_group
 
-__all__ = ["Configuration", "DATA_KEYS", "resolve_keys", "validate_configuration"]
+__all__ = ["Configuration", "DATA_KEYS", "describe", "resolve_keys", "validate_configuration"]
 
 _KNOWN_SYMBOLS = frozenset(chemical_symbols[1:])
 
@@ -119,6 +119,11 @@ class Configuration:
         stem. Used for stratified splitting and per-group metrics.
     source : str
         ``"path:record_index"`` (0-based record index), quoted in errors.
+    description : str, default ""
+        What the file says about the configuration, e.g. ``"config_type=AIMD-NVT;
+        source_desc=Snapshot 7 of 40 of AIMD NVT simulation at 300 K"``
+        (:func:`describe`); the ``by_block`` split finds the runs of a file from it
+        (:func:`compot.data.split.detect_runs`).
     """
 
     symbols: tuple[str, ...]
@@ -131,6 +136,7 @@ class Configuration:
     weight: float = 1.0
     group: str = "default"
     source: str = "<memory>"
+    description: str = ""
 
     def __post_init__(self) -> None:
         where = _where(self.source)
@@ -179,6 +185,7 @@ class Configuration:
             raise DatasetError(f"{where}: weight is {weight}; expected a finite value >= 0")
         self.weight = weight
         self.group = str(self.group)
+        self.description = str(self.description)
 
     def _array(self, name: str, value, shape: tuple[int, ...], shape_doc: str) -> np.ndarray:
         """Convert ``value`` to a float array and check its shape and finiteness."""
@@ -238,7 +245,8 @@ class Configuration:
         stress) or ``atoms.arrays`` (forces) under that name, as extended XYZ
         keeps ``REF_energy``-style keys. Forces are read without applying
         constraints (``FixAtoms`` from selective dynamics would otherwise zero
-        them). The weight is ``atoms.info["weight"]`` if present, else 1.
+        them). The weight is ``atoms.info["weight"]`` if present, else 1; the
+        description is :func:`describe` of ``atoms.info``.
 
         Parameters
         ----------
@@ -281,7 +289,37 @@ class Configuration:
             weight=atoms.info.get("weight", 1.0),
             group=group,
             source=source,
+            description=describe(atoms.info, exclude=(*names.values(), "weight")),
         )
+
+
+def describe(info: dict, exclude: Iterable[str] = ()) -> str:
+    """The description of a record: its text and integer entries (extended XYZ
+    ``config_type``, ``source_desc``, a ``step=12`` ...) as ``"key=value"``, sorted by
+    key, joined by ``"; "``. Entries that are real numbers or arrays (energy, stress,
+    time) are left out, and so are the keys in ``exclude``.
+
+    Parameters
+    ----------
+    info : dict
+        E.g. ``ase.Atoms.info``.
+    exclude : iterable of str
+        Keys left out (the reference results' names, ``weight``).
+
+    Returns
+    -------
+    str
+        ``""`` when no entry qualifies.
+    """
+    skip = set(exclude)
+    parts = []
+    for key in sorted(info, key=str):
+        value = info[key]
+        if key in skip or isinstance(value, (bool, np.bool_)):
+            continue
+        if isinstance(value, (str, int, np.integer)):
+            parts.append(f"{key}={value}")
+    return "; ".join(parts)
 
 
 def _result(atoms: Atoms, quantity: str, name: str, source: str, required: bool = True):

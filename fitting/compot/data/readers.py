@@ -144,7 +144,16 @@ def _parse_mvl_record(record: dict, path: pathlib.Path, index: int, group: str |
         weight=record.get("weight", 1.0),
         group=group,
         source=source,
+        description=_mvl_description(record),
     )
+
+
+def _mvl_description(record: dict) -> str:
+    """The description of an MVL record: its free-text entries ``group``, ``notes``
+    and ``tags`` as ``"key=value"`` joined by ``"; "`` (e.g. ``"group=Nb; notes={'Md':
+    '300-37'}; tags=['Md']"``); its ``_id``, ``add_on`` date and ``params`` are left out."""
+    return "; ".join(f"{key}={record[key]}" for key in ("group", "notes", "tags")
+                     if record.get(key) not in (None, "", [], {}))
 
 
 def read_configurations(
