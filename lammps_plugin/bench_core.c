@@ -7,13 +7,16 @@
  * for profiling (perf record ./bench_core model.params 12 20).
  *
  *   make -C lammps_plugin bench_core
- *   lammps_plugin/bench_core MODEL.params [cells=12] [repeats=20] [a=3.30] [skin=2.0] [half|full] [grade]
+ *   lammps_plugin/bench_core MODEL.params [cells=12] [repeats=20] [a=3.30] [skin=2.0] [half|full] [grade] [forces]
  *
  * With "grade" the extrapolation grade of every atom is asked for too
- * (compot_workspace_set_grade), as pair_style compot grade does.
+ * (compot_workspace_set_grade), as pair_style compot grade does.  With
+ * "forces" the timed calls ask for forces only, as the plugin's calls on
+ * the MD steps without an energy or virial tally do.
  *
- * Prints CPU microseconds per atom and compute call (energy, forces,
- * virial) and the energy per atom.
+ * Prints CPU microseconds per atom and compute call (energy, forces and
+ * virial, or forces only) and the energy per atom (of the untimed first
+ * call, which computes all three).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "compot_core.h"
@@ -75,13 +78,23 @@ int main(int argc, char **argv)
   crystal s;
   int cells = argc > 2 ? atoi(argv[2]) : 12, reps = argc > 3 ? atoi(argv[3]) : 20;
   double a = argc > 4 ? atof(argv[4]) : 3.30, skin = argc > 5 ? atof(argv[5]) : 2.0;
-  int half = !(argc > 6 && strcmp(argv[6], "full") == 0);
+  int half = !(argc > 6 && strcmp(argv[6], "full") == 0), grade = 0,
+      forces_only = 0, bad = 0, k;
   double L, rl, rl2, energy, vir[6], t0, t1, *f;
   int i, j, c, r, img[3], nimg, cap, nl = 0;
 
-  if (argc < 2 || cells < 1 || reps < 1 || !(a > 0.0) || !(skin >= 0.0)
+  for (k = 7; k < argc; ++k) {
+    if (strcmp(argv[k], "grade") == 0)
+      grade = 1;
+    else if (strcmp(argv[k], "forces") == 0)
+      forces_only = 1;
+    else
+      bad = 1;
+  }
+  if (argc < 2 || cells < 1 || reps < 1 || !(a > 0.0) || !(skin >= 0.0) || bad
       || (argc > 6 && strcmp(argv[6], "full") != 0 && strcmp(argv[6], "half") != 0)) {
-    fprintf(stderr, "usage: %s MODEL.params [cells] [repeats] [a] [skin] [half|full]\n", argv[0]);
+    fprintf(stderr, "usage: %s MODEL.params [cells] [repeats] [a] [skin] [half|full] [grade] [forces]\n",
+            argv[0]);
     return 2;
   }
   if (compot_create(&model, argv[1], msg, sizeof msg)) {
@@ -147,7 +160,7 @@ int main(int argc, char **argv)
   }
   f = malloc(3 * (size_t) s.n * sizeof(double));
   ws = compot_workspace_create();
-  if (argc > 7 && strcmp(argv[7], "grade") == 0) {
+  if (grade) {
     double *grade = (double *) calloc((size_t) s.n, sizeof(double));
     compot_workspace_set_grade(ws, grade);   /* freed at exit */
   }
@@ -172,14 +185,15 @@ int main(int argc, char **argv)
       fprintf(stderr, "%s\n", msg);
       return 1;
     }
+    if (forces_only) out.energy = NULL, out.virial = NULL;
     t0 = cpu_seconds();
     for (r = 0; r < reps; ++r)
       compot_compute_exchange(model, ws, &in, &ex, &out, msg, sizeof msg);
     t1 = cpu_seconds();
   }
-  printf("%s: %d atoms (+%d ghosts), %.1f listed neighbours/atom (%s lists): %.3f us/atom-call, E/N = %.6f eV\n",
+  printf("%s: %d atoms (+%d ghosts), %.1f listed neighbours/atom (%s lists%s): %.3f us/atom-call, E/N = %.6f eV\n",
          compot_expression(model), s.n_own, s.n - s.n_own, (double) nl / s.n_own,
-         half ? "half" : "full",
+         half ? "half" : "full", forces_only ? ", forces only" : "",
          1e6 * (t1 - t0) / reps / s.n_own, energy / s.n_own);
   compot_workspace_destroy(ws);
   compot_destroy(model);
