@@ -491,7 +491,13 @@ COMPOT_HOT double compot_angular_value(compot_ctx *c, compot_node const *nd, int
  * for blocks of 4 of the n pairs, rad = sum_v Bd_v Y_v + 2 sum_k selfbar_k
  * G_k dG_k and GV = sum_v Bg_v grad Y_v, with Bg_v = sum_k bac_kv G_k and
  * Bd_v = sum_k bac_kv dG_k (k < sk).  Inlined with constant sk for the
- * common sizes, so that the loops over k unroll.
+ * common sizes, so that the loops over k unroll.  Two passes per block, one
+ * for rad (dG, Y) and one for GV (G, grad Y): with both in one pass the
+ * compiler keeps G_k and dG_k of every k in registers across the loop over
+ * v (2 sk vectors besides 12 sums), which for sk = 8 spilled to the stack
+ * even with AVX-512's 32 registers; each pass needs sk + 5 (+ 8 with
+ * AVX2's 16 the loads of G stay loads).  Every sum adds its terms in the
+ * same order as a single pass would.
  */
 static inline COMPOT_ALWAYS_INLINE void
 angular_pair_gradients(int n, int sk, int nv, int nvp, int pst,
@@ -509,39 +515,49 @@ angular_pair_gradients(int n, int sk, int nv, int nvp, int pst,
       rd = v4_madd(v4_madd(v4_set1(2.0 * selfbar[k]), g, v4_set1(0.0)), dg,
                    rd);
     }
+    /* rad: Bd_v from dG, times Y_v */
     for (v = 0; v + 4 <= nv; v += 4) {
-      compot_v4 bg[4], bd[4];
-      for (q = 0; q < 4; ++q) bg[q] = bd[q] = v4_set1(0.0);
+      compot_v4 bd[4];
+      for (q = 0; q < 4; ++q) bd[q] = v4_set1(0.0);
       for (k = 0; k < sk; ++k) {
-        compot_v4 g = v4_load(G + (size_t) k * pst + t);
         compot_v4 dg = v4_load(dG + (size_t) k * pst + t);
         double const *b = bac + (size_t) k * nvp + v;
-        for (q = 0; q < 4; ++q) {
-          compot_v4 bq = v4_set1(b[q]);
-          bg[q] = v4_madd(bq, g, bg[q]);
-          bd[q] = v4_madd(bq, dg, bd[q]);
-        }
+        for (q = 0; q < 4; ++q) bd[q] = v4_madd(v4_set1(b[q]), dg, bd[q]);
+      }
+      for (q = 0; q < 4; ++q)
+        rd = v4_madd(bd[q], v4_load(Y + 4 * (size_t) (v + q)), rd);
+    }
+    for (; v < nv; ++v) { /* the last 1 to 3 functions, one at a time */
+      compot_v4 bd = v4_set1(0.0);
+      for (k = 0; k < sk; ++k)
+        bd = v4_madd(v4_set1(bac[(size_t) k * nvp + v]),
+                     v4_load(dG + (size_t) k * pst + t), bd);
+      rd = v4_madd(bd, v4_load(Y + 4 * (size_t) v), rd);
+    }
+    /* GV: Bg_v from G, times grad Y_v */
+    for (v = 0; v + 4 <= nv; v += 4) {
+      compot_v4 bg[4];
+      for (q = 0; q < 4; ++q) bg[q] = v4_set1(0.0);
+      for (k = 0; k < sk; ++k) {
+        compot_v4 g = v4_load(G + (size_t) k * pst + t);
+        double const *b = bac + (size_t) k * nvp + v;
+        for (q = 0; q < 4; ++q) bg[q] = v4_madd(v4_set1(b[q]), g, bg[q]);
       }
       for (q = 0; q < 4; ++q) {
-        double const *y = Y + 4 * (size_t) (v + q);
         double const *dx = dY + 4 * (size_t) (v + q);
         double const *dy = dx + 4 * (size_t) nv, *dz = dy + 4 * (size_t) nv;
-        rd = v4_madd(bd[q], v4_load(y), rd);
         gx = v4_madd(bg[q], v4_load(dx), gx);
         gy = v4_madd(bg[q], v4_load(dy), gy);
         gz = v4_madd(bg[q], v4_load(dz), gz);
       }
     }
-    for (; v < nv; ++v) { /* the last 1 to 3 functions, one at a time */
-      compot_v4 bg = v4_set1(0.0), bd = bg;
-      double const *y = Y + 4 * (size_t) v, *dx = dY + 4 * (size_t) v;
+    for (; v < nv; ++v) {
+      compot_v4 bg = v4_set1(0.0);
+      double const *dx = dY + 4 * (size_t) v;
       double const *dy = dx + 4 * (size_t) nv, *dz = dy + 4 * (size_t) nv;
-      for (k = 0; k < sk; ++k) {
-        compot_v4 bq = v4_set1(bac[(size_t) k * nvp + v]);
-        bg = v4_madd(bq, v4_load(G + (size_t) k * pst + t), bg);
-        bd = v4_madd(bq, v4_load(dG + (size_t) k * pst + t), bd);
-      }
-      rd = v4_madd(bd, v4_load(y), rd);
+      for (k = 0; k < sk; ++k)
+        bg = v4_madd(v4_set1(bac[(size_t) k * nvp + v]),
+                     v4_load(G + (size_t) k * pst + t), bg);
       gx = v4_madd(bg, v4_load(dx), gx);
       gy = v4_madd(bg, v4_load(dy), gy);
       gz = v4_madd(bg, v4_load(dz), gz);
