@@ -499,6 +499,21 @@ COMPOT_HOT double compot_angular_value(compot_ctx *c, compot_node const *nd, int
  * AVX2's 16 the loads of G stay loads).  Every sum adds its terms in the
  * same order as a single pass would.
  */
+/* out[q] = sum_(k < sk) b[k nvp + q] X[k pst .. + 3] for q < nq (4 lanes
+   of pairs; X the block's column of G or dG, b the coefficients' column v) */
+static inline COMPOT_ALWAYS_INLINE void
+coefficient_sums(int nq, int sk, double const *X, int pst, double const *b,
+                 int nvp, compot_v4 *out)
+{
+  int k, q;
+  for (q = 0; q < nq; ++q) out[q] = v4_set1(0.0);
+  for (k = 0; k < sk; ++k) {
+    compot_v4 x = v4_load(X + (size_t) k * pst);
+    double const *bk = b + (size_t) k * nvp;
+    for (q = 0; q < nq; ++q) out[q] = v4_madd(v4_set1(bk[q]), x, out[q]);
+  }
+}
+
 static inline COMPOT_ALWAYS_INLINE void
 angular_pair_gradients(int n, int sk, int nv, int nvp, int pst,
                        double const *G, double const *dG, double const *Yall,
@@ -518,31 +533,19 @@ angular_pair_gradients(int n, int sk, int nv, int nvp, int pst,
     /* rad: Bd_v from dG, times Y_v */
     for (v = 0; v + 4 <= nv; v += 4) {
       compot_v4 bd[4];
-      for (q = 0; q < 4; ++q) bd[q] = v4_set1(0.0);
-      for (k = 0; k < sk; ++k) {
-        compot_v4 dg = v4_load(dG + (size_t) k * pst + t);
-        double const *b = bac + (size_t) k * nvp + v;
-        for (q = 0; q < 4; ++q) bd[q] = v4_madd(v4_set1(b[q]), dg, bd[q]);
-      }
+      coefficient_sums(4, sk, dG + t, pst, bac + v, nvp, bd);
       for (q = 0; q < 4; ++q)
         rd = v4_madd(bd[q], v4_load(Y + 4 * (size_t) (v + q)), rd);
     }
     for (; v < nv; ++v) { /* the last 1 to 3 functions, one at a time */
-      compot_v4 bd = v4_set1(0.0);
-      for (k = 0; k < sk; ++k)
-        bd = v4_madd(v4_set1(bac[(size_t) k * nvp + v]),
-                     v4_load(dG + (size_t) k * pst + t), bd);
+      compot_v4 bd;
+      coefficient_sums(1, sk, dG + t, pst, bac + v, nvp, &bd);
       rd = v4_madd(bd, v4_load(Y + 4 * (size_t) v), rd);
     }
     /* GV: Bg_v from G, times grad Y_v */
     for (v = 0; v + 4 <= nv; v += 4) {
       compot_v4 bg[4];
-      for (q = 0; q < 4; ++q) bg[q] = v4_set1(0.0);
-      for (k = 0; k < sk; ++k) {
-        compot_v4 g = v4_load(G + (size_t) k * pst + t);
-        double const *b = bac + (size_t) k * nvp + v;
-        for (q = 0; q < 4; ++q) bg[q] = v4_madd(v4_set1(b[q]), g, bg[q]);
-      }
+      coefficient_sums(4, sk, G + t, pst, bac + v, nvp, bg);
       for (q = 0; q < 4; ++q) {
         double const *dx = dY + 4 * (size_t) (v + q);
         double const *dy = dx + 4 * (size_t) nv, *dz = dy + 4 * (size_t) nv;
@@ -552,12 +555,10 @@ angular_pair_gradients(int n, int sk, int nv, int nvp, int pst,
       }
     }
     for (; v < nv; ++v) {
-      compot_v4 bg = v4_set1(0.0);
+      compot_v4 bg;
       double const *dx = dY + 4 * (size_t) v;
       double const *dy = dx + 4 * (size_t) nv, *dz = dy + 4 * (size_t) nv;
-      for (k = 0; k < sk; ++k)
-        bg = v4_madd(v4_set1(bac[(size_t) k * nvp + v]),
-                     v4_load(G + (size_t) k * pst + t), bg);
+      coefficient_sums(1, sk, G + t, pst, bac + v, nvp, &bg);
       gx = v4_madd(bg, v4_load(dx), gx);
       gy = v4_madd(bg, v4_load(dy), gy);
       gz = v4_madd(bg, v4_load(dz), gz);
