@@ -34,7 +34,7 @@ from ase.units import GPa
 
 from compot.errors import DatasetError
 
-from .configurations import Configuration, resolve_keys, validate_configuration
+from .configurations import Configuration, describe, resolve_keys, validate_configuration
 from .files import data_files, file_group
 
 __all__ = ["KBAR", "read_configurations", "read_dataset"]
@@ -152,8 +152,8 @@ def _mvl_description(record: dict) -> str:
     """The description of an MVL record: its free-text entries ``group``, ``notes``
     and ``tags`` as ``"key=value"`` joined by ``"; "`` (e.g. ``"group=Nb; notes={'Md':
     '300-37'}; tags=['Md']"``); its ``_id``, ``add_on`` date and ``params`` are left out."""
-    return "; ".join(f"{key}={record[key]}" for key in ("group", "notes", "tags")
-                     if record.get(key) not in (None, "", [], {}))
+    return describe({key: str(record[key]) for key in ("group", "notes", "tags")
+                     if record.get(key) not in (None, "", [], {})})
 
 
 def read_configurations(
