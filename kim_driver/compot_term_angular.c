@@ -486,19 +486,6 @@ COMPOT_HOT double compot_angular_value(compot_ctx *c, compot_node const *nd, int
   return e;
 }
 
-/*
- * The per-pair gradients of an A leaf at one atom (compot_angular_backward):
- * for blocks of 4 of the n pairs, rad = sum_v Bd_v Y_v + 2 sum_k selfbar_k
- * G_k dG_k and GV = sum_v Bg_v grad Y_v, with Bg_v = sum_k bac_kv G_k and
- * Bd_v = sum_k bac_kv dG_k (k < sk).  Inlined with constant sk for the
- * common sizes, so that the loops over k unroll.  Two passes per block, one
- * for rad (dG, Y) and one for GV (G, grad Y): with both in one pass the
- * compiler keeps G_k and dG_k of every k in registers across the loop over
- * v (2 sk vectors besides 12 sums), which for sk = 8 spilled to the stack
- * even with AVX-512's 32 registers; each pass needs sk + 5 (+ 8 with
- * AVX2's 16 the loads of G stay loads).  Every sum adds its terms in the
- * same order as a single pass would.
- */
 /* out[q] = sum_(k < sk) b[k nvp + q] X[k pst .. + 3] for q < nq (4 lanes
    of pairs; X the block's column of G or dG, b the coefficients' column v) */
 static inline COMPOT_ALWAYS_INLINE void
@@ -514,6 +501,19 @@ coefficient_sums(int nq, int sk, double const *X, int pst, double const *b,
   }
 }
 
+/*
+ * The per-pair gradients of an A leaf at one atom (compot_angular_backward):
+ * for blocks of 4 of the n pairs, rad = sum_v Bd_v Y_v + 2 sum_k selfbar_k
+ * G_k dG_k and GV = sum_v Bg_v grad Y_v, with Bg_v = sum_k bac_kv G_k and
+ * Bd_v = sum_k bac_kv dG_k (k < sk).  Inlined with constant sk for the
+ * common sizes, so that the loops over k unroll.  Two passes per block, one
+ * for rad (dG, Y) and one for GV (G, grad Y): in one pass the compiler kept
+ * G_k and dG_k of every k in registers across the loop over v (2 sk vectors
+ * besides 12 sums), which for sk = 8 spilled sums to the stack even with
+ * AVX-512's 32 registers; a pass keeps sk vectors, 4 sums and 1 (rad) or 3
+ * (GV) accumulators.  Every sum adds its terms in the same order as the
+ * single pass did.
+ */
 static inline COMPOT_ALWAYS_INLINE void
 angular_pair_gradients(int n, int sk, int nv, int nvp, int pst,
                        double const *G, double const *dG, double const *Yall,
