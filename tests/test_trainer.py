@@ -133,3 +133,29 @@ def test_deterministic_for_seed():
         Trainer(m, configs, FitSettings(max_evaluations=6, init_points=3, seed=3)).fit()
         out.append(m.vector(m.blocks()))
     np.testing.assert_array_equal(out[0], out[1])
+
+
+def test_steepest_gaussian_held_by_the_data():
+    """fit.steepest: data holds a_K = α β^(K−1) at ln(1/ε)/(r_c² − r_min²), r_min the
+    data's shortest pair, even when the whole search box lies beyond it (β stays in
+    its box, α goes below); `box` leaves the box alone."""
+    truth = Model("G4", ("Nb",), 4.5)
+    truth.params["b1.alpha"] = np.array(0.2)
+    truth.params["b1.beta"] = np.array(1.5)
+    truth.params["n0.c"] = np.array([[[1.0, -0.5, 0.2, 0.1]]])
+    configs = synthetic(truth)
+    r_min = min(float(truth.system([c.to_atoms()]).r_p.min()) for c in configs)
+    a_max = -np.log(np.finfo(float).eps) / (4.5 ** 2 - r_min ** 2)
+    box = {"alpha": (1.0, 2.0), "beta": (2.5, 3.0)}
+    steep = {}
+    for rule in ("data", "box"):
+        model = Model("G4", ("Nb",), 4.5)
+        t = Trainer(model, configs, FitSettings(max_evaluations=4, init_points=2, polish_evaluations=0,
+                                                bounds=box, steepest=rule))
+        t.fit()
+        alpha, beta = float(model.params["b1.alpha"]), float(model.params["b1.beta"])
+        steep[rule] = alpha * beta ** 3
+        assert 2.5 <= beta <= 3.0
+        assert np.isfinite(t.loss())
+    assert steep["data"] == pytest.approx(a_max, rel=1e-12)
+    assert steep["box"] >= 1.0 * 2.5 ** 3 > 5 * a_max
