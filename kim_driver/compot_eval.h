@@ -103,8 +103,9 @@ typedef struct compot_ctx {
   double *ceff;   /* A leaves, format v2: [np K nvp + np K] coefficients
                      times dx/du of the saturated invariants at one atom;
                      E[A] leaves (v1 and v2): dE/dq spread likewise */
-  double *eaq;    /* E[A] leaves: [2 np max_K (max_P+1)] raw invariants
-                     and their adjoints at one atom, else NULL */
+  double *eaq;    /* E[A] leaves: [(2 np + 3 max_L) max_K (max_P+1)] raw
+                     invariants and their adjoints at one atom, then u, x,
+                     dx of one channel pair's features, else NULL */
   double tau;     /* saturation width (format v2), 0 in v1 */
   double *selfbar; /* [S K] */
   double *ascr;    /* A leaves: [4 pst] u_x, u_y, u_z of the pairs (value

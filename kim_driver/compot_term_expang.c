@@ -18,32 +18,51 @@
 #include "compot_eval.h"
 
 /* Size of the table of an E[A] leaf: gamma_l and
-   compot_exp_feature_ginv(gamma_l) (L each), then 1/q_max of the np K
-   (P+1) invariants. */
+   compot_exp_feature_ginv(gamma_l), each repeated over the K (P+1)
+   invariants of one channel pair (L K (P+1) each, so that the features of a
+   channel pair are one call of compot_exp_feature_v), then 1/q_max of the np
+   K (P+1) invariants. */
 size_t compot_expang_table_size(compot_model const *m, compot_node const *nd)
 {
   size_t np = (size_t) compot_nch(m) * (compot_nch(m) + 1) / 2; /* channel pairs */
-  return 2 * (size_t) nd->L + np * nd->K * (nd->P + 1);
+  size_t nkp = (size_t) nd->K * (nd->P + 1);
+  return 2 * (size_t) nd->L * nkp + np * nkp;
 }
 
 void compot_expang_table_fill(compot_model const *m, compot_node *nd)
 {
   int S = compot_nch(m), L = nd->L, l;
-  size_t k, nq = (size_t) (S * (S + 1) / 2) * nd->K * (nd->P + 1);
+  size_t nkp = (size_t) nd->K * (nd->P + 1), lk = (size_t) L * nkp, o;
+  size_t nq = (size_t) (S * (S + 1) / 2) * nkp, k;
   double *out = nd->tab;
   for (l = 0; l < L; ++l) {
-    out[l] = nd->gamma[l];
-    out[L + l] = compot_exp_feature_ginv(nd->gamma[l]);
+    double g = nd->gamma[l], gi = compot_exp_feature_ginv(g);
+    for (o = 0; o < nkp; ++o) {
+      out[(size_t) l * nkp + o] = g;
+      out[lk + (size_t) l * nkp + o] = gi;
+    }
   }
-  for (k = 0; k < nq; ++k) out[2 * L + k] = 1.0 / nd->q_max[k];
+  for (k = 0; k < nq; ++k) out[2 * lk + k] = 1.0 / nd->q_max[k];
 }
 
-/* x(gamma_l, u) and dx/du of the table's exponent l */
-static void feature(compot_ctx const *c, compot_node const *nd, int l,
-                    double u, double *x, double *dx)
+/* The features of channel pair q at the current atom: u = q_kp / q_max for
+   every (l, k, p) into u, then x(gamma_l, u) and dx/du into x, dx (each L
+   K (P+1) long, order l, k, p), in one call. */
+static void pair_features(compot_ctx const *c, compot_node const *nd,
+                          double const *qq, double const *qi, double *u,
+                          double *x, double *dx)
 {
-  compot_exp_feature_v(1, nd->tab + l, nd->tab + nd->L + l, &u, c->tau, x,
-                       dx);
+  size_t nkp = (size_t) nd->K * (nd->P + 1), lk = (size_t) nd->L * nkp, l, o;
+  for (l = 0; l < (size_t) nd->L; ++l)
+    for (o = 0; o < nkp; ++o) u[l * nkp + o] = qq[o] * qi[o];
+  compot_exp_feature_v((int) lk, nd->tab, nd->tab + lk, u, c->tau, x, dx);
+}
+
+/* Scratch of pair_features after the 2 np max_K (max_P+1) invariants and
+   adjoints in c->eaq (compot_workspace.c sizes it). */
+static double *feature_scratch(compot_ctx const *c, int np)
+{
+  return c->eaq + 2 * (size_t) np * c->m->max_K * ((size_t) c->m->max_P + 1);
 }
 
 /* E[A] leaf at atom i: the sums of the angular moments into sum (the
@@ -53,28 +72,23 @@ static void feature(compot_ctx const *c, compot_node const *nd, int l,
 double compot_expang_value(compot_ctx *c, compot_node const *nd, int i,
                            double *sum, double *gf)
 {
-  int S = compot_nch(c->m), K = nd->K, L = nd->L, P1 = nd->P + 1, np = S * (S + 1) / 2;
-  int Z = c->in->species[i], q, l, k, p;
-  size_t nkp = (size_t) K * P1;
-  double const *qinv = nd->tab + 2 * L;
-  double *qv = c->eaq, e = 0.0;
+  int S = compot_nch(c->m), L = nd->L, np = S * (S + 1) / 2;
+  int Z = c->in->species[i], q;
+  size_t nkp = (size_t) nd->K * (nd->P + 1), lk = (size_t) L * nkp, o;
+  double const *qinv = nd->tab + 2 * lk;
+  double *qv = c->eaq, *u = feature_scratch(c, np), *x = u + lk, *dx = x + lk;
+  double e = 0.0;
 
   compot_angular_moments(c, nd, i, sum);
   compot_angular_invariants(c, nd, sum, qv);
-  for (q = 0; q < np; ++q)
-    for (l = 0; l < L; ++l) {
-      size_t row = (size_t) q * L + l;
-      double const *cc = nd->c + ((size_t) Z * np * L + row) * nkp;
-      double const *qq = qv + (size_t) q * nkp, *qi = qinv + (size_t) q * nkp;
-      for (k = 0; k < K; ++k)
-        for (p = 0; p < P1; ++p) {
-          size_t o = (size_t) k * P1 + p;
-          double x, dx;
-          feature(c, nd, l, qq[o] * qi[o], &x, &dx);
-          e += cc[o] * x;
-          if (gf != NULL) gf[row * nkp + o] = x;
-        }
-    }
+  for (q = 0; q < np; ++q) {
+    /* coefficients of rows (q, l), l < L: consecutive, order l, k, p */
+    double const *cc = nd->c + ((size_t) Z * np + q) * lk;
+    pair_features(c, nd, qv + (size_t) q * nkp, qinv + (size_t) q * nkp, u, x, dx);
+    for (o = 0; o < lk; ++o) e += cc[o] * x[o];
+    if (gf != NULL)
+      for (o = 0; o < lk; ++o) gf[(size_t) q * lk + o] = x[o];
+  }
   return e;
 }
 
@@ -85,27 +99,28 @@ double compot_expang_value(compot_ctx *c, compot_node const *nd, int i,
 void compot_expang_backward(compot_ctx *c, compot_node const *nd, int i,
                             double a, double const *sum, double const *gb)
 {
-  int S = compot_nch(c->m), K = nd->K, L = nd->L, P1 = nd->P + 1, np = S * (S + 1) / 2;
+  int S = compot_nch(c->m), L = nd->L, np = S * (S + 1) / 2;
   int Z = c->in->species[i], q, l;
-  size_t nkp = (size_t) K * P1, o;
-  double const *qinv = nd->tab + 2 * L;
+  size_t nkp = (size_t) nd->K * (nd->P + 1), lk = (size_t) L * nkp, o;
+  double const *qinv = nd->tab + 2 * lk;
   double *qv = c->eaq, *qbar = c->eaq + (size_t) np * nkp;
+  double *u = feature_scratch(c, np), *x = u + lk, *dx = x + lk;
 
   compot_angular_invariants(c, nd, sum, qv);
   for (o = 0; o < (size_t) np * nkp; ++o) qbar[o] = 0.0;
-  for (q = 0; q < np; ++q)
-    for (l = 0; l < L; ++l) {
-      size_t row = (size_t) q * L + l;
-      double const *cc = nd->c + ((size_t) Z * np * L + row) * nkp;
-      double const *qq = qv + (size_t) q * nkp, *qi = qinv + (size_t) q * nkp;
-      double const *bb = gb != NULL ? gb + row * nkp : NULL;
-      double *qb = qbar + (size_t) q * nkp;
+  for (q = 0; q < np; ++q) {
+    double const *cc = nd->c + ((size_t) Z * np + q) * lk;
+    double const *qi = qinv + (size_t) q * nkp;
+    double const *bb = gb != NULL ? gb + (size_t) q * lk : NULL;
+    double *qb = qbar + (size_t) q * nkp;
+    pair_features(c, nd, qv + (size_t) q * nkp, qi, u, x, dx);
+    for (l = 0; l < L; ++l)
       for (o = 0; o < nkp; ++o) {
-        double x, dx, w = a * cc[o] + (bb != NULL ? bb[o] : 0.0);
+        size_t r = (size_t) l * nkp + o;
+        double w = a * cc[r] + (bb != NULL ? bb[r] : 0.0);
         if (w == 0.0) continue;
-        feature(c, nd, l, qq[o] * qi[o], &x, &dx);
-        qb[o] += w * dx * qi[o];
+        qb[o] += w * dx[r] * qi[o];
       }
-    }
+  }
   compot_angular_invariant_backward(c, nd, i, qbar, sum);
 }

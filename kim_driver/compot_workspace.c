@@ -210,7 +210,8 @@ static size_t layout(compot_ctx *c, double *base, size_t *n_zero)
     c->ascr = take(&cv, 4 * (size_t) c->pst);
     if (m->version >= 2 || expang)
       c->ceff = take(&cv, np * m->max_K * ((size_t) c->nvp + 1));
-    if (expang) c->eaq = take(&cv, 2 * np * m->max_K * ((size_t) m->max_P + 1));
+    if (expang) /* invariants, their adjoints; u, x, dx of one channel pair */
+      c->eaq = take(&cv, (2 * np + 3 * (size_t) max_l) * m->max_K * ((size_t) m->max_P + 1));
   }
   c->gf = c->gy = c->gz = c->gb = c->cw = c->cdw = NULL;
   if (m->version >= 2) {
