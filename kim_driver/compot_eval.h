@@ -253,6 +253,7 @@ double compot_pair_switch(compot_ctx *c, int i, int *nclose);
 void compot_pair_switch_gradient(compot_ctx *c, int n, double coef);
 double compot_grade(compot_ctx *c, int Z);
 void compot_grade_gradient(compot_ctx *c, int Z, double coef);
+double compot_bounded_fit(compot_model const *m, int Z, double v, double *dv);
 double compot_grade_switch(compot_model const *m, int Z, double gamma,
                            double *ds);
 

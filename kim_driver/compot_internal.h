@@ -115,6 +115,8 @@ struct compot_model {
   double *w_r_a;   /* [np] */
   double *w_r_b;   /* [np] */
   double *w_e_ref; /* [S] reference site energy E_ref of a switched-off atom */
+  double *w_e_min; /* [S] (format v3) lowest fitted site energy of the data:
+                      below it V_fit saturates (compot_bounded_fit) */
   /* derived in refresh: r_a and r_b per ordered species pair (Z_i S +
      Z_j); the largest r_b (0: no pair is windowed, always so in v1) */
   double *win;     /* [2 S S] */

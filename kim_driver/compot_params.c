@@ -433,6 +433,19 @@ static int build_table(table_builder *tb)
                    "(not fitted); flat index Z in species order (%s)",
                    sp));
     if (v) m->w_e_ref = v;
+    if (m->version >= 3) {
+      v = add_block(
+          tb, 'w', -1, "e_min", "eV", COMPOT_ROLE_FIXED, &FINITE, 1, dims_s,
+          kinds_s,
+          dup_printf("lowest fitted site energy e_min[Z] over the fitting "
+                     "atoms of species Z: below it the fitted energy "
+                     "continues as e_min - w tanh((e_min - V_fit)/w), w = "
+                     "tau (E_ref - e_min), and is used in place of V_fit "
+                     "(off where e_min >= E_ref; format v3); unit eV; role "
+                     "fixed (not fitted); flat index Z in species order (%s)",
+                     sp));
+      if (v) m->w_e_min = v;
+    }
   }
   for (b = 0; b < m->n_bases; ++b) {
     compot_basis *B = &m->bases[b];

@@ -155,6 +155,20 @@ COMPOT_HOT void compot_grade_gradient(compot_ctx *c, int Z, double coef)
   for (t = 0; t < d; ++t) c->gb[t] = 2.0 * coef * z[t];
 }
 
+/* Format v3: the fitted value V_fit of an atom of species Z bounded below,
+   e - w tanh((e - V_fit)/w) for V_fit < e = e_min[Z], w = tau (E_ref[Z] -
+   e), V_fit itself otherwise (and where w <= 0); its derivative in *dv
+   (as compot.safety.SafetyLayer.bounded_fit). */
+double compot_bounded_fit(compot_model const *m, int Z, double v, double *dv)
+{
+  double lo = m->w_e_min[Z], w = m->w_tau[0] * (m->w_e_ref[Z] - lo), th;
+  *dv = 1.0;
+  if (!(v < lo) || !(w > 0.0)) return v;
+  th = tanh((lo - v) / w);
+  *dv = 1.0 - th * th;
+  return lo - w * th;
+}
+
 /* S_grade(gamma) of species Z: 1 up to gamma_lo, 0 from gamma_hi, the f_c
    polynomial of t = ln(gamma/gamma_lo)/ln(gamma_hi/gamma_lo) in between (on
    ln gamma so that the hand-over starts as soon as an atom leaves the data,

@@ -22,7 +22,8 @@
  *      the slot, H = T u_ij + h, A terms add to the vector h with the sign
  *      of their direction.  Format v2 (compot_switch.c): E_i = S_i
  *      V_fit(i) + (1 - S_i) E_ref(Z_i) + E_ZBL(i), V_fit the root without
- *      its ZBL terms; the fitted leaves write the grade's feature vector f
+ *      its ZBL terms (format v3: bounded below, compot_bounded_fit, whose
+ *      derivative then multiplies the fitted part's adjoint); the fitted leaves write the grade's feature vector f
  *      as they are evaluated.  The fitted part then has adjoint S_i;
  *      (V_fit - E_ref) dS_i/dr adds the terms of the close pairs to T, and
  *      for atoms inside the grade's transition an adjoint of every
@@ -99,6 +100,7 @@ static double atom_site(compot_ctx *c, int i)
   compot_workspace *ws = c->ws;
   int nd, ch, Z = c->in->species[i], nclose = 0;
   double esite, sw = 1.0, spair = 1.0, sgrade = 1.0, dsgrade = 0.0, dv = 0.0;
+  double dvb = 1.0;
   double *gf, *gb;
 
   if (m->has_nexp) compot_rho_value(c, i);
@@ -127,6 +129,7 @@ static double atom_site(compot_ctx *c, int i)
     double vzbl = 0.0, vfit;
     for (ch = 0; ch < m->n_zbl_root; ++ch) vzbl += c->V[m->zbl_root[ch]];
     vfit = c->V[0] - vzbl;
+    if (m->version >= 3) vfit = compot_bounded_fit(m, Z, vfit, &dvb);
     if (ws->flag[i] & COMPOT_PF_CLOSE)
       spair = compot_pair_switch(c, i, &nclose);
     /* (an atom switched off by its close pairs needs no grade, unless the
@@ -155,7 +158,7 @@ static double atom_site(compot_ctx *c, int i)
       gb = c->gb;
     }
   }
-  c->adj[0] = sw;
+  c->adj[0] = sw * dvb;
   for (nd = 0; nd < m->n_nodes; ++nd) {
     compot_node const *node = &m->nodes[nd];
     double a = c->adj[nd];

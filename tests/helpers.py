@@ -121,6 +121,25 @@ def switched_model(expression: str, species, structures, seed: int = 0, window=(
     return m
 
 
+def bounded_model(model: Model, structures, quantile: float = 0.6) -> Model:
+    """``model`` (format v2) as format v3 with its fitted site energy bounded below
+    (compot.safety.SafetyLayer.bounded_fit) on ``structures``: e_min of each species
+    at the ``quantile`` of V_fit over their atoms, E_ref 2 eV above it (w = 2 τ eV),
+    so that the bound acts on about 1 − quantile of them."""
+    m = Model(model.expression, model.species, model.cutoff, version=3, rank=model.rank)
+    for k, v in model.params.items():
+        m.params[k] = v.copy()
+    system = m.system(list(structures))
+    ctx = m.context(system)             # (its safety layer holds the context weakly)
+    v = ctx.fitted_value()
+    for z in range(len(m.species)):
+        vz = v[system.species_n == z]
+        if vz.size:
+            m.params["w.e_min"][z] = np.quantile(vz, quantile)
+            m.params["w.e_ref"][z] = m.params["w.e_min"][z] + 2.0
+    return m
+
+
 def switch_census(model: Model, atoms) -> tuple[int, int, int]:
     """Atoms of ``atoms`` with a pair inside the inner window (S_pair < 1), in the
     grade's transition (0 < S_grade < 1) and switched off by the grade."""

@@ -413,8 +413,8 @@ def layout(root: Term | str, species: tuple[str, ...] | list[str], version: int 
             n.basis = shared
     basis_infos = [BasisInfo(i, spec, tuple(users)) for i, (spec, users) in enumerate(bases)]
 
-    if version not in (1, 2):
-        raise ExpressionError(f"format version {version!r}: expected 1 or 2")
+    if version not in (1, 2, 3):
+        raise ExpressionError(f"format version {version!r}: expected 1, 2 or 3")
     S = len(species)
     sp = tuple(species)
     pairs = tuple(_species_pairs(sp))
@@ -435,6 +435,10 @@ def layout(root: Term | str, species: tuple[str, ...] | list[str], version: int 
                                      "inner window end r_b per species pair: fitted terms fully on above"))
         blocks.append(ParameterBlock("w.e_ref", "fixed", (S,), (sp,), "eV",
                                      "reference site energy E_ref of a switched-off atom [centre species]"))
+    if version >= 3:
+        blocks.append(ParameterBlock("w.e_min", "fixed", (S,), (sp,), "eV",
+                                     "lowest fitted site energy over the fitting atoms [centre species]: "
+                                     "below it the fitted energy saturates (off when e_min >= E_ref)"))
     for b in basis_infos:
         name = f"b{b.index + 1}"
         ks = index_labels(b.spec.K)

@@ -28,9 +28,10 @@ from .model import Model
 __all__ = ["write_model", "read_model", "format_model", "atomic_write_text", "json_text", "atomic_write_json",
            "FORMAT_VERSION"]
 
-FORMAT_VERSION = 2
+#: the version new fits are written in (compot.recipe)
+FORMAT_VERSION = 3
 #: versions :func:`read_model` reads (v1 files evaluate exactly as in the first release)
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2, 3)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -36,6 +36,7 @@ from . import derive
 from .derive import EV_PER_A3_TO_GPA
 from .errors import ConfigError
 from .model import Model
+from .io import FORMAT_VERSION
 from .settings import DEFAULT_EXPRESSION, DEFAULT_FIT
 
 __all__ = ["DEFAULT_EXPRESSION", "DEFAULT_FIT", "Recipe", "derive_settings", "build_model", "prepare"]
@@ -190,7 +191,7 @@ def build_model(expression: str, species, recipe: Recipe, rank: int | None = Non
     """
     species = list(species)
     expression = _BARE_ZBL.sub(f"ZBL({recipe.zbl[0]:g}, {recipe.zbl[1]:g})", expression)
-    model = Model(expression, species, recipe.cutoff, rank=rank)
+    model = Model(expression, species, recipe.cutoff, rank=rank, version=FORMAT_VERSION)
     for z, sym in enumerate(species):
         if sym in recipe.eos:
             model.params["w.e_ref"][z] = recipe.e_ref(sym)

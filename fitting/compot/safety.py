@@ -280,15 +280,38 @@ class SafetyLayer:
             v = v - self.ctx.value(i)
         return v
 
+    def bounded_fit(self) -> tuple[np.ndarray, np.ndarray]:
+        """V_b(i), the fitted value bounded below (format v3), and dV_b/dV_fit, each shape
+        (n_atoms,) [eV], [-].
+
+        With e = e_min(Z_i), the lowest fitted site energy over the fitting atoms,
+        and w = τ (E_ref − e): V_b = V_fit for V_fit ≥ e, and e − w tanh((e − V_fit)/w)
+        below, so no atom's fitted energy falls more than w below the lowest the data
+        showed (C², monotone; off where e ≥ E_ref, and in formats v1 and v2). Without
+        it an atom of a hot Mo NVT run whose closest pair was still above its inner
+        window had V_fit = −99 eV at a grade of 4.4 γ_lo, where the grade switch kept
+        17 % of it: |F| = 1430 eV/Å, and the run lost atoms (docs/parameter-file.md).
+        """
+        v = self.fitted_value()
+        if self.model.version < 3:
+            return v, np.ones_like(v)
+        z = self.system.species_n
+        lo = self.model.params["w.e_min"][z]
+        w = float(self.model.params["w.tau"]) * (self.model.params["w.e_ref"][z] - lo)
+        below = (v < lo) & (w > 0)
+        th = np.tanh(np.where(below, lo - v, 0.0) / np.where(w > 0, w, 1.0))
+        return np.where(below, lo - w * th, v), np.where(below, 1.0 - th * th, 1.0)
+
     def site_energy(self) -> np.ndarray:
-        """Site energies E_i = S_i V_fit(i) + (1 − S_i) E_ref(Z_i) + E_ZBL(i), shape (n_atoms,)
-        [eV]: the fitted part switched, the ZBL core never (MODEL_SPEC §10)."""
+        """Site energies E_i = S_i V_b(i) + (1 − S_i) E_ref(Z_i) + E_ZBL(i), shape (n_atoms,)
+        [eV]: the fitted part (bounded below in format v3, :meth:`bounded_fit`) switched,
+        the ZBL core never (MODEL_SPEC §10)."""
         if self.model.version < 2:
             return self.ctx.value(0)
         S_n = self.switch().S_n
         e_ref = self.model.params["w.e_ref"][self.system.species_n]
         zbl = self.ctx.value(0) - self.fitted_value()
-        return e_ref + S_n * (self.fitted_value() - e_ref) + zbl
+        return e_ref + S_n * (self.bounded_fit()[0] - e_ref) + zbl
 
     def site_energy_vjp(self, a: np.ndarray, grad, cols: slice) -> None:
         """Accumulate Σ_i a[i, m] ∂E_i/∂D_p (E_i of :meth:`site_energy`) into ``cols``."""
@@ -297,11 +320,12 @@ class SafetyLayer:
             return
         S_n, dS_p = self.switch()
         core = self.core_leaves()
+        v_b, dv_b = self.bounded_fit()
         # a root with ZBL summands is a sum: its fitted summands are switched, ZBL not
         for i in self.model.layout.nodes[0].children if core else [0]:
-            self.ctx.vjp(i, a if i in core else a * S_n[:, None], grad, cols)
+            self.ctx.vjp(i, a if i in core else a * (S_n * dv_b)[:, None], grad, cols)
         s = self.system
-        dv = self.fitted_value() - self.model.params["w.e_ref"][s.species_n]
+        dv = v_b - self.model.params["w.e_ref"][s.species_n]
         if np.any(dS_p):
             grad.R[:, cols] += (dS_p * dv[s.i_p])[:, None] * a[s.i_p]
         dS_df = self.switch_feature_gradient()

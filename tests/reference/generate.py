@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE.parent))
 
-from helpers import (parameter_digest, random_model, reference_deviations, switch_census,  # noqa: E402
+from helpers import (bounded_model, parameter_digest, random_model, reference_deviations, switch_census,  # noqa: E402
                      switched_model)
 
 from compot.io import format_model, read_model  # noqa: E402
@@ -179,6 +179,12 @@ CASES = {
         covers=["G", "C", "E", "EA", "A", "ZBL", "sum", "product", "two species", "v2 window", "v2 grade"],
         expression="E[A[G3P2]L2] + A[G3P2] + G2 * E[A[C2P1]L1] + ZBL(2.9, 3.4)", species=MONB,
         kind="switched", window=(2.3, 2.85), close=2.5, seed=81),
+    "bounded_recipe_v3": dict(
+        description="the default recipe's composition in format v3 with the fitted site energy bounded below "
+                    "(w.e_min) acting on about 40 % of the atoms, with the window and the grade acting",
+        covers=["G", "E", "A", "ZBL", "sum", "v2 window", "v2 grade", "v3 bound"],
+        expression="E[G4L3] + A[G4P2] + ZBL(2.9, 3.4)", species=NB, kind="switched", window=(2.3, 2.85),
+        close=2.5, seed=101, bounded=True),
     "embedded_nbmotaw_v2": dict(
         description="a species embedding of rank 2 over four species (chemistry.rank 2, random weights W) with "
                     "E, N and A on one shared Gaussian basis and its W, an E[A] factor of a product on a "
@@ -226,6 +232,8 @@ def build(name: str, spec: dict):
         if spec["kind"] == "switched":
             model = switched_model(spec["expression"], species, atoms, seed=spec["seed"], window=spec["window"],
                                    rank=spec.get("rank"))
+            if spec.get("bounded"):
+                model = bounded_model(model, atoms)
         else:
             model = random_model(spec["expression"], species, seed=spec["seed"], structures=atoms,
                                  window=spec["window"], rank=spec.get("rank"))

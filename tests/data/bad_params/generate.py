@@ -104,7 +104,7 @@ FIRST_65_ELEMENTS = ("H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V
 CASES = {
     # header: magic word, version, counts
     "magic_word": (1, replace("compot-params", "compot-parameters 1"), "expected 'compot-params <version>'"),
-    "version_3": (1, replace("compot-params", "compot-params 3"), "is not supported"),
+    "version_4": (1, replace("compot-params", "compot-params 4"), "is not supported"),
     "version_leading_zero": (1, replace("compot-params", "compot-params 01"), "is not supported"),
     "version_sign": (1, replace("compot-params", "compot-params +1"), "is not supported"),
     "count_wrong": (1, replace("parameters", "parameters 14"), "parameters: expected 13"),
