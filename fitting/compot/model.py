@@ -217,6 +217,28 @@ class Model:
         U[:, r, c] = packed
         return U
 
+    def compute_lower_bound(self, systems: list[System]) -> None:
+        """Format v3: set ``w.e_min`` of each species to the lowest fitted site energy
+        V_fit [eV] over the atoms of ``systems`` (the fitted data), below which
+        V_fit saturates (:meth:`compot.safety.SafetyLayer.bounded_fit`,
+        docs/parameter-file.md "Format v3"); a species without atoms gets E_ref
+        (bound off). Needs E_ref set first (w = τ (E_ref − e_min)).
+
+        Raises
+        ------
+        ValueError
+            For a model of format v1 or v2 (they have no ``w.e_min``).
+        """
+        if self.version < 3:
+            raise ValueError(f"format v{self.version} has no lower bound of the fitted energy (w.e_min): "
+                             "expected a format v3 model")
+        low = np.full(len(self.species), np.inf)
+        for sys_ in systems:
+            ctx = Context(self, sys_)
+            np.minimum.at(low, sys_.species_n, ctx.fitted_value())
+        e_ref = np.asarray(self.params["w.e_ref"], dtype=float)
+        self.params["w.e_min"] = np.where(np.isfinite(low), low, e_ref)
+
     def compute_grade(self, systems: list[System], margin: float = 9.0, floor: float = 1e-4,
                       headroom: float = 1.0) -> dict:
         """Fit the extrapolation grade (MODEL_SPEC §10) to the atoms of ``systems``.

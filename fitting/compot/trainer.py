@@ -506,17 +506,12 @@ class Trainer:
                 e = self.model.context(sysm).fitted_value()
                 np.maximum.at(top, sysm.species_n, e)
             self.model.params["w.e_ref"] = np.where((e_ref == 0.0) & np.isfinite(top), top, e_ref)
-        if "w.e_min" in self.model.params:
-            # format v3: the lowest fitted site energy of each species over the atoms of the
-            # data (not the priors), below which the fitted energy saturates (bounded_fit)
-            low = np.full(len(self.model.species), np.inf)
-            for sysm in self.data.systems[:self.data.n_data_batches]:
-                np.minimum.at(low, sysm.species_n, self.model.context(sysm).fitted_value())
-            e_ref = self.model.params["w.e_ref"]
-            self.model.params["w.e_min"] = np.where(np.isfinite(low), low, e_ref)
+        if self.model.version >= 3:
+            # the data's atoms, not the priors (as the grade)
+            self.model.compute_lower_bound(self.data.systems[:self.data.n_data_batches])
             for z, sym in enumerate(self.model.species):
                 log.info("fitted site energy of %s bounded below at e_min = %.4f eV (E_ref %.4f eV)",
-                         sym, self.model.params["w.e_min"][z], e_ref[z])
+                         sym, self.model.params["w.e_min"][z], self.model.params["w.e_ref"][z])
         for sym, g in self.grade_info.items():
             log.info("extrapolation grade of %s: %d features, fitted energy fully on up to γ = %.4g, "
                      "off from %.4g; E_ref %.4f eV", sym, g["d"], g["gamma_lo"], g["gamma_hi"],
