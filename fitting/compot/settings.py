@@ -199,12 +199,12 @@ class FitSettings:
                           "w bounds every species-embedding weight. "
                           "A result on a bound is reported in the log and `report.md`",
                           factory=_copy(DEFAULT_BOUNDS), keys=tuple(DEFAULT_BOUNDS))
-    steepest: str = option("box", "limit on the steepest Gaussian of a searched basis, a_K = α β^(K−1) "
+    steepest: str = option("data", "limit on the steepest Gaussian of a searched basis, a_K = α β^(K−1) "
                            "[Å⁻²]: `data` caps it where g_K = exp(−a_K r²) falls by the whole double-precision "
                            "range (1/ε) between the training data's shortest pair r_min and the term's cutoff "
                            "r_t, a_K ≤ ln(1/ε)/(r_t² − r_min²), by lowering β (then α); `box` = the search box "
-                           "alone (the default: what `data` fixes and what it cost is in docs/fitting.md, "
-                           "\"The steepest Gaussian\")", choices=("data", "box"))
+                           "alone (docs/fitting.md, \"The steepest Gaussian\": what each costs and fixes)",
+                           choices=("data", "box"))
     max_sweeps: int = option(30, "alternating solves of products stop after max_sweeps sweeps …")
     tol: float = option(1e-7, "… or when a sweep improves the loss by less than tol (relative)")
     batch_atoms: int = option(3000, "atoms per evaluation batch (memory ∝ batch size)")
