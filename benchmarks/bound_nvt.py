@@ -35,9 +35,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def as_bounded(model: Model, data) -> Model:
     """``model`` (format v2) in format v3 with w.e_min the lowest V_fit over ``data``."""
-    m = Model(model.expression, model.species, model.cutoff, version=3, rank=model.rank)
-    for name, value in model.params.items():
-        m.params[name] = value.copy()
+    m = model.copy(version=3)
     m.compute_lower_bound([m.system([c.to_atoms() for c in data[k:k + 50]]) for k in range(0, len(data), 50)])
     return m
 

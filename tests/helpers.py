@@ -126,9 +126,7 @@ def bounded_model(model: Model, structures, quantile: float = 0.6) -> Model:
     (compot.safety.SafetyLayer.bounded_fit) on ``structures``: e_min of each species
     at the ``quantile`` of V_fit over their atoms, E_ref 2 eV above it (w = 2 τ eV),
     so that the bound acts on about 1 − quantile of them."""
-    m = Model(model.expression, model.species, model.cutoff, version=3, rank=model.rank)
-    for k, v in model.params.items():
-        m.params[k] = v.copy()
+    m = model.copy(version=3)
     system = m.system(list(structures))
     ctx = m.context(system)             # (its safety layer holds the context weakly)
     v = ctx.fitted_value()

@@ -340,9 +340,12 @@ class Model:
                 raise ValueError(f"parameter block {name!r}: expected shape {want}, found {arr.shape}")
         self.params[name] = arr
 
-    def copy(self) -> "Model":
+    def copy(self, version: int | None = None) -> "Model":
+        """A copy of the model, in format ``version`` if given (a later version's new
+        blocks start at their defaults: v2 → v3 adds ``w.e_min`` = 0, see
+        :meth:`compute_lower_bound`)."""
         return Model(self.expression, self.species, self.cutoff, {k: v.copy() for k, v in self.params.items()},
-                     self.version, rank=self.rank)
+                     self.version if version is None else version, rank=self.rank)
 
     def blocks(self, role: str | None = None, under: int | None = None) -> list[str]:
         """Block names with a role ('linear', 'nonlinear', 'fixed'), optionally
