@@ -159,3 +159,52 @@ def test_steepest_gaussian_held_by_the_data():
         assert np.isfinite(t.loss())
     assert steep["data"] == pytest.approx(a_max, rel=1e-12)
     assert steep["box"] >= 1.0 * 2.5 ** 3 > 5 * a_max
+
+
+def test_summand_on_a_searched_basis_rides_along():
+    """fit.joint_search: A[G3P2] has no nonlinear parameters of its own (its basis is
+    E's), so its coefficients are solved in every evaluation of E's search, and the
+    searched basis is the one that fits the sum; off, E's search solves E alone."""
+    truth = random_model("E[G3L2] + A[G3P2]", seed=3)
+    configs = synthetic(truth, n=4)
+    with_scales(truth, configs)
+    for c, k in zip(configs, range(4)):
+        at = random_structure("triclinic", seed=k)
+        p = truth.evaluate(truth.system([at]), virial=False)
+        c.energy, c.forces = float(p.energy_m[0]), p.forces_nc
+    plans = {}
+    for joint in (True, False):
+        m = Model("E[G3L2] + A[G3P2]", ("Nb",), truth.cutoff)
+        t = Trainer(m, configs, FitSettings(joint_search=joint))
+        plans[joint] = [(s.kind, s.nonlinear, sorted(s.linear)) for s in t.plan]
+    assert plans[True][0] == ("search", ["b1.alpha", "b1.beta", "n1.gamma"], ["n0.shift", "n1.c", "n2.c"])
+    assert plans[False][0] == ("search", ["b1.alpha", "b1.beta", "n1.gamma"], ["n0.shift", "n1.c"])
+    assert plans[True][1][0] == plans[False][1][0] == "solve"
+    # with the truth's nonlinear parameters the search stage alone reproduces the data
+    m = Model("E[G3L2] + A[G3P2]", ("Nb",), truth.cutoff)
+    for k in ("b1.alpha", "b1.beta", "n1.gamma"):
+        m.params[k] = truth.params[k].copy()
+    t = Trainer(m, configs, FitSettings(joint_search=True))
+    stage = t.plan[0]
+    loss = t._evaluate(stage, m.vector(stage.nonlinear))
+    assert loss / t.data.n_rows < 1e-16
+
+
+def test_search_on_a_thinned_subset():
+    """fit.search_atoms: the searches see every group thinned evenly (at least one
+    configuration each), the final solve all of the data."""
+    truth = random_model("G3", seed=1)
+    configs = synthetic(truth, n=6)
+    for c in configs[:2]:
+        c.group = "small"
+    atoms = sum(c.n_atoms for c in configs)
+    m = Model("G3", ("Nb",), truth.cutoff)
+    t = Trainer(m, configs, FitSettings(search_atoms=atoms // 2, max_evaluations=3, init_points=1,
+                                        polish_evaluations=0))
+    picked = [c for b in t.search_data.batches for c in b]
+    assert 0 < sum(c.n_atoms for c in picked) < atoms
+    assert {c.group for c in picked} == {"small", "synthetic"}
+    t.fit()
+    assert t.history[0]["loss"] == pytest.approx(t.loss() / t.data.n_rows, rel=1e-9)
+    t_all = Trainer(Model("G3", ("Nb",), truth.cutoff), configs, FitSettings(search_atoms=atoms))
+    assert t_all.search_data is t_all.data

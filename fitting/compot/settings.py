@@ -205,6 +205,15 @@ class FitSettings:
                            "r_t, a_K ≤ ln(1/ε)/(r_t² − r_min²), by lowering β (then α); `box` = the search box "
                            "alone (docs/fitting.md, \"The steepest Gaussian\": what each costs and fixes)",
                            choices=("data", "box"))
+    joint_search: bool = option(True, "a summand that searches nothing of its own (its basis searched by an "
+                                "earlier summand, e.g. `A[G8P4]` in `E[G8L4] + A[G8P4]`) has its linear "
+                                "coefficients solved in every evaluation of that search, so the basis is chosen "
+                                "for every term on it; `false` = searched for the first term alone")
+    search_atoms: int = option(30000, "atoms the Bayesian-optimisation searches evaluate: with more training "
+                               "atoms than this, every group's configurations are thinned evenly (the same "
+                               "fraction of each, at least one) for the searches, while the solve that ends "
+                               "each search, every later solve and the scales use all of the data; "
+                               "0 = search on all of it")
     max_sweeps: int = option(30, "alternating solves of products stop after max_sweeps sweeps …")
     tol: float = option(1e-7, "… or when a sweep improves the loss by less than tol (relative)")
     batch_atoms: int = option(3000, "atoms per evaluation batch (memory ∝ batch size)")

@@ -85,6 +85,7 @@ class Trainer:
         self.model = model
         self.settings = settings or FitSettings()
         self.data = WeightedData.for_fit(model, configs, self.settings)
+        self.search_data = self._search_data(model, configs)
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.progress = progress or (lambda info: None)
         self.client = client
@@ -94,6 +95,31 @@ class Trainer:
         self._init_product_factors()
         self.plan = self.make_plan()
         self.history: list[dict] = []
+
+    def _search_data(self, model: Model, configs) -> WeightedData:
+        """The data the Bayesian-optimisation searches evaluate: all of it, or with
+        ``settings.search_atoms`` > 0 and more atoms than that, every group's
+        configurations thinned evenly (the same fraction of each group, at least one
+        configuration) to about search_atoms atoms, priors kept whole. The solve that
+        ends every search, the solves after it and the scales of the model use all of
+        the data, so only the choice of the nonlinear parameters comes from the subset."""
+        limit = int(self.settings.search_atoms)
+        total = sum(c.n_atoms for c in configs)
+        if limit <= 0 or total <= limit:
+            return self.data
+        fraction = limit / total
+        groups: dict = {}
+        for c in configs:
+            groups.setdefault(c.group, []).append(c)
+        keep = []
+        for members in groups.values():
+            n = max(1, round(fraction * len(members)))
+            picks = np.unique(np.linspace(0, len(members) - 1, n).round().astype(int))
+            keep += [members[i] for i in picks]
+        log.info("searches evaluate %d of %d configurations (%d of %d atoms; fit.search_atoms %d); "
+                 "every linear solve after a search uses all of them", len(keep), len(configs),
+                 sum(c.n_atoms for c in keep), total, limit)
+        return WeightedData.for_fit(model, keep, self.settings)
 
     # ----------------------------------------------------------------- plan
     def _frozen_blocks(self) -> set:
@@ -148,7 +174,32 @@ class Trainer:
                     out.append(b)
             return out
 
-        def plan(idx: int, extra: list) -> None:
+        def riders(idx: int) -> dict:
+            """Later summands of node idx that search nothing of their own (every
+            nonlinear block already searched by an earlier summand: a shared basis)
+            ride along in that summand's search, their linear coefficients solved
+            with its own in every evaluation, so that the basis is chosen for all the
+            terms on it (the objective of the joint solve that ends the sum)."""
+            node = self.model.layout.nodes[idx]
+            out: dict = {}
+            if len(self.linear_groups(idx)) != 1:
+                return out
+            owner: dict = {}
+            for c in node.children:
+                child = self.model.layout.nodes[c]
+                if child.term.is_core or not child.is_fitted_leaf:
+                    continue
+                mine = [b for b in self.model.blocks("nonlinear", under=c)
+                        if b not in self.frozen and b not in searched]
+                fresh = [b for b in mine if b not in owner]
+                if fresh:
+                    owner.update({b: c for b in fresh})
+                elif mine:
+                    host = max(owner[b] for b in mine)
+                    out.setdefault(host, []).extend(self._own(c))
+            return out
+
+        def plan(idx: int, extra: list, ride: list = ()) -> None:
             node = self.model.layout.nodes[idx]
             t = node.term
             if t.is_core:
@@ -156,12 +207,13 @@ class Trainer:
             if node.is_fitted_leaf:
                 nl = nonlin(idx)
                 searched.update(nl)
-                lin = self._own(idx) + extra
+                lin = self._own(idx) + list(ride) + extra
                 stages.append(Stage("search" if nl else "solve", f"n{idx} {t}", nl, lin))
                 return
             inner = extra + self._shift(idx)
+            along = riders(idx) if self.settings.joint_search else {}
             for c in node.children:
-                plan(c, inner)
+                plan(c, inner, along.get(c, ()))
             groups = [g + extra for g in self.linear_groups(idx)]
             if len(groups) == 1:
                 stages.append(Stage("solve", f"n{idx} {t}: joint linear solve", [], groups[0]))
@@ -307,7 +359,29 @@ class Trainer:
         return self.solve(stage.linear)
 
     def search(self, si: int, stage: Stage, done: list) -> float:
-        """Bayesian optimisation over the stage's nonlinear parameters."""
+        """Bayesian optimisation over the stage's nonlinear parameters, evaluated on
+        :attr:`search_data`; the best point is then solved on all of the data."""
+        full = self.data
+        self.data = self.search_data
+        try:
+            keys, pbounds, best, n_eval = self._search(si, stage, done)
+        finally:
+            self.data = full
+        final = self._evaluate(stage, self._to_params(stage.nonlinear, keys, best[1]))
+        at_bound = []
+        for k in keys:
+            lo, hi = pbounds[k]
+            v = best[1][k]
+            if min(v - lo, hi - v) <= 1e-3 * (hi - lo):
+                at_bound.append(k)
+        if at_bound:
+            log.warning("stage %s: parameter(s) %s ended on the bound of the search box %s",
+                        stage.name, ", ".join(at_bound), {k: pbounds[k] for k in at_bound})
+        self.history.append(dict(stage=stage.name, kind="search", loss=final / self.data.n_rows,
+                                 evaluations=n_eval, at_bound=at_bound))
+        return final
+
+    def _search(self, si: int, stage: Stage, done: list):
         from bayes_opt import BayesianOptimization, SequentialDomainReductionTransformer
 
         s = self.settings
@@ -359,19 +433,7 @@ class Trainer:
             raise FitError(f"stage {stage.name}: no evaluation gave a finite loss; check the data and the bounds")
         if s.polish_evaluations > 0:
             best = self._polish(si, stage, keys, pbounds, best, n_eval)
-        final = self._evaluate(stage, self._to_params(stage.nonlinear, keys, best[1]))
-        at_bound = []
-        for k in keys:
-            lo, hi = pbounds[k]
-            v = best[1][k]
-            if min(v - lo, hi - v) <= 1e-3 * (hi - lo):
-                at_bound.append(k)
-        if at_bound:
-            log.warning("stage %s: parameter(s) %s ended on the bound of the search box %s",
-                        stage.name, ", ".join(at_bound), {k: pbounds[k] for k in at_bound})
-        self.history.append(dict(stage=stage.name, kind="search", loss=final / self.data.n_rows,
-                                 evaluations=n_eval, at_bound=at_bound))
-        return final
+        return keys, pbounds, best, n_eval
 
     def _polish(self, si, stage, keys, pbounds, best, n_eval):
         """Bounded Powell refinement of the best point of the search."""
