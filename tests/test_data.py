@@ -10,6 +10,7 @@ from ase.units import GPa
 from compot.data import (
     KBAR,
     Configuration,
+    data_files,
     default_data_dir,
     default_peers_dir,
     read_configurations,
@@ -272,7 +273,7 @@ def test_nonexistent_and_unreadable(tmp_path):
         read_configurations(bad)
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(DatasetError, match=r"empty: directory has no data files; expected \*\.extxyz, \*\.xyz, or VASP OUTCAR"):
+    with pytest.raises(DatasetError, match=r"empty: directory has no data files; expected \*\.extxyz, \*\.xyz, MVL \*\.json, or VASP OUTCAR"):
         read_dataset(empty)
 
 
@@ -304,6 +305,14 @@ def test_mvl_json_parsing_and_errors(tmp_path):
     np.testing.assert_allclose(c.positions[1], [1.65, 1.65, 1.65])  # from abc
     np.testing.assert_allclose(c.stress, -np.array([10, 20, 30, 2, 3, 1]) * 0.1 * GPa)
     assert c.group == "Nb"
+
+    # a folder of MVL JSON files stands for them (top level only, by name, grouped by file)
+    folder = tmp_path / "mvl_folder"
+    (folder / "raw").mkdir(parents=True)
+    for name in ("b_AIMD.json", "a_Elastic.json", "raw/c_copy.json"):
+        (folder / name).write_text(json.dumps([_mvl_record()] * (2 if "AIMD" in name else 1)))
+    assert [g.name for g in data_files(folder)] == ["a_Elastic.json", "b_AIMD.json"]
+    assert [c.group for c in read_dataset(folder, group_by="file")] == ["a_Elastic", "b_AIMD", "b_AIMD"]
 
     bad = tmp_path / "mvlbad.json"
     bad.write_text(json.dumps([_mvl_record(), _mvl_record(forces=[[0, 0, 0]])]))

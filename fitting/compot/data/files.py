@@ -40,7 +40,9 @@ def file_group(path: str | os.PathLike) -> str:
 def data_files(folder: str | os.PathLike) -> list[pathlib.Path]:
     """The data files a folder stands for.
 
-    Its ``*.extxyz`` and ``*.xyz`` files (sorted by name), then the VASP
+    Its ``*.extxyz`` and ``*.xyz`` files, then its MVL-style ``*.json`` files (each
+    sorted by name; JSON only in the folder itself: ``nb-mvl/raw`` holds the same
+    records as the ``.extxyz`` files above it), then the VASP
     outputs (``OUTCAR*``, ``vasprun*.xml``) in it and in its subfolders, VASP
     keeping one calculation per folder (sorted by path). A folder holding both
     an ``OUTCAR`` and a ``vasprun.xml`` holds one calculation twice: only its
@@ -52,6 +54,7 @@ def data_files(folder: str | os.PathLike) -> list[pathlib.Path]:
     """
     folder = pathlib.Path(folder)
     xyz = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in _XYZ_SUFFIXES)
+    xyz += sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() == ".json")
     vasp = sorted(f for f in folder.rglob("*") if f.is_file() and _is_vasp(f))
     twice = [f for f in vasp if f.name == "OUTCAR" and (f.parent / "vasprun.xml").is_file()]
     for f in twice:

@@ -246,7 +246,7 @@ def read_dataset(
     ----------
     paths : path-like or iterable of path-like
         Files, or folders standing for their data files (:func:`data_files`:
-        ``*.extxyz``, ``*.xyz``, and VASP ``OUTCAR``/``vasprun.xml`` files in
+        ``*.extxyz``, ``*.xyz``, MVL ``*.json``, and VASP ``OUTCAR``/``vasprun.xml`` files in
         the folder and its subfolders).
     group_by : {None, "file", "config_type"}, optional
         ``"file"`` names every configuration's group after its file
@@ -275,7 +275,7 @@ def read_dataset(
             found = data_files(p)
             if not found:
                 raise DatasetError(
-                    f"{p}: directory has no data files; expected *.extxyz, *.xyz, or VASP OUTCAR or "
+                    f"{p}: directory has no data files; expected *.extxyz, *.xyz, MVL *.json, or VASP OUTCAR or "
                     "vasprun.xml files (also in subfolders)"
                 )
             files.extend(found)
