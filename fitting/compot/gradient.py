@@ -63,8 +63,7 @@ class PairGradient:
         (with a species embedding Σ_c W_(Z_j c) Σ_k λ_k(i_p, c) ĝ_k'(r_p))."""
         for b, lam in self.lam.items():
             dg = ctx.basis(b).dg
-            lam_p = ctx.pairs.pick(b, lam)
-            self.R += np.einsum("pkm,pk->pm", lam_p, dg)
+            self.R += ctx.pairs.pick_contract(b, lam, dg)
         self.lam = {}
 
     def finish(self, ctx) -> np.ndarray:

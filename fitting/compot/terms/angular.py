@@ -188,7 +188,7 @@ class Angular(Term):
         # self term −Σ_j W² ĝ²: −2 Σ_k Σ_l Λ[i, pair(s, s), k, l] W² g dg
         self_ip = np.array([pair_index[(x, x)] for x in range(S)])
         Lself = Lam.sum(axis=3)[np.arange(s.n_atoms)[:, None], self_ip[None, :]]   # (n, S, K, m)
-        R -= 2.0 * np.einsum("pkm,pk->pm", pb.pick(node.basis, Lself, 2), g * dg)
+        R -= 2.0 * pb.pick_contract(node.basis, Lself, g * dg, 2)
         grad.add_radial(cols, R, seen)
         H = np.einsum("pkvm,pk->pvm", Bp, g)
         grad.add_vector(cols, _project(s, np.einsum("pvm,pcv->pcm", H, dY)), seen)
@@ -201,16 +201,19 @@ class Angular(Term):
         npair = C * (C + 1) // 2
         K, P1 = self.basis.K, self.P + 1
         dsat = self.bounded(ctx, node).slope                                   # (n, npair, K, P1)
-        A5 = A.reshape(s.n_atoms, S, npair, K, P1) * ctx.onehot[:, :, None, None, None] * dsat[:, None]
-        self.invariant_column_vjp(ctx, node, A5, np.arange(A.shape[1]).reshape(S, npair, K, P1), grad, cols)
+        A6 = (A.reshape(s.n_atoms, S, npair, K, P1) * ctx.onehot[:, :, None, None, None] * dsat[:, None])[:, :, None]
+        self.invariant_column_vjp(ctx, node, A6, np.arange(A.shape[1]).reshape(S, 1, npair, K, P1), grad, cols)
 
-    def invariant_column_vjp(self, ctx, node, A5: np.ndarray, cidx: np.ndarray, grad, cols: slice) -> None:
-        """Accumulate, for every column c = cidx[g, q, k, p], Σ_i A5[i, g, q, k, p]
-        ∂q_kp^(q)(i)/∂D_p into column ``cols.start + c`` of ``grad``: A5 shape
-        (n_atoms, n_groups, S(S+1)/2, K, P+1), adjoints of the raw invariants per
-        column; cidx shape (n_groups, S(S+1)/2, K, P+1), a permutation of the
-        columns (also used by :class:`compot.terms.ExponentiatedAngular`); with a term
-        cutoff over the pairs inside it only (PairBasis.seen)."""
+    def invariant_column_vjp(self, ctx, node, A6: np.ndarray, cidx: np.ndarray, grad, cols: slice) -> None:
+        """Accumulate, for every column c = cidx[z, g, q, k, p], Σ_i A6[i, z, g, q, k, p]
+        ∂q_kp^(q)(i)/∂D_p into column ``cols.start + c`` of ``grad``: A6 shape
+        (n_atoms, S, n_groups, S(S+1)/2, K, P+1), adjoints of the raw invariants per
+        column, zero unless atom i has species z (columns belong to one centre
+        species, so every pair feeds one column per (g, q, k, p): the loop runs over
+        those, not over the S times more columns); cidx shape (S, n_groups,
+        S(S+1)/2, K, P+1), a permutation of the columns (also used by
+        :class:`compot.terms.ExponentiatedAngular`); with a term cutoff over the pairs
+        inside it only (PairBasis.seen)."""
         pb, seen = ctx.pairs.seen(node.basis)
         s = pb.system
         mom = self.moments(ctx, node)
@@ -223,6 +226,9 @@ class Angular(Term):
         chan = s.channel_p
         Wp = pb.channel_weights(node.basis)                                    # (p, C)
         embedded = ctx.pairs.weights(node.basis) is not None
+        centre = s.species_n[s.i_p]                                            # (p,)
+        rows = np.arange(s.n_pairs)
+        lam_all = A6.sum(axis=1)                                               # (n, G, npair, K, P1)
         for ip, (x, y) in enumerate(mom.pairs):
             sel = ((chan == x) | (chan == y)).astype(float)
             other = np.where(chan == x, y, x)
@@ -234,17 +240,19 @@ class Angular(Term):
                 else:
                     Ap = mom.A[s.i_p, other, k]                                # (p, V)
                 gdg = g[:, k] * dg[:, k]
-                for z in range(A5.shape[1]):
+                for z in range(A6.shape[2]):
                     for l in range(P1):
-                        lam = A5[:, z, ip, k, l]
+                        lam = lam_all[:, z, ip, k, l]
                         if not lam.any():
                             continue
-                        col = cidx[z, ip, k, l]
+                        col = cidx[centre, z, ip, k, l]                        # (p,)
                         js = slice(l * l, (l + 1) * (l + 1))
-                        Bv = (2.0 * lam[s.i_p] * (1.0 if embedded else sel))[:, None] * Ap[:, js]
-                        R[:, col] = (Bv * Y[:, js]).sum(1) * dg[:, k]
+                        lam_p = lam[s.i_p]
+                        Bv = (2.0 * lam_p * (1.0 if embedded else sel))[:, None] * Ap[:, js]
+                        Rv = (Bv * Y[:, js]).sum(1) * dg[:, k]
                         if x == y:
-                            R[:, col] -= 2.0 * lam[s.i_p] * (Wp[:, x] ** 2 if embedded else chan == x) * gdg
-                        Vg[:, :, col] = g[:, k, None] * np.einsum("pj,pcj->pc", Bv, dY[:, :, js])
+                            Rv -= 2.0 * lam_p * (Wp[:, x] ** 2 if embedded else chan == x) * gdg
+                        R[rows, col] = Rv
+                        Vg[rows, :, col] = g[:, k, None] * np.einsum("pj,pcj->pc", Bv, dY[:, :, js])
         grad.add_radial(cols, R, seen)
         grad.add_vector(cols, _project(s, Vg), seen)

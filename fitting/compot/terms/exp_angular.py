@@ -106,7 +106,6 @@ class ExponentiatedAngular(Term):
         _, dx = self._x(ctx, node)
         A6 = A.reshape(s.n_atoms, S, npair, L, K, P1) * ctx.onehot[:, :, None, None, None, None] * dx[:, None]
         cidx = np.arange(A.shape[1]).reshape(S, npair, L, K, P1)
-        # groups (Z, l): the invariant axes last
+        # groups l within each centre species Z: the invariant axes last
         self.angular.invariant_column_vjp(
-            ctx, node, A6.transpose(0, 1, 3, 2, 4, 5).reshape(s.n_atoms, S * L, npair, K, P1),
-            cidx.transpose(0, 2, 1, 3, 4).reshape(S * L, npair, K, P1), grad, cols)
+            ctx, node, A6.transpose(0, 1, 3, 2, 4, 5), cidx.transpose(0, 2, 1, 3, 4), grad, cols)
