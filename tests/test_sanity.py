@@ -257,3 +257,35 @@ def test_properties_from_mvl_json_reference_files(data_dir):
     assert props["B"]["dft"] == pytest.approx(263, rel=0.1)          # derive's EOS on the same data: 263 GPa
     slabs = [k for k in props if k.startswith("gamma")]
     assert len(slabs) == 11 and all(1.0 < props[k]["dft"] < 5.0 for k in slabs)
+
+
+def test_eos_anchor_per_species():
+    """Several species: one Vinet prior per element, each a lattice of that element alone."""
+    from compot.data.anchors import eos_anchor_configurations
+    m = Model("G2 + ZBL(1.6, 2.4)", ("Mo", "Nb"), 5.0)
+    per = {"Nb": {"a0": 3.32, "e0": -10.2, "bulk_modulus": 170.0},
+           "Mo": {"a0": 3.17, "e0": -10.9, "bulk_modulus": 260.0, "lattice": "bcc"}}
+    confs = eos_anchor_configurations(m, {"weight": 0.5, "scales": [0.9, 1.1], "species": per})
+    assert [set(c.symbols) for c in confs] == [{"Nb"}, {"Nb"}, {"Mo"}, {"Mo"}]
+    assert all(c.weight == 0.5 for c in confs)
+    assert np.cbrt(abs(np.linalg.det(confs[2].cell))) == pytest.approx(0.9 * 3.17, rel=1e-12)
+    assert confs[3].energy / confs[3].n_atoms > -10.9 and confs[1].energy / confs[1].n_atoms > -10.2
+    with pytest.raises(ValueError, match="several species"):
+        eos_anchor_configurations(m, per["Nb"])
+    with pytest.raises(ValueError, match=r"species: 'Ta' is not a species of the model \(Mo, Nb\)"):
+        eos_anchor_configurations(m, {"species": {"Ta": per["Nb"]}})
+    with pytest.raises(ValueError, match=r"species.Mo: missing bulk_modulus"):
+        eos_anchor_configurations(m, {"species": {"Mo": {"a0": 3.17, "e0": -10.9}}})
+
+
+def test_recipe_derives_every_elements_equation_of_state(data_dir):
+    """The recipe on Mo and W data together: a prior per element, a0 from each one's data."""
+    from compot.data import read_dataset
+    from compot.recipe import prepare
+    d = data_dir / "nbmotaw-mvl"
+    train = read_dataset([d / "Mo_Elastic.json", d / "W_Elastic.json"], group_by="file")
+    _, fit_cfg, rec = prepare({"expression": "G4 + ZBL"}, {"eos_anchor": {"weight": 0.1}}, train, ["Mo", "W"])
+    per = fit_cfg["eos_anchor"]["species"]
+    assert sorted(per) == ["Mo", "W"] and fit_cfg["eos_anchor"]["weight"] == 0.1
+    assert per["Mo"]["a0"] == pytest.approx(3.17, abs=0.02) and per["W"]["a0"] == pytest.approx(3.19, abs=0.02)
+    assert 200 < per["Mo"]["bulk_modulus"] < 300 < per["W"]["bulk_modulus"] < 350

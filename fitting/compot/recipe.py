@@ -156,8 +156,26 @@ def derive_settings(model_cfg: dict, fit_cfg: dict, train, species) -> tuple[Rec
     anchor = fit_cfg.get("eos_anchor")
     if anchor and not {"a0", "e0", "bulk_modulus"} <= set(anchor):
         if len(species) != 1:
-            log.warning("fit.eos_anchor from the data: single-element models only for now; prior left out")
-            fit_cfg.pop("eos_anchor")
+            per = {}
+            for s in species:
+                if s not in rec.lattices:
+                    log.warning("fit.eos_anchor: no periodic cell of %s alone in the data; no prior for it", s)
+                    continue
+                try:
+                    eos = derive.equation_of_state(train, s, rec.lattices[s])
+                except derive.DeriveError as exc:
+                    log.warning("fit.eos_anchor: no equation of state of %s from the data (%s); no prior for it",
+                                s, exc)
+                    continue
+                rec.eos[s] = eos
+                per[s] = {"a0": eos.a0, "e0": eos.e0, "bulk_modulus": eos.bulk_modulus,
+                          "b_prime": eos.b_prime, "lattice": rec.lattices[s].kind}
+            if per:
+                fit_cfg["eos_anchor"] = {**{k: v for k, v in anchor.items() if k in ("scales", "weight")},
+                                         "species": per}
+                rec.derived.append("eos_anchor")
+            else:
+                fit_cfg.pop("eos_anchor")
         else:
             s = species[0]
             eos = derive.equation_of_state(train, s, rec.lattices[s])

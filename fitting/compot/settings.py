@@ -67,7 +67,7 @@ COMPOSITIONS = ("G*G", "G*E", "E+N", "G+A", "E+A")
 
 #: Keys of ``fit.zbl_anchor`` and ``fit.eos_anchor`` (compot.anchors).
 ZBL_ANCHOR_KEYS = ("r_min", "r_max", "n", "weight", "ranges")
-EOS_ANCHOR_KEYS = ("a0", "e0", "bulk_modulus", "b_prime", "lattice", "scales", "weight")
+EOS_ANCHOR_KEYS = ("a0", "e0", "bulk_modulus", "b_prime", "lattice", "scales", "weight", "species")
 
 #: Keys of ``data.keys``: the quantities a data record supplies (compot.data.resolve_keys).
 DATA_KEYS = ("energy", "forces", "stress")
@@ -235,8 +235,10 @@ class FitSettings:
     eos_anchor: dict = option(doc="equation-of-state prior: perfect lattices at `scales` × a0 (default 0.72–0.94 "
                               "and 1.06–1.40) whose energies follow the Vinet equation of state with a0 [Å], "
                               "E0 [eV/atom] (`e0`), B [GPa] (`bulk_modulus`), B′ (`b_prime`, default 4) and "
-                              "`lattice`; a0, e0 and bulk_modulus are derived from the data when none is given "
-                              "(single-element models); `{}` = off", factory=dict, keys=EOS_ANCHOR_KEYS)
+                              "`lattice`; with several species, `species` maps each element to its own a0, "
+                              "e0, bulk_modulus, b_prime and lattice (a lattice of that element alone); a0, e0 "
+                              "and bulk_modulus are derived from the data when none is given (every element "
+                              "with enough cells of its own); `{}` = off", factory=dict, keys=EOS_ANCHOR_KEYS)
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "fit") -> "FitSettings":

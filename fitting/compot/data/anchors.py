@@ -96,10 +96,12 @@ def eos_anchor_configurations(model, anchor: dict) -> list:
 
     Parameters
     ----------
-    model : compot.model.Model — single-species
+    model : compot.model.Model
     anchor : dict — ``fit.eos_anchor``: a0 [Å], e0 [eV/atom], bulk_modulus [GPa]
         (required), b_prime (4.0), lattice (bcc), scales (× a0; default 0.72–0.94 and
-        1.06–1.40), weight (1.0); empty = no prior
+        1.06–1.40), weight (1.0); or, for several species, ``species: {X: {a0, e0,
+        bulk_modulus, b_prime, lattice}}`` with scales and weight shared: lattices of each
+        element X alone; empty = no prior
 
     Returns
     -------
@@ -110,26 +112,51 @@ def eos_anchor_configurations(model, anchor: dict) -> list:
     Raises
     ------
     ConfigError
-        For an unknown key, a missing a0/e0/bulk_modulus, an unknown lattice, or a
-        model with more than one species.
+        For an unknown key, a missing a0/e0/bulk_modulus, an unknown lattice, a species
+        the model does not have, or a model of several species without ``species``.
     """
     if not anchor:
         return []
     reject_unknown_keys("fit.eos_anchor", anchor, EOS_ANCHOR_KEYS)
+    if "species" in anchor:
+        per = anchor["species"]
+        if not isinstance(per, dict) or not per:
+            raise ConfigError(f"fit.eos_anchor.species: expected a mapping element -> {{a0, e0, bulk_modulus, ...}}, "
+                              f"found {per!r}")
+        out = []
+        shared = {k: v for k, v in anchor.items() if k in ("scales", "weight")}
+        for symbol, entry in per.items():
+            if symbol not in model.species:
+                raise ConfigError(f"fit.eos_anchor.species: {symbol!r} is not a species of the model "
+                                  f"({', '.join(model.species)})")
+            if not isinstance(entry, dict):
+                raise ConfigError(f"fit.eos_anchor.species.{symbol}: expected a mapping {{a0, e0, bulk_modulus, "
+                                  f"...}}, found {entry!r}")
+            bad = sorted(set(entry) - (set(EOS_ANCHOR_KEYS) - {"species"}))
+            if bad:
+                raise ConfigError(f"fit.eos_anchor.species.{symbol}: unknown key(s) {', '.join(bad)}")
+            out += _eos_lattices(symbol, {**shared, **entry}, f"fit.eos_anchor.species.{symbol}")
+        return out
+    if len(model.species) != 1:
+        raise ConfigError(f"fit.eos_anchor: a model of several species ({', '.join(model.species)}) needs "
+                          "`species: {{X: {{a0, e0, bulk_modulus}}, ...}}`, one equation of state per element")
+    return _eos_lattices(model.species[0], anchor, "fit.eos_anchor")
+
+
+def _eos_lattices(symbol: str, anchor: dict, where: str) -> list:
+    """The EOS prior lattices of one element (:func:`eos_anchor_configurations`)."""
     missing = sorted({"a0", "e0", "bulk_modulus"} - set(anchor))
     if missing:
-        raise ConfigError(f"fit.eos_anchor: missing {', '.join(missing)} (a0 [Å], e0 [eV/atom], bulk_modulus [GPa]); "
+        raise ConfigError(f"{where}: missing {', '.join(missing)} (a0 [Å], e0 [eV/atom], bulk_modulus [GPa]); "
                           "compot fit derives all three from the training data when none is given")
-    if len(model.species) != 1:
-        raise ConfigError(f"fit.eos_anchor: single-species models only; found species {model.species}")
     from ..derive import LATTICES, Lattice, vinet_energy
 
     kind = anchor.get("lattice", "bcc")
     if kind not in LATTICES:
-        raise ConfigError(f"fit.eos_anchor.lattice: expected one of {', '.join(LATTICES)}, found {kind!r}")
+        raise ConfigError(f"{where}.lattice: expected one of {', '.join(LATTICES)}, found {kind!r}")
     scales = anchor.get("scales") or [0.72, 0.76, 0.80, 0.84, 0.88, 0.92, 0.94,
                                       1.06, 1.10, 1.15, 1.20, 1.25, 1.30, 1.35, 1.40]
-    lattice = Lattice(kind, float(anchor["a0"]), model.species[0])
+    lattice = Lattice(kind, float(anchor["a0"]), symbol)
     out = []
     for x in scales:
         at = lattice.atoms(lattice.a0 * float(x))
