@@ -34,6 +34,13 @@ def test_cli_params_json(capsys):
     import json
     out = json.loads(capsys.readouterr().out)
     assert (out["n_linear"], out["n_nonlinear"], out["n_total"]) == (45, 8, 53)
+    # a bare ZBL, as in a configuration (window from the data), counts like any window
+    assert main(["params", "E[G8L4] + A[G8P4] + ZBL", "--json"]) == 0
+    bare = json.loads(capsys.readouterr().out)
+    assert main(["params", "E[G8L4] + A[G8P4] + ZBL(1.6, 2.4)", "--json"]) == 0
+    windowed = json.loads(capsys.readouterr().out)
+    assert bare["expression"] == "E[G8L4] + A[G8P4] + ZBL"
+    assert bare["n_total"] == windowed["n_total"] == (8 * 4 + 1) + 8 * 5 + 6   # E (+ shift), A, α β γ1..4
 
 
 def test_multispecies_counts():

@@ -72,15 +72,20 @@ def _metrics_rows(metrics: dict) -> dict:
 # ----------------------------------------------------------------- commands
 def cmd_params(args) -> int:
     from .expression import layout
-    lay = layout(args.expression, tuple(args.species), rank=args.rank)
-    out = {"expression": lay.expression, "species": list(lay.species), "n_linear": lay.n_linear,
+    from .recipe import _BARE_ZBL
+    # a bare ZBL (window from the data, as in a configuration) has no parameters: any
+    # window counts the same
+    bare = bool(_BARE_ZBL.search(args.expression))
+    lay = layout(_BARE_ZBL.sub("ZBL(1, 2)", args.expression), tuple(args.species), rank=args.rank)
+    shown = lay.expression.replace("ZBL(1, 2)", "ZBL") if bare else lay.expression
+    out = {"expression": shown, "species": list(lay.species), "n_linear": lay.n_linear,
            "n_nonlinear": lay.n_nonlinear, "n_total": lay.n_linear + lay.n_nonlinear,
            "chemistry": "full" if args.rank is None else f"embedded, rank {args.rank}"}
     if args.json:
         from .io import json_text
         print(json_text(out, indent=None))
     else:
-        print(f"{lay.expression}: {lay.n_linear} linear + {lay.n_nonlinear} nonlinear = "
+        print(f"{shown}: {lay.n_linear} linear + {lay.n_nonlinear} nonlinear = "
               f"{lay.n_linear + lay.n_nonlinear} parameters (species {' '.join(lay.species)}, "
               f"{out['chemistry']} chemistry)")
     return 0
