@@ -44,7 +44,7 @@ def _yaml_like(v) -> str:
     if isinstance(v, bool):
         return str(v).lower()
     if isinstance(v, float):
-        return {1e4: "1e4", 1e-10: "1e-10", 1e-7: "1e-7"}.get(v, f"{v:g}")
+        return {1e4: "1e4", 1e-10: "1e-10", 1e-7: "1e-7", 1e-4: "1e-4"}.get(v, f"{v:g}")
     if isinstance(v, dict):
         return "{" + ", ".join(f"{k}: {_yaml_like(x)}" for k, x in v.items()) + "}"
     if isinstance(v, (list, tuple)):

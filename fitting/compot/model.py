@@ -89,12 +89,15 @@ class LinearDesign:
         virial when virial rows were asked for; to form ``rest``)
     JW : ndarray, shape (m, 6, n_cols) or None [eV per unit θ] — virial rows W = V σ in
         Voigt order (xx, yy, zz, yz, xz, xy), ASE sign (tensile positive)
+    JS : ndarray, shape (n, n_cols) or None [eV per unit θ] — site-energy rows,
+        E_i = Σ_c Jˢ_ic θ_c + rest_i (JE sums them per configuration)
     """
 
     JE: np.ndarray
     JF: np.ndarray | None
     pred: Prediction
     JW: np.ndarray | None = None
+    JS: np.ndarray | None = None
 
     def __iter__(self):
         return iter((self.JE, self.JF, self.pred))
@@ -500,7 +503,7 @@ class Model:
             JF = Fall[:, :, :pos]
             G1 = Fall[:, :, pos]
         pred = Prediction(system.sum_config @ pred_e, pred_e, G1, W1)
-        return LinearDesign(JE, JF, pred, JW)
+        return LinearDesign(JE, JF, pred, JW, Phi)
 
 
 class _Design:

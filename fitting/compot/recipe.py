@@ -183,6 +183,19 @@ def derive_settings(model_cfg: dict, fit_cfg: dict, train, species) -> tuple[Rec
             fit_cfg["eos_anchor"] = {**anchor, "a0": eos.a0, "e0": eos.e0, "bulk_modulus": eos.bulk_modulus,
                                      "b_prime": eos.b_prime, "lattice": rec.lattices[s].kind}
             rec.derived.append("eos_anchor")
+    site = fit_cfg.get("site_prior")
+    if site and "e0" not in site:
+        # the A <-> B transfer of an unlike pair's site energies (FitSettings.site_prior)
+        # exists only with several species
+        if len(species) == 1:
+            fit_cfg.pop("site_prior")
+        elif all(s in rec.eos for s in species):
+            fit_cfg["site_prior"] = {**site, "e0": {s: rec.eos[s].e0 for s in species}}
+            rec.derived.append("site_prior")
+        else:
+            log.warning("fit.site_prior: no equation of state of %s from the data; prior left out",
+                        ", ".join(s for s in species if s not in rec.eos))
+            fit_cfg.pop("site_prior")
     for s, l in rec.lattices.items():
         log.info("%s: ground-state lattice %s, a0 %.4f Å (from the data)", s, l.kind, l.a0)
     for s, e in rec.eos.items():

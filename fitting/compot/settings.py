@@ -24,7 +24,7 @@ from .errors import ConfigError, reject_unknown_keys
 
 __all__ = ["ModelSettings", "DataSettings", "FitSettings", "DesignSettings", "ExecutionSettings", "SECTIONS", "load_section",
            "section_defaults", "docs_tables", "DEFAULT_EXPRESSION", "DEFAULT_FIT", "DEFAULT_BOUNDS",
-           "DEFAULT_SINGLE_TERMS", "COMPOSITIONS", "LATTICES", "ZBL_ANCHOR_KEYS", "EOS_ANCHOR_KEYS", "DATA_KEYS"]
+           "DEFAULT_SINGLE_TERMS", "COMPOSITIONS", "LATTICES", "ZBL_ANCHOR_KEYS", "EOS_ANCHOR_KEYS", "SITE_PRIOR_KEYS", "DATA_KEYS"]
 
 #: The project's recommended composition (MODEL_SPEC §3–4, §10): the exponentiated
 #: pair-cluster term, the three-body angular term on the same G8 basis, and the
@@ -43,6 +43,7 @@ DEFAULT_FIT = {
     "energy_per_atom": True,
     "energy_weight": 1.0e4,
     "eos_anchor": {"weight": 0.1},
+    "site_prior": {"weight": 1.0e-4},     # several species only (compot.recipe)
     "rcond": 1.0e-10,
 }
 
@@ -68,6 +69,7 @@ COMPOSITIONS = ("G*G", "G*E", "E+N", "G+A", "E+A")
 #: Keys of ``fit.zbl_anchor`` and ``fit.eos_anchor`` (compot.anchors).
 ZBL_ANCHOR_KEYS = ("r_min", "r_max", "n", "weight", "ranges")
 EOS_ANCHOR_KEYS = ("a0", "e0", "bulk_modulus", "b_prime", "lattice", "scales", "weight", "species")
+SITE_PRIOR_KEYS = ("weight", "e0")
 
 #: Keys of ``data.keys``: the quantities a data record supplies (compot.data.resolve_keys).
 DATA_KEYS = ("energy", "forces", "stress")
@@ -239,6 +241,17 @@ class FitSettings:
                               "e0, bulk_modulus, b_prime and lattice (a lattice of that element alone); a0, e0 "
                               "and bulk_modulus are derived from the data when none is given (every element "
                               "with enough cells of its own); `{}` = off", factory=dict, keys=EOS_ANCHOR_KEYS)
+
+    site_prior: dict = option(doc="site-energy prior: rows √weight (E_i − e0[Z_i]) for every atom of the data, "
+                              "`weight` [eV⁻²] and `e0` {element: eV}, the element's crystal energy per atom. "
+                              "With several species the data fix only the sum of the two site energies of an "
+                              "unlike pair's pair-like terms: a transfer between the A and B atoms of every A–B "
+                              "pair changes no energy and no force, and fits without this prior used it at "
+                              "±10⁴ eV per atom, which no lower bound or grade can hold "
+                              "(benchmarks/results/accuracy_nbmotaw.md); the recipe sets it for several species, "
+                              "`{weight: 1e-4}` (σ = 100 eV: far wider than any physical site energy's distance "
+                              "from e0) with e0 from each element's equation of state; `{}` = off",
+                              factory=dict, keys=SITE_PRIOR_KEYS)
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "fit") -> "FitSettings":

@@ -263,6 +263,7 @@ class Trainer:
             total += float(np.sum(self.data.wF[k][:, None] * (p.forces_nc - self.data.F[k]) ** 2))
             if self.data.fit_stress:
                 total += self.data.stress_loss(k, p.virial_mcc)
+            total += self.data.site_loss(k, p.energies_n)
         return total
 
     def _refresh_scales(self, names: list) -> None:

@@ -28,6 +28,7 @@ import math
 import ase.units
 import numpy as np
 
+from ..errors import ConfigError
 from ..neighbours import VOIGT_PAIRS
 from .anchors import ZBL_ANCHOR_GROUP, anchor_configurations
 from .neighbour_store import NeighbourStore
@@ -96,8 +97,11 @@ class WeightedData:
     wF : list of ndarray, shape (n_atoms,) — force weights [(eV/Å)⁻²]
     S : list of ndarray, shape (n_configurations, 6) — target stresses [GPa] (0 where there is none)
     wS : list of ndarray, shape (n_configurations,) — stress weights [GPa⁻²] (:func:`stress_weights`)
+    site_e0 : list of ndarray, shape (n_atoms,) — site-energy prior targets e0[Z_i] [eV]
+        (``settings.site_prior``; empty arrays when off)
+    wSite : list of ndarray, shape (n_atoms,) — its weights [eV⁻²] (empty for the priors' batches)
     n_rows : int — energies plus force components plus, with stress_weight > 0, six
-        stress components per configuration
+        stress components per configuration, plus, with a site prior, one per atom
     """
 
     def __init__(self, model, configs, settings, priors=()):
@@ -118,8 +122,19 @@ class WeightedData:
         self.volume_m = []
         self.E, self.F, self.wE, self.wF = [], [], [], []
         self.S, self.wS = [], []
-        for b in self.batches:
+        self.site_e0, self.wSite = [], []
+        site = dict(getattr(settings, "site_prior", None) or {})
+        self.fit_site = bool(site) and float(site.get("weight", 0.0)) > 0
+        if self.fit_site:
+            e0 = site.get("e0") or {}
+            missing = sorted(set(model.species) - set(e0))
+            if missing:
+                raise ConfigError(f"fit.site_prior.e0: no crystal energy per atom for {', '.join(missing)} "
+                                  f"(expected {{element: eV}} for every species of the model)")
+            e0_z = np.array([float(e0[s]) for s in model.species])
+        for bi, b in enumerate(self.batches):
             sysm = model.system(b, sources=[c.source for c in b])
+            species_n = sysm.species_n
             self.volume_m.append(sysm.volume_m)
             self.systems.append(sysm)
             del sysm
@@ -133,6 +148,12 @@ class WeightedData:
             self.wF.append(np.repeat(settings.force_weight * gw, [c.n_atoms for c in b]))
             self.S.append(np.array([GPA * c.stress if c.stress is not None else np.zeros(6) for c in b]))
             self.wS.append(stress_weights(b, settings))
+            if self.fit_site and bi < self.n_data_batches:    # the data's atoms, not the priors'
+                self.site_e0.append(e0_z[species_n])
+                self.wSite.append(np.full(len(species_n), float(site["weight"])))
+            else:
+                self.site_e0.append(np.zeros(0))
+                self.wSite.append(np.zeros(0))
         self.fit_stress = any(w.any() for w in self.wS)
         groups = {c.group for b in self.batches for c in b}
         missing = sorted(set(getattr(settings, "stress_exclude", ())) - groups)
@@ -142,6 +163,13 @@ class WeightedData:
         self.n_rows = sum(len(e) for e in self.E) + 3 * sum(len(f) for f in self.F)
         if self.fit_stress:
             self.n_rows += 6 * sum(len(w) for w in self.wS)
+        self.n_rows += sum(len(w) for w in self.wSite)
+
+    def site_loss(self, k: int, energies_n: np.ndarray) -> float:
+        """Σ_i w_site,i (E_i − e0[Z_i])² of batch k [eV² · eV⁻²] (0 without a site prior)."""
+        if not len(self.wSite[k]):
+            return 0.0
+        return float(np.sum(self.wSite[k] * (energies_n - self.site_e0[k]) ** 2))
 
     def stress_loss(self, k: int, virial_mcc: np.ndarray) -> float:
         """Σ_m w_S,m |σ_m − W_m/V_m|² of batch k [GPa² · GPa⁻²], from predicted virials,
@@ -190,6 +218,8 @@ class WeightedData:
             rows.append((JF * np.sqrt(self.wF[k])[:, None, None]).reshape(-1, JE.shape[1]))
             if self.fit_stress:
                 rows.append(self._stress_rows(k, d.JW, None)[0])
+            if len(self.wSite[k]):
+                rows.append(d.JS * np.sqrt(self.wSite[k])[:, None])
         return np.concatenate(rows)
 
     def least_squares_rows(self, model, names: list) -> tuple[np.ndarray, np.ndarray]:
@@ -229,6 +259,10 @@ class WeightedData:
                 A_s, b_s = self._stress_rows(k, d.JW, rest.virial_mcc)
                 As.append(A_s)
                 bs.append(b_s)
+            if len(self.wSite[k]):
+                sS = np.sqrt(self.wSite[k])
+                As.append(d.JS * sS[:, None])
+                bs.append((self.site_e0[k] - rest.energies_n) * sS)
             yield np.concatenate(As), np.concatenate(bs)
 
     def subset(self, ks) -> "WeightedData":
@@ -243,12 +277,13 @@ class WeightedData:
         """
         ks = list(ks)
         out = object.__new__(type(self))
-        for name in ("batches", "systems", "volume_m", "E", "F", "wE", "wF", "S", "wS"):
+        for name in ("batches", "systems", "volume_m", "E", "F", "wE", "wF", "S", "wS", "site_e0", "wSite"):
             seq = getattr(self, name)
             setattr(out, name, [seq[k] for k in ks])
         out.n_data_batches = sum(1 for k in ks if k < self.n_data_batches)
-        out.fit_stress = self.fit_stress
+        out.fit_stress, out.fit_site = self.fit_stress, self.fit_site
         out.n_rows = sum(len(e) for e in out.E) + 3 * sum(len(f) for f in out.F)
         if out.fit_stress:
             out.n_rows += 6 * sum(len(w) for w in out.wS)
+        out.n_rows += sum(len(w) for w in out.wSite)
         return out
