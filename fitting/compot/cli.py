@@ -72,11 +72,11 @@ def _metrics_rows(metrics: dict) -> dict:
 # ----------------------------------------------------------------- commands
 def cmd_params(args) -> int:
     from .expression import layout
-    from .recipe import _BARE_ZBL
+    from .recipe import BARE_ZBL
     # a bare ZBL (window from the data, as in a configuration) has no parameters: any
     # window counts the same
-    bare = bool(_BARE_ZBL.search(args.expression))
-    lay = layout(_BARE_ZBL.sub("ZBL(1, 2)", args.expression), tuple(args.species), rank=args.rank)
+    bare = bool(BARE_ZBL.search(args.expression))
+    lay = layout(BARE_ZBL.sub("ZBL(1, 2)", args.expression), tuple(args.species), rank=args.rank)
     shown = lay.expression.replace("ZBL(1, 2)", "ZBL") if bare else lay.expression
     out = {"expression": shown, "species": list(lay.species), "n_linear": lay.n_linear,
            "n_nonlinear": lay.n_nonlinear, "n_total": lay.n_linear + lay.n_nonlinear,

@@ -39,11 +39,12 @@ from .model import Model
 from .io import FORMAT_VERSION
 from .settings import DEFAULT_EXPRESSION, DEFAULT_FIT
 
-__all__ = ["DEFAULT_EXPRESSION", "DEFAULT_FIT", "Recipe", "derive_settings", "build_model", "prepare"]
+__all__ = ["DEFAULT_EXPRESSION", "DEFAULT_FIT", "Recipe", "derive_settings", "build_model", "prepare", "BARE_ZBL"]
 
 log = logging.getLogger(__name__)
 
-_BARE_ZBL = re.compile(r"ZBL(?!\s*\()")
+#: A ``ZBL`` without a window (the window then comes from the data).
+BARE_ZBL = re.compile(r"ZBL(?!\s*\()")
 
 
 @dataclass
@@ -221,7 +222,7 @@ def build_model(expression: str, species, recipe: Recipe, rank: int | None = Non
         When the windows still contradict the model (e.g. r_b beyond the cutoff).
     """
     species = list(species)
-    expression = _BARE_ZBL.sub(f"ZBL({recipe.zbl[0]:g}, {recipe.zbl[1]:g})", expression)
+    expression = BARE_ZBL.sub(f"ZBL({recipe.zbl[0]:g}, {recipe.zbl[1]:g})", expression)
     model = Model(expression, species, recipe.cutoff, rank=rank, version=FORMAT_VERSION)
     for z, sym in enumerate(species):
         if sym in recipe.eos:
