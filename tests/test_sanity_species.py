@@ -2,6 +2,7 @@
 equiatomic random bcc alloy through the C core (compot.sanity)."""
 
 import numpy as np
+import pytest
 
 from compot.sanity import OrderedB2, RandomAlloy, b2_energy_volume_check, sanity_report
 
@@ -58,3 +59,24 @@ def test_c_core_equals_python_on_a_quaternary_random_alloy():
         assert c.get_potential_energy() == pytest.approx(e_ref, rel=1e-9)
         np.testing.assert_allclose(c.get_forces(), f_ref, rtol=0, atol=1e-9 * np.abs(f_ref).max())
         np.testing.assert_allclose(c.get_stress(), s_ref, rtol=0, atol=1e-9 * np.abs(s_ref).max())
+
+
+def test_each_element_runs_nvt_at_its_own_datas_temperature():
+    """Several species: an element's NVT runs at 1.1 × the hottest temperature of the
+    configurations of that element alone, not of the whole data (where the many cold
+    binaries would set the quantile)."""
+    from ase.build import bulk
+    from ase.calculators.singlepoint import SinglePointCalculator
+    model = random_model("G3 + ZBL(1.0, 2.5)", species=("Nb", "Mo"), seed=1)
+
+    def cell(symbols, t):
+        at = bulk("Nb", "bcc", a=3.2, cubic=True).repeat(2)
+        at.set_chemical_symbols(symbols * (len(at) // len(symbols)))
+        at.calc = SinglePointCalculator(at, energy=0.0, forces=np.zeros((len(at), 3)))
+        at.info["temperature"] = t
+        return at
+    data = [cell(["Nb"], 2000.0), cell(["Mo"], 1000.0)] + [cell(["Nb", "Mo"], 300.0)] * 20
+    rep = sanity_report(model, "bcc", a0=3.2, data=data, nvt_steps=5, alloy_temperature=None)
+    assert rep["checks"]["nvt Nb"]["plot"]["target"] == pytest.approx(2200.0)
+    assert rep["checks"]["nvt Mo"]["plot"]["target"] == pytest.approx(1100.0)
+    assert "Nb 2000 K, Mo 1000 K" in rep["temperature"]["source"]
