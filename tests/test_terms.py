@@ -12,7 +12,7 @@ from ase.build import bulk
 from compot.expression import parse
 from compot.functions import real_harmonics
 from compot.terms import REGISTRY
-from helpers import energy, switched_model
+from helpers import energy, random_model, switched_model
 
 
 def _walk(term):
@@ -250,3 +250,18 @@ def test_term_cutoff_is_the_model_cutoff_of_that_term():
     assert len(Model("G3@3.2 + A[G3P2]@3.2", ("Nb",), 4.5).layout.bases) == 1
     assert len(Model("G3@3.2 + A[G3P2]", ("Nb",), 4.5).layout.bases) == 2
     assert str(parse("A[G3P2] @ 3.2 + E[A[G2P1]L1]@4")) == "A[G3P2]@3.2 + E[A[G2P1]L1]@4.0"
+
+
+@pytest.mark.parametrize("rank", [None, 1], ids=["full", "embedded"])
+def test_configuration_without_pairs(rank):
+    """Two atoms farther apart than the cutoff: no pair, so every fitted term gives its
+    value at zero density and no force (the pair folds must accept zero pairs)."""
+    from ase import Atoms
+    m = random_model("E[G3L2] + A[G3P2] + E[A[G3P2]L2]", species=("Nb", "Mo"), rank=rank)
+    atoms = Atoms("NbMo", positions=[[0.0, 0.0, 0.0], [9.0, 0.0, 0.0]], pbc=False)
+    s = m.system([atoms])
+    assert s.n_pairs == 0
+    p = m.evaluate(s)
+    assert np.all(p.forces_nc == 0.0) and np.isfinite(p.energy_m).all()
+    one = [m.evaluate(m.system([Atoms(x, positions=[[0.0, 0.0, 0.0]], pbc=False)])).energy_m[0] for x in ("Nb", "Mo")]
+    assert p.energy_m[0] == pytest.approx(sum(one), rel=1e-12, abs=1e-12)

@@ -125,15 +125,15 @@ class PairBasis:
         n, C, K = arr.shape[:3]
         rest = arr.shape[3:]
         W = self.weights(b)
-        if W is None:
+        if W is None:      # one channel per pair: K entries per row
             cols = (s.i_p * C + s.channel_p)[:, None] * K + np.arange(K)[None, :]
             vals = w_pk
-        else:
+        else:              # every channel c: C·K entries per row
             cols = ((s.i_p[:, None, None] * C + np.arange(C)[None, :, None]) * K
                     + np.arange(K)[None, None, :])
             vals = (W[s.channel_p] ** power)[:, :, None] * w_pk[:, None, :]
-        per = cols.size // max(1, s.n_pairs)
-        M = sp.csr_matrix((vals.ravel(), cols.ravel(), np.arange(0, cols.size + 1, per)),
+        per_row = cols[0].size if s.n_pairs else 0
+        M = sp.csr_matrix((vals.ravel(), cols.ravel(), per_row * np.arange(s.n_pairs + 1)),
                           shape=(s.n_pairs, n * C * K))
         return np.asarray(M @ arr.reshape(n * C * K, -1)).reshape((s.n_pairs,) + rest)
 
