@@ -445,9 +445,10 @@ def sanity_report(model: Model, lattice: str = "auto", a0: float | None = None,
         the hottest temperature (NVT check) come from it.
     temperature : float, optional
         NVT temperature [K]; default 1.1 × :func:`compot.derive.hottest_temperature`
-        of ``data`` (its ``hottest_quantile``), for several species of each element's own
-        configurations (those of that element alone; the whole data where it has none);
-        without either the NVT check is skipped.
+        of ``data`` (its ``hottest_quantile``); for several species, each element's of its
+        own periodic configurations (:func:`compot.derive.single_species`), an element without
+        any taking the hottest of the others', the whole data only when no element has
+        any; without either the NVT check is skipped.
     nvt_steps, n_seeds : int
         Length (1 fs steps) and number of the NVT runs per element.
     nvt : bool
@@ -513,27 +514,29 @@ def sanity_report(model: Model, lattice: str = "auto", a0: float | None = None,
         if temperature is not None:
             t_target, t_source = float(temperature), "given"
         elif data:
-            try:
-                t_hot = derive.hottest_temperature(data, model, quantile=hottest_quantile)
-                t_target, t_source = 1.1 * t_hot, f"1.1 × {t_hot:.0f} K, the hottest temperature of the data"
-            except derive.DeriveError as exc:
-                log.warning("NVT check skipped: %s", exc)
             if multi:
                 # each element at its own data's hottest temperature: over all the data the
                 # quantile belongs to the most numerous configurations (on the NbMoTaW data the
                 # binaries', 464 K, while each element's AIMD reaches ~3300 K)
+                recs = derive.records(data)
                 for s in species:
-                    alone = [c for c in data if set(_symbols(c)) == {s}]
+                    alone = derive.single_species(recs, s)
                     try:
                         t_s = derive.hottest_temperature(alone, model, quantile=hottest_quantile) if alone else None
                     except derive.DeriveError:
                         t_s = None
                     if t_s is not None:
                         per_element[s] = 1.1 * t_s
-                if per_element:
-                    t_target = max(per_element.values())
-                    t_source = "1.1 × the hottest temperature of each element's own data: " + ", ".join(
-                        f"{s} {t / 1.1:.0f} K" for s, t in per_element.items())
+            if per_element:
+                t_target = max(per_element.values())
+                t_source = "1.1 × the hottest temperature of each element's own data: " + ", ".join(
+                    f"{s} {t / 1.1:.0f} K" for s, t in per_element.items())
+            else:
+                try:
+                    t_hot = derive.hottest_temperature(data, model, quantile=hottest_quantile)
+                    t_target, t_source = 1.1 * t_hot, f"1.1 × {t_hot:.0f} K, the hottest temperature of the data"
+                except derive.DeriveError as exc:
+                    log.warning("NVT check skipped: %s", exc)
         for s in species:
             checks[name("nvt", s)] = nvt_check(model, lattices[s], elements[s]["a0"], per_element.get(s, t_target),
                                                steps=nvt_steps, n_seeds=n_seeds, progress=progress,
@@ -554,11 +557,6 @@ def sanity_report(model: Model, lattice: str = "auto", a0: float | None = None,
     if not multi:
         out["properties"] = material_properties(model, species[0], lattices[species[0]], elastic_file, surface_file)
     return out
-
-
-def _symbols(c) -> tuple:
-    """Chemical symbols of a Configuration or an ase.Atoms (both have ``symbols``)."""
-    return tuple(str(x) for x in c.symbols)
 
 
 def failed_checks(rep: dict) -> dict:

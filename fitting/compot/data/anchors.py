@@ -132,9 +132,8 @@ def eos_anchor_configurations(model, anchor: dict) -> list:
             if not isinstance(entry, dict):
                 raise ConfigError(f"fit.eos_anchor.species.{symbol}: expected a mapping {{a0, e0, bulk_modulus, "
                                   f"...}}, found {entry!r}")
-            bad = sorted(set(entry) - (set(EOS_ANCHOR_KEYS) - {"species"}))
-            if bad:
-                raise ConfigError(f"fit.eos_anchor.species.{symbol}: unknown key(s) {', '.join(bad)}")
+            reject_unknown_keys(f"fit.eos_anchor.species.{symbol}", entry,
+                                [k for k in EOS_ANCHOR_KEYS if k != "species"])
             out += _eos_lattices(symbol, {**shared, **entry}, f"fit.eos_anchor.species.{symbol}")
         return out
     if len(model.species) != 1:

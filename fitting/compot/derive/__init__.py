@@ -48,11 +48,12 @@ References
 
 from .eos import EV_PER_A3_TO_GPA, EquationOfState, equation_of_state, vinet_energy, vinet_pressure
 from .lattice import LATTICES, Lattice, classify, default_cutoff, default_windows, detect_lattice, shortest_pair_distances
-from .records import DeriveError
+from .records import DeriveError, records, single_species
 from .temperature import hottest_temperature, temperature_estimates
 
 __all__ = [
     "DeriveError", "Lattice", "EquationOfState", "LATTICES", "EV_PER_A3_TO_GPA", "classify",
     "detect_lattice", "equation_of_state", "shortest_pair_distances", "default_cutoff",
     "default_windows", "hottest_temperature", "temperature_estimates", "vinet_energy", "vinet_pressure",
+    "records", "single_species",
 ]
