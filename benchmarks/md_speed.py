@@ -113,8 +113,7 @@ def potentials(models, baseline=None, baseline_label=None, alloy=False):
     out = []
     elements = " ".join(ALLOY) if alloy else "Nb"
     for path in models:
-        expr = next((line.split(None, 1)[1].strip() for line in Path(path).read_text().splitlines()
-                     if line.startswith("expression ")), "?")
+        expr = model_line(path, "expression") or "?"
         pair = ["pair_style compot", f"pair_coeff * * {path} {elements}"]
         out.append((f"compot {expr} ({Path(path).name})", "compot", pair, PLUGIN_SO))
         if baseline is not None:
