@@ -251,6 +251,8 @@ double compot_zbl_value(compot_ctx *c, compot_node const *nd, int i,
 /* compot_switch.c: format v2 atom switch */
 double compot_pair_switch(compot_ctx *c, int i, int *nclose);
 void compot_pair_switch_gradient(compot_ctx *c, int n, double coef);
+void compot_grade_delta(compot_ctx *c, int Z);
+int compot_grade_screen(compot_ctx *c, int Z);
 double compot_grade(compot_ctx *c, int Z);
 void compot_grade_gradient(compot_ctx *c, int Z, double coef);
 double compot_bounded_fit(compot_model const *m, int Z, double v, double *dv);

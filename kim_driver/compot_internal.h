@@ -141,6 +141,17 @@ struct compot_model {
   size_t grade_rows; /* doubles per species in g_rows: 32 nb (nb + 1) */
   int grade_dp;     /* d rounded up to a multiple of 8 (nb = dp / 8) */
   int *grade_on;    /* [S] */
+  /* derived in refresh (compot_grade_screen_fill): the bound of
+     compot_grade_screen.  With A_Z = U_Z^T U_Z = sum_j a_j v_j v_j^T and
+     a_max its largest eigenvalue, gamma = a_max |f - mu|^2 - sum_j (a_max -
+     a_j) (v_j . (f - mu))^2, so stopping the sum after any k directions
+     bounds gamma from above; the directions with the largest a_max - a_j
+     (the data's widest) first, grade_sk of them per species (d / 4
+     rounded up), each padded to dp.  g_samax[Z] = 0: no bound for Z. */
+  int grade_sk;
+  double *g_sv;     /* [S sk dp] v_j */
+  double *g_sw;     /* [S sk] a_max - a_j */
+  double *g_samax;  /* [S] a_max */
   /* structure: the ZBL terms of the top-level sum (never switched) */
   int n_zbl_root;
   int zbl_root[COMPOT_MAX_TERMS];
@@ -486,5 +497,6 @@ void compot_angular_table_fill(compot_model const *m, compot_node *nd);
 size_t compot_expang_table_size(compot_model const *m, compot_node const *nd);
 void compot_expang_table_fill(compot_model const *m, compot_node *nd);
 void compot_grade_rows_fill(compot_model *m);
+void compot_grade_screen_fill(compot_model *m);
 
 #endif /* COMPOT_INTERNAL_H */

@@ -348,6 +348,7 @@ int compot_refresh(compot_model *m, char *msg, size_t msg_size)
         return refuse(m, m->g_hi, e, why, 1, msg, msg_size);
     }
     compot_grade_rows_fill(m);
+    compot_grade_screen_fill(m);
   }
   for (b = 0; b < m->n_bases; ++b) {
     compot_basis *B = &m->bases[b];

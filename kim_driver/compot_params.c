@@ -636,6 +636,8 @@ int compot_build_params(compot_model *m, char *msg, size_t msg_size)
     r = (size_t) m->grade_dp / 8; /* blocks of 8 rows */
     m->grade_rows = 32 * r * (r + 1);
     n_derived += (size_t) S * m->grade_rows + 8;
+    m->grade_sk = (int) ((dd + 3) / 4);
+    n_derived += (size_t) S * m->grade_sk * (m->grade_dp + 1) + S + 8;
     m->grade_on = (int *) calloc((size_t) S, sizeof(int));
     if (m->grade_on == NULL) {
       compot_set_msg(msg, msg_size, "out of memory building parameter table");
@@ -671,6 +673,12 @@ int compot_build_params(compot_model *m, char *msg, size_t msg_size)
   if (m->version >= 2) {
     m->g_rows = compot_align64(d);
     d = m->g_rows + (size_t) S * m->grade_rows;
+    m->g_sv = compot_align64(d);
+    d = m->g_sv + (size_t) S * m->grade_sk * m->grade_dp;
+    m->g_sw = d;
+    d += (size_t) S * m->grade_sk;
+    m->g_samax = d;
+    d += S;
   }
   /* the features of the grade: fitted leaves in node order */
   m->n_zbl_root = 0;

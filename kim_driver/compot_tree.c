@@ -135,9 +135,14 @@ static double atom_site(compot_ctx *c, int i)
     /* (an atom switched off by its close pairs needs no grade, unless the
        host asked for it: compot_workspace_set_grade) */
     if (gf != NULL && (spair != 0.0 || ws->grade_out != NULL)) {
-      double gamma = compot_grade(c, Z);
-      if (ws->grade_out != NULL) ws->grade_out[i] = gamma;
-      if (spair != 0.0) sgrade = compot_grade_switch(m, Z, gamma, &dsgrade);
+      compot_grade_delta(c, Z);
+      /* (the d^2 product only when the host asks for gamma or the cheap
+         bound cannot show gamma <= gamma_lo, where S_grade = 1) */
+      if (ws->grade_out != NULL || !compot_grade_screen(c, Z)) {
+        double gamma = compot_grade(c, Z);
+        if (ws->grade_out != NULL) ws->grade_out[i] = gamma;
+        if (spair != 0.0) sgrade = compot_grade_switch(m, Z, gamma, &dsgrade);
+      }
     }
     sw = spair * sgrade;
     dv = vfit - m->w_e_ref[Z];

@@ -48,6 +48,30 @@ def test_c_core_grade_equals_python(mode):
         np.testing.assert_allclose(g_c, g_py, rtol=1e-9, atol=1e-12 * g_py.max())
 
 
+def test_c_core_bound_on_the_grade_changes_nothing():
+    """Without the grade asked for, the C core skips the d² product for atoms whose
+    cheap bound (compot_grade_screen: the leading eigen-directions of U_Zᵀ U_Z) shows
+    γ ≤ γ_lo; with it asked for, it computes γ for every atom. Energies, forces and
+    virial agree to 1e-12 either way, on cells from inside the data to atoms in the
+    grade's transition (γ between γ_lo and γ_hi) and beyond it."""
+    core = CCoreCalculator(str(MODEL)).core
+    rng = np.random.default_rng(3)
+    lo = float(open(MODEL).read().split("g.gamma_lo.Nb")[1].split()[0])
+    seen = {"inside": 0, "transition": 0}
+    for a, sigma in ((3.30, 0.02), (3.30, 0.12), (3.10, 0.10), (2.95, 0.15), (3.50, 0.15)):
+        at = bulk("Nb", "bcc", a=a, cubic=True).repeat(3)
+        at.positions += rng.normal(0.0, sigma, at.positions.shape)
+        e1, pe1, f1, v1 = core.evaluate(at)
+        e2, pe2, f2, v2, g = core.evaluate(at, grade=True)
+        seen["inside"] += int((g <= lo).sum())
+        seen["transition"] += int((g > lo).sum())
+        assert e1 == pytest.approx(e2, rel=1e-12, abs=1e-12)
+        np.testing.assert_allclose(pe1, pe2, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(f1, f2, rtol=1e-12, atol=1e-11)
+        np.testing.assert_allclose(v1, v2, rtol=1e-12, atol=1e-11)
+    assert seen["inside"] > 100 and seen["transition"] > 5, seen
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("style", ["fix pair trigger", "pair_style compot grade"])
 def test_plugin_grade_equals_python(style, repo_root):

@@ -29,6 +29,7 @@
  */
 #include "compot_core.h"
 #include "compot_internal.h" /* white box: the reference evaluator walks the tree */
+#include "compot_eval.h"     /* white box: the grade bound (compot_grade_screen) */
 
 #include <math.h>
 #include <stdio.h>
@@ -1948,6 +1949,87 @@ static void test_handwritten(char const *file, char const *expr,
   compot_destroy(m);
 }
 
+/*
+ * The bound behind compot_grade_screen (format v2): for a whitening factor
+ * with eigenvalues spread over four decades (fitted ones: six), the
+ * stored directions v_j and weights w_j are eigenpairs of A = U^T U
+ * (gamma of f - mu = t v_j is (a_max - w_j) t^2), the screen proves
+ * gamma <= gamma_lo for such an atom at half gamma_lo, and on random
+ * vectors of every size it never claims gamma <= gamma_lo for an atom
+ * whose exact gamma is larger.
+ */
+static void test_grade_screen(void)
+{
+  static char const *const exprs[] = {"E[G8L4] + A[G8P4] + ZBL(1.6, 2.4)",
+                                      "G4 * G4", "E[C2L3] + N[E[G3L1]]"};
+  static char const *const sp[] = {"Mo", "Nb", "Ta"};
+  size_t e;
+  int S;
+  long proved = 0, refused = 0;
+  for (S = 1; S <= 3; S += 2)
+    for (e = 0; e < sizeof exprs / sizeof exprs[0]; ++e) {
+      compot_model *m = random_model_v2(exprs[e], sp, S, 1.0, 1.1);
+      compot_ctx c;
+      char msg[512];
+      int d, dp, sk, Z, i, j, t, k;
+      double *buf;
+      if (m == NULL) continue;
+      d = m->grade_d;
+      for (Z = 0; Z < S; ++Z) { /* U lower triangular, rows of scale 10^(2 r/d) */
+        double *u = m->g_U + (size_t) Z * d * (d + 1) / 2;
+        for (i = 0; i < d; ++i)
+          for (j = 0; j <= i; ++j)
+            *u++ = pow(10.0, 2.0 * i / d)
+                   * (i == j ? urand(1.0, 2.0) : urand(-1.0, 1.0) / sqrt((double) d));
+        m->g_lo[Z] = urand(0.5, 2.0);
+        m->g_hi[Z] = 9.0 * m->g_lo[Z];
+      }
+      for (i = 0; i < S * d; ++i) m->g_mu[i] = urand(-1.0, 1.0);
+      CHECK(compot_refresh(m, msg, sizeof msg) == 0, "refresh: %s", msg);
+      dp = m->grade_dp;
+      sk = m->grade_sk;
+      buf = (double *) calloc(2 * (size_t) dp, sizeof(double));
+      memset(&c, 0, sizeof c);
+      c.m = m;
+      c.gf = buf;
+      c.gy = buf + dp;
+      for (Z = 0; Z < S; ++Z) {
+        double const *mu = m->g_mu + (size_t) Z * d, lo = m->g_lo[Z];
+        double amax = m->g_samax[Z];
+        CHECK(amax > 0.0, "%s: no bound for species %d", exprs[e], Z);
+        for (j = 0; j < sk; ++j) { /* eigenpairs: f - mu = t v_j at gamma = lo / 2 */
+          double const *v = m->g_sv + ((size_t) Z * sk + j) * dp;
+          double aj = amax - m->g_sw[(size_t) Z * sk + j], tt = sqrt(0.5 * lo / aj), g;
+          CHECK(j == 0 || m->g_sw[(size_t) Z * sk + j] <= m->g_sw[(size_t) Z * sk + j - 1],
+                "%s: directions not widest first", exprs[e]);
+          for (t = 0; t < d; ++t) c.gf[t] = mu[t] + tt * v[t];
+          compot_grade_delta(&c, Z);
+          k = compot_grade_screen(&c, Z);
+          g = compot_grade(&c, Z);
+          CHECK(fabs(g - 0.5 * lo) <= 1e-12 * d * amax * tt * tt,
+                "%s: direction %d: gamma %.17g, expected a_j t^2 = %.17g", exprs[e], j, g, 0.5 * lo);
+          CHECK(k == 1, "%s: direction %d at gamma_lo / 2 not proved inside", exprs[e], j);
+        }
+        for (i = 0; i < 2000; ++i) { /* random f - mu of every size */
+          double scale = sqrt(lo / amax) * pow(10.0, urand(-1.0, 3.0)), g;
+          for (t = 0; t < d; ++t) c.gf[t] = mu[t] + scale * urand(-1.0, 1.0);
+          compot_grade_delta(&c, Z);
+          k = compot_grade_screen(&c, Z);
+          g = compot_grade(&c, Z);
+          proved += k;
+          refused += !k;
+          CHECK(!k || g <= lo * (1.0 + 1e-12),
+                "%s: screen proved gamma <= gamma_lo = %.17g, exact gamma %.17g", exprs[e], lo, g);
+        }
+      }
+      free(buf);
+      compot_destroy(m);
+    }
+  CHECK(proved > 100 && refused > 100, "random vectors: %ld proved inside, %ld not", proved, refused);
+  printf("grade bound: %ld random atoms proved inside gamma_lo, %ld left to the exact grade\n",
+         proved, refused);
+}
+
 static void test_roundtrip(void)
 {
   static char const *const exprs[] = {
@@ -2390,6 +2472,7 @@ int main(int argc, char **argv)
   test_handwritten("nb_v2_e_a_zbl.params", "E[G2L2] + A[G2P1] + ZBL(1.6, 2.4)", 71);
   test_handwritten("mo_nb_v2_g_times_a.params", "G2 * A[C2P1]", 385);
   test_roundtrip();
+  test_grade_screen();
   test_bad_files();
   test_bad_files_v2();
   test_compute_errors();
