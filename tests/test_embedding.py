@@ -199,6 +199,35 @@ def test_checkpoint_of_another_chemistry_is_not_resumed(tmp_path):
     assert seen[:1] == [5]          # the four evaluations done are not repeated
 
 
+def test_density_channel_weights_are_searched_positive():
+    """The first channel of a species embedding is a density: its weights W[s, 1] are
+    searched in ``fit.bounds.w1`` (positive), every further channel's in ``fit.bounds.w``
+    (signed); a short fit ends with W[s, 1] inside [0.2, 1.5] for every species."""
+    from compot.data import Configuration
+    from compot.settings import DEFAULT_BOUNDS
+    from compot.trainer import FitSettings, Trainer
+
+    truth = random_model("G3", SPECIES, seed=2, structures=[_structure()], rank=2)
+    configs = []
+    for k in range(3):
+        at = _structure()
+        at.rattle(0.05, seed=20 + k)
+        p = truth.evaluate(truth.system([at]), virial=False)
+        configs.append(Configuration(symbols=tuple(at.get_chemical_symbols()), positions=at.positions,
+                                     cell=at.cell.array, pbc=at.pbc, energy=float(p.energy_m[0]),
+                                     forces=p.forces_nc, group="synthetic", source=f"synthetic:{k}"))
+    settings = FitSettings(max_evaluations=6, init_points=3, seed=0, polish_evaluations=0)
+    t = Trainer(Model("G3", SPECIES, truth.cutoff, rank=2), configs, settings)
+    S = len(SPECIES)
+    keys = t._keys(["b1.w"])
+    assert len(keys) == 2 * S
+    assert [t._bounds(k) for k in keys] == [DEFAULT_BOUNDS["w1"], DEFAULT_BOUNDS["w"]] * S
+    assert DEFAULT_BOUNDS["w1"][0] > 0
+    t.fit()
+    W = t.model.params["b1.w"]
+    assert W.shape == (S, 2) and np.all(W[:, 0] >= 0.2) and np.all(W[:, 0] <= 1.5)
+
+
 def test_config_selects_the_embedding_and_checks_the_rank():
     from compot.errors import ConfigError
     from compot.settings import DEFAULT_BOUNDS, ModelSettings, load_section

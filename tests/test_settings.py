@@ -107,7 +107,8 @@ def test_defaults_and_number_conversion():
     assert cfg["fit"] == DEFAULT_FIT and cfg["design"] == {}
     s = FitSettings.from_dict({**cfg["fit"], "energy_weight": "1e4", "max_evaluations": 3.0})
     assert s.energy_weight == 1e4 and s.max_evaluations == 3 and isinstance(s.max_evaluations, int)
-    assert s.bounds == {"alpha": (0.005, 2.0), "beta": (1.05, 3.0), "gamma": (-3.0, 3.0), "w": (-1.5, 1.5)}
+    assert s.bounds == {"alpha": (0.005, 2.0), "beta": (1.05, 3.0), "gamma": (-3.0, 3.0), "w1": (0.2, 1.5),
+                        "w": (-1.5, 1.5)}
     assert FitSettings.from_dict({"bounds": {"beta": [1.1, 2]}}).bounds["beta"] == (1.1, 2.0)
     assert load_section(DesignSettings, None, "design") == DesignSettings()
     assert check_config({"data": {"train": "a.xyz"}})["data"]["train"] == ["a.xyz"]

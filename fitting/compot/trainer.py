@@ -284,7 +284,10 @@ class Trainer:
         return keys
 
     def _bounds(self, key: str):
-        kind = key.split(".")[1]
+        name, kind, *index = key.split(".")
+        if kind == "w" and index:           # b<J>.w.<i>: W[s, c] in C order, c = 0 the density channel
+            if (int(index[0]) - 1) % self.model.params[f"{name}.w"].shape[1] == 0:
+                kind = "w1"
         lo, hi = self.settings.bounds[kind]
         if kind == "alpha":
             return (math.log(lo), math.log(hi))
