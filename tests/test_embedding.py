@@ -154,6 +154,21 @@ def test_embedded_file_round_trip_and_rank_errors(tmp_path):
             read_model(p)
 
 
+def _synthetic_configs(truth, seed: int, n: int = 3) -> list:
+    """``n`` rattled copies of the test structure labelled with ``truth``'s energies and forces."""
+    from compot.data import Configuration
+
+    configs = []
+    for k in range(n):
+        at = _structure()
+        at.rattle(0.05, seed=seed + k)
+        p = truth.evaluate(truth.system([at]), virial=False)
+        configs.append(Configuration(symbols=tuple(at.get_chemical_symbols()), positions=at.positions,
+                                     cell=at.cell.array, pbc=at.pbc, energy=float(p.energy_m[0]),
+                                     forces=p.forces_nc, group="synthetic", source=f"synthetic:{k}"))
+    return configs
+
+
 def test_checkpoint_of_another_chemistry_is_not_resumed(tmp_path):
     """The checkpoint fingerprint of a fit (compot.trainer) includes the
     chemistry: an unfinished fit at rank 1 is refused at rank 2 and in the full
@@ -161,19 +176,11 @@ def test_checkpoint_of_another_chemistry_is_not_resumed(tmp_path):
     were equal and the resume loaded the rank-1 blocks into the other model:
     ValueError on the shape of b1.w, KeyError on chemistry.rank), and resumed
     at rank 1 where it stopped."""
-    from compot.data import Configuration
     from compot.errors import FitError
     from compot.trainer import FitSettings, Trainer
 
     truth = random_model("G3", SPECIES, seed=2, structures=[_structure()], rank=1)
-    configs = []
-    for k in range(3):
-        at = _structure()
-        at.rattle(0.05, seed=10 + k)
-        p = truth.evaluate(truth.system([at]), virial=False)
-        configs.append(Configuration(symbols=tuple(at.get_chemical_symbols()), positions=at.positions,
-                                     cell=at.cell.array, pbc=at.pbc, energy=float(p.energy_m[0]),
-                                     forces=p.forces_nc, group="synthetic", source=f"synthetic:{k}"))
+    configs = _synthetic_configs(truth, seed=10)
     settings = FitSettings(max_evaluations=8, init_points=3, seed=0, polish_evaluations=0)
     ckpt = tmp_path / "checkpoint.json"
 
@@ -203,19 +210,11 @@ def test_density_channel_weights_are_searched_positive():
     """The first channel of a species embedding is a density: its weights W[s, 1] are
     searched in ``fit.bounds.w1`` (positive), every further channel's in ``fit.bounds.w``
     (signed); a short fit ends with W[s, 1] inside [0.2, 1.5] for every species."""
-    from compot.data import Configuration
     from compot.settings import DEFAULT_BOUNDS
     from compot.trainer import FitSettings, Trainer
 
     truth = random_model("G3", SPECIES, seed=2, structures=[_structure()], rank=2)
-    configs = []
-    for k in range(3):
-        at = _structure()
-        at.rattle(0.05, seed=20 + k)
-        p = truth.evaluate(truth.system([at]), virial=False)
-        configs.append(Configuration(symbols=tuple(at.get_chemical_symbols()), positions=at.positions,
-                                     cell=at.cell.array, pbc=at.pbc, energy=float(p.energy_m[0]),
-                                     forces=p.forces_nc, group="synthetic", source=f"synthetic:{k}"))
+    configs = _synthetic_configs(truth, seed=20)
     settings = FitSettings(max_evaluations=6, init_points=3, seed=0, polish_evaluations=0)
     t = Trainer(Model("G3", SPECIES, truth.cutoff, rank=2), configs, settings)
     S = len(SPECIES)
