@@ -16,6 +16,7 @@ from ase.build import bulk
 
 from compot.calculator import CompotCalculator
 from compot.ccore import CCoreCalculator
+from compot.io import read_model
 
 from helpers import lammps_with_atoms
 
@@ -56,7 +57,7 @@ def test_c_core_bound_on_the_grade_changes_nothing():
     grade's transition (γ between γ_lo and γ_hi) and beyond it."""
     core = CCoreCalculator(str(MODEL)).core
     rng = np.random.default_rng(3)
-    lo = float(open(MODEL).read().split("g.gamma_lo.Nb")[1].split()[0])
+    lo = float(read_model(MODEL).params["g.gamma_lo"][0])
     seen = {"inside": 0, "transition": 0}
     for a, sigma in ((3.30, 0.02), (3.30, 0.12), (3.10, 0.10), (2.95, 0.15), (3.50, 0.15)):
         at = bulk("Nb", "bcc", a=a, cubic=True).repeat(3)
