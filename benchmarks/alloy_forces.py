@@ -37,10 +37,10 @@ from compot.ccore import CCoreCalculator  # noqa: E402
 from compot.io import atomic_write_json, atomic_write_text, read_model  # noqa: E402
 
 
-def largest_forces(path: str, subset: tuple[str, ...], sigma: float, a0: float, n_cells: int,
+def largest_forces(core, subset: tuple[str, ...], sigma: float, a0: float, n_cells: int,
                    rng: np.random.Generator) -> list[float]:
-    """Largest |F_i,α| [eV/Å] of each of ``n_cells`` rattled random 128-atom bcc cells of ``subset``."""
-    core = CCoreCalculator(path).core
+    """Largest |F_i,α| [eV/Å] of each of ``n_cells`` rattled random 128-atom bcc cells of ``subset``,
+    evaluated by ``core`` (a :class:`compot.ccore.CCoreCalculator`'s core)."""
     out = []
     for _ in range(n_cells):
         at = bulk("Fe", "bcc", a=a0, cubic=True).repeat(4)
@@ -64,12 +64,13 @@ def main(argv=None):
     results = {}
     for path in args.models:
         species = read_model(path).species
+        core = CCoreCalculator(path).core            # read once, evaluated for every cell
         rng = np.random.default_rng(args.seed)
         rows = {}
         for n in range(1, len(species) + 1):
             for subset in itertools.combinations(species, n):
                 for s in args.sigma:
-                    f = largest_forces(path, subset, s, args.a0, args.cells, rng)
+                    f = largest_forces(core, subset, s, args.a0, args.cells, rng)
                     rows["-".join(subset) + f"@{s}"] = f
                     print(f"{Path(path).name} {'-'.join(subset):12s} σ {s}: max |F| "
                           f"{', '.join(f'{x:.2f}' for x in f)} eV/Å", flush=True)

@@ -53,8 +53,9 @@ DEFAULT_FIT = {
 #: and EAM's densities do. With signed weights the densities of a mixed environment
 #: cancel to values no element's data reach, and the published NbMoTaW binaries (relaxed
 #: cells, max |F| 0.09 eV/Å) fix nothing there: a rank-1 fit with W[Nb] = −1.45 gave
-#: 140-240 eV/Å on Nb-Ta cells rattled by 0.03 Å, the same fit with |W| 1.4-1.9 eV/Å
-#: (benchmarks/results/alloy_forces.md). Further channels (contrasts, signed) in ``w``.
+#: 150-200 eV/Å on Nb-Ta cells rattled by 0.03-0.05 Å, the same fit with |W| 1.4-2.8 eV/Å
+#: in every species subset (benchmarks/results/alloy_forces.md). Further channels
+#: (contrasts, signed) in ``w``.
 DEFAULT_BOUNDS = {"alpha": (0.005, 2.0), "beta": (1.05, 3.0), "gamma": (-3.0, 3.0), "w1": (0.2, 1.5),
                   "w": (-1.5, 1.5)}
 
