@@ -39,7 +39,7 @@ extern "C" {
    (block g): E_i = S_i V_fit(i) + (1 - S_i) E_ref + E_ZBL(i) with the atom
    switch S_i of the close pairs and of the grade (MODEL_SPEC section 10,
    docs/parameter-file.md). */
-#define COMPOT_FORMAT_VERSION 3
+#define COMPOT_FORMAT_VERSION 4
 #define COMPOT_FORMAT_VERSION_MIN 1
 
 /* Error codes (0 = success). */

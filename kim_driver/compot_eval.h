@@ -256,6 +256,9 @@ int compot_grade_screen(compot_ctx *c, int Z);
 double compot_grade(compot_ctx *c, int Z);
 void compot_grade_gradient(compot_ctx *c, int Z, double coef);
 double compot_bounded_fit(compot_model const *m, int Z, double v, double *dv);
+int compot_coordination_term(compot_ctx const *c, int i, int Z, double *gc,
+                             double *dgc);
+void compot_coordination_gradient(compot_ctx *c, int i, double coef);
 double compot_grade_switch(compot_model const *m, int Z, double gamma,
                            double *ds);
 

@@ -132,6 +132,8 @@ struct compot_model {
   double *g_U;      /* [S d(d+1)/2] lower triangle, packed rows */
   double *g_lo;     /* [S] gamma_lo */
   double *g_hi;     /* [S] gamma_hi */
+  double *g_nmin;   /* [S] (format v4) lowest coordination n of the data:
+                      below it gamma grows (compot_coordination_term) */
   /* derived in refresh (compot_grade_rows_fill): U_Z by blocks of 8 rows,
      column by column (block b holds U_rc for rows r = 8b..8b+7 and
      columns c < 8b + 8 at 8 c + r - 8b, zero where c > r or r >= d;

@@ -41,6 +41,9 @@ static domain const GAMMA_LO = {
     COMPOT_DOMAIN_POSITIVE,
     "gamma_lo > 0 (the grade up to which the fitted energy is on)", 1.0};
 static domain const GAMMA_HI = {COMPOT_DOMAIN_FINITE, "a finite number", 2.0};
+/* the coordination term off: n_min = 0 */
+static domain const N_MIN = {COMPOT_DOMAIN_NONNEGATIVE,
+                             "n_min >= 0 (the data's lowest coordination)", 0.0};
 /* the species embedding: its rank (checked by the reader, compot_io.c) and
    weights; the initial W is 1 (every neighbour alike) */
 static domain const RANK = {COMPOT_DOMAIN_POSITIVE,
@@ -230,8 +233,8 @@ static void add_grade_blocks(table_builder *tb, char const *sp)
   double d = 0.0, *v;
   for (k = 0; k < m->n_nodes; ++k) d += leaf_features(m, &m->nodes[k]);
   if (tb->count_only) {
-    tb->n_params += 4;
-    tb->n_values_total += S * d + S * (0.5 * d * (d + 1.0)) + 2.0 * S;
+    tb->n_params += m->version >= 4 ? 5 : 4;
+    tb->n_values_total += S * d + S * (0.5 * d * (d + 1.0)) + (m->version >= 4 ? 3.0 : 2.0) * S;
     return;
   }
   m->grade_d = (int) d;
@@ -280,6 +283,20 @@ static void add_grade_blocks(table_builder *tb, char const *sp)
                  "fitted); flat index Z in species order (%s)",
                  sp));
   if (v) m->g_hi = v;
+  if (m->version >= 4) {
+    v = add_block(
+        tb, 'g', -1, "n_min", "1", COMPOT_ROLE_FIXED, &N_MIN, 1, dims,
+        kinds_s,
+        dup_printf("extrapolation grade: n_min[Z] >= 0, the lowest "
+                   "coordination n = sum_j f_c(max(r_ij - r_c/2, 0); r_c/2) "
+                   "of an atom of species Z over the fitted data; below it "
+                   "the grade grows by gamma_hi (2 (1 - n/n_min))^3, so an "
+                   "atom with half of it is fully switched off (0: off; "
+                   "format v4); unit 1; role fixed (not fitted); flat index "
+                   "Z in species order (%s)",
+                   sp));
+    if (v) m->g_nmin = v;
+  }
 }
 
 /* The coefficient block nI.c of a fitted leaf: its indexing (returned

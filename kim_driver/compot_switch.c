@@ -373,6 +373,57 @@ COMPOT_HOT void compot_grade_gradient(compot_ctx *c, int Z, double coef)
   for (t = 0; t < d; ++t) c->gb[t] = 2.0 * coef * z[t];
 }
 
+/*
+ * Format v4: the coordination n = sum_j f_n(r_ij) of atom i (species Z) over
+ * its pairs closer than r_c, with f_n(r) = f_c(max(r - r_c/2, 0); r_c/2) (1
+ * up to r_c/2, the f_c polynomial down to 0 at r_c).  Below the data's
+ * lowest, n_min[Z] > 0, the grade grows by *gc = gamma_hi (2 Delta)^3,
+ * Delta = 1 - n/n_min (C2 at n_min; gamma >= gamma_hi, i.e. the fitted
+ * energy fully off, from n = n_min/2 on: an isolated dimer or an atom
+ * pulled out of the crystal, which the Mahalanobis distance of the
+ * features may still take for data), with *dgc = d gc/dn; returns 1 then,
+ * else 0 (*gc = *dgc = 0).  As compot.safety.SafetyLayer.coordination.
+ */
+int compot_coordination_term(compot_ctx const *c, int i, int Z, double *gc,
+                             double *dgc)
+{
+  compot_workspace const *ws = c->ws;
+  double rc = c->m->cutoff, h = 0.5 * rc, nmin = c->m->g_nmin[Z], n = 0.0, del;
+  int p;
+  *gc = *dgc = 0.0;
+  for (p = ws->pstart[i]; p < ws->pend[i]; ++p) {
+    double r = ws->sr[ws->pslot[p]], f, df;
+    if (!(r < rc)) continue;
+    if (r <= h) {
+      n += 1.0;
+      continue;
+    }
+    compot_cutoff_fn(r - h, h, &f, &df);
+    n += f;
+  }
+  if (!(n < nmin)) return 0;
+  del = 1.0 - n / nmin;
+  *gc = 8.0 * c->m->g_hi[Z] * del * del * del;
+  *dgc = -24.0 * c->m->g_hi[Z] * del * del / nmin;
+  return 1;
+}
+
+/* dE/dr_ij += coef f_n'(r_ij) over the pairs of atom i (coef = (V_fit -
+   E_ref) S_pair dS_grade/dgamma d gc/dn, after compot_coordination_term). */
+void compot_coordination_gradient(compot_ctx *c, int i, double coef)
+{
+  compot_workspace const *ws = c->ws;
+  double rc = c->m->cutoff, h = 0.5 * rc;
+  int p;
+  for (p = ws->pstart[i]; p < ws->pend[i]; ++p) {
+    int sl = ws->pslot[p];
+    double r = ws->sr[sl], f, df;
+    if (!(r < rc) || r <= h) continue;
+    compot_cutoff_fn(r - h, h, &f, &df);
+    c->st[sl] += coef * df;
+  }
+}
+
 /* Format v3: the fitted value V_fit of an atom of species Z bounded below,
    e - w tanh((e - V_fit)/w) for V_fit < e = e_min[Z], w = tau (E_ref[Z] -
    e), V_fit itself otherwise (and where w <= 0); its derivative in *dv

@@ -100,7 +100,7 @@ static double atom_site(compot_ctx *c, int i)
   compot_workspace *ws = c->ws;
   int nd, ch, Z = c->in->species[i], nclose = 0;
   double esite, sw = 1.0, spair = 1.0, sgrade = 1.0, dsgrade = 0.0, dv = 0.0;
-  double dvb = 1.0;
+  double dvb = 1.0, gcoord = 0.0, dgcoord = 0.0;
   double *gf, *gb;
 
   if (m->has_nexp) compot_rho_value(c, i);
@@ -134,12 +134,24 @@ static double atom_site(compot_ctx *c, int i)
       spair = compot_pair_switch(c, i, &nclose);
     /* (an atom switched off by its close pairs needs no grade, unless the
        host asked for it: compot_workspace_set_grade) */
-    if (gf != NULL && (spair != 0.0 || ws->grade_out != NULL)) {
-      compot_grade_delta(c, Z);
-      /* (the d^2 product only when the host asks for gamma or the cheap
-         bound cannot show gamma <= gamma_lo, where S_grade = 1) */
-      if (ws->grade_out != NULL || !compot_grade_screen(c, Z)) {
-        double gamma = compot_grade(c, Z);
+    if (spair != 0.0 || ws->grade_out != NULL) {
+      /* format v4: the coordination term of gamma (below the data's lowest) */
+      int low = m->version >= 4 && m->g_nmin[Z] > 0.0
+                && compot_coordination_term(c, i, Z, &gcoord, &dgcoord);
+      int exact = low;
+      double gamma = 0.0;
+      if (gf != NULL) {
+        compot_grade_delta(c, Z);
+        /* (the d^2 product only when the host asks for gamma, the
+           coordination adds to it, or the cheap bound cannot show gamma <=
+           gamma_lo, where S_grade = 1) */
+        if (ws->grade_out != NULL || low || !compot_grade_screen(c, Z)) {
+          gamma = compot_grade(c, Z);
+          exact = 1;
+        }
+      }
+      if (exact) {
+        gamma += gcoord;
         if (ws->grade_out != NULL) ws->grade_out[i] = gamma;
         if (spair != 0.0) sgrade = compot_grade_switch(m, Z, gamma, &dsgrade);
       }
@@ -158,10 +170,12 @@ static double atom_site(compot_ctx *c, int i)
   if (m->version >= 2) {
     if (nclose > 0 && sgrade != 0.0)
       compot_pair_switch_gradient(c, nclose, dv * sgrade);
-    if (dsgrade != 0.0) {
+    if (dsgrade != 0.0 && gf != NULL) {
       compot_grade_gradient(c, Z, dv * spair * dsgrade);
       gb = c->gb;
     }
+    if (dsgrade != 0.0 && dgcoord != 0.0)
+      compot_coordination_gradient(c, i, dv * spair * dsgrade * dgcoord);
   }
   c->adj[0] = sw * dvb;
   for (nd = 0; nd < m->n_nodes; ++nd) {

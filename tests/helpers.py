@@ -138,6 +138,18 @@ def bounded_model(model: Model, structures, quantile: float = 0.6) -> Model:
     return m
 
 
+def coordinated_model(model: Model, structures, factor: float = 1.4) -> Model:
+    """``model`` in format v4 with the coordination term of the grade acting on
+    ``structures``: n_min of every species ``factor`` times the median coordination
+    (compot.safety.coordination) of their atoms, so that most atoms are in the term's
+    transition (or, in a cluster, beyond it)."""
+    from compot.safety import coordination
+    m = model.copy(version=4)
+    n, _ = coordination(m.system(list(structures)), m.cutoff)
+    m.params["g.n_min"] = np.full(len(m.species), factor * float(np.median(n)))
+    return m
+
+
 def switch_census(model: Model, atoms) -> tuple[int, int, int]:
     """Atoms of ``atoms`` with a pair inside the inner window (S_pair < 1), in the
     grade's transition (0 < S_grade < 1) and switched off by the grade."""

@@ -81,7 +81,7 @@ def v2_ready(core) -> bool:
 
 def test_corpus_is_complete():
     names = {p.stem for p in FILES}
-    for want in ("magic_word", "version_4", "param_missing", "param_extra", "param_misordered", "value_nan",
+    for want in ("magic_word", "version_5", "param_missing", "param_extra", "param_misordered", "value_nan",
                  "value_minus_inf", "value_hex_float", "nonascii_comment", "nonascii_value", "alpha_zero",
                  "beta_below_one", "phi_max_zero", "huge_K", "huge_L", "huge_P", "deep_nesting",
                  "unbalanced_bracket", "species_unknown", "cutoff_zero", "zbl_rout_beyond_cutoff", "truncated",

@@ -190,9 +190,9 @@ def test_export_cli_errors_are_one_line(tmp_path):
     r = subprocess.run(cli + ["--kim-id", "MO_12_000"], capture_output=True, text=True)
     assert r.returncode == 2 and "KIM ID 'MO_12_000' is malformed" in r.stderr
     bad = tmp_path / "bad.params"
-    bad.write_text(SRC.read_text().replace("compot-params 1", "compot-params 4"))
+    bad.write_text(SRC.read_text().replace("compot-params 1", "compot-params 5"))
     r = subprocess.run(cli[:5] + [str(bad), "--out", str(tmp_path)], capture_output=True, text=True)
-    assert r.returncode == 2 and "bad.params:2: format version '4' is not supported" in r.stderr
+    assert r.returncode == 2 and "bad.params:2: format version '5' is not supported" in r.stderr
 
 
 def test_export_cli_default_name_and_kim_id_warning(tmp_path):

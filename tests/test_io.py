@@ -46,7 +46,7 @@ def _line_of(lines, start):
     (lambda L: [l.replace("b1.beta", "b1.gamma") for l in L], "expected parameter 'b1.beta', found 'b1.gamma'"),
     (lambda L: [l.replace("parameters 33", "parameters 32") for l in L], "expected 33"),
     (lambda L: [l if not l.startswith("n1.gamma.1") else "n1.gamma.1 nan" for l in L], "not a finite number"),
-    (lambda L: [l.replace("compot-params 2", "compot-params 4") for l in L], "version '4' is not supported"),
+    (lambda L: [l.replace("compot-params 2", "compot-params 5") for l in L], "version '5' is not supported"),
     (lambda L: [l.replace("compot-params 2", "compot-params 1") for l in L], "expected 13 for"),
     (lambda L: [l if not l.startswith("w.r_b.Nb.Nb") else "w.r_b.Nb.Nb 1.5" for l in L], "must be fully on wherever the inner window of Nb-Nb is not"),
     (lambda L: [l if not l.startswith("w.r_a.Nb.Nb") else "w.r_a.Nb.Nb 0.5" for l in L]

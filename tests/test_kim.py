@@ -520,8 +520,8 @@ BAD_FILES = {
     "nan": _bad(GOOD.replace("n1.c.Nb.Nb.1.2 -0.125", "n1.c.Nb.Nb.1.2 nan"), "n1.c.Nb.Nb.1.2 nan",
                 ["n1.c.Nb.Nb.1.2", "finite"]),
     "species": _bad(GOOD.replace("species Nb", "species Qq"), "species Qq", ["expected", "Qq"]),
-    "version": _bad(GOOD.replace("compot-params 1", "compot-params 4"), "compot-params 4",
-                    ["version 4", "versions 1 to 3"]),
+    "version": _bad(GOOD.replace("compot-params 1", "compot-params 5"), "compot-params 5",
+                    ["version 5", "versions 1 to 4"]),
 }
 
 

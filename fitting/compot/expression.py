@@ -413,8 +413,8 @@ def layout(root: Term | str, species: tuple[str, ...] | list[str], version: int 
             n.basis = shared
     basis_infos = [BasisInfo(i, spec, tuple(users)) for i, (spec, users) in enumerate(bases)]
 
-    if version not in (1, 2, 3):
-        raise ExpressionError(f"format version {version!r}: expected 1, 2 or 3")
+    if version not in (1, 2, 3, 4):
+        raise ExpressionError(f"format version {version!r}: expected 1, 2, 3 or 4")
     S = len(species)
     sp = tuple(species)
     pairs = tuple(_species_pairs(sp))
@@ -479,6 +479,10 @@ def layout(root: Term | str, species: tuple[str, ...] | list[str], version: int 
                                      "grade up to which the fitted energy is fully on [centre species]"))
         blocks.append(ParameterBlock("g.gamma_hi", "fixed", (S,), (sp,), "-",
                                      "grade from which the fitted energy is fully off [centre species]"))
+    if version >= 4:
+        blocks.append(ParameterBlock("g.n_min", "fixed", (S,), (sp,), "-",
+                                     "lowest coordination n over the fitted data [centre species]: below "
+                                     "it the grade grows, fully off at n_min/2 (0: off)"))
     text = str(root)
     total = sum(b.size for b in blocks)
     if total > MAX_VALUES:

@@ -29,9 +29,9 @@ __all__ = ["write_model", "read_model", "format_model", "atomic_write_text", "js
            "FORMAT_VERSION"]
 
 #: the version new fits are written in (compot.recipe)
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 #: versions :func:`read_model` reads (v1 files evaluate exactly as in the first release)
-READABLE_VERSIONS = (1, 2, 3)
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -193,6 +193,8 @@ def _domain_error(model: Model, block: str, value: float, values: dict) -> str |
         lo = values["g.gamma_lo"][len(values["g.gamma_hi"])]
         if not value > lo:
             return f"gamma_hi > gamma_lo = {lo!r} (the grade from which the fitted energy is off)"
+    if block == "g.n_min" and not value >= 0:
+        return "n_min >= 0 (the data's lowest coordination)"
     return None
 
 

@@ -39,7 +39,7 @@ from .context import Context, PairGradient
 from .errors import ExpressionError
 from .expression import Layout, layout, parse
 from .neighbours import System, voigt_to_matrix
-from .safety import RunningMoments
+from .safety import RunningMoments, coordination
 
 __all__ = ["Model", "Prediction", "LinearDesign", "DEFAULT_NONLINEAR", "default_embedding"]
 
@@ -250,7 +250,9 @@ class Model:
         feature vectors f (:meth:`compot.safety.SafetyLayer.feature_vector`); C_Z + floor·tr(C_Z)/d·I
         = L Lᵀ (Cholesky) and U_Z = L⁻¹, so γ = |U(f − μ)|² is the squared
         Mahalanobis distance; γ_lo = the largest γ over the atoms (every atom the fit
-        saw keeps its fitted energy), γ_hi = ``margin`` × γ_lo.
+        saw keeps its fitted energy), γ_hi = ``margin`` × γ_lo. Format v4 also sets
+        n_min(Z), the lowest coordination (:func:`compot.safety.coordination`) of the
+        atoms of species Z, below which γ grows (off when 0).
 
         Memory of one batch, whatever the number of atoms: a first pass over the
         batches accumulates μ_Z and C_Z (:class:`compot.safety.RunningMoments`, equal to
@@ -267,11 +269,13 @@ class Model:
 
         Returns
         -------
-        dict {species: {"d", "gamma_lo", "gamma_hi", "n_atoms"}}
+        dict {species: {"d", "gamma_lo", "gamma_hi", "n_atoms"}}, and "n_min" in format v4
         """
         if self.version < 2:
             return {}
         self.params["g.U"] = np.zeros(self.params["g.U"].shape)
+        if self.version >= 4:
+            self.params["g.n_min"] = np.zeros(len(self.species))
         d = self.params["g.mu"].shape[1]
         moments = RunningMoments(len(self.species), d)
         for sys_ in systems:
@@ -287,9 +291,12 @@ class Model:
             factors[z] = np.tril(np.linalg.solve(L, np.eye(d)))
             fitted.append(z)
         top = np.zeros(len(self.species))
+        n_low = np.full(len(self.species), np.inf)
         for sys_ in systems:
             ctx = Context(self, sys_)
             f = ctx.safety.feature_vector()
+            if self.version >= 4 and sys_.n_atoms:
+                np.minimum.at(n_low, sys_.species_n, coordination(sys_, self.cutoff)[0])
             for z in fitted:
                 at = sys_.species_n == z
                 if at.any():
@@ -305,6 +312,8 @@ class Model:
             self.params["g.gamma_lo"][z] = lo
             self.params["g.gamma_hi"][z] = margin * lo
             out[sym] = {"d": d, "gamma_lo": lo, "gamma_hi": margin * lo, "n_atoms": int(moments.n[z])}
+            if self.version >= 4:
+                self.params["g.n_min"][z] = out[sym]["n_min"] = float(n_low[z])
         return out
 
     def window_error(self, pair: str, r_a: float, r_b: float) -> str | None:

@@ -17,7 +17,7 @@ from .functions import cutoff_fdf, inner_window_fdf
 from .gradient import PairGradient
 from .neighbours import System
 
-__all__ = ["PairWindow", "AtomSwitch", "Grade", "pair_window", "SafetyLayer", "RunningMoments"]
+__all__ = ["PairWindow", "AtomSwitch", "Grade", "pair_window", "coordination", "SafetyLayer", "RunningMoments"]
 
 
 class PairWindow(NamedTuple):
@@ -54,6 +54,23 @@ def pair_window(model, system: System) -> PairWindow:
     pair = a * S - a * (a - 1) // 2 + (b - a)
     close = s.r_p < model.params["w.r_b"][pair]
     return PairWindow(close, model.params["w.r_a"][pair[close]], model.params["w.r_b"][pair[close]])
+
+
+def coordination(system: System, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
+    """Coordination n_i = Σ_j f_n(r_ij) of every atom, shape (n_atoms,) [-], and
+    dn_i/dr_p of each pair p = (i, j), shape (n_pairs,) [1/Å] (format v4).
+
+    f_n(r) = f_c(max(r − r_c/2, 0); r_c/2): 1 up to half the cutoff, the f_c
+    polynomial (MODEL_SPEC §1) down to 0 at r_c. A smooth neighbour count: bulk bcc
+    Nb (r_c 4.42 Å) has n ≈ 10, the surfaces of the training data ≈ 5.5, an isolated
+    dimer 1 at any separation below r_c/2 (C: compot_coordination_term).
+    """
+    h = 0.5 * cutoff
+    f, df = cutoff_fdf(np.maximum(system.r_p - h, 0.0), h)
+    inside = system.r_p < cutoff
+    f = np.where(inside, f, 0.0)
+    df = np.where(inside & (system.r_p > h), df, 0.0)
+    return np.bincount(system.i_p, weights=f, minlength=system.n_atoms), df
 
 
 class RunningMoments:
@@ -142,6 +159,8 @@ class SafetyLayer:
         self._s_pair: np.ndarray | None = None
         self._grade: Grade | None = None
         self._features: np.ndarray | None = None
+        self._dgamma_dn: np.ndarray | None = None
+        self._dn_p: np.ndarray | None = None
 
     # ----------------------------------------------------------- switch
     def switch(self) -> AtomSwitch:
@@ -170,9 +189,13 @@ class SafetyLayer:
                     dS_p[win.close] = dw * others
             self._s_pair = S_n
             if self.model.version >= 2:
-                S_g = self.grade().S_n
-                S_n = S_n * S_g
-                dS_p = dS_p * S_g[s.i_p]
+                g = self.grade()
+                S_n = S_n * g.S_n
+                dS_p = dS_p * g.S_n[s.i_p]
+                if self._dgamma_dn is not None and s.n_pairs:
+                    # format v4: S_grade through the coordination term of γ
+                    coef = self._s_pair * g.dS_n * self._dgamma_dn
+                    dS_p = dS_p + coef[s.i_p] * self._dn_p
             self._switch = AtomSwitch(S_n, dS_p)
         return self._switch
 
@@ -204,6 +227,12 @@ class SafetyLayer:
         energy is linear in f, |V_fit − mean| ≤ σ_E √γ wherever S_grade > 0 (σ_E the
         standard deviation of the fitted site energies over the data), whatever the
         size of the coefficients. A model whose U is zero (not yet fitted) has γ = 0.
+
+        Format v4 adds γ_hi (2Δ)³, Δ = 1 − n_i/n_min(Z), for an atom whose coordination
+        n_i (:func:`coordination`) is below the data's lowest n_min > 0: such an atom
+        is switched off from half the data's lowest coordination on, whatever its
+        features (an isolated dimer may lie inside the ellipsoid of the data's
+        features: Ta, γ = 0.7 γ_lo at 2.30 Å; docs/parameter-file.md).
         """
         if self._grade is None:
             s = self.system
@@ -216,6 +245,14 @@ class SafetyLayer:
                     gamma[at] = np.sum((f[at] @ U[z].T) ** 2, axis=1)
             lo = self.model.params["g.gamma_lo"][s.species_n]
             hi = self.model.params["g.gamma_hi"][s.species_n]
+            if self.model.version >= 4:
+                n_min = self.model.params["g.n_min"][s.species_n]
+                if np.any(n_min > 0):
+                    n, self._dn_p = coordination(s, self.model.cutoff)
+                    low = n < n_min
+                    delta = np.where(low, 1.0 - n / np.where(low, n_min, 1.0), 0.0)
+                    gamma = gamma + 8.0 * hi * delta ** 3
+                    self._dgamma_dn = np.where(low, -24.0 * hi * delta ** 2 / np.where(low, n_min, 1.0), 0.0)
             inside = (gamma > lo) & (gamma < hi)
             g_in = np.where(inside, gamma, lo)
             t = np.clip(np.log(g_in / lo) / np.log(hi / lo), 0.0, 1.0)

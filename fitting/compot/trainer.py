@@ -580,8 +580,9 @@ class Trainer:
                          sym, self.model.params["w.e_min"][z], self.model.params["w.e_ref"][z])
         for sym, g in self.grade_info.items():
             log.info("extrapolation grade of %s: %d features, fitted energy fully on up to γ = %.4g, "
-                     "off from %.4g; E_ref %.4f eV", sym, g["d"], g["gamma_lo"], g["gamma_hi"],
-                     self.model.params["w.e_ref"][self.model.species.index(sym)])
+                     "off from %.4g; E_ref %.4f eV%s", sym, g["d"], g["gamma_lo"], g["gamma_hi"],
+                     self.model.params["w.e_ref"][self.model.species.index(sym)],
+                     f"; lowest coordination of the data n_min = {g['n_min']:.3f}" if "n_min" in g else "")
 
     # ----------------------------------------------------------------- fit
     def fit(self) -> Model:
@@ -595,6 +596,8 @@ class Trainer:
             # the solves zero rows (the refit of the shipped Nb model came out all zero)
             if "g.U" in self.model.params:
                 self.model.params["g.U"] = np.zeros(self.model.params["g.U"].shape)
+            if "g.n_min" in self.model.params:    # format v4: the coordination term too
+                self.model.params["g.n_min"] = np.zeros(len(self.model.species))
             if "w.e_min" in self.model.params:    # format v3: the lower bound off until the end
                 self.model.params["w.e_min"] = np.asarray(self.model.params["w.e_ref"], dtype=float).copy()
             # every scale (φ_max, ρ_max, q_max), bases without nonlinear parameters

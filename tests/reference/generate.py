@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE.parent))
 
-from helpers import (bounded_model, parameter_digest, random_model, reference_deviations, switch_census,  # noqa: E402
+from helpers import (bounded_model, coordinated_model, parameter_digest, random_model, reference_deviations, switch_census,  # noqa: E402
                      switched_model)
 
 from compot.io import format_model, read_model  # noqa: E402
@@ -185,6 +185,13 @@ CASES = {
         covers=["G", "E", "A", "ZBL", "sum", "v2 window", "v2 grade", "v3 bound"],
         expression="E[G4L3] + A[G4P2] + ZBL(2.9, 3.4)", species=NB, kind="switched", window=(2.3, 2.85),
         close=2.5, seed=101, bounded=True),
+    "coordination_monb_v4": dict(
+        description="the default recipe's composition over two species in format v4, the coordination term of "
+                    "the grade (g.n_min) acting on most atoms, with the window, the grade and the v3 bound",
+        covers=["G", "E", "A", "ZBL", "sum", "two species", "v2 window", "v2 grade", "v3 bound",
+                "v4 coordination"],
+        expression="E[G4L3] + A[G4P2] + ZBL(2.9, 3.4)", species=MONB, kind="switched", window=(2.3, 2.85),
+        close=2.5, seed=111, bounded=True, coordinated=True),
     "embedded_nbmotaw_v2": dict(
         description="a species embedding of rank 2 over four species (chemistry.rank 2, random weights W) with "
                     "E, N and A on one shared Gaussian basis and its W, an E[A] factor of a product on a "
@@ -234,6 +241,8 @@ def build(name: str, spec: dict):
                                    rank=spec.get("rank"))
             if spec.get("bounded"):
                 model = bounded_model(model, atoms)
+            if spec.get("coordinated"):
+                model = coordinated_model(model, atoms)
         else:
             model = random_model(spec["expression"], species, seed=spec["seed"], structures=atoms,
                                  window=spec["window"], rank=spec.get("rank"))

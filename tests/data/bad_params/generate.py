@@ -26,12 +26,13 @@ V1_EXPR = "E[G3L1] + ZBL(1.0, 2.0)"
 V2_EXPR = "E[G3L1] + A[G2P1] + ZBL(1.0, 2.0)"
 VALUES = {"alpha": "0.5", "beta": "1.6", "phi_max": "2.5", "rho_max": "20.0", "q_max": "30.0",
           "gamma": "0.5", "c": "0.125", "shift": "-5.0", "tau": "0.3", "r_a": "0.5", "r_b": "0.8",
-          "e_ref": "-7.5", "mu": "0.25", "U": "0.5", "gamma_lo": "2.0", "gamma_hi": "4.0"}
+          "e_ref": "-7.5", "mu": "0.25", "U": "0.5", "gamma_lo": "2.0", "gamma_hi": "4.0",
+          "e_min": "-9.0", "n_min": "5.0"}
 
 
 def base(version: int) -> list[str]:
     """Lines of the valid model the defects are made in (without the expect line)."""
-    expr = V2_EXPR if version == 2 else V1_EXPR
+    expr = V2_EXPR if version >= 2 else V1_EXPR
     m = Model(expr, ("Nb",), 4.0, version=version)
     names = [n for b in m.layout.blocks for n in b.element_names()]
     lines = [f"# compot bad-file corpus: base model, format v{version}",
@@ -104,7 +105,7 @@ FIRST_65_ELEMENTS = ("H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V
 CASES = {
     # header: magic word, version, counts
     "magic_word": (1, replace("compot-params", "compot-parameters 1"), "expected 'compot-params <version>'"),
-    "version_4": (1, replace("compot-params", "compot-params 4"), "is not supported"),
+    "version_5": (1, replace("compot-params", "compot-params 5"), "is not supported"),
     "version_leading_zero": (1, replace("compot-params", "compot-params 01"), "is not supported"),
     "version_sign": (1, replace("compot-params", "compot-params +1"), "is not supported"),
     "count_wrong": (1, replace("parameters", "parameters 14"), "parameters: expected 13"),
@@ -228,6 +229,13 @@ CASES = {
                            "file ends at line {eof} after 67 of 68 parameters; expected 'g.gamma_hi.Nb'"),
     "v2_ok_grade_off": (2, ok(lambda L: ([l.replace(" 0.5", " 0") if l.startswith("g.U.") else l for l in L], 0)),
                         None),
+    # format v4: the data's lowest coordination n_min, last
+    "v4_ok": (4, ok(replace("end", "end")), None),
+    "v4_ok_n_min_off": (4, ok(replace("g.n_min.Nb", "g.n_min.Nb 0")), None),
+    "v4_n_min_negative": (4, replace("g.n_min.Nb", "g.n_min.Nb -1"),
+                          "value '-1' of 'g.n_min.Nb' is out of range; expected n_min >= 0"),
+    "v4_n_min_missing": (4, truncate_before("g.n_min.Nb"),
+                         "file ends at line {eof} after 69 of 70 parameters; expected 'g.n_min.Nb'"),
     # a species embedding (docs/parameter-file.md, "Species embedding"): chemistry.rank first
     "rank_ok": (1, ok(lambda L: (embedded(1), 0)), None),
     "rank_zero": (1, insert_after("parameters", "chemistry.rank 0"),
@@ -243,7 +251,7 @@ CASES = {
 
 def embedded(version: int) -> list[str]:
     """The base model with a species embedding of rank 1 (weights b1.w.Nb.e1)."""
-    expr = V2_EXPR if version == 2 else V1_EXPR
+    expr = V2_EXPR if version >= 2 else V1_EXPR
     m = Model(expr, ("Nb",), 4.0, version=version, rank=1)
     names = [n for b in m.layout.blocks for n in b.element_names()]
     values = dict(VALUES, rank="1", w="0.7")
