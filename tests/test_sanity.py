@@ -260,14 +260,26 @@ def test_properties_from_mvl_json_reference_files(data_dir):
 
 
 def test_eos_anchor_per_species():
-    """Several species: one Vinet prior per element, each a lattice of that element alone."""
+    """Several species: one Vinet prior per element, each a lattice of that element alone,
+    then (``b2``, default on) the B2 cell of the pair at the compressed scales with the
+    means of the two elements' equations of state."""
     from compot.data.anchors import eos_anchor_configurations
+    from compot.derive import vinet_energy
     m = Model("G2 + ZBL(1.6, 2.4)", ("Mo", "Nb"), 5.0)
     per = {"Nb": {"a0": 3.32, "e0": -10.2, "bulk_modulus": 170.0},
            "Mo": {"a0": 3.17, "e0": -10.9, "bulk_modulus": 260.0, "lattice": "bcc"}}
     confs = eos_anchor_configurations(m, {"weight": 0.5, "scales": [0.9, 1.1], "species": per})
-    assert [set(c.symbols) for c in confs] == [{"Nb"}, {"Nb"}, {"Mo"}, {"Mo"}]
+    assert [set(c.symbols) for c in confs] == [{"Nb"}, {"Nb"}, {"Mo"}, {"Mo"}, {"Mo", "Nb"}]
     assert all(c.weight == 0.5 for c in confs)
+    b2 = confs[4]
+    a = 0.9 * (3.32 + 3.17) / 2
+    np.testing.assert_allclose(b2.cell, np.eye(3) * a, rtol=1e-14)
+    np.testing.assert_allclose(b2.positions[1], [a / 2] * 3, rtol=1e-14)
+    assert b2.energy == pytest.approx(2 * vinet_energy(a ** 3 / 2, (a / 0.9) ** 3 / 2, -10.55, 215.0, 4.0), rel=1e-13)
+    assert b2.energy / 2 > -10.55 and "B2 NbMo" in b2.source
+    assert len(eos_anchor_configurations(m, {"scales": [0.9, 1.1], "species": per, "b2": False})) == 4
+    with pytest.raises(ValueError, match="b2: expected true or false"):
+        eos_anchor_configurations(m, {"species": per, "b2": "yes"})
     assert np.cbrt(abs(np.linalg.det(confs[2].cell))) == pytest.approx(0.9 * 3.17, rel=1e-12)
     assert confs[3].energy / confs[3].n_atoms > -10.9 and confs[1].energy / confs[1].n_atoms > -10.2
     with pytest.raises(ValueError, match="several species"):

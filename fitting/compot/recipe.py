@@ -172,7 +172,7 @@ def derive_settings(model_cfg: dict, fit_cfg: dict, train, species) -> tuple[Rec
                 per[s] = {"a0": eos.a0, "e0": eos.e0, "bulk_modulus": eos.bulk_modulus,
                           "b_prime": eos.b_prime, "lattice": rec.lattices[s].kind}
             if per:
-                fit_cfg["eos_anchor"] = {**{k: v for k, v in anchor.items() if k in ("scales", "weight")},
+                fit_cfg["eos_anchor"] = {**{k: v for k, v in anchor.items() if k in ("scales", "weight", "b2")},
                                          "species": per}
                 rec.derived.append("eos_anchor")
             else:

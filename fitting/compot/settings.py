@@ -76,7 +76,7 @@ COMPOSITIONS = ("G*G", "G*E", "E+N", "G+A", "E+A")
 
 #: Keys of ``fit.zbl_anchor`` and ``fit.eos_anchor`` (compot.anchors).
 ZBL_ANCHOR_KEYS = ("r_min", "r_max", "n", "weight", "ranges")
-EOS_ANCHOR_KEYS = ("a0", "e0", "bulk_modulus", "b_prime", "lattice", "scales", "weight", "species")
+EOS_ANCHOR_KEYS = ("a0", "e0", "bulk_modulus", "b_prime", "lattice", "scales", "weight", "species", "b2")
 SITE_PRIOR_KEYS = ("weight", "e0")
 
 #: Keys of ``data.keys``: the quantities a data record supplies (compot.data.resolve_keys).
@@ -249,7 +249,10 @@ class FitSettings:
                               "and 1.06–1.40) whose energies follow the Vinet equation of state with a0 [Å], "
                               "E0 [eV/atom] (`e0`), B [GPa] (`bulk_modulus`), B′ (`b_prime`, default 4) and "
                               "`lattice`; with several species, `species` maps each element to its own a0, "
-                              "e0, bulk_modulus, b_prime and lattice (a lattice of that element alone); a0, e0 "
+                              "e0, bulk_modulus, b_prime and lattice (a lattice of that element alone), and "
+                              "`b2` (default true) adds the ordered B2 cell of every pair of bcc elements at "
+                              "the compressed scales (< 1), its a0, E0, B and B′ the means of the two "
+                              "elements' (Vegard's rule, zero formation energy); a0, e0 "
                               "and bulk_modulus are derived from the data when none is given (every element "
                               "with enough cells of its own); `{}` = off", factory=dict, keys=EOS_ANCHOR_KEYS)
 

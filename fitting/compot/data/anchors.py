@@ -101,7 +101,11 @@ def eos_anchor_configurations(model, anchor: dict) -> list:
         (required), b_prime (4.0), lattice (bcc), scales (× a0; default 0.72–0.94 and
         1.06–1.40), weight (1.0); or, for several species, ``species: {X: {a0, e0,
         bulk_modulus, b_prime, lattice}}`` with scales and weight shared: lattices of each
-        element X alone; empty = no prior
+        element X alone, and with ``b2`` (default true) the ordered B2 cell of every pair of
+        bcc elements at the compressed scales (< 1), whose equation of state takes the means
+        of the two elements' a0, e0, bulk_modulus and b_prime (Vegard's rule, no formation
+        energy: a prior against a collapse of unlike neighbours under compression, where
+        the solid-solution data end); empty = no prior
 
     Returns
     -------
@@ -125,6 +129,9 @@ def eos_anchor_configurations(model, anchor: dict) -> list:
                               f"found {per!r}")
         out = []
         shared = {k: v for k, v in anchor.items() if k in ("scales", "weight")}
+        b2 = anchor.get("b2", True)
+        if not isinstance(b2, bool):
+            raise ConfigError(f"fit.eos_anchor.b2: expected true or false, found {b2!r}")
         for symbol, entry in per.items():
             if symbol not in model.species:
                 raise ConfigError(f"fit.eos_anchor.species: {symbol!r} is not a species of the model "
@@ -135,6 +142,11 @@ def eos_anchor_configurations(model, anchor: dict) -> list:
             reject_unknown_keys(f"fit.eos_anchor.species.{symbol}", entry,
                                 [k for k in EOS_ANCHOR_KEYS if k != "species"])
             out += _eos_lattices(symbol, {**shared, **entry}, f"fit.eos_anchor.species.{symbol}")
+        bcc = [s for s in per if per[s].get("lattice", "bcc") == "bcc"]
+        if b2:
+            for i, s1 in enumerate(bcc):
+                for s2 in bcc[i + 1:]:
+                    out += _b2_lattices(s1, s2, per[s1], per[s2], shared)
         return out
     if len(model.species) != 1:
         raise ConfigError(f"fit.eos_anchor: a model of several species ({', '.join(model.species)}) needs "
@@ -166,6 +178,28 @@ def _eos_lattices(symbol: str, anchor: dict, where: str) -> list:
                                  cell=at.cell.array, pbc=at.pbc, energy=e, forces=np.zeros((len(at), 3)),
                                  weight=float(anchor.get("weight", 1.0)), group=EOS_ANCHOR_GROUP,
                                  source=f"eos_anchor:{kind}:{x:.3f}a0"))
+    return out
+
+
+def _b2_lattices(s1: str, s2: str, e1: dict, e2: dict, shared: dict) -> list:
+    """The B2 prior cells of the pair s1, s2 (:func:`eos_anchor_configurations`): the
+    means of the two elements' a0, e0, bulk_modulus and b_prime, the compressed scales."""
+    from ..derive import vinet_energy
+
+    def mean(key, default=None):
+        return 0.5 * (float(e1.get(key, default)) + float(e2.get(key, default)))
+
+    a0, e0, bm, bp = mean("a0"), mean("e0"), mean("bulk_modulus"), mean("b_prime", 4.0)
+    scales = [float(x) for x in (shared.get("scales") or [0.72, 0.76, 0.80, 0.84, 0.88, 0.92, 0.94]) if x < 1.0]
+    out = []
+    for x in scales:
+        a = a0 * x
+        cell = np.eye(3) * a
+        e = 2.0 * float(vinet_energy(a ** 3 / 2.0, a0 ** 3 / 2.0, e0, bm, bp))
+        out.append(Configuration(symbols=(s1, s2), positions=np.array([[0.0, 0.0, 0.0], [a / 2, a / 2, a / 2]]),
+                                 cell=cell, pbc=np.array([True] * 3), energy=e, forces=np.zeros((2, 3)),
+                                 weight=float(shared.get("weight", 1.0)), group=EOS_ANCHOR_GROUP,
+                                 source=f"eos_anchor:B2 {s1}{s2}:{x:.3f}a0"))
     return out
 
 
