@@ -110,16 +110,16 @@ def _compress(grade, energy):
 
 
 def test_grade_flags_compression_before_the_collapse(shipped, first_release):
-    """Shipped model: the unswitched energy first falls under further compression at
-    0.725 a0 and reaches −23,000 eV/atom at 0.675 a0; the grade leaves the data's range
-    (γ/γ_lo > 1) at 0.9 a0 and is above 10 γ_lo from 0.85 a0 on.
+    """Shipped model (format v4): the unswitched energy first falls under further
+    compression at 0.775 a0 (−2.8 to −8.5 eV/atom); the grade leaves the data's range
+    (γ/γ_lo > 1) at 0.875 a0 and is above 10 γ_lo from 0.85 a0 on.
 
     First release (format v1, no switch): its energy first falls at 0.675 a0 (−249
     eV/atom at 0.6 a0); its grade leaves the data's range at 0.9 a0 and is above 10 γ_lo
     from 0.875 a0 on."""
     broken, flagged, loud, e, g = _compress(lambda c: _grade(shipped, c), lambda c: _unswitched_energy(shipped, c))
-    assert g[0] < 0.01 and e.min() < -1000
-    assert broken == pytest.approx(0.725) and flagged == pytest.approx(0.9) and loud == pytest.approx(0.85)
+    assert g[0] < 0.01 and e[broken == np.round(np.arange(1.0, 0.499, -0.025), 3)][0] < -8.0
+    assert broken == pytest.approx(0.775) and flagged == pytest.approx(0.875) and loud == pytest.approx(0.85)
     v1, grade = first_release
     broken, flagged, loud, e, g = _compress(grade, lambda c: _v1_energy(v1, c))
     assert g[0] < 0.01 and e.min() < -200
@@ -146,19 +146,21 @@ def _push(grade, energy):
 
 
 def test_grade_of_a_pushed_atom(shipped, first_release):
-    """Shipped model: the pushed atom's grade passes γ_lo at 2.13 Å (the data's shortest
-    distance is 2.03 Å) and levels off near 8 γ_lo, where the features saturate; its
-    unswitched energy rises all the way (the monotone effective distance of the inner
-    window leaves no false well to flag).
+    """Shipped model (format v4): its unswitched energy has a false well from 2.08 Å in
+    (118 eV below the crystal at 1.93 Å); the pushed atom's grade passes γ_lo at 2.13 Å
+    (the data's shortest distance is 2.03 Å), one step before, is 4.2 γ_lo where the
+    energy turns down and above γ_hi = 9 γ_lo (fitted energy off) from 2.03 Å in, and
+    levels off near 70 γ_lo, where the features saturate.
 
     First release (format v1, no window): its energy has a false well from 1.88 Å in
     (it falls from there, to 28 eV below the crystal at 1.18 Å). Its grade, on its own
     features (:func:`_own_grade`), passes γ_lo at 2.03 Å, the data's shortest distance,
     0.15 Å before the well begins, and is 4.4 γ_lo where the energy turns down."""
     ds, e, g = _push(lambda at: _grade(shipped, at), lambda at: _unswitched_energy(shipped, at))
-    assert g[0] < 0.01 and np.all(np.diff(e) > 0)
-    assert ds[int(np.argmax(g > 1.0))] == pytest.approx(2.127, abs=1e-3)
-    assert 7.0 < g[-1] < 10.0
+    turn = int(np.argmax(np.diff(e) < 0))                   # last distance before the energy falls
+    assert g[0] < 0.01 and ds[turn] == pytest.approx(2.127, abs=1e-3) and e.min() < e[0] - 100
+    assert ds[int(np.argmax(g > 1.0))] == pytest.approx(2.127, abs=1e-3) and g[turn + 1] > 4.0
+    assert np.all(g[ds < 2.03] > 9.0) and 60.0 < g[-1] < 80.0
     v1, grade = first_release
     ds, e, g = _push(grade, lambda at: _v1_energy(v1, at))
     turn = int(np.argmax(np.diff(e) < 0))                   # last distance before the energy falls

@@ -19,7 +19,7 @@ def nb_data(data_dir):
 
 
 def test_shipped_model_is_its_config_and_the_recipe(shipped, repo_root, nb_data):
-    """examples/nb/model.params is format v2, and its cutoff, inner window, ZBL window
+    """examples/nb/model.params is format v4, and its cutoff, inner window, ZBL window
     and reference energy are what the default recipe derives from the data (no number
     typed in: examples/nb/config.yaml sets none of them)."""
     from compot.config import load_config
@@ -31,7 +31,7 @@ def test_shipped_model_is_its_config_and_the_recipe(shipped, repo_root, nb_data)
                                                             .read_text())["model"])
     train, _ = train_validation_split(nb_data, cfg["data"]["validation_fraction"], cfg["data"]["seed"])
     rec, fit = derive_settings(cfg["model"], cfg["fit"], train, ["Nb"])
-    assert shipped.version == 2 and shipped.species == ("Nb",)
+    assert shipped.version == 4 and shipped.species == ("Nb",)
     assert shipped.cutoff == rec.cutoff
     assert shipped.expression == f"E[G8L4] + A[G8P4] + ZBL({rec.zbl[0]:g}, {rec.zbl[1]:g})"
     assert tuple(shipped.params["w.r_a"]) == (rec.windows[("Nb", "Nb")][0],)
@@ -41,6 +41,10 @@ def test_shipped_model_is_its_config_and_the_recipe(shipped, repo_root, nb_data)
     # numpy 2.4 + ase 3.29 + matscipy 1.3 (what the default install, without kliff, resolves to)
     assert shipped.params["w.e_ref"][0] == pytest.approx(rec.e_ref("Nb"), rel=1e-6)
     assert shipped.params["g.U"].any() and shipped.params["g.gamma_hi"][0] > shipped.params["g.gamma_lo"][0]
+    # the coordination term (format v4): the lowest of the training atoms', the surfaces'
+    from compot.safety import coordination
+    low = min(float(coordination(shipped.system([c.to_atoms()]), shipped.cutoff)[0].min()) for c in train)
+    assert shipped.params["g.n_min"][0] == pytest.approx(low, rel=1e-12) and 5.0 < low < 6.0
     assert shipped.n_linear + shipped.n_nonlinear <= 100
     assert {"a0", "e0", "bulk_modulus"} <= set(fit["eos_anchor"]) and "zbl_anchor" not in fit
     # a ZBL prior asked for without a range (examples/nb/design.yaml) gets [r_a, d_min] from the data
