@@ -261,8 +261,8 @@ def test_properties_from_mvl_json_reference_files(data_dir):
 
 def test_eos_anchor_per_species():
     """Several species: one Vinet prior per element, each a lattice of that element alone,
-    then (``b2``, default on) the B2 cell of the pair at the compressed scales with the
-    means of the two elements' equations of state."""
+    then (``b2``, default on) the B2 cell of the pair at the compressed scales of the mean
+    a0, each atom's site energy that of its own element's equation of state."""
     from compot.data.anchors import eos_anchor_configurations
     from compot.derive import vinet_energy
     m = Model("G2 + ZBL(1.6, 2.4)", ("Mo", "Nb"), 5.0)
@@ -275,8 +275,17 @@ def test_eos_anchor_per_species():
     a = 0.9 * (3.32 + 3.17) / 2
     np.testing.assert_allclose(b2.cell, np.eye(3) * a, rtol=1e-14)
     np.testing.assert_allclose(b2.positions[1], [a / 2] * 3, rtol=1e-14)
-    assert b2.energy == pytest.approx(2 * vinet_energy(a ** 3 / 2, (a / 0.9) ** 3 / 2, -10.55, 215.0, 4.0), rel=1e-13)
-    assert b2.energy / 2 > -10.55 and "B2 NbMo" in b2.source
+    sites = [vinet_energy(a ** 3 / 2, 3.32 ** 3 / 2, -10.2, 170.0, 4.0), vinet_energy(a ** 3 / 2, 3.17 ** 3 / 2, -10.9, 260.0, 4.0)]
+    np.testing.assert_allclose(b2.site_energies, sites, rtol=1e-13)
+    assert b2.energy == pytest.approx(sum(sites), rel=1e-13) and "B2 NbMo" in b2.source
+    assert sites[0] > -10.2 and sites[1] > -10.9
+    # their site rows (WeightedData: the data fix only the sum of an unlike pair's site energies)
+    from compot.data.weighted import WeightedData
+    from compot.trainer import FitSettings
+    data = WeightedData(m, [], FitSettings(), priors=confs)
+    k = [i for i, b in enumerate(data.batches) if b[-1] is b2][0]
+    np.testing.assert_allclose(data.site_e0[k][-2:], sites)
+    assert np.all(data.wSite[k][-2:] == 1.0) and np.all(data.wSite[k][:-2] == 0.0)     # σ = 1 eV
     assert len(eos_anchor_configurations(m, {"scales": [0.9, 1.1], "species": per, "b2": False})) == 4
     with pytest.raises(ValueError, match="b2: expected true or false"):
         eos_anchor_configurations(m, {"species": per, "b2": "yes"})

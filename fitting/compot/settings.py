@@ -251,8 +251,9 @@ class FitSettings:
                               "`lattice`; with several species, `species` maps each element to its own a0, "
                               "e0, bulk_modulus, b_prime and lattice (a lattice of that element alone), and "
                               "`b2` (default true) adds the ordered B2 cell of every pair of bcc elements at "
-                              "the compressed scales (< 1), its a0, E0, B and B′ the means of the two "
-                              "elements' (Vegard's rule, zero formation energy); a0, e0 "
+                              "the compressed scales (< 1) of their mean a0, each atom's site energy held "
+                              "to its own element's equation of state at the cell's volume per atom (the "
+                              "data fix only an unlike pair's sum); a0, e0 "
                               "and bulk_modulus are derived from the data when none is given (every element "
                               "with enough cells of its own); `{}` = off", factory=dict, keys=EOS_ANCHOR_KEYS)
 

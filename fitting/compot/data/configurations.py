@@ -119,6 +119,11 @@ class Configuration:
         stem. Used for stratified splitting and per-group metrics.
     source : str
         ``"path:record_index"`` (0-based record index), quoted in errors.
+    site_energies : ndarray, shape (n_atoms,), or None
+        Target site energies [eV] of a prior configuration (the B2 cells of the
+        equation-of-state prior, :mod:`compot.data.anchors`): rows
+        √weight (E_i − target_i) in the fit, which fix how the energy of an unlike
+        pair is shared between its two atoms; ``None`` for DFT data.
     description : str, default ""
         What the file says about the configuration, e.g. ``"config_type=AIMD-NVT;
         source_desc=Snapshot 7 of 40 of AIMD NVT simulation at 300 K"``
@@ -137,6 +142,7 @@ class Configuration:
     group: str = "default"
     source: str = "<memory>"
     description: str = ""
+    site_energies: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         where = _where(self.source)
@@ -179,6 +185,8 @@ class Configuration:
 
         if self.stress is not None:
             self.stress = self._array("stress", _to_voigt(self.stress), (6,), "(6,)")
+        if self.site_energies is not None:
+            self.site_energies = self._array("site_energies", self.site_energies, (n,), "(n_atoms,)")
 
         weight = float(self.weight)
         if not (math.isfinite(weight) and weight >= 0.0):

@@ -151,6 +151,15 @@ class WeightedData:
             if self.fit_site and bi < self.n_data_batches:    # the data's atoms, not the priors'
                 self.site_e0.append(e0_z[species_n])
                 self.wSite.append(np.full(len(species_n), float(site["weight"])))
+            elif bi >= self.n_data_batches and any(c.site_energies is not None for c in b):
+                # prior cells with site-energy targets (the B2 cells of the EOS prior): weight
+                # 1 eV⁻² per atom (σ = 1 eV) times the group weight, whatever the prior's
+                # energy weight; zero for the others of the batch
+                self.site_e0.append(np.concatenate([c.site_energies if c.site_energies is not None
+                                                    else np.zeros(c.n_atoms) for c in b]))
+                self.wSite.append(np.concatenate([
+                    np.full(c.n_atoms, float(settings.group_weights.get(c.group, 1.0))
+                            if c.site_energies is not None else 0.0) for c in b]))
             else:
                 self.site_e0.append(np.zeros(0))
                 self.wSite.append(np.zeros(0))
