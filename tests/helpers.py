@@ -138,6 +138,24 @@ def bounded_model(model: Model, structures, quantile: float = 0.6) -> Model:
     return m
 
 
+def assert_c_core_matches_python(model: Model, atoms, grade: bool = False) -> None:
+    """The C core (compot.ccore.CCoreCalculator) against the Python reference on ``atoms``:
+    energy (1e-12 relative), forces (1e-10 eV/Å), site energies (1e-11 eV), stress
+    (1e-12 eV/Å³) and, with ``grade``, the extrapolation grade γ (1e-11 relative)."""
+    import pytest
+    from compot.calculator import CompotCalculator
+    from compot.ccore import CCoreCalculator
+    ref, c = atoms.copy(), atoms.copy()
+    ref.calc, c.calc = CompotCalculator(model, grade=grade), CCoreCalculator(model)
+    assert c.get_potential_energy() == pytest.approx(ref.get_potential_energy(), rel=1e-12, abs=1e-12)
+    np.testing.assert_allclose(c.get_forces(), ref.get_forces(), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(c.get_potential_energies(), ref.get_potential_energies(), atol=1e-11)
+    if atoms.pbc.all():
+        np.testing.assert_allclose(c.get_stress(), ref.get_stress(), atol=1e-12)
+    if grade:
+        np.testing.assert_allclose(c.calc.get_property("grade", c), ref.calc.get_property("grade", ref), rtol=1e-11)
+
+
 def coordinated_model(model: Model, structures, factor: float = 1.4) -> Model:
     """``model`` in format v4 with the coordination term of the grade acting on
     ``structures``: n_min of every species ``factor`` times the median coordination

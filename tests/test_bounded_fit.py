@@ -7,14 +7,12 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from compot.calculator import CompotCalculator
-from compot.ccore import CCoreCalculator
 from compot.data import Configuration
 from compot.io import format_model, read_model
 from compot.model import Model
 from compot.trainer import FitSettings, Trainer
 
-from helpers import bounded_model, random_structure, switched_model
+from helpers import assert_c_core_matches_python, bounded_model, random_structure, switched_model
 from test_terms import _fd_errors
 
 CASES = [("E[G4L2] + A[G4P2]", ("Nb",)), ("E[G3L2] + N[E[G3L2]] + A[G3P2]", ("Mo", "Nb"))]
@@ -51,12 +49,7 @@ def test_c_core_agrees_and_file_round_trips(expr, species, tmp_path):
     path.write_text(format_model(m))
     m = read_model(path)
     assert m.version == 3 and "compot-params 3" in path.read_text()
-    ref, c = atoms.copy(), atoms.copy()
-    ref.calc, c.calc = CompotCalculator(m), CCoreCalculator(m)
-    assert c.get_potential_energy() == pytest.approx(ref.get_potential_energy(), rel=1e-12, abs=1e-12)
-    np.testing.assert_allclose(c.get_forces(), ref.get_forces(), rtol=0, atol=1e-10)
-    np.testing.assert_allclose(c.get_potential_energies(), ref.get_potential_energies(), atol=1e-11)
-    np.testing.assert_allclose(c.get_stress(), ref.get_stress(), atol=1e-12)
+    assert_c_core_matches_python(m, atoms)
 
 
 def test_trainer_stores_the_lowest_fitted_site_energy():

@@ -10,7 +10,6 @@ import pytest
 from ase import Atoms
 from ase.build import bulk
 
-from compot.calculator import CompotCalculator
 from compot.ccore import CCoreCalculator
 from compot.data import Configuration
 from compot.functions import cutoff_fdf
@@ -19,7 +18,7 @@ from compot.model import Model
 from compot.safety import coordination
 from compot.trainer import FitSettings, Trainer
 
-from helpers import bounded_model, coordinated_model, random_structure, switched_model
+from helpers import assert_c_core_matches_python, bounded_model, coordinated_model, random_structure, switched_model
 from test_terms import _fd_errors
 
 CASES = [("E[G4L2] + A[G4P2]", ("Nb",)), ("E[G3L2] + N[E[G3L2]] + A[G3P2] + ZBL(2.9, 3.4)", ("Mo", "Nb"))]
@@ -93,12 +92,7 @@ def test_c_core_agrees_and_file_round_trips(expr, species, tmp_path):
     path.write_text(format_model(m))
     m = read_model(path)
     assert m.version == 4 and "compot-params 4" in path.read_text() and "g.n_min." in path.read_text()
-    ref, c = atoms.copy(), atoms.copy()
-    ref.calc, c.calc = CompotCalculator(m, grade=True), CCoreCalculator(m)
-    assert c.get_potential_energy() == pytest.approx(ref.get_potential_energy(), rel=1e-12, abs=1e-12)
-    np.testing.assert_allclose(c.get_forces(), ref.get_forces(), rtol=0, atol=1e-10)
-    np.testing.assert_allclose(c.get_potential_energies(), ref.get_potential_energies(), atol=1e-11)
-    np.testing.assert_allclose(c.calc.get_property("grade", c), ref.calc.get_property("grade", ref), rtol=1e-11)
+    assert_c_core_matches_python(m, atoms, grade=True)
 
 
 def test_isolated_dimer_is_switched_off():
