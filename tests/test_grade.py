@@ -21,6 +21,7 @@ from compot.io import read_model
 from compot.model import Model
 
 A0 = 3.3226     # the shipped model's lattice constant [Å]
+COMPRESSION = np.round(np.arange(1.0, 0.499, -0.025), 3)    # a/a0 of _compress
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +102,7 @@ def _compress(grade, energy):
     """E–V of bcc Nb from a0 down to 0.5 a0 in steps of 0.025 a0: (the first a/a0 whose
     energy is below the previous one's, the first with γ/γ_lo > 1, the first with
     γ/γ_lo > 10, energies [eV/atom], largest γ/γ_lo per cell)."""
-    xs = np.round(np.arange(1.0, 0.499, -0.025), 3)
+    xs = COMPRESSION
     cells = [bulk("Nb", "bcc", a=A0 * x, cubic=True) for x in xs]
     e = np.array([energy(c) / 2 for c in cells])
     g = np.array([grade(c).max() for c in cells])
@@ -118,7 +119,7 @@ def test_grade_flags_compression_before_the_collapse(shipped, first_release):
     eV/atom at 0.6 a0); its grade leaves the data's range at 0.9 a0 and is above 10 γ_lo
     from 0.875 a0 on."""
     broken, flagged, loud, e, g = _compress(lambda c: _grade(shipped, c), lambda c: _unswitched_energy(shipped, c))
-    assert g[0] < 0.01 and e[broken == np.round(np.arange(1.0, 0.499, -0.025), 3)][0] < -8.0
+    assert g[0] < 0.01 and e[COMPRESSION == broken][0] < -8.0
     assert broken == pytest.approx(0.775) and flagged == pytest.approx(0.875) and loud == pytest.approx(0.85)
     v1, grade = first_release
     broken, flagged, loud, e, g = _compress(grade, lambda c: _v1_energy(v1, c))

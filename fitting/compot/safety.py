@@ -250,9 +250,10 @@ class SafetyLayer:
                 if np.any(n_min > 0):
                     n, self._dn_p = coordination(s, self.model.cutoff)
                     low = n < n_min
-                    delta = np.where(low, 1.0 - n / np.where(low, n_min, 1.0), 0.0)
+                    n_low = np.where(low, n_min, 1.0)           # (no division by an n_min of 0)
+                    delta = np.where(low, 1.0 - n / n_low, 0.0)
                     gamma = gamma + 8.0 * hi * delta ** 3
-                    self._dgamma_dn = np.where(low, -24.0 * hi * delta ** 2 / np.where(low, n_min, 1.0), 0.0)
+                    self._dgamma_dn = -24.0 * hi * delta ** 2 / n_low
             inside = (gamma > lo) & (gamma < hi)
             g_in = np.where(inside, gamma, lo)
             t = np.clip(np.log(g_in / lo) / np.log(hi / lo), 0.0, 1.0)

@@ -27,6 +27,9 @@ from .configurations import Configuration
 __all__ = ["zbl_anchor_configurations", "eos_anchor_configurations", "anchor_configurations",
            "ZBL_ANCHOR_GROUP", "EOS_ANCHOR_GROUP"]
 
+#: Default ``scales`` (× a0) of the EOS prior's lattices; the B2 cells take the compressed ones.
+EOS_SCALES = (0.72, 0.76, 0.80, 0.84, 0.88, 0.92, 0.94, 1.06, 1.10, 1.15, 1.20, 1.25, 1.30, 1.35, 1.40)
+
 #: Groups of the prior configurations.
 ZBL_ANCHOR_GROUP = "zbl_anchor"
 EOS_ANCHOR_GROUP = "eos_anchor"
@@ -143,8 +146,8 @@ def eos_anchor_configurations(model, anchor: dict) -> list:
             reject_unknown_keys(f"fit.eos_anchor.species.{symbol}", entry,
                                 [k for k in EOS_ANCHOR_KEYS if k != "species"])
             out += _eos_lattices(symbol, {**shared, **entry}, f"fit.eos_anchor.species.{symbol}")
-        bcc = [s for s in per if per[s].get("lattice", "bcc") == "bcc"]
         if b2:
+            bcc = [s for s in per if per[s].get("lattice", "bcc") == "bcc"]
             for i, s1 in enumerate(bcc):
                 for s2 in bcc[i + 1:]:
                     out += _b2_lattices(s1, s2, per[s1], per[s2], shared)
@@ -166,8 +169,7 @@ def _eos_lattices(symbol: str, anchor: dict, where: str) -> list:
     kind = anchor.get("lattice", "bcc")
     if kind not in LATTICES:
         raise ConfigError(f"{where}.lattice: expected one of {', '.join(LATTICES)}, found {kind!r}")
-    scales = anchor.get("scales") or [0.72, 0.76, 0.80, 0.84, 0.88, 0.92, 0.94,
-                                      1.06, 1.10, 1.15, 1.20, 1.25, 1.30, 1.35, 1.40]
+    scales = anchor.get("scales") or EOS_SCALES
     lattice = Lattice(kind, float(anchor["a0"]), symbol)
     out = []
     for x in scales:
@@ -197,7 +199,7 @@ def _b2_lattices(s1: str, s2: str, e1: dict, e2: dict, shared: dict) -> list:
                                   float(e.get("b_prime", 4.0))))
 
     a0 = 0.5 * (float(e1["a0"]) + float(e2["a0"]))
-    scales = [float(x) for x in (shared.get("scales") or [0.72, 0.76, 0.80, 0.84, 0.88, 0.92, 0.94]) if x < 1.0]
+    scales = [float(x) for x in (shared.get("scales") or EOS_SCALES) if x < 1.0]
     out = []
     for x in scales:
         a = a0 * x
