@@ -13,7 +13,10 @@ rank speed-up of each compot model (``mpirun -np 1/2`` of the wheel's lmp,
 
 Potentials: compot -- the fitted paper model E[G8L4] + N[E[G8L4]]
 (examples/nb/paper_e8l4_n8l4.params), the shipped model
-(examples/nb/model.params) and every ``--model``; ``eam/alloy`` Nb
+(examples/nb/model.params) and every ``--model`` (a single-element model of Mo,
+Ta or W runs on that element's bcc lattice at the data's PBE lattice constant,
+``A_BCC``, the same number of atoms; the ratio to eam/alloy Nb then compares
+with Nb's EAM, there being no EAM of that element among the peers); ``eam/alloy`` Nb
 (Fellinger, Park, Wilkins 2010); ``snap`` NbMoTaW (Li et al. 2019, element
 Nb); ``uf3`` Nb (the file shipped in the wheel).  Slow potentials on large
 cells run fewer steps (``--max-seconds``); the table says how many.  The EAM
@@ -88,6 +91,9 @@ MASS_NB = 92.90637
 ALLOY = ("Mo", "Nb", "Ta", "W")
 MASS = {"Mo": 95.95, "Nb": 92.90637, "Ta": 180.94788, "W": 183.84}
 A_ALLOY = 3.225   # about the mean bcc a0 of Mo 3.147, Nb 3.300, Ta 3.303, W 3.165 Å (3.229)
+#: single-element compot models of another element run on its bcc lattice at the PBE lattice
+#: constant of its data ($COMPOT_DATA: Vinet fits of compot fit's recipe, derived.json) [Å]
+A_BCC = {"Mo": 3.170, "Ta": 3.322, "W": 3.190}
 
 
 def wheel_uf3_file() -> Path:
@@ -114,11 +120,13 @@ def potentials(models, baseline=None, baseline_label=None, alloy=False):
     elements = " ".join(ALLOY) if alloy else "Nb"
     for path in models:
         expr = model_line(path, "expression") or "?"
-        pair = ["pair_style compot", f"pair_coeff * * {path} {elements}"]
-        out.append((f"compot {expr} ({Path(path).name})", "compot", pair, PLUGIN_SO))
+        element = None if alloy else own_element(path)
+        pair = ["pair_style compot", f"pair_coeff * * {path} {element or elements}"]
+        where = f", bcc {element} a = {A_BCC[element]} Å" if element else ""
+        out.append((f"compot {expr} ({Path(path).name}{where})", "compot", pair, PLUGIN_SO, element))
         if baseline is not None:
-            out.append((f"compot {expr} ({Path(path).name}), {baseline_label} plugin", "baseline", pair,
-                        baseline))
+            out.append((f"compot {expr} ({Path(path).name}{where}), {baseline_label} plugin", "baseline", pair,
+                        baseline, element))
     snap = PEERS / "snap-nbmotaw"
     if alloy:
         # Ta-W-Nb-Mo.snapcoeff lists Ta, Nb, Mo, W; pair_coeff maps the types by name
@@ -126,17 +134,46 @@ def potentials(models, baseline=None, baseline_label=None, alloy=False):
                     ["pair_style snap",
                      f"pair_coeff * * {snap / 'Ta-W-Nb-Mo.snapcoeff'} {snap / 'Ta-W-Nb-Mo.lammps2025.snapparam'} "
                      f"{elements}"],
-                    None))
+                    None, None))
         return out
     out.append(("eam/alloy Nb (FPW 2010)", "eam",
                 ["pair_style eam/alloy", f"pair_coeff * * {PEERS / 'eam-fpw2010-nb' / 'Nb_FPW2010.eam.alloy'} Nb"],
-                None))
+                None, None))
     out.append(("snap NbMoTaW (Li 2019), Nb", "snap",
                 ["pair_style snap",
                  f"pair_coeff * * {snap / 'Ta-W-Nb-Mo.snapcoeff'} {snap / 'Ta-W-Nb-Mo.lammps2025.snapparam'} Nb"],
+                None, None))
+    out.append(("uf3 Nb (wheel)", "uf3", ["pair_style uf3 3", f"pair_coeff * * {wheel_uf3_file()} Nb"], None,
                 None))
-    out.append(("uf3 Nb (wheel)", "uf3", ["pair_style uf3 3", f"pair_coeff * * {wheel_uf3_file()} Nb"], None))
     return out
+
+
+def own_element(path):
+    """The element of a single-element model other than Nb that has a lattice in A_BCC, else
+    None (the model runs on bcc Nb); SystemExit for a single element without one."""
+    species = (model_line(path, "species") or "").split()
+    if len(species) != 1 or species[0] == "Nb":
+        return None
+    if species[0] not in A_BCC:
+        sys.exit(f"{path}: species {species[0]} has no bcc lattice constant in md_speed.A_BCC "
+                 f"({', '.join(A_BCC)}); expected one of those or Nb")
+    return species[0]
+
+
+def write_bcc(n_atoms: int, element: str, path: Path) -> None:
+    """Write a LAMMPS data file of the n×n×n bcc cell of ``element`` at A_BCC[element]."""
+    import numpy as np
+    cells, a = cells_for(n_atoms), A_BCC[element]
+    grid = np.indices((cells,) * 3).reshape(3, -1).T.astype(float)
+    sites = a * np.concatenate([grid, grid + 0.5], axis=0)
+    box = a * cells
+    head = [f"bcc {element}, a = {a} A (benchmarks/md_speed.py)", "", f"{n_atoms} atoms", "1 atom types", "",
+            *(f"0 {box!r} {lo} {hi}" for lo, hi in (("xlo", "xhi"), ("ylo", "yhi"), ("zlo", "zhi"))),
+            "", "Masses", "", f"1 {MASS[element]}  # {element}", "", "Atoms  # atomic", ""]
+    rows = np.column_stack([np.arange(1, n_atoms + 1), np.ones(n_atoms), sites])
+    with open(path, "w") as f:
+        f.write("\n".join(head) + "\n")
+        np.savetxt(f, rows, fmt=["%d", "%d", "%.10g", "%.10g", "%.10g"])
 
 
 def cells_for(n_atoms: int) -> int:
@@ -253,7 +290,8 @@ def markdown(results, speedups, command, alloy_seed=None):
                     f"steps in brackets when fewer than requested; compot: fastest of {rounds} interleaved run(s). "
                     "snap ÷: snap CPU time / this CPU time.")
     else:
-        machine += ("One core, bcc Nb a = 3.30 Å, 300 K, NVE; steps in brackets when fewer than requested; "
+        machine += ("One core, bcc Nb a = 3.30 Å (a single-element model of another element: its own bcc "
+                    "lattice, named in its row), 300 K, NVE; steps in brackets when fewer than requested; "
                     f"compot and eam/alloy: fastest of {rounds} interleaved run(s). "
                     "÷ eam: CPU time / eam/alloy CPU time; snap ÷: snap CPU time / this CPU time.")
     lines = [f"Command: `{command}`", "", machine, "", head, "|" + "---|" * (1 + per_size * len(sizes))]
@@ -390,17 +428,22 @@ def time_all(args, pots, baseline, baseline_label, workdir):
         for n in args.sizes:
             data[n] = workdir / f"nbmotaw_{n}.data"
             alloy["composition"][str(n)] = write_alloy(n, args.seed, data[n])
+    for n in args.sizes:   # single-element models of another element: their own bcc cells
+        for element in {p[4] for p in pots if p[4] is not None}:
+            data[(element, n)] = workdir / f"{element}_{n}.data"
+            write_bcc(n, element, data[(element, n)])
     results = []
     unreadable = set()  # baseline runs that failed: a model the baseline plugin cannot read
     for n in args.sizes:
         best = {}
         for rnd in range(max(1, args.repeat)):
-            for label, kind, pair, plugin in pots:
+            for label, kind, pair, plugin, element in pots:
                 if rnd > 0 and kind not in ("compot", "baseline", "eam") or label in unreadable:
                     continue
                 try:
                     timer = time_in_fresh_process if baseline is not None and plugin is not None else time_in_process
-                    w, c, run, e = timer(pair, plugin, n, args.steps, args.max_seconds, data.get(n))
+                    w, c, run, e = timer(pair, plugin, n, args.steps, args.max_seconds,
+                                         data.get((element, n), data.get(n)))
                 except Exception as exc:
                     if kind != "baseline":
                         raise
@@ -419,7 +462,7 @@ def time_all(args, pots, baseline, baseline_label, workdir):
     speedups = []
     if not args.no_mpi:
         n = min(args.sizes)
-        for label, kind, pair, plugin in pots:
+        for label, kind, pair, plugin, element in pots:
             if kind == "compot":
                 steps = args.steps
             elif kind == "snap" and args.alloy:
@@ -427,8 +470,9 @@ def time_all(args, pots, baseline, baseline_label, workdir):
                 steps = next(r["steps"] for r in results if r["label"] == label and r["atoms"] == n)
             else:
                 continue
-            t1 = loop_time_mpi(pair, 1, n, steps, workdir, data.get(n))
-            t2 = loop_time_mpi(pair, 2, n, steps, workdir, data.get(n))
+            cell = data.get((element, n), data.get(n))
+            t1 = loop_time_mpi(pair, 1, n, steps, workdir, cell)
+            t2 = loop_time_mpi(pair, 2, n, steps, workdir, cell)
             entry = dict(label=label, atoms=n, steps=steps, np1=t1, np2=t2)
             if args.alloy:
                 entry["kind"] = kind
