@@ -160,20 +160,28 @@ def own_element(path):
     return species[0]
 
 
-def write_bcc(n_atoms: int, element: str, path: Path) -> None:
-    """Write a LAMMPS data file of the n×n×n bcc cell of ``element`` at A_BCC[element]."""
+def write_bcc_data(path: Path, title: str, n_atoms: int, a: float, elements, types) -> None:
+    """Write a LAMMPS data file (atom_style atomic) of the n×n×n bcc cell of lattice
+    constant ``a`` [Å] whose sites carry ``types`` (1-based into ``elements``)."""
     import numpy as np
-    cells, a = cells_for(n_atoms), A_BCC[element]
+    cells = cells_for(n_atoms)
     grid = np.indices((cells,) * 3).reshape(3, -1).T.astype(float)
     sites = a * np.concatenate([grid, grid + 0.5], axis=0)
     box = a * cells
-    head = [f"bcc {element}, a = {a} A (benchmarks/md_speed.py)", "", f"{n_atoms} atoms", "1 atom types", "",
+    head = [title, "", f"{n_atoms} atoms", f"{len(elements)} atom types", "",
             *(f"0 {box!r} {lo} {hi}" for lo, hi in (("xlo", "xhi"), ("ylo", "yhi"), ("zlo", "zhi"))),
-            "", "Masses", "", f"1 {MASS[element]}  # {element}", "", "Atoms  # atomic", ""]
-    rows = np.column_stack([np.arange(1, n_atoms + 1), np.ones(n_atoms), sites])
+            "", "Masses", "", *(f"{t} {MASS[el]}  # {el}" for t, el in enumerate(elements, 1)),
+            "", "Atoms  # atomic", ""]
+    rows = np.column_stack([np.arange(1, n_atoms + 1), types, sites])
     with open(path, "w") as f:
         f.write("\n".join(head) + "\n")
         np.savetxt(f, rows, fmt=["%d", "%d", "%.10g", "%.10g", "%.10g"])
+
+
+def write_bcc(n_atoms: int, element: str, path: Path) -> None:
+    """Write a LAMMPS data file of the n×n×n bcc cell of ``element`` at A_BCC[element]."""
+    write_bcc_data(path, f"bcc {element}, a = {A_BCC[element]} A (benchmarks/md_speed.py)", n_atoms,
+                   A_BCC[element], [element], [1] * n_atoms)
 
 
 def cells_for(n_atoms: int) -> int:
@@ -198,19 +206,9 @@ def write_alloy(n_atoms: int, seed: int, path: Path) -> dict:
     cells = cells_for(n_atoms)
     if n_atoms % len(ALLOY):
         raise ValueError(f"{n_atoms} atoms (2 n³, n = {cells}) do not split into four equal parts: use an even n")
-    grid = np.indices((cells,) * 3).reshape(3, -1).T.astype(float)
-    sites = A_ALLOY * np.concatenate([grid, grid + 0.5], axis=0)
     types = np.random.default_rng(seed).permutation(np.repeat(np.arange(1, len(ALLOY) + 1), n_atoms // len(ALLOY)))
-    box = A_ALLOY * cells
-    head = [f"equiatomic random bcc {'-'.join(ALLOY)}, a = {A_ALLOY} A, seed {seed} (benchmarks/md_speed.py --alloy)",
-            "", f"{n_atoms} atoms", f"{len(ALLOY)} atom types", "",
-            *(f"0 {box!r} {lo} {hi}" for lo, hi in (("xlo", "xhi"), ("ylo", "yhi"), ("zlo", "zhi"))),
-            "", "Masses", "", *(f"{t} {MASS[el]}  # {el}" for t, el in enumerate(ALLOY, 1)),
-            "", "Atoms  # atomic", ""]
-    rows = np.column_stack([np.arange(1, n_atoms + 1), types, sites])
-    with open(path, "w") as f:
-        f.write("\n".join(head) + "\n")
-        np.savetxt(f, rows, fmt=["%d", "%d", "%.10g", "%.10g", "%.10g"])
+    write_bcc_data(path, f"equiatomic random bcc {'-'.join(ALLOY)}, a = {A_ALLOY} A, seed {seed} "
+                   "(benchmarks/md_speed.py --alloy)", n_atoms, A_ALLOY, ALLOY, types)
     return {el: int(np.sum(types == t)) for t, el in enumerate(ALLOY, 1)}
 
 
