@@ -418,16 +418,18 @@ def main(argv=None):
 def time_all(args, pots, baseline, baseline_label, workdir):
     """Time every potential at every size (one core, in-process), then the 1 → 2
     rank speed-up; returns (results, speedups, the alloy's description or None)."""
-    data = {}   # alloy mode: size → data file
+    # (element, size) → data file: the alloy's under element None; a single-element model of
+    # another element than Nb under its element; bcc Nb has none (built by lattice commands)
+    data = {}
     alloy = None
     if args.alloy:
         alloy = dict(elements=list(ALLOY), types="1 2 3 4 = " + " ".join(ALLOY), lattice="bcc",
                      lattice_constant=A_ALLOY, seed=args.seed, composition={})
         for n in args.sizes:
-            data[n] = workdir / f"nbmotaw_{n}.data"
-            alloy["composition"][str(n)] = write_alloy(n, args.seed, data[n])
-    for n in args.sizes:   # single-element models of another element: their own bcc cells
-        for element in {p[4] for p in pots if p[4] is not None}:
+            data[(None, n)] = workdir / f"nbmotaw_{n}.data"
+            alloy["composition"][str(n)] = write_alloy(n, args.seed, data[(None, n)])
+    for element in {p[4] for p in pots if p[4] is not None}:
+        for n in args.sizes:
             data[(element, n)] = workdir / f"{element}_{n}.data"
             write_bcc(n, element, data[(element, n)])
     results = []
@@ -440,8 +442,7 @@ def time_all(args, pots, baseline, baseline_label, workdir):
                     continue
                 try:
                     timer = time_in_fresh_process if baseline is not None and plugin is not None else time_in_process
-                    w, c, run, e = timer(pair, plugin, n, args.steps, args.max_seconds,
-                                         data.get((element, n), data.get(n)))
+                    w, c, run, e = timer(pair, plugin, n, args.steps, args.max_seconds, data.get((element, n)))
                 except Exception as exc:
                     if kind != "baseline":
                         raise
@@ -468,9 +469,8 @@ def time_all(args, pots, baseline, baseline_label, workdir):
                 steps = next(r["steps"] for r in results if r["label"] == label and r["atoms"] == n)
             else:
                 continue
-            cell = data.get((element, n), data.get(n))
-            t1 = loop_time_mpi(pair, 1, n, steps, workdir, cell)
-            t2 = loop_time_mpi(pair, 2, n, steps, workdir, cell)
+            t1 = loop_time_mpi(pair, 1, n, steps, workdir, data.get((element, n)))
+            t2 = loop_time_mpi(pair, 2, n, steps, workdir, data.get((element, n)))
             entry = dict(label=label, atoms=n, steps=steps, np1=t1, np2=t2)
             if args.alloy:
                 entry["kind"] = kind
