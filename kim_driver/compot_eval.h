@@ -99,6 +99,11 @@ typedef struct compot_ctx {
                             cutoff r_t < r_c (compot_cluster_functions) */
   double *angsum; /* [n_nodes ang_stride] per A leaf and atom, kept from
                      the value to the backward step (compot_angular_value) */
+  double *arows;  /* [n_nodes ang_rows] per owner of a shared group of A
+                     and E[A] leaves: the group's coefficient rows at the
+                     current atom (np K nvp + np K), then a flag: some leaf
+                     added to them */
+  size_t ang_rows;
   double *bac;    /* [S K nvp] adjoints of the A sums */
   double *ceff;   /* A leaves, format v2: [np K nvp + np K] coefficients
                      times dx/du of the saturated invariants at one atom;
@@ -221,10 +226,12 @@ void compot_exp_backward(compot_ctx *c, compot_node const *nd, int i,
 void compot_rho_value(compot_ctx *c, int i);
 void compot_rho_backward(compot_ctx *c, int i);
 
-/* compot_term_angular.c: A leaves */
+/* compot_term_angular.c: A leaves (mom: the block of the leaf's group
+   owner with the moments, which the caller makes first with
+   compot_angular_moments; blk: the leaf's own block) */
 size_t compot_angular_stride(compot_model const *m, int pst);
 double compot_angular_value(compot_ctx *c, compot_node const *nd, int i,
-                            double *sum, double *gf);
+                            double const *mom, double *blk, double *gf);
 void compot_angular_backward(compot_ctx *c, compot_node const *nd, int i,
                              double a, double const *sum, double const *gb);
 /* ... and their parts that E[A] leaves share: the sums A, self, Y, grad Y,
@@ -237,12 +244,26 @@ void compot_angular_invariants(compot_ctx const *c, compot_node const *nd,
 void compot_angular_invariant_backward(compot_ctx *c, compot_node const *nd,
                                        int i, double const *qbar,
                                        double const *sum);
+/* leaves of a shared group (ang_shared): each adds its coefficient rows
+   (np K nvp, then np K sums) to the group's, and the owner, last, takes
+   the one backward step through the moments */
+void compot_angular_rows(compot_ctx const *c, compot_node const *nd, int i,
+                         double a, double const *blk, double const *gb,
+                         double *rows);
+void compot_angular_spread(compot_ctx const *c, compot_node const *nd,
+                           double const *qbar, double *rows);
+void compot_angular_rows_backward(compot_ctx *c, compot_node const *nd,
+                                  int i, double const *rows,
+                                  double const *mom);
 
 /* compot_term_expang.c: E[A] leaves */
 double compot_expang_value(compot_ctx *c, compot_node const *nd, int i,
-                           double *sum, double *gf);
+                           double const *sum, double *gf);
 void compot_expang_backward(compot_ctx *c, compot_node const *nd, int i,
                             double a, double const *sum, double const *gb);
+void compot_expang_rows(compot_ctx *c, compot_node const *nd, int i,
+                        double a, double const *mom, double const *gb,
+                        double *rows);
 
 /* compot_term_zbl.c: ZBL leaves; with grad, adds a/2 phi' u */
 double compot_zbl_value(compot_ctx *c, compot_node const *nd, int i,

@@ -84,6 +84,13 @@ typedef struct compot_node {
   /* format v2, fitted leaves (those with c): offset of the leaf's features
      in the feature vector f of the extrapolation grade, else -1 */
   int foff;
+  /* A and E[A] leaves: the leaf whose per-atom block holds the angular
+     moments this leaf reads -- the highest-numbered A or E[A] leaf on the
+     same basis with the same P, evaluated first and stepped back last, so
+     that the moments are made once and their backward step is taken once
+     per atom (compot_tree.c) -- and whether that group has more than one
+     leaf; -1 and 0 for other nodes */
+  int ang_owner, ang_shared;
   compot_zbl zbl;
   char spec[64]; /* canonical text of the term, e.g. "E[G8L4]" */
 } compot_node;

@@ -613,6 +613,33 @@ void compot_free_params(compot_model *m)
   for (b = 0; b < m->n_bases; ++b) m->bases[b].w = NULL;
 }
 
+static int is_angular(compot_node const *n)
+{
+  return n->kind == COMPOT_NODE_ANGULAR || n->kind == COMPOT_NODE_EXPANG;
+}
+
+/* ang_owner and ang_shared of every node (compot_internal.h): the A and
+   E[A] leaves on one basis with one P see the same pairs and have the same
+   moments, which the highest-numbered of them makes for all. */
+static void angular_groups(compot_model *m)
+{
+  int k, j;
+  for (k = 0; k < m->n_nodes; ++k) {
+    compot_node *n = &m->nodes[k];
+    n->ang_owner = -1;
+    n->ang_shared = 0;
+    if (!is_angular(n)) continue;
+    n->ang_owner = k;
+    for (j = 0; j < m->n_nodes; ++j) {
+      compot_node const *o = &m->nodes[j];
+      if (j == k || !is_angular(o) || o->basis != n->basis || o->P != n->P)
+        continue;
+      n->ang_shared = 1;
+      if (j > n->ang_owner) n->ang_owner = j;
+    }
+  }
+}
+
 /* The table, the values (zero) and the derived arrays of a model whose
    tree is parsed and whose species are set. */
 int compot_build_params(compot_model *m, char *msg, size_t msg_size)
@@ -638,6 +665,7 @@ int compot_build_params(compot_model *m, char *msg, size_t msg_size)
                                       sizeof(compot_param));
   m->values = (double *) calloc((size_t) tb.n_values + 1, sizeof(double));
   m->nvp = ((m->max_P + 1) * (m->max_P + 1) + 3) & ~3;
+  angular_groups(m);
   for (b = 0; b < m->n_bases; ++b) n_derived += (size_t) m->bases[b].K;
   n_derived += 2 * (size_t) S * S;
   n_derived += 3 * (size_t) compot_n_lm(m->max_P);

@@ -455,18 +455,17 @@ COMPOT_HOT void compot_angular_invariants(compot_ctx const *c, compot_node const
 }
 
 COMPOT_HOT double compot_angular_value(compot_ctx *c, compot_node const *nd, int i,
-                            double *sum, double *gf)
+                            double const *mom, double *blk, double *gf)
 {
   int S = compot_nch(c->m), K = nd->K, nvp = c->nvp;
   int Z = c->in->species[i], np = S * (S + 1) / 2;
   int s1, s2, k, v;
   ang_layout const o = layout_of((size_t) S * K, (size_t) nvp, (size_t) c->pst, 0);
-  double const *A = sum + o.A, *selfv = sum + o.self;
+  double const *A = mom + o.A, *selfv = mom + o.self;
   double e = 0.0;
 
-  compot_angular_moments(c, nd, i, sum);
   if (c->m->version >= 2)
-    return e + angular_bounded(c, nd, Z, A, selfv, sum + o.dq, gf);
+    return e + angular_bounded(c, nd, Z, A, selfv, blk + o.dq, gf);
   for (s1 = 0; s1 < S; ++s1)
     for (s2 = s1; s2 < S; ++s2) {
       size_t row = (size_t) (Z * np + compot_pair_index(S, s1, s2)) * K;
@@ -584,13 +583,42 @@ angular_pair_gradients(int n, int sk, int nv, int nvp, int pst,
  * to the coefficients: dE/dq_kp = (a c_kp + gb_kp) dx/du.
  */
 static void angular_sums_backward(compot_ctx *c, compot_node const *nd, int i,
-                                  double a, int eff, double const *sum);
+                                  double a, double const *rows,
+                                  double const *mom);
+
+/* Adds to rows (np K nvp, then np K sums) the coefficient rows of an A leaf
+   of format v2 at atom i whose invariants saturate (the flag in dq) or
+   whose features have adjoints gb: (a c + gb) dx/du, or c dx/du with a left
+   to the caller (scale 1 or a: rows then hold a c dx/du) -- the rows
+   angular_sums_backward takes instead of the table. */
+static void add_rows(compot_ctx const *c, compot_node const *nd, int Z,
+                     double a, double scale, double const *dq,
+                     double const *gb, double *rows)
+{
+  int S = compot_nch(c->m), K = nd->K, P1 = nd->P + 1, nvp = c->nvp;
+  int np = S * (S + 1) / 2, q, k, p, l;
+  int sat = dq != NULL && dq[(size_t) np * K * P1] != 0.0;
+  double *sums = rows + (size_t) np * K * nvp;
+  for (q = 0; q < np; ++q)
+    for (k = 0; k < K; ++k) {
+      size_t o = ((size_t) q * K + k) * P1;
+      double const *cc = nd->c + ((size_t) Z * np * K) * P1 + o;
+      double *row = rows + ((size_t) q * K + k) * nvp, tot = 0.0;
+      for (p = 0; p < P1; ++p) {
+        double ce = gb != NULL ? a * cc[p] + gb[o + p] : scale * cc[p];
+        if (sat) ce *= dq[o + p];
+        for (l = p * p; l < (p + 1) * (p + 1); ++l) row[l] += ce;
+        tot += ce;
+      }
+      sums[q * K + k] += tot;
+    }
+}
 
 COMPOT_HOT void compot_angular_backward(compot_ctx *c, compot_node const *nd, int i,
                              double a, double const *sum, double const *gb)
 {
   int S = compot_nch(c->m), K = nd->K, P1 = nd->P + 1, nvp = c->nvp;
-  int Z = c->in->species[i], np = S * (S + 1) / 2, k, v;
+  int Z = c->in->species[i], np = S * (S + 1) / 2;
   ang_layout const o = layout_of((size_t) S * K, (size_t) nvp, (size_t) c->pst, 0);
   int eff = 0;
 
@@ -602,26 +630,35 @@ COMPOT_HOT void compot_angular_backward(compot_ctx *c, compot_node const *nd, in
     int sat = dq[(size_t) np * K * P1] != 0.0;
     eff = sat || gb != NULL;
     if (eff) {
-      int q, p, l;
-      double *sums = c->ceff + (size_t) np * K * nvp;
-      for (q = 0; q < np; ++q)
-        for (k = 0; k < K; ++k) {
-          size_t o = ((size_t) q * K + k) * P1;
-          double const *cc = nd->c + ((size_t) Z * np * K) * P1 + o;
-          double *row = c->ceff + ((size_t) q * K + k) * nvp, tot = 0.0;
-          for (v = 0; v < nvp; ++v) row[v] = 0.0;
-          for (p = 0; p < P1; ++p) {
-            double ce = gb != NULL ? a * cc[p] + gb[o + p] : cc[p];
-            if (sat) ce *= dq[o + p];
-            for (l = p * p; l < (p + 1) * (p + 1); ++l) row[l] = ce;
-            tot += ce;
-          }
-          sums[q * K + k] = tot;
-        }
+      memset(c->ceff, 0, (size_t) np * K * (nvp + 1) * sizeof(double));
+      add_rows(c, nd, Z, a, 1.0, dq, gb, c->ceff);
       if (gb != NULL) a = 1.0;
     }
   }
-  angular_sums_backward(c, nd, i, a, eff, sum);
+  angular_sums_backward(c, nd, i, a, eff ? c->ceff : NULL, sum);
+}
+
+/* A leaf of a shared group (compot_internal.h, ang_owner) at atom i with
+   adjoint a: adds its coefficient rows times a (and the adjoints gb of its
+   features) to the group's rows, for compot_angular_rows_backward. */
+void compot_angular_rows(compot_ctx const *c, compot_node const *nd, int i,
+                         double a, double const *blk, double const *gb,
+                         double *rows)
+{
+  ang_layout const o = layout_of((size_t) compot_nch(c->m) * nd->K,
+                                 (size_t) c->nvp, (size_t) c->pst, 0);
+  add_rows(c, nd, c->in->species[i], a, a,
+           c->m->version >= 2 ? blk + o.dq : NULL, gb, rows);
+}
+
+/* The backward step of a shared group at atom i, taken once by its owner:
+   the group's rows (compot_angular_rows, compot_angular_spread) through
+   the moments in mom. */
+void compot_angular_rows_backward(compot_ctx *c, compot_node const *nd,
+                                  int i, double const *rows,
+                                  double const *mom)
+{
+  angular_sums_backward(c, nd, i, 1.0, rows, mom);
 }
 
 /*
@@ -633,28 +670,39 @@ COMPOT_HOT void compot_angular_invariant_backward(compot_ctx *c, compot_node con
                                        int i, double const *qbar,
                                        double const *sum)
 {
+  int S = compot_nch(c->m), np = S * (S + 1) / 2;
+  memset(c->ceff, 0, (size_t) np * nd->K * (c->nvp + 1) * sizeof(double));
+  compot_angular_spread(c, nd, qbar, c->ceff);
+  angular_sums_backward(c, nd, i, 1.0, c->ceff, sum);
+}
+
+/* Adds the adjoints qbar[(q K + k)(P+1) + p] = dE/dq_kp of the raw
+   invariants to rows (np K nvp, then np K sums), spread over the functions
+   v of degree l = p as the coefficients of an A leaf are. */
+void compot_angular_spread(compot_ctx const *c, compot_node const *nd,
+                           double const *qbar, double *rows)
+{
   int S = compot_nch(c->m), K = nd->K, P1 = nd->P + 1, nvp = c->nvp;
   int np = S * (S + 1) / 2, q, k, p, v;
-  double *sums = c->ceff + (size_t) np * K * nvp;
+  double *sums = rows + (size_t) np * K * nvp;
   for (q = 0; q < np; ++q)
     for (k = 0; k < K; ++k) {
       double const *qb = qbar + ((size_t) q * K + k) * P1;
-      double *row = c->ceff + ((size_t) q * K + k) * nvp, tot = 0.0;
-      for (v = 0; v < nvp; ++v) row[v] = 0.0;
+      double *row = rows + ((size_t) q * K + k) * nvp, tot = 0.0;
       for (p = 0; p < P1; ++p) {
-        for (v = p * p; v < (p + 1) * (p + 1); ++v) row[v] = qb[p];
+        for (v = p * p; v < (p + 1) * (p + 1); ++v) row[v] += qb[p];
         tot += qb[p];
       }
-      sums[q * K + k] = tot;
+      sums[q * K + k] += tot;
     }
-  angular_sums_backward(c, nd, i, 1.0, 1, sum);
 }
 
 /* The rest of the backward step of an A leaf at atom i with adjoint a:
-   coefficient rows from the table, or (eff) from c->ceff, then the adjoints
-   of the sums and the pair gradients. */
+   coefficient rows from the table, or from rows unless NULL, then the
+   adjoints of the sums (the moments in sum) and the pair gradients. */
 COMPOT_HOT static void angular_sums_backward(compot_ctx *c, compot_node const *nd, int i,
-                                  double a, int eff, double const *sum)
+                                  double a, double const *rows,
+                                  double const *sum)
 {
   compot_workspace *ws = c->ws;
   int S = compot_nch(c->m), K = nd->K, P = nd->P, P1 = P + 1, nvp = c->nvp;
@@ -675,9 +723,9 @@ COMPOT_HOT static void angular_sums_backward(compot_ctx *c, compot_node const *n
     for (s2 = s1; s2 < S; ++s2) {
       size_t row = (size_t) (Z * np + compot_pair_index(S, s1, s2)) * K;
       size_t erow = (size_t) compot_pair_index(S, s1, s2) * K;
-      double const *cc = eff ? c->ceff + erow * nvp : tab + row * nvp;
-      double const *cs = eff ? c->ceff + (size_t) np * K * nvp + erow
-                             : tab + (size_t) c->S * np * K * nvp + row;
+      double const *cc = rows != NULL ? rows + erow * nvp : tab + row * nvp;
+      double const *cs = rows != NULL ? rows + (size_t) np * K * nvp + erow
+                                      : tab + (size_t) c->S * np * K * nvp + row;
       compot_v4 ta = v4_set1(2.0 * a);
       /* s1 == s2: d(c A^2)/dA = 2 c A; s1 < s2: d(2 c A1 A2) = 2 c A2, 2 c A1 */
       for (k = 0; k < K; ++k) {

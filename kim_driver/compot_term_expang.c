@@ -70,7 +70,7 @@ static double *feature_scratch(compot_ctx const *c, int np)
    into c->eaq, the value; the features x to gf (order q, l, k, p) unless
    NULL. */
 double compot_expang_value(compot_ctx *c, compot_node const *nd, int i,
-                           double *sum, double *gf)
+                           double const *sum, double *gf)
 {
   int S = compot_nch(c->m), L = nd->L, np = S * (S + 1) / 2;
   int Z = c->in->species[i], q;
@@ -79,7 +79,6 @@ double compot_expang_value(compot_ctx *c, compot_node const *nd, int i,
   double *qv = c->eaq, *u = feature_scratch(c, np), *x = u + lk, *dx = x + lk;
   double e = 0.0;
 
-  compot_angular_moments(c, nd, i, sum);
   compot_angular_invariants(c, nd, sum, qv);
   for (q = 0; q < np; ++q) {
     /* coefficients of rows (q, l), l < L: consecutive, order l, k, p */
@@ -92,12 +91,13 @@ double compot_expang_value(compot_ctx *c, compot_node const *nd, int i,
   return e;
 }
 
-/* E[A] leaf at atom i with adjoint a (and, format v2, the adjoints gb of
-   its grade features unless NULL): dE/dq_kp = sum_l (a c_lkp + gb_lkp)
-   dx/du(gamma_l, q_kp/q_max) / q_max, then the A leaf's backward step
-   through its sums (compot_angular_invariant_backward). */
-void compot_expang_backward(compot_ctx *c, compot_node const *nd, int i,
-                            double a, double const *sum, double const *gb)
+/* The adjoints qbar = dE/dq_kp of the raw invariants of an E[A] leaf at
+   atom i with adjoint a (and, format v2, the adjoints gb of its grade
+   features unless NULL): sum_l (a c_lkp + gb_lkp) dx/du(gamma_l,
+   q_kp/q_max) / q_max, into c->eaq after the invariants; returns qbar. */
+static double const *invariant_adjoints(compot_ctx *c, compot_node const *nd,
+                                        int i, double a, double const *sum,
+                                        double const *gb)
 {
   int S = compot_nch(c->m), L = nd->L, np = S * (S + 1) / 2;
   int Z = c->in->species[i], q, l;
@@ -122,5 +122,26 @@ void compot_expang_backward(compot_ctx *c, compot_node const *nd, int i,
         qb[o] += w * dx[r] * qi[o];
       }
   }
-  compot_angular_invariant_backward(c, nd, i, qbar, sum);
+  return qbar;
+}
+
+/* E[A] leaf at atom i with adjoint a and feature adjoints gb: its
+   invariant_adjoints, then the A leaf's backward step through the moments
+   in sum (compot_angular_invariant_backward). */
+void compot_expang_backward(compot_ctx *c, compot_node const *nd, int i,
+                            double a, double const *sum, double const *gb)
+{
+  compot_angular_invariant_backward(c, nd, i,
+                                    invariant_adjoints(c, nd, i, a, sum, gb),
+                                    sum);
+}
+
+/* E[A] leaf of a shared group (compot_internal.h, ang_owner): adds its
+   invariant_adjoints, spread over the functions v, to the group's rows
+   (compot_angular_rows_backward). */
+void compot_expang_rows(compot_ctx *c, compot_node const *nd, int i,
+                        double a, double const *mom, double const *gb,
+                        double *rows)
+{
+  compot_angular_spread(c, nd, invariant_adjoints(c, nd, i, a, mom, gb), rows);
 }

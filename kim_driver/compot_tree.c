@@ -56,13 +56,44 @@ static double leaf_value(compot_ctx *c, int nd, int i, double *gf)
                             c->want_grad ? c->dedf + (size_t) nd * sk : NULL,
                             gf);
   case COMPOT_NODE_ANGULAR:
-    return compot_angular_value(c, node, i,
-                                c->angsum + (size_t) nd * c->ang_stride, gf);
-  case COMPOT_NODE_EXPANG:
-    return compot_expang_value(c, node, i,
-                               c->angsum + (size_t) nd * c->ang_stride, gf);
+  case COMPOT_NODE_EXPANG: {
+    /* the group's owner, evaluated first, makes the moments for all */
+    double *blk = c->angsum + (size_t) nd * c->ang_stride;
+    double *mom = c->angsum + (size_t) node->ang_owner * c->ang_stride;
+    if (node->ang_owner == nd) {
+      compot_angular_moments(c, node, i, mom);
+      if (node->ang_shared)
+        memset(c->arows + (size_t) nd * c->ang_rows, 0,
+               c->ang_rows * sizeof(double));
+    }
+    return node->kind == COMPOT_NODE_ANGULAR
+               ? compot_angular_value(c, node, i, mom, blk, gf)
+               : compot_expang_value(c, node, i, mom, gf);
+  }
   default: return compot_zbl_value(c, node, i, 0.0, 0);
   }
+}
+
+/* Backward step of a leaf of a shared group of A and E[A] leaves: its rows
+   into the group's, then, at the owner (stepped back last), the group's
+   one backward step through the moments. */
+static void shared_backward(compot_ctx *c, int nd, int i, double a,
+                            double const *gb)
+{
+  compot_node const *node = &c->m->nodes[nd];
+  double *rows = c->arows + (size_t) node->ang_owner * c->ang_rows;
+  double const *mom = c->angsum + (size_t) node->ang_owner * c->ang_stride;
+  double *flag = rows + c->ang_rows - 1;
+  if (a != 0.0 || gb != NULL) {
+    if (node->kind == COMPOT_NODE_ANGULAR)
+      compot_angular_rows(c, node, i, a,
+                          c->angsum + (size_t) nd * c->ang_stride, gb, rows);
+    else
+      compot_expang_rows(c, node, i, a, mom, gb, rows);
+    *flag = 1.0;
+  }
+  if (node->ang_owner == nd && *flag != 0.0)
+    compot_angular_rows_backward(c, node, i, rows, mom);
 }
 
 /* Backward step of a leaf at atom i with adjoint a (gb: the adjoints of its
@@ -79,12 +110,16 @@ static void leaf_backward(compot_ctx *c, int nd, int i, double a,
     compot_exp_backward(c, node, i, a, c->dedf + (size_t) nd * sk, gb);
     break;
   case COMPOT_NODE_ANGULAR:
-    if (a != 0.0 || gb != NULL)
+    if (node->ang_shared)
+      shared_backward(c, nd, i, a, gb);
+    else if (a != 0.0 || gb != NULL)
       compot_angular_backward(c, node, i, a,
                               c->angsum + (size_t) nd * c->ang_stride, gb);
     break;
   case COMPOT_NODE_EXPANG:
-    if (a != 0.0 || gb != NULL)
+    if (node->ang_shared)
+      shared_backward(c, nd, i, a, gb);
+    else if (a != 0.0 || gb != NULL)
       compot_expang_backward(c, node, i, a,
                              c->angsum + (size_t) nd * c->ang_stride, gb);
     break;

@@ -175,6 +175,12 @@ static size_t layout(compot_ctx *c, double *base, size_t *n_zero)
   }
   c->angsum = take(&cv, nn * c->ang_stride);
   *n_zero = cv.used;
+  c->ang_rows = 0;
+  c->arows = NULL;
+  for (nd = 0; nd < m->n_nodes; ++nd)
+    if (m->nodes[nd].ang_shared)
+      c->ang_rows = (np * m->max_K * ((size_t) c->nvp + 1) + 1 + 7) & ~(size_t) 7;
+  if (c->ang_rows > 0) c->arows = take(&cv, nn * c->ang_rows);
 
   for (b = 0; b < nb; ++b) {
     compot_basis const *B = &m->bases[b];
