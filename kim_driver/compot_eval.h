@@ -99,18 +99,20 @@ typedef struct compot_ctx {
                             cutoff r_t < r_c (compot_cluster_functions) */
   double *angsum; /* [n_nodes ang_stride] per A leaf and atom, kept from
                      the value to the backward step (compot_angular_value) */
-  double *arows;  /* [n_nodes ang_rows] per owner of a shared group of A
-                     and E[A] leaves: the group's coefficient rows at the
-                     current atom (np K nvp + np K), then a flag: some leaf
-                     added to them */
-  size_t ang_rows;
+  double *aqbar;  /* [n_nodes ang_qbar] per owner of a shared group of A
+                     and E[A] leaves: the adjoints of the group's invariants
+                     at the current atom (np K (P+1)), then a flag: some
+                     leaf added to them */
+  size_t ang_qbar;
+  double *aqs;    /* [np max_K (max_P+1)] the same of one leaf (A leaves of
+                     format v2 that saturate, E[A] leaves) */
   double *bac;    /* [S K nvp] adjoints of the A sums */
   double *ceff;   /* A leaves, format v2: [np K nvp + np K] coefficients
                      times dx/du of the saturated invariants at one atom;
                      E[A] leaves (v1 and v2): dE/dq spread likewise */
-  double *eaq;    /* E[A] leaves: [(2 np + 3 max_L) max_K (max_P+1)] raw
-                     invariants and their adjoints at one atom, then u, x,
-                     dx of one channel pair's features, else NULL */
+  double *eaq;    /* E[A] leaves: [(np + 3 max_L) max_K (max_P+1)] raw
+                     invariants at one atom, then u, x, dx of one channel
+                     pair's features, else NULL */
   double tau;     /* saturation width (format v2), 0 in v1 */
   double *selfbar; /* [S K] */
   double *ascr;    /* A leaves: [4 pst] u_x, u_y, u_z of the pairs (value
@@ -230,6 +232,8 @@ void compot_rho_backward(compot_ctx *c, int i);
    owner with the moments, which the caller makes first with
    compot_angular_moments; blk: the leaf's own block) */
 size_t compot_angular_stride(compot_model const *m, int pst);
+double *compot_angular_kept(compot_ctx const *c, compot_node const *nd,
+                            double *blk);
 double compot_angular_value(compot_ctx *c, compot_node const *nd, int i,
                             double const *mom, double *blk, double *gf);
 void compot_angular_backward(compot_ctx *c, compot_node const *nd, int i,
@@ -244,26 +248,22 @@ void compot_angular_invariants(compot_ctx const *c, compot_node const *nd,
 void compot_angular_invariant_backward(compot_ctx *c, compot_node const *nd,
                                        int i, double const *qbar,
                                        double const *sum);
-/* leaves of a shared group (ang_shared): each adds its coefficient rows
-   (np K nvp, then np K sums) to the group's, and the owner, last, takes
-   the one backward step through the moments */
-void compot_angular_rows(compot_ctx const *c, compot_node const *nd, int i,
+/* leaves of a shared group (ang_shared): each adds the adjoints of its
+   invariants to the group's qbar [np K (P+1)], and the owner, last, takes
+   the one backward step (compot_angular_invariant_backward) */
+void compot_angular_qbar(compot_ctx const *c, compot_node const *nd, int i,
                          double a, double const *blk, double const *gb,
-                         double *rows);
-void compot_angular_spread(compot_ctx const *c, compot_node const *nd,
-                           double const *qbar, double *rows);
-void compot_angular_rows_backward(compot_ctx *c, compot_node const *nd,
-                                  int i, double const *rows,
-                                  double const *mom);
+                         double *qbar);
 
 /* compot_term_expang.c: E[A] leaves */
 double compot_expang_value(compot_ctx *c, compot_node const *nd, int i,
-                           double const *sum, double *gf);
+                           double const *mom, double *blk, double *gf);
 void compot_expang_backward(compot_ctx *c, compot_node const *nd, int i,
-                            double a, double const *sum, double const *gb);
-void compot_expang_rows(compot_ctx *c, compot_node const *nd, int i,
-                        double a, double const *mom, double const *gb,
-                        double *rows);
+                            double a, double const *mom, double const *blk,
+                            double const *gb);
+void compot_expang_qbar(compot_ctx const *c, compot_node const *nd, int i,
+                        double a, double const *blk, double const *gb,
+                        double *qbar);
 
 /* compot_term_zbl.c: ZBL leaves; with grad, adds a/2 phi' u */
 double compot_zbl_value(compot_ctx *c, compot_node const *nd, int i,

@@ -56,7 +56,9 @@ void compot_angular_table_fill(compot_model const *m, compot_node *nd)
  * step, at these offsets from the leaf's block (rows pst long):
  *   A [S K nvp], self [S K] (rounded up to 8), Y [nvp pst], grad Y
  *   [3 nvp pst], G, dG [S K pst], and in format v2 dx/du of the
- *   invariants and a flag [np K (P+1) + 1] (angular_bounded).
+ *   invariants and a flag [np K (P+1) + 1] (angular_bounded); an E[A] leaf
+ *   keeps dx/du of its features there instead [np L K (P+1)]
+ *   (compot_angular_kept).
  * With an aligned block the rows of 4-lane loads stay 32-byte aligned.
  * One layout for the value step, the backward step and the block size.
  */
@@ -78,12 +80,27 @@ static ang_layout layout_of(size_t sk, size_t nvp, size_t pst, size_t ndq)
   return o;
 }
 
+/* Where an A or E[A] leaf keeps the values of its own (dq of the layout)
+   in its block blk. */
+double *compot_angular_kept(compot_ctx const *c, compot_node const *nd,
+                            double *blk)
+{
+  return blk + layout_of((size_t) compot_nch(c->m) * nd->K, (size_t) c->nvp,
+                         (size_t) c->pst, 0).dq;
+}
+
 /* Doubles per A leaf and atom: the layout of the largest leaf, rounded up
    to 8 (every leaf's block starts 64-byte aligned). */
 size_t compot_angular_stride(compot_model const *m, int pst)
 {
-  size_t S = (size_t) m->n_species, ndq = 0;
-  if (m->version >= 2) ndq = S * (S + 1) / 2 * m->max_K * (m->max_P + 1) + 1;
+  size_t S = (size_t) m->n_species, ndq = 0, np = S * (S + 1) / 2;
+  int nd;
+  if (m->version >= 2) ndq = np * m->max_K * (m->max_P + 1) + 1;
+  for (nd = 0; nd < m->n_nodes; ++nd) { /* E[A]: dx/du of its features */
+    compot_node const *n = &m->nodes[nd];
+    size_t need = np * n->L * n->K * (n->P + 1);
+    if (n->kind == COMPOT_NODE_EXPANG && need > ndq) ndq = need;
+  }
   return (layout_of(S * m->max_K, (size_t) m->nvp, (size_t) pst, ndq).end + 7)
          & ~(size_t) 7;
 }
@@ -586,32 +603,22 @@ static void angular_sums_backward(compot_ctx *c, compot_node const *nd, int i,
                                   double a, double const *rows,
                                   double const *mom);
 
-/* Adds to rows (np K nvp, then np K sums) the coefficient rows of an A leaf
-   of format v2 at atom i whose invariants saturate (the flag in dq) or
-   whose features have adjoints gb: (a c + gb) dx/du, or c dx/du with a left
-   to the caller (scale 1 or a: rows then hold a c dx/du) -- the rows
-   angular_sums_backward takes instead of the table. */
-static void add_rows(compot_ctx const *c, compot_node const *nd, int Z,
+/* Adds to qbar[(q K + k)(P+1) + p] the adjoints dE/dq_kp of the invariants
+   of an A leaf of format v2 at atom i of species Z whose invariants
+   saturate (the flag in dq) or whose features have adjoints gb: (a c + gb)
+   dx/du, or scale c dx/du (dq NULL: scale c). */
+static void add_qbar(compot_ctx const *c, compot_node const *nd, int Z,
                      double a, double scale, double const *dq,
-                     double const *gb, double *rows)
+                     double const *gb, double *qbar)
 {
-  int S = compot_nch(c->m), K = nd->K, P1 = nd->P + 1, nvp = c->nvp;
-  int np = S * (S + 1) / 2, q, k, p, l;
-  int sat = dq != NULL && dq[(size_t) np * K * P1] != 0.0;
-  double *sums = rows + (size_t) np * K * nvp;
-  for (q = 0; q < np; ++q)
-    for (k = 0; k < K; ++k) {
-      size_t o = ((size_t) q * K + k) * P1;
-      double const *cc = nd->c + ((size_t) Z * np * K) * P1 + o;
-      double *row = rows + ((size_t) q * K + k) * nvp, tot = 0.0;
-      for (p = 0; p < P1; ++p) {
-        double ce = gb != NULL ? a * cc[p] + gb[o + p] : scale * cc[p];
-        if (sat) ce *= dq[o + p];
-        for (l = p * p; l < (p + 1) * (p + 1); ++l) row[l] += ce;
-        tot += ce;
-      }
-      sums[q * K + k] += tot;
-    }
+  int S = compot_nch(c->m), K = nd->K, P1 = nd->P + 1;
+  int np = S * (S + 1) / 2, o, n = np * K * P1;
+  int sat = dq != NULL && dq[n] != 0.0;
+  double const *cc = nd->c + (size_t) Z * n;
+  for (o = 0; o < n; ++o) {
+    double ce = gb != NULL ? a * cc[o] + gb[o] : scale * cc[o];
+    qbar[o] += sat ? ce * dq[o] : ce;
+  }
 }
 
 COMPOT_HOT void compot_angular_backward(compot_ctx *c, compot_node const *nd, int i,
@@ -620,81 +627,62 @@ COMPOT_HOT void compot_angular_backward(compot_ctx *c, compot_node const *nd, in
   int S = compot_nch(c->m), K = nd->K, P1 = nd->P + 1, nvp = c->nvp;
   int Z = c->in->species[i], np = S * (S + 1) / 2;
   ang_layout const o = layout_of((size_t) S * K, (size_t) nvp, (size_t) c->pst, 0);
-  int eff = 0;
 
   if (c->m->version >= 2) {
-    /* saturated invariants (angular_bounded): dE/dq = a c dx/du, i.e. the
-       coefficients times dx/du, spread over v as in the table; with
-       feature adjoints gb, (a c + gb) dx/du and then a = 1 */
+    /* saturated invariants (angular_bounded): dE/dq = a c dx/du; with
+       feature adjoints gb, (a c + gb) dx/du */
     double const *dq = sum + o.dq;
-    int sat = dq[(size_t) np * K * P1] != 0.0;
-    eff = sat || gb != NULL;
-    if (eff) {
-      memset(c->ceff, 0, (size_t) np * K * (nvp + 1) * sizeof(double));
-      add_rows(c, nd, Z, a, 1.0, dq, gb, c->ceff);
-      if (gb != NULL) a = 1.0;
+    if (dq[(size_t) np * K * P1] != 0.0 || gb != NULL) {
+      memset(c->aqs, 0, (size_t) np * K * P1 * sizeof(double));
+      add_qbar(c, nd, Z, a, a, dq, gb, c->aqs);
+      compot_angular_invariant_backward(c, nd, i, c->aqs, sum);
+      return;
     }
   }
-  angular_sums_backward(c, nd, i, a, eff ? c->ceff : NULL, sum);
+  angular_sums_backward(c, nd, i, a, NULL, sum);
 }
 
 /* A leaf of a shared group (compot_internal.h, ang_owner) at atom i with
-   adjoint a: adds its coefficient rows times a (and the adjoints gb of its
-   features) to the group's rows, for compot_angular_rows_backward. */
-void compot_angular_rows(compot_ctx const *c, compot_node const *nd, int i,
+   adjoint a: adds the adjoints of its invariants (a c, times dx/du where
+   they saturate, and the adjoints gb of its features) to the group's qbar,
+   which its owner steps back through (compot_angular_invariant_backward). */
+void compot_angular_qbar(compot_ctx const *c, compot_node const *nd, int i,
                          double a, double const *blk, double const *gb,
-                         double *rows)
+                         double *qbar)
 {
   ang_layout const o = layout_of((size_t) compot_nch(c->m) * nd->K,
                                  (size_t) c->nvp, (size_t) c->pst, 0);
-  add_rows(c, nd, c->in->species[i], a, a,
-           c->m->version >= 2 ? blk + o.dq : NULL, gb, rows);
-}
-
-/* The backward step of a shared group at atom i, taken once by its owner:
-   the group's rows (compot_angular_rows, compot_angular_spread) through
-   the moments in mom. */
-void compot_angular_rows_backward(compot_ctx *c, compot_node const *nd,
-                                  int i, double const *rows,
-                                  double const *mom)
-{
-  angular_sums_backward(c, nd, i, 1.0, rows, mom);
+  add_qbar(c, nd, c->in->species[i], a, a,
+           c->m->version >= 2 ? blk + o.dq : NULL, gb, qbar);
 }
 
 /*
- * E[A] leaves (compot_term_expang.c): the backward step of an A leaf at
- * atom i given the adjoints qbar[(q K + k)(P+1) + p] = dE/dq_kp of its raw
- * invariants, through the sums that compot_angular_moments left in sum.
+ * The backward step of an A leaf at atom i given the adjoints
+ * qbar[(q K + k)(P+1) + p] = dE/dq_kp of its raw invariants, through the
+ * sums that compot_angular_moments left in sum: qbar spread over the
+ * functions v of degree l = p as the coefficients of the table are (rows np
+ * K nvp, then their np K sums, in c->ceff), then angular_sums_backward.
+ * E[A] leaves and the owners of shared groups.
  */
 COMPOT_HOT void compot_angular_invariant_backward(compot_ctx *c, compot_node const *nd,
                                        int i, double const *qbar,
                                        double const *sum)
 {
-  int S = compot_nch(c->m), np = S * (S + 1) / 2;
-  memset(c->ceff, 0, (size_t) np * nd->K * (c->nvp + 1) * sizeof(double));
-  compot_angular_spread(c, nd, qbar, c->ceff);
-  angular_sums_backward(c, nd, i, 1.0, c->ceff, sum);
-}
-
-/* Adds the adjoints qbar[(q K + k)(P+1) + p] = dE/dq_kp of the raw
-   invariants to rows (np K nvp, then np K sums), spread over the functions
-   v of degree l = p as the coefficients of an A leaf are. */
-void compot_angular_spread(compot_ctx const *c, compot_node const *nd,
-                           double const *qbar, double *rows)
-{
   int S = compot_nch(c->m), K = nd->K, P1 = nd->P + 1, nvp = c->nvp;
   int np = S * (S + 1) / 2, q, k, p, v;
-  double *sums = rows + (size_t) np * K * nvp;
+  double *sums = c->ceff + (size_t) np * K * nvp;
   for (q = 0; q < np; ++q)
     for (k = 0; k < K; ++k) {
       double const *qb = qbar + ((size_t) q * K + k) * P1;
-      double *row = rows + ((size_t) q * K + k) * nvp, tot = 0.0;
+      double *row = c->ceff + ((size_t) q * K + k) * nvp, tot = 0.0;
+      for (v = 0; v < nvp; ++v) row[v] = 0.0;
       for (p = 0; p < P1; ++p) {
-        for (v = p * p; v < (p + 1) * (p + 1); ++v) row[v] += qb[p];
+        for (v = p * p; v < (p + 1) * (p + 1); ++v) row[v] = qb[p];
         tot += qb[p];
       }
-      sums[q * K + k] += tot;
+      sums[q * K + k] = tot;
     }
+  angular_sums_backward(c, nd, i, 1.0, c->ceff, sum);
 }
 
 /* The rest of the backward step of an A leaf at atom i with adjoint a:

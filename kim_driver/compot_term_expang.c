@@ -12,10 +12,12 @@
  * quadratically past |u| = 1 in v1 and saturating in v2, so that in v2 the
  * features are bounded as the A leaf's are.  The grade's features of the
  * leaf are the x, in the order (pair, l, k, p) of its c block.  The
- * backward step recomputes x and dx/du from the sums the value step left
- * in the leaf's angular block (as compot_term_exp.c's grade step does).
+ * backward step takes dx/du as the value step kept it in the leaf's block
+ * (compot_angular_kept).
  */
 #include "compot_eval.h"
+
+#include <string.h>
 
 /* Size of the table of an E[A] leaf: gamma_l and
    compot_exp_feature_ginv(gamma_l), each repeated over the K (P+1)
@@ -58,32 +60,34 @@ static void pair_features(compot_ctx const *c, compot_node const *nd,
   compot_exp_feature_v((int) lk, nd->tab, nd->tab + lk, u, c->tau, x, dx);
 }
 
-/* Scratch of pair_features after the 2 np max_K (max_P+1) invariants and
-   adjoints in c->eaq (compot_workspace.c sizes it). */
+/* Scratch of pair_features after the np max_K (max_P+1) invariants in
+   c->eaq (compot_workspace.c sizes it). */
 static double *feature_scratch(compot_ctx const *c, int np)
 {
-  return c->eaq + 2 * (size_t) np * c->m->max_K * ((size_t) c->m->max_P + 1);
+  return c->eaq + (size_t) np * c->m->max_K * ((size_t) c->m->max_P + 1);
 }
 
-/* E[A] leaf at atom i: the sums of the angular moments into sum (the
-   leaf's angular block, kept for the backward step), the raw invariants
-   into c->eaq, the value; the features x to gf (order q, l, k, p) unless
-   NULL. */
+/* E[A] leaf at atom i: the raw invariants from the angular moments in mom
+   (into c->eaq), the value, and dx/du of the features kept in the leaf's
+   block blk for the backward step; the features x to gf (order q, l, k,
+   p) unless NULL. */
 double compot_expang_value(compot_ctx *c, compot_node const *nd, int i,
-                           double const *sum, double *gf)
+                           double const *mom, double *blk, double *gf)
 {
   int S = compot_nch(c->m), L = nd->L, np = S * (S + 1) / 2;
   int Z = c->in->species[i], q;
   size_t nkp = (size_t) nd->K * (nd->P + 1), lk = (size_t) L * nkp, o;
   double const *qinv = nd->tab + 2 * lk;
-  double *qv = c->eaq, *u = feature_scratch(c, np), *x = u + lk, *dx = x + lk;
+  double *qv = c->eaq, *u = feature_scratch(c, np), *x = u + lk;
+  double *kept = compot_angular_kept(c, nd, blk);
   double e = 0.0;
 
-  compot_angular_invariants(c, nd, sum, qv);
+  compot_angular_invariants(c, nd, mom, qv);
   for (q = 0; q < np; ++q) {
     /* coefficients of rows (q, l), l < L: consecutive, order l, k, p */
     double const *cc = nd->c + ((size_t) Z * np + q) * lk;
-    pair_features(c, nd, qv + (size_t) q * nkp, qinv + (size_t) q * nkp, u, x, dx);
+    pair_features(c, nd, qv + (size_t) q * nkp, qinv + (size_t) q * nkp, u, x,
+                  c->want_grad ? kept + (size_t) q * lk : x + lk);
     for (o = 0; o < lk; ++o) e += cc[o] * x[o];
     if (gf != NULL)
       for (o = 0; o < lk; ++o) gf[(size_t) q * lk + o] = x[o];
@@ -91,57 +95,43 @@ double compot_expang_value(compot_ctx *c, compot_node const *nd, int i,
   return e;
 }
 
-/* The adjoints qbar = dE/dq_kp of the raw invariants of an E[A] leaf at
-   atom i with adjoint a (and, format v2, the adjoints gb of its grade
-   features unless NULL): sum_l (a c_lkp + gb_lkp) dx/du(gamma_l,
-   q_kp/q_max) / q_max, into c->eaq after the invariants; returns qbar. */
-static double const *invariant_adjoints(compot_ctx *c, compot_node const *nd,
-                                        int i, double a, double const *sum,
-                                        double const *gb)
+/* Adds to qbar the adjoints dE/dq_kp of the raw invariants of an E[A]
+   leaf at atom i with adjoint a (and, format v2, the adjoints gb of its
+   grade features unless NULL): sum_l (a c_lkp + gb_lkp) dx/du(gamma_l,
+   q_kp/q_max) / q_max with dx/du as the value step kept it in blk. */
+void compot_expang_qbar(compot_ctx const *c, compot_node const *nd, int i,
+                        double a, double const *blk, double const *gb,
+                        double *qbar)
 {
   int S = compot_nch(c->m), L = nd->L, np = S * (S + 1) / 2;
   int Z = c->in->species[i], q, l;
   size_t nkp = (size_t) nd->K * (nd->P + 1), lk = (size_t) L * nkp, o;
   double const *qinv = nd->tab + 2 * lk;
-  double *qv = c->eaq, *qbar = c->eaq + (size_t) np * nkp;
-  double *u = feature_scratch(c, np), *x = u + lk, *dx = x + lk;
+  double const *kept = compot_angular_kept(c, nd, (double *) blk);
 
-  compot_angular_invariants(c, nd, sum, qv);
-  for (o = 0; o < (size_t) np * nkp; ++o) qbar[o] = 0.0;
   for (q = 0; q < np; ++q) {
     double const *cc = nd->c + ((size_t) Z * np + q) * lk;
-    double const *qi = qinv + (size_t) q * nkp;
+    double const *qi = qinv + (size_t) q * nkp, *dx = kept + (size_t) q * lk;
     double const *bb = gb != NULL ? gb + (size_t) q * lk : NULL;
     double *qb = qbar + (size_t) q * nkp;
-    pair_features(c, nd, qv + (size_t) q * nkp, qi, u, x, dx);
     for (l = 0; l < L; ++l)
       for (o = 0; o < nkp; ++o) {
         size_t r = (size_t) l * nkp + o;
         double w = a * cc[r] + (bb != NULL ? bb[r] : 0.0);
-        if (w == 0.0) continue;
         qb[o] += w * dx[r] * qi[o];
       }
   }
-  return qbar;
 }
 
 /* E[A] leaf at atom i with adjoint a and feature adjoints gb: its
-   invariant_adjoints, then the A leaf's backward step through the moments
-   in sum (compot_angular_invariant_backward). */
+   compot_expang_qbar, then the A leaf's backward step through the moments
+   in mom (compot_angular_invariant_backward). */
 void compot_expang_backward(compot_ctx *c, compot_node const *nd, int i,
-                            double a, double const *sum, double const *gb)
+                            double a, double const *mom, double const *blk,
+                            double const *gb)
 {
-  compot_angular_invariant_backward(c, nd, i,
-                                    invariant_adjoints(c, nd, i, a, sum, gb),
-                                    sum);
-}
-
-/* E[A] leaf of a shared group (compot_internal.h, ang_owner): adds its
-   invariant_adjoints, spread over the functions v, to the group's rows
-   (compot_angular_rows_backward). */
-void compot_expang_rows(compot_ctx *c, compot_node const *nd, int i,
-                        double a, double const *mom, double const *gb,
-                        double *rows)
-{
-  compot_angular_spread(c, nd, invariant_adjoints(c, nd, i, a, mom, gb), rows);
+  int S = compot_nch(c->m);
+  memset(c->aqs, 0, (size_t) (S * (S + 1) / 2) * nd->K * (nd->P + 1) * sizeof(double));
+  compot_expang_qbar(c, nd, i, a, blk, gb, c->aqs);
+  compot_angular_invariant_backward(c, nd, i, c->aqs, mom);
 }

@@ -63,37 +63,37 @@ static double leaf_value(compot_ctx *c, int nd, int i, double *gf)
     if (node->ang_owner == nd) {
       compot_angular_moments(c, node, i, mom);
       if (node->ang_shared)
-        memset(c->arows + (size_t) nd * c->ang_rows, 0,
-               c->ang_rows * sizeof(double));
+        memset(c->aqbar + (size_t) nd * c->ang_qbar, 0,
+               c->ang_qbar * sizeof(double));
     }
     return node->kind == COMPOT_NODE_ANGULAR
                ? compot_angular_value(c, node, i, mom, blk, gf)
-               : compot_expang_value(c, node, i, mom, gf);
+               : compot_expang_value(c, node, i, mom, blk, gf);
   }
   default: return compot_zbl_value(c, node, i, 0.0, 0);
   }
 }
 
-/* Backward step of a leaf of a shared group of A and E[A] leaves: its rows
-   into the group's, then, at the owner (stepped back last), the group's
-   one backward step through the moments. */
+/* Backward step of a leaf of a shared group of A and E[A] leaves: the
+   adjoints of its invariants into the group's, then, at the owner (stepped
+   back last), the group's one backward step through the moments. */
 static void shared_backward(compot_ctx *c, int nd, int i, double a,
                             double const *gb)
 {
   compot_node const *node = &c->m->nodes[nd];
-  double *rows = c->arows + (size_t) node->ang_owner * c->ang_rows;
+  double *qbar = c->aqbar + (size_t) node->ang_owner * c->ang_qbar;
   double const *mom = c->angsum + (size_t) node->ang_owner * c->ang_stride;
-  double *flag = rows + c->ang_rows - 1;
+  double const *blk = c->angsum + (size_t) nd * c->ang_stride;
+  double *flag = qbar + c->ang_qbar - 1;
   if (a != 0.0 || gb != NULL) {
     if (node->kind == COMPOT_NODE_ANGULAR)
-      compot_angular_rows(c, node, i, a,
-                          c->angsum + (size_t) nd * c->ang_stride, gb, rows);
+      compot_angular_qbar(c, node, i, a, blk, gb, qbar);
     else
-      compot_expang_rows(c, node, i, a, mom, gb, rows);
+      compot_expang_qbar(c, node, i, a, blk, gb, qbar);
     *flag = 1.0;
   }
   if (node->ang_owner == nd && *flag != 0.0)
-    compot_angular_rows_backward(c, node, i, rows, mom);
+    compot_angular_invariant_backward(c, node, i, qbar, mom);
 }
 
 /* Backward step of a leaf at atom i with adjoint a (gb: the adjoints of its
@@ -121,6 +121,7 @@ static void leaf_backward(compot_ctx *c, int nd, int i, double a,
       shared_backward(c, nd, i, a, gb);
     else if (a != 0.0 || gb != NULL)
       compot_expang_backward(c, node, i, a,
+                             c->angsum + (size_t) nd * c->ang_stride,
                              c->angsum + (size_t) nd * c->ang_stride, gb);
     break;
   default: compot_zbl_value(c, node, i, a, 1); break;

@@ -175,12 +175,12 @@ static size_t layout(compot_ctx *c, double *base, size_t *n_zero)
   }
   c->angsum = take(&cv, nn * c->ang_stride);
   *n_zero = cv.used;
-  c->ang_rows = 0;
-  c->arows = NULL;
+  c->ang_qbar = 0;
+  c->aqbar = NULL;
   for (nd = 0; nd < m->n_nodes; ++nd)
     if (m->nodes[nd].ang_shared)
-      c->ang_rows = (np * m->max_K * ((size_t) c->nvp + 1) + 1 + 7) & ~(size_t) 7;
-  if (c->ang_rows > 0) c->arows = take(&cv, nn * c->ang_rows);
+      c->ang_qbar = (np * m->max_K * ((size_t) m->max_P + 1) + 1 + 7) & ~(size_t) 7;
+  if (c->ang_qbar > 0) c->aqbar = take(&cv, nn * c->ang_qbar);
 
   for (b = 0; b < nb; ++b) {
     compot_basis const *B = &m->bases[b];
@@ -206,7 +206,7 @@ static size_t layout(compot_ctx *c, double *base, size_t *n_zero)
   c->bdgv = take(&cv, mp * m->max_K);
   c->bfc = take(&cv, mp);
   c->bdfc = take(&cv, mp);
-  c->bac = c->selfbar = c->ceff = c->ascr = c->eaq = NULL;
+  c->bac = c->selfbar = c->ceff = c->ascr = c->eaq = c->aqs = NULL;
   if (m->has_angular) {
     int expang = 0;
     for (nd = 0; nd < m->n_nodes; ++nd)
@@ -214,10 +214,10 @@ static size_t layout(compot_ctx *c, double *base, size_t *n_zero)
     c->bac = take(&cv, sk * (size_t) c->nvp);
     c->selfbar = take(&cv, sk);
     c->ascr = take(&cv, 4 * (size_t) c->pst);
-    if (m->version >= 2 || expang)
-      c->ceff = take(&cv, np * m->max_K * ((size_t) c->nvp + 1));
-    if (expang) /* invariants, their adjoints; u, x, dx of one channel pair */
-      c->eaq = take(&cv, (2 * np + 3 * (size_t) max_l) * m->max_K * ((size_t) m->max_P + 1));
+    c->ceff = take(&cv, np * m->max_K * ((size_t) c->nvp + 1));
+    c->aqs = take(&cv, np * m->max_K * ((size_t) m->max_P + 1));
+    if (expang) /* invariants; u, x, dx of one channel pair */
+      c->eaq = take(&cv, (np + 3 * (size_t) max_l) * m->max_K * ((size_t) m->max_P + 1));
   }
   c->gf = c->gy = c->gz = c->gb = c->cw = c->cdw = NULL;
   if (m->version >= 2) {
