@@ -239,6 +239,20 @@ def _md_calculator(model: Model):
         return CompotCalculator(model), "Python model"
 
 
+def thermalize(atoms, temperature: float, rng) -> None:
+    """Momenta of ``atoms`` drawn from the Maxwell–Boltzmann distribution at
+    ``temperature`` [K] with ``rng`` (a NumPy Generator): ASE's
+    ``thermalize_momenta`` (ASE ≥ 3.29), else ``MaxwellBoltzmannDistribution``,
+    which 3.29 deprecated for it (the same draws)."""
+    try:
+        from ase.md.velocitydistribution import thermalize_momenta
+    except ImportError:
+        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+        return
+    thermalize_momenta(atoms, temperature, rng=rng)
+
+
 def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: float | None, steps: int = 2000,
               n_seeds: int = 1, timestep_fs: float = 1.0, min_atoms: int = 128, friction_per_fs: float = 0.01,
               every: int = 10, progress=None, label: str = "NVT") -> dict:
@@ -257,8 +271,9 @@ def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: flo
     ``label``, the temperature and the run; :mod:`compot.progress`).
     """
     from ase import units
+    from ase.constraints import FixCom
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.md.velocitydistribution import Stationary
     from ase.neighborlist import neighbor_list
 
     plot = {"kind": "nvt", "runs": [], "xlabel": "time [fs]", "ylabel": "kinetic temperature [K]",
@@ -275,10 +290,12 @@ def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: flo
         rng = np.random.default_rng(seed)
         at = lattice.supercell(min_atoms, a0)
         at.calc = calc
-        MaxwellBoltzmannDistribution(at, temperature_K=temperature, rng=rng)
+        thermalize(at, temperature, rng)
         Stationary(at)
+        # the centre of mass held by a constraint, as ASE >= 3.28 asks instead of fixcm=True
+        at.set_constraint(FixCom())
         dyn = Langevin(at, timestep_fs * units.fs, temperature_K=temperature, friction=friction_per_fs / units.fs,
-                       rng=rng)
+                       fixcm=False, rng=rng)
         run = {"seed": seed, "t": [], "temperature": [], "energy": [], "min_distance": [], "lost": None}
         done = 0
         lost = None
