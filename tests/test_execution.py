@@ -66,7 +66,7 @@ def test_streamed_fit_on_two_workers_equals_serial(client):
 def scheduler():
     """A 2-worker cluster started by the test; compot is given only its address."""
     from distributed import LocalCluster
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         yield cluster.scheduler_address
 
 
@@ -175,7 +175,7 @@ def test_a_lost_workers_candidate_is_rerun(tmp_path, data_dir):
         "design": {"single_terms": ["G3", "E[G3L2]"], "compositions": [], "zbl": None,
                    "fim_bits": 64, "sanity": False}})
     quiet = lambda line: None                                          # noqa: E731
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
         reference = run_design(cfg, tmp_path, tmp_path / "reference", progress=quiet, client=client)
         pids = client.run(os.getpid)                                   # worker address -> process id

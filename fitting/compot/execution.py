@@ -53,9 +53,17 @@ def client_for(scheduler: str | None = None, n_workers: int | None = None):
         log.info("Dask: connecting to the scheduler at %s", scheduler)
         return Client(scheduler)
     n = n_workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-    log.info("Dask: LocalCluster with %d worker processes", n)
-    # Client(n_workers=...) starts a LocalCluster that it owns and closes with itself
-    return Client(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+    # Dask's own INFO records (scheduler, nanny, worker start and stop) would fill the fit
+    # log; kept at WARNING unless the user set a level for them
+    dask_log = logging.getLogger("distributed")
+    if dask_log.level == logging.NOTSET:
+        dask_log.setLevel(logging.WARNING)
+    # Client(n_workers=...) starts a LocalCluster that it owns and closes with itself; its
+    # dashboard on a free port (":0"), so that two fits on one machine do not contend for
+    # 8787 (Dask warns and moves the second)
+    client = Client(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
+    log.info("Dask: LocalCluster with %d worker processes, dashboard %s", n, client.dashboard_link)
+    return client
 
 
 def _factor_of(data, model, names):
