@@ -110,6 +110,23 @@ def test_nvt_loses_atoms_of_a_collapsing_model_and_keeps_a_stable_one():
     assert skipped["passed"] is None and "skipped" in skipped["detail"]
 
 
+def test_nvt_fails_a_false_well_before_atoms_meet():
+    """The collapsing pair model ten times stronger: at 2000 K its energy falls more than
+    E_DROP (1 eV/atom) below the perfect lattice's within 40 fs, while no two atoms are yet
+    closer than 1.8 Å -- a false well that the distance and temperature rules alone let
+    run on (the rank-2 NbMoTaW fit of accuracy_nbmotaw.md heated a 3000 K alloy to
+    14,000 K that way, its energy 4 eV/atom below the crystals, no atom lost)."""
+    from compot.derive import Lattice
+    from compot.sanity import E_DROP, nvt_check
+    m = Model("G2", ("Nb",), 4.5, {"b1.alpha": 0.3, "b1.beta": 1.5, "n0.c": [[[-10.0, -5.0]]]})
+    res = nvt_check(m, Lattice("bcc", 3.3, "Nb"), 3.3, 2000.0, steps=300)
+    run = res["plot"]["runs"][0]
+    assert res["passed"] is False and "a false well" in res["detail"]
+    assert min(run["energy"]) < m.evaluate(m.system([bulk("Nb", "bcc", a=3.3, cubic=True).repeat(4)])
+                                          ).energy_m[0] / 128 - E_DROP
+    assert min(run["min_distance"]) > 1.5 and run["t"][-1] < 100
+
+
 def test_nvt_falls_back_to_python_when_the_core_cannot_be_built(monkeypatch, caplog):
     import compot.ccore
     from compot.derive import Lattice

@@ -239,6 +239,11 @@ def _md_calculator(model: Model):
         return CompotCalculator(model), "Python model"
 
 
+#: NVT: a run whose potential energy falls this far [eV/atom] below the perfect lattice it
+#: starts from has found a false well (:func:`nvt_check`)
+E_DROP = 1.0
+
+
 def thermalize(atoms, temperature: float, rng) -> None:
     """Momenta of ``atoms`` drawn from the Maxwell–Boltzmann distribution at
     ``temperature`` [K] with ``rng`` (a NumPy Generator): ASE's
@@ -263,9 +268,12 @@ def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: flo
     ``timestep_fs``, friction ``friction_per_fs`` [1/fs] (ASE ``Langevin``),
     one run per seed 0..n_seeds−1. Every ``every`` steps: an atom is lost
     when two atoms are closer than 1 Å, the potential energy per atom is not
-    finite, or the kinetic temperature exceeds 5 × max(``temperature``,
-    300 K) (the floor keeps the relaxation of an imperfect ideal lattice at a
-    near-zero target from counting as a loss); a run stops at its first loss.
+    finite or falls more than ``E_DROP`` (1 eV/atom) below that of the perfect
+    lattice the run starts from (a false well: heat only raises it, and no
+    relaxation of a lattice at its own a0 lowers it that far), or the kinetic
+    temperature exceeds 5 × max(``temperature``, 300 K) (the floor keeps the
+    relaxation of an imperfect ideal lattice at a near-zero target from
+    counting as a loss); a run stops at its first loss.
     ``temperature`` None skips the check. ``progress(task, done, total, note)``, if
     given, is called every ``every`` steps of each run (the task named after
     ``label``, the temperature and the run; :mod:`compot.progress`).
@@ -290,6 +298,10 @@ def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: flo
         rng = np.random.default_rng(seed)
         at = lattice.supercell(min_atoms, a0)
         at.calc = calc
+        try:
+            e_start = at.get_potential_energy() / len(at)
+        except CompotError:
+            e_start = np.inf
         thermalize(at, temperature, rng)
         Stationary(at)
         # the centre of mass held by a constraint, as ASE >= 3.28 asks instead of fixcm=True
@@ -321,6 +333,9 @@ def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: flo
                 progress(task, done, steps, f"{tk:.0f} K")
             if not np.isfinite(e):
                 lost = f"non-finite energy per atom at {done * timestep_fs:g} fs"
+            elif e < e_start - E_DROP:
+                lost = (f"the energy fell to {e:.3f} eV/atom, {e_start - e:.2f} eV/atom below the perfect "
+                        f"lattice's, at {done * timestep_fs:g} fs (a false well)")
             elif len(dd):
                 lost = f"two atoms {dmin:.2f} Å apart at {done * timestep_fs:g} fs"
             elif tk > t_max:
