@@ -127,6 +127,28 @@ def test_nvt_fails_a_false_well_before_atoms_meet():
     assert min(run["min_distance"]) > 1.5 and run["t"][-1] < 100
 
 
+def test_nvt_reports_a_model_that_fails_on_the_perfect_lattice(monkeypatch):
+    """A model whose evaluation fails on the starting lattice: the run is lost with that
+    error, not with a false-well message measured from no start energy."""
+    from ase.calculators.calculator import Calculator
+
+    import compot.sanity as sanity
+    from compot.derive import Lattice
+    from compot.errors import CompotError
+
+    class Failing(Calculator):
+        implemented_properties = ["energy", "forces"]
+
+        def calculate(self, atoms=None, properties=None, system_changes=None):
+            raise CompotError("non-finite energy at particle 0")
+
+    monkeypatch.setattr(sanity, "_md_calculator", lambda model: (Failing(), "C core"))
+    res = sanity.nvt_check(_repulsive(), Lattice("bcc", 3.9, "Nb"), 3.9, 500.0, steps=10)
+    assert res["passed"] is False
+    assert "the model failed on the perfect lattice: non-finite energy at particle 0" in res["detail"]
+    assert res["plot"]["runs"][0]["t"] == []
+
+
 def test_nvt_falls_back_to_python_when_the_core_cannot_be_built(monkeypatch, caplog):
     import compot.ccore
     from compot.derive import Lattice

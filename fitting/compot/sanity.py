@@ -298,10 +298,11 @@ def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: flo
         rng = np.random.default_rng(seed)
         at = lattice.supercell(min_atoms, a0)
         at.calc = calc
+        lost = None
         try:
             e_start = at.get_potential_energy() / len(at)
-        except CompotError:
-            e_start = np.inf
+        except CompotError as exc:      # reported as the run's loss; the run does not start
+            e_start, lost = -np.inf, f"the model failed on the perfect lattice: {str(exc)[:120]}"
         thermalize(at, temperature, rng)
         Stationary(at)
         # the centre of mass held by a constraint, as ASE >= 3.28 asks instead of fixcm=True
@@ -310,7 +311,6 @@ def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: flo
                        fixcm=False, rng=rng)
         run = {"seed": seed, "t": [], "temperature": [], "energy": [], "min_distance": [], "lost": None}
         done = 0
-        lost = None
         task = f"{label} {temperature:.0f} K, run {seed + 1}/{n_seeds}"
         if progress:
             progress(task, 0, steps, engine)
