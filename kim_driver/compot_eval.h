@@ -232,8 +232,7 @@ void compot_rho_backward(compot_ctx *c, int i);
    owner with the moments, which the caller makes first with
    compot_angular_moments; blk: the leaf's own block) */
 size_t compot_angular_stride(compot_model const *m, int pst);
-double *compot_angular_kept(compot_ctx const *c, compot_node const *nd,
-                            double *blk);
+size_t compot_angular_kept(compot_ctx const *c, compot_node const *nd);
 double compot_angular_value(compot_ctx *c, compot_node const *nd, int i,
                             double const *mom, double *blk, double *gf);
 void compot_angular_backward(compot_ctx *c, compot_node const *nd, int i,

@@ -80,13 +80,12 @@ static ang_layout layout_of(size_t sk, size_t nvp, size_t pst, size_t ndq)
   return o;
 }
 
-/* Where an A or E[A] leaf keeps the values of its own (dq of the layout)
-   in its block blk. */
-double *compot_angular_kept(compot_ctx const *c, compot_node const *nd,
-                            double *blk)
+/* Offset in its block at which an A or E[A] leaf keeps the values of its
+   own (dq of the layout). */
+size_t compot_angular_kept(compot_ctx const *c, compot_node const *nd)
 {
-  return blk + layout_of((size_t) compot_nch(c->m) * nd->K, (size_t) c->nvp,
-                         (size_t) c->pst, 0).dq;
+  return layout_of((size_t) compot_nch(c->m) * nd->K, (size_t) c->nvp,
+                   (size_t) c->pst, 0).dq;
 }
 
 /* Doubles per A leaf and atom: the layout of the largest leaf, rounded up
@@ -650,10 +649,9 @@ void compot_angular_qbar(compot_ctx const *c, compot_node const *nd, int i,
                          double a, double const *blk, double const *gb,
                          double *qbar)
 {
-  ang_layout const o = layout_of((size_t) compot_nch(c->m) * nd->K,
-                                 (size_t) c->nvp, (size_t) c->pst, 0);
   add_qbar(c, nd, c->in->species[i], a, a,
-           c->m->version >= 2 ? blk + o.dq : NULL, gb, qbar);
+           c->m->version >= 2 ? blk + compot_angular_kept(c, nd) : NULL, gb,
+           qbar);
 }
 
 /*

@@ -79,7 +79,7 @@ double compot_expang_value(compot_ctx *c, compot_node const *nd, int i,
   size_t nkp = (size_t) nd->K * (nd->P + 1), lk = (size_t) L * nkp, o;
   double const *qinv = nd->tab + 2 * lk;
   double *qv = c->eaq, *u = feature_scratch(c, np), *x = u + lk;
-  double *kept = compot_angular_kept(c, nd, blk);
+  double *kept = blk + compot_angular_kept(c, nd);
   double e = 0.0;
 
   compot_angular_invariants(c, nd, mom, qv);
@@ -107,7 +107,7 @@ void compot_expang_qbar(compot_ctx const *c, compot_node const *nd, int i,
   int Z = c->in->species[i], q, l;
   size_t nkp = (size_t) nd->K * (nd->P + 1), lk = (size_t) L * nkp, o;
   double const *qinv = nd->tab + 2 * lk;
-  double const *kept = compot_angular_kept(c, nd, (double *) blk);
+  double const *kept = blk + compot_angular_kept(c, nd);
 
   for (q = 0; q < np; ++q) {
     double const *cc = nd->c + ((size_t) Z * np + q) * lk;

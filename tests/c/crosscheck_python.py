@@ -39,8 +39,8 @@ derivative amplified: the Python reference itself moves by up to ~1e-11
 relabelled. With the grade the tolerance is therefore 10 x that floor
 (measured on four translated, relabelled copies), at least 1e-12 (as for the
 fitted models in tests/test_kim.py); the run prints the largest deviation in
-units of the floor. The run fails if a v2 model has no pair in a window, no atom in the
-grade's transition or none switched off by the grade.
+units of the floor. The run fails if a v2 model has no pair in a window, no
+atom in the grade's transition or none switched off by the grade.
 
 Usage: python crosscheck_python.py      (exit status 0 on success; the C sources are
 kim_driver/ of the repository, or $COMPOT_KIM_DRIVER)
