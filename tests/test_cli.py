@@ -30,7 +30,7 @@ def test_fit_and_eval_end_to_end(tmp_path, data_dir, capsys):
     out = tmp_path / "run"
     argv = ["fit", "--expression", "G4 * G4", "--data", str(data_dir / "nb-mvl" / "Nb_Surface.extxyz"),
             str(data_dir / "nb-mvl" / "Nb_Elastic.extxyz"), "--max-evaluations", "3", "--seed", "1",
-            "--nvt-steps", "20", "--out", str(out)]
+            "--nvt-steps", "20", "--hot-prior-steps", "600", "--out", str(out)]
     capsys.readouterr()
     rc = main(argv)
     err = capsys.readouterr().err
@@ -43,6 +43,11 @@ def test_fit_and_eval_end_to_end(tmp_path, data_dir, capsys):
     assert metrics["unsafe"] == bool(failed)
     assert set(metrics["sanity"]["checks"]) == {"energy_volume", "push", "dimer", "nvt"}
     assert "![sanity_push](sanity_push.png)" in report
+    hot = metrics["hot_prior"]                      # 600 fs: snapshots from 500 fs on (compot.hot_prior)
+    assert hot["steps"] == 600 and 1 <= len(hot["rounds"]) <= 4
+    assert set(hot["rounds"][0]["elements"]) == {"Nb"}
+    assert hot["converged"] == (hot["rounds"][-1]["added"] == 0)
+    assert "### Hot-MD prior (compot.hot_prior)" in report
     if failed:     # no core term, 3 evaluations on slabs and strained cells: it does fail today
         assert rc == 1 and f"FAILED {len(failed)} physical sanity check(s)" in err
         assert all(f"  {k}: " in err for k in failed) and "--allow-unsafe" in err

@@ -3,7 +3,8 @@
     compot params EXPR [--species Nb ...] [--json]
     compot fit [CONFIG.yaml] [--expression EXPR] [--data PATH ...] [--test PATH ...]
                [--max-evaluations N] [--seed S] [--cutoff RC] --out DIR [--restart]
-               [--allow-unsafe] [--nvt-steps N] [--nvt-seeds S] [--scheduler ADDRESS]
+               [--allow-unsafe] [--nvt-steps N] [--nvt-seeds S] [--hot-prior-steps N]
+               [--scheduler ADDRESS]
     compot eval MODEL.params DATA ... [--group-by file|config_type] [--keys energy=REF_energy ...] [--json]
     compot design CONFIG.yaml --out DIR [--processes N] [--scheduler ADDRESS]
     compot fim MODEL.params DATA ... --out DIR [--bits 256]
@@ -117,6 +118,7 @@ def _config(args) -> tuple[dict, Path]:
 def cmd_fit(args) -> int:
     from .metrics import format_table
     from .execution import client_for
+    from .hot_prior import harden
     from .pipeline import finish_fit, prepare_fit, train
     from .sanity import format_sanity
 
@@ -134,6 +136,11 @@ def cmd_fit(args) -> int:
     if args.seed is not None:
         cfg["fit"]["seed"] = args.seed
         cfg["data"]["seed"] = args.seed
+    if args.hot_prior_steps is not None:
+        from .settings import DEFAULT_FIT
+        hot = cfg["fit"].get("hot_prior")
+        cfg["fit"]["hot_prior"] = ({**(DEFAULT_FIT["hot_prior"] if hot is None else hot),
+                                    "steps": args.hot_prior_steps} if args.hot_prior_steps > 0 else {})
     out = Path(args.out)
     run = prepare_fit(cfg, base, out)
     ckpt = out / "checkpoint.json"
@@ -144,6 +151,7 @@ def cmd_fit(args) -> int:
         trainer, run.seconds = train(run.model, run.splits.train, run.settings, checkpoint=ckpt,
                                      progress=bars.trainer, client=client)
         bars.close()
+        run.hot_prior = harden(trainer, run.splits.train, progress=bars)
         run.history = trainer.history
         metrics, failed = finish_fit(run, nvt_steps=args.nvt_steps, nvt_seeds=args.nvt_seeds, progress=bars)
     print(format_table(_metrics_rows(metrics)))
@@ -467,6 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit 0 even when the model fails a physical sanity check (it is flagged UNSAFE in "
                    "report.md); without it such a fit exits with status 1")
     _nvt_arguments(q, seeds=1)
+    q.add_argument("--hot-prior-steps", type=int, metavar="N",
+                   help="length (1 fs steps) of each run of the hot-MD prior (fit.hot_prior.steps, default "
+                   "5000; compot.hot_prior); 0 = no hot-MD prior")
     q.set_defaults(func=cmd_fit)
 
     from .export import DATA_CITATIONS

@@ -69,6 +69,7 @@ class FitRun:
     recipe: Recipe
     seconds: float = 0.0
     history: list = field(default_factory=list)
+    hot_prior: dict = field(default_factory=dict)
 
 
 def read_data(paths, base: Path, species, min_distance: float, group_by: str | None,
@@ -188,6 +189,8 @@ def finish_fit(run: FitRun, nvt_steps: int = 2000, nvt_seeds: int = 1, progress=
     metrics = {"expression": model.expression, "species": list(model.species), "cutoff": model.cutoff,
                "n_linear": model.n_linear, "n_nonlinear": model.n_nonlinear, "fit_seconds": run.seconds,
                "derived": run.recipe.to_json(), "stages": run.history}
+    if run.hot_prior:
+        metrics["hot_prior"] = run.hot_prior
     predictions, by_group = {}, {}
     for name, cs in (("train", s.train), ("validation", s.validation), ("test", s.test)):
         if not cs:

@@ -72,6 +72,21 @@ def fit_report(model, metrics: dict, settings, cfg: dict, plots: list[Path],
         elif "sweeps" in h:
             note = f"{h['sweeps']} sweeps"
         lines.append(f"| {h['stage']} | {h['kind']} | {h['loss']:.6g} | {note} |")
+    hot = metrics.get("hot_prior")
+    if hot:
+        lines += ["", "### Hot-MD prior (compot.hot_prior)", "",
+                  f"NVT of each element's crystal, {hot['steps']} fs per run; snapshots below the "
+                  "equipartition bound e0 + 3/2 k_B T by more than 3σ join the fit with that bound as "
+                  f"their energy. {hot['added']} snapshots added; "
+                  + ("the last round found none below the bound." if hot["converged"]
+                     else "**the last round still found snapshots below the bound** (rounds exhausted)."), "",
+                  "| round | element | T [K] | bound [eV/atom] | lowest [eV/atom] | below | added |",
+                  "|---|---|--:|--:|--:|--:|--:|"]
+        for r in hot["rounds"]:
+            for s, e in r["elements"].items():
+                low = f"{e['lowest']:.4f}" if e.get("lowest") is not None else "-"
+                lines.append(f"| {r['round']} | {s} | {e['temperature']:.0f} | {e['bound']:.4f} | {low} | "
+                             f"{e['below']} | {e['added']} |")
     rows = {k: metrics[k] for k in ("train", "validation", "test") if k in metrics}
     lines += ["", "## Errors", "", format_markdown_table(rows), ""]
     for split, groups in metrics.get("groups", {}).items():

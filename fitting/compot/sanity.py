@@ -260,13 +260,14 @@ def thermalize(atoms, temperature: float, rng) -> None:
 
 def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: float | None, steps: int = 2000,
               n_seeds: int = 1, timestep_fs: float = 1.0, min_atoms: int = 128, friction_per_fs: float = 0.01,
-              every: int = 10, progress=None, label: str = "NVT") -> dict:
+              every: int = 10, progress=None, label: str = "NVT", first_seed: int = 0, observe=None) -> dict:
     """Langevin NVT runs in which no atom may be lost.
 
     A supercell (≥ ``min_atoms``) of ``lattice`` at ``a0``, velocities from the
     Maxwell–Boltzmann distribution at ``temperature`` [K], ``steps`` steps of
     ``timestep_fs``, friction ``friction_per_fs`` [1/fs] (ASE ``Langevin``),
-    one run per seed 0..n_seeds−1. Every ``every`` steps: an atom is lost
+    one run per seed ``first_seed`` … ``first_seed`` + n_seeds − 1. Every ``every`` steps:
+    ``observe(atoms, energy per atom [eV], time [fs])`` if given, then an atom is lost
     when two atoms are closer than 1 Å, the potential energy per atom is not
     finite or falls more than ``E_DROP`` (1 eV/atom) below that of the perfect
     lattice the run starts from (a false well: heat only raises it, and no
@@ -294,7 +295,7 @@ def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: flo
     plot["t_max"] = t_max
     failures = []
     t0 = time.perf_counter()
-    for seed in range(n_seeds):
+    for seed in range(first_seed, first_seed + n_seeds):
         rng = np.random.default_rng(seed)
         at = lattice.supercell(min_atoms, a0)
         at.calc = calc
@@ -311,7 +312,7 @@ def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: flo
                        fixcm=False, rng=rng)
         run = {"seed": seed, "t": [], "temperature": [], "energy": [], "min_distance": [], "lost": None}
         done = 0
-        task = f"{label} {temperature:.0f} K, run {seed + 1}/{n_seeds}"
+        task = f"{label} {temperature:.0f} K, run {seed - first_seed + 1}/{n_seeds}"
         if progress:
             progress(task, 0, steps, engine)
         while done < steps and lost is None:
@@ -329,6 +330,8 @@ def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: flo
             run["temperature"].append(float(tk))
             run["energy"].append(float(e))
             run["min_distance"].append(dmin)
+            if observe is not None:
+                observe(at, float(e), done * timestep_fs)
             if progress:
                 progress(task, done, steps, f"{tk:.0f} K")
             if not np.isfinite(e):
@@ -454,6 +457,55 @@ def _element_setup(model: Model, symbol: str, lattice: str, a0: float | None, da
     return derive.Lattice(lattice, float(guess), symbol, c_over_a), guess, "given"
 
 
+def nvt_temperatures(model: Model, data, hottest_quantile: float = 0.9) -> tuple[dict, float | None, str | None]:
+    """Temperatures [K] of the NVT check from the training data ``data``: for several
+    species each element's 1.1 × :func:`compot.derive.hottest_temperature` of its own
+    periodic configurations (:func:`compot.derive.single_species`); an element without
+    any takes the hottest of the others', the whole data only when no element has any.
+
+    Returns
+    -------
+    (per_element {symbol: K}, target K or None (none derivable: logged), source text)
+    """
+    species = list(model.species)
+    per_element: dict = {}
+    if len(species) > 1:
+        # each element at its own data's hottest temperature: over all the data the
+        # quantile belongs to the most numerous configurations (on the NbMoTaW data the
+        # binaries', 464 K, while each element's AIMD reaches ~3300 K)
+        recs = derive.records(data)
+        for s in species:
+            alone = derive.single_species(recs, s)
+            try:
+                t_s = derive.hottest_temperature(alone, model, quantile=hottest_quantile) if alone else None
+            except derive.DeriveError:
+                t_s = None
+            if t_s is not None:
+                per_element[s] = 1.1 * t_s
+    if per_element:
+        return per_element, max(per_element.values()), (
+            "1.1 × the hottest temperature of each element's own data: "
+            + ", ".join(f"{s} {t / 1.1:.0f} K" for s, t in per_element.items()))
+    try:
+        t_hot = derive.hottest_temperature(data, model, quantile=hottest_quantile)
+    except derive.DeriveError as exc:
+        log.warning("NVT check skipped: %s", exc)
+        return {}, None, None
+    return {}, 1.1 * t_hot, f"1.1 × {t_hot:.0f} K, the hottest temperature of the data"
+
+
+def element_lattices(model: Model, lattice: str = "auto", a0: float | None = None, data=None) -> dict:
+    """Each element's ground-state lattice at the model's own equilibrium:
+    {symbol: (Lattice at a0, a0 [Å], e0 [eV/atom], where the lattice came from)}
+    (:func:`model_lattice` from the data's lattice, ``lattice`` or the model's lowest)."""
+    out = {}
+    for s in model.species:
+        lat, guess, source = _element_setup(model, s, lattice, a0, data)
+        a_eq, e_eq = model_lattice(model, s, lat.kind, guess, lat.c_over_a)
+        out[s] = (lat.with_a0(a_eq), a_eq, e_eq, source)
+    return out
+
+
 def sanity_report(model: Model, lattice: str = "auto", a0: float | None = None,
                   elastic_file: str | Path | None = None, surface_file: str | Path | None = None, *,
                   data=None, temperature: float | None = None, nvt_steps: int = 2000, n_seeds: int = 1,
@@ -522,10 +574,7 @@ def sanity_report(model: Model, lattice: str = "auto", a0: float | None = None,
     def name(base, label):
         return f"{base} {label}" if multi else base
 
-    for s in species:
-        lat, guess, source = _element_setup(model, s, lattice, a0, data)
-        a_eq, e_eq = model_lattice(model, s, lat.kind, guess, lat.c_over_a)
-        lat = lat.with_a0(a_eq)
+    for s, (lat, a_eq, e_eq, source) in element_lattices(model, lattice, a0, data).items():
         lattices[s] = lat
         elements[s] = {"lattice": lat.kind, "c_over_a": lat.c_over_a, "a0": a_eq, "e0": e_eq,
                        "lattice_source": source, "d_min": d_min.get((s, s))}
@@ -546,29 +595,7 @@ def sanity_report(model: Model, lattice: str = "auto", a0: float | None = None,
         if temperature is not None:
             t_target, t_source = float(temperature), "given"
         elif data:
-            if multi:
-                # each element at its own data's hottest temperature: over all the data the
-                # quantile belongs to the most numerous configurations (on the NbMoTaW data the
-                # binaries', 464 K, while each element's AIMD reaches ~3300 K)
-                recs = derive.records(data)
-                for s in species:
-                    alone = derive.single_species(recs, s)
-                    try:
-                        t_s = derive.hottest_temperature(alone, model, quantile=hottest_quantile) if alone else None
-                    except derive.DeriveError:
-                        t_s = None
-                    if t_s is not None:
-                        per_element[s] = 1.1 * t_s
-            if per_element:
-                t_target = max(per_element.values())
-                t_source = "1.1 × the hottest temperature of each element's own data: " + ", ".join(
-                    f"{s} {t / 1.1:.0f} K" for s, t in per_element.items())
-            else:
-                try:
-                    t_hot = derive.hottest_temperature(data, model, quantile=hottest_quantile)
-                    t_target, t_source = 1.1 * t_hot, f"1.1 × {t_hot:.0f} K, the hottest temperature of the data"
-                except derive.DeriveError as exc:
-                    log.warning("NVT check skipped: %s", exc)
+            per_element, t_target, t_source = nvt_temperatures(model, data, hottest_quantile)
         for s in species:
             checks[name("nvt", s)] = nvt_check(model, lattices[s], elements[s]["a0"], per_element.get(s, t_target),
                                                steps=nvt_steps, n_seeds=n_seeds, progress=progress,

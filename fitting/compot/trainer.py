@@ -584,6 +584,33 @@ class Trainer:
                      self.model.params["w.e_ref"][self.model.species.index(sym)],
                      f"; lowest coordination of the data n_min = {g['n_min']:.3f}" if "n_min" in g else "")
 
+    def add_priors(self, priors) -> None:
+        """Add prior configurations (:mod:`compot.hot_prior`) to the data of every later
+        solve; the searches' subset and the data's batches are unchanged."""
+        self.data.extend_priors(self.model, list(priors), self.settings)
+
+    def resolve(self) -> float:
+        """The plan's last stage again at the current nonlinear parameters and scales:
+        its joint linear solve (or the alternating solves of a product), with the grade
+        and the lower bound of the fitted energy off while it runs, then both fitted
+        again on the data (:meth:`_finish_safety`). For priors added after a fit
+        (:meth:`add_priors`); returns the loss [eV² summed over rows]."""
+        if "g.U" in self.model.params:
+            self.model.params["g.U"] = np.zeros(self.model.params["g.U"].shape)
+        if "g.n_min" in self.model.params:
+            self.model.params["g.n_min"] = np.zeros(len(self.model.species))
+        if "w.e_min" in self.model.params:
+            self.model.params["w.e_min"] = np.asarray(self.model.params["w.e_ref"], dtype=float).copy()
+        si, stage = len(self.plan) - 1, self.plan[-1]
+        if stage.kind == "alternate":
+            loss = self.alternate(si, stage)
+        else:
+            loss = self.solve(stage.linear)
+            self.history.append(dict(stage=stage.name + " (again, with the priors added)", kind="solve",
+                                     loss=loss / self.data.n_rows))
+        self._finish_safety()
+        return loss
+
     # ----------------------------------------------------------------- fit
     def fit(self) -> Model:
         """Run the plan; returns the fitted model (the same object)."""

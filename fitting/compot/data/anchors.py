@@ -25,7 +25,7 @@ from ..settings import EOS_ANCHOR_KEYS, ZBL_ANCHOR_KEYS
 from .configurations import Configuration
 
 __all__ = ["zbl_anchor_configurations", "eos_anchor_configurations", "anchor_configurations",
-           "ZBL_ANCHOR_GROUP", "EOS_ANCHOR_GROUP"]
+           "ZBL_ANCHOR_GROUP", "EOS_ANCHOR_GROUP", "HOT_PRIOR_GROUP"]
 
 #: Default ``scales`` (× a0) of the EOS prior's lattices; the B2 cells take the compressed ones.
 EOS_SCALES = (0.72, 0.76, 0.80, 0.84, 0.88, 0.92, 0.94, 1.06, 1.10, 1.15, 1.20, 1.25, 1.30, 1.35, 1.40)
@@ -33,6 +33,8 @@ EOS_SCALES = (0.72, 0.76, 0.80, 0.84, 0.88, 0.92, 0.94, 1.06, 1.10, 1.15, 1.20, 
 #: Groups of the prior configurations.
 ZBL_ANCHOR_GROUP = "zbl_anchor"
 EOS_ANCHOR_GROUP = "eos_anchor"
+#: Group of the hot-MD snapshots with energy bounds (:mod:`compot.hot_prior`).
+HOT_PRIOR_GROUP = "hot_prior"
 
 
 def zbl_anchor_configurations(model, anchor: dict) -> list:

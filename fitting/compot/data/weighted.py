@@ -7,7 +7,9 @@ The loss of a fit (paper Eq. 26) is
 with w_E,m = energy_weight · g_m / N_m² (the 1/N_m² only with ``energy_per_atom``)
 and w_F,m = force_weight · g_m, g_m the configuration's weight times its group's
 ``group_weights`` entry. Configurations of the group ``zbl_anchor`` have w_E = 0
-(their energies are not targets). With ``stress_weight`` > 0 the loss also has
+(their energies are not targets), those of ``hot_prior`` w_F = 0 (snapshots of
+the model's own hot MD with an energy bound and no forces, :mod:`compot.hot_prior`).
+With ``stress_weight`` > 0 the loss also has
 
     Σ_m w_S,m |σ_m − σ̂_m|²,   σ̂_m = W_m / V_m,
 
@@ -30,7 +32,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..neighbours import VOIGT_PAIRS
-from .anchors import ZBL_ANCHOR_GROUP, anchor_configurations
+from .anchors import HOT_PRIOR_GROUP, ZBL_ANCHOR_GROUP, anchor_configurations
 from .neighbour_store import NeighbourStore
 
 __all__ = ["WeightedData", "GPA", "stress_weights"]
@@ -125,48 +127,77 @@ class WeightedData:
         self.site_e0, self.wSite = [], []
         site = dict(getattr(settings, "site_prior", None) or {})
         self.fit_site = bool(site) and float(site.get("weight", 0.0)) > 0
+        self._site_weight = float(site.get("weight", 0.0)) if self.fit_site else 0.0
         if self.fit_site:
             e0 = site.get("e0") or {}
             missing = sorted(set(model.species) - set(e0))
             if missing:
                 raise ConfigError(f"fit.site_prior.e0: no crystal energy per atom for {', '.join(missing)} "
                                   f"(expected {{element: eV}} for every species of the model)")
-            e0_z = np.array([float(e0[s]) for s in model.species])
+            self._site_e0_z = np.array([float(e0[s]) for s in model.species])
         for bi, b in enumerate(self.batches):
-            sysm = model.system(b, sources=[c.source for c in b])
-            species_n = sysm.species_n
-            self.volume_m.append(sysm.volume_m)
-            self.systems.append(sysm)
-            del sysm
-            self.E.append(np.array([c.energy for c in b]))
-            self.F.append(np.concatenate([c.forces for c in b]))
-            gw = np.array([float(settings.group_weights.get(c.group, 1.0)) * c.weight for c in b])
-            we = settings.energy_weight * gw * np.array([c.group != ZBL_ANCHOR_GROUP for c in b], dtype=float)
-            if settings.energy_per_atom:
-                we = we / np.array([c.n_atoms for c in b], dtype=float) ** 2
-            self.wE.append(we)
-            self.wF.append(np.repeat(settings.force_weight * gw, [c.n_atoms for c in b]))
-            self.S.append(np.array([GPA * c.stress if c.stress is not None else np.zeros(6) for c in b]))
-            self.wS.append(stress_weights(b, settings))
-            if self.fit_site and bi < self.n_data_batches:    # the data's atoms, not the priors'
-                self.site_e0.append(e0_z[species_n])
-                self.wSite.append(np.full(len(species_n), float(site["weight"])))
-            elif bi >= self.n_data_batches and any(c.site_energies is not None for c in b):
-                # prior cells with site-energy targets (the B2 cells of the EOS prior): weight
-                # 1 eV⁻² per atom (σ = 1 eV) times the group weight, whatever the prior's
-                # energy weight; zero for the others of the batch
-                self.site_e0.append(np.concatenate([c.site_energies if c.site_energies is not None
-                                                    else np.zeros(c.n_atoms) for c in b]))
-                self.wSite.append(np.concatenate([
-                    np.full(c.n_atoms, float(settings.group_weights.get(c.group, 1.0))
-                            if c.site_energies is not None else 0.0) for c in b]))
-            else:
-                self.site_e0.append(np.zeros(0))
-                self.wSite.append(np.zeros(0))
+            self._append(model, b, settings, prior=bi >= self.n_data_batches)
+        self._count(settings)
+
+    def extend_priors(self, model, priors, settings) -> None:
+        """Append prior configurations (e.g. :mod:`compot.hot_prior`'s) in batches of
+        about ``batch_atoms`` atoms after the existing ones, building only their
+        neighbour data; the data's batches, and so the grade and the lower bound the
+        trainer fits on them, are unchanged."""
+        batch, natoms = [], 0
+        for c in priors:
+            batch.append(c)
+            natoms += c.n_atoms
+            if natoms >= settings.batch_atoms:
+                self.batches.append(batch)
+                self._append(model, batch, settings, prior=True)
+                batch, natoms = [], 0
+        if batch:
+            self.batches.append(batch)
+            self._append(model, batch, settings, prior=True)
+        self._count(settings, warn=False)
+
+    def _append(self, model, b, settings, prior: bool) -> None:
+        """Targets and row weights of one batch ``b`` (its neighbour data into ``systems``)."""
+        sysm = model.system(b, sources=[c.source for c in b])
+        species_n = sysm.species_n
+        self.volume_m.append(sysm.volume_m)
+        self.systems.append(sysm)
+        del sysm
+        self.E.append(np.array([c.energy for c in b]))
+        self.F.append(np.concatenate([c.forces for c in b]))
+        gw = np.array([float(settings.group_weights.get(c.group, 1.0)) * c.weight for c in b])
+        we = settings.energy_weight * gw * np.array([c.group != ZBL_ANCHOR_GROUP for c in b], dtype=float)
+        if settings.energy_per_atom:
+            we = we / np.array([c.n_atoms for c in b], dtype=float) ** 2
+        self.wE.append(we)
+        # the hot prior's snapshots have an energy bound and no force targets
+        wf = settings.force_weight * gw * np.array([c.group != HOT_PRIOR_GROUP for c in b], dtype=float)
+        self.wF.append(np.repeat(wf, [c.n_atoms for c in b]))
+        self.S.append(np.array([GPA * c.stress if c.stress is not None else np.zeros(6) for c in b]))
+        self.wS.append(stress_weights(b, settings))
+        if self.fit_site and not prior:    # the data's atoms, not the priors'
+            self.site_e0.append(self._site_e0_z[species_n])
+            self.wSite.append(np.full(len(species_n), self._site_weight))
+        elif prior and any(c.site_energies is not None for c in b):
+            # prior cells with site-energy targets (the B2 cells of the EOS prior): weight
+            # 1 eV⁻² per atom (σ = 1 eV) times the group weight, whatever the prior's
+            # energy weight; zero for the others of the batch
+            self.site_e0.append(np.concatenate([c.site_energies if c.site_energies is not None
+                                                else np.zeros(c.n_atoms) for c in b]))
+            self.wSite.append(np.concatenate([
+                np.full(c.n_atoms, float(settings.group_weights.get(c.group, 1.0))
+                        if c.site_energies is not None else 0.0) for c in b]))
+        else:
+            self.site_e0.append(np.zeros(0))
+            self.wSite.append(np.zeros(0))
+
+    def _count(self, settings, warn: bool = True) -> None:
+        """``fit_stress`` and ``n_rows`` from the batches' weights."""
         self.fit_stress = any(w.any() for w in self.wS)
         groups = {c.group for b in self.batches for c in b}
         missing = sorted(set(getattr(settings, "stress_exclude", ())) - groups)
-        if missing:
+        if missing and warn:
             log.warning("fit.stress_exclude names groups that are not in the data: %s (groups: %s)",
                         ", ".join(missing), ", ".join(sorted(groups)))
         self.n_rows = sum(len(e) for e in self.E) + 3 * sum(len(f) for f in self.F)

@@ -1,0 +1,171 @@
+"""Hot-MD prior: the equipartition bound on the model's own hot runs.
+
+A fit sees DFT configurations only; in a long NVT run far above the melting point a
+model can walk into configurations the data never showed and find a false well
+there. On the NbMoTaW data the rank-1 model paired atoms at 2.2–2.4 Å in liquid Nb
+at 3,518 K and fell 1 eV/atom below the perfect crystal after 1.3 ps; refits with a
+tighter site prior fell the same way after 2.5–4 ps, and the Nb-only model began to
+after 5 ps (benchmarks/results/hot_prior.md).
+
+Physics gives a bound without DFT: in equilibrium at temperature T the mean potential
+energy per atom of a classical system is at least that of the harmonic crystal,
+
+    ⟨E_pot⟩/N ≥ e0 + (3/2) k_B T,
+
+e0 the perfect crystal's energy per atom (equipartition; a liquid lies higher, and
+the DFT data agree: Nb AIMD at the equilibrium volume, mean − e0 = 0.045, 0.125,
+0.458 eV/atom at 300, 1000, 3000 K against 0.039, 0.129, 0.388). One snapshot of N
+atoms fluctuates about the mean with σ = k_B T √(3/(2N)) (harmonic).
+
+The loop (:func:`harden`): after the fit, run Langevin NVT of every element's
+crystal at the NVT check's temperature (:func:`compot.sanity.nvt_check`, the same
+run, longer, other seeds); every snapshot after the thermostat's relaxation
+(5 / friction) whose energy is below the bound by more than 3σ is a configuration the
+model puts too low. Those snapshots (at most ``per_round`` per element, evenly spaced)
+join the fit as priors of group ``hot_prior`` whose target is the bound
+N (e0 + 3/2 k_B T) and whose forces are not fitted (:mod:`compot.data.weighted`),
+the plan's last linear solve runs again at the fitted nonlinear parameters
+(:meth:`compot.trainer.Trainer.resolve`), and the next round runs new
+trajectories, until a round finds no snapshot below the bound or ``rounds`` are done.
+The target is a lower bound, not the DFT energy (unknown): a snapshot's true energy is
+higher, so the prior can only raise the model where it is too low.
+
+Only each element's own crystal: a random alloy's perfect lattice is not its ground
+state (ordering lowers it), so the bound does not hold there.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import numpy as np
+from ase import units
+
+from .data.anchors import HOT_PRIOR_GROUP
+from .data.configurations import Configuration
+
+__all__ = ["equipartition_bound", "hot_snapshots", "harden"]
+
+log = logging.getLogger(__name__)
+
+#: Langevin friction of the runs [1/fs] (that of :func:`compot.sanity.nvt_check`).
+FRICTION = 0.01
+
+
+def equipartition_bound(e0: float, temperature: float, n_atoms: int) -> tuple[float, float]:
+    """(e0 + 3/2 k_B T, k_B T √(3/(2N))) [eV/atom]: the least mean potential energy per
+    atom at ``temperature`` [K] of a crystal whose perfect lattice has ``e0`` [eV/atom],
+    and the standard deviation of one snapshot's value about it for N = ``n_atoms``
+    (classical harmonic crystal)."""
+    kt = units.kB * float(temperature)
+    return e0 + 1.5 * kt, kt * math.sqrt(1.5 / n_atoms)
+
+
+def hot_snapshots(model, lattice, a0: float, e0: float, temperature: float, steps: int, seed: int,
+                  per_round: int, weight: float = 1.0, progress=None, label: str = "hot prior") -> tuple[list, dict]:
+    """Snapshots of one NVT run that lie below the equipartition bound.
+
+    Parameters
+    ----------
+    model : compot.model.Model
+    lattice : compot.derive.Lattice (or :class:`compot.sanity.OrderedB2`) — the crystal
+    a0 : float — its lattice constant [Å]; e0 : float — its energy per atom there [eV]
+    temperature : float [K]; steps : int (1 fs each); seed : int
+    per_round : int — at most this many snapshots returned, evenly spaced over those found
+
+    Returns
+    -------
+    (list of Configuration of group ``hot_prior``, energy N (e0 + 3/2 k_B T) [eV],
+    forces zero (not fitted), weight ``weight``; dict with ``below`` (snapshots below the
+    bound), ``lowest`` (lowest energy per atom after the relaxation) and the check's
+    ``detail``)
+    """
+    from .sanity import nvt_check
+
+    found: list = []
+    state = {"lowest": math.inf, "n": 0}
+    settle = 5.0 / FRICTION
+
+    def observe(at, e, t):
+        if t < settle or not np.isfinite(e):
+            return
+        bound, sigma = equipartition_bound(e0, temperature, len(at))
+        state["lowest"] = min(state["lowest"], e)
+        state["n"] = len(at)
+        if e < bound - 3.0 * sigma:
+            found.append((at.get_chemical_symbols(), at.positions.copy(), np.array(at.cell), at.pbc.copy(), e, t))
+
+    check = nvt_check(model, lattice, a0, temperature, steps=steps, n_seeds=1, first_seed=seed,
+                      friction_per_fs=FRICTION, progress=progress, label=label, observe=observe)
+    picks = np.unique(np.linspace(0, len(found) - 1, min(per_round, len(found))).round().astype(int)) \
+        if found else []
+    out = []
+    for k in picks:
+        symbols, pos, cell, pbc, e, t = found[k]
+        n = len(symbols)
+        bound, _ = equipartition_bound(e0, temperature, n)
+        out.append(Configuration(symbols=tuple(symbols), positions=pos, cell=cell, pbc=pbc, energy=n * bound,
+                                 forces=np.zeros((n, 3)), stress=None, weight=weight, group=HOT_PRIOR_GROUP,
+                                 source=f"hot prior {label}, seed {seed}, {t:g} fs ({e:.4f} eV/atom)"))
+    return out, {"below": len(found), "lowest": state["lowest"] if math.isfinite(state["lowest"]) else None,
+                 "bound": equipartition_bound(e0, temperature, state["n"] or 128)[0], "detail": check["detail"]}
+
+
+def harden(trainer, data, progress=None) -> dict:
+    """The hot-MD prior loop (module docstring) on a fitted ``trainer``
+    (:class:`compot.trainer.Trainer`; its model is changed in place), with the NVT
+    temperatures and lattices the sanity checks derive from the training ``data``
+    (:func:`compot.sanity.nvt_temperatures`, :func:`compot.sanity.element_lattices`).
+
+    ``trainer.settings.hot_prior``: ``steps`` (run length [fs], 1 fs steps), ``rounds``
+    (at most), ``per_round`` (snapshots per element and round), ``weight`` (of each
+    snapshot's energy row, as a DFT configuration's); empty = off.
+
+    Returns
+    -------
+    dict: ``rounds`` [{round, seconds, elements {symbol: {temperature, e0, bound,
+    lowest, below, added, detail}}, added, loss}], ``added`` (snapshots in the fit),
+    ``converged`` (the last round found none); {} when off or without temperatures.
+    """
+    from .sanity import element_lattices, nvt_temperatures
+
+    opts = dict(trainer.settings.hot_prior or {})
+    if not opts:
+        return {}
+    model = trainer.model
+    steps, rounds = int(opts.get("steps", 5000)), int(opts.get("rounds", 4))
+    per_round, weight = int(opts.get("per_round", 16)), float(opts.get("weight", 1.0))
+    per_element, t_all, _ = nvt_temperatures(model, data)
+    if t_all is None:
+        log.warning("hot prior skipped: no temperature from the data")
+        return {}
+    report = {"rounds": [], "added": 0, "converged": False, "steps": steps}
+    for r in range(rounds):
+        t0 = time.perf_counter()
+        lattices = element_lattices(model, data=data)
+        new, elements = [], {}
+        for s, (lat, a0, e0, _) in lattices.items():
+            temp = per_element.get(s, t_all)
+            snaps, info = hot_snapshots(model, lat, a0, e0, temp, steps, seed=1000 + r, per_round=per_round,
+                                        weight=weight, progress=progress, label=f"hot prior {s}, round {r + 1}")
+            elements[s] = {"temperature": temp, "e0": e0, **info, "added": len(snaps)}
+            log.info("hot prior round %d, %s at %.0f K: %d snapshots below e0 + 3/2 kT = %.4f eV/atom "
+                     "(lowest %s), %d added", r + 1, s, temp, info["below"], info["bound"],
+                     f"{info['lowest']:.4f}" if info["lowest"] is not None else "-", len(snaps))
+            new += snaps
+        entry = {"round": r + 1, "elements": elements, "added": len(new)}
+        if not new:
+            entry["seconds"] = time.perf_counter() - t0
+            report["rounds"].append(entry)
+            report["converged"] = True
+            break
+        trainer.add_priors(new)
+        entry["loss"] = trainer.resolve() / trainer.data.n_rows
+        entry["seconds"] = time.perf_counter() - t0
+        report["added"] += len(new)
+        report["rounds"].append(entry)
+        log.info("hot prior round %d: %d snapshots added (%d in all), linear solve again: loss %.6g eV²/row "
+                 "(%.0f s)", r + 1, len(new), report["added"], entry["loss"], entry["seconds"])
+    return report

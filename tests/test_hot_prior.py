@@ -1,0 +1,115 @@
+"""compot.hot_prior: the equipartition bound, which hot-MD snapshots violate it, their
+rows in the fit (energy only), and the linear solve that lifts them."""
+
+import math
+
+import numpy as np
+import pytest
+from ase import units
+
+from compot.data import Configuration
+from compot.data.anchors import HOT_PRIOR_GROUP
+from compot.data.weighted import WeightedData
+from compot.hot_prior import equipartition_bound, harden, hot_snapshots
+from compot.io import read_model
+from compot.sanity import element_lattices
+from compot.settings import FitSettings
+from compot.trainer import Trainer
+
+from helpers import random_model, random_structure
+from test_trainer import synthetic
+
+
+def test_equipartition_bound_and_the_fluctuation_of_one_snapshot():
+    bound, sigma = equipartition_bound(-10.0, 3000.0, 128)
+    kt = units.kB * 3000.0                                       # 0.2585 eV
+    assert bound == pytest.approx(-10.0 + 0.38778, abs=2e-5)
+    assert bound == pytest.approx(-10.0 + 1.5 * kt, rel=1e-15)
+    assert sigma == pytest.approx(kt * math.sqrt(1.5 / 128), rel=1e-15)
+    assert sigma == pytest.approx(0.02798, abs=1e-5)
+
+
+def _hot(at, energy, weight=1.0):
+    return Configuration(symbols=tuple(at.get_chemical_symbols()), positions=at.positions, cell=at.cell.array,
+                         pbc=at.pbc, energy=energy, forces=np.zeros((len(at), 3)), weight=weight,
+                         group=HOT_PRIOR_GROUP, source="test:hot")
+
+
+def test_hot_prior_rows_have_an_energy_and_no_forces():
+    model = random_model("E[G3L2] + G3 + ZBL(1.0, 2.5)", seed=2)
+    configs = synthetic(random_model("E[G3L2] + G3 + ZBL(1.0, 2.5)", seed=5), n=3)
+    settings = FitSettings(energy_weight=3.0, force_weight=0.5, energy_per_atom=True)
+    data = WeightedData.for_fit(model, configs, settings)
+    rows, batches = data.n_rows, len(data.batches)
+    at = random_structure("triclinic", seed=9)
+    data.extend_priors(model, [_hot(at, -7.0 * len(at))], settings)
+    assert len(data.batches) == batches + 1 and data.n_data_batches == 1
+    assert data.wE[-1] == pytest.approx([3.0 / len(at) ** 2], rel=1e-15)
+    assert not data.wF[-1].any() and len(data.wF[-1]) == len(at)
+    assert data.E[-1] == pytest.approx([-7.0 * len(at)])
+    assert data.n_rows == rows + 1 + 3 * len(at)
+    assert all(data.wF[k].all() for k in range(data.n_data_batches))   # the data keep their forces
+
+
+def test_resolve_lifts_a_configuration_the_model_puts_too_low():
+    """A hot-prior snapshot 1 eV/atom above the fitted energy: the plan's last solve,
+    run again with it, moves the model's energy there towards the bound (almost all the
+    way with weight 100, part of the way with weight 1 against six configurations that
+    the model fitted exactly), and the data's loss pays for it."""
+    truth = random_model("E[G3L2] + G3", seed=4)
+    configs = synthetic(truth, n=6)
+    model = random_model("E[G3L2] + G3", seed=4)
+    settings = FitSettings(freeze=model.blocks("nonlinear"), energy_per_atom=True, energy_weight=1.0)
+    trainer = Trainer(model, configs, settings)
+    trainer.fit()
+    at = random_structure("triclinic", seed=11)
+    e_fit = float(model.evaluate(model.system([at]), virial=False).energy_m[0]) / len(at)
+    data_loss = trainer.loss()
+    params = {k: v.copy() for k, v in model.params.items()}
+    trainer.add_priors([_hot(at, (e_fit + 1.0) * len(at))])
+    trainer.resolve()
+    e_one = float(model.evaluate(model.system([at]), virial=False).energy_m[0]) / len(at)
+    assert 0.05 < e_one - e_fit < 0.9
+    assert trainer.history[-1]["stage"].endswith("(again, with the priors added)")
+    model.params.update({k: v.copy() for k, v in params.items()})
+    trainer = Trainer(model, configs, settings)
+    trainer.add_priors([_hot(at, (e_fit + 1.0) * len(at), weight=100.0)])
+    trainer.resolve()
+    e_new = float(model.evaluate(model.system([at]), virial=False).energy_m[0]) / len(at)
+    assert e_new - e_fit > 0.9 and e_new - e_fit > e_one - e_fit
+    trainer.data = WeightedData.for_fit(model, configs, settings)
+    assert trainer.loss() > data_loss
+
+
+@pytest.fixture(scope="module")
+def nb(repo_root):
+    model = read_model(repo_root / "examples" / "nb" / "model.params")
+    lat, a0, e0, _ = element_lattices(model, lattice="bcc", a0=3.31)["Nb"]
+    return model, lat, a0, e0
+
+
+def test_hot_snapshots_below_the_bound_and_none_above(nb):
+    """The shipped Nb model at 1000 K for 700 fs: no snapshot after the thermostat's
+    500 fs is 3σ below e0 + 3/2 kT; with e0 put 1 eV higher every one is, and at most
+    per_round come back, spread evenly, with the bound as their energy."""
+    model, lat, a0, e0 = nb
+    snaps, info = hot_snapshots(model, lat, a0, e0, 1000.0, steps=700, seed=5, per_round=4)
+    assert snaps == [] and info["below"] == 0
+    assert info["lowest"] > e0 + 1.5 * units.kB * 1000.0 - 3 * equipartition_bound(e0, 1000.0, 128)[1]
+    snaps, info = hot_snapshots(model, lat, a0, e0 + 1.0, 1000.0, steps=700, seed=5, per_round=4)
+    assert info["below"] == 21                        # 500, 510, ..., 700 fs
+    assert len(snaps) == 4 and all(c.group == HOT_PRIOR_GROUP for c in snaps)
+    n = len(snaps[0].symbols)
+    assert n == 128 and snaps[0].energy == pytest.approx(n * (e0 + 1.0 + 1.5 * units.kB * 1000.0), rel=1e-14)
+    assert not any(c.forces.any() for c in snaps)
+    times = [float(c.source.split(", ")[-1].split(" fs")[0]) for c in snaps]
+    assert times == [500.0, 570.0, 630.0, 700.0]
+
+
+def test_harden_is_off_without_settings(nb):
+    model = nb[0]
+
+    class Bare:
+        settings = FitSettings()
+    Bare.model = model
+    assert harden(Bare(), []) == {}
