@@ -10,7 +10,7 @@ from ase import units
 from compot.data import Configuration
 from compot.data.anchors import HOT_PRIOR_GROUP
 from compot.data.weighted import WeightedData
-from compot.hot_prior import equipartition_bound, harden, hot_snapshots
+from compot.hot_prior import equipartition_bound, harden, hot_snapshots, still_low
 from compot.io import read_model
 from compot.sanity import element_lattices
 from compot.settings import FitSettings
@@ -113,3 +113,34 @@ def test_harden_is_off_without_settings(nb):
         settings = FitSettings()
     Bare.model = model
     assert harden(Bare(), []) == {}
+
+
+def test_resolve_reuses_the_data_factor_and_escalates_weights():
+    """resolve() merges the kept factor of the batches before the first prior with the
+    priors' rows: the same coefficients as a solve over every row; doubling a prior's
+    energy weight (scale_energy_weights) lifts it further; still_low finds exactly the
+    snapshots 3σ below their bound."""
+    truth = random_model("E[G3L2] + G3", seed=4)
+    configs = synthetic(truth, n=6)
+    model = random_model("E[G3L2] + G3", seed=4)
+    settings = FitSettings(freeze=model.blocks("nonlinear"), energy_per_atom=True, energy_weight=1.0)
+    trainer = Trainer(model, configs, settings)
+    trainer.fit()
+    at = random_structure("triclinic", seed=11)
+    e_fit = float(model.evaluate(model.system([at]), virial=False).energy_m[0]) / len(at)
+    hot = _hot(at, (e_fit + 1.0) * len(at))
+    trainer.add_priors([hot])
+    trainer.resolve()
+    names = trainer.plan[-1].linear
+    cached = model.vector(names).copy()
+    trainer.solve(names)                                   # every batch's rows streamed again
+    np.testing.assert_allclose(cached, model.vector(names), rtol=1e-9, atol=1e-12)
+    e1 = float(model.evaluate(model.system([at]), virial=False).energy_m[0]) / len(at)
+    sigma = {id(hot): 0.1}
+    assert e1 < e_fit + 1.0 - 0.3 and still_low(model, [hot], sigma) == [hot]     # 3σ = 0.3 eV/atom
+    assert still_low(model, [hot], {id(hot): 10.0}) == []
+    trainer.data.scale_energy_weights([hot], 2.0)
+    assert trainer.data.wE[-1][0] == pytest.approx(2.0 / len(at) ** 2, rel=1e-15)
+    trainer.resolve()
+    e2 = float(model.evaluate(model.system([at]), virial=False).energy_m[0]) / len(at)
+    assert e1 < e2 < e_fit + 1.0

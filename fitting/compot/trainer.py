@@ -95,6 +95,8 @@ class Trainer:
         self._init_product_factors()
         self.plan = self.make_plan()
         self.history: list[dict] = []
+        self._base_batches = None       # add_priors / resolve: batches before the first added prior
+        self._base_factor = None        # and their triangular factor, (names, R)
 
     def _search_data(self, model: Model, configs) -> WeightedData:
         """The data the Bayesian-optimisation searches evaluate: all of it, or with
@@ -587,28 +589,53 @@ class Trainer:
     def add_priors(self, priors) -> None:
         """Add prior configurations (:mod:`compot.hot_prior`) to the data of every later
         solve; the searches' subset and the data's batches are unchanged."""
+        if self._base_batches is None:
+            self._base_batches = len(self.data.batches)
         self.data.extend_priors(self.model, list(priors), self.settings)
 
     def resolve(self) -> float:
         """The plan's last stage again at the current nonlinear parameters and scales:
         its joint linear solve (or the alternating solves of a product), with the grade
-        and the lower bound of the fitted energy off while it runs, then both fitted
-        again on the data (:meth:`_finish_safety`). For priors added after a fit
-        (:meth:`add_priors`); returns the loss [eV² summed over rows]."""
-        if "g.U" in self.model.params:
-            self.model.params["g.U"] = np.zeros(self.model.params["g.U"].shape)
-        if "g.n_min" in self.model.params:
-            self.model.params["g.n_min"] = np.zeros(len(self.model.species))
-        if "w.e_min" in self.model.params:
-            self.model.params["w.e_min"] = np.asarray(self.model.params["w.e_ref"], dtype=float).copy()
+        and the lower bound of the fitted energy off while it runs; then the grade as it
+        was (it depends on the nonlinear parameters alone) and the lower bound fitted
+        again on the data. For priors added after a fit (:meth:`add_priors`): with
+        ``lstsq: streamed`` the triangular factor of the batches that were there before
+        the first of them is computed once and merged with the added batches' rows, so a
+        repeated solve costs the added rows only. Returns the loss [eV² summed over rows]."""
+        p = self.model.params
+        kept = {k: p[k].copy() for k in ("g.U", "g.n_min") if k in p}
+        if "g.U" in p:
+            p["g.U"] = np.zeros(p["g.U"].shape)
+        if "g.n_min" in p:
+            p["g.n_min"] = np.zeros(len(self.model.species))
+        if "w.e_min" in p:
+            p["w.e_min"] = np.asarray(p["w.e_ref"], dtype=float).copy()
         si, stage = len(self.plan) - 1, self.plan[-1]
         if stage.kind == "alternate":
             loss = self.alternate(si, stage)
         else:
-            loss = self.solve(stage.linear)
+            names = stage.linear
+            if self.settings.lstsq == "streamed" and self._base_batches is not None:
+                base = self._base_batches
+                if self._base_factor is None or self._base_factor[0] != tuple(names):
+                    q = StreamedQR(len(self.model.vector(names)))
+                    for A, b in self.data.least_squares_batches(self.model, names, range(base)):
+                        q.add(A, b)
+                    self._base_factor = (tuple(names), q.R)
+                q = StreamedQR(len(self.model.vector(names)))
+                q.add_factor(self._base_factor[1])
+                for A, b in self.data.least_squares_batches(self.model, names,
+                                                            range(base, len(self.data.batches))):
+                    q.add(A, b)
+                theta, loss = solve_reduced(q.R, self.settings.rcond, self.settings.ridge)
+                self.model.set_vector(names, theta)
+            else:
+                loss = self.solve(names)
             self.history.append(dict(stage=stage.name + " (again, with the priors added)", kind="solve",
                                      loss=loss / self.data.n_rows))
-        self._finish_safety()
+        p.update(kept)
+        if self.model.version >= 3:
+            self.model.compute_lower_bound(self.data.systems[:self.data.n_data_batches])
         return loss
 
     # ----------------------------------------------------------------- fit

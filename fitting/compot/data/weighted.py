@@ -277,8 +277,9 @@ class WeightedData:
         As, bs = zip(*self.least_squares_batches(model, names))
         return np.concatenate(As), np.concatenate(bs)
 
-    def least_squares_batches(self, model, names: list):
-        """The rows of :meth:`least_squares_rows` one batch at a time (memory of one batch).
+    def least_squares_batches(self, model, names: list, ks=None):
+        """The rows of :meth:`least_squares_rows` one batch at a time (memory of one batch);
+        ``ks``: only those batches (indices into :attr:`batches`, in that order).
 
         Yields
         ------
@@ -288,8 +289,8 @@ class WeightedData:
         """
         rest_model = model.copy()
         rest_model.set_vector(names, np.zeros_like(model.vector(names)))
-        for k, sysm in enumerate(self.systems):
-            d = rest_model.linear_design(sysm, names, virial=self.fit_stress)
+        for k in (range(len(self.batches)) if ks is None else ks):
+            d = rest_model.linear_design(self.systems[k], names, virial=self.fit_stress)
             JE, JF, rest = d
             sE = np.sqrt(self.wE[k])
             sF = np.sqrt(self.wF[k])
@@ -304,6 +305,15 @@ class WeightedData:
                 As.append(d.JS * sS[:, None])
                 bs.append((self.site_e0[k] - rest.energies_n) * sS)
             yield np.concatenate(As), np.concatenate(bs)
+
+    def scale_energy_weights(self, configs, factor: float) -> None:
+        """Multiply the energy weight of the prior configurations ``configs`` (the objects
+        given to :meth:`extend_priors`) by ``factor``."""
+        ids = {id(c) for c in configs}
+        for k in range(self.n_data_batches, len(self.batches)):
+            for m, c in enumerate(self.batches[k]):
+                if id(c) in ids:
+                    self.wE[k][m] *= factor
 
     def subset(self, ks) -> "WeightedData":
         """The batches ``ks`` (indices into :attr:`batches`) as data of their own, sharing
