@@ -255,7 +255,7 @@ def quick_fit_path(data_dir, tmp_path_factory):
     repository ships no fitted model."""
     out = tmp_path_factory.mktemp("quickfit")
     cmd = [sys.executable, "-m", "compot.cli", "fit", "--expression", "E[G4L2] + N[E[G4L2]] + ZBL(1.6, 2.4)",
-           "--data", str(data_dir / "nb-mvl"), "--max-evaluations", "4", "--out", str(out)]
+           "--data", str(data_dir / "nb-mvl"), "--max-evaluations", "4", "--hot-prior-steps", "0", "--out", str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "COMPOT_DATA": str(data_dir)},
                        timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -85,7 +85,8 @@ def fitted_model(repo_root, data_dir, tmp_path_factory) -> Path:
     its rounding floor stays far below the printed thermo digits."""
     out = tmp_path_factory.mktemp("fit")
     r = subprocess.run([str(venv_bin("compot")), "fit", "--expression", "E[G4L2] + N[E[G4L2]] + ZBL(1.6, 2.4)",
-                        "--data", str(data_dir / "nb-mvl"), "--max-evaluations", "4", "--out", str(out)],
+                        "--data", str(data_dir / "nb-mvl"), "--max-evaluations", "4", "--hot-prior-steps", "0",
+                        "--out", str(out)],
                        capture_output=True, text=True)
     if r.returncode != 0:
         pytest.fail(f"quick fit failed:\n{r.stderr[-3000:]}", pytrace=False)
