@@ -51,11 +51,9 @@ def test_hot_prior_rows_have_an_energy_and_no_forces():
     assert all(data.wF[k].all() for k in range(data.n_data_batches))   # the data keep their forces
 
 
-def test_resolve_lifts_a_configuration_the_model_puts_too_low():
-    """A hot-prior snapshot 1 eV/atom above the fitted energy: the plan's last solve,
-    run again with it, moves the model's energy there towards the bound (almost all the
-    way with weight 100, part of the way with weight 1 against six configurations that
-    the model fitted exactly), and the data's loss pays for it."""
+def _fitted():
+    """A trainer fitted to six configurations of a known E[G3L2] + G3 model (nonlinear
+    parameters held at the truth's), a triclinic cell and the model's energy per atom there."""
     truth = random_model("E[G3L2] + G3", seed=4)
     configs = synthetic(truth, n=6)
     model = random_model("E[G3L2] + G3", seed=4)
@@ -63,19 +61,32 @@ def test_resolve_lifts_a_configuration_the_model_puts_too_low():
     trainer = Trainer(model, configs, settings)
     trainer.fit()
     at = random_structure("triclinic", seed=11)
-    e_fit = float(model.evaluate(model.system([at]), virial=False).energy_m[0]) / len(at)
+    return trainer, configs, settings, at, _energy(model, at)
+
+
+def _energy(model, at):
+    return float(model.evaluate(model.system([at]), virial=False).energy_m[0]) / len(at)
+
+
+def test_resolve_lifts_a_configuration_the_model_puts_too_low():
+    """A hot-prior snapshot 1 eV/atom above the fitted energy: the plan's last solve,
+    run again with it, moves the model's energy there towards the bound (almost all the
+    way with weight 100, part of the way with weight 1 against six configurations that
+    the model fitted exactly), and the data's loss pays for it."""
+    trainer, configs, settings, at, e_fit = _fitted()
+    model = trainer.model
     data_loss = trainer.loss()
     params = {k: v.copy() for k, v in model.params.items()}
     trainer.add_priors([_hot(at, (e_fit + 1.0) * len(at))])
     trainer.resolve()
-    e_one = float(model.evaluate(model.system([at]), virial=False).energy_m[0]) / len(at)
+    e_one = _energy(model, at)
     assert 0.05 < e_one - e_fit < 0.9
     assert trainer.history[-1]["stage"].endswith("(again, with the priors added)")
     model.params.update({k: v.copy() for k, v in params.items()})
     trainer = Trainer(model, configs, settings)
     trainer.add_priors([_hot(at, (e_fit + 1.0) * len(at), weight=100.0)])
     trainer.resolve()
-    e_new = float(model.evaluate(model.system([at]), virial=False).energy_m[0]) / len(at)
+    e_new = _energy(model, at)
     assert e_new - e_fit > 0.9 and e_new - e_fit > e_one - e_fit
     trainer.data = WeightedData.for_fit(model, configs, settings)
     assert trainer.loss() > data_loss
@@ -120,14 +131,8 @@ def test_resolve_reuses_the_data_factor_and_escalates_weights():
     priors' rows: the same coefficients as a solve over every row; doubling a prior's
     energy weight (scale_energy_weights) lifts it further; still_low finds exactly the
     snapshots 3σ below their bound."""
-    truth = random_model("E[G3L2] + G3", seed=4)
-    configs = synthetic(truth, n=6)
-    model = random_model("E[G3L2] + G3", seed=4)
-    settings = FitSettings(freeze=model.blocks("nonlinear"), energy_per_atom=True, energy_weight=1.0)
-    trainer = Trainer(model, configs, settings)
-    trainer.fit()
-    at = random_structure("triclinic", seed=11)
-    e_fit = float(model.evaluate(model.system([at]), virial=False).energy_m[0]) / len(at)
+    trainer, configs, settings, at, e_fit = _fitted()
+    model = trainer.model
     hot = _hot(at, (e_fit + 1.0) * len(at))
     trainer.add_priors([hot])
     trainer.resolve()
@@ -135,12 +140,12 @@ def test_resolve_reuses_the_data_factor_and_escalates_weights():
     cached = model.vector(names).copy()
     trainer.solve(names)                                   # every batch's rows streamed again
     np.testing.assert_allclose(cached, model.vector(names), rtol=1e-9, atol=1e-12)
-    e1 = float(model.evaluate(model.system([at]), virial=False).energy_m[0]) / len(at)
+    e1 = _energy(model, at)
     sigma = {id(hot): 0.1}
     assert e1 < e_fit + 1.0 - 0.3 and still_low(model, [hot], sigma) == [hot]     # 3σ = 0.3 eV/atom
     assert still_low(model, [hot], {id(hot): 10.0}) == []
     trainer.data.scale_energy_weights([hot], 2.0)
     assert trainer.data.wE[-1][0] == pytest.approx(2.0 / len(at) ** 2, rel=1e-15)
     trainer.resolve()
-    e2 = float(model.evaluate(model.system([at]), virial=False).energy_m[0]) / len(at)
+    e2 = _energy(model, at)
     assert e1 < e2 < e_fit + 1.0

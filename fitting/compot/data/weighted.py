@@ -73,6 +73,20 @@ def stress_weights(configs, settings) -> np.ndarray:
     return out
 
 
+def _batches(configs, batch_atoms: int) -> list:
+    """``configs`` in order, cut into batches that end once they hold ``batch_atoms`` atoms."""
+    out, batch, natoms = [], [], 0
+    for c in configs:
+        batch.append(c)
+        natoms += c.n_atoms
+        if natoms >= batch_atoms:
+            out.append(batch)
+            batch, natoms = [], 0
+    if batch:
+        out.append(batch)
+    return out
+
+
 class WeightedData:
     """Training batches with targets and row weights.
 
@@ -107,19 +121,9 @@ class WeightedData:
     """
 
     def __init__(self, model, configs, settings, priors=()):
-        self.batches = []
-        for k, part in enumerate((list(configs), list(priors))):
-            batch, natoms = [], 0
-            for c in part:
-                batch.append(c)
-                natoms += c.n_atoms
-                if natoms >= settings.batch_atoms:
-                    self.batches.append(batch)
-                    batch, natoms = [], 0
-            if batch:
-                self.batches.append(batch)
-            if k == 0:
-                self.n_data_batches = len(self.batches)
+        self.batches = _batches(configs, settings.batch_atoms)
+        self.n_data_batches = len(self.batches)
+        self.batches += _batches(priors, settings.batch_atoms)
         self.systems = NeighbourStore(float(getattr(settings, "neighbour_memory_mb", math.inf)) * 2**20)
         self.volume_m = []
         self.E, self.F, self.wE, self.wF = [], [], [], []
@@ -144,15 +148,7 @@ class WeightedData:
         about ``batch_atoms`` atoms after the existing ones, building only their
         neighbour data; the data's batches, and so the grade and the lower bound the
         trainer fits on them, are unchanged."""
-        batch, natoms = [], 0
-        for c in priors:
-            batch.append(c)
-            natoms += c.n_atoms
-            if natoms >= settings.batch_atoms:
-                self.batches.append(batch)
-                self._append(model, batch, settings, prior=True)
-                batch, natoms = [], 0
-        if batch:
+        for batch in _batches(priors, settings.batch_atoms):
             self.batches.append(batch)
             self._append(model, batch, settings, prior=True)
         self._count(settings, warn=False)
