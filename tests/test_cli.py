@@ -47,7 +47,10 @@ def test_fit_and_eval_end_to_end(tmp_path, data_dir, capsys):
     assert hot["steps"] == 600 and 1 <= len(hot["rounds"]) <= 4
     assert set(hot["rounds"][0]["elements"]) == {"Nb"}
     assert hot["converged"] == (hot["rounds"][-1]["added"] == 0)
-    assert "### Hot-MD prior (compot.hot_prior)" in report
+    assert "### Hot-MD prior (compot.hot_prior)" in report and "![hot_prior](hot_prior.png)" in report
+    assert (out / "hot_prior.png").stat().st_size > 0
+    run = hot["rounds"][0]["elements"]["Nb"]
+    assert run["t"][0] == 50.0 and run["t"][-1] == 600.0 and len(run["energy"]) == 12   # every 50 fs
     if failed:     # no core term, 3 evaluations on slabs and strained cells: it does fail today
         assert rc == 1 and f"FAILED {len(failed)} physical sanity check(s)" in err
         assert all(f"  {k}: " in err for k in failed) and "--allow-unsafe" in err

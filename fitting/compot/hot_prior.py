@@ -54,6 +54,9 @@ log = logging.getLogger(__name__)
 #: Langevin friction of the runs [1/fs] (that of :func:`compot.sanity.nvt_check`).
 FRICTION = 0.01
 
+#: Interval [fs] of the energy traces kept in the report (and plotted, compot.plots.plot_hot_prior).
+TRACE_FS = 50
+
 
 def equipartition_bound(e0: float, temperature: float, n_atoms: int) -> tuple[float, float]:
     """(e0 + 3/2 k_B T, k_B T √(3/(2N))) [eV/atom]: the least mean potential energy per
@@ -80,16 +83,20 @@ def hot_snapshots(model, lattice, a0: float, e0: float, temperature: float, step
     -------
     (list of Configuration of group ``hot_prior``, energy N (e0 + 3/2 k_B T) [eV],
     forces zero (not fitted), weight ``weight``; dict with ``below`` (snapshots below the
-    bound), ``lowest`` (lowest energy per atom after the relaxation) and the check's
-    ``detail``)
+    bound), ``lowest`` (lowest energy per atom after the relaxation), the check's
+    ``detail`` and the run's energy per atom every :data:`TRACE_FS` fs, ``t`` [fs] and
+    ``energy`` [eV/atom])
     """
     from .sanity import nvt_check
 
     found: list = []
     state = {"lowest": math.inf, "n": 0}
+    trace: list = []
     settle = 5.0 / FRICTION
 
     def observe(at, e, t):
+        if t % TRACE_FS == 0:
+            trace.append((t, e if np.isfinite(e) else None))
         if t < settle or not np.isfinite(e):
             return
         bound, sigma = equipartition_bound(e0, temperature, len(at))
@@ -111,7 +118,8 @@ def hot_snapshots(model, lattice, a0: float, e0: float, temperature: float, step
                                  forces=np.zeros((n, 3)), stress=None, weight=weight, group=HOT_PRIOR_GROUP,
                                  source=f"hot prior {label}, seed {seed}, {t:g} fs ({e:.4f} eV/atom)"))
     return out, {"below": len(found), "lowest": state["lowest"] if math.isfinite(state["lowest"]) else None,
-                 "bound": equipartition_bound(e0, temperature, state["n"] or 128)[0], "detail": check["detail"]}
+                 "bound": equipartition_bound(e0, temperature, state["n"] or 128)[0], "detail": check["detail"],
+                 "t": [x[0] for x in trace], "energy": [x[1] for x in trace]}
 
 
 #: Penalty steps of a round: the energy weight of every snapshot the solved model (its

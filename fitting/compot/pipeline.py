@@ -203,6 +203,10 @@ def finish_fit(run: FitRun, nvt_steps: int = 2000, nvt_seeds: int = 1, progress=
     metrics["stress_check"] = stress_energy_consistency(s.train + s.validation + s.test)
     atomic_write_json(out / "metrics.json", metrics, indent=2)
     plots = parity_plots(predictions, out, model.expression)
+    if run.hot_prior:
+        from .plots import plot_hot_prior
+        hot_plot = plot_hot_prior(run.hot_prior, out / "hot_prior.png")
+        plots += [hot_plot] if hot_plot else []
     metrics["uncertainty"], calibration_lines, cplot = fit_calibration(model, s.train, s.validation,
                                                                         run.settings, out)
     plots += [cplot] if cplot else []

@@ -464,3 +464,40 @@ def plot_spectra(spectra: Mapping[str, "FisherSpectrum"], path, sc_ratio: float 
     atomic_write_figure(fig, path, dpi=150)
     log.info("plot_spectra: wrote %s (%d models)", path, len(cols))
     return fig
+
+
+def plot_hot_prior(report: dict, path) -> Path | None:
+    """The hot-MD prior's runs (:func:`compot.hot_prior.harden`'s report): one panel per
+    element, the energy per atom [eV/atom] of every round's run against time [fs], with
+    the equipartition bound e0 + 3/2 k_B T; PNG written atomically to ``path``. None
+    without rounds."""
+    rounds = report.get("rounds") or []
+    if not rounds:
+        return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from .hot_prior import FRICTION
+
+    elements = list(rounds[0]["elements"])
+    fig = Figure(figsize=(4.0 * len(elements), 3.4))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(elements), squeeze=False)[0]
+    for ax, s in zip(axes, elements):
+        for r in rounds:
+            e = r["elements"].get(s, {})
+            if e.get("t"):
+                y = np.array([np.nan if v is None else v for v in e["energy"]], dtype=float)
+                ax.plot(e["t"], y, lw=1, label=f"round {r['round']}: {e['below']} below, {e['added']} added")
+        bound = rounds[-1]["elements"][s]["bound"]
+        ax.axhline(bound, color="k", ls="--", lw=0.8, label=f"e0 + 3/2 kT = {bound:.3f}")
+        ax.axvspan(0, 5.0 / FRICTION, color="0.85", alpha=0.5, lw=0, label="thermostat relaxing (not used)")
+        ax.set_title(f"{s} at {rounds[0]['elements'][s]['temperature']:.0f} K", fontsize=9)
+        ax.set_xlabel("time [fs]")
+        ax.set_ylabel("energy [eV/atom]")
+        ax.legend(fontsize=6)
+    fig.suptitle("hot-MD prior: NVT of each element's crystal per round", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    atomic_write_figure(fig, path, dpi=110)
+    return path

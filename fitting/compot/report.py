@@ -87,13 +87,14 @@ def fit_report(model, metrics: dict, settings, cfg: dict, plots: list[Path],
                 low = f"{e['lowest']:.4f}" if e.get("lowest") is not None else "-"
                 lines.append(f"| {r['round']} | {s} | {e['temperature']:.0f} | {e['bound']:.4f} | {low} | "
                              f"{e['below']} | {e['added']} |")
+        lines += ["", "![hot_prior](hot_prior.png)"]
     rows = {k: metrics[k] for k in ("train", "validation", "test") if k in metrics}
     lines += ["", "## Errors", "", format_markdown_table(rows), ""]
     for split, groups in metrics.get("groups", {}).items():
         lines += [f"### {split} by group", "", format_markdown_table(groups), ""]
     lines += list(calibration or [])
     sanity_plots = [p for p in plots if Path(p).stem.startswith("sanity_")]
-    other_plots = [p for p in plots if p not in sanity_plots and Path(p).stem != "calibration"]
+    other_plots = [p for p in plots if p not in sanity_plots and Path(p).stem not in ("calibration", "hot_prior")]
     if metrics.get("sanity", {}).get("checks"):
         from .sanity import format_sanity
         lines += ["## Physical sanity (MODEL_SPEC §9–10)", "", format_sanity(metrics["sanity"], markdown=True), ""]
