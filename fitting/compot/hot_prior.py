@@ -198,14 +198,13 @@ def harden(trainer, data, progress=None) -> dict:
         added += new
         entry["loss"] = trainer.resolve() / trainer.data.n_rows
         entry["escalations"] = 0
-        for _ in range(ESCALATIONS):
-            low = still_low(model, added, sigma)
-            if not low:
-                break
+        low = still_low(model, added, sigma)
+        while low and entry["escalations"] < ESCALATIONS:
             trainer.data.scale_energy_weights(low, 2.0)
             entry["loss"] = trainer.resolve() / trainer.data.n_rows
             entry["escalations"] += 1
-        entry["still_low"] = len(still_low(model, added, sigma))
+            low = still_low(model, added, sigma)
+        entry["still_low"] = len(low)
         entry["seconds"] = time.perf_counter() - t0
         report["added"] += len(new)
         report["rounds"].append(entry)

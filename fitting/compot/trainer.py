@@ -34,7 +34,7 @@ import numpy as np
 
 from .data.weighted import WeightedData
 from .errors import ConfigError, FitError
-from .lstsq import StreamedQR, solve_reduced, solve_scaled
+from .lstsq import StreamedQR, merge, solve_reduced, solve_scaled
 from .model import Model
 from .settings import DEFAULT_BOUNDS, FitSettings
 
@@ -226,15 +226,16 @@ class Trainer:
         return stages
 
     # ------------------------------------------------------------ solving
-    def solve(self, names: list) -> float:
+    def solve(self, names: list, R: np.ndarray | None = None) -> float:
         """Solve the linear blocks ``names`` by SVD least squares (columns scaled
         to unit norm; optional ridge; :func:`compot.lstsq.solve_scaled`), on the streamed
-        QR factor of the rows (``settings.lstsq = "streamed"``, memory of one batch) or
-        on the whole design matrix (``"dense"``). Updates the model; returns the loss."""
+        QR factor of the rows (``settings.lstsq = "streamed"``, memory of one batch), or
+        on ``R`` when given (that factor, made by the caller), or on the whole design
+        matrix (``"dense"``). Updates the model; returns the loss."""
         if not names:
             return self.loss()
-        if self.settings.lstsq == "streamed":
-            R = self.reduced_rows(names)
+        if R is not None or self.settings.lstsq == "streamed":
+            R = self.reduced_rows(names) if R is None else R
             theta, loss = solve_reduced(R, self.settings.rcond, self.settings.ridge)
             self.model.set_vector(names, theta)
             return loss
@@ -244,15 +245,16 @@ class Trainer:
         r = A @ theta - b
         return float(r @ r)
 
-    def reduced_rows(self, names: list) -> np.ndarray:
+    def reduced_rows(self, names: list, ks=None) -> np.ndarray:
         """Triangular factor of the weighted rows [A | b] of the blocks ``names``
         (:mod:`compot.lstsq`), shape (k + 1, k + 1): batch by batch here, or one task per
-        batch on the Dask client ``self.client``."""
-        if self.client is not None:
+        batch on the Dask client ``self.client``; ``ks``: only those batches (indices
+        into the data's batches), in this process."""
+        if self.client is not None and ks is None:
             from .execution import reduce_batches
             return reduce_batches(self.client, self.data, self.model, names)
         q = StreamedQR(len(self.model.vector(names)))
-        for A, b in self.data.least_squares_batches(self.model, names):
+        for A, b in self.data.least_squares_batches(self.model, names, ks):
             q.add(A, b)
         return q.R
 
@@ -586,6 +588,18 @@ class Trainer:
                      self.model.params["w.e_ref"][self.model.species.index(sym)],
                      f"; lowest coordination of the data n_min = {g['n_min']:.3f}" if "n_min" in g else "")
 
+    def _safety_off(self) -> None:
+        """Grade off (U = 0: γ = 0, S_grade = 1; format v4: the coordination term too)
+        and the lower bound of the fitted energy off (format v3: e_min = E_ref) until
+        :meth:`_finish_safety` or :meth:`resolve` fits them again."""
+        p = self.model.params
+        if "g.U" in p:
+            p["g.U"] = np.zeros(p["g.U"].shape)
+        if "g.n_min" in p:
+            p["g.n_min"] = np.zeros(len(self.model.species))
+        if "w.e_min" in p:
+            p["w.e_min"] = np.asarray(p["w.e_ref"], dtype=float).copy()
+
     def add_priors(self, priors) -> None:
         """Add prior configurations (:mod:`compot.hot_prior`) to the data of every later
         solve; the searches' subset and the data's batches are unchanged."""
@@ -604,33 +618,18 @@ class Trainer:
         repeated solve costs the added rows only. Returns the loss [eV² summed over rows]."""
         p = self.model.params
         kept = {k: p[k].copy() for k in ("g.U", "g.n_min") if k in p}
-        if "g.U" in p:
-            p["g.U"] = np.zeros(p["g.U"].shape)
-        if "g.n_min" in p:
-            p["g.n_min"] = np.zeros(len(self.model.species))
-        if "w.e_min" in p:
-            p["w.e_min"] = np.asarray(p["w.e_ref"], dtype=float).copy()
+        self._safety_off()
         si, stage = len(self.plan) - 1, self.plan[-1]
         if stage.kind == "alternate":
             loss = self.alternate(si, stage)
         else:
-            names = stage.linear
+            names, R = stage.linear, None
             if self.settings.lstsq == "streamed" and self._base_batches is not None:
                 base = self._base_batches
                 if self._base_factor is None or self._base_factor[0] != tuple(names):
-                    q = StreamedQR(len(self.model.vector(names)))
-                    for A, b in self.data.least_squares_batches(self.model, names, range(base)):
-                        q.add(A, b)
-                    self._base_factor = (tuple(names), q.R)
-                q = StreamedQR(len(self.model.vector(names)))
-                q.add_factor(self._base_factor[1])
-                for A, b in self.data.least_squares_batches(self.model, names,
-                                                            range(base, len(self.data.batches))):
-                    q.add(A, b)
-                theta, loss = solve_reduced(q.R, self.settings.rcond, self.settings.ridge)
-                self.model.set_vector(names, theta)
-            else:
-                loss = self.solve(names)
+                    self._base_factor = (tuple(names), self.reduced_rows(names, range(base)))
+                R = merge(self._base_factor[1], self.reduced_rows(names, range(base, len(self.data.batches))))
+            loss = self.solve(names, R)
             self.history.append(dict(stage=stage.name + " (again, with the priors added)", kind="solve",
                                      loss=loss / self.data.n_rows))
         p.update(kept)
@@ -648,12 +647,7 @@ class Trainer:
             # (U = 0: γ = 0, S_grade = 1) until _finish_safety fits it again: the scales
             # below move the features it measures, and atoms it switched off would give
             # the solves zero rows (the refit of the shipped Nb model came out all zero)
-            if "g.U" in self.model.params:
-                self.model.params["g.U"] = np.zeros(self.model.params["g.U"].shape)
-            if "g.n_min" in self.model.params:    # format v4: the coordination term too
-                self.model.params["g.n_min"] = np.zeros(len(self.model.species))
-            if "w.e_min" in self.model.params:    # format v3: the lower bound off until the end
-                self.model.params["w.e_min"] = np.asarray(self.model.params["w.e_ref"], dtype=float).copy()
+            self._safety_off()
             # every scale (φ_max, ρ_max, q_max), bases without nonlinear parameters
             # included; searched bases refresh theirs per evaluation
             self.model.compute_scales(self.data.systems)
