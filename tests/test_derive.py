@@ -259,3 +259,31 @@ def test_equipartition_temperature_of_a_canonical_sample():
     assert derive.hottest_temperature(cfgs[:3], model, quantile=1.0) == 5000.0
     with pytest.raises(DeriveError, match="no configuration with thermal forces"):
         derive.hottest_temperature([_with_energy(ref.copy(), 0.0)], model)
+
+
+def test_mixing_parameters_from_the_most_negative_binary_and_the_floor():
+    """Ω_ab = min(0, e_form / (x_a x_b)) over the a–b configurations, e_form relative to each
+    element's lowest energy per atom; the floor Σ x_i x_j Ω_ij counts a pair without data 0."""
+    nb = bulk("Nb", "bcc", a=3.3, cubic=True)
+    mo = bulk("Mo", "bcc", a=3.15, cubic=True)
+    cells = [_with_energy(nb.copy(), -10.0 * 2), _with_energy(nb.copy(), -9.5 * 2),
+             _with_energy(mo.copy(), -11.0 * 2)]
+    alloy = bulk("Nb", "bcc", a=3.2, cubic=True).repeat((2, 2, 1))          # 8 atoms: Nb2 Mo6
+    alloy.set_chemical_symbols(["Nb", "Nb"] + ["Mo"] * 6)
+    cells.append(_with_energy(alloy.copy(), 8 * (0.25 * -10.0 + 0.75 * -11.0 - 0.09)))
+    cells.append(_with_energy(alloy.copy(), 8 * (0.25 * -10.0 + 0.75 * -11.0 + 0.30)))   # above: no effect
+    ternary = alloy.copy()
+    ternary.set_chemical_symbols(["Nb", "W"] + ["Mo"] * 6)
+    cells.append(_with_energy(ternary, -1000.0))                            # not a binary: ignored
+    slab = alloy.copy()
+    slab.pbc = (True, True, False)
+    cells.append(_with_energy(slab, -1000.0))                               # not periodic: ignored
+    assert derive.element_references(derive.records(cells)) == {"Nb": -10.0, "Mo": -11.0}
+    omega = derive.mixing_parameters(cells)
+    assert list(omega) == [("Mo", "Nb")]
+    assert omega[("Mo", "Nb")] == pytest.approx(-0.09 / (0.25 * 0.75), rel=1e-12)      # -0.48
+    assert derive.mixing_floor({"Nb": 1, "Mo": 1, "W": 2}, omega) == pytest.approx(0.25 * 0.25 * -0.48, rel=1e-12)
+    assert derive.mixing_floor({"Mo": 3, "Nb": 1}, omega) == pytest.approx(0.75 * 0.25 * -0.48, rel=1e-12)
+    assert derive.mixing_floor({"Nb": 5}, omega) == 0.0
+    with pytest.raises(DeriveError, match="composition"):
+        derive.mixing_floor({}, omega)

@@ -149,3 +149,82 @@ def test_resolve_reuses_the_data_factor_and_escalates_weights():
     trainer.resolve()
     e2 = _energy(model, at)
     assert e1 < e2 < e_fit + 1.0
+
+
+def test_nvt_check_fails_a_run_held_below_the_equipartition_bound(nb):
+    """The shipped Nb model at 1000 K for 700 fs holds the mean energy after 500 fs above
+    e0 + 3/2 kT − 3σ; with a floor 1 eV higher the same run is a false well."""
+    from compot.sanity import nvt_check
+    model, lat, a0, e0 = nb
+    ok = nvt_check(model, lat, a0, 1000.0, steps=700, e_floor=e0)
+    assert ok["passed"] is True
+    bad = nvt_check(model, lat, a0, 1000.0, steps=700, e_floor=e0 + 1.0)
+    assert bad["passed"] is False and "below the equipartition bound" in bad["detail"]
+    mean = np.mean([e for t, e in zip(bad["plot"]["runs"][0]["t"], bad["plot"]["runs"][0]["energy"]) if t >= 500])
+    bound = equipartition_bound(e0 + 1.0, 1000.0, 128)[0]
+    assert f"{bound - mean:.3f} eV/atom below" in bad["detail"]
+
+
+def test_random_alloy_floor_is_the_elements_plus_the_regular_solution_of_the_data():
+    """random_alloy: Vegard lattice constant; floor Σ x_s e0_s + x_Nb x_Mo Ω with Ω from the
+    data's most negative Nb–Mo formation energy (compot's own priors are not data)."""
+    from ase.build import bulk
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from compot.sanity import random_alloy
+
+    def cell(symbols, e_per_atom, a=3.2):
+        at = bulk("Nb", "bcc", a=a, cubic=True).repeat((2, 1, 1))
+        at.set_chemical_symbols(symbols)
+        at.calc = SinglePointCalculator(at, energy=e_per_atom * len(at), forces=np.zeros((len(at), 3)))
+        return at
+
+    model = random_model("G3 + ZBL(1.0, 2.5)", species=("Nb", "Mo"), seed=1)
+    lattices = element_lattices(model, lattice="bcc", a0=3.2)
+    data = [cell(["Nb"] * 4, -10.0), cell(["Mo"] * 4, -11.0), cell(["Nb", "Mo", "Mo", "Mo"], 0.25 * -10 + 0.75 * -11 - 0.06)]
+    alloy, floor = random_alloy(lattices, data)
+    assert alloy.symbols == ["Nb", "Mo"]
+    edges = [lattices[s][0].d_nn * 2 / 3 ** 0.5 for s in ("Nb", "Mo")]
+    assert alloy.a0 == pytest.approx(np.mean(edges), rel=1e-12)
+    omega = -0.06 / (0.25 * 0.75)
+    assert floor == pytest.approx(0.5 * lattices["Nb"][2] + 0.5 * lattices["Mo"][2] + 0.25 * omega, rel=1e-12)
+    prior = _hot(cell(["Nb", "Mo", "Nb", "Mo"], 0.0), -1000.0)           # a hot-MD prior is not data
+    assert random_alloy(lattices, data + [prior])[1] == pytest.approx(floor, rel=1e-12)
+    assert random_alloy(lattices)[1] is None
+
+
+def test_harden_runs_every_element_and_the_random_alloy_over_its_floor(monkeypatch):
+    """For two species harden runs each element's crystal at its temperature over its e0
+    and the random alloy at 3000 K, ≥ 250 atoms, over random_alloy's floor; a round that
+    finds nothing ends the loop (converged)."""
+    import compot.hot_prior as hp
+    import compot.sanity as sanity
+    from ase.build import bulk
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    def cell(symbols, e_per_atom):
+        at = bulk("Nb", "bcc", a=3.2, cubic=True).repeat((2, 1, 1))
+        at.set_chemical_symbols(symbols)
+        at.calc = SinglePointCalculator(at, energy=e_per_atom * len(at), forces=np.zeros((len(at), 3)))
+        return at
+
+    data = [cell(["Nb"] * 4, -10.0), cell(["Mo"] * 4, -11.0), cell(["Nb", "Mo", "Mo", "Mo"], -10.81)]
+    model = random_model("G3 + ZBL(1.0, 2.5)", species=("Nb", "Mo"), seed=1)
+    lattices = element_lattices(model, lattice="bcc", a0=3.2)
+    monkeypatch.setattr(sanity, "element_lattices", lambda m, data=None: lattices)
+    monkeypatch.setattr(sanity, "nvt_temperatures", lambda m, d: ({"Nb": 2000.0, "Mo": 2500.0}, 2500.0, "test"))
+    calls = []
+
+    def fake(model, lat, a0, e0, temperature, steps, seed, per_round, weight=1.0, progress=None, label="",
+             min_atoms=128):
+        calls.append((lat.kind, e0, temperature, min_atoms, steps, seed))
+        return [], {"below": 0, "lowest": e0 + 1.0, "bound": e0 + 0.5, "detail": "", "t": [], "energy": []}
+    monkeypatch.setattr(hp, "hot_snapshots", fake)
+
+    class Stub:
+        settings = FitSettings(hot_prior={"steps": 700, "rounds": 3})
+    Stub.model = model
+    rep = harden(Stub(), data)
+    alloy, floor = sanity.random_alloy(lattices, data)
+    assert calls == [("bcc", lattices["Nb"][2], 2000.0, 128, 700, 1000), ("bcc", lattices["Mo"][2], 2500.0, 128, 700, 1000),
+                     ("random bcc NbMo", floor, 3000.0, 250, 700, 1000)]
+    assert list(rep["rounds"][0]["elements"]) == ["Nb", "Mo", "NbMo"] and rep["converged"] is True

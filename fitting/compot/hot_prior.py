@@ -31,8 +31,15 @@ trajectories, until a round finds no snapshot below the bound or ``rounds`` are 
 The target is a lower bound, not the DFT energy (unknown): a snapshot's true energy is
 higher, so the prior can only raise the model where it is too low.
 
-Only each element's own crystal: a random alloy's perfect lattice is not its ground
-state (ordering lowers it), so the bound does not hold there.
+For several species the equiatomic random bcc alloy of the NVT check runs too
+(:func:`compot.sanity.random_alloy`, ≥ 250 atoms at 3000 K). Its perfect lattice is
+not its ground state (ordering lowers it), so its e0 is a floor instead: the
+elements' e0 weighted by the composition plus the regular-solution estimate
+Σ x_i x_j Ω_ij of the most negative formation energies the data show for each pair
+(:mod:`compot.derive.mixing`; −0.13 eV/atom for equiatomic NbMoTaW). On the NbMoTaW
+data the rank-1 model without it held the alloy at 3000 K 0.7–0.8 eV/atom below
+that bound; quenched, those cells lay 0.65 eV/atom below the relaxed random alloy,
+where the published SNAP puts them 1.1 eV/atom above it.
 """
 
 from __future__ import annotations
@@ -68,7 +75,8 @@ def equipartition_bound(e0: float, temperature: float, n_atoms: int) -> tuple[fl
 
 
 def hot_snapshots(model, lattice, a0: float, e0: float, temperature: float, steps: int, seed: int,
-                  per_round: int, weight: float = 1.0, progress=None, label: str = "hot prior") -> tuple[list, dict]:
+                  per_round: int, weight: float = 1.0, progress=None, label: str = "hot prior",
+                  min_atoms: int = 128) -> tuple[list, dict]:
     """Snapshots of one NVT run that lie below the equipartition bound.
 
     Parameters
@@ -76,8 +84,10 @@ def hot_snapshots(model, lattice, a0: float, e0: float, temperature: float, step
     model : compot.model.Model
     lattice : compot.derive.Lattice (or :class:`compot.sanity.OrderedB2`) — the crystal
     a0 : float — its lattice constant [Å]; e0 : float — its energy per atom there [eV]
+      (for an alloy the floor of its ground state's, :func:`compot.sanity.random_alloy`)
     temperature : float [K]; steps : int (1 fs each); seed : int
     per_round : int — at most this many snapshots returned, evenly spaced over those found
+    min_atoms : int — the supercell has at least this many atoms
 
     Returns
     -------
@@ -106,7 +116,8 @@ def hot_snapshots(model, lattice, a0: float, e0: float, temperature: float, step
             found.append((at.get_chemical_symbols(), at.positions.copy(), np.array(at.cell), at.pbc.copy(), e, t))
 
     check = nvt_check(model, lattice, a0, temperature, steps=steps, n_seeds=1, first_seed=seed,
-                      friction_per_fs=FRICTION, progress=progress, label=label, observe=observe)
+                      friction_per_fs=FRICTION, progress=progress, label=label, observe=observe,
+                      min_atoms=min_atoms)
     picks = np.unique(np.linspace(0, len(found) - 1, min(per_round, len(found))).round().astype(int)) \
         if found else []
     out = []
@@ -147,7 +158,8 @@ def harden(trainer, data, progress=None) -> dict:
     """The hot-MD prior loop (module docstring) on a fitted ``trainer``
     (:class:`compot.trainer.Trainer`; its model is changed in place), with the NVT
     temperatures and lattices the sanity checks derive from the training ``data``
-    (:func:`compot.sanity.nvt_temperatures`, :func:`compot.sanity.element_lattices`).
+    (:func:`compot.sanity.nvt_temperatures`, :func:`compot.sanity.element_lattices`,
+    :func:`compot.sanity.random_alloy`).
 
     ``trainer.settings.hot_prior``: ``steps`` (run length [fs], 1 fs steps), ``rounds``
     (at most), ``per_round`` (snapshots per element and round), ``weight`` (of each
@@ -156,10 +168,11 @@ def harden(trainer, data, progress=None) -> dict:
     Returns
     -------
     dict: ``rounds`` [{round, seconds, elements {symbol: {temperature, e0, bound,
-    lowest, below, added, detail}}, added, loss}], ``added`` (snapshots in the fit),
+    lowest, below, added, detail}} (for several species also the random alloy's, keyed
+    by its species, e.g. ``MoNbTaW``), added, loss}], ``added`` (snapshots in the fit),
     ``converged`` (the last round found none); {} when off or without temperatures.
     """
-    from .sanity import element_lattices, nvt_temperatures
+    from .sanity import ALLOY_ATOMS, ALLOY_TEMPERATURE, element_lattices, nvt_temperatures, random_alloy
 
     opts = dict(trainer.settings.hot_prior or {})
     if not opts:
@@ -177,11 +190,15 @@ def harden(trainer, data, progress=None) -> dict:
     for r in range(rounds):
         t0 = time.perf_counter()
         lattices = element_lattices(model, data=data)
+        runs = [(s, lat, a0, e0, per_element.get(s, t_all), 128) for s, (lat, a0, e0, _) in lattices.items()]
+        if len(lattices) > 1:
+            alloy, floor = random_alloy(lattices, data)
+            runs.append((alloy.species, alloy, alloy.a0, floor, ALLOY_TEMPERATURE, ALLOY_ATOMS))
         new, elements = [], {}
-        for s, (lat, a0, e0, _) in lattices.items():
-            temp = per_element.get(s, t_all)
+        for s, lat, a0, e0, temp, n_min in runs:
             snaps, info = hot_snapshots(model, lat, a0, e0, temp, steps, seed=1000 + r, per_round=per_round,
-                                        weight=weight, progress=progress, label=f"hot prior {s}, round {r + 1}")
+                                        weight=weight, progress=progress, label=f"hot prior {s}, round {r + 1}",
+                                        min_atoms=n_min)
             elements[s] = {"temperature": temp, "e0": e0, **info, "added": len(snaps)}
             sigma.update({id(c): equipartition_bound(e0, temp, c.n_atoms)[1] for c in snaps})
             log.info("hot prior round %d, %s at %.0f K: %d snapshots below e0 + 3/2 kT = %.4f eV/atom "

@@ -496,7 +496,7 @@ def plot_hot_prior(report: dict, path) -> Path | None:
         ax.set_xlabel("time [fs]")
         ax.set_ylabel("energy [eV/atom]")
         ax.legend(fontsize=6)
-    fig.suptitle("hot-MD prior: NVT of each element's crystal per round", fontsize=9)
+    fig.suptitle("hot-MD prior: NVT of each element's crystal (and the random alloy) per round", fontsize=9)
     fig.tight_layout()
     path = Path(path)
     atomic_write_figure(fig, path, dpi=110)

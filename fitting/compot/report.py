@@ -75,12 +75,14 @@ def fit_report(model, metrics: dict, settings, cfg: dict, plots: list[Path],
     hot = metrics.get("hot_prior")
     if hot:
         lines += ["", "### Hot-MD prior (compot.hot_prior)", "",
-                  f"NVT of each element's crystal, {hot['steps']} fs per run; snapshots below the "
+                  f"NVT of each element's crystal (and, for several species, of the random equiatomic "
+                  f"alloy, whose e0 is the regular-solution floor of the data's binaries), {hot['steps']} fs "
+                  "per run; snapshots below the "
                   "equipartition bound e0 + 3/2 k_B T by more than 3σ join the fit with that bound as "
                   f"their energy. {hot['added']} snapshots added; "
                   + ("the last round found none below the bound." if hot["converged"]
                      else "**the last round still found snapshots below the bound** (rounds exhausted)."), "",
-                  "| round | element | T [K] | bound [eV/atom] | lowest [eV/atom] | below | added |",
+                  "| round | cell | T [K] | bound [eV/atom] | lowest [eV/atom] | below | added |",
                   "|---|---|--:|--:|--:|--:|--:|"]
         for r in hot["rounds"]:
             for s, e in r["elements"].items():

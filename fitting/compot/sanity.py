@@ -28,8 +28,12 @@ every species pair:
     (:mod:`compot.ccore`; the Python model if the core cannot be built) at
     1.1 × the hottest temperature of the data (:func:`compot.derive.hottest_temperature`),
     1 fs steps, ``n_seeds`` independent runs: an atom is *lost* when two atoms
-    come closer than 1 Å, the energy per atom is not finite, or the kinetic
-    temperature exceeds 5 × the target (at least 1500 K).
+    come closer than 1 Å, the energy per atom is not finite or falls 1 eV/atom
+    below the perfect lattice's, or the kinetic temperature exceeds 5 × the
+    target (at least 1500 K); and a run fails when its mean energy after the
+    thermostat's relaxation lies more than 3σ below the equipartition bound
+    e0 + 3/2 k_B T (:mod:`compot.hot_prior`; for the alloy e0 is the
+    regular-solution floor of :func:`random_alloy` from the data's binaries).
 
 Each check returns ``passed``, a one-line ``detail`` and the ``plot`` data of
 its curve; :func:`compot.plots.plot_sanity` draws one figure per check.
@@ -260,8 +264,9 @@ def thermalize(atoms, temperature: float, rng) -> None:
 
 def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: float | None, steps: int = 2000,
               n_seeds: int = 1, timestep_fs: float = 1.0, min_atoms: int = 128, friction_per_fs: float = 0.01,
-              every: int = 10, progress=None, label: str = "NVT", first_seed: int = 0, observe=None) -> dict:
-    """Langevin NVT runs in which no atom may be lost.
+              every: int = 10, progress=None, label: str = "NVT", first_seed: int = 0, observe=None,
+              e_floor: float | None = None) -> dict:
+    """Langevin NVT runs in which no atom may be lost and, with ``e_floor``, no false well opens.
 
     A supercell (≥ ``min_atoms``) of ``lattice`` at ``a0``, velocities from the
     Maxwell–Boltzmann distribution at ``temperature`` [K], ``steps`` steps of
@@ -274,7 +279,14 @@ def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: flo
     relaxation of a lattice at its own a0 lowers it that far), or the kinetic
     temperature exceeds 5 × max(``temperature``, 300 K) (the floor keeps the
     relaxation of an imperfect ideal lattice at a near-zero target from
-    counting as a loss); a run stops at its first loss.
+    counting as a loss); a run stops at its first loss. With ``e_floor`` [eV/atom] (the
+    least energy per atom of the cell's ground state: the perfect crystal's e0 for an
+    element, :func:`random_alloy`'s floor for an alloy) a run also fails when its mean
+    potential energy per atom after the thermostat's relaxation (5 / friction) lies more
+    than 3σ below the equipartition bound e_floor + 3/2 k_B T
+    (:func:`compot.hot_prior.equipartition_bound`; σ that of one snapshot, so the mean of
+    many is held generously): the model holds the hot cell in a false well shallower
+    than 1 eV/atom.
     ``temperature`` None skips the check. ``progress(task, done, total, note)``, if
     given, is called every ``every`` steps of each run (the task named after
     ``label``, the temperature and the run; :mod:`compot.progress`).
@@ -343,6 +355,8 @@ def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: flo
                 lost = f"two atoms {dmin:.2f} Å apart at {done * timestep_fs:g} fs"
             elif tk > t_max:
                 lost = f"kinetic temperature {tk:.0f} K > {t_max:.0f} K at {done * timestep_fs:g} fs"
+        if lost is None and e_floor is not None:
+            lost = _below_equipartition(run, e_floor, temperature, len(at), friction_per_fs)
         run["lost"] = lost
         plot["runs"].append(run)
         if lost:
@@ -355,6 +369,24 @@ def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: flo
     tk = np.mean([np.mean(r["temperature"][len(r["temperature"]) // 2:]) for r in plot["runs"]])
     return _check(True, f"{n_seeds} × {steps} steps of {timestep_fs:g} fs, {n_atoms} atoms at {temperature:.0f} K "
                         f"({engine}, {seconds:.0f} s): no atom lost, mean kinetic temperature {tk:.0f} K", plot)
+
+
+def _below_equipartition(run: dict, e_floor: float, temperature: float, n_atoms: int,
+                         friction_per_fs: float) -> str | None:
+    """The failure text of :func:`nvt_check`'s equipartition test of one run, or None."""
+    from .hot_prior import equipartition_bound
+
+    settle = 5.0 / friction_per_fs
+    e = [v for t, v in zip(run["t"], run["energy"]) if t >= settle]
+    if not e:
+        return None
+    bound, sigma = equipartition_bound(e_floor, temperature, n_atoms)
+    mean = float(np.mean(e))
+    if mean < bound - 3.0 * sigma:
+        return (f"mean energy {mean:.3f} eV/atom after {settle:g} fs, {bound - mean:.3f} eV/atom below the "
+                f"equipartition bound {bound:.3f} (floor {e_floor:.3f} + 3/2 k_B T; 3σ = {3 * sigma:.3f}): "
+                "a false well")
+    return None
 
 
 # ------------------------------------------------------- several species
@@ -407,6 +439,32 @@ class RandomAlloy:
 def _bcc_edge(lat) -> float:
     """Cube edge [Å] of the bcc cell with the nearest-neighbour distance of ``lat``."""
     return float(lat.d_nn * 2.0 / np.sqrt(3.0))
+
+
+#: The random alloy's NVT check and hot-MD prior run: temperature [K] and least number of atoms.
+ALLOY_TEMPERATURE = 3000.0
+ALLOY_ATOMS = 250
+
+
+def random_alloy(lattices: dict, data=None, min_atoms: int = ALLOY_ATOMS) -> tuple[RandomAlloy, float | None]:
+    """The equiatomic random bcc alloy of all the elements of ``lattices``
+    (:func:`element_lattices`' {symbol: (Lattice, a0, e0, source)}) at the mean of
+    their bcc cube edges (Vegard), and the floor of its energy per atom [eV/atom]:
+    Σ_s x_s e0_s + Σ_{i<j} x_i x_j Ω_ij over its supercell of at least ``min_atoms``
+    atoms, Ω from the data's binaries (:func:`compot.derive.mixing_parameters`; the
+    training ``data`` without compot's own priors), None without data."""
+    from collections import Counter
+
+    from .data.anchors import EOS_ANCHOR_GROUP, HOT_PRIOR_GROUP, ZBL_ANCHOR_GROUP
+
+    alloy = RandomAlloy(list(lattices), float(np.mean([_bcc_edge(v[0]) for v in lattices.values()])))
+    if not data:
+        return alloy, None
+    dft = [c for c in data if getattr(c, "group", None) not in (EOS_ANCHOR_GROUP, HOT_PRIOR_GROUP, ZBL_ANCHOR_GROUP)]
+    counts = Counter(alloy.supercell(min_atoms).get_chemical_symbols())
+    n = sum(counts.values())
+    floor = sum(k / n * lattices[s][2] for s, k in counts.items())
+    return alloy, floor + derive.mixing_floor(counts, derive.mixing_parameters(dft))
 
 
 def b2_energy_volume_check(model: Model, s1: str, s2: str, a_guess: float, **kw) -> dict:
@@ -510,7 +568,7 @@ def sanity_report(model: Model, lattice: str = "auto", a0: float | None = None,
                   elastic_file: str | Path | None = None, surface_file: str | Path | None = None, *,
                   data=None, temperature: float | None = None, nvt_steps: int = 2000, n_seeds: int = 1,
                   nvt: bool = True, hottest_quantile: float = 0.9, progress=None,
-                  alloy_temperature: float | None = 3000.0, alloy_atoms: int = 250) -> dict:
+                  alloy_temperature: float | None = ALLOY_TEMPERATURE, alloy_atoms: int = ALLOY_ATOMS) -> dict:
     """Sanity checks (MODEL_SPEC §9–10), their curves, and material properties.
 
     Parameters
@@ -542,7 +600,9 @@ def sanity_report(model: Model, lattice: str = "auto", a0: float | None = None,
     alloy_temperature, alloy_atoms : float [K], int
         Several species only: the NVT check of an equiatomic random bcc alloy of all the
         species (:class:`RandomAlloy`, at least ``alloy_atoms`` atoms, lattice constant the
-        mean of the elements' bcc cube edges) at ``alloy_temperature`` (None: not run).
+        mean of the elements' bcc cube edges) at ``alloy_temperature`` (None: not run); with
+        ``data`` it also fails below its equipartition bound over the regular-solution floor of
+        :func:`random_alloy` (every element's NVT check over its crystal's e0).
 
     Returns
     -------
@@ -574,7 +634,8 @@ def sanity_report(model: Model, lattice: str = "auto", a0: float | None = None,
     def name(base, label):
         return f"{base} {label}" if multi else base
 
-    for s, (lat, a_eq, e_eq, source) in element_lattices(model, lattice, a0, data).items():
+    found = element_lattices(model, lattice, a0, data)
+    for s, (lat, a_eq, e_eq, source) in found.items():
         lattices[s] = lat
         elements[s] = {"lattice": lat.kind, "c_over_a": lat.c_over_a, "a0": a_eq, "e0": e_eq,
                        "lattice_source": source, "d_min": d_min.get((s, s))}
@@ -599,13 +660,12 @@ def sanity_report(model: Model, lattice: str = "auto", a0: float | None = None,
         for s in species:
             checks[name("nvt", s)] = nvt_check(model, lattices[s], elements[s]["a0"], per_element.get(s, t_target),
                                                steps=nvt_steps, n_seeds=n_seeds, progress=progress,
-                                               label=name("NVT", s))
+                                               label=name("NVT", s), e_floor=elements[s]["e0"])
         if multi and alloy_temperature:
-            # Vegard: the mean bcc cube edge of the elements
-            alloy = RandomAlloy(species, float(np.mean([_bcc_edge(lattices[s]) for s in species])))
+            alloy, floor = random_alloy(found, data, alloy_atoms)
             checks[f"nvt alloy {alloy.species}"] = nvt_check(
                 model, alloy, alloy.a0, float(alloy_temperature), steps=nvt_steps, n_seeds=n_seeds,
-                min_atoms=alloy_atoms, progress=progress, label=f"NVT {alloy.kind}")
+                min_atoms=alloy_atoms, progress=progress, label=f"NVT {alloy.kind}", e_floor=floor)
     out = {"passed": all(c["passed"] is not False for c in checks.values()), "checks": checks,
            "elements": elements, "temperature": {"target": t_target, "source": t_source},
            "lattice": lattices[species[0]].kind, "properties": {}}

@@ -271,9 +271,11 @@ class FitSettings:
                               "from e0) with e0 from each element's equation of state; `{}` = off",
                               factory=dict, keys=SITE_PRIOR_KEYS)
     hot_prior: dict = option(doc="hot-MD prior (`compot fit` only; `compot.hot_prior`): after the fit, Langevin NVT "
-                             "of every element's crystal at the NVT check's temperature T for `steps` fs; "
+                             "of every element's crystal at the NVT check's temperature T for `steps` fs (and, "
+                             "for several species, of the random equiatomic bcc alloy at 3000 K); "
                              "snapshots whose energy per atom lies more than 3σ below the equipartition bound "
-                             "e0 + 3/2 k_B T (σ = k_B T √(3/(2N)), e0 the model's perfect crystal) join the fit "
+                             "e0 + 3/2 k_B T (σ = k_B T √(3/(2N)), e0 the model's perfect crystal; for the alloy "
+                             "the elements' e0 plus the regular-solution floor of the data's binaries) join the fit "
                              "with that bound as their energy target and no force targets (at most `per_round` "
                              "per element, each with `weight`), the final linear solve runs again (the weight of "
                              "a snapshot still below doubled, up to 6 times), and new runs follow, at most "

@@ -12,10 +12,10 @@ reader attaches, or ``info["energy"]``) and, where needed, forces.
 
 Units: energy eV, length Å, volume Å³, bulk modulus GPa, temperature K.
 
-The package has four modules, whose public names are importable from
+The package has five modules, whose public names are importable from
 ``compot.derive``: :mod:`~compot.derive.records` (what is read of a
 configuration), :mod:`~compot.derive.lattice` (lattice, cutoff, windows),
-:mod:`~compot.derive.eos` (equation of state) and
+:mod:`~compot.derive.eos` (equation of state), :mod:`~compot.derive.mixing` (alloy formation energies) and
 :mod:`~compot.derive.temperature`.
 
 Functions
@@ -31,7 +31,10 @@ default_cutoff(lattice)
 default_windows(d_min, d_nn)
     inner window (r_a, r_b) per species pair and the ZBL window (r_in, r_out);
 hottest_temperature(configs, model)
-    temperature of the hottest configurations from the equipartition identity.
+    temperature of the hottest configurations from the equipartition identity;
+mixing_parameters(configs), mixing_floor(composition, omega)
+    the regular-solution floor of an alloy's formation energy from the data's
+    most negative binary formation energies (:mod:`~compot.derive.mixing`).
 
 References
 ----------
@@ -48,6 +51,7 @@ References
 
 from .eos import EV_PER_A3_TO_GPA, EquationOfState, equation_of_state, vinet_energy, vinet_pressure
 from .lattice import LATTICES, Lattice, classify, default_cutoff, default_windows, detect_lattice, shortest_pair_distances
+from .mixing import element_references, mixing_floor, mixing_parameters
 from .records import DeriveError, records, single_species
 from .temperature import hottest_temperature, temperature_estimates
 
@@ -55,5 +59,5 @@ __all__ = [
     "DeriveError", "Lattice", "EquationOfState", "LATTICES", "EV_PER_A3_TO_GPA", "classify",
     "detect_lattice", "equation_of_state", "shortest_pair_distances", "default_cutoff",
     "default_windows", "hottest_temperature", "temperature_estimates", "vinet_energy", "vinet_pressure",
-    "records", "single_species",
+    "records", "single_species", "element_references", "mixing_parameters", "mixing_floor",
 ]
