@@ -51,6 +51,8 @@ def test_fit_and_eval_end_to_end(tmp_path, data_dir, capsys):
     assert (out / "hot_prior.png").stat().st_size > 0
     run = hot["rounds"][0]["elements"]["Nb"]
     assert run["t"][0] == 50.0 and run["t"][-1] == 600.0 and len(run["energy"]) == 12   # every 50 fs
+    assert [t for t, _ in run["quenched"]] == [550, 600]          # the recipe's 2 quenches per run
+    assert "| quenched − e0 |" in report
     if failed:     # no core term, 3 evaluations on slabs and strained cells: it does fail today
         assert rc == 1 and f"FAILED {len(failed)} physical sanity check(s)" in err
         assert all(f"  {k}: " in err for k in failed) and "--allow-unsafe" in err

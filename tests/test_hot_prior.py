@@ -215,16 +215,44 @@ def test_harden_runs_every_element_and_the_random_alloy_over_its_floor(monkeypat
     calls = []
 
     def fake(model, lat, a0, e0, temperature, steps, seed, per_round, weight=1.0, progress=None, label="",
-             min_atoms=128):
-        calls.append((lat.kind, e0, temperature, min_atoms, steps, seed))
-        return [], {"below": 0, "lowest": e0 + 1.0, "bound": e0 + 0.5, "detail": "", "t": [], "energy": []}
+             min_atoms=128, quenches=0):
+        calls.append((lat.kind, e0, temperature, min_atoms, steps, seed, quenches))
+        return [], {"below": 0, "lowest": e0 + 1.0, "bound": e0 + 0.5, "detail": "", "t": [], "energy": [],
+                    "quenched": [(700, 0.0)], "quench_below": 0, "quench_added": 0}
     monkeypatch.setattr(hp, "hot_snapshots", fake)
 
     class Stub:
-        settings = FitSettings(hot_prior={"steps": 700, "rounds": 3})
+        settings = FitSettings(hot_prior={"steps": 700, "rounds": 3, "quenches": 1})
     Stub.model = model
     rep = harden(Stub(), data)
     alloy, floor = sanity.random_alloy(lattices, data)
-    assert calls == [("bcc", lattices["Nb"][2], 2000.0, 128, 700, 1000), ("bcc", lattices["Mo"][2], 2500.0, 128, 700, 1000),
-                     ("random bcc NbMo", floor, 3000.0, 250, 700, 1000)]
+    assert calls == [("bcc", lattices["Nb"][2], 2000.0, 128, 700, 1000, 1),
+                     ("bcc", lattices["Mo"][2], 2500.0, 128, 700, 1000, 1),
+                     ("random bcc NbMo", floor, 3000.0, 250, 700, 1000, 1)]
     assert list(rep["rounds"][0]["elements"]) == ["Nb", "Mo", "NbMo"] and rep["converged"] is True
+
+
+def test_quenched_snapshots_below_e0_join_with_e0_as_target(nb):
+    """quenches=2 at 1000 K for 700 fs quench the snapshots of 600 and 700 fs (evenly after
+    the 500 fs relaxation): a bcc crystal returns to its lattice (e0 to within the quench's
+    tolerance, nothing added); with e0 put 1 eV higher both lie below it and join with
+    target N (e0 + 1), after the equipartition snapshots, and still_low leaves them alone."""
+    from compot.hot_prior import QUENCH_TOL
+    model, lat, a0, e0 = nb
+    snaps, info = hot_snapshots(model, lat, a0, e0, 1000.0, steps=700, seed=5, per_round=4, quenches=2)
+    assert [t for t, _ in info["quenched"]] == [600, 700]
+    assert all(abs(d) < QUENCH_TOL for _, d in info["quenched"]) and info["quench_below"] == 0
+    assert snaps == [] and info["quench_added"] == 0
+    snaps, info = hot_snapshots(model, lat, a0, e0 + 1.0, 1000.0, steps=700, seed=5, per_round=4, quenches=2)
+    assert len(snaps) == 4 + 2 and info["quench_added"] == 2 and info["quench_below"] == 2
+    for c in snaps[4:]:
+        assert c.energy == pytest.approx(c.n_atoms * (e0 + 1.0), rel=1e-14) and "quenched" in c.source
+        e_q = _energy(model, _atoms(c))
+        assert e_q == pytest.approx(e0, abs=QUENCH_TOL)
+    sigma = {id(c): 0.01 for c in snaps[:4]}
+    assert still_low(model, snaps, sigma) == snaps[:4]
+
+
+def _atoms(c):
+    from ase import Atoms
+    return Atoms(symbols=list(c.symbols), positions=c.positions, cell=c.cell, pbc=c.pbc)

@@ -142,7 +142,7 @@ def test_nvt_reports_a_model_that_fails_on_the_perfect_lattice(monkeypatch):
         def calculate(self, atoms=None, properties=None, system_changes=None):
             raise CompotError("non-finite energy at particle 0")
 
-    monkeypatch.setattr(sanity, "_md_calculator", lambda model: (Failing(), "C core"))
+    monkeypatch.setattr(sanity, "md_calculator", lambda model: (Failing(), "C core"))
     res = sanity.nvt_check(_repulsive(), Lattice("bcc", 3.9, "Nb"), 3.9, 500.0, steps=10)
     assert res["passed"] is False
     assert "the model failed on the perfect lattice: non-finite energy at particle 0" in res["detail"]

@@ -82,13 +82,16 @@ def fit_report(model, metrics: dict, settings, cfg: dict, plots: list[Path],
                   f"their energy. {hot['added']} snapshots added; "
                   + ("the last round found none below the bound." if hot["converged"]
                      else "**the last round still found snapshots below the bound** (rounds exhausted)."), "",
-                  "| round | cell | T [K] | bound [eV/atom] | lowest [eV/atom] | below | added |",
-                  "|---|---|--:|--:|--:|--:|--:|"]
+                  "Quenched: snapshots relaxed at fixed cell; a local minimum below e0 (the ground state) "
+                  "joins with e0 as its target. Quench column: each quenched energy − e0 [eV/atom].", "",
+                  "| round | cell | T [K] | bound [eV/atom] | lowest [eV/atom] | below | quenched − e0 | added |",
+                  "|---|---|--:|--:|--:|--:|---|--:|"]
         for r in hot["rounds"]:
             for s, e in r["elements"].items():
                 low = f"{e['lowest']:.4f}" if e.get("lowest") is not None else "-"
+                quenched = ", ".join(f"{d:+.3f}" for _, d in e.get("quenched", [])) or "-"
                 lines.append(f"| {r['round']} | {s} | {e['temperature']:.0f} | {e['bound']:.4f} | {low} | "
-                             f"{e['below']} | {e['added']} |")
+                             f"{e['below']} | {quenched} | {e['added']} |")
         lines += ["", "![hot_prior](hot_prior.png)"]
     rows = {k: metrics[k] for k in ("train", "validation", "test") if k in metrics}
     lines += ["", "## Errors", "", format_markdown_table(rows), ""]

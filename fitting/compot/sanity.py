@@ -45,11 +45,12 @@ C11, C12, C44, B, surface energies) next to DFT values derived from the data.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 
 import numpy as np
-from ase import Atoms
+from ase import Atoms, units
 
 from . import derive
 from .errors import CompotError, ConfigError
@@ -63,7 +64,8 @@ LATTICE_CHOICES = ("auto",) + derive.LATTICES
 
 __all__ = ["sanity_report", "failed_checks", "format_sanity",
            "energy_volume_check", "push_check", "dimer_check", "nvt_check", "LATTICE_CHOICES",
-           "OrderedB2", "RandomAlloy", "b2_energy_volume_check"]
+           "OrderedB2", "RandomAlloy", "b2_energy_volume_check", "random_alloy", "equipartition_bound",
+           "md_calculator", "element_lattices", "nvt_temperatures", "ALLOY_TEMPERATURE", "ALLOY_ATOMS"]
 
 
 def _reference_lattice(kind: str, symbol: str, a: float, c_over_a: float | None = None) -> derive.Lattice:
@@ -232,8 +234,9 @@ def dimer_check(model: Model, s1: str, s2: str, d_nn: float, r_start: float = 0.
     return _check(True, f"dE/dr < 0 for {r_start:g} Å ≤ r ≤ {limit:.2f} Å (0.8 d_nn)", plot)
 
 
-def _md_calculator(model: Model):
-    """The C core calculator, or the Python model's with a warning if the core cannot be built."""
+def md_calculator(model: Model):
+    """(calculator, engine name) of the MD runs: the C core's (:class:`compot.ccore.CCoreCalculator`,
+    "C core"), or the Python model's with a warning if the core cannot be built."""
     from .calculator import CompotCalculator
     try:
         from .ccore import CCoreCalculator
@@ -284,24 +287,24 @@ def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: flo
     element, :func:`random_alloy`'s floor for an alloy) a run also fails when its mean
     potential energy per atom after the thermostat's relaxation (5 / friction) lies more
     than 3σ below the equipartition bound e_floor + 3/2 k_B T
-    (:func:`compot.hot_prior.equipartition_bound`; σ that of one snapshot, so the mean of
+    (:func:`equipartition_bound`; σ that of one snapshot, so the mean of
     many is held generously): the model holds the hot cell in a false well shallower
     than 1 eV/atom.
     ``temperature`` None skips the check. ``progress(task, done, total, note)``, if
     given, is called every ``every`` steps of each run (the task named after
     ``label``, the temperature and the run; :mod:`compot.progress`).
     """
-    from ase import units
     from ase.constraints import FixCom
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import Stationary
-    from ase.neighborlist import neighbor_list
+
+    from .derive.records import neighbour_list
 
     plot = {"kind": "nvt", "runs": [], "xlabel": "time [fs]", "ylabel": "kinetic temperature [K]",
             "target": temperature}
     if temperature is None:
         return _check(None, "skipped: no temperature (give the data or a temperature)", plot)
-    calc, engine = _md_calculator(model)
+    calc, engine = md_calculator(model)
     plot["engine"] = engine
     t_max = 5.0 * max(temperature, 300.0)
     plot["t_max"] = t_max
@@ -336,8 +339,8 @@ def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: flo
                 break
             done += min(every, steps - done)
             tk = at.get_temperature()
-            dd = neighbor_list("d", at, 1.0)
-            dmin = float(dd.min()) if len(dd) else float(neighbor_list("d", at, 3.0).min(initial=3.0))
+            dd = neighbour_list("d", at, 1.0)
+            dmin = float(dd.min()) if len(dd) else float(neighbour_list("d", at, 3.0).min(initial=3.0))
             run["t"].append(done * timestep_fs)
             run["temperature"].append(float(tk))
             run["energy"].append(float(e))
@@ -371,11 +374,18 @@ def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: flo
                         f"({engine}, {seconds:.0f} s): no atom lost, mean kinetic temperature {tk:.0f} K", plot)
 
 
+def equipartition_bound(e0: float, temperature: float, n_atoms: int) -> tuple[float, float]:
+    """(e0 + 3/2 k_B T, k_B T √(3/(2N))) [eV/atom]: the least mean potential energy per
+    atom at ``temperature`` [K] of a crystal whose perfect lattice has ``e0`` [eV/atom],
+    and the standard deviation of one snapshot's value about it for N = ``n_atoms``
+    (classical harmonic crystal)."""
+    kt = units.kB * float(temperature)
+    return e0 + 1.5 * kt, kt * math.sqrt(1.5 / n_atoms)
+
+
 def _below_equipartition(run: dict, e_floor: float, temperature: float, n_atoms: int,
                          friction_per_fs: float) -> str | None:
     """The failure text of :func:`nvt_check`'s equipartition test of one run, or None."""
-    from .hot_prior import equipartition_bound
-
     settle = 5.0 / friction_per_fs
     e = [v for t, v in zip(run["t"], run["energy"]) if t >= settle]
     if not e:
