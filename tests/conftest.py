@@ -33,3 +33,11 @@ def data_dir() -> Path:
             pytrace=False,
         )
     return path
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A Dask client on a 2-worker LocalCluster (compot.execution.client_for), per module."""
+    from compot.execution import client_for
+    with client_for(n_workers=2) as c:
+        yield c

@@ -29,13 +29,6 @@ def test_streamed_qr_equals_dense_solve_on_ill_conditioned_rows():
     assert q.n_rows == 700
 
 
-@pytest.fixture(scope="module")
-def client():
-    from compot.execution import client_for
-    with client_for(n_workers=2) as c:
-        yield c
-
-
 def test_streamed_fit_on_two_workers_equals_serial(client):
     """A fixed-nonlinear fit: dense, streamed in this process and streamed on a
     2-worker LocalCluster give the same energies and forces; the two streamed fits

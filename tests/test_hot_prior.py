@@ -256,3 +256,38 @@ def test_quenched_snapshots_below_e0_join_with_e0_as_target(nb):
 def _atoms(c):
     from ase import Atoms
     return Atoms(symbols=list(c.symbols), positions=c.positions, cell=c.cell, pbc=c.pbc)
+
+
+def test_harden_runs_a_rounds_cells_as_dask_tasks_with_the_same_result(client, monkeypatch, repo_root):
+    """The shipped NbMoTaW model at 300 K for 600 fs (each element and the random alloy, one
+    quench each): on a 2-worker LocalCluster the round's five runs give the very traces and
+    quenches the runs in this process give, nothing lies below its bound, and the loop ends."""
+    import compot.sanity as sanity
+    from ase.build import bulk
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    model = read_model(repo_root / "examples" / "nbmotaw" / "model.params")
+    lattices = {s: v for s, v in element_lattices(model, lattice="bcc", a0=3.2).items()}
+    monkeypatch.setattr(sanity, "element_lattices", lambda m, data=None: lattices)
+    monkeypatch.setattr(sanity, "nvt_temperatures", lambda m, d: ({s: 300.0 for s in lattices}, 300.0, "test"))
+    monkeypatch.setattr(sanity, "ALLOY_TEMPERATURE", 300.0)
+    data = []
+    for symbols in [[s, s] for s in lattices] + [[a, b] for a in lattices for b in lattices if a < b]:
+        at = bulk("Nb", "bcc", a=3.2, cubic=True)
+        at.set_chemical_symbols(symbols)           # each pair mixes at -0.2 eV/atom: floor 0.3 lower
+        at.calc = SinglePointCalculator(at, energy=2 * (-10.0 - 0.2 * (symbols[0] != symbols[1])),
+                                        forces=np.zeros((2, 3)))
+        data.append(at)
+
+    class Stub:
+        settings = FitSettings(hot_prior={"steps": 600, "rounds": 2, "quenches": 1})
+    Stub.model = model
+    here = harden(Stub(), data)
+    Stub.client = client
+    there = harden(Stub(), data)
+    assert list(there["rounds"][0]["elements"]) == ["Mo", "Nb", "Ta", "W", "MoNbTaW"]
+    for s, e in there["rounds"][0]["elements"].items():
+        ref = here["rounds"][0]["elements"][s]
+        assert e["energy"] == ref["energy"] and e["quenched"] == ref["quenched"] and e["t"][-1] == 600.0
+        assert e["below"] == 0 and e["quench_below"] == 0 and len(e["quenched"]) == 1
+    assert there["converged"] is True and there["added"] == 0

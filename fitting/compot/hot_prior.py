@@ -213,6 +213,33 @@ def still_low(model, configs, sigma: dict) -> list:
     return out
 
 
+def _run_all(client, model, runs, steps, seed, per_round, weight, quenches, progress, round_no) -> list:
+    """:func:`hot_snapshots` of every run of a round, in order: one Dask task each when a
+    ``client`` is given and there are several runs (the largest cells first; no progress
+    bars across processes, a log line as each ends), else one after another here."""
+    def kwargs(s, n_min, bar):
+        return dict(seed=seed, per_round=per_round, weight=weight, progress=bar,
+                    label=f"hot prior {s}, round {round_no}", min_atoms=n_min, quenches=quenches)
+
+    if client is None or len(runs) < 2:
+        return [hot_snapshots(model, lat, a0, e0, temp, steps, **kwargs(s, n, progress))
+                for s, lat, a0, e0, temp, n in runs]
+    from distributed import as_completed
+
+    order = sorted(range(len(runs)), key=lambda k: -runs[k][5])
+    futures = {}
+    for k in order:
+        s, lat, a0, e0, temp, n = runs[k]
+        futures[client.submit(hot_snapshots, model, lat, a0, e0, temp, steps, pure=False, **kwargs(s, n, None))] = k
+    log.info("hot prior round %d: %d runs of %d fs on the Dask workers", round_no, len(runs), steps)
+    out: list = [None] * len(runs)
+    for fut in as_completed(futures):
+        k = futures[fut]
+        out[k] = fut.result()
+        log.info("hot prior round %d: the run of %s ended", round_no, runs[k][0])
+    return out
+
+
 def harden(trainer, data, progress=None) -> dict:
     """The hot-MD prior loop (module docstring) on a fitted ``trainer``
     (:class:`compot.trainer.Trainer`; its model is changed in place), with the NVT
@@ -224,6 +251,9 @@ def harden(trainer, data, progress=None) -> dict:
     (at most), ``per_round`` (snapshots per element and round), ``quenches`` (snapshots
     quenched per run), ``weight`` (of each snapshot's energy row, as a DFT
     configuration's); empty = off.
+
+    The runs of a round are independent: with a Dask client on the trainer
+    (``trainer.client``, :mod:`compot.execution`) they run as one task each.
 
     Returns
     -------
@@ -256,10 +286,9 @@ def harden(trainer, data, progress=None) -> dict:
             alloy, floor = random_alloy(lattices, data)
             runs.append((alloy.species, alloy, alloy.a0, floor, ALLOY_TEMPERATURE, ALLOY_ATOMS))
         new, elements = [], {}
-        for s, lat, a0, e0, temp, n_min in runs:
-            snaps, info = hot_snapshots(model, lat, a0, e0, temp, steps, seed=1000 + r, per_round=per_round,
-                                        weight=weight, progress=progress, label=f"hot prior {s}, round {r + 1}",
-                                        min_atoms=n_min, quenches=quenches)
+        results = _run_all(getattr(trainer, "client", None), model, runs, steps, 1000 + r, per_round, weight,
+                           quenches, progress, r + 1)
+        for (s, lat, a0, e0, temp, n_min), (snaps, info) in zip(runs, results):
             elements[s] = {"temperature": temp, "e0": e0, **info, "added": len(snaps)}
             sigma.update({id(c): equipartition_bound(e0, temp, c.n_atoms)[1]
                           for c in snaps[:len(snaps) - info["quench_added"]]})
