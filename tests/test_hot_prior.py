@@ -291,3 +291,18 @@ def test_harden_runs_a_rounds_cells_as_dask_tasks_with_the_same_result(client, m
         assert e["energy"] == ref["energy"] and e["quenched"] == ref["quenched"] and e["t"][-1] == 600.0
         assert e["below"] == 0 and e["quench_below"] == 0 and len(e["quenched"]) == 1
     assert there["converged"] is True and there["added"] == 0
+
+
+def test_nvt_check_quenches_the_last_cell_and_fails_below_the_ground_state(nb, monkeypatch):
+    """quench_final: the shipped Nb model's crystal at 1000 K quenches back to its lattice
+    (e0 to within QUENCH_TOL: passes); with the ground state put 1 eV higher (and the
+    equipartition test switched off) the same run fails on its quench."""
+    import compot.sanity as sanity
+    from compot.sanity import QUENCH_TOL, nvt_check
+    model, lat, a0, e0 = nb
+    ok = nvt_check(model, lat, a0, 1000.0, steps=700, e_floor=e0, quench_final=True)
+    assert ok["passed"] is True and abs(ok["plot"]["runs"][0]["quenched"]) < QUENCH_TOL
+    monkeypatch.setattr(sanity, "_below_equipartition", lambda *a: None)
+    bad = nvt_check(model, lat, a0, 1000.0, steps=700, e_floor=e0 + 1.0, quench_final=True)
+    assert bad["passed"] is False and "quenched to" in bad["detail"] and "below the ground state" in bad["detail"]
+    assert bad["plot"]["runs"][0]["quenched"] == pytest.approx(-1.0, abs=QUENCH_TOL)

@@ -60,7 +60,7 @@ import numpy as np
 from .data.anchors import HOT_PRIOR_GROUP
 from .data.configurations import Configuration
 from .errors import CompotError
-from .sanity import equipartition_bound
+from .sanity import QUENCH_FMAX, QUENCH_STEPS, QUENCH_TOL, equipartition_bound, quench  # noqa: F401
 
 __all__ = ["equipartition_bound", "hot_snapshots", "harden"]
 
@@ -71,28 +71,6 @@ FRICTION = 0.01
 
 #: Interval [fs] of the energy traces kept in the report (and plotted, compot.plots.plot_hot_prior).
 TRACE_FS = 50
-
-
-#: Quenches: FIRE (ASE) down to this largest force [eV/Å], at most :data:`QUENCH_STEPS` steps;
-#: a quenched cell counts as below e0 when lower by more than :data:`QUENCH_TOL` [eV/atom]
-#: (six times what a tighter fmax of 0.02 eV/Å still changes: 1.6e-4 eV/atom on a liquid Nb
-#: quench).
-QUENCH_FMAX = 0.05
-QUENCH_STEPS = 2000
-QUENCH_TOL = 1e-3
-
-
-def quench(atoms, calc) -> tuple:
-    """The local minimum below ``atoms`` (ase.Atoms; a copy is relaxed, fixed cell, FIRE
-    to :data:`QUENCH_FMAX` eV/Å with calculator ``calc``): (the relaxed copy, its energy
-    per atom [eV/atom])."""
-    from ase.optimize import FIRE
-
-    at = atoms.copy()
-    at.set_constraint()
-    at.calc = calc
-    FIRE(at, logfile=None).run(fmax=QUENCH_FMAX, steps=QUENCH_STEPS)
-    return at, float(at.get_potential_energy()) / len(at)
 
 
 def hot_snapshots(model, lattice, a0: float, e0: float, temperature: float, steps: int, seed: int,

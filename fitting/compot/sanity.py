@@ -33,7 +33,9 @@ every species pair:
     target (at least 1500 K); and a run fails when its mean energy after the
     thermostat's relaxation lies more than 3σ below the equipartition bound
     e0 + 3/2 k_B T (:mod:`compot.hot_prior`; for the alloy e0 is the
-    regular-solution floor of :func:`random_alloy` from the data's binaries).
+    regular-solution floor of :func:`random_alloy` from the data's binaries), or
+    its last cell, quenched at fixed cell, lies below e0 (no local minimum lies
+    under the ground state).
 
 Each check returns ``passed``, a one-line ``detail`` and the ``plot`` data of
 its curve; :func:`compot.plots.plot_sanity` draws one figure per check.
@@ -65,7 +67,8 @@ LATTICE_CHOICES = ("auto",) + derive.LATTICES
 __all__ = ["sanity_report", "failed_checks", "format_sanity",
            "energy_volume_check", "push_check", "dimer_check", "nvt_check", "LATTICE_CHOICES",
            "OrderedB2", "RandomAlloy", "b2_energy_volume_check", "random_alloy", "equipartition_bound",
-           "md_calculator", "element_lattices", "nvt_temperatures", "ALLOY_TEMPERATURE", "ALLOY_ATOMS"]
+           "md_calculator", "element_lattices", "nvt_temperatures", "ALLOY_TEMPERATURE", "ALLOY_ATOMS",
+           "quench", "QUENCH_FMAX", "QUENCH_STEPS", "QUENCH_TOL"]
 
 
 def _reference_lattice(kind: str, symbol: str, a: float, c_over_a: float | None = None) -> derive.Lattice:
@@ -268,7 +271,7 @@ def thermalize(atoms, temperature: float, rng) -> None:
 def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: float | None, steps: int = 2000,
               n_seeds: int = 1, timestep_fs: float = 1.0, min_atoms: int = 128, friction_per_fs: float = 0.01,
               every: int = 10, progress=None, label: str = "NVT", first_seed: int = 0, observe=None,
-              e_floor: float | None = None) -> dict:
+              e_floor: float | None = None, quench_final: bool = False) -> dict:
     """Langevin NVT runs in which no atom may be lost and, with ``e_floor``, no false well opens.
 
     A supercell (≥ ``min_atoms``) of ``lattice`` at ``a0``, velocities from the
@@ -289,7 +292,9 @@ def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: flo
     than 3σ below the equipartition bound e_floor + 3/2 k_B T
     (:func:`equipartition_bound`; σ that of one snapshot, so the mean of
     many is held generously): the model holds the hot cell in a false well shallower
-    than 1 eV/atom.
+    than 1 eV/atom. With ``e_floor`` and ``quench_final`` the run's last cell is also
+    quenched (:func:`quench`, fixed cell), and the run fails when that local minimum lies
+    more than :data:`QUENCH_TOL` below e_floor: no minimum lies under the ground state.
     ``temperature`` None skips the check. ``progress(task, done, total, note)``, if
     given, is called every ``every`` steps of each run (the task named after
     ``label``, the temperature and the run; :mod:`compot.progress`).
@@ -360,6 +365,16 @@ def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: flo
                 lost = f"kinetic temperature {tk:.0f} K > {t_max:.0f} K at {done * timestep_fs:g} fs"
         if lost is None and e_floor is not None:
             lost = _below_equipartition(run, e_floor, temperature, len(at), friction_per_fs)
+        if lost is None and e_floor is not None and quench_final:
+            try:
+                _, e_q = quench(at, calc)
+            except CompotError as exc:
+                e_q, lost = None, f"the model failed in the final quench: {str(exc)[:120]}"
+            if e_q is not None:
+                run["quenched"] = e_q - e_floor
+                if e_q < e_floor - QUENCH_TOL:
+                    lost = (f"the final cell quenched to {e_q:.4f} eV/atom, {e_floor - e_q:.3f} eV/atom below "
+                            f"the ground state's {e_floor:.4f}: a false well")
         run["lost"] = lost
         plot["runs"].append(run)
         if lost:
@@ -370,8 +385,10 @@ def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: flo
         return _check(False, f"atoms lost in {len(failures)}/{n_seeds} run(s) at {temperature:.0f} K: "
                              f"{failures[0]}", plot)
     tk = np.mean([np.mean(r["temperature"][len(r["temperature"]) // 2:]) for r in plot["runs"]])
+    quenched = [r["quenched"] for r in plot["runs"] if "quenched" in r]
+    note = f"; last cells quenched {min(quenched):+.3f}…{max(quenched):+.3f} eV/atom from e0" if quenched else ""
     return _check(True, f"{n_seeds} × {steps} steps of {timestep_fs:g} fs, {n_atoms} atoms at {temperature:.0f} K "
-                        f"({engine}, {seconds:.0f} s): no atom lost, mean kinetic temperature {tk:.0f} K", plot)
+                        f"({engine}, {seconds:.0f} s): no atom lost, mean kinetic temperature {tk:.0f} K{note}", plot)
 
 
 def equipartition_bound(e0: float, temperature: float, n_atoms: int) -> tuple[float, float]:
@@ -381,6 +398,28 @@ def equipartition_bound(e0: float, temperature: float, n_atoms: int) -> tuple[fl
     (classical harmonic crystal)."""
     kt = units.kB * float(temperature)
     return e0 + 1.5 * kt, kt * math.sqrt(1.5 / n_atoms)
+
+
+#: Quenches: FIRE (ASE) down to this largest force [eV/Å], at most :data:`QUENCH_STEPS` steps;
+#: a quenched cell counts as below e0 when lower by more than :data:`QUENCH_TOL` [eV/atom]
+#: (six times what a tighter fmax of 0.02 eV/Å still changes: 1.6e-4 eV/atom on a liquid Nb
+#: quench).
+QUENCH_FMAX = 0.05
+QUENCH_STEPS = 2000
+QUENCH_TOL = 1e-3
+
+
+def quench(atoms, calc) -> tuple:
+    """The local minimum below ``atoms`` (ase.Atoms; a copy is relaxed, fixed cell, FIRE
+    to :data:`QUENCH_FMAX` eV/Å with calculator ``calc``): (the relaxed copy, its energy
+    per atom [eV/atom])."""
+    from ase.optimize import FIRE
+
+    at = atoms.copy()
+    at.set_constraint()
+    at.calc = calc
+    FIRE(at, logfile=None).run(fmax=QUENCH_FMAX, steps=QUENCH_STEPS)
+    return at, float(at.get_potential_energy()) / len(at)
 
 
 def _below_equipartition(run: dict, e_floor: float, temperature: float, n_atoms: int,
@@ -670,12 +709,14 @@ def sanity_report(model: Model, lattice: str = "auto", a0: float | None = None,
         for s in species:
             checks[name("nvt", s)] = nvt_check(model, lattices[s], elements[s]["a0"], per_element.get(s, t_target),
                                                steps=nvt_steps, n_seeds=n_seeds, progress=progress,
-                                               label=name("NVT", s), e_floor=elements[s]["e0"])
+                                               label=name("NVT", s), e_floor=elements[s]["e0"],
+                                               quench_final=True)
         if multi and alloy_temperature:
             alloy, floor = random_alloy(found, data, alloy_atoms)
             checks[f"nvt alloy {alloy.species}"] = nvt_check(
                 model, alloy, alloy.a0, float(alloy_temperature), steps=nvt_steps, n_seeds=n_seeds,
-                min_atoms=alloy_atoms, progress=progress, label=f"NVT {alloy.kind}", e_floor=floor)
+                min_atoms=alloy_atoms, progress=progress, label=f"NVT {alloy.kind}", e_floor=floor,
+                quench_final=True)
     out = {"passed": all(c["passed"] is not False for c in checks.values()), "checks": checks,
            "elements": elements, "temperature": {"target": t_target, "source": t_source},
            "lattice": lattices[species[0]].kind, "properties": {}}
