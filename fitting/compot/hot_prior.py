@@ -60,7 +60,7 @@ import numpy as np
 from .data.anchors import HOT_PRIOR_GROUP
 from .data.configurations import Configuration
 from .errors import CompotError
-from .sanity import QUENCH_FMAX, QUENCH_STEPS, QUENCH_TOL, equipartition_bound, quench  # noqa: F401
+from .sanity import QUENCH_TOL, equipartition_bound, quench
 
 __all__ = ["equipartition_bound", "hot_snapshots", "harden"]
 
@@ -112,7 +112,7 @@ def hot_snapshots(model, lattice, a0: float, e0: float, temperature: float, step
 
     found: list = []
     settle = 5.0 / FRICTION
-    every = 10                                   # nvt_check's observation interval [fs]
+    every = 10                                   # the run's observation interval [fs]
     marks = set() if quenches <= 0 or steps <= settle else \
         {int(round(t / every)) * every for t in np.linspace(settle, steps, quenches + 1)[1:]}
     frozen: list = []
@@ -134,7 +134,7 @@ def hot_snapshots(model, lattice, a0: float, e0: float, temperature: float, step
 
     check = nvt_check(model, lattice, a0, temperature, steps=steps, n_seeds=1, first_seed=seed,
                       friction_per_fs=FRICTION, progress=progress, label=label, observe=observe,
-                      min_atoms=min_atoms)
+                      min_atoms=min_atoms, every=every)
     picks = np.unique(np.linspace(0, len(found) - 1, min(per_round, len(found))).round().astype(int)) \
         if found else []
     out = []

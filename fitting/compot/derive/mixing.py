@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import Counter
 from itertools import combinations
 
-from .records import DeriveError, records
+from .records import DeriveError, records, single_species
 
 __all__ = ["element_references", "mixing_parameters", "mixing_floor"]
 
@@ -35,12 +35,8 @@ __all__ = ["element_references", "mixing_parameters", "mixing_floor"]
 def element_references(recs) -> dict:
     """{symbol: lowest energy per atom [eV/atom]} of each element's periodic
     configurations with an energy (its relaxed crystal in the data)."""
-    out: dict = {}
-    for r in recs:
-        if r.periodic and r.energy is not None and len(set(r.symbols)) == 1:
-            s = r.symbols[0]
-            out[s] = min(out.get(s, float("inf")), r.energy / r.n_atoms)
-    return out
+    species = {s for r in recs for s in r.symbols}
+    return {s: min(r.energy / r.n_atoms for r in alone) for s in species if (alone := single_species(recs, s))}
 
 
 def mixing_parameters(configs) -> dict:
