@@ -247,6 +247,8 @@ def test_equipartition_temperature_of_a_canonical_sample():
         u = rng.normal(0.0, math.sqrt(kB * T / k), (len(at), 3))        # canonical: ⟨u²⟩ = kT/k
         at.positions += u
         cfgs.append(_with_energy(at, 0.5 * k * np.sum(u ** 2), forces=-k * u))
+    for n, at in enumerate(cfgs):
+        at.info["source"] = f"md:{n:02d}"                             # estimates come in source order
     model = _Einstein(ref.positions, k)
     est = derive.temperature_estimates(cfgs, model, n_probes=1)
     t = np.array([e["temperature"] for e in est])
@@ -255,6 +257,9 @@ def test_equipartition_temperature_of_a_canonical_sample():
     assert np.mean(t[10:]) == pytest.approx(2000.0, rel=0.1)
     hot = derive.hottest_temperature(cfgs, model, quantile=0.9, n_probes=1)
     assert 1900.0 < hot < 2600.0
+    subset = derive.temperature_estimates(cfgs, model, n_probes=1, max_configs=7)
+    shuffled = derive.temperature_estimates(cfgs[::-1], model, n_probes=1, max_configs=7)
+    assert len(subset) == 7 and subset == shuffled                     # the same set, any order
     cfgs[0].info["temperature"] = 5000.0                              # explicit metadata wins
     assert derive.hottest_temperature(cfgs[:3], model, quantile=1.0) == 5000.0
     with pytest.raises(DeriveError, match="no configuration with thermal forces"):

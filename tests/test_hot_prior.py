@@ -232,6 +232,52 @@ def test_harden_runs_every_element_and_the_random_alloy_over_its_floor(monkeypat
     assert list(rep["rounds"][0]["elements"]) == ["Nb", "Mo", "NbMo"] and rep["converged"] is True
 
 
+def test_harden_estimates_the_temperature_each_round_and_never_lowers_it(monkeypatch):
+    """The temperature estimate depends on the model the prior changes: each round asks
+    nvt_temperatures again and runs at the hottest estimate so far (2000, then 2000 where
+    the estimate fell to 1800, then 2600), so the round that finds nothing ran at least as
+    hot as the final model's check."""
+    import compot.hot_prior as hp
+    import compot.sanity as sanity
+    from ase.build import bulk
+
+    model = random_model("G3 + ZBL(1.0, 2.5)", seed=1)
+    lattices = element_lattices(model, lattice="bcc", a0=3.2)
+    monkeypatch.setattr(sanity, "element_lattices", lambda m, data=None: lattices)
+    estimates = iter([2000.0, 1800.0, 2600.0])
+
+    def temperatures(m, d):
+        t = next(estimates)
+        return {}, t, "test"
+    monkeypatch.setattr(sanity, "nvt_temperatures", temperatures)
+    monkeypatch.setattr(hp, "still_low", lambda m, added, sigma: [])
+    ran = []
+
+    def fake(model, lat, a0, e0, temperature, steps, seed, per_round, weight=1.0, progress=None, label="",
+             min_atoms=128, quenches=0):
+        ran.append(temperature)
+        snaps = [_hot(bulk("Nb", "bcc", a=3.2, cubic=True), 0.0)] if len(ran) < 3 else []
+        return snaps, {"below": len(snaps), "lowest": e0, "bound": e0 + 0.5, "detail": "", "t": [],
+                       "energy": [], "quenched": [], "quench_below": 0, "quench_added": 0}
+    monkeypatch.setattr(hp, "hot_snapshots", fake)
+
+    class Stub:
+        settings = FitSettings(hot_prior={"steps": 700, "rounds": 5})
+        data = type("D", (), {"n_rows": 10})()
+        priors = []
+
+        def add_priors(self, new):
+            self.priors += new
+
+        def resolve(self):
+            return 1.0
+    Stub.model = model
+    rep = harden(Stub(), [])
+    assert ran == [2000.0, 2000.0, 2600.0]
+    assert [e["elements"]["Nb"]["temperature"] for e in rep["rounds"]] == ran
+    assert rep["converged"] is True and rep["added"] == 2
+
+
 def test_quenched_snapshots_below_e0_join_with_e0_as_target(nb):
     """quenches=2 at 1000 K for 700 fs quench the snapshots of 600 and 700 fs (evenly after
     the 500 fs relaxation): a bcc crystal returns to its lattice (e0 to within the quench's

@@ -151,7 +151,7 @@ def cmd_fit(args) -> int:
         trainer, run.seconds = train(run.model, run.splits.train, run.settings, checkpoint=ckpt,
                                      progress=bars.trainer, client=client)
         bars.close()
-        run.hot_prior = harden(trainer, run.splits.train, progress=bars)
+        run.hot_prior = harden(trainer, run.splits.train + run.splits.validation, progress=bars)
         run.history = trainer.history
         metrics, failed = finish_fit(run, nvt_steps=args.nvt_steps, nvt_seeds=args.nvt_seeds, progress=bars)
     print(format_table(_metrics_rows(metrics)))

@@ -221,9 +221,11 @@ def _run_all(client, model, runs, steps, seed, per_round, weight, quenches, prog
 def harden(trainer, data, progress=None) -> dict:
     """The hot-MD prior loop (module docstring) on a fitted ``trainer``
     (:class:`compot.trainer.Trainer`; its model is changed in place), with the NVT
-    temperatures and lattices the sanity checks derive from the training ``data``
+    temperatures and lattices the sanity checks derive from ``data``
     (:func:`compot.sanity.nvt_temperatures`, :func:`compot.sanity.element_lattices`,
-    :func:`compot.sanity.random_alloy`).
+    :func:`compot.sanity.random_alloy`); ``compot fit`` passes its training and
+    validation configurations, the files ``compot validate`` reads. The temperatures
+    are estimated again each round with the changed model and never lowered.
 
     ``trainer.settings.hot_prior``: ``steps`` (run length [fs], 1 fs steps), ``rounds``
     (at most), ``per_round`` (snapshots per element and round), ``quenches`` (snapshots
@@ -258,6 +260,13 @@ def harden(trainer, data, progress=None) -> dict:
     sigma: dict = {}
     for r in range(rounds):
         t0 = time.perf_counter()
+        if r:
+            # the temperature estimate uses the model's curvature, which the prior
+            # changes: each round at the hottest estimate so far, so the round that
+            # finds nothing ran at least as hot as the checks of the final model
+            now, t_now, _ = nvt_temperatures(model, data)
+            per_element = {s: max(t, per_element.get(s, 0.0)) for s, t in now.items()} or per_element
+            t_all = max(t_all, t_now or 0.0)
         lattices = element_lattices(model, data=data)
         runs = [(s, lat, a0, e0, per_element.get(s, t_all), 128) for s, (lat, a0, e0, _) in lattices.items()]
         if len(lattices) > 1:

@@ -214,7 +214,9 @@ def finish_fit(run: FitRun, nvt_steps: int = 2000, nvt_seeds: int = 1, progress=
     if len(model.species) == 1:
         elastic, surface = property_files([resolve_path(p, run.base) for p in run.cfg["data"]["train"]])
     lattice = run.cfg["model"].get("lattice") or "auto"
-    sanity, splots = sanity_with_plots(model, lattice, None, elastic, surface, out, data=s.train,
+    # the training and validation data, the files `compot validate` reads: the same
+    # NVT temperatures and alloy floor as the hot prior's (compot.hot_prior.harden)
+    sanity, splots = sanity_with_plots(model, lattice, None, elastic, surface, out, data=s.train + s.validation,
                                        nvt_steps=nvt_steps, n_seeds=nvt_seeds, progress=progress)
     metrics["sanity"] = sanity
     failed = failed_checks(sanity)

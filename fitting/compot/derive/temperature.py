@@ -46,7 +46,7 @@ def _force_fn(model):
 
 def temperature_estimates(configs, model, n_probes: int = 2, h: float = 0.01, seed: int = 0,
                           min_participation: float = 0.3, batch: int = 16,
-                          max_configs: int | None = 120) -> list[dict]:
+                          max_configs: int | None = 1000) -> list[dict]:
     """Per-configuration temperature from the equipartition identity.
 
     For a canonical ensemble, integrating ∂/∂x (e^(−U/kT)) by parts gives,
@@ -80,12 +80,17 @@ def temperature_estimates(configs, model, n_probes: int = 2, h: float = 0.01, se
     max_configs : int or None
         At most this many configurations (a random subset, ``seed``) get a
         curvature; quantiles of the estimates stay unbiased, at a fraction of
-        the cost (None: all).
+        the cost (None: all). The configurations are taken in the order of
+        their ``source`` whatever the order given, so the same set of
+        configurations gives the same estimates (a fit's training and
+        validation sets and ``compot validate`` on the same files). On the
+        NbMoTaW data a subset of 120 of an element's 334 configurations moved
+        its hottest temperature by up to ±7 % between seeds.
 
     Returns
     -------
     list of dict
-        One per configuration used: ``source``, ``temperature`` [K],
+        One per configuration used, in the order of ``source``: ``source``, ``temperature`` [K],
         ``method`` ("equipartition" | "info"), ``mean_force2`` [eV²/Å²],
         ``mean_curvature`` (tr H / 3N) [eV/Å²].
     """
@@ -105,6 +110,7 @@ def temperature_estimates(configs, model, n_probes: int = 2, h: float = 0.01, se
         if f2.sum() ** 2 / (r.n_atoms * np.sum(f2 ** 2)) < min_participation:
             continue
         jobs.append(r)
+    jobs.sort(key=lambda r: r.source)
     if max_configs is not None and len(jobs) > max_configs:
         keep = np.sort(rng.choice(len(jobs), size=max_configs, replace=False))
         jobs = [jobs[k] for k in keep]
