@@ -240,6 +240,7 @@ def test_harden_estimates_the_temperature_each_round_and_never_lowers_it(monkeyp
     import compot.hot_prior as hp
     import compot.sanity as sanity
     from ase.build import bulk
+    from compot.hot_prior import QUENCH_TOL
 
     model = random_model("G3 + ZBL(1.0, 2.5)", seed=1)
     lattices = element_lattices(model, lattice="bcc", a0=3.2)
@@ -250,15 +251,17 @@ def test_harden_estimates_the_temperature_each_round_and_never_lowers_it(monkeyp
         t = next(estimates)
         return {}, t, "test"
     monkeypatch.setattr(sanity, "nvt_temperatures", temperatures)
-    monkeypatch.setattr(hp, "still_low", lambda m, added, sigma: [])
+    sigmas = []
+    monkeypatch.setattr(hp, "still_low", lambda m, added, sigma: sigmas.append(dict(sigma)) or [])
     ran = []
 
     def fake(model, lat, a0, e0, temperature, steps, seed, per_round, weight=1.0, progress=None, label="",
              min_atoms=128, quenches=0):
-        ran.append(temperature)
-        snaps = [_hot(bulk("Nb", "bcc", a=3.2, cubic=True), 0.0)] if len(ran) < 3 else []
+        ran.append(temperature)            # one hot snapshot and one quenched cell in rounds 1 and 2
+        snaps = [_hot(bulk("Nb", "bcc", a=3.2, cubic=True), 0.0) for _ in range(2)] if len(ran) < 3 else []
         return snaps, {"below": len(snaps), "lowest": e0, "bound": e0 + 0.5, "detail": "", "t": [],
-                       "energy": [], "quenched": [], "quench_below": 0, "quench_added": 0}
+                       "energy": [], "quenched": [], "quench_below": len(snaps) // 2,
+                       "quench_added": len(snaps) // 2}
     monkeypatch.setattr(hp, "hot_snapshots", fake)
 
     class Stub:
@@ -275,14 +278,18 @@ def test_harden_estimates_the_temperature_each_round_and_never_lowers_it(monkeyp
     rep = harden(Stub(), [])
     assert ran == [2000.0, 2000.0, 2600.0]
     assert [e["elements"]["Nb"]["temperature"] for e in rep["rounds"]] == ran
-    assert rep["converged"] is True and rep["added"] == 2
+    assert rep["converged"] is True and rep["added"] == 4
+    hot, cold = Stub.priors[0::2], Stub.priors[1::2]       # the quenched cell is escalated below e0
+    assert [sigmas[-1][id(c)] for c in cold] == [QUENCH_TOL / 3] * 2
+    assert [sigmas[-1][id(c)] for c in hot] == [equipartition_bound(0.0, 2000.0, 2)[1]] * 2
 
 
-def test_quenched_snapshots_below_e0_join_with_e0_as_target(nb):
+def test_quenched_snapshots_below_e0_join_with_e0_plus_the_tolerance_as_target(nb):
     """quenches=2 at 1000 K for 700 fs quench the snapshots of 600 and 700 fs (evenly after
     the 500 fs relaxation): a bcc crystal returns to its lattice (e0 to within the quench's
     tolerance, nothing added); with e0 put 1 eV higher both lie below it and join with
-    target N (e0 + 1), after the equipartition snapshots, and still_low leaves them alone."""
+    target N (e0 + 1 + QUENCH_TOL), after the equipartition snapshots; still_low with
+    harden's σ = QUENCH_TOL / 3 escalates them (1 eV under e0), without σ leaves them alone."""
     from compot.hot_prior import QUENCH_TOL
     model, lat, a0, e0 = nb
     snaps, info = hot_snapshots(model, lat, a0, e0, 1000.0, steps=700, seed=5, per_round=4, quenches=2)
@@ -292,11 +299,13 @@ def test_quenched_snapshots_below_e0_join_with_e0_as_target(nb):
     snaps, info = hot_snapshots(model, lat, a0, e0 + 1.0, 1000.0, steps=700, seed=5, per_round=4, quenches=2)
     assert len(snaps) == 4 + 2 and info["quench_added"] == 2 and info["quench_below"] == 2
     for c in snaps[4:]:
-        assert c.energy == pytest.approx(c.n_atoms * (e0 + 1.0), rel=1e-14) and "quenched" in c.source
+        assert c.energy == pytest.approx(c.n_atoms * (e0 + 1.0 + QUENCH_TOL), rel=1e-14) and "quenched" in c.source
         e_q = _energy(model, _atoms(c))
         assert e_q == pytest.approx(e0, abs=QUENCH_TOL)
     sigma = {id(c): 0.01 for c in snaps[:4]}
     assert still_low(model, snaps, sigma) == snaps[:4]
+    sigma.update({id(c): QUENCH_TOL / 3 for c in snaps[4:]})
+    assert still_low(model, snaps, sigma) == snaps
 
 
 def _atoms(c):

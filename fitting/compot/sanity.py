@@ -382,7 +382,7 @@ def nvt_check(model: Model, lattice: derive.Lattice, a0: float, temperature: flo
     seconds = time.perf_counter() - t0
     n_atoms = len(lattice.supercell(min_atoms, a0))
     if failures:
-        return _check(False, f"atoms lost in {len(failures)}/{n_seeds} run(s) at {temperature:.0f} K: "
+        return _check(False, f"failed in {len(failures)}/{n_seeds} run(s) at {temperature:.0f} K: "
                              f"{failures[0]}", plot)
     tk = np.mean([np.mean(r["temperature"][len(r["temperature"]) // 2:]) for r in plot["runs"]])
     quenched = [r["quenched"] for r in plot["runs"] if "quenched" in r]

@@ -151,7 +151,8 @@ def hottest_temperature(configs, model, quantile: float = 0.9, **kwargs) -> floa
     rather than the maximum: a single estimate scatters by ~±15 % for 54
     atoms, and the maximum over hundreds of configurations would be an
     outlier of that scatter. On nb-mvl (AIMD at 300, 1000 and 3000 K, a
-    third of its thermal configurations at 3000 K) it gives about 3100 K.
+    third of its thermal configurations at 3000 K) it gives 2980 K (all
+    334 configurations, a model of examples/nb/config.yaml).
 
     Parameters
     ----------
