@@ -45,7 +45,7 @@ DEFAULT_FIT = {
     "energy_weight": 1.0e4,
     "eos_anchor": {"weight": 0.03},
     "site_prior": {"weight": 1.0e-4},     # several species only (compot.recipe)
-    "hot_prior": {"steps": 5000, "rounds": 6, "per_round": 32, "quenches": 4},
+    "hot_prior": {"steps": 5000, "rounds": 6, "per_round": 32, "quenches": 2},
     "rcond": 1.0e-10,
 }
 
@@ -282,7 +282,7 @@ class FitSettings:
                              "(a local minimum lies no lower than the ground state, a disordered one above it); "
                              "the final linear solve runs again (the weight of "
                              "a snapshot still below doubled, up to 6 times), and new runs follow, at most "
-                             "`rounds` times; the recipe's `{steps: 5000, rounds: 6, per_round: 32, quenches: 4}` (in hot "
+                             "`rounds` times; the recipe's `{steps: 5000, rounds: 6, per_round: 32, quenches: 2}` (in hot "
                              "liquid Nb the first shipped NbMoTaW model fell 1 eV/atom below its crystal after "
                              "1.3–1.9 ps, benchmarks/results/hot_nvt.md); `{}` = off",
                              factory=dict, keys=HOT_PRIOR_KEYS)
