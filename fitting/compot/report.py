@@ -74,6 +74,7 @@ def fit_report(model, metrics: dict, settings, cfg: dict, plots: list[Path],
         lines.append(f"| {h['stage']} | {h['kind']} | {h['loss']:.6g} | {note} |")
     hot = metrics.get("hot_prior")
     if hot:
+        from .sanity import QUENCH_TOL
         lines += ["", "### Hot-MD prior (compot.hot_prior)", "",
                   f"NVT of each element's crystal (and, for several species, of the random equiatomic "
                   f"alloy, whose e0 is the regular-solution floor of the data's binaries), {hot['steps']} fs "
@@ -82,8 +83,10 @@ def fit_report(model, metrics: dict, settings, cfg: dict, plots: list[Path],
                   f"their energy. {hot['added']} snapshots added; "
                   + ("the last round found none below the bound." if hot["converged"]
                      else "**the last round still found snapshots below the bound** (rounds exhausted)."), "",
-                  "Quenched: snapshots relaxed at fixed cell; a local minimum below e0 (the ground state) "
-                  "joins with e0 as its target. Quench column: each quenched energy − e0 [eV/atom].", "",
+                  "Quenched: snapshots relaxed at fixed cell; a local minimum more than "
+                  f"{QUENCH_TOL * 1e3:g} meV/atom below e0 (the ground state) joins with e0 + "
+                  f"{QUENCH_TOL * 1e3:g} meV/atom as its target. Quench column: each quenched energy − e0 "
+                  "[eV/atom].", "",
                   "| round | cell | T [K] | bound [eV/atom] | lowest [eV/atom] | below | quenched − e0 | added |",
                   "|---|---|--:|--:|--:|--:|---|--:|"]
         for r in hot["rounds"]:
