@@ -9,7 +9,7 @@ Datasets, each fitted with the default recipe first:
 
     .venv/bin/python benchmarks/safety.py --fit NAME=PATH[,PATH ...] [NAME=... ...] \
         [--baseline NAME=F_RMSE|NAME=BASELINE/metrics.json ...] [--runs runs/safety] \
-        [--seeds 4] [--steps 2000] [--out benchmarks/results]
+        [--name safety] [--seeds 4] [--steps 2000] [--out benchmarks/results]
 
 For the data (any dataset path compot reads), what compot.derive finds —
 ground-state lattice, Vinet a0, E0, B, B', the shortest pair distance of every
@@ -26,10 +26,10 @@ With ``--fit``: for every NAME=PATHS (comma-separated files or folders, shell-st
 patterns allowed) the default recipe ``compot fit --data PATHS --species X --out
 RUNS/NAME --allow-unsafe`` (X: the species of the data; a folder whose model and
 metrics exist is reused, an unfinished fit resumes from its checkpoint), then the
-checks; writes one ``safety.md`` (a table of every dataset: what the recipe derived,
+checks; writes one ``safety.md`` (``--name``.md; a table of every dataset: what the recipe derived,
 validation errors, the first-release baseline's validation force RMSE and the ratio,
 every check with its detail, NVT seeds survived and the engine that ran them; then a
-section per dataset), ``safety.json`` and the plots ``safety_<NAME>_<check>.png``.
+section per dataset), ``safety.json`` (``--name``.json) and the plots ``safety_<NAME>_<check>.png``.
 ``--baseline NAME=VALUE``: a validation force RMSE [eV/Å], or the metrics.json of a
 baseline fit (its config.yaml next to it is summarised in safety.md).
 
@@ -323,8 +323,9 @@ def fit_mode(args, out: Path) -> int:
         f, base = row["fit"]["validation"]["rmse_force"], row["baseline"].get("rmse_force")
         row["force_ratio"] = f / base if base else None
         nvt = row["nvt"]
+        # without a baseline (a new dataset) only the checks decide
         row["done"] = bool(not failed_checks(rep) and nvt["seeds"] and nvt["survived"] == nvt["seeds"]
-                           and row["force_ratio"] is not None and row["force_ratio"] <= MAX_RATIO)
+                           and (base is None or row["force_ratio"] <= MAX_RATIO))
         if failed_checks(rep):
             status = 1
         rows.append(row)
@@ -333,7 +334,8 @@ def fit_mode(args, out: Path) -> int:
         write_fit_results(args, out, rows, sections, time.perf_counter() - t_all)
     write_fit_results(args, out, rows, sections, time.perf_counter() - t_all)
     print("\n".join(summary_table(rows)))
-    print(f"wrote {out / 'safety.md'}, {out / 'safety.json'} and the plots safety_<dataset>_<check>.png")
+    stem = args.name or "safety"
+    print(f"wrote {out / f'{stem}.md'}, {out / f'{stem}.json'} and the plots safety_<dataset>_<check>.png")
     return status
 
 
@@ -346,7 +348,8 @@ def write_fit_results(args, out: Path, rows, sections, seconds) -> None:
              f"the training data, docs/fitting.md), then every check of compot.sanity on the whole dataset with "
              f"{args.seeds} NVT seeds × {args.steps} steps of 1 fs. Done when every check passes, NVT survives "
              f"in every seed, and the validation force RMSE is within {100 * (MAX_RATIO - 1):.0f} % of the "
-             f"first release's configuration on the same split (F ratio ≤ {MAX_RATIO}).", "",
+             f"first release's configuration on the same split (F ratio ≤ {MAX_RATIO}; a dataset without a "
+             f"baseline: the checks alone).", "",
              *summary_table(rows), "",
              "Lattice and a0: the ground-state lattice the recipe detected and the a0 of its Vinet equation of "
              "state (training split); r_c, inner and ZBL windows: as derived by the recipe and used in the model. "
@@ -368,10 +371,11 @@ def write_fit_results(args, out: Path, rows, sections, seconds) -> None:
             c.get("group_weights") or "—", c.get("eos_anchor") or "—", _f(b.get("rmse_force"), ".4f"),
             _f(e and 1e3 * e, ".2f")]) + " |")
     lines += ["", *sections]
-    atomic_write_text(out / "safety.md", "\n".join(lines) + "\n")
+    stem = args.name or "safety"
+    atomic_write_text(out / f"{stem}.md", "\n".join(lines) + "\n")
     doc = {"command": cmd, "seeds": args.seeds, "steps": args.steps, "max_ratio": MAX_RATIO, "seconds": seconds,
            "baseline_how": BASELINE_HOW, "datasets": {r["name"]: r for r in rows}}
-    atomic_write_json(out / "safety.json", doc)
+    atomic_write_json(out / f"{stem}.json", doc)
 
 
 # ---------------------------------------------------------------------- main
@@ -379,7 +383,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("model", nargs="?", help="parameter file (or --fit)")
     p.add_argument("--data", nargs="+", help="training data files or folders of MODEL")
-    p.add_argument("--name", help="result name (default: the model file's stem)")
+    p.add_argument("--name", help="result name (default: the model file's stem; with --fit: safety, "
+                   "for NAME.md and NAME.json)")
     p.add_argument("--fit", nargs="+", metavar="NAME=PATHS",
                    help="datasets to fit with the default recipe and check: NAME=PATH[,PATH ...]")
     p.add_argument("--baseline", nargs="+", metavar="NAME=VALUE",

@@ -283,6 +283,46 @@ def test_harden_estimates_the_temperature_each_round_and_never_lowers_it(monkeyp
     assert [sigmas[-1][id(c)] for c in hot] == [equipartition_bound(0.0, 2000.0, 2)[1]] * 2
 
 
+def test_harden_runs_seeds_independent_runs_per_element_and_round(monkeypatch):
+    """``seeds: 3``: each round runs every element three times with distinct seeds (the
+    first the seed of one run per round, 1000 + round − 1), reported as "Nb", "Nb (2)",
+    "Nb (3)"; a round converges only when none of them finds anything."""
+    import compot.hot_prior as hp
+    import compot.sanity as sanity
+    from ase.build import bulk
+
+    model = random_model("G3 + ZBL(1.0, 2.5)", seed=1)
+    lattices = element_lattices(model, lattice="bcc", a0=3.2)
+    monkeypatch.setattr(sanity, "element_lattices", lambda m, data=None: lattices)
+    monkeypatch.setattr(sanity, "nvt_temperatures", lambda m, d: ({}, 2000.0, "test"))
+    monkeypatch.setattr(hp, "still_low", lambda m, added, sigma: [])
+    seeds = []
+
+    def fake(model, lat, a0, e0, temperature, steps, seed, per_round, weight=1.0, progress=None, label="",
+             min_atoms=128, quenches=0):
+        seeds.append(seed)                 # round 1: only the third run finds a snapshot
+        snaps = [_hot(bulk("Nb", "bcc", a=3.2, cubic=True), 0.0)] if seed == 1000 + 20000 else []
+        return snaps, {"below": len(snaps), "lowest": e0, "bound": e0 + 0.5, "detail": "", "t": [],
+                       "energy": [], "quenched": [], "quench_below": 0, "quench_added": 0}
+    monkeypatch.setattr(hp, "hot_snapshots", fake)
+
+    class Stub:
+        settings = FitSettings(hot_prior={"steps": 700, "rounds": 4, "seeds": 3})
+        data = type("D", (), {"n_rows": 10})()
+        priors = []
+
+        def add_priors(self, new):
+            self.priors += new
+
+        def resolve(self):
+            return 1.0
+    Stub.model = model
+    rep = harden(Stub(), [])
+    assert seeds == [1000, 11000, 21000, 1001, 11001, 21001]
+    assert [list(e["elements"]) for e in rep["rounds"]] == [["Nb", "Nb (2)", "Nb (3)"]] * 2
+    assert [e["added"] for e in rep["rounds"]] == [1, 0] and rep["converged"] is True
+
+
 def test_quenched_snapshots_below_e0_join_with_e0_plus_the_tolerance_as_target(nb):
     """quenches=2 at 1000 K for 700 fs quench the snapshots of 600 and 700 fs (evenly after
     the 500 fs relaxation): a bcc crystal returns to its lattice (e0 to within the quench's

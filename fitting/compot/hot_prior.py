@@ -201,24 +201,26 @@ def still_low(model, configs, sigma: dict) -> list:
     return out
 
 
-def _run_all(client, model, runs, steps, seed, per_round, weight, quenches, progress, round_no) -> list:
-    """:func:`hot_snapshots` of every run of a round, in order: one Dask task each when a
-    ``client`` is given and there are several runs (the largest cells first; no progress
-    bars across processes, a log line as each ends), else one after another here."""
-    def kwargs(s, n_min, bar):
+def _run_all(client, model, runs, steps, per_round, weight, quenches, progress, round_no) -> list:
+    """:func:`hot_snapshots` of every run of a round (name, lattice, a0, e0, temperature,
+    min_atoms, seed), in order: one Dask task each when a ``client`` is given and there
+    are several runs (the largest cells first; no progress bars across processes, a log
+    line as each ends), else one after another here."""
+    def kwargs(s, n_min, seed, bar):
         return dict(seed=seed, per_round=per_round, weight=weight, progress=bar,
                     label=f"hot prior {s}, round {round_no}", min_atoms=n_min, quenches=quenches)
 
     if client is None or len(runs) < 2:
-        return [hot_snapshots(model, lat, a0, e0, temp, steps, **kwargs(s, n, progress))
-                for s, lat, a0, e0, temp, n in runs]
+        return [hot_snapshots(model, lat, a0, e0, temp, steps, **kwargs(s, n, seed, progress))
+                for s, lat, a0, e0, temp, n, seed in runs]
     from distributed import as_completed
 
     order = sorted(range(len(runs)), key=lambda k: -runs[k][5])
     futures = {}
     for k in order:
-        s, lat, a0, e0, temp, n = runs[k]
-        futures[client.submit(hot_snapshots, model, lat, a0, e0, temp, steps, pure=False, **kwargs(s, n, None))] = k
+        s, lat, a0, e0, temp, n, seed = runs[k]
+        futures[client.submit(hot_snapshots, model, lat, a0, e0, temp, steps, pure=False,
+                              **kwargs(s, n, seed, None))] = k
     log.info("hot prior round %d: %d runs of %d fs on the Dask workers", round_no, len(runs), steps)
     out: list = [None] * len(runs)
     for fut in as_completed(futures):
@@ -238,9 +240,10 @@ def harden(trainer, data, progress=None) -> dict:
     are estimated again each round with the changed model and never lowered.
 
     ``trainer.settings.hot_prior``: ``steps`` (run length [fs], 1 fs steps), ``rounds``
-    (at most), ``per_round`` (snapshots per element and round), ``quenches`` (snapshots
-    quenched per run), ``weight`` (of each snapshot's energy row, as a DFT
-    configuration's); empty = off.
+    (at most), ``per_round`` (snapshots per run and round), ``quenches`` (snapshots
+    quenched per run), ``seeds`` (independent runs of each element and of the alloy per
+    round, default 1; seeds 1000 + round − 1 + 10000 k, reported as "Nb", "Nb (2)", …),
+    ``weight`` (of each snapshot's energy row, as a DFT configuration's); empty = off.
 
     The runs of a round are independent: with a Dask client on the trainer
     (``trainer.client``, :mod:`compot.execution`) they run as one task each.
@@ -261,6 +264,7 @@ def harden(trainer, data, progress=None) -> dict:
     steps, rounds = int(opts.get("steps", 5000)), int(opts.get("rounds", 6))
     per_round, weight = int(opts.get("per_round", 32)), float(opts.get("weight", 1.0))
     quenches = int(opts.get("quenches", 0))
+    runs_per = max(1, int(opts.get("seeds", 1)))
     per_element, t_all, _ = nvt_temperatures(model, data)
     if t_all is None:
         log.warning("hot prior skipped: no temperature from the data")
@@ -282,10 +286,13 @@ def harden(trainer, data, progress=None) -> dict:
         if len(lattices) > 1:
             alloy, floor = random_alloy(lattices, data)
             runs.append((alloy.species, alloy, alloy.a0, floor, ALLOY_TEMPERATURE, ALLOY_ATOMS))
+        # further seeds of a run are labelled "<name> (k)", k = 2, 3, …
+        runs = [(s if k == 0 else f"{s} ({k + 1})", *rest, 1000 + r + 10000 * k)
+                for k in range(runs_per) for s, *rest in runs]
         new, elements = [], {}
-        results = _run_all(getattr(trainer, "client", None), model, runs, steps, 1000 + r, per_round, weight,
+        results = _run_all(getattr(trainer, "client", None), model, runs, steps, per_round, weight,
                            quenches, progress, r + 1)
-        for (s, lat, a0, e0, temp, n_min), (snaps, info) in zip(runs, results):
+        for (s, lat, a0, e0, temp, n_min, _), (snaps, info) in zip(runs, results):
             elements[s] = {"temperature": temp, "e0": e0, **info, "added": len(snaps)}
             n_hot = len(snaps) - info["quench_added"]
             sigma.update({id(c): equipartition_bound(e0, temp, c.n_atoms)[1] for c in snaps[:n_hot]})

@@ -80,7 +80,7 @@ COMPOSITIONS = ("G*G", "G*E", "E+N", "G+A", "E+A")
 ZBL_ANCHOR_KEYS = ("r_min", "r_max", "n", "weight", "ranges")
 EOS_ANCHOR_KEYS = ("a0", "e0", "bulk_modulus", "b_prime", "lattice", "scales", "weight", "species", "b2")
 SITE_PRIOR_KEYS = ("weight", "e0")
-HOT_PRIOR_KEYS = ("steps", "rounds", "per_round", "quenches", "weight")
+HOT_PRIOR_KEYS = ("steps", "rounds", "per_round", "quenches", "seeds", "weight")
 
 #: Keys of ``data.keys``: the quantities a data record supplies (compot.data.resolve_keys).
 DATA_KEYS = ("energy", "forces", "stress")
@@ -277,12 +277,13 @@ class FitSettings:
                              "e0 + 3/2 k_B T (σ = k_B T √(3/(2N)), e0 the model's perfect crystal; for the alloy "
                              "the elements' e0 plus the regular-solution floor of the data's binaries) join the fit "
                              "with that bound as their energy target and no force targets (at most `per_round` "
-                             "per element, each with `weight`), and so do `quenches` snapshots per run quenched "
+                             "per element and run, each with `weight`), and so do `quenches` snapshots per run quenched "
                              "(FIRE, fixed cell) more than 1 meV/atom below e0, with e0 + 1 meV/atom as their target "
                              "(a local minimum lies no lower than the ground state, a disordered one above it); "
                              "the final linear solve runs again (the weight of "
                              "a snapshot still below doubled, up to 6 times), and new runs follow, at most "
-                             "`rounds` times; the recipe's `{steps: 5000, rounds: 6, per_round: 32, quenches: 2}` (in hot "
+                             "`rounds` times; `seeds` (default 1) independent runs of each element (and of the alloy) per round; "
+                             "the recipe's `{steps: 5000, rounds: 6, per_round: 32, quenches: 2}` (in hot "
                              "liquid Nb the first shipped NbMoTaW model fell 1 eV/atom below its crystal after "
                              "1.3–1.9 ps, benchmarks/results/hot_nvt.md); `{}` = off",
                              factory=dict, keys=HOT_PRIOR_KEYS)
