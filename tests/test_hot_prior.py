@@ -232,6 +232,24 @@ def test_harden_runs_every_element_and_the_random_alloy_over_its_floor(monkeypat
     assert list(rep["rounds"][0]["elements"]) == ["Nb", "Mo", "NbMo"] and rep["converged"] is True
 
 
+def _resolving_trainer(model, hot_prior: dict):
+    """A stand-in for a fitted Trainer: ``model``, the prior's settings, priors kept in
+    ``.priors`` and a resolve that returns a loss of 1."""
+    class Stub:
+        settings = FitSettings(hot_prior=hot_prior)
+        data = type("D", (), {"n_rows": 10})()
+
+        def __init__(self):
+            self.model, self.priors = model, []
+
+        def add_priors(self, new):
+            self.priors += new
+
+        def resolve(self):
+            return 1.0
+    return Stub()
+
+
 def test_harden_estimates_the_temperature_each_round_and_never_lowers_it(monkeypatch):
     """The temperature estimate depends on the model the prior changes: each round asks
     nvt_temperatures again and runs at the hottest estimate so far (2000, then 2000 where
@@ -263,22 +281,12 @@ def test_harden_estimates_the_temperature_each_round_and_never_lowers_it(monkeyp
                        "quench_added": len(snaps) // 2}
     monkeypatch.setattr(hp, "hot_snapshots", fake)
 
-    class Stub:
-        settings = FitSettings(hot_prior={"steps": 700, "rounds": 5})
-        data = type("D", (), {"n_rows": 10})()
-        priors = []
-
-        def add_priors(self, new):
-            self.priors += new
-
-        def resolve(self):
-            return 1.0
-    Stub.model = model
-    rep = harden(Stub(), [])
+    stub = _resolving_trainer(model, {"steps": 700, "rounds": 5})
+    rep = harden(stub, [])
     assert ran == [2000.0, 2000.0, 2600.0]
     assert [e["elements"]["Nb"]["temperature"] for e in rep["rounds"]] == ran
     assert rep["converged"] is True and rep["added"] == 4
-    hot, cold = Stub.priors[0::2], Stub.priors[1::2]       # quenched cells are not escalated
+    hot, cold = stub.priors[0::2], stub.priors[1::2]       # quenched cells are not escalated
     assert all(id(c) not in sigmas[-1] for c in cold)
     assert [sigmas[-1][id(c)] for c in hot] == [equipartition_bound(0.0, 2000.0, 2)[1]] * 2
 
@@ -306,18 +314,7 @@ def test_harden_runs_seeds_independent_runs_per_element_and_round(monkeypatch):
                        "energy": [], "quenched": [], "quench_below": 0, "quench_added": 0}
     monkeypatch.setattr(hp, "hot_snapshots", fake)
 
-    class Stub:
-        settings = FitSettings(hot_prior={"steps": 700, "rounds": 4, "seeds": 3})
-        data = type("D", (), {"n_rows": 10})()
-        priors = []
-
-        def add_priors(self, new):
-            self.priors += new
-
-        def resolve(self):
-            return 1.0
-    Stub.model = model
-    rep = harden(Stub(), [])
+    rep = harden(_resolving_trainer(model, {"steps": 700, "rounds": 4, "seeds": 3}), [])
     assert seeds == [1000, 11000, 21000, 1001, 11001, 21001]
     assert [list(e["elements"]) for e in rep["rounds"]] == [["Nb", "Nb (2)", "Nb (3)"]] * 2
     assert [e["added"] for e in rep["rounds"]] == [1, 0] and rep["converged"] is True
