@@ -36,8 +36,8 @@ element whose folder is complete is skipped.
 from __future__ import annotations
 
 import argparse
+import io
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,12 +48,14 @@ from ase.build import bulk, surface
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import atomic_numbers
 from ase.filters import FrechetCellFilter
+from ase.constraints import FixCom
 from ase.io import write
 from ase.md.langevin import Langevin
-from ase.constraints import FixCom
 from ase.md.velocitydistribution import Stationary, thermalize_momenta
 from ase.neighborlist import neighbor_list
 from ase.optimize import BFGS
+
+from compot.io import atomic_write_text
 
 GROUPS = ("AIMD-NVT", "Elastic", "Surface", "Vacancy")
 
@@ -80,10 +82,10 @@ REFERENCES = {
     "Ni": Reference("fcc", 3.52, 1728, "snap", ("Ni_Zuo_JPCA2020.quadratic.snapcoeff",
                                                "Ni_Zuo_JPCA2020.quadratic.snapparam"), source=SNAP),
     "Li": Reference("bcc", 3.43, 454, "snap", ("Li_Zuo_JPCA2020.quadratic.snapcoeff",
-                                              "Li_Zuo_JPCA2020.quadratic.snapparam"), repeat=(3, 3, 3), source=SNAP),
+                                              "Li_Zuo_JPCA2020.quadratic.snapparam"), source=SNAP),
     "Si": Reference("diamond", 5.47, 1687, "snap", ("Si_Zuo_JPCA2020.quadratic.snapcoeff",
                                                    "Si_Zuo_JPCA2020.quadratic.snapparam"), repeat=(2, 2, 2),
-                    surfaces=((1, 0, 0), (1, 1, 0), (1, 1, 1)), source=SNAP),
+                    source=SNAP),
     "Ge": Reference("diamond", 5.76, 1211, "snap", ("Ge_Zuo_JPCA2020.quadratic.snapcoeff",
                                                    "Ge_Zuo_JPCA2020.quadratic.snapparam"), repeat=(2, 2, 2),
                     source=SNAP),
@@ -145,12 +147,16 @@ def labelled(atoms: Atoms, calc, config_type: str, desc: str) -> Atoms:
     return out
 
 
-def relaxed_cell(symbol: str, ref: Reference, calc) -> Atoms:
-    """The conventional cell (hcp: the 2-atom cell) relaxed in shape and volume."""
+def conventional_cell(symbol: str, ref: Reference) -> Atoms:
+    """The conventional cubic cell (hcp: the 2-atom cell) at the starting lattice constants."""
     if ref.lattice == "hcp":
-        at = bulk(symbol, "hcp", a=ref.a, c=ref.c)
-    else:
-        at = bulk(symbol, ref.lattice, a=ref.a, cubic=True)
+        return bulk(symbol, "hcp", a=ref.a, c=ref.c)
+    return bulk(symbol, ref.lattice, a=ref.a, cubic=True)
+
+
+def relaxed_cell(symbol: str, ref: Reference, calc) -> Atoms:
+    """:func:`conventional_cell` relaxed in shape and volume."""
+    at = conventional_cell(symbol, ref)
     at.calc = calc
     BFGS(FrechetCellFilter(at), logfile=None).run(fmax=1e-4, steps=300)
     at.calc = None
@@ -256,13 +262,13 @@ def make_element(symbol: str, out: Path, seed: int = 0, snapshots: int = 25) -> 
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     # a first calculator at a guessed d_nn for the relaxation, then the one at the relaxed d_nn
-    guess = bulk(symbol, ref.lattice, a=ref.a, c=ref.c) if ref.lattice == "hcp" else bulk(symbol, ref.lattice, a=ref.a, cubic=True)
-    calc = calculator(symbol, ref, nearest_neighbour(guess), folder)
+    calc = calculator(symbol, ref, nearest_neighbour(conventional_cell(symbol, ref)), folder)
     cell = relaxed_cell(symbol, ref, calc)
     d_nn = nearest_neighbour(cell)
     calc = calculator(symbol, ref, d_nn, folder)
-    e0 = labelled(cell, calc, "Elastic", "Ground state").get_potential_energy() / len(cell)
-    groups = {"Elastic": [labelled(cell, calc, "Elastic", "Ground state")] + elastic_set(cell, calc),
+    ground = labelled(cell, calc, "Elastic", "Ground state")
+    e0 = ground.get_potential_energy() / len(cell)
+    groups = {"Elastic": [ground] + elastic_set(cell, calc),
               "Surface": surface_set(cell, ref, calc, rng)}
     sc = cell.repeat(ref.repeat)
     temps = sorted({300, *(round(f * ref.melting_K) for f in (0.5, 0.9, 1.5))})
@@ -278,11 +284,9 @@ def make_element(symbol: str, out: Path, seed: int = 0, snapshots: int = 25) -> 
         groups["Vacancy"] += md_run(vac, calc, T, snapshots // 2, 40, 400, rng, "Vacancy",
                                     "Vacancy AIMD NVT simulation", d_nn)
     for name in GROUPS:
-        path = folder / f"{name}.extxyz"
-        with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as fh:
-            tmp = fh.name
-        write(tmp, groups[name], format="extxyz")
-        os.replace(tmp, path)
+        text = io.StringIO()
+        write(text, groups[name], format="extxyz")
+        atomic_write_text(folder / f"{name}.extxyz", text.getvalue())
     a = cell.cell.lengths()
     summary = {"element": symbol, "lattice": ref.lattice, "reference": ref.source,
                "cell lengths [Å]": [round(float(x), 4) for x in a], "d_nn [Å]": round(d_nn, 4),
@@ -292,7 +296,7 @@ def make_element(symbol: str, out: Path, seed: int = 0, snapshots: int = 25) -> 
               "Made by `benchmarks/surrogate_data.py` of compot. Labels are not DFT: they come from the",
               f"{ref.source}, evaluated by LAMMPS through ASE's LAMMPSlib.", ""]
     readme += [f"- {k}: {v}" for k, v in summary.items()]
-    (folder / "README.md").write_text("\n".join(readme) + "\n")
+    atomic_write_text(folder / "README.md", "\n".join(readme) + "\n")
     return summary
 
 
